@@ -1,0 +1,130 @@
+//! `sonoflow`: the command line. Thin by design: it parses arguments, sets
+//! up logging and the counting allocator, prints the live status line and
+//! writes the report; everything else is in the library crates.
+
+mod status_line;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sonoflow_core::alloc_count::CountingAllocator;
+use sonoflow_runtime::{processor_for, run, PipelineDefinition, RunOptions, RunReport, StopFlag};
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// The default pipeline, used when pipelines/default.toml is not in the working directory.
+const DEFAULT_PIPELINE: &str = include_str!("../../../pipelines/default.toml");
+const DEFAULT_PIPELINE_PATH: &str = "pipelines/default.toml";
+
+#[derive(Parser)]
+#[command(name = "sonoflow", version, about = "Real-time ultrasound vision-language pipeline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline definition (default: pipelines/default.toml).
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Pipeline definition (TOML). Default: pipelines/default.toml.
+    pipeline: Option<PathBuf>,
+    /// Stop after this many frames have been ingested.
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Write the run report (JSON) here at the end.
+    #[arg(long, value_name = "PATH")]
+    stats_json: Option<PathBuf>,
+    /// No live status line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Run(args) => run_command(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_definition(path: Option<&Path>) -> Result<PipelineDefinition> {
+    match path {
+        Some(path) => Ok(PipelineDefinition::load(path)?),
+        None if Path::new(DEFAULT_PIPELINE_PATH).exists() => Ok(PipelineDefinition::load(Path::new(DEFAULT_PIPELINE_PATH))?),
+        None => Ok(PipelineDefinition::parse(DEFAULT_PIPELINE, "<built-in default pipeline>", "default")?),
+    }
+}
+
+fn run_command(args: RunArgs) -> Result<ExitCode> {
+    let def = load_definition(args.pipeline.as_deref())?;
+    let stop = StopFlag::new();
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.stop()).context("installing the Ctrl-C handler")?;
+    }
+    let interactive = std::io::stderr().is_terminal();
+    let options = RunOptions {
+        frames: args.frames,
+        stop,
+        status_every: if interactive { Duration::from_millis(500) } else { Duration::from_secs(2) },
+    };
+    let mut line = status_line::StatusLine::new(interactive, args.quiet);
+    let report = run(&def, processor_for(&def), &options, &mut |status| line.update(status))
+        .with_context(|| format!("pipeline {}", def.name))?;
+    line.finish();
+    print_summary(&report);
+    if let Some(path) = &args.stats_json {
+        write_report(path, &report)?;
+    }
+    Ok(match &report.error {
+        Some(_) => ExitCode::from(1),
+        None => ExitCode::SUCCESS,
+    })
+}
+
+fn write_report(path: &Path, report: &RunReport) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let json = serde_json::to_string_pretty(report).context("serialising the report")?;
+    std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+fn print_summary(r: &RunReport) {
+    let dropped: u64 = r.dropped.values().sum();
+    eprintln!(
+        "{}: {} frames in ({:.1} fps), {} out ({:.1} fps), {} dropped, latency p50 {:.2} ms p99 {:.2} ms max {:.2} ms{}",
+        r.pipeline,
+        r.frames_in,
+        r.fps_in,
+        r.frames_out,
+        r.fps_out,
+        dropped,
+        r.latency_ms.p50,
+        r.latency_ms.p99,
+        r.latency_ms.max,
+        r.error.as_deref().map(|e| format!("; ended with error: {e}")).unwrap_or_default()
+    );
+}

@@ -1,0 +1,19 @@
+//! sonoflow-core: the types every stage of the frame pipeline shares.
+//!
+//! Start with [`Frame`]: pixels in a [`PooledBuffer`] (reused, never freed per
+//! frame), a [`FrameFormat`], the source PTS and one [`Timestamp`] per
+//! [`Stage`] boundary, all taken from an injected [`Clock`].
+//! [`alloc_count`] measures heap allocations on the per-frame path.
+//!
+//! This crate must not depend on GStreamer, ONNX Runtime or tokio.
+
+pub mod alloc_count;
+mod clock;
+mod config_issue;
+mod frame;
+mod pool;
+
+pub use config_issue::ConfigIssue;
+pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
+pub use frame::{Frame, FrameFormat, FrameFormatError, FrameId, PixelFormat, Stage, StageStamps};
+pub use pool::{FramePool, PoolCounters, PooledBuffer};

@@ -1,0 +1,144 @@
+//! Reusable pixel buffers. A [`PooledBuffer`] returns its memory to the pool
+//! when dropped, so steady-state frames allocate nothing: the pool only
+//! allocates while it warms up or when the frame size grows (a caps change).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+
+/// A bounded, lock-free pool of byte buffers.
+#[derive(Clone)]
+pub struct FramePool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    free: ArrayQueue<Vec<u8>>,
+    fresh: AtomicU64,
+    reused: AtomicU64,
+}
+
+/// How the pool has served requests so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct PoolCounters {
+    /// Buffers newly allocated (or grown) because none free was big enough.
+    pub fresh: u64,
+    /// Buffers served from the free list without allocating.
+    pub reused: u64,
+}
+
+impl FramePool {
+    /// A pool that keeps at most `capacity` free buffers (at least 1).
+    /// Set it to the number of frames that can be in flight at once.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(PoolInner {
+                free: ArrayQueue::new(capacity.max(1)),
+                fresh: AtomicU64::new(0),
+                reused: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A buffer of exactly `len` bytes. Its contents are unspecified (a
+    /// previous frame's pixels); callers overwrite all of it.
+    pub fn acquire(&self, len: usize) -> PooledBuffer {
+        let buf = match self.inner.free.pop() {
+            Some(mut buf) if buf.capacity() >= len => {
+                self.inner.reused.fetch_add(1, Ordering::Relaxed);
+                buf.resize(len, 0);
+                buf
+            }
+            _ => {
+                self.inner.fresh.fetch_add(1, Ordering::Relaxed);
+                vec![0; len]
+            }
+        };
+        PooledBuffer { buf, pool: Arc::clone(&self.inner) }
+    }
+
+    pub fn counters(&self) -> PoolCounters {
+        PoolCounters {
+            fresh: self.inner.fresh.load(Ordering::Relaxed),
+            reused: self.inner.reused.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Free buffers waiting to be reused.
+    pub fn idle(&self) -> usize {
+        self.inner.free.len()
+    }
+}
+
+/// Bytes borrowed from a [`FramePool`]; goes back to the pool on drop.
+pub struct PooledBuffer {
+    buf: Vec<u8>,
+    pool: Arc<PoolInner>,
+}
+
+impl std::fmt::Debug for PooledBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBuffer").field("len", &self.buf.len()).finish()
+    }
+}
+
+impl Deref for PooledBuffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl DerefMut for PooledBuffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        // A full free list means more buffers were in flight than the pool
+        // keeps; this one is simply freed.
+        let _ = self.pool.free.push(buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_after_drop() {
+        let pool = FramePool::new(2);
+        let a = pool.acquire(100);
+        drop(a);
+        let b = pool.acquire(100);
+        assert_eq!(b.len(), 100);
+        assert_eq!(pool.counters(), PoolCounters { fresh: 1, reused: 1 });
+    }
+
+    #[test]
+    fn smaller_request_reuses_larger_buffer_and_larger_allocates() {
+        let pool = FramePool::new(2);
+        drop(pool.acquire(100));
+        let small = pool.acquire(50);
+        assert_eq!(small.len(), 50);
+        drop(small);
+        let big = pool.acquire(200);
+        assert_eq!(big.len(), 200);
+        assert_eq!(pool.counters(), PoolCounters { fresh: 2, reused: 1 });
+    }
+
+    #[test]
+    fn pool_keeps_at_most_capacity_free_buffers() {
+        let pool = FramePool::new(1);
+        let a = pool.acquire(8);
+        let b = pool.acquire(8);
+        drop(a);
+        drop(b);
+        assert_eq!(pool.idle(), 1);
+    }
+}

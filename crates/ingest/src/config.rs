@@ -1,0 +1,353 @@
+//! The `[source]` section of a pipeline definition, and its validation into
+//! a [`SourceSpec`] that knows how to build its GStreamer launch string.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sonoflow_core::{ConfigIssue, PixelFormat};
+
+/// The source kinds a definition may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// GStreamer's `videotestsrc`.
+    Test,
+    /// Any file GStreamer can decode.
+    File,
+    /// A V4L2 capture device (a cart's HDMI/SDI grabber).
+    V4l2,
+    /// An RTSP stream.
+    Rtsp,
+    /// RTP/H.264 over UDP (what sonoflow's own `rtp` sink sends).
+    Udp,
+    /// A raw GStreamer launch string, ending where sonoflow's appsink starts.
+    Launch,
+}
+
+impl SourceKind {
+    fn name(self) -> &'static str {
+        match self {
+            SourceKind::Test => "test",
+            SourceKind::File => "file",
+            SourceKind::V4l2 => "v4l2",
+            SourceKind::Rtsp => "rtsp",
+            SourceKind::Udp => "udp",
+            SourceKind::Launch => "launch",
+        }
+    }
+}
+
+/// `[source]` as written in the file. Which keys apply depends on `kind`;
+/// [`SourceConfig::validate`] rejects keys that do not apply.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Which source: test, file, v4l2, rtsp, udp or launch.
+    pub kind: Option<SourceKind>,
+    /// Output width in pixels; frames are scaled to it. Unset: the source's own.
+    pub width: Option<u32>,
+    /// Output height in pixels; frames are scaled to it. Unset: the source's own.
+    pub height: Option<u32>,
+    /// Frame rate; the test source produces it, others are rate-converted. Unset: the source's own.
+    pub fps: Option<u32>,
+    /// GRAY8 (B-mode, default) or RGBA (where colour matters).
+    pub format: Option<PixelFormat>,
+    /// test: the videotestsrc pattern (e.g. "ball", "smpte", "snow").
+    pub pattern: Option<String>,
+    /// file: path of the video file.
+    pub path: Option<PathBuf>,
+    /// file: play at the file's own frame rate instead of as fast as possible.
+    pub realtime: Option<bool>,
+    /// v4l2: the device node.
+    pub device: Option<String>,
+    /// rtsp: the stream URL.
+    pub url: Option<String>,
+    /// rtsp/udp: jitter-buffer latency in milliseconds (default 100).
+    pub latency_ms: Option<u32>,
+    /// udp: the port to listen on.
+    pub port: Option<u16>,
+    /// udp: the address to listen on (default 0.0.0.0).
+    pub address: Option<String>,
+    /// launch: the GStreamer launch string, without the final appsink.
+    pub launch: Option<String>,
+    /// test/launch: whether the source is live (restarted when it stops). Default true.
+    pub live: Option<bool>,
+    /// Restart behaviour for live sources.
+    #[serde(default)]
+    pub restart: RestartConfig,
+}
+
+/// `[source.restart]`: how a live source that fails or stalls is restarted.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartConfig {
+    /// First wait before a restart; doubles on each failure in a row.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between restarts.
+    pub max_backoff_ms: u64,
+    /// A live source that delivers nothing for this long is restarted.
+    pub stall_timeout_ms: u64,
+}
+
+impl Default for RestartConfig {
+    fn default() -> Self {
+        Self { initial_backoff_ms: 100, max_backoff_ms: 5_000, stall_timeout_ms: 2_000 }
+    }
+}
+
+/// A validated source: what to launch and how to treat it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    pub kind: SourceKind,
+    /// The launch string up to (not including) sonoflow's conversion tail.
+    pub head: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<u32>,
+    pub format: PixelFormat,
+    /// Live sources are restarted when they fail, stall or end.
+    pub live: bool,
+    /// Whether the appsink paces frames at their timestamps.
+    pub sync: bool,
+    pub restart: RestartConfig,
+}
+
+impl SourceSpec {
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.restart.stall_timeout_ms)
+    }
+}
+
+/// Name of the appsink element at the end of every source pipeline.
+pub const APPSINK_NAME: &str = "sonoflow_appsink";
+
+impl SourceSpec {
+    /// The full launch string: head, conversion to the negotiated format and
+    /// size, and the appsink.
+    pub fn launch_string(&self) -> String {
+        let mut caps = format!("video/x-raw,format={}", self.format.gst_name());
+        let mut tail = String::from("videoconvert ! videoscale");
+        if let Some(w) = self.width {
+            caps.push_str(&format!(",width={w}"));
+        }
+        if let Some(h) = self.height {
+            caps.push_str(&format!(",height={h}"));
+        }
+        if let Some(fps) = self.fps {
+            if self.kind != SourceKind::Test {
+                tail.push_str(" ! videorate");
+            }
+            caps.push_str(&format!(",framerate={fps}/1"));
+        }
+        format!(
+            "{head} ! {tail} ! {caps} ! appsink name={APPSINK_NAME} sync={sync}",
+            head = self.head,
+            sync = self.sync
+        )
+    }
+}
+
+fn quoted(key: &str, value: &str) -> Result<String, ConfigIssue> {
+    if value.contains('"') || value.contains('\n') {
+        return Err(ConfigIssue::new(
+            key,
+            "contains a double quote or a newline",
+            "rename the file or device so its name has neither",
+        ));
+    }
+    Ok(format!("\"{value}\""))
+}
+
+impl SourceConfig {
+    /// Checks the section; `prefix` is the section's key path (e.g. `source`).
+    pub fn validate(&self, prefix: &str) -> Result<SourceSpec, ConfigIssue> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        let kind = self.kind.ok_or_else(|| {
+            ConfigIssue::new(key("kind"), "is missing", "set kind = \"test\", \"file\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
+        })?;
+        self.reject_foreign_keys(kind, prefix)?;
+        for (name, value) in [("width", self.width), ("height", self.height), ("fps", self.fps)] {
+            if value == Some(0) {
+                return Err(ConfigIssue::new(key(name), "is 0", format!("give a positive {name} or remove the key")));
+            }
+        }
+        if self.width.is_some() != self.height.is_some() {
+            return Err(ConfigIssue::new(
+                key(if self.width.is_some() { "height" } else { "width" }),
+                "is missing while the other dimension is set",
+                "set both width and height, or neither",
+            ));
+        }
+        let r = self.restart;
+        if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms || r.stall_timeout_ms == 0 {
+            return Err(ConfigIssue::new(
+                key("restart"),
+                format!(
+                    "needs 0 < initial_backoff_ms ({}) <= max_backoff_ms ({}) and stall_timeout_ms ({}) > 0",
+                    r.initial_backoff_ms, r.max_backoff_ms, r.stall_timeout_ms
+                ),
+                "use e.g. { initial_backoff_ms = 100, max_backoff_ms = 5000, stall_timeout_ms = 2000 }",
+            ));
+        }
+        let required = |name: &str, v: Option<&str>, example: &str| {
+            v.map(str::to_owned).ok_or_else(|| {
+                ConfigIssue::new(key(name), format!("is required for kind \"{}\"", kind.name()), format!("add {name} = {example}"))
+            })
+        };
+        let latency = self.latency_ms.unwrap_or(100);
+        let (head, live, sync) = match kind {
+            SourceKind::Test => {
+                let pattern = self.pattern.as_deref().unwrap_or("ball");
+                if !pattern.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    return Err(ConfigIssue::new(key("pattern"), format!("\"{pattern}\" is not a pattern name"), "use a videotestsrc pattern such as \"ball\", \"smpte\" or \"snow\""));
+                }
+                let live = self.live.unwrap_or(true);
+                (format!("videotestsrc is-live={live} pattern={pattern}"), live, false)
+            }
+            SourceKind::File => {
+                let path = self.path.as_ref().ok_or_else(|| {
+                    ConfigIssue::new(key("path"), "is required for kind \"file\"", "add path = \"videos/scan.mp4\"")
+                })?;
+                let location = quoted(&key("path"), &path.to_string_lossy())?;
+                (format!("filesrc location={location} ! decodebin"), false, self.realtime.unwrap_or(false))
+            }
+            SourceKind::V4l2 => {
+                let device = self.device.as_deref().unwrap_or("/dev/video0");
+                (format!("v4l2src device={}", quoted(&key("device"), device)?), true, false)
+            }
+            SourceKind::Rtsp => {
+                let url = required("url", self.url.as_deref(), "\"rtsp://cart.local:8554/probe\"")?;
+                if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
+                    return Err(ConfigIssue::new(key("url"), format!("\"{url}\" is not an rtsp:// URL"), "give a URL starting with rtsp://"));
+                }
+                (format!("rtspsrc location={} latency={latency} ! decodebin", quoted(&key("url"), &url)?), true, false)
+            }
+            SourceKind::Udp => {
+                let port = self.port.ok_or_else(|| {
+                    ConfigIssue::new(key("port"), "is required for kind \"udp\"", "add port = 5004")
+                })?;
+                let address = self.address.as_deref().unwrap_or("0.0.0.0");
+                let caps = "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96";
+                (
+                    format!(
+                        "udpsrc address={} port={port} caps=\"{caps}\" ! rtpjitterbuffer latency={latency} ! rtph264depay ! h264parse ! decodebin",
+                        quoted(&key("address"), address)?
+                    ),
+                    true,
+                    false,
+                )
+            }
+            SourceKind::Launch => {
+                let launch = required("launch", self.launch.as_deref(), "\"videotestsrc is-live=true\"")?;
+                let head = launch.trim().trim_end_matches('!').trim().to_owned();
+                if head.is_empty() {
+                    return Err(ConfigIssue::new(key("launch"), "is empty", "give a GStreamer launch string such as \"videotestsrc is-live=true\""));
+                }
+                if head.contains("appsink") {
+                    return Err(ConfigIssue::new(key("launch"), "contains an appsink", "end the string before the sink; sonoflow adds its own appsink"));
+                }
+                (head, self.live.unwrap_or(true), false)
+            }
+        };
+        Ok(SourceSpec {
+            kind,
+            head,
+            width: self.width,
+            height: self.height,
+            fps: self.fps,
+            format: self.format.unwrap_or(PixelFormat::Gray8),
+            live,
+            sync,
+            restart: self.restart,
+        })
+    }
+
+    fn reject_foreign_keys(&self, kind: SourceKind, prefix: &str) -> Result<(), ConfigIssue> {
+        use SourceKind::*;
+        let keys: [(&str, bool, &[SourceKind]); 10] = [
+            ("pattern", self.pattern.is_some(), &[Test]),
+            ("path", self.path.is_some(), &[File]),
+            ("realtime", self.realtime.is_some(), &[File]),
+            ("device", self.device.is_some(), &[V4l2]),
+            ("url", self.url.is_some(), &[Rtsp]),
+            ("latency_ms", self.latency_ms.is_some(), &[Rtsp, Udp]),
+            ("port", self.port.is_some(), &[Udp]),
+            ("address", self.address.is_some(), &[Udp]),
+            ("launch", self.launch.is_some(), &[Launch]),
+            ("live", self.live.is_some(), &[Test, Launch]),
+        ];
+        for (name, present, kinds) in keys {
+            if present && !kinds.contains(&kind) {
+                let valid: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                return Err(ConfigIssue::new(
+                    format!("{prefix}.{name}"),
+                    format!("does not apply to kind \"{}\" (only to {})", kind.name(), valid.join(", ")),
+                    format!("remove {name}, or change kind"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> SourceConfig {
+        toml::from_str(text).expect("test TOML parses")
+    }
+
+    #[test]
+    fn test_source_launch_string() {
+        let spec = parse("kind = \"test\"\nwidth = 640\nheight = 480\nfps = 60").validate("source").expect("valid");
+        assert_eq!(
+            spec.launch_string(),
+            "videotestsrc is-live=true pattern=ball ! videoconvert ! videoscale ! \
+             video/x-raw,format=GRAY8,width=640,height=480,framerate=60/1 ! appsink name=sonoflow_appsink sync=false"
+        );
+        assert!(spec.live);
+    }
+
+    #[test]
+    fn file_source_is_not_live_and_rate_converts() {
+        let spec = parse("kind = \"file\"\npath = \"a b.mp4\"\nfps = 30").validate("source").expect("valid");
+        assert!(!spec.live);
+        assert!(spec.launch_string().starts_with("filesrc location=\"a b.mp4\" ! decodebin ! videoconvert ! videoscale ! videorate ! "));
+    }
+
+    #[test]
+    fn missing_kind_names_the_key() {
+        let err = SourceConfig::default().validate("source").expect_err("invalid");
+        assert_eq!(err.key, "source.kind");
+    }
+
+    #[test]
+    fn key_of_another_kind_is_rejected() {
+        let err = parse("kind = \"test\"\npath = \"x.mp4\"").validate("source").expect_err("invalid");
+        assert_eq!(err.key, "source.path");
+        assert!(err.problem.contains("only to file"), "{err}");
+    }
+
+    #[test]
+    fn zero_size_and_half_size_are_rejected() {
+        assert_eq!(parse("kind = \"test\"\nwidth = 0\nheight = 4").validate("source").expect_err("0").key, "source.width");
+        assert_eq!(parse("kind = \"test\"\nwidth = 4").validate("source").expect_err("half").key, "source.height");
+    }
+
+    #[test]
+    fn launch_must_not_bring_its_own_appsink() {
+        let err = parse("kind = \"launch\"\nlaunch = \"videotestsrc ! appsink\"").validate("source").expect_err("invalid");
+        assert_eq!(err.key, "source.launch");
+        let ok = parse("kind = \"launch\"\nlaunch = \"videotestsrc ! \"").validate("source").expect("valid");
+        assert_eq!(ok.head, "videotestsrc");
+    }
+
+    #[test]
+    fn udp_needs_a_port() {
+        assert_eq!(parse("kind = \"udp\"").validate("source").expect_err("no port").key, "source.port");
+        let spec = parse("kind = \"udp\"\nport = 5004").validate("source").expect("valid");
+        assert!(spec.head.contains("port=5004"));
+    }
+}

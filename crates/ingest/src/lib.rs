@@ -1,0 +1,315 @@
+//! sonoflow-ingest: live video from any GStreamer source into [`Frame`]s.
+//!
+//! A [`SourceConfig`] (the `[source]` section of a pipeline definition)
+//! validates into a [`SourceSpec`]: a launch string (a named preset or the
+//! user's own) followed by sonoflow's tail, `videoconvert ! videoscale !
+//! video/x-raw,format=GRAY8 ! appsink`. [`Ingest::run`] pulls samples, copies
+//! them once into pooled, tightly packed frames with a capture timestamp,
+//! follows caps changes, and restarts a live source that fails, stalls or
+//! ends, with exponential backoff. Try the tail by hand:
+//!
+//! ```text
+//! gst-launch-1.0 videotestsrc is-live=true ! videoconvert ! videoscale ! \
+//!     video/x-raw,format=GRAY8,width=640,height=480 ! fakesink
+//! ```
+
+mod backoff;
+pub mod config;
+mod source;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer_video as gst_video;
+use gst_video::prelude::*;
+use sonoflow_core::alloc_count::FramePathGuard;
+use sonoflow_core::{Clock, Frame, FrameFormat, FrameId, FramePool, PixelFormat, Stage, StageStamps, Timestamp};
+use tracing::{info, info_span, warn};
+
+pub use backoff::Backoff;
+pub use config::{RestartConfig, SourceConfig, SourceKind, SourceSpec};
+pub use status::{SourceReport, SourceState, SourceStatus};
+
+use source::{Pulled, RunningSource};
+
+/// How long one poll of the appsink waits before checking for stop.
+const POLL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("GStreamer could not be initialised: {0}")]
+    Init(String),
+    #[error("the source pipeline `{launch}` could not be built: {message}")]
+    Launch { launch: String, message: String },
+    #[error("the source pipeline `{launch}` could not start: {cause}")]
+    Start { launch: String, cause: String },
+    #[error("the source failed: {0}")]
+    Source(String),
+    #[error("the source delivered an unusable frame: {0}")]
+    Frame(String),
+}
+
+impl IngestError {
+    /// Worth a restart for a live source (a device or network that may come back).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, IngestError::Start { .. } | IngestError::Source(_))
+    }
+}
+
+/// Whether the consumer wants more frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Why [`Ingest::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestEnd {
+    /// A non-live source reached its end.
+    EndOfStream,
+    /// The consumer or the stop check asked to stop.
+    Stopped,
+}
+
+/// The negotiated format, re-read only when the caps object changes.
+struct Negotiated {
+    caps: gst::Caps,
+    info: gst_video::VideoInfo,
+    format: FrameFormat,
+}
+
+/// Pulls frames from one source for the whole run, restarting it as needed.
+pub struct Ingest {
+    spec: SourceSpec,
+    clock: Arc<dyn Clock>,
+    pool: FramePool,
+    status: Arc<SourceStatus>,
+    next_id: u64,
+    epoch: u32,
+    negotiated: Option<Negotiated>,
+    last_offset: Option<u64>,
+}
+
+/// Initialises GStreamer once per process; safe to call again.
+pub fn init_gstreamer() -> Result<(), IngestError> {
+    gst::init().map_err(|e| IngestError::Init(e.to_string()))
+}
+
+impl Ingest {
+    pub fn new(spec: SourceSpec, clock: Arc<dyn Clock>, pool: FramePool) -> Result<Self, IngestError> {
+        init_gstreamer()?;
+        Ok(Self {
+            spec,
+            clock,
+            pool,
+            status: Arc::new(SourceStatus::new()),
+            next_id: 0,
+            epoch: 0,
+            negotiated: None,
+            last_offset: None,
+        })
+    }
+
+    /// Live status, readable from other threads while [`Ingest::run`] runs.
+    pub fn status(&self) -> Arc<SourceStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// Delivers frames to `emit` until the source ends (non-live), `emit`
+    /// returns [`Flow::Stop`], or `should_stop` says so. A live source that
+    /// fails, stalls or ends is restarted with backoff and the run goes on.
+    pub fn run(
+        &mut self,
+        should_stop: &dyn Fn() -> bool,
+        emit: &mut dyn FnMut(Frame) -> Flow,
+    ) -> Result<IngestEnd, IngestError> {
+        let _span = info_span!("ingest", kind = ?self.spec.kind).entered();
+        let restart = self.spec.restart;
+        let mut backoff = Backoff::new(
+            Duration::from_millis(restart.initial_backoff_ms),
+            Duration::from_millis(restart.max_backoff_ms),
+        );
+        loop {
+            let outcome = match RunningSource::start(&self.spec) {
+                Ok(source) => {
+                    self.status.set_state(SourceState::Running);
+                    self.pump(&source, should_stop, emit, &mut backoff)
+                }
+                Err(err) => Err(err),
+            };
+            let reason = match outcome {
+                Ok(end) => {
+                    let state = if end == IngestEnd::EndOfStream { SourceState::Ended } else { SourceState::Stopped };
+                    self.status.set_state(state);
+                    return Ok(end);
+                }
+                Err(err) if self.spec.live && err.is_transient() => err,
+                Err(err) => {
+                    self.status.set_state(SourceState::Failed);
+                    self.status.set_error(err.to_string());
+                    return Err(err);
+                }
+            };
+            let delay = backoff.next_delay();
+            self.status.note_restart(reason.to_string());
+            self.status.set_state(SourceState::Restarting);
+            warn!(restarts = self.status.restarts(), "live source lost ({reason}); restarting in {delay:?}");
+            if sleep_unless_stopped(delay, should_stop) {
+                self.status.set_state(SourceState::Stopped);
+                return Ok(IngestEnd::Stopped);
+            }
+            self.epoch += 1;
+            self.last_offset = None;
+        }
+    }
+
+    /// Moves frames from one running source until it ends, fails or stalls.
+    fn pump(
+        &mut self,
+        source: &RunningSource,
+        should_stop: &dyn Fn() -> bool,
+        emit: &mut dyn FnMut(Frame) -> Flow,
+        backoff: &mut Backoff,
+    ) -> Result<IngestEnd, IngestError> {
+        let mut last_frame_at = self.clock.now();
+        loop {
+            if should_stop() {
+                return Ok(IngestEnd::Stopped);
+            }
+            match source.next(POLL) {
+                Pulled::Sample(sample) => {
+                    let captured = self.clock.now();
+                    let _guard = FramePathGuard::enter();
+                    last_frame_at = captured;
+                    let frame = match self.frame_from_sample(&sample, captured) {
+                        Ok(frame) => frame,
+                        Err(err) => {
+                            warn!("skipping frame: {err}");
+                            continue;
+                        }
+                    };
+                    backoff.reset();
+                    if emit(frame) == Flow::Stop {
+                        return Ok(IngestEnd::Stopped);
+                    }
+                }
+                Pulled::Idle => {
+                    let quiet = self.clock.now().saturating_since(last_frame_at);
+                    if self.spec.live && quiet >= self.spec.stall_timeout() {
+                        return Err(IngestError::Source(format!("no frame for {} ms", quiet.as_millis())));
+                    }
+                }
+                Pulled::EndOfStream if self.spec.live => {
+                    return Err(IngestError::Source("the live source ended".into()));
+                }
+                Pulled::EndOfStream => return Ok(IngestEnd::EndOfStream),
+                Pulled::Error(message) => return Err(IngestError::Source(message)),
+            }
+        }
+    }
+
+    /// Copies one sample into a pooled, tightly packed frame.
+    fn frame_from_sample(&mut self, sample: &gst::Sample, captured: Timestamp) -> Result<Frame, IngestError> {
+        let caps = sample.caps().ok_or_else(|| IngestError::Frame("sample without caps".into()))?;
+        self.follow_caps(caps)?;
+        let buffer = sample.buffer().ok_or_else(|| IngestError::Frame("sample without buffer".into()))?;
+        self.count_lost(buffer.offset());
+        let negotiated = self.negotiated.as_ref().ok_or_else(|| IngestError::Frame("no negotiated format".into()))?;
+
+        let format = negotiated.format;
+        let video = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &negotiated.info)
+            .map_err(|e| IngestError::Frame(format!("cannot map buffer: {e}")))?;
+        let src_stride = usize::try_from(video.plane_stride()[0])
+            .map_err(|_| IngestError::Frame("negative stride".into()))?;
+        let src = video.plane_data(0).map_err(|e| IngestError::Frame(format!("no plane 0: {e}")))?;
+        let row = format.stride();
+        let needed = src_stride * (format.height as usize - 1) + row;
+        if src_stride < row || src.len() < needed {
+            return Err(IngestError::Frame(format!(
+                "buffer of {} bytes (stride {src_stride}) too small for {}x{}",
+                src.len(),
+                format.width,
+                format.height
+            )));
+        }
+        let mut data = self.pool.acquire(format.len());
+        for (dst, src_row) in data.chunks_exact_mut(row).zip(src.chunks(src_stride)) {
+            dst.copy_from_slice(&src_row[..row]);
+        }
+        let mut stamps = StageStamps::new(captured);
+        stamps.enter(Stage::Ingest, captured);
+        stamps.leave(Stage::Ingest, self.clock.now());
+        let id = FrameId(self.next_id);
+        self.next_id += 1;
+        Ok(Frame {
+            id,
+            source_pts: buffer.pts().map(|t| Duration::from_nanos(t.nseconds())),
+            source_epoch: self.epoch,
+            format,
+            stamps,
+            data,
+        })
+    }
+
+    /// Re-reads the format when the caps change (resolution, format).
+    fn follow_caps(&mut self, caps: &gst::CapsRef) -> Result<(), IngestError> {
+        if let Some(n) = &self.negotiated {
+            if n.caps.as_ref() == caps {
+                return Ok(());
+            }
+        }
+        let info = gst_video::VideoInfo::from_caps(caps)
+            .map_err(|e| IngestError::Frame(format!("unreadable caps {caps}: {e}")))?;
+        let pixel = match info.format() {
+            gst_video::VideoFormat::Gray8 => PixelFormat::Gray8,
+            gst_video::VideoFormat::Rgba => PixelFormat::Rgba,
+            other => return Err(IngestError::Frame(format!("unexpected pixel format {other:?}"))),
+        };
+        let format = FrameFormat::new(pixel, info.width(), info.height())
+            .map_err(|e| IngestError::Frame(e.to_string()))?;
+        match &self.negotiated {
+            Some(old) => {
+                self.status.note_caps_change();
+                info!(
+                    "caps changed: {}x{} {} -> {}x{} {}",
+                    old.format.width, old.format.height, old.format.pixel.gst_name(),
+                    format.width, format.height, format.pixel.gst_name()
+                );
+            }
+            None => info!("negotiated {}x{} {}", format.width, format.height, format.pixel.gst_name()),
+        }
+        self.status.set_format(format);
+        self.negotiated = Some(Negotiated { caps: caps.to_owned(), info, format });
+        Ok(())
+    }
+
+    /// Raw sources number their buffers; a gap means frames lost before us.
+    fn count_lost(&mut self, offset: u64) {
+        if !matches!(self.spec.kind, SourceKind::Test | SourceKind::V4l2) || offset == gst::ffi::GST_BUFFER_OFFSET_NONE {
+            return;
+        }
+        if let Some(last) = self.last_offset {
+            if offset > last + 1 {
+                self.status.note_lost(offset - last - 1);
+            }
+        }
+        self.last_offset = Some(offset);
+    }
+}
+
+/// Sleeps for `total` in short steps; true if asked to stop meanwhile.
+fn sleep_unless_stopped(total: Duration, should_stop: &dyn Fn() -> bool) -> bool {
+    let step = Duration::from_millis(20);
+    let mut slept = Duration::ZERO;
+    while slept < total {
+        if should_stop() {
+            return true;
+        }
+        std::thread::sleep(step.min(total - slept));
+        slept += step;
+    }
+    should_stop()
+}

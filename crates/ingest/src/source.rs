@@ -1,0 +1,93 @@
+//! One running GStreamer source pipeline, from launch string to appsink.
+//! Built at start, dropped (set to NULL) at stop or before a restart.
+
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use gst::prelude::*;
+
+use crate::config::{SourceSpec, APPSINK_NAME};
+use crate::IngestError;
+
+/// What one poll of the source gave.
+pub(crate) enum Pulled {
+    Sample(gst::Sample),
+    /// Nothing within the timeout.
+    Idle,
+    EndOfStream,
+    Error(String),
+}
+
+pub(crate) struct RunningSource {
+    pipeline: gst::Pipeline,
+    appsink: gst_app::AppSink,
+    bus: gst::Bus,
+}
+
+impl RunningSource {
+    pub(crate) fn start(spec: &SourceSpec) -> Result<Self, IngestError> {
+        let launch = spec.launch_string();
+        let element = gst::parse::launch(&launch)
+            .map_err(|e| IngestError::Launch { launch: launch.clone(), message: e.to_string() })?;
+        let pipeline = element
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| IngestError::Launch { launch: launch.clone(), message: "did not build a pipeline".into() })?;
+        let appsink = pipeline
+            .by_name(APPSINK_NAME)
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| IngestError::Launch { launch: launch.clone(), message: format!("no appsink named {APPSINK_NAME}") })?;
+        // Live: hold one frame and let GStreamer drop older ones so our copy
+        // is always of the newest; offline: hold two and push back upstream.
+        appsink.set_max_buffers(if spec.live { 1 } else { 2 });
+        appsink.set_drop(spec.live);
+        let bus = pipeline
+            .bus()
+            .ok_or_else(|| IngestError::Launch { launch: launch.clone(), message: "pipeline has no bus".into() })?;
+        let source = Self { pipeline, appsink, bus };
+        if source.pipeline.set_state(gst::State::Playing).is_err() {
+            let cause = source.take_error().unwrap_or_else(|| "state change to PLAYING failed".into());
+            return Err(IngestError::Start { launch, cause });
+        }
+        Ok(source)
+    }
+
+    fn take_error(&self) -> Option<String> {
+        let msg = self.bus.pop_filtered(&[gst::MessageType::Error])?;
+        match msg.view() {
+            gst::MessageView::Error(err) => Some(describe_error(&msg, err)),
+            _ => None,
+        }
+    }
+
+    /// Waits up to `timeout` for the next sample, reporting errors and EOS first.
+    pub(crate) fn next(&self, timeout: Duration) -> Pulled {
+        if let Some(msg) = self.bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+            match msg.view() {
+                gst::MessageView::Error(err) => return Pulled::Error(describe_error(&msg, err)),
+                gst::MessageView::Eos(_) => return Pulled::EndOfStream,
+                _ => {}
+            }
+        }
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        match self.appsink.try_pull_sample(gst::ClockTime::from_nseconds(nanos)) {
+            Some(sample) => Pulled::Sample(sample),
+            None if self.appsink.is_eos() => Pulled::EndOfStream,
+            None => Pulled::Idle,
+        }
+    }
+}
+
+fn describe_error(msg: &gst::Message, err: &gst::message::Error) -> String {
+    let from = msg.src().map(|s| s.path_string().to_string()).unwrap_or_else(|| "pipeline".into());
+    match err.debug() {
+        Some(debug) => format!("{} (from {from}: {debug})", err.error()),
+        None => format!("{} (from {from})", err.error()),
+    }
+}
+
+impl Drop for RunningSource {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

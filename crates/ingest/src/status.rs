@@ -1,0 +1,139 @@
+//! The source's live state, shared with the status line and the report.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use sonoflow_core::FrameFormat;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceState {
+    Starting,
+    Running,
+    Restarting,
+    Ended,
+    Stopped,
+    Failed,
+}
+
+impl SourceState {
+    const ALL: [SourceState; 6] = [
+        SourceState::Starting,
+        SourceState::Running,
+        SourceState::Restarting,
+        SourceState::Ended,
+        SourceState::Stopped,
+        SourceState::Failed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Starting => "starting",
+            SourceState::Running => "running",
+            SourceState::Restarting => "restarting",
+            SourceState::Ended => "ended",
+            SourceState::Stopped => "stopped",
+            SourceState::Failed => "failed",
+        }
+    }
+}
+
+/// Counters and state of the source, updated by the ingest thread.
+#[derive(Debug)]
+pub struct SourceStatus {
+    state: AtomicU8,
+    restarts: AtomicU64,
+    caps_changes: AtomicU64,
+    lost: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    format: Mutex<Option<FrameFormat>>,
+}
+
+/// The `source` section of the run report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SourceReport {
+    pub state: SourceState,
+    pub restarts: u64,
+    pub caps_changes: u64,
+    /// Frames the source numbered but never delivered (raw sources only).
+    pub lost_before_ingest: u64,
+    pub last_error: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub format: Option<&'static str>,
+}
+
+impl SourceStatus {
+    pub fn new() -> Self {
+        Self {
+            state: AtomicU8::new(SourceState::Starting as u8),
+            restarts: AtomicU64::new(0),
+            caps_changes: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            format: Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> SourceState {
+        let v = self.state.load(Ordering::Relaxed);
+        SourceState::ALL.into_iter().find(|s| *s as u8 == v).unwrap_or(SourceState::Failed)
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_state(&self, state: SourceState) {
+        self.state.store(state as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_restart(&self, cause: String) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.set_error(cause);
+    }
+
+    pub(crate) fn set_error(&self, cause: String) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(cause);
+        }
+    }
+
+    pub(crate) fn note_caps_change(&self) {
+        self.caps_changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_lost(&self, n: u64) {
+        self.lost.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_format(&self, format: FrameFormat) {
+        if let Ok(mut f) = self.format.lock() {
+            *f = Some(format);
+        }
+    }
+
+    pub fn report(&self) -> SourceReport {
+        let format = self.format.lock().ok().and_then(|f| *f);
+        SourceReport {
+            state: self.state(),
+            restarts: self.restarts(),
+            caps_changes: self.caps_changes.load(Ordering::Relaxed),
+            lost_before_ingest: self.lost(),
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            width: format.map(|f| f.width),
+            height: format.map(|f| f.height),
+            format: format.map(|f| f.pixel.gst_name()),
+        }
+    }
+}
+
+impl Default for SourceStatus {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,240 @@
+//! Pipeline definitions: the TOML files in pipelines/. Each section's
+//! config type lives in the crate that uses it; this file assembles them
+//! and adds the file's path to every error.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sonoflow_core::ConfigIssue;
+use sonoflow_ingest::{SourceConfig, SourceSpec};
+use sonoflow_output::{SinkConfig, SinkSpec};
+use sonoflow_pipeline::DropPolicy;
+
+/// A pipeline definition file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefinitionFile {
+    /// Shown in logs and the report; defaults to the file name.
+    pub name: Option<String>,
+    /// Where frames come from.
+    pub source: Option<SourceConfig>,
+    /// The per-frame work.
+    #[serde(default)]
+    pub process: ProcessConfig,
+    /// The hand-offs in front of the process and output stages.
+    #[serde(default)]
+    pub queues: QueuesConfig,
+    /// Settings shared by all sinks.
+    #[serde(default)]
+    pub output: OutputConfig,
+    /// Where processed frames go; at least one.
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// `[process]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// Only "passthrough" for now; inference comes with the model.
+    pub kind: Option<ProcessKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessKind {
+    #[default]
+    Passthrough,
+}
+
+/// `[queues]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuesConfig {
+    /// Ingest to process.
+    pub process: Option<QueueConfig>,
+    /// Process to output.
+    pub output: Option<QueueConfig>,
+}
+
+/// One hand-off: `{ depth = 2, policy = "drop-oldest" }`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Frames it holds. Deeper absorbs jitter but adds latency when full.
+    pub depth: Option<usize>,
+    /// "drop-oldest" (live default: bounded latency) or "block" (file default: no loss).
+    pub policy: Option<DropPolicy>,
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Frames that may wait in the output's appsrc before new ones are dropped (default 4).
+    pub max_queued: Option<u64>,
+}
+
+/// A hand-off after validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    pub depth: usize,
+    pub policy: DropPolicy,
+}
+
+/// A validated definition, ready to run.
+#[derive(Debug, Clone)]
+pub struct PipelineDefinition {
+    pub name: String,
+    pub path: Option<PathBuf>,
+    pub source: SourceSpec,
+    pub process: ProcessKind,
+    pub process_queue: QueueSpec,
+    pub output_queue: QueueSpec,
+    pub max_queued: u64,
+    pub sinks: Vec<SinkSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("{path}: cannot read the pipeline definition: {cause}")]
+    Read { path: String, cause: String },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {issue}")]
+    Invalid { path: String, issue: ConfigIssue },
+}
+
+impl DefinitionError {
+    /// The offending key, for errors that name one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            DefinitionError::Invalid { issue, .. } => Some(&issue.key),
+            _ => None,
+        }
+    }
+}
+
+const MAX_QUEUE_DEPTH: usize = 64;
+
+impl PipelineDefinition {
+    /// Reads and validates a definition file.
+    pub fn load(path: &Path) -> Result<Self, DefinitionError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DefinitionError::Read { path: shown.clone(), cause: e.to_string() })?;
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        let mut def = Self::parse(&text, &shown, name.as_deref().unwrap_or("pipeline"))?;
+        def.path = Some(path.to_owned());
+        Ok(def)
+    }
+
+    /// Validates definition text; `shown` names it in errors.
+    pub fn parse(text: &str, shown: &str, default_name: &str) -> Result<Self, DefinitionError> {
+        let file: DefinitionFile = toml::from_str(text)
+            .map_err(|e| DefinitionError::Parse { path: shown.to_owned(), message: e.to_string().trim_end().to_owned() })?;
+        file.validate().map_err(|issue| DefinitionError::Invalid { path: shown.to_owned(), issue }).map(|mut def| {
+            if def.name.is_empty() {
+                def.name = default_name.to_owned();
+            }
+            def
+        })
+    }
+}
+
+impl DefinitionFile {
+    fn validate(&self) -> Result<PipelineDefinition, ConfigIssue> {
+        let source = self
+            .source
+            .as_ref()
+            .ok_or_else(|| ConfigIssue::new("source", "is missing", "add a [source] section, e.g. kind = \"test\""))?
+            .validate("source")?;
+        // Live sources drop to stay current; files wait so nothing is lost.
+        let default_policy = if source.live { DropPolicy::DropOldest } else { DropPolicy::Block };
+        let queue = |name: &str, q: Option<QueueConfig>| -> Result<QueueSpec, ConfigIssue> {
+            let q = q.unwrap_or_default();
+            let depth = q.depth.unwrap_or(2);
+            if depth == 0 || depth > MAX_QUEUE_DEPTH {
+                return Err(ConfigIssue::new(
+                    format!("queues.{name}.depth"),
+                    format!("is {depth}"),
+                    format!("use a depth from 1 to {MAX_QUEUE_DEPTH} (2 keeps latency low)"),
+                ));
+            }
+            Ok(QueueSpec { depth, policy: q.policy.unwrap_or(default_policy) })
+        };
+        if self.sinks.is_empty() {
+            return Err(ConfigIssue::new(
+                "sinks",
+                "is empty",
+                "add at least one [[sinks]] section, e.g. kind = \"mp4\" with path = \"out/run.mp4\", or kind = \"fake\"",
+            ));
+        }
+        let sinks = self
+            .sinks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.validate(&format!("sinks[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_queued = self.output.max_queued.unwrap_or(4);
+        if max_queued == 0 {
+            return Err(ConfigIssue::new("output.max_queued", "is 0", "use at least 1 (4 is the default)"));
+        }
+        Ok(PipelineDefinition {
+            name: self.name.clone().unwrap_or_default(),
+            path: None,
+            source,
+            process: self.process.kind.unwrap_or_default(),
+            process_queue: queue("process", self.queues.process)?,
+            output_queue: queue("output", self.queues.output)?,
+            max_queued,
+            sinks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[source]\nkind = \"test\"\n[[sinks]]\nkind = \"fake\"\n";
+
+    fn invalid_key(text: &str) -> String {
+        match PipelineDefinition::parse(text, "p.toml", "p") {
+            Err(DefinitionError::Invalid { issue, .. }) => issue.key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_definition_gets_live_defaults() {
+        let def = PipelineDefinition::parse(MINIMAL, "p.toml", "p").expect("valid");
+        assert_eq!(def.name, "p");
+        assert_eq!(def.process_queue, QueueSpec { depth: 2, policy: DropPolicy::DropOldest });
+    }
+
+    #[test]
+    fn file_source_defaults_to_blocking_queues() {
+        let text = "[source]\nkind = \"file\"\npath = \"a.mp4\"\n[[sinks]]\nkind = \"fake\"\n";
+        let def = PipelineDefinition::parse(text, "p.toml", "p").expect("valid");
+        assert_eq!(def.output_queue.policy, DropPolicy::Block);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert_eq!(invalid_key("[[sinks]]\nkind = \"fake\"\n"), "source");
+        assert_eq!(invalid_key("[source]\nkind = \"test\"\n"), "sinks");
+        assert_eq!(invalid_key(&format!("{MINIMAL}[queues.process]\ndepth = 0\n")), "queues.process.depth");
+        assert_eq!(invalid_key("[source]\nkind = \"test\"\n[[sinks]]\nkind = \"mp4\"\n"), "sinks[0].path");
+    }
+
+    #[test]
+    fn unknown_key_is_a_parse_error_with_the_file_and_line() {
+        let err = PipelineDefinition::parse(&format!("{MINIMAL}[queues.process]\ndepht = 3\n"), "p.toml", "p")
+            .expect_err("unknown key");
+        let text = err.to_string();
+        assert!(text.starts_with("p.toml: "), "{text}");
+        assert!(text.contains("unknown field `depht`"), "{text}");
+        assert!(text.contains("line 6"), "{text}");
+    }
+}

@@ -1,0 +1,20 @@
+//! sonoflow-runtime: pipeline definitions and the run that executes them.
+//!
+//! Start at [`PipelineDefinition::load`] (a TOML file from pipelines/,
+//! validated with errors that name the file, the key and the fix) and
+//! [`run`], which wires [`sonoflow_ingest`] → process → [`sonoflow_output`]
+//! with [`sonoflow_pipeline`] hand-offs and returns a [`RunReport`] (the
+//! `--stats-json` document).
+
+mod definition;
+mod report;
+mod run;
+mod usage;
+
+pub use definition::{
+    DefinitionError, DefinitionFile, OutputConfig, PipelineDefinition, ProcessConfig, ProcessKind, QueueConfig,
+    QueueSpec, QueuesConfig,
+};
+pub use report::{CpuReport, LatencyMs, RunReport, StageMs};
+pub use run::{processor_for, run, LiveStatus, RunError, RunOptions};
+pub use sonoflow_pipeline::{PassThrough, Processor, StageError, StopFlag};

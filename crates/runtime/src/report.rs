@@ -1,0 +1,110 @@
+//! The run report written by `--stats-json`. Field names are a contract
+//! (CI, benches and users read them): add fields, do not rename them.
+
+use std::collections::BTreeMap;
+
+use sonoflow_core::{PoolCounters, Stage};
+use sonoflow_ingest::SourceReport;
+use sonoflow_pipeline::{LatencySummary, MetricsSnapshot};
+
+/// Capture to hand-off to the sink, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LatencyMs {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// Time spent inside one stage, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct StageMs {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub frames: u64,
+}
+
+/// CPU used by the whole process during the run.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CpuReport {
+    pub user_s: f64,
+    pub system_s: f64,
+    /// (user + system) / wall time; 100 is one core busy.
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    /// Frames dropped per stage: "ingest" counts frames a raw source numbered
+    /// but never delivered; "process" and "output" count evictions from the
+    /// hand-off in front of them and frames the stage itself gave up on.
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub fps_in: f64,
+    pub fps_out: f64,
+    pub latency_ms: LatencyMs,
+    pub stages: BTreeMap<&'static str, StageMs>,
+    /// Rust heap allocations per frame on the path from appsink to sink,
+    /// after warm-up; null when the counting allocator is not installed.
+    pub allocations_per_frame: Option<f64>,
+    pub duration_s: f64,
+    pub source: SourceReport,
+    pub cpu: Option<CpuReport>,
+    pub max_rss_mib: Option<f64>,
+    pub frame_pool: PoolCounters,
+    /// Why the run ended early, if it did.
+    pub error: Option<String>,
+}
+
+impl LatencyMs {
+    fn from_summary(s: &LatencySummary) -> Self {
+        Self { p50: s.p50, p90: s.p90, p99: s.p99, max: s.max }
+    }
+}
+
+/// The parts of a report that are not pipeline counters.
+pub(crate) struct ReportExtras {
+    pub pipeline: String,
+    pub allocations_per_frame: Option<f64>,
+    pub duration_s: f64,
+    pub source: SourceReport,
+    pub cpu: Option<CpuReport>,
+    pub max_rss_mib: Option<f64>,
+    pub frame_pool: PoolCounters,
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    pub(crate) fn new(snap: &MetricsSnapshot, extras: ReportExtras) -> Self {
+        let mut dropped: BTreeMap<&'static str, u64> =
+            Stage::ALL.iter().map(|s| (s.name(), snap.dropped[s.index()])).collect();
+        *dropped.entry(Stage::Ingest.name()).or_default() += extras.source.lost_before_ingest;
+        let stages = Stage::ALL
+            .iter()
+            .map(|s| {
+                let t = &snap.stages[s.index()];
+                (s.name(), StageMs { p50_ms: t.p50, p99_ms: t.p99, max_ms: t.max, frames: t.count })
+            })
+            .collect();
+        Self {
+            pipeline: extras.pipeline,
+            frames_in: snap.frames_in,
+            frames_out: snap.frames_out,
+            dropped,
+            fps_in: snap.fps_in,
+            fps_out: snap.fps_out,
+            latency_ms: LatencyMs::from_summary(&snap.latency),
+            stages,
+            allocations_per_frame: extras.allocations_per_frame,
+            duration_s: extras.duration_s,
+            source: extras.source,
+            cpu: extras.cpu,
+            max_rss_mib: extras.max_rss_mib,
+            frame_pool: extras.frame_pool,
+            error: extras.error,
+        }
+    }
+}

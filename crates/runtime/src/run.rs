@@ -1,0 +1,199 @@
+//! One run of a pipeline definition: builds the output, spawns the ingest,
+//! process and output threads joined by hand-offs, reports live status to
+//! the caller, and returns the report when the run drains.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sonoflow_core::alloc_count::frame_path_allocations;
+use sonoflow_core::{Clock, FramePool, MonotonicClock, Stage};
+use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SourceStatus};
+use sonoflow_output::{GstOutput, OutputOptions, OutputTiming};
+use sonoflow_pipeline::{
+    handoff, run_output_stage, run_process_stage, DropPolicy, MetricsSnapshot, PassThrough, PipelineMetrics, Processor,
+    StopFlag,
+};
+use tracing::{error, info, info_span};
+
+use crate::definition::{PipelineDefinition, ProcessKind};
+use crate::report::{CpuReport, ReportExtras, RunReport};
+use crate::usage;
+
+/// Frames out before allocations per frame are counted (pools fill, caps settle).
+const WARMUP_FRAMES: u64 = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Output(#[from] sonoflow_output::OutputError),
+    #[error("could not start the {0} thread: {1}")]
+    Thread(&'static str, String),
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop after this many frames have been ingested (then drain).
+    pub frames: Option<u64>,
+    /// Set to stop early (Ctrl-C); the run drains and finalises its files.
+    pub stop: StopFlag,
+    /// How often the status callback is called.
+    pub status_every: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { frames: None, stop: StopFlag::new(), status_every: Duration::from_millis(500) }
+    }
+}
+
+/// What the status callback sees while the run goes on.
+pub struct LiveStatus<'a> {
+    pub elapsed: Duration,
+    pub metrics: &'a MetricsSnapshot,
+    pub source: &'a SourceStatus,
+}
+
+/// The processor a definition asks for.
+pub fn processor_for(def: &PipelineDefinition) -> Box<dyn Processor> {
+    match def.process {
+        ProcessKind::Passthrough => Box::new(PassThrough),
+    }
+}
+
+/// Runs `def` with `processor` as its process stage. Errors that stop the
+/// run before any frame flows (a sink that cannot open, a source that cannot
+/// be built) are returned; errors later end the run and are in the report.
+pub fn run(
+    def: &PipelineDefinition,
+    processor: Box<dyn Processor>,
+    options: &RunOptions,
+    on_status: &mut dyn FnMut(&LiveStatus<'_>),
+) -> Result<RunReport, RunError> {
+    let _span = info_span!("run", pipeline = %def.name).entered();
+    let started = Instant::now();
+    let cpu_before = usage::cpu_seconds();
+    let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+    let metrics = Arc::new(PipelineMetrics::new());
+    // Every frame in flight holds one buffer: both queues, one per stage, spare.
+    let pool = FramePool::new(def.process_queue.depth + def.output_queue.depth + 4);
+
+    let output = GstOutput::new(
+        &def.sinks,
+        OutputOptions {
+            timing: if def.source.live { OutputTiming::Capture } else { OutputTiming::SourcePts },
+            fps: def.source.fps.unwrap_or(30),
+            max_queued: def.max_queued,
+            block: def.output_queue.policy == DropPolicy::Block,
+        },
+    )?;
+    let mut ingest = Ingest::new(def.source.clone(), Arc::clone(&clock), pool.clone())?;
+    let source = ingest.status();
+
+    let (to_process, process_in, process_stats) = handoff(def.process_queue.depth, def.process_queue.policy);
+    let (to_output, output_in, output_stats) = handoff(def.output_queue.depth, def.output_queue.policy);
+    metrics.attach_inbound(Stage::Process, process_stats);
+    metrics.attach_inbound(Stage::Output, output_stats);
+
+    let output_thread = spawn("output", {
+        let (metrics, clock, stop) = (Arc::clone(&metrics), Arc::clone(&clock), options.stop.clone());
+        move || run_output_stage(output_in, Box::new(output), metrics, clock, None, stop)
+    })?;
+    let process_thread = spawn("process", {
+        let (metrics, clock) = (Arc::clone(&metrics), Arc::clone(&clock));
+        move || run_process_stage(process_in, to_output, processor, metrics, clock)
+    })?;
+    let ingest_thread = spawn("ingest", {
+        let (metrics, stop, limit) = (Arc::clone(&metrics), options.stop.clone(), options.frames);
+        move || {
+            let mut count = 0u64;
+            ingest.run(&|| stop.is_stopped(), &mut |frame| {
+                metrics.frame_in(frame.stamps.captured);
+                if let Some(t) = frame.stamps.time_in(Stage::Ingest) {
+                    metrics.stage_time(Stage::Ingest, t);
+                }
+                count += 1;
+                if to_process.send(frame).is_err() {
+                    return Flow::Stop;
+                }
+                if limit.is_some_and(|n| count >= n) { Flow::Stop } else { Flow::Continue }
+            })
+        }
+    })?;
+
+    let mut baseline: Option<(u64, u64)> = None;
+    let mut next_status = Instant::now() + options.status_every;
+    while !(ingest_thread.is_finished() && process_thread.is_finished() && output_thread.is_finished()) {
+        std::thread::sleep(Duration::from_millis(20));
+        let snap = metrics.snapshot();
+        if baseline.is_none() && snap.frames_out >= WARMUP_FRAMES {
+            baseline = frame_path_allocations().map(|a| (a, snap.frames_out));
+        }
+        if Instant::now() >= next_status {
+            next_status += options.status_every;
+            on_status(&LiveStatus { elapsed: started.elapsed(), metrics: &snap, source: &source });
+        }
+    }
+
+    let mut errors = Vec::new();
+    match ingest_thread.join() {
+        Ok(Ok(IngestEnd::EndOfStream)) => info!("source reached its end"),
+        Ok(Ok(IngestEnd::Stopped)) => info!("source stopped"),
+        Ok(Err(err)) => errors.push(err.to_string()),
+        Err(_) => errors.push("the ingest thread panicked".into()),
+    }
+    if process_thread.join().is_err() {
+        errors.push("the process thread panicked".into());
+    }
+    match output_thread.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => errors.push(err.to_string()),
+        Err(_) => errors.push("the output thread panicked".into()),
+    }
+    for err in &errors {
+        error!("{err}");
+    }
+
+    let snap = metrics.snapshot();
+    let duration = started.elapsed().as_secs_f64();
+    let allocations_per_frame = frame_path_allocations().map(|now| {
+        let (base_allocs, base_frames) = baseline.unwrap_or((0, 0));
+        let frames = snap.frames_out.saturating_sub(base_frames).max(1);
+        (now - base_allocs) as f64 / frames as f64
+    });
+    let cpu = match (cpu_before, usage::cpu_seconds()) {
+        (Some((u0, s0)), Some((u1, s1))) if duration > 0.0 => Some(CpuReport {
+            user_s: u1 - u0,
+            system_s: s1 - s0,
+            percent: 100.0 * ((u1 - u0) + (s1 - s0)) / duration,
+        }),
+        _ => None,
+    };
+    on_status(&LiveStatus { elapsed: started.elapsed(), metrics: &snap, source: &source });
+    Ok(RunReport::new(
+        &snap,
+        ReportExtras {
+            pipeline: def.name.clone(),
+            allocations_per_frame,
+            duration_s: duration,
+            source: source.report(),
+            cpu,
+            max_rss_mib: usage::max_rss_mib(),
+            frame_pool: pool.counters(),
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+        },
+    ))
+}
+
+fn spawn<T: Send + 'static>(
+    name: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<T>, RunError> {
+    std::thread::Builder::new()
+        .name(format!("sonoflow-{name}"))
+        .spawn(f)
+        .map_err(|e| RunError::Thread(name, e.to_string()))
+}

@@ -99,8 +99,12 @@ pub fn init_gstreamer() -> Result<(), IngestError> {
 }
 
 impl Ingest {
+    /// Builds the source pipeline once (without starting it), so a launch
+    /// string with an unknown element or a bad property fails here, before
+    /// any thread starts.
     pub fn new(spec: SourceSpec, clock: Arc<dyn Clock>, pool: FramePool) -> Result<Self, IngestError> {
         init_gstreamer()?;
+        RunningSource::build(&spec)?;
         Ok(Self {
             spec,
             clock,

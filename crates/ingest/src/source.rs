@@ -26,7 +26,8 @@ pub(crate) struct RunningSource {
 }
 
 impl RunningSource {
-    pub(crate) fn start(spec: &SourceSpec) -> Result<Self, IngestError> {
+    /// Builds the pipeline in the NULL state.
+    pub(crate) fn build(spec: &SourceSpec) -> Result<Self, IngestError> {
         let launch = spec.launch_string();
         let element = gst::parse::launch(&launch)
             .map_err(|e| IngestError::Launch { launch: launch.clone(), message: e.to_string() })?;
@@ -44,8 +45,14 @@ impl RunningSource {
         let bus = pipeline
             .bus()
             .ok_or_else(|| IngestError::Launch { launch: launch.clone(), message: "pipeline has no bus".into() })?;
-        let source = Self { pipeline, appsink, bus };
+        Ok(Self { pipeline, appsink, bus })
+    }
+
+    /// Builds the pipeline and sets it playing.
+    pub(crate) fn start(spec: &SourceSpec) -> Result<Self, IngestError> {
+        let source = Self::build(spec)?;
         if source.pipeline.set_state(gst::State::Playing).is_err() {
+            let launch = spec.launch_string();
             let cause = source.take_error().unwrap_or_else(|| "state change to PLAYING failed".into());
             return Err(IngestError::Start { launch, cause });
         }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Architecture invariants, stated as absences (see docs/ARCHITECTURE.md):
+# each line is "crate must-not-depend-on...". Fails naming the crate and the dependency.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+rules=(
+  "sonoflow-core gstreamer ort tokio"
+  "sonoflow-pipeline gstreamer ort tokio"
+  "sonoflow-ingest ort tokio"
+  "sonoflow-output ort tokio"
+)
+status=0
+for rule in "${rules[@]}"; do
+  read -r crate banned <<<"$rule"
+  deps="$(cargo tree --locked -q -p "$crate" -e normal --prefix none | awk '{print $1}' | sort -u)"
+  for b in $banned; do
+    if grep -qx "$b" <<<"$deps"; then
+      echo "[architecture] $crate must not depend on $b (see docs/ARCHITECTURE.md)" >&2
+      status=1
+    fi
+  done
+done
+[ "$status" -eq 0 ] && echo "[architecture] ok: ${#rules[@]} crates keep their stated absences" >&2
+exit "$status"

@@ -1,0 +1,163 @@
+//! Helpers shared by the integration tests: run the real `sonoflow` binary
+//! on a pipeline definition, read its report, and make or decode real media
+//! with GStreamer.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use gst::prelude::*;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sonoflow");
+
+/// A finished `sonoflow run` and its report.
+pub struct Run {
+    pub output: Output,
+    pub report: Option<serde_json::Value>,
+}
+
+impl Run {
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn report(&self) -> &serde_json::Value {
+        self.report.as_ref().unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr()))
+    }
+
+    pub fn assert_success(&self) -> &serde_json::Value {
+        assert!(self.output.status.success(), "sonoflow failed ({}):\n{}", self.output.status, self.stderr());
+        self.report()
+    }
+}
+
+/// Writes `definition` to `dir/pipeline.toml` and returns its path.
+pub fn write_definition(dir: &Path, definition: &str) -> PathBuf {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, definition).expect("write pipeline definition");
+    path
+}
+
+/// The command for `sonoflow run PIPELINE ARGS --stats-json dir/report.json --quiet`.
+pub fn run_command(dir: &Path, pipeline: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .arg("run")
+        .arg(pipeline)
+        .args(args)
+        .arg("--stats-json")
+        .arg(dir.join("report.json"))
+        .arg("--quiet")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Reads `dir/report.json` if the run wrote one.
+pub fn read_report(dir: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("report.json")).ok()?;
+    Some(serde_json::from_str(&text).expect("report is JSON"))
+}
+
+/// Runs `sonoflow` on `definition` to completion (at most `limit`).
+pub fn run_pipeline(dir: &Path, definition: &str, args: &[&str], limit: Duration) -> Run {
+    let pipeline = write_definition(dir, definition);
+    let child = run_command(dir, &pipeline, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sonoflow");
+    let output = wait_with_limit(child, limit);
+    Run { output, report: read_report(dir) }
+}
+
+/// Waits for `child`, killing it (and failing the test) after `limit`:
+/// a run that does not end is a deadlock.
+pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let started = Instant::now();
+    loop {
+        match child.try_wait().expect("poll child") {
+            Some(_) => return child.wait_with_output().expect("collect output"),
+            None if started.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("collect output");
+                panic!("sonoflow did not finish within {limit:?}:\n{}", String::from_utf8_lossy(&out.stderr));
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+pub fn u64_at(v: &serde_json::Value, pointer: &str) -> u64 {
+    v.pointer(pointer).and_then(|x| x.as_u64()).unwrap_or_else(|| panic!("no integer at {pointer} in {v:#}"))
+}
+
+pub fn f64_at(v: &serde_json::Value, pointer: &str) -> f64 {
+    v.pointer(pointer).and_then(|x| x.as_f64()).unwrap_or_else(|| panic!("no number at {pointer} in {v:#}"))
+}
+
+pub fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(|x| x.as_str()).unwrap_or_else(|| panic!("no string at {pointer} in {v:#}"))
+}
+
+pub fn total_dropped(report: &serde_json::Value) -> u64 {
+    report["dropped"].as_object().expect("dropped is an object").values().filter_map(|v| v.as_u64()).sum()
+}
+
+/// Runs a GStreamer launch line to EOS (to make test media).
+pub fn gst_run(launch: &str) {
+    gst::init().expect("GStreamer init");
+    let pipeline = gst::parse::launch(launch).unwrap_or_else(|e| panic!("{launch}: {e}"));
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let bus = pipeline.bus().expect("bus");
+    let msg = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .expect("pipeline finished within 60 s");
+    pipeline.set_state(gst::State::Null).expect("stop");
+    if let gst::MessageView::Error(err) = msg.view() {
+        panic!("{launch}: {}", err.error());
+    }
+}
+
+/// Decoded frames of a media file, and the size of the last one.
+pub struct Decoded {
+    pub frames: u64,
+    pub width: i32,
+    pub height: i32,
+}
+
+/// Decodes `path` completely with GStreamer (an independent check of a file sonoflow wrote).
+pub fn decode(path: &Path) -> Decoded {
+    gst::init().expect("GStreamer init");
+    let launch = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=out sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&launch).expect("decode pipeline").downcast::<gst::Pipeline>().expect("pipeline");
+    let sink = pipeline.by_name("out").expect("appsink").downcast::<gst_app::AppSink>().expect("appsink type");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let mut decoded = Decoded { frames: 0, width: 0, height: 0 };
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        decoded.frames += 1;
+        if let Some(s) = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
+            decoded.width = s.get::<i32>("width").unwrap_or(0);
+            decoded.height = s.get::<i32>("height").unwrap_or(0);
+        }
+    }
+    let bus = pipeline.bus().expect("bus");
+    let error = bus.pop_filtered(&[gst::MessageType::Error]);
+    pipeline.set_state(gst::State::Null).expect("stop");
+    if let Some(msg) = error {
+        if let gst::MessageView::Error(err) = msg.view() {
+            panic!("decoding {} failed: {}", path.display(), err.error());
+        }
+    }
+    decoded
+}
+
+/// A UDP port on loopback that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}

@@ -1,0 +1,76 @@
+//! Pipeline definitions: every shipped file validates; a bad one is refused
+//! with the file, the key and the fix.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use sonoflow_runtime::PipelineDefinition;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+#[test]
+fn every_shipped_pipeline_definition_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("pipelines/ exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            PipelineDefinition::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "pipelines/ holds the default and the bench definitions");
+}
+
+#[test]
+fn bad_value_is_refused_naming_file_key_and_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_pipeline(
+        dir.path(),
+        "[source]\nkind = \"test\"\n[queues.process]\ndepth = 0\n[[sinks]]\nkind = \"fake\"\n",
+        &["--frames", "5"],
+        LIMIT,
+    );
+    let stderr = run.stderr();
+    assert_eq!(run.output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pipeline.toml"), "names the file: {stderr}");
+    assert!(stderr.contains("queues.process.depth"), "names the key: {stderr}");
+    assert!(stderr.contains("Fix:"), "says how to fix it: {stderr}");
+    assert!(run.report.is_none(), "no run, no report");
+}
+
+#[test]
+fn misspelt_key_is_refused_with_its_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_pipeline(dir.path(), "[source]\nkind = \"test\"\nwidht = 640\n[[sinks]]\nkind = \"fake\"\n", &[], LIMIT);
+    let stderr = run.stderr();
+    assert_eq!(run.output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown field `widht`"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+}
+
+#[test]
+fn missing_definition_file_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run_command(dir.path(), &dir.path().join("nope.toml"), &[]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nope.toml") && stderr.contains("cannot read"), "{stderr}");
+}
+
+#[test]
+fn unknown_gstreamer_element_in_a_launch_source_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_pipeline(
+        dir.path(),
+        "[source]\nkind = \"launch\"\nlaunch = \"nosuchelement\"\n[[sinks]]\nkind = \"fake\"\n",
+        &[],
+        LIMIT,
+    );
+    let stderr = run.stderr();
+    assert_eq!(run.output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nosuchelement"), "{stderr}");
+}

@@ -8,4 +8,4 @@ source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 bash scripts/check-architecture.sh
 echo "[test] cargo test --workspace" >&2
-cargo test --workspace --locked
+cargo test --workspace --locked --exclude sonoflow-benches

@@ -1,0 +1,1 @@
+//! Shared nothing yet; each bench file is one stage (see docs/performance.md).

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Benchmarks (not part of the test suite). Runs:
+#  1. the pass-through pipeline: 640x480 at 60 fps, test source to fakesink
+#     (pipelines/bench-passthrough.toml), 1200 frames, report in out/bench/;
+#  2. the criterion benches of the pipeline's own pieces.
+# Usage: scripts/bench.sh [--frames N] [--no-criterion]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/bootstrap.sh"
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+frames=1200; criterion=1
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --frames) frames="$2"; shift 2 ;;
+    --no-criterion) criterion=0; shift ;;
+    *) echo "unknown argument $1 (use --frames N, --no-criterion)" >&2; exit 2 ;;
+  esac
+done
+mkdir -p out/bench
+./target/release/sonoflow run pipelines/bench-passthrough.toml --frames "$frames" --stats-json out/bench/passthrough.json
+python3 - out/bench/passthrough.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+l = r["latency_ms"]
+print(f"\npass-through 640x480@60 to fakesink: in {r['fps_in']:.1f} fps, out {r['fps_out']:.1f} fps, "
+      f"dropped {sum(r['dropped'].values())}, latency p50 {l['p50']:.3f} ms p99 {l['p99']:.3f} ms max {l['max']:.3f} ms, "
+      f"allocations/frame {r['allocations_per_frame']}, CPU {r['cpu']['percent']:.1f}% of one core, RSS {r['max_rss_mib']:.1f} MiB")
+PY
+if [ "$criterion" -eq 1 ]; then
+  cargo bench --locked -p sonoflow-benches
+fi

@@ -19,6 +19,8 @@ fn frame(pool: &FramePool, clock: &dyn Clock, id: u64) -> Frame {
         format,
         stamps: StageStamps::new(clock.now()),
         data: pool.acquire(format.len()),
+        pixel_spacing: None,
+        truth: None,
     }
 }
 

@@ -4,8 +4,10 @@
 //! row padding (`stride == width * bytes_per_pixel`). Ingest copies GStreamer's
 //! possibly padded rows into this layout once; every later stage can rely on it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::findings::{GroundTruth, PixelSpacing};
 use crate::{PooledBuffer, Timestamp};
 
 /// Monotonic id of a frame within one run, assigned at ingest.
@@ -162,6 +164,11 @@ pub struct Frame {
     pub format: FrameFormat,
     pub stamps: StageStamps,
     pub data: PooledBuffer,
+    /// Physical pixel size, when the source knows it (phantom depth preset,
+    /// probe profile); never guessed from the image.
+    pub pixel_spacing: Option<PixelSpacing>,
+    /// What the frame really shows, when the source is the phantom.
+    pub truth: Option<Arc<GroundTruth>>,
 }
 
 impl Frame {

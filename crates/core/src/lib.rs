@@ -5,11 +5,15 @@
 //! [`Stage`] boundary, all taken from an injected [`Clock`].
 //! [`alloc_count`] measures heap allocations on the per-frame path.
 //!
+//! [`findings`] holds the lesion vocabulary, geometry and ground-truth
+//! types shared by the phantom, post-processing and the model.
+//!
 //! This crate must not depend on GStreamer, ONNX Runtime or tokio.
 
 pub mod alloc_count;
 mod clock;
 mod config_issue;
+pub mod findings;
 mod frame;
 mod pool;
 

@@ -255,6 +255,8 @@ impl Ingest {
             format,
             stamps,
             data,
+            pixel_spacing: None,
+            truth: None,
         })
     }
 

@@ -1,0 +1,241 @@
+//! The phantom as a dataset: `sonoflow phantom export` writes frames as PNG,
+//! label maps as PNG (one byte per pixel, see `findings::label`), one JSON
+//! line of ground truth per frame, and a manifest. Frames come in sequences
+//! (a cine of one scene); each sequence has its own seed, probe, depth and
+//! lesions, all derived from the export's seed, so a seed reproduces the
+//! dataset exactly and different seeds never share a scene.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sonoflow_core::findings::{label, ImageRegion, LesionTruth, PixelSpacing};
+
+use crate::config::{LesionKind, PhantomConfig, ProbeKind, DEPTH_PRESETS_CM};
+use crate::rng::Rng;
+use crate::{Phantom, PhantomError};
+
+/// Format version of the manifest and the JSON lines.
+pub const EXPORT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub frames: u64,
+    pub seed: u64,
+    pub out: PathBuf,
+    /// Frames per sequence (scene).
+    pub sequence_length: u64,
+    /// Only this probe; unset alternates linear and convex.
+    pub probe: Option<ProbeKind>,
+    /// Only this depth; unset draws from every preset.
+    pub depth_cm: Option<u32>,
+    /// Lesions per scene; unset draws 1 or 2.
+    pub lesions: Option<u32>,
+    pub lesion_kind: Option<LesionKind>,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            frames: 100,
+            seed: 1,
+            out: PathBuf::from("out/phantom"),
+            sequence_length: 30,
+            probe: None,
+            depth_cm: None,
+            lesions: None,
+            lesion_kind: None,
+            width: 640,
+            height: 480,
+            fps: 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: String },
+    #[error(transparent)]
+    Phantom(#[from] PhantomError),
+    #[error("--frames and --sequence-length must be at least 1")]
+    Empty,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
+    move |e| ExportError::Io { path: path.display().to_string(), cause: e.to_string() }
+}
+
+/// One line of `truth.jsonl`.
+#[derive(Debug, Serialize)]
+pub struct FrameRecord<'a> {
+    pub index: u64,
+    pub image: String,
+    pub labels: String,
+    pub sequence: u64,
+    pub frame_in_sequence: u64,
+    pub probe: ProbeKind,
+    pub depth_cm: u32,
+    pub pixel_spacing: PixelSpacing,
+    pub region: ImageRegion,
+    pub lesions: &'a [LesionTruth],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SequenceRecord {
+    pub index: u64,
+    pub first_frame: u64,
+    pub frames: u64,
+    pub config: PhantomConfig,
+}
+
+#[derive(Debug, Serialize)]
+struct Manifest<'a> {
+    format: u32,
+    generator: String,
+    seed: u64,
+    frames: u64,
+    width: u32,
+    height: u32,
+    images: &'static str,
+    labels: &'static str,
+    truth: &'static str,
+    label_values: serde_json::Value,
+    sequences: &'a [SequenceRecord],
+}
+
+/// The scene settings of sequence `index` of an export.
+pub fn sequence_config(options: &ExportOptions, index: u64) -> PhantomConfig {
+    let mut rng = Rng::fork(options.seed, 1000 + index);
+    let probe = options.probe.unwrap_or(if index % 2 == 0 { ProbeKind::Linear } else { ProbeKind::Convex });
+    let depths: &[u32] = match probe {
+        ProbeKind::Linear => &DEPTH_PRESETS_CM[..4],
+        ProbeKind::Convex => &DEPTH_PRESETS_CM[2..],
+    };
+    PhantomConfig {
+        probe,
+        depth_cm: options.depth_cm.unwrap_or_else(|| rng.pick(depths)),
+        seed: rng.next_u64(),
+        lesions: options.lesions.unwrap_or_else(|| 1 + rng.below(2) as u32),
+        lesion_kind: options.lesion_kind,
+        width: options.width,
+        height: options.height,
+        fps: options.fps,
+        gain_db: rng.range(-3.0, 3.0).round() as f32,
+        dynamic_range_db: rng.pick(&[50.0, 55.0, 60.0]),
+        motion: true,
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    pub frames: u64,
+    pub sequences: Vec<SequenceRecord>,
+    pub manifest: PathBuf,
+}
+
+/// Writes the dataset; `progress(done, total)` is called after each frame.
+pub fn export(options: &ExportOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<ExportSummary, ExportError> {
+    if options.frames == 0 || options.sequence_length == 0 {
+        return Err(ExportError::Empty);
+    }
+    let images = options.out.join("images");
+    let labels = options.out.join("labels");
+    for dir in [&images, &labels] {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    }
+    let truth_path = options.out.join("truth.jsonl");
+    let mut truth = BufWriter::new(File::create(&truth_path).map_err(io_error(&truth_path))?);
+    let mut sequences = Vec::new();
+    let mut pixels = vec![0u8; (options.width * options.height) as usize];
+    let mut index = 0;
+    while index < options.frames {
+        let seq = index / options.sequence_length;
+        let config = sequence_config(options, seq);
+        let frames = options.sequence_length.min(options.frames - index);
+        sequences.push(SequenceRecord { index: seq, first_frame: index, frames, config: config.clone() });
+        let mut phantom = Phantom::new(config.clone())?;
+        for k in 0..frames {
+            let gt = phantom.render(k, &mut pixels);
+            let name = format!("{index:06}.png");
+            write_png(&images.join(&name), options.width, options.height, &pixels)?;
+            write_png(&labels.join(&name), options.width, options.height, &gt.labels.data)?;
+            let record = FrameRecord {
+                index,
+                image: format!("images/{name}"),
+                labels: format!("labels/{name}"),
+                sequence: seq,
+                frame_in_sequence: k,
+                probe: config.probe,
+                depth_cm: config.depth_cm,
+                pixel_spacing: gt.pixel_spacing,
+                region: gt.region,
+                lesions: &gt.lesions,
+            };
+            let line = serde_json::to_string(&record).map_err(|e| ExportError::Io {
+                path: truth_path.display().to_string(),
+                cause: e.to_string(),
+            })?;
+            writeln!(truth, "{line}").map_err(io_error(&truth_path))?;
+            index += 1;
+            progress(index, options.frames);
+        }
+    }
+    truth.flush().map_err(io_error(&truth_path))?;
+
+    let mut values = serde_json::Map::new();
+    for (v, name) in label::TISSUES {
+        values.insert(v.to_string(), name.into());
+    }
+    values.insert(format!("{}+i", label::LESION_BASE), "lesion i (its id in truth.jsonl)".into());
+    let manifest_path = options.out.join("manifest.json");
+    let manifest = Manifest {
+        format: EXPORT_FORMAT,
+        generator: format!("sonoflow-phantom {}", env!("CARGO_PKG_VERSION")),
+        seed: options.seed,
+        frames: options.frames,
+        width: options.width,
+        height: options.height,
+        images: "images/NNNNNN.png (GRAY8)",
+        labels: "labels/NNNNNN.png (GRAY8 label values)",
+        truth: "truth.jsonl (one JSON object per frame)",
+        label_values: serde_json::Value::Object(values),
+        sequences: &sequences,
+    };
+    let text = serde_json::to_string_pretty(&manifest)
+        .map_err(|e| ExportError::Io { path: manifest_path.display().to_string(), cause: e.to_string() })?;
+    std::fs::write(&manifest_path, text + "\n").map_err(io_error(&manifest_path))?;
+    Ok(ExportSummary { frames: options.frames, sequences, manifest: manifest_path })
+}
+
+/// Writes a GRAY8 image as PNG.
+pub fn write_png(path: &Path, width: u32, height: u32, pixels: &[u8]) -> Result<(), ExportError> {
+    let png_error = |e: png::EncodingError| ExportError::Io { path: path.display().to_string(), cause: e.to_string() };
+    let file = File::create(path).map_err(io_error(path))?;
+    let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    writer.write_image_data(pixels).map_err(png_error)?;
+    writer.finish().map_err(png_error)
+}
+
+/// Reads a GRAY8 PNG: (width, height, pixels).
+pub fn read_png(path: &Path) -> Result<(u32, u32, Vec<u8>), ExportError> {
+    let bad = |cause: String| ExportError::Io { path: path.display().to_string(), cause };
+    let decoder = png::Decoder::new(std::io::BufReader::new(File::open(path).map_err(io_error(path))?));
+    let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).map_err(|e| bad(e.to_string()))?;
+    if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
+        return Err(bad(format!("expected 8-bit grayscale, found {:?} {:?}", info.color_type, info.bit_depth)));
+    }
+    buf.truncate(info.buffer_size());
+    Ok((info.width, info.height, buf))
+}

@@ -1,0 +1,113 @@
+//! sonoflow-phantom: a real-time B-mode ultrasound simulator with ground
+//! truth. It is the default live source of `sonoflow run`, the fixture of
+//! every test that needs ultrasound frames, and the generator of the demo
+//! model's training data (`sonoflow phantom export`).
+//!
+//! Start with [`Phantom::new`] and [`Phantom::render`]. The physics is in
+//! [`render`] (point-spread function, attenuation, TGC, log compression,
+//! scan conversion) and [`scene`] (tissue, lesions, scatterers); the cart's
+//! screen in [`screen`]; the ground truth in [`truth`]. A seed makes every
+//! sequence exactly reproducible: time is the frame index over the frame
+//! rate, never the clock.
+
+pub mod config;
+pub mod export;
+pub mod motion;
+pub mod probe;
+pub mod render;
+mod rng;
+pub mod scene;
+pub mod screen;
+pub mod truth;
+
+use sonoflow_core::findings::GroundTruth;
+use sonoflow_core::{ConfigIssue, FrameFormat, PixelFormat};
+
+pub use config::{LesionKind, PhantomConfig, ProbeKind, DEPTH_PRESETS_CM};
+pub use motion::{MotionModel, Pose};
+pub use probe::{Layout, ProbeGeometry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PhantomError {
+    #[error("phantom settings: {0}")]
+    Config(#[from] ConfigIssue),
+}
+
+/// One phantom sequence: a scene seen through a moving probe.
+pub struct Phantom {
+    config: PhantomConfig,
+    geometry: ProbeGeometry,
+    layout: Layout,
+    scene: scene::Scene,
+    motion: MotionModel,
+    renderer: render::Renderer,
+}
+
+impl Phantom {
+    pub fn new(config: PhantomConfig) -> Result<Self, PhantomError> {
+        config.validate("phantom")?;
+        let geometry = ProbeGeometry::new(&config);
+        let layout = Layout::new(&config, &geometry);
+        let background = screen::draw_background(&config, &geometry, &layout);
+        let renderer = render::Renderer::new(&config, &geometry, &layout, background);
+        let scene = scene::Scene::new(&config);
+        let motion = MotionModel::new(config.seed, config.motion);
+        Ok(Self { config, geometry, layout, scene, motion, renderer })
+    }
+
+    pub fn config(&self) -> &PhantomConfig {
+        &self.config
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn geometry(&self) -> &ProbeGeometry {
+        &self.geometry
+    }
+
+    pub fn scene(&self) -> &scene::Scene {
+        &self.scene
+    }
+
+    pub fn format(&self) -> FrameFormat {
+        FrameFormat { pixel: PixelFormat::Gray8, width: self.config.width, height: self.config.height }
+    }
+
+    /// The probe's pose at frame `index`.
+    pub fn pose(&self, index: u64) -> Pose {
+        self.motion.pose_at(index as f64 / f64::from(self.config.fps))
+    }
+
+    /// Renders frame `index` into `out` (GRAY8, width x height) without ground truth.
+    pub fn render_image(&mut self, index: u64, out: &mut [u8]) {
+        let pose = self.pose(index);
+        self.renderer.render(&self.scene, &pose, index, out);
+    }
+
+    /// Renders frame `index` into `out` and returns its ground truth.
+    pub fn render(&mut self, index: u64, out: &mut [u8]) -> GroundTruth {
+        let pose = self.pose(index);
+        self.renderer.render(&self.scene, &pose, index, out);
+        self.truth_for(index, &pose)
+    }
+
+    fn truth_for(&self, index: u64, pose: &Pose) -> GroundTruth {
+        let labels = truth::label_map(&self.scene, &self.layout, pose, self.renderer.region_pixels());
+        let lesions = truth::lesions(&self.scene, &self.layout, pose, &labels);
+        GroundTruth {
+            frame_index: index,
+            pixel_spacing: self.layout.pixel_spacing(),
+            region: self.layout.region,
+            lesions,
+            labels,
+        }
+    }
+
+    /// The detected envelope of the last rendered frame, [sample][beam],
+    /// before attenuation, TGC and log compression.
+    pub fn envelope(&self) -> &[f32] {
+        self.renderer.envelope()
+    }
+}

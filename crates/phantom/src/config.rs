@@ -44,12 +44,24 @@ impl LesionKind {
         [LesionKind::SimpleCyst, LesionKind::ComplexCyst, LesionKind::BenignSolid, LesionKind::MalignantSolid];
 }
 
+/// What the probe looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SceneKind {
+    /// Skin, fat, gland and muscle layers with lesions.
+    #[default]
+    Breast,
+    /// One homogeneous tissue, no lesions: a speckle calibration phantom.
+    Uniform,
+}
+
 /// Everything that defines a phantom sequence. The same config and seed
 /// give the same frames and ground truth, bit for bit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PhantomConfig {
     pub probe: ProbeKind,
+    pub scene: SceneKind,
     /// Imaging depth in cm; one of 3, 4, 5, 6, 8.
     pub depth_cm: u32,
     pub seed: u64,
@@ -74,6 +86,7 @@ impl Default for PhantomConfig {
     fn default() -> Self {
         Self {
             probe: ProbeKind::Linear,
+            scene: SceneKind::Breast,
             depth_cm: 4,
             seed: 1,
             lesions: 1,

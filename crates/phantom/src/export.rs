@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sonoflow_core::findings::{label, ImageRegion, LesionTruth, PixelSpacing};
 
-use crate::config::{LesionKind, PhantomConfig, ProbeKind, DEPTH_PRESETS_CM};
+use crate::config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
 use crate::rng::Rng;
 use crate::{Phantom, PhantomError};
 
@@ -118,6 +118,7 @@ pub fn sequence_config(options: &ExportOptions, index: u64) -> PhantomConfig {
     };
     PhantomConfig {
         probe,
+        scene: SceneKind::Breast,
         depth_cm: options.depth_cm.unwrap_or_else(|| rng.pick(depths)),
         seed: rng.next_u64(),
         lesions: options.lesions.unwrap_or_else(|| 1 + rng.below(2) as u32),

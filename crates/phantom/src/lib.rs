@@ -20,10 +20,13 @@ pub mod scene;
 pub mod screen;
 pub mod truth;
 
+#[cfg(test)]
+mod tests;
+
 use sonoflow_core::findings::GroundTruth;
 use sonoflow_core::{ConfigIssue, FrameFormat, PixelFormat};
 
-pub use config::{LesionKind, PhantomConfig, ProbeKind, DEPTH_PRESETS_CM};
+pub use config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
 pub use motion::{MotionModel, Pose};
 pub use probe::{Layout, ProbeGeometry};
 

@@ -19,8 +19,9 @@ use crate::probe::{Layout, ProbeGeometry, BEAMS, SAMPLES};
 use crate::rng::Rng;
 use crate::scene::{Scene, GRID_MM, NOMINAL_ATTENUATION};
 
-/// Receiver noise amplitude relative to glandular tissue echoes.
-const NOISE_AMPLITUDE: f32 = 0.004;
+/// Receiver noise amplitude relative to glandular tissue echoes (-70 dB):
+/// visible only where time-gain compensation is highest, deep in the image.
+const NOISE_AMPLITUDE: f32 = 3.0e-4;
 /// Gray level of glandular tissue (echogenicity 1) at 0 dB gain.
 const TISSUE_GRAY: f32 = 150.0;
 

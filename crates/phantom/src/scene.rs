@@ -15,7 +15,7 @@ use sonoflow_core::findings::{
     Shape,
 };
 
-use crate::config::{LesionKind, PhantomConfig};
+use crate::config::{LesionKind, PhantomConfig, SceneKind};
 use crate::rng::Rng;
 
 /// Grid spacing in mm.
@@ -238,7 +238,8 @@ impl Scene {
             muscle_thickness: rng.range(7.0, 11.0),
             septa: (rng.range(0.3, 0.9), rng.range(4.0, 7.0), rng.range(0.0, TAU)),
         };
-        let lesions = place_lesions(config, &layers, &mut rng);
+        let uniform = config.scene == SceneKind::Uniform;
+        let lesions = if uniform { Vec::new() } else { place_lesions(config, &layers, &mut rng) };
 
         let half = visible_half_width(config, depth) + MAX_SLIDE_MM + depth * 0.06 + 2.0;
         let nx = (2.0 * half / GRID_MM).ceil() as usize;
@@ -262,7 +263,11 @@ impl Scene {
             let gland_bottom = layers.gland_bottom(x);
             for iz in 0..nz {
                 let z = (iz as f64 + 0.5) * GRID_MM;
-                let (mut amp, mut att, mut lab) = base_tissue(&layers, x, z, fat_bottom, gland_bottom, &texture, &fine);
+                let (mut amp, mut att, mut lab) = if uniform {
+                    (tissue::GLAND.0, tissue::GLAND.1, label::GLAND)
+                } else {
+                    base_tissue(&layers, x, z, fat_bottom, gland_bottom, &texture, &fine)
+                };
                 for lesion in &lesions {
                     let (w, inside) = lesion.coverage(x, z);
                     if w > 0.0 {
@@ -361,7 +366,7 @@ fn attributes_for(kind: LesionKind, rng: &mut Rng) -> LesionAttributes {
             shape: Shape::Oval,
             orientation: Orientation::Parallel,
             margin: if rng.chance(0.8) { Margin::Circumscribed } else { Margin::Microlobulated },
-            echo_pattern: rng.pick(&[EchoPattern::Hypoechoic, EchoPattern::Hypoechoic, EchoPattern::Isoechoic]),
+            echo_pattern: rng.pick(&[EchoPattern::Hypoechoic, EchoPattern::Hypoechoic, EchoPattern::Isoechoic, EchoPattern::Hyperechoic]),
             posterior: rng.pick(&[P::None, P::None, P::Enhancement]),
             calcifications: C::None,
         },

@@ -28,7 +28,7 @@ fn test_source_delivers_the_requested_frames_in_gray8() {
     );
     let r = run.assert_success();
     assert_eq!(u64_at(r, "/frames_in"), 90);
-    assert_eq!(u64_at(r, "/frames_out") + total_dropped(r), 90, "every frame is either out or counted as dropped: {r:#}");
+    assert_eq!(u64_at(r, "/frames_out") + pipeline_dropped(r), 90, "every frame is either out or counted as dropped: {r:#}");
     assert_eq!(str_at(r, "/source/format"), "GRAY8");
     assert_eq!((u64_at(r, "/source/width"), u64_at(r, "/source/height")), (320, 240));
     assert!(f64_at(r, "/fps_in") > 30.0, "a 60 fps live source: {r:#}");
@@ -101,13 +101,14 @@ fn caps_change_mid_stream_keeps_the_pipeline_and_the_output_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
     let frames = dir.path().join("frames");
     std::fs::create_dir(&frames).expect("mkdir");
-    // Ten frames at 320x240, then ten at 480x360: one PNG sequence.
+    // Ten frames at 320x240, then ten square ones at 360x360: one PNG
+    // sequence whose size and aspect ratio change mid-stream.
     gst_run(&format!(
         "videotestsrc num-buffers=10 ! video/x-raw,width=320,height=240 ! pngenc ! multifilesink location=\"{}/f%03d.png\"",
         frames.display()
     ));
     gst_run(&format!(
-        "videotestsrc num-buffers=10 pattern=smpte ! video/x-raw,width=480,height=360 ! pngenc ! \
+        "videotestsrc num-buffers=10 pattern=smpte ! video/x-raw,width=360,height=360 ! pngenc ! \
          multifilesink index=10 location=\"{}/f%03d.png\"",
         frames.display()
     ));
@@ -134,8 +135,24 @@ fn caps_change_mid_stream_keeps_the_pipeline_and_the_output_valid() {
     assert_eq!(u64_at(r, "/frames_in"), 20);
     assert_eq!(u64_at(r, "/frames_out"), 20);
     assert_eq!(u64_at(r, "/source/caps_changes"), 1, "{r:#}");
-    assert_eq!((u64_at(r, "/source/width"), u64_at(r, "/source/height")), (480, 360));
+    assert_eq!((u64_at(r, "/source/width"), u64_at(r, "/source/height")), (360, 360));
     let decoded = decode(&mp4);
     assert_eq!(decoded.frames, 20, "every frame, both sizes, is in the file");
     assert_eq!((decoded.width, decoded.height), (320, 240), "the output keeps the first size");
+}
+
+#[test]
+fn unreadable_file_source_ends_the_run_with_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-scan.mp4");
+    let run = run_pipeline(
+        dir.path(),
+        &format!("[source]\nkind = \"file\"\npath = \"{}\"\n[[sinks]]\nkind = \"fake\"\n", missing.display()),
+        &[],
+        LIMIT,
+    );
+    assert_eq!(run.output.status.code(), Some(1), "{}", run.stderr());
+    let r = run.report();
+    assert!(str_at(r, "/error").contains("no-such-scan.mp4"), "{r:#}");
+    assert_eq!(str_at(r, "/source/state"), "failed");
 }

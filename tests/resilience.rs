@@ -17,22 +17,30 @@ const LIMIT: Duration = Duration::from_secs(90);
 #[test]
 fn live_source_that_ends_is_restarted_and_the_run_goes_on() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = dir.path().join("across.mp4");
     // A "live" source that stops after 15 frames, like a cable pulled out.
     let run = run_pipeline(
         dir.path(),
-        r#"
-        [source]
-        kind = "launch"
-        launch = "videotestsrc is-live=true num-buffers=15 ! video/x-raw,width=160,height=120,framerate=60/1"
-        restart = { initial_backoff_ms = 50, max_backoff_ms = 200, stall_timeout_ms = 1000 }
-        [[sinks]]
-        kind = "fake"
-        "#,
+        &format!(
+            r#"
+            [source]
+            kind = "launch"
+            launch = "videotestsrc is-live=true num-buffers=15 ! video/x-raw,width=160,height=120,framerate=60/1"
+            restart = {{ initial_backoff_ms = 50, max_backoff_ms = 200, stall_timeout_ms = 1000 }}
+            [[sinks]]
+            kind = "mp4"
+            path = "{}"
+            "#,
+            mp4.display()
+        ),
         &["--frames", "40"],
         LIMIT,
     );
     let r = run.assert_success();
     assert_eq!(u64_at(r, "/frames_in"), 40);
+    assert_eq!(u64_at(r, "/frames_out") + pipeline_dropped(r), 40, "{r:#}");
+    assert!(u64_at(r, "/frames_out") >= 30, "frames kept flowing across restarts: {r:#}");
+    assert_eq!(decode(&mp4).frames, u64_at(r, "/frames_out"), "one valid file spans the restarts");
     assert!(u64_at(r, "/source/restarts") >= 2, "{r:#}");
     assert!(str_at(r, "/source/last_error").contains("ended"), "{r:#}");
     assert!(run.stderr().contains("restarting"), "the log says so:\n{}", run.stderr());
@@ -141,8 +149,36 @@ fn slow_stage_drops_counted_frames_and_keeps_latency_bounded() {
     assert_eq!(report.frames_in, 120);
     let dropped = report.dropped[Stage::Process.name()];
     assert!(dropped > 30, "a 40 ms stage on a 60 fps source must drop: {report:#?}");
-    assert_eq!(report.frames_out + report.dropped.values().sum::<u64>(), 120, "every frame accounted for: {report:#?}");
+    let inside = report.dropped[Stage::Process.name()] + report.dropped[Stage::Output.name()];
+    assert_eq!(report.frames_out + inside, 120, "every frame accounted for: {report:#?}");
     // Queue depth 2 in front of a 40 ms stage: a frame waits at most ~3 stage
     // times. 400 ms is far above that and far below an unbounded queue (2 s).
     assert!(report.latency_ms.max < 400.0, "latency stays bounded: {report:#?}");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_with_a_valid_file_and_a_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = dir.path().join("interrupted.mp4");
+    let pipeline = write_definition(
+        dir.path(),
+        &format!(
+            "[source]\nkind = \"test\"\nwidth = 320\nheight = 240\nfps = 30\n[[sinks]]\nkind = \"mp4\"\npath = \"{}\"\n",
+            mp4.display()
+        ),
+    );
+    let child = run_command(dir.path(), &pipeline, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sonoflow");
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status().expect("kill");
+    assert!(status.success());
+    let output = wait_with_limit(child, LIMIT);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let r = read_report(dir.path()).expect("report written after Ctrl-C");
+    let out = u64_at(&r, "/frames_out");
+    assert!(out > 10, "{r:#}");
+    assert_eq!(decode(&mp4).frames, out, "the file was finalised");
 }

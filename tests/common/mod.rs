@@ -102,6 +102,12 @@ pub fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(|x| x.as_str()).unwrap_or_else(|| panic!("no string at {pointer} in {v:#}"))
 }
 
+/// Frames that entered the pipeline and were dropped inside it.
+pub fn pipeline_dropped(report: &serde_json::Value) -> u64 {
+    u64_at(report, "/dropped/process") + u64_at(report, "/dropped/output")
+}
+
+/// Every dropped frame, including those lost before ingest.
 pub fn total_dropped(report: &serde_json::Value) -> u64 {
     report["dropped"].as_object().expect("dropped is an object").values().filter_map(|v| v.as_u64()).sum()
 }

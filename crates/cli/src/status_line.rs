@@ -39,7 +39,7 @@ impl StatusLine {
             fps_in,
             fps_out,
             m.frames_out,
-            m.total_dropped() + s.source.lost(),
+            m.total_dropped() + s.source.ingest_losses(),
             m.latency.p50,
             m.latency.p99,
             s.source.restarts(),

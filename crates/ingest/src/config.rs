@@ -88,11 +88,13 @@ pub struct RestartConfig {
     pub max_backoff_ms: u64,
     /// A live source that delivers nothing for this long is restarted.
     pub stall_timeout_ms: u64,
+    /// Grace before the first frame after a (re)start (e.g. an RTSP handshake).
+    pub startup_timeout_ms: u64,
 }
 
 impl Default for RestartConfig {
     fn default() -> Self {
-        Self { initial_backoff_ms: 100, max_backoff_ms: 5_000, stall_timeout_ms: 2_000 }
+        Self { initial_backoff_ms: 100, max_backoff_ms: 5_000, stall_timeout_ms: 2_000, startup_timeout_ms: 10_000 }
     }
 }
 
@@ -116,6 +118,10 @@ pub struct SourceSpec {
 impl SourceSpec {
     pub fn stall_timeout(&self) -> Duration {
         Duration::from_millis(self.restart.stall_timeout_ms)
+    }
+
+    pub fn startup_timeout(&self) -> Duration {
+        Duration::from_millis(self.restart.startup_timeout_ms.max(self.restart.stall_timeout_ms))
     }
 }
 
@@ -180,14 +186,14 @@ impl SourceConfig {
             ));
         }
         let r = self.restart;
-        if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms || r.stall_timeout_ms == 0 {
+        if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms || r.stall_timeout_ms == 0 || r.startup_timeout_ms == 0 {
             return Err(ConfigIssue::new(
                 key("restart"),
                 format!(
-                    "needs 0 < initial_backoff_ms ({}) <= max_backoff_ms ({}) and stall_timeout_ms ({}) > 0",
-                    r.initial_backoff_ms, r.max_backoff_ms, r.stall_timeout_ms
+                    "needs 0 < initial_backoff_ms ({}) <= max_backoff_ms ({}), stall_timeout_ms ({}) > 0 and startup_timeout_ms ({}) > 0",
+                    r.initial_backoff_ms, r.max_backoff_ms, r.stall_timeout_ms, r.startup_timeout_ms
                 ),
-                "use e.g. { initial_backoff_ms = 100, max_backoff_ms = 5000, stall_timeout_ms = 2000 }",
+                "use e.g. { initial_backoff_ms = 100, max_backoff_ms = 5000, stall_timeout_ms = 2000, startup_timeout_ms = 10000 }",
             ));
         }
         let required = |name: &str, v: Option<&str>, example: &str| {

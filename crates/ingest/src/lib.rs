@@ -179,19 +179,26 @@ impl Ingest {
         backoff: &mut Backoff,
     ) -> Result<IngestEnd, IngestError> {
         let mut last_frame_at = self.clock.now();
+        let mut seen_frame = false;
+        let mut rejected = 0u64;
         loop {
             if should_stop() {
                 return Ok(IngestEnd::Stopped);
             }
+            let _guard = FramePathGuard::enter();
             match source.next(POLL) {
                 Pulled::Sample(sample) => {
                     let captured = self.clock.now();
-                    let _guard = FramePathGuard::enter();
                     last_frame_at = captured;
+                    seen_frame = true;
                     let frame = match self.frame_from_sample(&sample, captured) {
                         Ok(frame) => frame,
                         Err(err) => {
-                            warn!("skipping frame: {err}");
+                            rejected += 1;
+                            self.status.note_rejected();
+                            if rejected == 1 || rejected % 100 == 0 {
+                                warn!(rejected, "skipping frame: {err}");
+                            }
                             continue;
                         }
                     };
@@ -202,7 +209,8 @@ impl Ingest {
                 }
                 Pulled::Idle => {
                     let quiet = self.clock.now().saturating_since(last_frame_at);
-                    if self.spec.live && quiet >= self.spec.stall_timeout() {
+                    let limit = if seen_frame { self.spec.stall_timeout() } else { self.spec.startup_timeout() };
+                    if self.spec.live && quiet >= limit {
                         return Err(IngestError::Source(format!("no frame for {} ms", quiet.as_millis())));
                     }
                 }

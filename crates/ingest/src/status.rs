@@ -45,6 +45,7 @@ pub struct SourceStatus {
     restarts: AtomicU64,
     caps_changes: AtomicU64,
     lost: AtomicU64,
+    rejected: AtomicU64,
     last_error: Mutex<Option<String>>,
     format: Mutex<Option<FrameFormat>>,
 }
@@ -57,6 +58,8 @@ pub struct SourceReport {
     pub caps_changes: u64,
     /// Frames the source numbered but never delivered (raw sources only).
     pub lost_before_ingest: u64,
+    /// Samples ingest could not turn into frames (unmappable buffers, odd caps).
+    pub rejected: u64,
     pub last_error: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -70,6 +73,7 @@ impl SourceStatus {
             restarts: AtomicU64::new(0),
             caps_changes: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             last_error: Mutex::new(None),
             format: Mutex::new(None),
         }
@@ -107,6 +111,15 @@ impl SourceStatus {
         self.caps_changes.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn note_rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Frames the ingest stage lost: never delivered by the source, or rejected.
+    pub fn ingest_losses(&self) -> u64 {
+        self.lost() + self.rejected.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn note_lost(&self, n: u64) {
         self.lost.fetch_add(n, Ordering::Relaxed);
     }
@@ -124,6 +137,7 @@ impl SourceStatus {
             restarts: self.restarts(),
             caps_changes: self.caps_changes.load(Ordering::Relaxed),
             lost_before_ingest: self.lost(),
+            rejected: self.rejected.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
             width: format.map(|f| f.width),
             height: format.map(|f| f.height),

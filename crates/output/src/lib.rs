@@ -82,8 +82,9 @@ pub struct GstOutput {
     bus: gst::Bus,
     options: OutputOptions,
     negotiated: Option<Negotiated>,
-    /// Timeline origin (ns) and last PTS given, to keep PTS monotonic.
-    origin: Option<u64>,
+    /// Timeline chosen at the first frame, its origin (ns), and the last
+    /// PTS given, to keep PTS monotonic.
+    origin: Option<(OutputTiming, u64)>,
     last_pts: Option<u64>,
     failed: Option<String>,
 }
@@ -118,7 +119,12 @@ impl GstOutput {
         appsrc.set_format(gst::Format::Time);
         appsrc.set_is_live(true);
         appsrc.set_max_buffers(options.max_queued.max(1));
-        appsrc.set_block(options.block);
+        // Bounded by buffers only; the byte limit (200 kB by default) would
+        // hold less than one large frame.
+        appsrc.set_max_bytes(0);
+        // Never block inside appsrc: a sink that fails while we wait would
+        // hang the stage. Waiting for room is done in `wait_for_room`.
+        appsrc.set_block(false);
         let output = Self {
             pipeline,
             appsrc,
@@ -154,7 +160,12 @@ impl GstOutput {
         if self.negotiated.is_none() {
             // The first frame fixes the output size for the whole run.
             let (w, h) = ((format.width & !1).max(2), (format.height & !1).max(2));
-            let size = gst::Caps::builder("video/x-raw").field("width", w as i32).field("height", h as i32).build();
+            // Square pixels: a later frame of another shape is scaled with borders.
+            let size = gst::Caps::builder("video/x-raw")
+                .field("width", w as i32)
+                .field("height", h as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build();
             self.size_filter.set_property("caps", &size);
             info!("output size {w}x{h}");
         } else {
@@ -165,6 +176,7 @@ impl GstOutput {
             .field("width", format.width as i32)
             .field("height", format.height as i32)
             .field("framerate", gst::Fraction::new(self.options.fps.max(1) as i32, 1))
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build();
         let size = u32::try_from(format.len()).map_err(|_| OutputError::Sink("frame too large".into()))?;
         let pool = gst::BufferPool::new();
@@ -180,21 +192,44 @@ impl GstOutput {
         Ok(())
     }
 
-    /// A PTS on the output timeline, strictly increasing.
+    /// A PTS on the output timeline, strictly increasing. The timeline
+    /// (source PTS or capture time) is chosen at the first frame and kept;
+    /// a frame without a usable time gets the previous PTS plus one frame.
     fn pts_for(&mut self, frame: &Frame) -> u64 {
-        let raw = match (self.options.timing, frame.source_pts) {
-            (OutputTiming::SourcePts, Some(pts)) => u64::try_from(pts.as_nanos()).unwrap_or(u64::MAX),
-            _ => frame.stamps.captured.nanos(),
+        let frame_ns = 1_000_000_000 / u64::from(self.options.fps.max(1));
+        let time_on = |timing: OutputTiming| match (timing, frame.source_pts) {
+            (OutputTiming::SourcePts, Some(pts)) => Some(u64::try_from(pts.as_nanos()).unwrap_or(u64::MAX)),
+            (OutputTiming::SourcePts, None) => None,
+            (OutputTiming::Capture, _) => Some(frame.stamps.captured.nanos()),
         };
-        let origin = *self.origin.get_or_insert(raw);
-        let mut pts = raw.saturating_sub(origin);
-        if let Some(last) = self.last_pts {
-            if pts <= last {
-                pts = last + 1_000_000;
-            }
-        }
+        let (timing, origin) = *self.origin.get_or_insert_with(|| {
+            let timing = if self.options.timing == OutputTiming::SourcePts && frame.source_pts.is_some() {
+                OutputTiming::SourcePts
+            } else {
+                OutputTiming::Capture
+            };
+            (timing, time_on(timing).unwrap_or(0))
+        });
+        let next = self.last_pts.map_or(0, |last| last + frame_ns);
+        let pts = match (time_on(timing), self.last_pts) {
+            (Some(t), Some(last)) if t.saturating_sub(origin) > last => t - origin,
+            (Some(t), None) => t.saturating_sub(origin),
+            _ => next,
+        };
         self.last_pts = Some(pts);
         pts
+    }
+
+    /// Waits until the appsrc has room (block mode), watching for sink errors.
+    fn wait_for_room(&mut self) -> Result<(), OutputError> {
+        while self.appsrc.current_level_buffers() >= self.options.max_queued {
+            if let Some(err) = self.take_error() {
+                self.failed = Some(err.clone());
+                return Err(OutputError::Sink(err));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     fn push_frame(&mut self, frame: &Frame) -> Result<Delivery, OutputError> {
@@ -207,7 +242,9 @@ impl GstOutput {
         if self.negotiated.as_ref().map(|n| n.format) != Some(frame.format) {
             self.negotiate(frame.format)?;
         }
-        if !self.options.block && self.appsrc.current_level_buffers() >= self.options.max_queued {
+        if self.options.block {
+            self.wait_for_room()?;
+        } else if self.appsrc.current_level_buffers() >= self.options.max_queued {
             return Ok(Delivery::Dropped);
         }
         let pool = &self.negotiated.as_ref().ok_or_else(|| OutputError::Sink("not negotiated".into()))?.pool;
@@ -237,6 +274,10 @@ impl GstOutput {
     fn finish_pipeline(&mut self) -> Result<(), OutputError> {
         if self.negotiated.is_none() {
             debug!("output: no frame was ever pushed");
+        }
+        if let Some(err) = self.failed.take().or_else(|| self.take_error()) {
+            let _ = self.pipeline.set_state(gst::State::Null);
+            return Err(OutputError::Sink(err));
         }
         let _ = self.appsrc.end_of_stream();
         let msg = self

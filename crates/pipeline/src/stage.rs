@@ -120,7 +120,8 @@ pub fn run_process_stage(
 }
 
 /// Runs the output stage until its input closes or `limit` frames are out,
-/// then finishes the sink. Returns the sink's error, if it failed.
+/// then finishes the sink. A sink error stops the run (through `stop`);
+/// the error is returned by the sink's `finish`.
 pub fn run_output_stage(
     input: Receiver<Frame>,
     mut sink: Box<dyn FrameSink>,
@@ -151,10 +152,13 @@ pub fn run_output_stage(
             }
             Ok(Delivery::Dropped) => metrics.dropped_by(Stage::Output),
             Err(err) => {
+                // A failed sink does not come back: stop the run (it drains,
+                // counting what it drops) and report the failure at finish.
                 sink_failures += 1;
                 metrics.dropped_by(Stage::Output);
-                if sink_failures == 1 || sink_failures % 100 == 0 {
-                    warn!(frame = frame.id.0, sink_failures, "sink refused frame: {err}");
+                if sink_failures == 1 {
+                    warn!(frame = frame.id.0, "sink failed, stopping the run: {err}");
+                    stop.stop();
                 }
             }
         }

@@ -39,9 +39,12 @@ pub struct RunReport {
     pub pipeline: String,
     pub frames_in: u64,
     pub frames_out: u64,
-    /// Frames dropped per stage: "ingest" counts frames a raw source numbered
-    /// but never delivered; "process" and "output" count evictions from the
-    /// hand-off in front of them and frames the stage itself gave up on.
+    /// Frames dropped per stage. "process" and "output" count frames that
+    /// entered the pipeline (are in `frames_in`) and were evicted from the
+    /// hand-off in front of the stage or given up by it, so
+    /// `frames_in = frames_out + dropped.process + dropped.output` once a run
+    /// has drained. "ingest" counts frames lost before they became frames:
+    /// numbered by a raw source but never delivered, or rejected samples.
     pub dropped: BTreeMap<&'static str, u64>,
     pub fps_in: f64,
     pub fps_out: f64,
@@ -81,7 +84,7 @@ impl RunReport {
     pub(crate) fn new(snap: &MetricsSnapshot, extras: ReportExtras) -> Self {
         let mut dropped: BTreeMap<&'static str, u64> =
             Stage::ALL.iter().map(|s| (s.name(), snap.dropped[s.index()])).collect();
-        *dropped.entry(Stage::Ingest.name()).or_default() += extras.source.lost_before_ingest;
+        *dropped.entry(Stage::Ingest.name()).or_default() += extras.source.lost_before_ingest + extras.source.rejected;
         let stages = Stage::ALL
             .iter()
             .map(|s| {

@@ -81,6 +81,8 @@ pub fn run(
     // Every frame in flight holds one buffer: both queues, one per stage, spare.
     let pool = FramePool::new(def.process_queue.depth + def.output_queue.depth + 4);
 
+    // The source is checked first: a bad one must not leave an empty file behind.
+    let mut ingest = Ingest::new(def.source.clone(), Arc::clone(&clock), pool.clone())?;
     let output = GstOutput::new(
         &def.sinks,
         OutputOptions {
@@ -90,7 +92,6 @@ pub fn run(
             block: def.output_queue.policy == DropPolicy::Block,
         },
     )?;
-    let mut ingest = Ingest::new(def.source.clone(), Arc::clone(&clock), pool.clone())?;
     let source = ingest.status();
 
     let (to_process, process_in, process_stats) = handoff(def.process_queue.depth, def.process_queue.policy);
@@ -159,11 +160,13 @@ pub fn run(
 
     let snap = metrics.snapshot();
     let duration = started.elapsed().as_secs_f64();
-    let allocations_per_frame = frame_path_allocations().map(|now| {
-        let (base_allocs, base_frames) = baseline.unwrap_or((0, 0));
-        let frames = snap.frames_out.saturating_sub(base_frames).max(1);
-        (now - base_allocs) as f64 / frames as f64
-    });
+    // Measured after warm-up only; a run too short to warm up reports null.
+    let allocations_per_frame = match (frame_path_allocations(), baseline) {
+        (Some(now), Some((base_allocs, base_frames))) if snap.frames_out > base_frames => {
+            Some((now - base_allocs) as f64 / (snap.frames_out - base_frames) as f64)
+        }
+        _ => None,
+    };
     let cpu = match (cpu_before, usage::cpu_seconds()) {
         (Some((u0, s0)), Some((u1, s1))) if duration > 0.0 => Some(CpuReport {
             user_s: u1 - u0,

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use sonoflow_phantom::export::{export, ExportOptions};
+use sonoflow_phantom::ProbeKind;
 use sonoflow_core::alloc_count::CountingAllocator;
 use sonoflow_runtime::{processor_for, run, PipelineDefinition, RunOptions, RunReport, StopFlag};
 use tracing_subscriber::EnvFilter;
@@ -33,6 +36,52 @@ struct Cli {
 enum Command {
     /// Run a pipeline definition (default: pipelines/default.toml).
     Run(RunArgs),
+    /// The built-in phantom probe.
+    #[command(subcommand)]
+    Phantom(PhantomCommand),
+}
+
+#[derive(Subcommand)]
+enum PhantomCommand {
+    /// Write phantom frames (PNG), label maps (PNG), ground truth (JSONL) and a manifest.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Frames to write.
+    #[arg(long)]
+    frames: u64,
+    /// Seed of the dataset; each sequence derives its own from it.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Frames per sequence (one scene seen by a moving probe).
+    #[arg(long, default_value_t = 30)]
+    sequence_length: u64,
+    /// Only this probe (linear or convex); default alternates.
+    #[arg(long, value_parser = parse_probe)]
+    probe: Option<ProbeKind>,
+    /// Only this depth in cm (3, 4, 5, 6, 8); default draws from the presets.
+    #[arg(long)]
+    depth_cm: Option<u32>,
+    /// Lesions per scene (0 to 3); default 1 or 2.
+    #[arg(long)]
+    lesions: Option<u32>,
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    #[arg(long, default_value_t = 480)]
+    height: u32,
+}
+
+fn parse_probe(s: &str) -> Result<ProbeKind, String> {
+    match s {
+        "linear" => Ok(ProbeKind::Linear),
+        "convex" => Ok(ProbeKind::Convex),
+        other => Err(format!("unknown probe {other:?}; use linear or convex")),
+    }
 }
 
 #[derive(clap::Args)]
@@ -59,6 +108,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Run(args) => run_command(args),
+        Command::Phantom(PhantomCommand::Export(args)) => export_command(args),
     };
     match outcome {
         Ok(code) => code,
@@ -102,6 +152,39 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         Some(_) => ExitCode::from(1),
         None => ExitCode::SUCCESS,
     })
+}
+
+fn export_command(args: ExportArgs) -> Result<ExitCode> {
+    let options = ExportOptions {
+        frames: args.frames,
+        seed: args.seed,
+        out: args.out,
+        sequence_length: args.sequence_length,
+        probe: args.probe,
+        depth_cm: args.depth_cm,
+        lesions: args.lesions,
+        lesion_kind: None,
+        width: args.width,
+        height: args.height,
+        ..ExportOptions::default()
+    };
+    let bar = ProgressBar::new(options.frames).with_style(
+        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} frames, {per_sec}, eta {eta}")
+            .context("progress bar template")?
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("phantom export");
+    let summary = export(&options, &mut |done, _| bar.set_position(done))
+        .with_context(|| format!("exporting the phantom to {}", options.out.display()))?;
+    bar.finish();
+    eprintln!(
+        "wrote {} frames in {} sequences to {} (manifest {})",
+        summary.frames,
+        summary.sequences.len(),
+        options.out.display(),
+        summary.manifest.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn write_report(path: &Path, report: &RunReport) -> Result<()> {

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sonoflow_core::{ConfigIssue, PixelFormat};
+use sonoflow_phantom::{LesionKind, PhantomConfig, ProbeKind, SceneKind};
+
+use crate::phantom_feed::PHANTOM_APPSRC;
 
 /// The source kinds a definition may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -23,6 +26,8 @@ pub enum SourceKind {
     Udp,
     /// A raw GStreamer launch string, ending where sonoflow's appsink starts.
     Launch,
+    /// The built-in B-mode phantom probe, with ground truth.
+    Phantom,
 }
 
 impl SourceKind {
@@ -34,6 +39,7 @@ impl SourceKind {
             SourceKind::Rtsp => "rtsp",
             SourceKind::Udp => "udp",
             SourceKind::Launch => "launch",
+            SourceKind::Phantom => "phantom",
         }
     }
 }
@@ -73,6 +79,24 @@ pub struct SourceConfig {
     pub launch: Option<String>,
     /// test/launch: whether the source is live (restarted when it stops). Default true.
     pub live: Option<bool>,
+    /// phantom: "linear" (default) or "convex".
+    pub probe: Option<ProbeKind>,
+    /// phantom: "breast" (default) or "uniform" (speckle calibration).
+    pub scene: Option<SceneKind>,
+    /// phantom: imaging depth in cm, one of 3, 4, 5, 6, 8 (default 4).
+    pub depth_cm: Option<u32>,
+    /// phantom: the seed that fixes the scene and its motion (default 1).
+    pub seed: Option<u64>,
+    /// phantom: lesions in the scene, 0 to 3 (default 1).
+    pub lesions: Option<u32>,
+    /// phantom: only this lesion kind (simple_cyst, complex_cyst, benign_solid, malignant_solid).
+    pub lesion_kind: Option<LesionKind>,
+    /// phantom: gain in dB after time-gain compensation (default 0).
+    pub gain_db: Option<f32>,
+    /// phantom: log-compression dynamic range in dB (default 55).
+    pub dynamic_range_db: Option<f32>,
+    /// phantom: probe motion, breathing and elevation drift (default true).
+    pub motion: Option<bool>,
     /// Restart behaviour for live sources.
     #[serde(default)]
     pub restart: RestartConfig,
@@ -113,6 +137,8 @@ pub struct SourceSpec {
     /// Whether the appsink paces frames at their timestamps.
     pub sync: bool,
     pub restart: RestartConfig,
+    /// The phantom's settings, when the source is the phantom.
+    pub phantom: Option<PhantomConfig>,
 }
 
 impl SourceSpec {
@@ -170,7 +196,7 @@ impl SourceConfig {
     pub fn validate(&self, prefix: &str) -> Result<SourceSpec, ConfigIssue> {
         let key = |k: &str| format!("{prefix}.{k}");
         let kind = self.kind.ok_or_else(|| {
-            ConfigIssue::new(key("kind"), "is missing", "set kind = \"test\", \"file\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
+            ConfigIssue::new(key("kind"), "is missing", "set kind = \"phantom\", \"test\", \"file\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
         })?;
         self.reject_foreign_keys(kind, prefix)?;
         for (name, value) in [("width", self.width), ("height", self.height), ("fps", self.fps)] {
@@ -202,7 +228,33 @@ impl SourceConfig {
             })
         };
         let latency = self.latency_ms.unwrap_or(100);
+        let mut phantom = None;
         let (head, live, sync) = match kind {
+            SourceKind::Phantom => {
+                let defaults = PhantomConfig::default();
+                let config = PhantomConfig {
+                    probe: self.probe.unwrap_or(defaults.probe),
+                    scene: self.scene.unwrap_or(defaults.scene),
+                    depth_cm: self.depth_cm.unwrap_or(defaults.depth_cm),
+                    seed: self.seed.unwrap_or(defaults.seed),
+                    lesions: self.lesions.unwrap_or(defaults.lesions),
+                    lesion_kind: self.lesion_kind,
+                    width: self.width.unwrap_or(defaults.width),
+                    height: self.height.unwrap_or(defaults.height),
+                    fps: self.fps.unwrap_or(defaults.fps),
+                    gain_db: self.gain_db.unwrap_or(defaults.gain_db),
+                    dynamic_range_db: self.dynamic_range_db.unwrap_or(defaults.dynamic_range_db),
+                    motion: self.motion.unwrap_or(defaults.motion),
+                };
+                config.validate(prefix)?;
+                let head = format!(
+                    "appsrc name={PHANTOM_APPSRC} is-live=true format=time max-buffers=2 leaky-type=downstream \
+                     caps=\"video/x-raw,format=GRAY8,width={},height={},framerate={}/1\"",
+                    config.width, config.height, config.fps
+                );
+                phantom = Some(config);
+                (head, true, false)
+            }
             SourceKind::Test => {
                 let pattern = self.pattern.as_deref().unwrap_or("ball");
                 if !pattern.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -266,12 +318,22 @@ impl SourceConfig {
             live,
             sync,
             restart: self.restart,
+            phantom,
         })
     }
 
     fn reject_foreign_keys(&self, kind: SourceKind, prefix: &str) -> Result<(), ConfigIssue> {
         use SourceKind::*;
-        let keys: [(&str, bool, &[SourceKind]); 10] = [
+        let keys: [(&str, bool, &[SourceKind]); 19] = [
+            ("probe", self.probe.is_some(), &[Phantom]),
+            ("scene", self.scene.is_some(), &[Phantom]),
+            ("depth_cm", self.depth_cm.is_some(), &[Phantom]),
+            ("seed", self.seed.is_some(), &[Phantom]),
+            ("lesions", self.lesions.is_some(), &[Phantom]),
+            ("lesion_kind", self.lesion_kind.is_some(), &[Phantom]),
+            ("gain_db", self.gain_db.is_some(), &[Phantom]),
+            ("dynamic_range_db", self.dynamic_range_db.is_some(), &[Phantom]),
+            ("motion", self.motion.is_some(), &[Phantom]),
             ("pattern", self.pattern.is_some(), &[Test]),
             ("path", self.path.is_some(), &[File]),
             ("realtime", self.realtime.is_some(), &[File]),
@@ -348,6 +410,15 @@ mod tests {
         assert_eq!(err.key, "source.launch");
         let ok = parse("kind = \"launch\"\nlaunch = \"videotestsrc ! \"").validate("source").expect("valid");
         assert_eq!(ok.head, "videotestsrc");
+    }
+
+    #[test]
+    fn phantom_settings_are_validated_and_foreign_to_other_kinds() {
+        let spec = parse("kind = \"phantom\"\nprobe = \"convex\"\ndepth_cm = 8").validate("source").expect("valid");
+        assert!(spec.live && spec.head.starts_with("appsrc name=sonoflow_phantom"));
+        assert_eq!(spec.phantom.expect("phantom config").depth_cm, 8);
+        assert_eq!(parse("kind = \"phantom\"\ndepth_cm = 7").validate("source").expect_err("7").key, "source.depth_cm");
+        assert_eq!(parse("kind = \"test\"\nseed = 3").validate("source").expect_err("foreign").key, "source.seed");
     }
 
     #[test]

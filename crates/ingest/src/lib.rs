@@ -15,6 +15,7 @@
 
 mod backoff;
 pub mod config;
+mod phantom_feed;
 mod source;
 mod status;
 
@@ -32,6 +33,7 @@ pub use backoff::Backoff;
 pub use config::{RestartConfig, SourceConfig, SourceKind, SourceSpec};
 pub use status::{SourceReport, SourceState, SourceStatus};
 
+use phantom_feed::TruthQueue;
 use source::{Pulled, RunningSource};
 
 /// How long one poll of the appsink waits before checking for stop.
@@ -91,6 +93,8 @@ pub struct Ingest {
     epoch: u32,
     negotiated: Option<Negotiated>,
     last_offset: Option<u64>,
+    /// Ground truth from the phantom, waiting for its frame.
+    truths: Arc<TruthQueue>,
 }
 
 /// Initialises GStreamer once per process; safe to call again.
@@ -114,6 +118,7 @@ impl Ingest {
             epoch: 0,
             negotiated: None,
             last_offset: None,
+            truths: Arc::new(TruthQueue::default()),
         })
     }
 
@@ -137,7 +142,7 @@ impl Ingest {
             Duration::from_millis(restart.max_backoff_ms),
         );
         loop {
-            let outcome = match RunningSource::start(&self.spec) {
+            let outcome = match RunningSource::start(&self.spec, &self.truths) {
                 Ok(source) => {
                     self.status.set_state(SourceState::Running);
                     self.pump(&source, should_stop, emit, &mut backoff)
@@ -256,6 +261,10 @@ impl Ingest {
         stamps.leave(Stage::Ingest, self.clock.now());
         let id = FrameId(self.next_id);
         self.next_id += 1;
+        let truth = match self.spec.phantom {
+            Some(_) => self.truths.take(buffer.offset()),
+            None => None,
+        };
         Ok(Frame {
             id,
             source_pts: buffer.pts().map(|t| Duration::from_nanos(t.nseconds())),
@@ -263,8 +272,8 @@ impl Ingest {
             format,
             stamps,
             data,
-            pixel_spacing: None,
-            truth: None,
+            pixel_spacing: truth.as_ref().map(|t| t.pixel_spacing),
+            truth,
         })
     }
 
@@ -302,7 +311,7 @@ impl Ingest {
 
     /// Raw sources number their buffers; a gap means frames lost before us.
     fn count_lost(&mut self, offset: u64) {
-        if !matches!(self.spec.kind, SourceKind::Test | SourceKind::V4l2) || offset == gst::ffi::GST_BUFFER_OFFSET_NONE {
+        if !matches!(self.spec.kind, SourceKind::Test | SourceKind::V4l2 | SourceKind::Phantom) || offset == gst::ffi::GST_BUFFER_OFFSET_NONE {
             return;
         }
         if let Some(last) = self.last_offset {

@@ -7,7 +7,10 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gst::prelude::*;
 
+use std::sync::Arc;
+
 use crate::config::{SourceSpec, APPSINK_NAME};
+use crate::phantom_feed::{PhantomFeed, TruthQueue, PHANTOM_APPSRC};
 use crate::IngestError;
 
 /// What one poll of the source gave.
@@ -20,6 +23,8 @@ pub(crate) enum Pulled {
 }
 
 pub(crate) struct RunningSource {
+    // Dropped first: the phantom thread stops before the pipeline does.
+    feed: Option<PhantomFeed>,
     pipeline: gst::Pipeline,
     appsink: gst_app::AppSink,
     bus: gst::Bus,
@@ -45,16 +50,28 @@ impl RunningSource {
         let bus = pipeline
             .bus()
             .ok_or_else(|| IngestError::Launch { launch: launch.clone(), message: "pipeline has no bus".into() })?;
-        Ok(Self { pipeline, appsink, bus })
+        Ok(Self { feed: None, pipeline, appsink, bus })
     }
 
-    /// Builds the pipeline and sets it playing.
-    pub(crate) fn start(spec: &SourceSpec) -> Result<Self, IngestError> {
-        let source = Self::build(spec)?;
+    /// Builds the pipeline and sets it playing; a phantom source starts its
+    /// generator, which puts each frame's ground truth into `truths`.
+    pub(crate) fn start(spec: &SourceSpec, truths: &Arc<TruthQueue>) -> Result<Self, IngestError> {
+        let mut source = Self::build(spec)?;
         if source.pipeline.set_state(gst::State::Playing).is_err() {
             let launch = spec.launch_string();
             let cause = source.take_error().unwrap_or_else(|| "state change to PLAYING failed".into());
             return Err(IngestError::Start { launch, cause });
+        }
+        if let Some(config) = &spec.phantom {
+            let appsrc = source
+                .pipeline
+                .by_name(PHANTOM_APPSRC)
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                .ok_or_else(|| IngestError::Launch {
+                    launch: spec.launch_string(),
+                    message: format!("no appsrc named {PHANTOM_APPSRC}"),
+                })?;
+            source.feed = Some(PhantomFeed::start(config.clone(), appsrc, Arc::clone(truths)));
         }
         Ok(source)
     }

@@ -114,3 +114,26 @@ impl Phantom {
         self.renderer.envelope()
     }
 }
+
+/// Speckle calibration: mean / standard deviation of the detected envelope
+/// over the middle of a uniform phantom (fully developed speckle is
+/// Rayleigh distributed, for which the ratio is 1.913).
+pub fn speckle_ratio(probe: ProbeKind, seed: u64) -> Result<f64, PhantomError> {
+    use probe::{BEAMS, SAMPLES};
+    let config = PhantomConfig { probe, scene: SceneKind::Uniform, seed, motion: false, ..PhantomConfig::default() };
+    let mut phantom = Phantom::new(config)?;
+    let mut pixels = vec![0u8; phantom.format().len()];
+    phantom.render_image(0, &mut pixels);
+    let env = phantom.envelope();
+    let (mut n, mut sum, mut sq) = (0f64, 0f64, 0f64);
+    for s in SAMPLES / 8..SAMPLES * 7 / 8 {
+        for b in BEAMS / 8..BEAMS * 7 / 8 {
+            let v = f64::from(env[s * BEAMS + b]);
+            n += 1.0;
+            sum += v;
+            sq += v * v;
+        }
+    }
+    let mean = sum / n;
+    Ok(mean / (sq / n - mean * mean).sqrt())
+}

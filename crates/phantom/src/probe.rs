@@ -12,8 +12,8 @@ use sonoflow_core::findings::{ImageRegion, PixelSpacing, Point};
 use crate::config::{PhantomConfig, ProbeKind};
 
 /// Beams per frame and samples per beam.
-pub const BEAMS: usize = 256;
-pub const SAMPLES: usize = 400;
+pub const BEAMS: usize = 192;
+pub const SAMPLES: usize = 352;
 
 #[derive(Debug, Clone)]
 pub struct ProbeGeometry {

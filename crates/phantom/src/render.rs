@@ -29,6 +29,8 @@ const TISSUE_GRAY: f32 = 150.0;
 #[derive(Debug, Clone, Copy)]
 struct ScanPixel {
     pixel: u32,
+    x: u16,
+    y: u16,
     /// Index of the top-left of the 2x2 neighbourhood in the [sample][beam] image.
     index: u32,
     fb: f32,
@@ -64,7 +66,8 @@ pub struct Renderer {
     geometry: ProbeGeometry,
     axial: Kernel,
     lateral: Vec<Kernel>,
-    tgc_db: Vec<f32>,
+    /// Time-gain compensation per sample row, as a power factor.
+    tgc_power: Vec<f32>,
     noise_power: Vec<f32>,
     noise: Vec<f32>,
     scan: Vec<ScanPixel>,
@@ -72,13 +75,13 @@ pub struct Renderer {
     db_floor: f32,
     gray_per_db: f32,
     frequency: f32,
-    /// Beam samples, [beam][sample], complex.
+    /// Beam samples with attenuation applied, [beam][sample], complex.
     iq: Vec<[f32; 2]>,
-    /// Round-trip attenuation loss so far, [sample][beam], dB.
-    loss_db: Vec<f32>,
-    /// After the axial PSF, [sample][beam].
+    /// After the axial PSF, [beam][sample].
     axial_out: Vec<[f32; 2]>,
-    /// Detected envelope before TGC and log compression, [sample][beam].
+    /// The same, transposed to [sample][beam] for the lateral PSF.
+    rows: Vec<[f32; 2]>,
+    /// Detected envelope after TGC, before log compression, [sample][beam].
     envelope: Vec<f32>,
     /// Log-compressed beam image, [sample][beam].
     image: Vec<u8>,
@@ -95,10 +98,10 @@ impl Renderer {
             })
             .collect();
         let f = geometry.frequency_mhz;
-        let tgc_db: Vec<f32> = (0..SAMPLES)
-            .map(|s| (2.0 * f * NOMINAL_ATTENUATION * geometry.range_mm(s as f64) / 10.0) as f32)
+        let tgc_power: Vec<f32> = (0..SAMPLES)
+            .map(|s| 10f64.powf(2.0 * f * NOMINAL_ATTENUATION * geometry.range_mm(s as f64) / 100.0) as f32)
             .collect();
-        let noise_power = tgc_db.iter().map(|g| NOISE_AMPLITUDE * NOISE_AMPLITUDE * 10f32.powf(g / 10.0)).collect();
+        let noise_power = tgc_power.iter().map(|g| NOISE_AMPLITUDE * NOISE_AMPLITUDE * g).collect();
         let mut rng = Rng::fork(config.seed, 6);
         let noise = (0..BEAMS * SAMPLES + 8192).map(|_| -(rng.uniform().max(1e-12).ln()) as f32).collect();
         let dr = config.dynamic_range_db;
@@ -108,7 +111,7 @@ impl Renderer {
             geometry: geometry.clone(),
             axial,
             lateral,
-            tgc_db,
+            tgc_power,
             noise_power,
             noise,
             scan: scan_table(geometry, layout),
@@ -117,28 +120,29 @@ impl Renderer {
             gray_per_db: 255.0 / dr,
             frequency: f as f32,
             iq: vec![[0.0; 2]; BEAMS * SAMPLES],
-            loss_db: vec![0.0; BEAMS * SAMPLES],
             axial_out: vec![[0.0; 2]; BEAMS * SAMPLES],
+            rows: vec![[0.0; 2]; BEAMS * SAMPLES],
             envelope: vec![0.0; BEAMS * SAMPLES],
             image: vec![0; BEAMS * SAMPLES],
         }
     }
 
-    /// The detected envelope of the last frame, [sample][beam], before
-    /// attenuation, TGC and log compression.
+    /// The detected envelope of the last frame, [sample][beam], after
+    /// attenuation and TGC, before log compression.
     pub fn envelope(&self) -> &[f32] {
         &self.envelope
     }
 
-    /// Pixels of the image region, as frame indices (row-major).
-    pub fn region_pixels(&self) -> impl Iterator<Item = u32> + '_ {
-        self.scan.iter().map(|p| p.pixel)
+    /// Pixels of the image region: (frame index, x, y).
+    pub fn region_pixels(&self) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+        self.scan.iter().map(|p| (p.pixel, u32::from(p.x), u32::from(p.y)))
     }
 
     /// Renders one frame into `out` (width x height GRAY8, tightly packed).
     pub fn render(&mut self, scene: &Scene, pose: &Pose, frame_index: u64, out: &mut [u8]) {
         self.sample_beams(scene, pose);
         self.axial_psf();
+        transpose(&self.axial_out, &mut self.rows);
         self.lateral_psf_and_compress(frame_index);
         out.copy_from_slice(&self.background);
         self.scan_convert(out);
@@ -148,7 +152,8 @@ impl Renderer {
         let grid = &scene.grid;
         let (ce, se) = (pose.elevation_rad.cos() as f32, pose.elevation_rad.sin() as f32);
         let dz = self.geometry.sample_mm();
-        let loss_per_att = 2.0 * self.frequency * (dz / 10.0) as f32;
+        // Round-trip loss per sample and unit attenuation, as a log2 amplitude factor.
+        let loss_per_att = 2.0 * self.frequency * (dz / 10.0) as f32 / 20.0 * std::f32::consts::LOG2_10;
         let inv_h = 1.0 / GRID_MM;
         for b in 0..BEAMS {
             let ((ox, oz), (dx, dzr)) = self.geometry.beam(b);
@@ -160,8 +165,7 @@ impl Renderer {
             let (step_x, step_z) = (sx * inv_h, sz * inv_h);
             let mut loss = 0.0f32;
             let row = &mut self.iq[b * SAMPLES..(b + 1) * SAMPLES];
-            for (s, out) in row.iter_mut().enumerate() {
-                self.loss_db[s * BEAMS + b] = loss;
+            for out in row.iter_mut() {
                 let (fx, fz) = (gx.floor(), gz.floor());
                 if fx >= 0.0 && fz >= 0.0 && (fx as usize + 1) < grid.nx && (fz as usize + 1) < grid.nz {
                     let i = fx as usize * grid.nz + fz as usize;
@@ -175,7 +179,8 @@ impl Renderer {
                         im += wk * (c.a_im * ce + c.b_im * se);
                     }
                     // Interpolation must not change speckle power with position.
-                    let norm = (w.iter().map(|x| x * x).sum::<f32>()).sqrt().recip();
+                    // The echo from here is attenuated by the path so far.
+                    let norm = (w.iter().map(|x| x * x).sum::<f32>()).sqrt().recip() * (-loss).exp2();
                     *out = [re * norm, im * norm];
                     let nearest = if wx < 0.5 { 0 } else { 2 } + usize::from(wz >= 0.5);
                     loss += loss_per_att * grid.attenuation[cells[nearest]];
@@ -201,34 +206,37 @@ impl Renderer {
                     re += t * v[0];
                     im += t * v[1];
                 }
-                self.axial_out[s * BEAMS + b] = [re, im];
+                self.axial_out[b * SAMPLES + s] = [re, im];
             }
         }
     }
 
     fn lateral_psf_and_compress(&mut self, frame_index: u64) {
         let offset = (frame_index.wrapping_mul(7919) % 8192) as usize;
+        // gray = (10 log10(p) - floor) * gray_per_db, with log10 via log2.
+        let gray_per_log2 = 10.0 * std::f32::consts::LOG10_2 * self.gray_per_db;
+        let gray_offset = -self.db_floor * self.gray_per_db;
         for s in 0..SAMPLES {
             let k = &self.lateral[s];
-            let row = &self.axial_out[s * BEAMS..(s + 1) * BEAMS];
-            let tgc = self.tgc_db[s];
+            let row = &self.rows[s * BEAMS..(s + 1) * BEAMS];
+            let tgc = self.tgc_power[s];
             let noise_power = self.noise_power[s];
+            let noise = &self.noise[offset + s * BEAMS..offset + (s + 1) * BEAMS];
+            let envelope = &mut self.envelope[s * BEAMS..(s + 1) * BEAMS];
+            let image = &mut self.image[s * BEAMS..(s + 1) * BEAMS];
             for b in 0..BEAMS {
                 let lo = b.saturating_sub(k.half);
                 let hi = (b + k.half).min(BEAMS - 1);
+                let taps = &k.taps[lo + k.half - b..];
                 let (mut re, mut im) = (0.0f32, 0.0f32);
-                for (j, v) in row[lo..=hi].iter().enumerate() {
-                    let t = k.taps[lo + j + k.half - b];
+                for (t, v) in taps.iter().zip(&row[lo..=hi]) {
                     re += t * v[0];
                     im += t * v[1];
                 }
-                let i = s * BEAMS + b;
-                let power = re * re + im * im;
-                self.envelope[i] = power.sqrt();
-                let gain_db = tgc - self.loss_db[i];
-                let p = power * 10f32.powf(gain_db * 0.1) + noise_power * self.noise[offset + i];
-                let db = 10.0 * p.max(1e-20).log10();
-                self.image[i] = ((db - self.db_floor) * self.gray_per_db).clamp(0.0, 255.0) as u8;
+                let power = (re * re + im * im) * tgc;
+                envelope[b] = power.sqrt();
+                let p = power + noise_power * noise[b];
+                image[b] = (p.max(1e-20).log2() * gray_per_log2 + gray_offset).clamp(0.0, 255.0) as u8;
             }
         }
     }
@@ -241,6 +249,20 @@ impl Renderer {
             let top = a + (b - a) * p.fb;
             let bottom = c + (d - c) * p.fb;
             out[p.pixel as usize] = (top + (bottom - top) * p.fs + 0.5) as u8;
+        }
+    }
+}
+
+/// [beam][sample] to [sample][beam], in cache-sized blocks.
+fn transpose(from: &[[f32; 2]], to: &mut [[f32; 2]]) {
+    const BLOCK: usize = 16;
+    for b0 in (0..BEAMS).step_by(BLOCK) {
+        for s0 in (0..SAMPLES).step_by(BLOCK) {
+            for b in b0..(b0 + BLOCK).min(BEAMS) {
+                for s in s0..(s0 + BLOCK).min(SAMPLES) {
+                    to[s * BEAMS + b] = from[b * SAMPLES + s];
+                }
+            }
         }
     }
 }
@@ -259,6 +281,9 @@ fn scan_table(geometry: &ProbeGeometry, layout: &Layout) -> Vec<ScanPixel> {
             let (b0, s0) = ((b.floor() as usize).min(BEAMS - 2), (s.floor() as usize).min(SAMPLES - 2));
             table.push(ScanPixel {
                 pixel: y * layout.width + x,
+                // Frames are at most 3840x2160 (checked by the config).
+                x: x as u16,
+                y: y as u16,
                 index: (s0 * BEAMS + b0) as u32,
                 fb: (b - b0 as f64) as f32,
                 fs: (s - s0 as f64) as f32,

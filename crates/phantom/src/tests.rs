@@ -4,9 +4,8 @@
 use sonoflow_core::findings::{label, EchoPattern, GroundTruth, ImageRegion, LesionTruth, PosteriorFeatures};
 
 use crate::export::{export, read_png, sequence_config, ExportOptions};
-use crate::probe::{BEAMS, SAMPLES};
 use crate::screen::INK;
-use crate::{LesionKind, Phantom, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
+use crate::{speckle_ratio, LesionKind, Phantom, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
 
 fn render(config: PhantomConfig, index: u64) -> (Phantom, Vec<u8>, GroundTruth) {
     let mut phantom = Phantom::new(config).expect("valid config");
@@ -26,21 +25,10 @@ fn mean_std(values: impl Iterator<Item = f64>) -> (f64, f64, usize) {
     (mean, (sq / n as f64 - mean * mean).max(0.0).sqrt(), n)
 }
 
-/// Mean/std of the envelope over the middle of a uniform phantom.
-pub(crate) fn rayleigh_ratio(probe: ProbeKind, seed: u64) -> f64 {
-    let config = PhantomConfig { probe, scene: SceneKind::Uniform, seed, motion: false, ..PhantomConfig::default() };
-    let (phantom, _, _) = render(config, 0);
-    let env = phantom.envelope();
-    let (mean, std, _) = mean_std(
-        (SAMPLES / 8..SAMPLES * 7 / 8).flat_map(|s| (BEAMS / 8..BEAMS * 7 / 8).map(move |b| f64::from(env[s * BEAMS + b]))),
-    );
-    mean / std
-}
-
 #[test]
 fn fully_developed_speckle_is_rayleigh() {
     for probe in [ProbeKind::Linear, ProbeKind::Convex] {
-        let ratio = rayleigh_ratio(probe, 11);
+        let ratio = speckle_ratio(probe, 11).expect("valid phantom");
         assert!((ratio - 1.913).abs() < 0.08, "{probe:?}: mean/std {ratio:.3}, Rayleigh is 1.913");
     }
 }

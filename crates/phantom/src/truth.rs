@@ -13,13 +13,20 @@ use crate::scene::Scene;
 /// Boundary points per lesion used for calipers.
 const POLYGON_POINTS: usize = 256;
 
-/// Labels every pixel of the image region (`region` yields frame indices).
-pub fn label_map(scene: &Scene, layout: &Layout, pose: &Pose, region: impl Iterator<Item = u32>) -> LabelMap {
+/// Labels every pixel of the image region (`region` yields (index, x, y)).
+pub fn label_map(scene: &Scene, layout: &Layout, pose: &Pose, region: impl Iterator<Item = (u32, u32, u32)>) -> LabelMap {
     let mut data = vec![label::BACKGROUND; (layout.width * layout.height) as usize];
-    for pixel in region {
-        let (x, y) = (pixel % layout.width, pixel / layout.width);
-        let (px, pz) = layout.to_probe(x, y);
-        let (tx, tz) = pose.to_tissue(px, pz);
+    // Pixel to tissue is affine: tissue = origin + x * dx + y * dy.
+    let (ox, oz) = {
+        let (px, pz) = layout.to_probe(0, 0);
+        pose.to_tissue(px, pz)
+    };
+    let sp = layout.spacing_mm;
+    let (dxx, dxz) = pose.direction_to_tissue(sp, 0.0);
+    let (dyx, dyz) = pose.direction_to_tissue(0.0, sp);
+    for (pixel, x, y) in region {
+        let (x, y) = (f64::from(x), f64::from(y));
+        let (tx, tz) = (ox + x * dxx + y * dyx, oz + x * dxz + y * dyz);
         if let Some(cell) = scene.grid.cell(tx, tz) {
             data[pixel as usize] = scene.grid.labels[cell];
         }
@@ -30,12 +37,13 @@ pub fn label_map(scene: &Scene, layout: &Layout, pose: &Pose, region: impl Itera
 /// The visible lesions of one frame.
 pub fn lesions(scene: &Scene, layout: &Layout, pose: &Pose, labels: &LabelMap) -> Vec<LesionTruth> {
     let spacing = layout.pixel_spacing();
+    let extents = extents(labels);
     scene
         .lesions
         .iter()
         .filter_map(|lesion| {
             let value = label::LESION_BASE + lesion.id as u8;
-            let (bbox, area) = extent(labels, value)?;
+            let (bbox, area) = extents.get(usize::from(value - label::LESION_BASE)).copied().flatten()?;
             let polygon: Vec<Point> = lesion
                 .polygon(POLYGON_POINTS)
                 .into_iter()
@@ -60,33 +68,46 @@ pub fn lesions(scene: &Scene, layout: &Layout, pose: &Pose, labels: &LabelMap) -
         .collect()
 }
 
-/// Bounding box and pixel count of a label, if present.
-fn extent(labels: &LabelMap, value: u8) -> Option<(BoundingBox, u32)> {
-    let (mut x0, mut y0, mut x1, mut y1, mut area) = (u32::MAX, u32::MAX, 0, 0, 0u32);
-    for (i, _) in labels.data.iter().enumerate().filter(|(_, &v)| v == value) {
+/// Bounding box and pixel count of every lesion label, in one pass.
+fn extents(labels: &LabelMap) -> Vec<Option<(BoundingBox, u32)>> {
+    let mut found: Vec<Option<(u32, u32, u32, u32, u32)>> = Vec::new();
+    for (i, &v) in labels.data.iter().enumerate() {
+        if v < label::LESION_BASE {
+            continue;
+        }
+        let k = usize::from(v - label::LESION_BASE);
+        if found.len() <= k {
+            found.resize(k + 1, None);
+        }
         let (x, y) = (i as u32 % labels.width, i as u32 / labels.width);
-        x0 = x0.min(x);
-        y0 = y0.min(y);
-        x1 = x1.max(x + 1);
-        y1 = y1.max(y + 1);
-        area += 1;
+        let e = found[k].get_or_insert((x, y, x + 1, y + 1, 0));
+        e.0 = e.0.min(x);
+        e.1 = e.1.min(y);
+        e.2 = e.2.max(x + 1);
+        e.3 = e.3.max(y + 1);
+        e.4 += 1;
     }
-    (area > 0).then(|| (BoundingBox { x0: x0 as f32, y0: y0 as f32, x1: x1 as f32, y1: y1 as f32 }, area))
+    found
+        .into_iter()
+        .map(|e| e.map(|(x0, y0, x1, y1, n)| (BoundingBox { x0: x0 as f32, y0: y0 as f32, x1: x1 as f32, y1: y1 as f32 }, n)))
+        .collect()
 }
 
 /// The longest diameter of a closed polygon and the longest chord
 /// perpendicular to it.
 pub fn calipers(polygon: &[Point], spacing: &PixelSpacing) -> (Caliper, Caliper) {
     let n = polygon.len();
-    let (mut best, mut a, mut b) = (0.0f32, Point::default(), Point::default());
+    let (mut best_sq, mut a, mut b) = (0.0f32, Point::default(), Point::default());
     for i in 0..n {
-        for j in i + 1..n {
-            let d = polygon[i].distance(polygon[j]);
-            if d > best {
-                (best, a, b) = (d, polygon[i], polygon[j]);
+        let p = polygon[i];
+        for q in &polygon[i + 1..] {
+            let d = (p.x - q.x) * (p.x - q.x) + (p.y - q.y) * (p.y - q.y);
+            if d > best_sq {
+                (best_sq, a, b) = (d, p, *q);
             }
         }
     }
+    let best = best_sq.sqrt();
     let long = Caliper { a, b, length_mm: spacing.length_mm(a, b) };
     if best <= 0.0 {
         return (long, long);

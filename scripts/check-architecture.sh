@@ -9,6 +9,7 @@ rules=(
   "sonoflow-pipeline gstreamer ort tokio"
   "sonoflow-ingest ort tokio"
   "sonoflow-output ort tokio"
+  "sonoflow-phantom gstreamer ort tokio"
 )
 status=0
 for rule in "${rules[@]}"; do

@@ -1,4 +1,4 @@
-//! Renders one phantom frame to a PNG: `cargo run --release -p sonoflow-phantom --example render -- OUT.png [linear|convex] [depth_cm] [seed] [kind]`.
+//! Renders one 480x360 phantom frame to a PNG: `cargo run --release -p sonoflow-phantom --example render -- OUT.png [linear|convex] [depth_cm] [seed] [kind]`.
 use sonoflow_phantom::{export::write_png, LesionKind, Phantom, PhantomConfig, ProbeKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,11 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("malignant") => Some(LesionKind::MalignantSolid),
         _ => None,
     };
-    let config = PhantomConfig { probe, depth_cm, seed, lesion_kind, ..PhantomConfig::default() };
+    let (width, height) = (480, 360);
+    let config = PhantomConfig { probe, depth_cm, seed, lesion_kind, width, height, ..PhantomConfig::default() };
     let mut phantom = Phantom::new(config)?;
-    let mut pixels = vec![0u8; 640 * 480];
+    let mut pixels = vec![0u8; (width * height) as usize];
     let truth = phantom.render(0, &mut pixels);
-    write_png(std::path::Path::new(out), 640, 480, &pixels)?;
+    write_png(std::path::Path::new(out), width, height, &pixels)?;
     for l in &truth.lesions {
         println!("{:?} {:?} long {:.2} mm short {:.2} mm", l.class, l.attributes, l.long_axis.length_mm, l.short_axis.length_mm);
     }

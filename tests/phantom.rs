@@ -1,0 +1,95 @@
+//! The phantom probe through the real binary and pipeline: the default run
+//! writes a decodable MP4, the exporter writes a dataset, and every frame
+//! carries its ground truth and pixel spacing.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use sonoflow_core::Frame;
+use sonoflow_runtime::{run, PipelineDefinition, Processor, RunOptions, StageError};
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+#[test]
+fn default_run_is_the_phantom_and_writes_a_decodable_mp4() {
+    // An empty directory: the built-in default pipeline is used.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["run", "--frames", "45", "--quiet", "--stats-json", "report.json"])
+        .output()
+        .expect("run sonoflow");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let r = read_report(dir.path()).expect("report");
+    assert_eq!(str_at(&r, "/pipeline"), "default");
+    assert_eq!(u64_at(&r, "/frames_in"), 45);
+    assert!(f64_at(&r, "/fps_in") > 20.0, "the phantom runs live at 30 fps: {r:#}");
+    let decoded = decode(&dir.path().join("out/default.mp4"));
+    assert_eq!(decoded.frames, u64_at(&r, "/frames_out"));
+    assert_eq!((decoded.width, decoded.height), (640, 480));
+}
+
+#[test]
+fn export_command_writes_a_dataset_with_a_manifest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("dataset");
+    let output = std::process::Command::new(BIN)
+        .args(["phantom", "export", "--frames", "4", "--seed", "3", "--sequence-length", "2", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run sonoflow");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("wrote 4 frames in 2 sequences"), "{stderr}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["frames"], 4);
+    let lines = std::fs::read_to_string(out.join("truth.jsonl")).expect("truth");
+    assert_eq!(lines.lines().count(), 4);
+    for line in lines.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("json line");
+        for key in ["image", "labels"] {
+            assert!(out.join(record[key].as_str().expect("path")).is_file(), "{record}");
+        }
+        assert!(record["pixel_spacing"]["x_mm"].as_f64().expect("spacing") > 0.0);
+    }
+}
+
+/// Records what each frame carries.
+struct Inspect(Arc<Mutex<Vec<(bool, Option<f64>, usize)>>>);
+
+impl Processor for Inspect {
+    fn process(&mut self, frame: &mut Frame) -> Result<(), StageError> {
+        let lesions = frame.truth.as_ref().map_or(0, |t| t.lesions.len());
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push((frame.truth.is_some(), frame.pixel_spacing.map(|s| s.x_mm), lesions));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn phantom_frames_carry_ground_truth_and_pixel_spacing() {
+    let def = PipelineDefinition::parse(
+        "[source]\nkind = \"phantom\"\nprobe = \"convex\"\ndepth_cm = 8\nlesions = 2\nseed = 5\n[[sinks]]\nkind = \"fake\"\n",
+        "phantom.toml",
+        "phantom",
+    )
+    .expect("valid definition");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let options = RunOptions { frames: Some(20), ..RunOptions::default() };
+    let report = run(&def, Box::new(Inspect(Arc::clone(&seen))), &options, &mut |_| {}).expect("run");
+    assert_eq!(report.error, None);
+    let seen = seen.lock().expect("lock");
+    assert!(seen.len() >= 15, "{report:#?}");
+    for (has_truth, spacing, lesions) in seen.iter() {
+        assert!(has_truth);
+        // 8 cm over the image's rows: a quarter of a millimetre per pixel, give or take.
+        let mm = spacing.expect("spacing");
+        assert!((0.15..0.35).contains(&mm), "{mm}");
+        assert_eq!(*lesions, 2);
+    }
+}

@@ -17,3 +17,46 @@ impl ConfigIssue {
         Self { key: key.into(), problem: problem.into(), fix: fix.into() }
     }
 }
+
+/// Quotes `value` for a GStreamer launch string; refuses what cannot be
+/// quoted (a double quote or a newline) with an issue naming `key`.
+pub fn launch_quoted(key: &str, value: &str) -> Result<String, ConfigIssue> {
+    if value.contains('"') || value.contains('\n') {
+        return Err(ConfigIssue::new(key, "contains a double quote or a newline", "choose a value without either"));
+    }
+    Ok(format!("\"{value}\""))
+}
+
+/// Refuses keys that are set but do not apply to the section's `kind`.
+/// Each entry: (key, whether it is set, the kinds it applies to).
+pub fn reject_foreign_keys<K: Copy + PartialEq>(
+    prefix: &str,
+    kind: K,
+    name: impl Fn(K) -> &'static str,
+    keys: &[(&str, bool, &[K])],
+) -> Result<(), ConfigIssue> {
+    for &(key, present, kinds) in keys {
+        if present && !kinds.contains(&kind) {
+            let valid: Vec<&str> = kinds.iter().map(|k| name(*k)).collect();
+            return Err(ConfigIssue::new(
+                format!("{prefix}.{key}"),
+                format!("does not apply to kind \"{}\" (only to {})", name(kind), valid.join(", ")),
+                format!("remove {key}, or change kind"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_refuses_quotes_and_foreign_keys_are_named() {
+        assert_eq!(launch_quoted("k", "a b").expect("plain"), "\"a b\"");
+        assert_eq!(launch_quoted("k", "a\"b").expect_err("quote").key, "k");
+        let err = reject_foreign_keys("s", 1u8, |_| "one", &[("path", true, &[2u8])]).expect_err("foreign");
+        assert_eq!(err.key, "s.path");
+    }
+}

@@ -17,7 +17,7 @@ pub mod findings;
 mod frame;
 mod pool;
 
-pub use config_issue::ConfigIssue;
+pub use config_issue::{launch_quoted, reject_foreign_keys, ConfigIssue};
 pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
 pub use frame::{Frame, FrameFormat, FrameFormatError, FrameId, PixelFormat, Stage, StageStamps};
 pub use pool::{FramePool, PoolCounters, PooledBuffer};

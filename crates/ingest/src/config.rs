@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sonoflow_core::{ConfigIssue, PixelFormat};
+use sonoflow_core::{launch_quoted, reject_foreign_keys, ConfigIssue, PixelFormat};
 use sonoflow_phantom::{LesionKind, PhantomConfig, ProbeKind, SceneKind};
 
 use crate::phantom_feed::PHANTOM_APPSRC;
@@ -180,17 +180,6 @@ impl SourceSpec {
     }
 }
 
-fn quoted(key: &str, value: &str) -> Result<String, ConfigIssue> {
-    if value.contains('"') || value.contains('\n') {
-        return Err(ConfigIssue::new(
-            key,
-            "contains a double quote or a newline",
-            "rename the file or device so its name has neither",
-        ));
-    }
-    Ok(format!("\"{value}\""))
-}
-
 impl SourceConfig {
     /// Checks the section; `prefix` is the section's key path (e.g. `source`).
     pub fn validate(&self, prefix: &str) -> Result<SourceSpec, ConfigIssue> {
@@ -267,19 +256,19 @@ impl SourceConfig {
                 let path = self.path.as_ref().ok_or_else(|| {
                     ConfigIssue::new(key("path"), "is required for kind \"file\"", "add path = \"videos/scan.mp4\"")
                 })?;
-                let location = quoted(&key("path"), &path.to_string_lossy())?;
+                let location = launch_quoted(&key("path"), &path.to_string_lossy())?;
                 (format!("filesrc location={location} ! decodebin"), false, self.realtime.unwrap_or(false))
             }
             SourceKind::V4l2 => {
                 let device = self.device.as_deref().unwrap_or("/dev/video0");
-                (format!("v4l2src device={}", quoted(&key("device"), device)?), true, false)
+                (format!("v4l2src device={}", launch_quoted(&key("device"), device)?), true, false)
             }
             SourceKind::Rtsp => {
                 let url = required("url", self.url.as_deref(), "\"rtsp://cart.local:8554/probe\"")?;
                 if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
                     return Err(ConfigIssue::new(key("url"), format!("\"{url}\" is not an rtsp:// URL"), "give a URL starting with rtsp://"));
                 }
-                (format!("rtspsrc location={} latency={latency} ! decodebin", quoted(&key("url"), &url)?), true, false)
+                (format!("rtspsrc location={} latency={latency} ! decodebin", launch_quoted(&key("url"), &url)?), true, false)
             }
             SourceKind::Udp => {
                 let port = self.port.ok_or_else(|| {
@@ -290,7 +279,7 @@ impl SourceConfig {
                 (
                     format!(
                         "udpsrc address={} port={port} caps=\"{caps}\" ! rtpjitterbuffer latency={latency} ! rtph264depay ! h264parse ! decodebin",
-                        quoted(&key("address"), address)?
+                        launch_quoted(&key("address"), address)?
                     ),
                     true,
                     false,
@@ -345,17 +334,7 @@ impl SourceConfig {
             ("launch", self.launch.is_some(), &[Launch]),
             ("live", self.live.is_some(), &[Test, Launch]),
         ];
-        for (name, present, kinds) in keys {
-            if present && !kinds.contains(&kind) {
-                let valid: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-                return Err(ConfigIssue::new(
-                    format!("{prefix}.{name}"),
-                    format!("does not apply to kind \"{}\" (only to {})", kind.name(), valid.join(", ")),
-                    format!("remove {name}, or change kind"),
-                ));
-            }
-        }
-        Ok(())
+        reject_foreign_keys(prefix, kind, SourceKind::name, &keys)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use sonoflow_core::ConfigIssue;
+use sonoflow_core::{launch_quoted, reject_foreign_keys, ConfigIssue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,13 +57,6 @@ pub struct SinkSpec {
     pub branch: String,
 }
 
-fn quoted(key: &str, value: &str) -> Result<String, ConfigIssue> {
-    if value.contains('"') || value.contains('\n') {
-        return Err(ConfigIssue::new(key, "contains a double quote or a newline", "choose a value without either"));
-    }
-    Ok(format!("\"{value}\""))
-}
-
 impl SinkConfig {
     /// Checks one sink; `prefix` is its key path (e.g. `sinks[0]`).
     pub fn validate(&self, prefix: &str) -> Result<SinkSpec, ConfigIssue> {
@@ -77,16 +70,7 @@ impl SinkConfig {
             ("port", self.port.is_some(), &[SinkKind::Rtp]),
             ("bitrate_kbps", self.bitrate_kbps.is_some(), &[SinkKind::Mp4, SinkKind::Mkv, SinkKind::Rtp]),
         ];
-        for (name, present, kinds) in applies {
-            if present && !kinds.contains(&kind) {
-                let valid: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-                return Err(ConfigIssue::new(
-                    key(name),
-                    format!("does not apply to kind \"{}\" (only to {})", kind.name(), valid.join(", ")),
-                    format!("remove {name}, or change kind"),
-                ));
-            }
-        }
+        reject_foreign_keys(prefix, kind, SinkKind::name, &applies)?;
         let bitrate = self.bitrate_kbps.unwrap_or(4000);
         if bitrate == 0 {
             return Err(ConfigIssue::new(key("bitrate_kbps"), "is 0", "use a positive bit rate such as 4000"));
@@ -100,14 +84,14 @@ impl SinkConfig {
                     ConfigIssue::new(key("path"), format!("is required for kind \"{}\"", kind.name()), "add path = \"out/scan.mp4\"")
                 })?;
                 let mux = if kind == SinkKind::Mp4 { "mp4mux" } else { "matroskamux" };
-                let location = quoted(&key("path"), &path.to_string_lossy())?;
+                let location = launch_quoted(&key("path"), &path.to_string_lossy())?;
                 // Files keep every frame: a plain queue, no leaking.
                 format!("queue ! {h264} ! h264parse ! {mux} ! filesink location={location}")
             }
             SinkKind::Display => "queue leaky=downstream max-size-buffers=4 ! videoconvert ! autovideosink sync=false".into(),
             SinkKind::Rtp => {
                 let port = self.port.ok_or_else(|| ConfigIssue::new(key("port"), "is required for kind \"rtp\"", "add port = 5004"))?;
-                let host = quoted(&key("host"), self.host.as_deref().unwrap_or("127.0.0.1"))?;
+                let host = launch_quoted(&key("host"), self.host.as_deref().unwrap_or("127.0.0.1"))?;
                 format!(
                     "queue leaky=downstream max-size-buffers=4 ! {h264} ! rtph264pay config-interval=1 pt=96 ! udpsink host={host} port={port} sync=false async=false"
                 )

@@ -20,9 +20,10 @@ impl StatusLine {
 
     pub fn update(&mut self, s: &LiveStatus<'_>) {
         let m = s.metrics;
-        // Rates over the last interval, not the whole run, so changes show.
+        // Rates over the last interval, not the whole run, so changes show;
+        // an interval too short to measure (the final line) uses the run's.
         let (fps_in, fps_out) = match self.last {
-            Some((t, fin, fout)) if s.elapsed > t => {
+            Some((t, fin, fout)) if s.elapsed > t + Duration::from_millis(500) => {
                 let dt = (s.elapsed - t).as_secs_f64();
                 ((m.frames_in - fin) as f64 / dt, (m.frames_out - fout) as f64 / dt)
             }

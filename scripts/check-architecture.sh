@@ -10,6 +10,7 @@ rules=(
   "sonoflow-ingest ort tokio"
   "sonoflow-output ort tokio"
   "sonoflow-phantom gstreamer ort tokio"
+  "sonoflow-model gstreamer ort tokio"
 )
 status=0
 for rule in "${rules[@]}"; do

@@ -1,0 +1,229 @@
+//! `sonoflow-model.toml`: what a model directory holds and what each part means.
+//! Tensor names follow the conventions exported vision-language models already
+//! use (input_ids / inputs_embeds, attention_mask, position_ids,
+//! past_key_values.N.key/value -> logits, present.N.key/value), so a model
+//! exported by ordinary tools fits with a manifest and no code change.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest format this build reads.
+pub const MANIFEST_FORMAT: u32 = 1;
+/// The manifest's file name inside a model directory.
+pub const MANIFEST_FILE: &str = "sonoflow-model.toml";
+
+/// Graph roles a model may have. The first two are required.
+pub const VISION_ENCODER: &str = "vision_encoder";
+pub const MASK_DECODER: &str = "mask_decoder";
+pub const EMBED_TOKENS: &str = "embed_tokens";
+pub const DECODER: &str = "decoder";
+pub const KERNEL_PROJECTOR: &str = "kernel_projector";
+pub const GRAPH_ROLES: [&str; 5] = [VISION_ENCODER, MASK_DECODER, EMBED_TOKENS, DECODER, KERNEL_PROJECTOR];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    Float32,
+    Float16,
+    Int64,
+    Int32,
+    Bool,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Float32 => "float32",
+            DType::Float16 => "float16",
+            DType::Int64 => "int64",
+            DType::Int32 => "int32",
+            DType::Bool => "bool",
+        }
+    }
+}
+
+/// One dimension: a fixed size, or a symbolic name (e.g. "batch").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Dim {
+    Fixed(i64),
+    Named(String),
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Named(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// Formats a shape as `[batch, 1, 256, 256]`.
+pub fn shape_text(shape: &[Dim]) -> String {
+    let dims: Vec<String> = shape.iter().map(Dim::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<Dim>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// ONNX file, relative to the model directory.
+    pub file: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+impl GraphSpec {
+    pub fn input(&self, name: &str) -> Option<&TensorSpec> {
+        self.inputs.iter().find(|t| t.name == name)
+    }
+    pub fn output(&self, name: &str) -> Option<&TensorSpec> {
+        self.outputs.iter().find(|t| t.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Crop {
+    /// Only the ultrasound image region (rectangle or the fan's bounding box).
+    ImageRegion,
+    /// The whole frame.
+    FullFrame,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resize {
+    /// Keep the aspect ratio; pad the short side (centred) with `pad_value`.
+    Letterbox,
+    /// Scale each axis to fit.
+    Stretch,
+}
+
+/// How a frame becomes the encoder's input tensor, and how model
+/// coordinates map back: crop the region, resize (letterbox or stretch) to
+/// width x height, then value' = (value / 255 - mean) / std per channel.
+/// A model pixel (u, v) maps back to the frame by undoing the resize's
+/// scale and padding, then adding the crop's origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocess {
+    /// The encoder input the image goes into.
+    pub input: String,
+    pub width: u32,
+    pub height: u32,
+    /// 1 (gray) or 3 (RGB).
+    pub channels: u32,
+    /// Only "nchw" for now.
+    pub layout: String,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub crop: Crop,
+    pub resize: Resize,
+    /// Value of letterbox padding, before normalisation (0 = black).
+    #[serde(default)]
+    pub pad_value: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    Segmentation,
+    Detection,
+    Keypoints,
+    Diagnosis,
+}
+
+/// A task token and what it drives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskToken {
+    /// As it appears in the tokenizer, e.g. "[SEG]".
+    pub token: String,
+    pub drives: TaskKind,
+    /// What the task looks for (e.g. "lesion", "fat").
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// The kernels the mask decoder uses before any reasoning has happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultKernels {
+    /// Raw little-endian float32 values, `tokens.len() x size`.
+    pub file: String,
+    pub sha256: String,
+    /// The task token of each row, in order.
+    pub tokens: Vec<String>,
+    /// Parameters per kernel.
+    pub size: usize,
+}
+
+/// Names of the mask decoder's inputs and outputs by meaning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderIo {
+    /// Encoder output fed to the decoder (same name on both graphs).
+    pub features: String,
+    /// The dynamic kernels input, [batch, tasks, size].
+    pub kernels: String,
+    /// Mask logits output, [batch, tasks, h, w].
+    pub mask_logits: String,
+    /// Per-task confidence output, [batch, tasks] (optional).
+    #[serde(default)]
+    pub scores: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRef {
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct License {
+    /// Licence of the weights (SPDX id).
+    pub weights: String,
+    /// Where the weights come from and how they were made.
+    pub provenance: String,
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    pub license: License,
+    pub graphs: BTreeMap<String, GraphSpec>,
+    pub preprocess: Preprocess,
+    pub decoder_io: DecoderIo,
+    pub tasks: Vec<TaskToken>,
+    pub default_kernels: DefaultKernels,
+    /// Finding classes the model knows, e.g. ["cyst", "mass"].
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Attribute vocabularies, e.g. shape = ["oval", "round", "irregular"].
+    #[serde(default)]
+    pub attributes: BTreeMap<String, Vec<String>>,
+    /// The tokenizer (tokenizers' tokenizer.json), for the reasoning head.
+    #[serde(default)]
+    pub tokenizer: Option<FileRef>,
+}

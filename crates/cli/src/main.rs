@@ -2,6 +2,7 @@
 //! up logging and the counting allocator, prints the live status line and
 //! writes the report; everything else is in the library crates.
 
+mod model_cmd;
 mod status_line;
 
 use std::io::IsTerminal;
@@ -39,6 +40,19 @@ enum Command {
     /// The built-in phantom probe.
     #[command(subcommand)]
     Phantom(PhantomCommand),
+    /// Model directories: validate or describe them.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Validate a model directory: manifest, files and hashes, every graph
+    /// loaded in ONNX Runtime and checked against the manifest, a dummy
+    /// inference through each.
+    Check(model_cmd::CheckArgs),
+    /// Print the manifest as a table: graphs, sizes, parameters, opsets, task tokens.
+    Info(model_cmd::InfoArgs),
 }
 
 #[derive(Subcommand)]
@@ -109,6 +123,8 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run(args) => run_command(args),
         Command::Phantom(PhantomCommand::Export(args)) => export_command(args),
+        Command::Model(ModelCommand::Check(args)) => model_cmd::check(args),
+        Command::Model(ModelCommand::Info(args)) => model_cmd::info(args),
     };
     match outcome {
         Ok(code) => code,

@@ -1,1 +1,101 @@
-//! placeholder
+//! sonoflow-inference: ONNX Runtime for sonoflow models, and the only crate
+//! that knows ort. Start with [`Runtime::load`] (the libonnxruntime the
+//! bootstrap installed, loaded dynamically), then [`GraphSession::open`]
+//! for each graph of a [`sonoflow_model::ModelDir`]: the session is created
+//! through the provider chain (TensorRT, CUDA, CPU; see [`provider`]),
+//! checked against the manifest tensor by tensor, and can be run once on
+//! zeros ([`GraphSession::dummy_run`]). [`check_model`] does all of that for
+//! every graph of a model.
+
+mod graph;
+pub mod provider;
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sonoflow_model::{ModelDir, ModelError};
+
+pub use graph::{default_dylib, EngineOptions, Fallback, GraphSession, Optimization};
+pub use provider::{available_providers, Provider, TensorRtOptions};
+
+/// The ONNX Runtime release the bootstrap installs and ort targets.
+pub const ORT_VERSION: &str = "1.31.1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("cannot load ONNX Runtime from {path}: {cause}. Fix: run scripts/bootstrap.sh, or set ORT_DYLIB_PATH to libonnxruntime.so.{ORT_VERSION}")]
+    Load { path: String, cause: String },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("the model has no `{role}` graph")]
+    MissingGraph { role: String },
+    #[error("{file}: tensor `{tensor}`: expected {expected}, found {found}")]
+    Tensor { file: String, tensor: String, expected: String, found: String },
+    #[error("{file}: the required provider {provider} cannot run it: {reason}")]
+    RequiredProvider { provider: Provider, file: String, reason: String },
+    #[error("{file}: no execution provider could run it ({reasons})")]
+    NoProvider { file: String, reasons: String },
+    #[error("{file}: inference failed: {message}")]
+    Run { file: String, message: String },
+}
+
+/// The loaded ONNX Runtime: one per process.
+pub struct Runtime {
+    env: ort::environment::Environment,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+impl Runtime {
+    /// Loads libonnxruntime from `dylib` (first call) and returns the
+    /// process's runtime; later calls return the same one.
+    pub fn load(dylib: &Path) -> Result<&'static Runtime, InferenceError> {
+        let shown = dylib.display().to_string();
+        RUNTIME
+            .get_or_init(|| {
+                if !dylib.is_file() {
+                    return Err("no such file".to_owned());
+                }
+                let builder = ort::init_from(dylib).map_err(|e| e.to_string())?;
+                let env = builder.with_name("sonoflow").build().map_err(|e| e.to_string())?;
+                Ok(Runtime { env })
+            })
+            .as_ref()
+            .map_err(|cause| InferenceError::Load { path: shown, cause: cause.clone() })
+    }
+
+    pub fn environment(&self) -> &ort::environment::Environment {
+        &self.env
+    }
+}
+
+/// What `check_model` found for one graph.
+#[derive(Debug, Clone)]
+pub struct GraphCheck {
+    pub role: String,
+    pub provider: Provider,
+    pub fallbacks: Vec<Fallback>,
+    pub load_time: Duration,
+    pub dummy_run: Duration,
+}
+
+/// Opens every graph of `model`, checks it against the manifest and runs it
+/// once on zeros ("batch" = 1, "tasks" = the default kernels' rows).
+pub fn check_model(runtime: &Runtime, model: &ModelDir, options: &EngineOptions) -> Result<Vec<GraphCheck>, InferenceError> {
+    let tasks = model.manifest.default_kernels.tokens.len();
+    let dims = move |name: &str| if name == "tasks" { tasks } else { 1 };
+    let mut checks = Vec::new();
+    for role in model.manifest.graphs.keys() {
+        let mut graph = GraphSession::open(runtime, model, role, options)?;
+        let dummy_run = graph.dummy_run(&dims)?;
+        checks.push(GraphCheck {
+            role: role.clone(),
+            provider: graph.provider,
+            fallbacks: graph.fallbacks.clone(),
+            load_time: graph.load_time,
+            dummy_run,
+        });
+    }
+    Ok(checks)
+}

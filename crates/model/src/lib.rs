@@ -10,6 +10,7 @@
 //! This crate must not depend on ONNX Runtime, GStreamer or tokio.
 
 mod manifest;
+pub mod onnx_file;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -341,5 +342,21 @@ mod tests {
         assert!(r.expect_err("format").to_string().contains("format 2 is not supported"));
         let (_d, r) = broken(|t| t.replace("labels = [", "lables = ["));
         assert!(r.expect_err("key").to_string().contains("unknown field `lables`"));
+    }
+}
+
+#[cfg(test)]
+mod onnx_file_tests {
+    use super::onnx_file::summarize;
+    use std::path::Path;
+
+    #[test]
+    fn counts_the_tiny_encoder_parameters() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-model/vision_encoder.onnx");
+        let s = summarize(&path).expect("onnx");
+        // conv 8x1x4x4 + 8, token projection 8x16, reshape shape 3.
+        assert_eq!(s.parameters, 128 + 8 + 128 + 3);
+        assert_eq!(s.opsets, vec![("ai.onnx".to_owned(), 17)]);
+        assert_eq!(s.nodes, 6);
     }
 }

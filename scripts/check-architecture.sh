@@ -11,6 +11,7 @@ rules=(
   "sonoflow-output ort tokio"
   "sonoflow-phantom gstreamer ort tokio"
   "sonoflow-model gstreamer ort tokio"
+  "sonoflow-inference gstreamer tokio"
 )
 status=0
 for rule in "${rules[@]}"; do

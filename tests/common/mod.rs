@@ -167,3 +167,34 @@ pub fn decode(path: &Path) -> Decoded {
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
+
+/// The onnxruntime library the bootstrap installed (or ORT_DYLIB_PATH).
+pub fn ort_dylib() -> PathBuf {
+    std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/libonnxruntime.so.1.31.1")
+    })
+}
+
+/// The tiny contract-test model (written by onnx/make_test_models.py).
+pub fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-model")
+}
+
+/// A copy of the tiny model with its manifest edited by `edit`.
+pub fn edited_tiny_model(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(tiny_model()).expect("fixture") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    let manifest = dir.path().join("sonoflow-model.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    std::fs::write(&manifest, edit(text)).expect("write manifest");
+    dir
+}
+
+/// Runs `sonoflow ARGS` with the onnxruntime library set; (exit code, stdout, stderr).
+pub fn sonoflow(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).args(args).env("ORT_DYLIB_PATH", ort_dylib()).output().expect("run sonoflow");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}

@@ -20,7 +20,9 @@ fn frame(pool: &FramePool, clock: &dyn Clock, id: u64) -> Frame {
         stamps: StageStamps::new(clock.now()),
         data: pool.acquire(format.len()),
         pixel_spacing: None,
+        image_region: None,
         truth: None,
+        outputs: None,
     }
 }
 

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use sonoflow_core::Frame;
-use sonoflow_runtime::{run, PipelineDefinition, Processor, RunOptions, StageError};
+use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, Processor, RunOptions, StageError};
 
-const LIMIT: Duration = Duration::from_secs(90);
 
 #[test]
 fn default_run_is_the_phantom_and_writes_a_decodable_mp4() {
@@ -81,7 +80,7 @@ fn phantom_frames_carry_ground_truth_and_pixel_spacing() {
     .expect("valid definition");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let options = RunOptions { frames: Some(20), ..RunOptions::default() };
-    let report = run(&def, Box::new(Inspect(Arc::clone(&seen))), &options, &mut |_| {}).expect("run");
+    let report = run(&def, ProcessStage::custom(Box::new(Inspect(Arc::clone(&seen)))), &options, &mut |_| {}).expect("run");
     assert_eq!(report.error, None);
     let seen = seen.lock().expect("lock");
     assert!(seen.len() >= 15, "{report:#?}");

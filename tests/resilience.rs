@@ -10,7 +10,7 @@ use common::*;
 use gstreamer as gst;
 use gst::prelude::*;
 use sonoflow_core::{Frame, Stage};
-use sonoflow_runtime::{run, PipelineDefinition, Processor, RunOptions, StageError};
+use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, Processor, RunOptions, StageError};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -139,7 +139,7 @@ fn slow_stage_drops_counted_frames_and_keeps_latency_bounded() {
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
         let options = RunOptions { frames: Some(120), ..RunOptions::default() };
-        let _ = done_tx.send(run(&def, Box::new(Slow(work)), &options, &mut |_| {}));
+        let _ = done_tx.send(run(&def, ProcessStage::custom(Box::new(Slow(work))), &options, &mut |_| {}));
     });
     let report = done_rx
         .recv_timeout(LIMIT)

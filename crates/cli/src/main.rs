@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sonoflow_phantom::export::{export, ExportOptions};
 use sonoflow_phantom::ProbeKind;
 use sonoflow_core::alloc_count::CountingAllocator;
-use sonoflow_runtime::{processor_for, run, PipelineDefinition, RunOptions, RunReport, StopFlag};
+use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, RunOptions, RunReport, StopFlag};
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -111,6 +111,10 @@ struct RunArgs {
     /// No live status line.
     #[arg(long)]
     quiet: bool,
+    /// Fail instead of falling back unless every graph runs on this provider
+    /// (tensorrt, cuda or cpu); overrides the definition's model.require_provider.
+    #[arg(long)]
+    require_provider: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -144,7 +148,16 @@ fn load_definition(path: Option<&Path>) -> Result<PipelineDefinition> {
 }
 
 fn run_command(args: RunArgs) -> Result<ExitCode> {
-    let def = load_definition(args.pipeline.as_deref())?;
+    let mut def = load_definition(args.pipeline.as_deref())?;
+    if let Some(name) = &args.require_provider {
+        let provider = sonoflow_inference::Provider::parse(name)
+            .with_context(|| format!("--require-provider {name:?}: use tensorrt, cuda or cpu"))?;
+        let model = def.model.as_mut().context("--require-provider needs a pipeline whose process stage runs a model")?;
+        model.engine.require = Some(provider);
+        if !model.engine.chain().contains(&provider) {
+            model.engine.providers.insert(0, provider);
+        }
+    }
     let stop = StopFlag::new();
     {
         let stop = stop.clone();
@@ -157,8 +170,8 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         status_every: if interactive { Duration::from_millis(500) } else { Duration::from_secs(2) },
     };
     let mut line = status_line::StatusLine::new(interactive, args.quiet);
-    let report = run(&def, processor_for(&def), &options, &mut |status| line.update(status))
-        .with_context(|| format!("pipeline {}", def.name))?;
+    let stage = ProcessStage::for_definition(&def).with_context(|| format!("pipeline {}", def.name))?;
+    let report = run(&def, stage, &options, &mut |status| line.update(status)).with_context(|| format!("pipeline {}", def.name))?;
     line.finish();
     print_summary(&report);
     if let Some(path) = &args.stats_json {

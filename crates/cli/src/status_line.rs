@@ -33,8 +33,9 @@ impl StatusLine {
         if self.quiet {
             return;
         }
+        let model = s.inference.map(|i| format!(" | model on {}", i.provider_summary())).unwrap_or_default();
         let line = format!(
-            "[{:6.1}s] source {} | in {:5.1} fps  out {:5.1} fps | frames {} | dropped {} | latency p50 {:.1} ms  p99 {:.1} ms | restarts {}",
+            "[{:6.1}s] source {} | in {:5.1} fps  out {:5.1} fps | frames {} | dropped {} | latency p50 {:.1} ms  p99 {:.1} ms | restarts {}{model}",
             s.elapsed.as_secs_f64(),
             s.source.state().name(),
             fps_in,

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::findings::{GroundTruth, PixelSpacing};
-use crate::{PooledBuffer, Timestamp};
+use crate::findings::{GroundTruth, ImageRegion, PixelSpacing};
+use crate::{Pooled, PooledBuffer, Timestamp};
 
 /// Monotonic id of a frame within one run, assigned at ingest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
@@ -167,8 +167,28 @@ pub struct Frame {
     /// Physical pixel size, when the source knows it (phantom depth preset,
     /// probe profile); never guessed from the image.
     pub pixel_spacing: Option<PixelSpacing>,
+    /// Where the ultrasound image sits in the frame, when the source knows
+    /// (phantom, probe profile); otherwise the whole frame is the image.
+    pub image_region: Option<ImageRegion>,
     /// What the frame really shows, when the source is the phantom.
     pub truth: Option<Arc<GroundTruth>>,
+    /// Raw model outputs, once the process stage has run the model.
+    pub outputs: Option<ModelOutputs>,
+}
+
+/// Raw per-frame outputs of the mask decoder, in model coordinates.
+#[derive(Debug)]
+pub struct ModelOutputs {
+    /// The version of the kernels that produced these outputs.
+    pub kernel_version: u64,
+    /// Task tokens (rows), then mask height and width.
+    pub tasks: usize,
+    pub height: usize,
+    pub width: usize,
+    /// `tasks x height x width` logits, row-major.
+    pub mask_logits: Pooled<f32>,
+    /// One confidence per task (empty when the model has none).
+    pub scores: Pooled<f32>,
 }
 
 impl Frame {

@@ -1,6 +1,7 @@
-//! Reusable pixel buffers. A [`PooledBuffer`] returns its memory to the pool
-//! when dropped, so steady-state frames allocate nothing: the pool only
-//! allocates while it warms up or when the frame size grows (a caps change).
+//! Reusable buffers (pixels, model outputs). A [`Pooled`] buffer returns its
+//! memory to the pool when dropped, so steady-state frames allocate nothing:
+//! the pool only allocates while it warms up or when the size grows (a caps
+//! change).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,14 +9,24 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-/// A bounded, lock-free pool of byte buffers.
-#[derive(Clone)]
-pub struct FramePool {
-    inner: Arc<PoolInner>,
+/// A bounded, lock-free pool of buffers of `T`.
+pub struct BufferPool<T> {
+    inner: Arc<PoolInner<T>>,
 }
 
-struct PoolInner {
-    free: ArrayQueue<Vec<u8>>,
+impl<T> Clone for BufferPool<T> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+/// The pool of pixel buffers.
+pub type FramePool = BufferPool<u8>;
+/// Pixels borrowed from a [`FramePool`].
+pub type PooledBuffer = Pooled<u8>;
+
+struct PoolInner<T> {
+    free: ArrayQueue<Vec<T>>,
     fresh: AtomicU64,
     reused: AtomicU64,
 }
@@ -29,7 +40,7 @@ pub struct PoolCounters {
     pub reused: u64,
 }
 
-impl FramePool {
+impl<T: Copy + Default> BufferPool<T> {
     /// A pool that keeps at most `capacity` free buffers (at least 1).
     /// Set it to the number of frames that can be in flight at once.
     pub fn new(capacity: usize) -> Self {
@@ -44,19 +55,19 @@ impl FramePool {
 
     /// A buffer of exactly `len` bytes. Its contents are unspecified (a
     /// previous frame's pixels); callers overwrite all of it.
-    pub fn acquire(&self, len: usize) -> PooledBuffer {
+    pub fn acquire(&self, len: usize) -> Pooled<T> {
         let buf = match self.inner.free.pop() {
             Some(mut buf) if buf.capacity() >= len => {
                 self.inner.reused.fetch_add(1, Ordering::Relaxed);
-                buf.resize(len, 0);
+                buf.resize(len, T::default());
                 buf
             }
             _ => {
                 self.inner.fresh.fetch_add(1, Ordering::Relaxed);
-                vec![0; len]
+                vec![T::default(); len]
             }
         };
-        PooledBuffer { buf, pool: Arc::clone(&self.inner) }
+        Pooled { buf, pool: Arc::clone(&self.inner) }
     }
 
     pub fn counters(&self) -> PoolCounters {
@@ -72,32 +83,32 @@ impl FramePool {
     }
 }
 
-/// Bytes borrowed from a [`FramePool`]; goes back to the pool on drop.
-pub struct PooledBuffer {
-    buf: Vec<u8>,
-    pool: Arc<PoolInner>,
+/// A buffer borrowed from a [`BufferPool`]; goes back to the pool on drop.
+pub struct Pooled<T> {
+    buf: Vec<T>,
+    pool: Arc<PoolInner<T>>,
 }
 
-impl std::fmt::Debug for PooledBuffer {
+impl<T> std::fmt::Debug for Pooled<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledBuffer").field("len", &self.buf.len()).finish()
+        f.debug_struct("Pooled").field("len", &self.buf.len()).finish()
     }
 }
 
-impl Deref for PooledBuffer {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+impl<T> Deref for Pooled<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
         &self.buf
     }
 }
 
-impl DerefMut for PooledBuffer {
-    fn deref_mut(&mut self) -> &mut [u8] {
+impl<T> DerefMut for Pooled<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         &mut self.buf
     }
 }
 
-impl Drop for PooledBuffer {
+impl<T> Drop for Pooled<T> {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.buf);
         // A full free list means more buffers were in flight than the pool

@@ -7,7 +7,10 @@
 //! zeros ([`GraphSession::dummy_run`]). [`check_model`] does all of that for
 //! every graph of a model.
 
+mod frame_model;
 mod graph;
+pub mod kernels;
+pub mod preprocess;
 pub mod provider;
 
 use std::path::Path;
@@ -16,7 +19,9 @@ use std::time::Duration;
 
 use sonoflow_model::{ModelDir, ModelError};
 
+pub use frame_model::{FrameModel, StepTimes};
 pub use graph::{default_dylib, EngineOptions, Fallback, GraphSession, Optimization};
+pub use kernels::{KernelSlot, Kernels};
 pub use provider::{available_providers, Provider, TensorRtOptions};
 
 /// The ONNX Runtime release the bootstrap installs and ort targets.

@@ -273,7 +273,9 @@ impl Ingest {
             stamps,
             data,
             pixel_spacing: truth.as_ref().map(|t| t.pixel_spacing),
+            image_region: truth.as_ref().map(|t| t.region),
             truth,
+            outputs: None,
         })
     }
 

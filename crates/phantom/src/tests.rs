@@ -5,7 +5,7 @@ use sonoflow_core::findings::{label, EchoPattern, GroundTruth, ImageRegion, Lesi
 
 use crate::export::{export, read_png, sequence_config, ExportOptions};
 use crate::screen::INK;
-use crate::{speckle_ratio, LesionKind, Phantom, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
+use crate::{speckle_ratio, LesionKind, Phantom, PhantomConfig, ProbeKind, DEPTH_PRESETS_CM};
 
 fn render(config: PhantomConfig, index: u64) -> (Phantom, Vec<u8>, GroundTruth) {
     let mut phantom = Phantom::new(config).expect("valid config");

@@ -10,6 +10,8 @@ use sonoflow_ingest::{SourceConfig, SourceSpec};
 use sonoflow_output::{SinkConfig, SinkSpec};
 use sonoflow_pipeline::DropPolicy;
 
+use crate::model_stage::{ModelConfig, ModelSpec};
+
 /// A pipeline definition file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,13 +32,15 @@ pub struct DefinitionFile {
     /// Where processed frames go; at least one.
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    /// The model the process stage runs (with process.kind = "model").
+    pub model: Option<ModelConfig>,
 }
 
 /// `[process]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessConfig {
-    /// Only "passthrough" for now; inference comes with the model.
+    /// "passthrough", or "model" (the default when [model] is present).
     pub kind: Option<ProcessKind>,
 }
 
@@ -45,6 +49,8 @@ pub struct ProcessConfig {
 pub enum ProcessKind {
     #[default]
     Passthrough,
+    /// Vision encoder + mask decoder on every frame (see [model]).
+    Model,
 }
 
 /// `[queues]`.
@@ -93,6 +99,8 @@ pub struct PipelineDefinition {
     pub output_queue: QueueSpec,
     pub max_queued: u64,
     pub sinks: Vec<SinkSpec>,
+    /// The model, when the process stage runs one.
+    pub model: Option<ModelSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +184,21 @@ impl DefinitionFile {
             .enumerate()
             .map(|(i, s)| s.validate(&format!("sinks[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
+        let process = match (self.process.kind, &self.model) {
+            (Some(kind), _) => kind,
+            (None, Some(_)) => ProcessKind::Model,
+            (None, None) => ProcessKind::Passthrough,
+        };
+        let model = match (process, &self.model) {
+            (ProcessKind::Model, Some(m)) => Some(m.validate()?),
+            (ProcessKind::Model, None) => {
+                return Err(ConfigIssue::new("model", "is missing while process.kind = \"model\"", "add a [model] section with dir = \"...\""))
+            }
+            (ProcessKind::Passthrough, Some(_)) => {
+                return Err(ConfigIssue::new("process.kind", "is \"passthrough\" but a [model] section is present", "set kind = \"model\", or remove [model]"))
+            }
+            (ProcessKind::Passthrough, None) => None,
+        };
         let max_queued = self.output.max_queued.unwrap_or(4);
         if max_queued == 0 {
             return Err(ConfigIssue::new("output.max_queued", "is 0", "use at least 1 (4 is the default)"));
@@ -184,11 +207,12 @@ impl DefinitionFile {
             name: self.name.clone().unwrap_or_default(),
             path: None,
             source,
-            process: self.process.kind.unwrap_or_default(),
+            process,
             process_queue: queue("process", self.queues.process)?,
             output_queue: queue("output", self.queues.output)?,
             max_queued,
             sinks,
+            model,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! `--stats-json` document).
 
 mod definition;
+mod model_stage;
 mod report;
 mod run;
 mod usage;
@@ -15,6 +16,7 @@ pub use definition::{
     DefinitionError, DefinitionFile, OutputConfig, PipelineDefinition, ProcessConfig, ProcessKind, QueueConfig,
     QueueSpec, QueuesConfig,
 };
-pub use report::{CpuReport, LatencyMs, RunReport, StageMs};
-pub use run::{processor_for, run, LiveStatus, RunError, RunOptions};
+pub use model_stage::{InferenceStats, ModelConfig, ModelProcessor, ModelSpec};
+pub use report::{CpuReport, InferenceReport, LatencyMs, Percentiles, RunReport, StageMs};
+pub use run::{run, LiveStatus, ProcessStage, RunError, RunOptions};
 pub use sonoflow_pipeline::{PassThrough, Processor, StageError, StopFlag};

@@ -7,6 +7,8 @@ use sonoflow_core::{PoolCounters, Stage};
 use sonoflow_ingest::SourceReport;
 use sonoflow_pipeline::{LatencySummary, MetricsSnapshot};
 
+use crate::model_stage::InferenceStats;
+
 /// Capture to hand-off to the sink, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct LatencyMs {
@@ -58,8 +60,58 @@ pub struct RunReport {
     pub cpu: Option<CpuReport>,
     pub max_rss_mib: Option<f64>,
     pub frame_pool: PoolCounters,
+    /// The model, when the process stage runs one.
+    pub inference: Option<InferenceReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
+}
+
+/// p50 and p99 of one timing, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+impl From<LatencySummary> for Percentiles {
+    fn from(s: LatencySummary) -> Self {
+        Self { p50: s.p50, p99: s.p99 }
+    }
+}
+
+/// The `inference` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct InferenceReport {
+    pub model: String,
+    /// The provider each graph actually runs on.
+    pub providers: BTreeMap<String, String>,
+    /// Providers tried and not used, per graph, with why.
+    pub fallbacks: BTreeMap<String, Vec<sonoflow_inference::Fallback>>,
+    pub warmup_ms: f64,
+    pub preprocess_ms: Percentiles,
+    pub encoder_ms: Percentiles,
+    pub decoder_ms: Percentiles,
+    /// Frames the model failed on (dropped, counted in dropped.process).
+    pub failures: u64,
+    /// The kernel version of the last frame's outputs (0 = the model's defaults).
+    pub kernel_version: u64,
+}
+
+impl InferenceReport {
+    pub(crate) fn from_stats(s: &InferenceStats) -> Self {
+        use std::sync::atomic::Ordering;
+        Self {
+            model: s.model.clone(),
+            providers: s.providers.clone(),
+            fallbacks: s.fallbacks.clone(),
+            warmup_ms: s.warmup.as_secs_f64() * 1e3,
+            preprocess_ms: s.preprocess.summary().into(),
+            encoder_ms: s.encoder.summary().into(),
+            decoder_ms: s.decoder.summary().into(),
+            failures: s.failures.load(Ordering::Relaxed),
+            kernel_version: s.last_kernel_version.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl LatencyMs {
@@ -77,6 +129,7 @@ pub(crate) struct ReportExtras {
     pub cpu: Option<CpuReport>,
     pub max_rss_mib: Option<f64>,
     pub frame_pool: PoolCounters,
+    pub inference: Option<InferenceReport>,
     pub error: Option<String>,
 }
 
@@ -107,6 +160,7 @@ impl RunReport {
             cpu: extras.cpu,
             max_rss_mib: extras.max_rss_mib,
             frame_pool: extras.frame_pool,
+            inference: extras.inference,
             error: extras.error,
         }
     }

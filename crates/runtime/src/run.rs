@@ -17,7 +17,8 @@ use sonoflow_pipeline::{
 use tracing::{error, info, info_span};
 
 use crate::definition::{PipelineDefinition, ProcessKind};
-use crate::report::{CpuReport, ReportExtras, RunReport};
+use crate::model_stage::{InferenceStats, ModelProcessor};
+use crate::report::{CpuReport, InferenceReport, ReportExtras, RunReport};
 use crate::usage;
 
 /// Frames out before allocations per frame are counted (pools fill, caps settle).
@@ -27,6 +28,10 @@ const WARMUP_FRAMES: u64 = 30;
 pub enum RunError {
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Model(#[from] sonoflow_model::ModelError),
+    #[error(transparent)]
+    Inference(#[from] sonoflow_inference::InferenceError),
     #[error(transparent)]
     Output(#[from] sonoflow_output::OutputError),
     #[error("could not start the {0} thread: {1}")]
@@ -55,12 +60,31 @@ pub struct LiveStatus<'a> {
     pub elapsed: Duration,
     pub metrics: &'a MetricsSnapshot,
     pub source: &'a SourceStatus,
+    pub inference: Option<&'a InferenceStats>,
 }
 
-/// The processor a definition asks for.
-pub fn processor_for(def: &PipelineDefinition) -> Box<dyn Processor> {
-    match def.process {
-        ProcessKind::Passthrough => Box::new(PassThrough),
+/// The process stage of a run, and its inference statistics if it runs a model.
+pub struct ProcessStage {
+    pub processor: Box<dyn Processor>,
+    pub inference: Option<Arc<InferenceStats>>,
+}
+
+impl ProcessStage {
+    /// A stage of the caller's own (tests, embedding applications).
+    pub fn custom(processor: Box<dyn Processor>) -> Self {
+        Self { processor, inference: None }
+    }
+
+    /// The stage a definition asks for; a model is loaded, checked and
+    /// warmed up here, before any frame flows.
+    pub fn for_definition(def: &PipelineDefinition) -> Result<Self, RunError> {
+        match (def.process, &def.model) {
+            (ProcessKind::Model, Some(spec)) => {
+                let (processor, stats) = ModelProcessor::load(spec, None)?;
+                Ok(Self { processor: Box::new(processor), inference: Some(stats) })
+            }
+            _ => Ok(Self::custom(Box::new(PassThrough))),
+        }
     }
 }
 
@@ -69,7 +93,7 @@ pub fn processor_for(def: &PipelineDefinition) -> Box<dyn Processor> {
 /// be built) are returned; errors later end the run and are in the report.
 pub fn run(
     def: &PipelineDefinition,
-    processor: Box<dyn Processor>,
+    stage: ProcessStage,
     options: &RunOptions,
     on_status: &mut dyn FnMut(&LiveStatus<'_>),
 ) -> Result<RunReport, RunError> {
@@ -103,8 +127,9 @@ pub fn run(
         let (metrics, clock, stop) = (Arc::clone(&metrics), Arc::clone(&clock), options.stop.clone());
         move || run_output_stage(output_in, Box::new(output), metrics, clock, None, stop)
     })?;
+    let inference = stage.inference;
     let process_thread = spawn("process", {
-        let (metrics, clock) = (Arc::clone(&metrics), Arc::clone(&clock));
+        let (metrics, clock, processor) = (Arc::clone(&metrics), Arc::clone(&clock), stage.processor);
         move || run_process_stage(process_in, to_output, processor, metrics, clock)
     })?;
     let ingest_thread = spawn("ingest", {
@@ -135,7 +160,7 @@ pub fn run(
         }
         if Instant::now() >= next_status {
             next_status += options.status_every;
-            on_status(&LiveStatus { elapsed: started.elapsed(), metrics: &snap, source: &source });
+            on_status(&LiveStatus { elapsed: started.elapsed(), metrics: &snap, source: &source, inference: inference.as_deref() });
         }
     }
 
@@ -175,7 +200,7 @@ pub fn run(
         }),
         _ => None,
     };
-    on_status(&LiveStatus { elapsed: started.elapsed(), metrics: &snap, source: &source });
+    on_status(&LiveStatus { elapsed: started.elapsed(), metrics: &snap, source: &source, inference: inference.as_deref() });
     Ok(RunReport::new(
         &snap,
         ReportExtras {
@@ -186,6 +211,7 @@ pub fn run(
             cpu,
             max_rss_mib: usage::max_rss_mib(),
             frame_pool: pool.counters(),
+            inference: inference.as_deref().map(InferenceReport::from_stats),
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         },
     ))

@@ -1,0 +1,242 @@
+//! The per-frame half of the model: preprocess, vision encoder, mask
+//! decoder with the current kernels. Inputs live in tensors allocated once
+//! and refilled in place; the kernels tensor is refilled only when the slot's
+//! version changes; outputs are copied into pooled buffers and travel with
+//! the frame.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ndarray::{Array3, Array4};
+use ort::memory::Allocator;
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions};
+use ort::value::Tensor;
+use sonoflow_core::findings::ImageRegion;
+use sonoflow_core::{BufferPool, Clock, Frame, FrameFormat, ModelOutputs};
+use sonoflow_model::{Dim, DType, GraphSpec, ModelDir, MASK_DECODER, VISION_ENCODER};
+
+use crate::graph::{EngineOptions, GraphSession};
+use crate::kernels::KernelSlot;
+use crate::preprocess::{fill_input, ResizePlan};
+use crate::{InferenceError, Runtime};
+
+/// Time spent in each step of one frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimes {
+    pub preprocess: Duration,
+    pub encoder: Duration,
+    pub decoder: Duration,
+}
+
+pub struct FrameModel {
+    pub encoder: GraphSession,
+    pub decoder: GraphSession,
+    model: ModelDir,
+    input: Tensor<f32>,
+    kernels: Tensor<f32>,
+    kernels_version: Option<u64>,
+    slot: Arc<KernelSlot>,
+    plan: Option<(FrameFormat, Option<ImageRegion>, ResizePlan)>,
+    features_first: bool,
+    /// One pool per output kind, so every buffer fits the next request.
+    mask_pool: BufferPool<f32>,
+    score_pool: BufferPool<f32>,
+    /// Output tensors allocated once and reused by every run (None: a graph
+    /// with an output whose size is only known at run time).
+    encoder_run: Option<RunOptions<HasSelectedOutputs>>,
+    decoder_run: Option<(usize, RunOptions<HasSelectedOutputs>)>,
+}
+
+/// Run options whose outputs are preallocated: "batch" is 1, "tasks" is
+/// `tasks`, other symbolic dimensions make preallocation impossible.
+fn preallocated(spec: &GraphSpec, tasks: usize) -> Result<Option<RunOptions<HasSelectedOutputs>>, ort::Error> {
+    let mut selector = OutputSelector::default();
+    for t in &spec.outputs {
+        let mut shape = Vec::with_capacity(t.shape.len());
+        for d in &t.shape {
+            shape.push(match d {
+                Dim::Fixed(n) => (*n).max(0) as usize,
+                Dim::Named(name) if name == "batch" => 1,
+                Dim::Named(name) if name == "tasks" => tasks,
+                Dim::Named(_) => return Ok(None),
+            });
+        }
+        if t.dtype != DType::Float32 {
+            return Ok(None);
+        }
+        selector = selector.preallocate(t.name.clone(), Tensor::<f32>::new(&Allocator::default(), shape)?);
+    }
+    Ok(Some(RunOptions::new()?.with_outputs(selector)))
+}
+
+fn run_error(file: &std::path::Path) -> impl Fn(ort::Error) -> InferenceError + '_ {
+    move |e| InferenceError::Run { file: file.display().to_string(), message: e.to_string() }
+}
+
+impl FrameModel {
+    /// Opens the encoder and decoder of `model`. Kernels come from `slot`
+    /// (shared with the reasoning head) or start as the model's defaults.
+    pub fn load(
+        runtime: &Runtime,
+        model: &ModelDir,
+        options: &EngineOptions,
+        slot: Option<Arc<KernelSlot>>,
+    ) -> Result<Self, InferenceError> {
+        let encoder = GraphSession::open(runtime, model, VISION_ENCODER, options)?;
+        let decoder = GraphSession::open(runtime, model, MASK_DECODER, options)?;
+        let m = &model.manifest;
+        let p = &m.preprocess;
+        if encoder.spec.inputs.len() != 1 {
+            return Err(InferenceError::Tensor {
+                file: encoder.file.display().to_string(),
+                tensor: p.input.clone(),
+                expected: "the image as the encoder's only input".into(),
+                found: format!("{} inputs", encoder.spec.inputs.len()),
+            });
+        }
+        let decoder_inputs: Vec<&str> = decoder.session.inputs().iter().map(|o| o.name()).collect();
+        if decoder_inputs.len() != 2 {
+            return Err(InferenceError::Tensor {
+                file: decoder.file.display().to_string(),
+                tensor: m.decoder_io.kernels.clone(),
+                expected: "two decoder inputs: features and kernels".into(),
+                found: format!("{decoder_inputs:?}"),
+            });
+        }
+        let features_first = decoder_inputs[0] == m.decoder_io.features;
+        let file = encoder.file.clone();
+        let input = Tensor::from_array(Array4::<f32>::zeros((1, p.channels as usize, p.height as usize, p.width as usize)))
+            .map_err(run_error(&file))?;
+        let k = &m.default_kernels;
+        let slot = slot.unwrap_or_else(|| KernelSlot::new(k.tokens.clone(), k.size, model.default_kernels.clone()));
+        let kernels = Tensor::from_array(Array3::<f32>::zeros((1, k.tokens.len(), k.size))).map_err(run_error(&file))?;
+        let encoder_run = preallocated(&encoder.spec, k.tokens.len()).map_err(run_error(&file))?;
+        Ok(Self {
+            encoder,
+            decoder,
+            model: model.clone(),
+            input,
+            kernels,
+            kernels_version: None,
+            slot,
+            plan: None,
+            features_first,
+            mask_pool: BufferPool::new(16),
+            score_pool: BufferPool::new(16),
+            encoder_run,
+            decoder_run: None,
+        })
+    }
+
+    /// The kernels this model reads each frame.
+    pub fn kernel_slot(&self) -> Arc<KernelSlot> {
+        Arc::clone(&self.slot)
+    }
+
+    /// Copies the current kernels into the kernels tensor if they changed.
+    fn refresh_kernels(&mut self) -> Result<u64, InferenceError> {
+        let current = self.slot.load();
+        if self.kernels_version != Some(current.version) {
+            let rows = current.tokens.len();
+            if self.kernels.shape()[1] != rows as i64 {
+                self.kernels = Tensor::from_array(Array3::<f32>::zeros((1, rows, current.size)))
+                    .map_err(run_error(&self.decoder.file))?;
+            }
+            let (_, data) = self.kernels.extract_tensor_mut();
+            data.copy_from_slice(&current.data);
+            self.kernels_version = Some(current.version);
+        }
+        Ok(current.version)
+    }
+
+    /// Runs encoder and decoder on the current input tensor.
+    fn run_graphs(&mut self, clock: &dyn Clock) -> Result<(ModelOutputs, Duration, Duration), InferenceError> {
+        let kernel_version = self.refresh_kernels()?;
+        let io = &self.model.manifest.decoder_io;
+        let tasks = self.kernels.shape()[1].max(0) as usize;
+        if self.decoder_run.as_ref().map(|(t, _)| *t) != Some(tasks) {
+            self.decoder_run = preallocated(&self.decoder.spec, tasks)
+                .map_err(run_error(&self.decoder.file))?
+                .map(|options| (tasks, options));
+        }
+        let t0 = clock.now();
+        let encoded = match &self.encoder_run {
+            Some(options) => self.encoder.session.run_with_options(ort::inputs![&self.input], options),
+            None => self.encoder.session.run(ort::inputs![&self.input]),
+        }
+        .map_err(run_error(&self.encoder.file))?;
+        let features = encoded.get(io.features.as_str()).ok_or_else(|| InferenceError::Tensor {
+            file: self.encoder.file.display().to_string(),
+            tensor: io.features.clone(),
+            expected: "an encoder output".into(),
+            found: "nothing".into(),
+        })?;
+        let t1 = clock.now();
+        let inputs = if self.features_first {
+            ort::inputs![features, &self.kernels]
+        } else {
+            ort::inputs![&self.kernels, features]
+        };
+        let decoded = match &self.decoder_run {
+            Some((_, options)) => self.decoder.session.run_with_options(inputs, options),
+            None => self.decoder.session.run(inputs),
+        }
+        .map_err(run_error(&self.decoder.file))?;
+        let (shape, logits) = decoded[io.mask_logits.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(run_error(&self.decoder.file))?;
+        let [_, tasks, height, width] = shape[..] else {
+            return Err(InferenceError::Tensor {
+                file: self.decoder.file.display().to_string(),
+                tensor: io.mask_logits.clone(),
+                expected: "[batch, tasks, height, width]".into(),
+                found: format!("{:?}", &shape[..]),
+            });
+        };
+        let (tasks, height, width) = (tasks.max(0) as usize, height.max(0) as usize, width.max(0) as usize);
+        let mut mask_logits = self.mask_pool.acquire(logits.len());
+        mask_logits.copy_from_slice(logits);
+        let score_values = match io.scores.as_deref().and_then(|name| decoded.get(name)) {
+            Some(value) => value.try_extract_tensor::<f32>().map_err(run_error(&self.decoder.file))?.1,
+            None => &[],
+        };
+        let mut scores = self.score_pool.acquire(score_values.len());
+        scores.copy_from_slice(score_values);
+        let t2 = clock.now();
+        let outputs = ModelOutputs { kernel_version, tasks, height, width, mask_logits, scores };
+        Ok((outputs, t1.saturating_since(t0), t2.saturating_since(t1)))
+    }
+
+    /// Runs the model `runs` times on a blank input (sessions allocate and
+    /// optimise on first use); returns the total time.
+    pub fn warm_up(&mut self, runs: usize, clock: &dyn Clock) -> Result<Duration, InferenceError> {
+        let start = clock.now();
+        for _ in 0..runs {
+            self.run_graphs(clock)?;
+        }
+        Ok(clock.now().saturating_since(start))
+    }
+
+    /// Preprocesses `frame` and runs the model on it.
+    pub fn infer(&mut self, frame: &Frame, clock: &dyn Clock) -> Result<(ModelOutputs, StepTimes), InferenceError> {
+        let t0 = clock.now();
+        let region = frame.image_region;
+        let stale = !matches!(&self.plan, Some((f, r, _)) if *f == frame.format && *r == region);
+        if stale {
+            let plan = ResizePlan::new(&self.model.manifest.preprocess, frame.format, region.as_ref());
+            self.plan = Some((frame.format, region, plan));
+        }
+        if let Some((_, _, plan)) = &self.plan {
+            let (_, data) = self.input.extract_tensor_mut();
+            fill_input(frame, plan, &self.model.manifest.preprocess, data);
+        }
+        let preprocess = clock.now().saturating_since(t0);
+        let (outputs, encoder, decoder) = self.run_graphs(clock)?;
+        Ok((outputs, StepTimes { preprocess, encoder, decoder }))
+    }
+
+    /// How model coordinates map back to the last frame's pixels.
+    pub fn plan(&self) -> Option<&ResizePlan> {
+        self.plan.as_ref().map(|(_, _, p)| p)
+    }
+}

@@ -1,0 +1,179 @@
+//! The process stage with a model: preprocess + vision encoder + mask
+//! decoder on every frame, raw outputs attached to the frame, each step
+//! timed. Built (and warmed up) before the first live frame.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sonoflow_core::{Clock, ConfigIssue, Frame, MonotonicClock, Stage};
+use sonoflow_inference::{
+    default_dylib, EngineOptions, Fallback, FrameModel, KernelSlot, Optimization, Provider, Runtime, TensorRtOptions,
+};
+use sonoflow_model::ModelDir;
+use sonoflow_pipeline::{LatencyRecorder, Processor, StageError};
+use tracing::info;
+
+use crate::run::RunError;
+
+/// `[model]`: which model the process stage runs, and how.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model directory (holding sonoflow-model.toml).
+    pub dir: Option<PathBuf>,
+    /// Execution providers to try, in order; CPU is always tried last.
+    /// Default ["tensorrt", "cuda", "cpu"].
+    pub providers: Option<Vec<String>>,
+    /// A graph not running on this provider fails the run instead of falling back.
+    pub require_provider: Option<String>,
+    /// ONNX Runtime threads inside one operator (default 1: the frame path's
+    /// share of a 2-core machine; raise on bigger CPUs).
+    pub intra_threads: Option<usize>,
+    /// Threads across operators (default 1: sequential execution).
+    pub inter_threads: Option<usize>,
+    /// Graph optimisation: "disable", "basic", "extended" or "all" (default).
+    pub optimization: Option<Optimization>,
+    /// Inferences on a blank frame before the first live one (default 3).
+    pub warmup_runs: Option<usize>,
+    /// TensorRT in FP16 (default true).
+    pub tensorrt_fp16: Option<bool>,
+    /// Where TensorRT engine and timing caches live (default out/cache).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A validated `[model]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub dir: PathBuf,
+    pub engine: EngineOptions,
+    pub warmup_runs: usize,
+}
+
+fn provider(key: &str, name: &str) -> Result<Provider, ConfigIssue> {
+    Provider::parse(name).ok_or_else(|| ConfigIssue::new(key, format!("\"{name}\" is not a provider"), "use \"tensorrt\", \"cuda\" or \"cpu\""))
+}
+
+impl ModelConfig {
+    pub fn validate(&self) -> Result<ModelSpec, ConfigIssue> {
+        let dir = self.dir.clone().ok_or_else(|| {
+            ConfigIssue::new("model.dir", "is required when process.kind = \"model\"", "add dir = \"onnx/umind-nano\" under [model]")
+        })?;
+        let defaults = EngineOptions::default();
+        let providers = match &self.providers {
+            Some(list) => list.iter().map(|p| provider("model.providers", p)).collect::<Result<Vec<_>, _>>()?,
+            None => defaults.providers.clone(),
+        };
+        let require = self.require_provider.as_deref().map(|p| provider("model.require_provider", p)).transpose()?;
+        for (key, v) in [("model.intra_threads", self.intra_threads), ("model.inter_threads", self.inter_threads)] {
+            if v == Some(0) || v.is_some_and(|n| n > 64) {
+                return Err(ConfigIssue::new(key, format!("is {}", v.unwrap_or(0)), "use 1 to 64 threads"));
+            }
+        }
+        let mut engine = EngineOptions {
+            providers,
+            require,
+            intra_threads: self.intra_threads.unwrap_or(defaults.intra_threads),
+            inter_threads: self.inter_threads.unwrap_or(defaults.inter_threads),
+            optimization: self.optimization.unwrap_or_default(),
+            tensorrt: TensorRtOptions {
+                fp16: self.tensorrt_fp16.unwrap_or(defaults.tensorrt.fp16),
+                cache_dir: self.cache_dir.clone().unwrap_or(defaults.tensorrt.cache_dir),
+            },
+        };
+        if let Some(r) = require {
+            if !engine.chain().contains(&r) {
+                engine.providers.insert(0, r);
+            }
+        }
+        Ok(ModelSpec { dir, engine, warmup_runs: self.warmup_runs.unwrap_or(3) })
+    }
+}
+
+/// Inference timings and facts, shared between the stage and the report.
+pub struct InferenceStats {
+    pub model: String,
+    pub providers: BTreeMap<String, String>,
+    pub fallbacks: BTreeMap<String, Vec<Fallback>>,
+    pub warmup: Duration,
+    pub preprocess: LatencyRecorder,
+    pub encoder: LatencyRecorder,
+    pub decoder: LatencyRecorder,
+    pub failures: AtomicU64,
+    pub last_kernel_version: AtomicU64,
+}
+
+impl InferenceStats {
+    /// "cpu", or e.g. "tensorrt" when all graphs agree, else "graph=provider,...".
+    pub fn provider_summary(&self) -> String {
+        let mut unique: Vec<&String> = self.providers.values().collect();
+        unique.dedup();
+        if unique.len() == 1 {
+            unique[0].clone()
+        } else {
+            self.providers.iter().map(|(g, p)| format!("{g}={p}")).collect::<Vec<_>>().join(",")
+        }
+    }
+}
+
+/// The model process stage.
+pub struct ModelProcessor {
+    model: FrameModel,
+    stats: Arc<InferenceStats>,
+    clock: Arc<dyn Clock>,
+}
+
+impl ModelProcessor {
+    /// Loads, checks and warms up the model `spec` names.
+    pub fn load(spec: &ModelSpec, slot: Option<Arc<KernelSlot>>) -> Result<(Self, Arc<InferenceStats>), RunError> {
+        let model_dir = ModelDir::open(&spec.dir)?;
+        let runtime = Runtime::load(&default_dylib(Path::new(".")))?;
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+        let mut model = FrameModel::load(runtime, &model_dir, &spec.engine, slot)?;
+        let warmup = model.warm_up(spec.warmup_runs, clock.as_ref())?;
+        let providers: BTreeMap<String, String> = [&model.encoder, &model.decoder]
+            .iter()
+            .map(|g| (g.role.clone(), g.provider.name().to_owned()))
+            .collect();
+        let fallbacks = [&model.encoder, &model.decoder].iter().map(|g| (g.role.clone(), g.fallbacks.clone())).collect();
+        info!(model = %model_dir.manifest.name, ?providers, "model ready; warm-up {warmup:?}");
+        let stats = Arc::new(InferenceStats {
+            model: format!("{} {}", model_dir.manifest.name, model_dir.manifest.version),
+            providers,
+            fallbacks,
+            warmup,
+            preprocess: LatencyRecorder::new(),
+            encoder: LatencyRecorder::new(),
+            decoder: LatencyRecorder::new(),
+            failures: AtomicU64::new(0),
+            last_kernel_version: AtomicU64::new(0),
+        });
+        Ok((Self { model, stats: Arc::clone(&stats), clock }, stats))
+    }
+
+    pub fn kernel_slot(&self) -> Arc<KernelSlot> {
+        self.model.kernel_slot()
+    }
+}
+
+impl Processor for ModelProcessor {
+    fn process(&mut self, frame: &mut Frame) -> Result<(), StageError> {
+        match self.model.infer(frame, self.clock.as_ref()) {
+            Ok((outputs, times)) => {
+                self.stats.preprocess.record(times.preprocess);
+                self.stats.encoder.record(times.encoder);
+                self.stats.decoder.record(times.decoder);
+                self.stats.last_kernel_version.store(outputs.kernel_version, Ordering::Relaxed);
+                frame.outputs = Some(outputs);
+                Ok(())
+            }
+            Err(err) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                Err(StageError::new(Stage::Process, err))
+            }
+        }
+    }
+}

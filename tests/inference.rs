@@ -1,0 +1,168 @@
+//! Per-frame inference on the tiny contract model through a real ONNX
+//! Runtime: kernel swaps take effect on the next frame and never tear; the
+//! model pipeline allocates nothing per frame and reports where it runs.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use sonoflow_core::findings::ImageRegion;
+use sonoflow_core::{Frame, FrameFormat, FrameId, FramePool, MonotonicClock, PixelFormat, StageStamps};
+use sonoflow_inference::{EngineOptions, FrameModel, Provider, Runtime};
+use sonoflow_model::ModelDir;
+
+fn model() -> (ModelDir, FrameModel) {
+    let dir = ModelDir::open(&tiny_model()).expect("tiny model");
+    let runtime = Runtime::load(&ort_dylib()).expect("onnxruntime");
+    let options = EngineOptions { providers: vec![Provider::Cpu], ..EngineOptions::default() };
+    let fm = FrameModel::load(runtime, &dir, &options, None).expect("model loads");
+    (dir, fm)
+}
+
+fn test_frame(pool: &FramePool) -> Frame {
+    let format = FrameFormat::new(PixelFormat::Gray8, 320, 240).expect("format");
+    let mut data = pool.acquire(format.len());
+    for (i, p) in data.iter_mut().enumerate() {
+        *p = ((i * 7) % 251) as u8;
+    }
+    Frame {
+        id: FrameId(0),
+        source_pts: None,
+        source_epoch: 0,
+        format,
+        stamps: StageStamps::default(),
+        data,
+        pixel_spacing: None,
+        image_region: Some(ImageRegion::Rect { x0: 40, y0: 20, x1: 280, y1: 220 }),
+        truth: None,
+        outputs: None,
+    }
+}
+
+#[test]
+fn a_kernel_swap_changes_the_next_frames_and_never_tears() {
+    let (dir, mut fm) = model();
+    let clock = MonotonicClock::new();
+    let pool = FramePool::new(2);
+    let frame = test_frame(&pool);
+    let slot = fm.kernel_slot();
+    let tokens = dir.manifest.default_kernels.tokens.clone();
+    let defaults = dir.default_kernels.clone();
+    let other: Vec<f32> = defaults.iter().map(|k| -k * 1.5 + 0.1).collect();
+
+    let (before, _) = fm.infer(&frame, &clock).expect("infer");
+    assert_eq!(before.kernel_version, 0);
+    let reference_a = before.mask_logits.to_vec();
+    let v = slot.publish(tokens.clone(), other.clone()).expect("publish");
+    let (after, _) = fm.infer(&frame, &clock).expect("infer");
+    assert_eq!(after.kernel_version, v, "the very next frame uses the new kernels");
+    let reference_b = after.mask_logits.to_vec();
+    assert_ne!(reference_a, reference_b, "other kernels segment differently");
+
+    // A publisher alternates the two sets as fast as it can; every result
+    // must equal exactly the reference of the set its version names.
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (slot, stop, tokens) = (Arc::clone(&slot), Arc::clone(&stop), tokens.clone());
+        std::thread::spawn(move || {
+            let mut published = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let data = if i % 2 == 0 { defaults.clone() } else { other.clone() };
+                let version = slot.publish(tokens.clone(), data).expect("publish");
+                published.push((version, i % 2 == 0));
+                i += 1;
+            }
+            published
+        })
+    };
+    let mut results = Vec::new();
+    for _ in 0..300 {
+        let (out, _) = fm.infer(&frame, &clock).expect("infer");
+        results.push((out.kernel_version, out.mask_logits.to_vec()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut published = publisher.join().expect("publisher");
+    published.extend([(0, true), (v, false)]);
+    let mut seen_versions = std::collections::HashSet::new();
+    for (version, logits) in &results {
+        let is_default = published.iter().find(|(v, _)| v == version).map(|(_, d)| *d).expect("a published version");
+        let expected = if is_default { &reference_a } else { &reference_b };
+        assert!(logits == expected, "version {version}: outputs match exactly the kernels of that version");
+        seen_versions.insert(*version);
+    }
+    assert!(seen_versions.len() > 10, "kernels changed many times during the run ({})", seen_versions.len());
+}
+
+fn model_pipeline(dir: &Path, extra: &str) -> std::path::PathBuf {
+    write_definition(
+        dir,
+        &format!(
+            "[source]\nkind = \"phantom\"\nfps = 60\n[model]\ndir = \"{}\"\n{extra}\n[[sinks]]\nkind = \"fake\"\n",
+            tiny_model().display()
+        ),
+    )
+}
+
+#[test]
+fn the_model_pipeline_allocates_nothing_per_frame_and_says_where_it_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = model_pipeline(dir.path(), "");
+    let child = run_command(dir.path(), &pipeline, &["--frames", "120"])
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let output = wait_with_limit(child, Duration::from_secs(60));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let r = read_report(dir.path()).expect("report");
+    assert_eq!(u64_at(&r, "/frames_in"), 120);
+    assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
+    let inference = &r["inference"];
+    assert_eq!(str_at(inference, "/model"), "tiny-test-model 0.1.0");
+    for graph in ["vision_encoder", "mask_decoder"] {
+        let provider = str_at(inference, &format!("/providers/{graph}"));
+        assert!(["tensorrt", "cuda", "cpu"].contains(&provider), "{provider}");
+        if provider == "cpu" {
+            let fallbacks = inference["fallbacks"][graph].as_array().expect("fallbacks");
+            assert_eq!(fallbacks.len(), 2, "tensorrt and cuda each say why not: {inference:#}");
+        }
+    }
+    for step in ["preprocess_ms", "encoder_ms", "decoder_ms"] {
+        assert!(f64_at(inference, &format!("/{step}/p50")) > 0.0, "{inference:#}");
+        f64_at(inference, &format!("/{step}/p99"));
+    }
+    f64_at(inference, "/warmup_ms");
+}
+
+#[test]
+fn require_provider_on_a_run_fails_before_any_frame_without_it() {
+    if Runtime::load(&ort_dylib()).is_ok() && Provider::TensorRt.compiled_in() {
+        return; // TensorRT is here: nothing to refuse
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = model_pipeline(dir.path(), "");
+    let output = run_command(dir.path(), &pipeline, &["--frames", "10", "--require-provider", "tensorrt"])
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the required provider tensorrt cannot run it"), "{stderr}");
+    assert!(read_report(dir.path()).is_none(), "no frame ran");
+}
+
+#[test]
+fn a_model_section_with_a_bad_provider_names_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipeline = model_pipeline(dir.path(), "providers = [\"tpu\"]");
+    let output = run_command(dir.path(), &pipeline, &[]).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("key `model.providers`: \"tpu\" is not a provider"), "{stderr}");
+}

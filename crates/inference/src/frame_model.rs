@@ -207,6 +207,13 @@ impl FrameModel {
         Ok((outputs, t1.saturating_since(t0), t2.saturating_since(t1)))
     }
 
+    /// Encoder + decoder on the input already in place (the bare-inference
+    /// floor: no preprocessing); returns encoder and decoder times.
+    pub fn run_preloaded(&mut self, clock: &dyn Clock) -> Result<(Duration, Duration), InferenceError> {
+        let (_, encoder, decoder) = self.run_graphs(clock)?;
+        Ok((encoder, decoder))
+    }
+
     /// Runs the model `runs` times on a blank input (sessions allocate and
     /// optimise on first use); returns the total time.
     pub fn warm_up(&mut self, runs: usize, clock: &dyn Clock) -> Result<Duration, InferenceError> {

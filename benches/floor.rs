@@ -1,0 +1,52 @@
+//! The bare-inference floor: a model's vision encoder + mask decoder in a
+//! tight loop on a preloaded input, through ort, on one provider; prints
+//! per-frame latency p50/p99/max. The pipeline cannot beat it.
+//! Run: `cargo bench -p sonoflow-benches --bench floor -- [MODEL_DIR] [ITERATIONS] [PROVIDER] [FPS]`
+//! (defaults: tests/fixtures/tiny-model, 2000, cpu, unpaced). With FPS the
+//! loop sleeps between inferences like a live source does, so caches are as
+//! cold as in a live pipeline: the floor a live pipeline is measured against.
+
+use std::path::PathBuf;
+
+use hdrhistogram::Histogram;
+use sonoflow_core::{Clock, MonotonicClock};
+use sonoflow_inference::{default_dylib, EngineOptions, FrameModel, Provider, Runtime};
+use sonoflow_model::ModelDir;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // cargo bench passes "--bench"; skip flags.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Relative paths are from the workspace root (cargo runs benches in benches/).
+    let dir = root.join(args.first().map(String::as_str).unwrap_or("tests/fixtures/tiny-model"));
+    let iterations: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let provider = args.get(2).and_then(|s| Provider::parse(s)).unwrap_or(Provider::Cpu);
+    let period = args.get(3).and_then(|s| s.parse::<f64>().ok()).map(|fps| std::time::Duration::from_secs_f64(1.0 / fps));
+    let model = ModelDir::open(&dir)?;
+    let runtime = Runtime::load(&default_dylib(&root))?;
+    let options = EngineOptions { providers: vec![provider], require: Some(provider), ..EngineOptions::default() };
+    let mut fm = FrameModel::load(runtime, &model, &options, None)?;
+    let clock = MonotonicClock::new();
+    fm.warm_up(20, &clock)?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for _ in 0..iterations {
+        let t0 = clock.now();
+        fm.run_preloaded(&clock)?;
+        let spent = clock.now().saturating_since(t0);
+        hist.saturating_record(spent.as_micros() as u64);
+        if let Some(period) = period {
+            std::thread::sleep(period.saturating_sub(spent));
+        }
+    }
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "bare floor (rust/ort, {provider}, intra_threads {}, {}): {} iterations, encoder+decoder p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
+        options.intra_threads,
+        period.map_or_else(|| "tight loop".to_owned(), |p| format!("paced at {:.0} fps", 1.0 / p.as_secs_f64())),
+        iterations,
+        ms(0.5),
+        ms(0.99),
+        hist.max() as f64 / 1000.0
+    );
+    Ok(())
+}

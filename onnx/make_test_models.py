@@ -7,7 +7,9 @@ style; a kernel projector from task-token hidden states to kernels), with
 deterministic random weights and a 64x64 grayscale input. It is for tests
 only: its outputs mean nothing.
 
-Usage: python onnx/make_test_models.py OUT_DIR   (needs `pip install onnx numpy`)
+Usage: python onnx/make_test_models.py [OUT_DIR [--fp16]]   (needs `pip install onnx numpy`)
+With no arguments it writes tests/fixtures/tiny-model and tests/fixtures/tiny-model-fp16
+(the same graphs with float16 inputs and outputs, as an FP16 export has).
 """
 import hashlib
 import pathlib
@@ -31,7 +33,41 @@ def ints(name, values):
     return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
 
 
+def fp16_io(graph):
+    """Makes a graph's inputs and outputs float16 (as an FP16 export has),
+    with Cast nodes at the boundary so the float32 body runs unchanged."""
+    casts_in, casts_out = [], []
+    for vi in graph.input:
+        inner = vi.name + "_f32"
+        for node in graph.node:
+            for i, name in enumerate(node.input):
+                if name == vi.name:
+                    node.input[i] = inner
+        casts_in.append(helper.make_node("Cast", [vi.name], [inner], to=TensorProto.FLOAT))
+        vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for vi in graph.output:
+        inner = vi.name + "_f32"
+        for node in graph.node:
+            for i, name in enumerate(node.output):
+                if name == vi.name:
+                    node.output[i] = inner
+            for i, name in enumerate(node.input):
+                if name == vi.name:
+                    node.input[i] = inner
+        casts_out.append(helper.make_node("Cast", [inner], [vi.name], to=TensorProto.FLOAT16))
+        vi.type.tensor_type.elem_type = TensorProto.FLOAT16
+    nodes = casts_in + list(graph.node) + casts_out
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return graph
+
+
+FP16 = False
+
+
 def save(graph, path):
+    if FP16:
+        graph = fp16_io(graph)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sonoflow-test")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -132,7 +168,10 @@ def sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def main(out):
+def main(out, fp16=False):
+    global FP16, rng
+    FP16 = fp16
+    rng = np.random.default_rng(1234)
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     vision_encoder(out / "vision_encoder.onnx")
@@ -140,10 +179,11 @@ def main(out):
     kernel_projector(out / "kernel_projector.onnx")
     rng.normal(0, 0.5, (2, KERNEL)).astype("<f4").tofile(out / "default_kernels.f32")
     s4 = SIZE // 4
+    dtype = "float16" if fp16 else "float32"
     manifest = f'''# A tiny model in the sonoflow contract, for tests only (random weights).
 # Written by onnx/make_test_models.py; regenerate rather than edit.
 format = 1
-name = "tiny-test-model"
+name = "{'tiny-test-model-fp16' if fp16 else 'tiny-test-model'}"
 version = "0.1.0"
 description = "Contract test model: 64x64 gray input, dynamic-kernel mask decoder, random weights."
 labels = ["cyst", "mass"]
@@ -155,29 +195,29 @@ provenance = "Deterministic random weights from onnx/make_test_models.py (numpy 
 [graphs.vision_encoder]
 file = "vision_encoder.onnx"
 sha256 = "{sha(out / 'vision_encoder.onnx')}"
-inputs = [{{ name = "pixel_values", dtype = "float32", shape = ["batch", 1, {SIZE}, {SIZE}] }}]
+inputs = [{{ name = "pixel_values", dtype = "{dtype}", shape = ["batch", 1, {SIZE}, {SIZE}] }}]
 outputs = [
-  {{ name = "image_features", dtype = "float32", shape = ["batch", {FEATURES}, {s4}, {s4}] }},
-  {{ name = "image_tokens", dtype = "float32", shape = ["batch", {(s4 // 4) ** 2}, {TOKEN_DIM}] }},
+  {{ name = "image_features", dtype = "{dtype}", shape = ["batch", {FEATURES}, {s4}, {s4}] }},
+  {{ name = "image_tokens", dtype = "{dtype}", shape = ["batch", {(s4 // 4) ** 2}, {TOKEN_DIM}] }},
 ]
 
 [graphs.mask_decoder]
 file = "mask_decoder.onnx"
 sha256 = "{sha(out / 'mask_decoder.onnx')}"
 inputs = [
-  {{ name = "image_features", dtype = "float32", shape = ["batch", {FEATURES}, {s4}, {s4}] }},
-  {{ name = "kernels", dtype = "float32", shape = ["batch", "tasks", {KERNEL}] }},
+  {{ name = "image_features", dtype = "{dtype}", shape = ["batch", {FEATURES}, {s4}, {s4}] }},
+  {{ name = "kernels", dtype = "{dtype}", shape = ["batch", "tasks", {KERNEL}] }},
 ]
 outputs = [
-  {{ name = "mask_logits", dtype = "float32", shape = ["batch", "tasks", {s4}, {s4}] }},
-  {{ name = "scores", dtype = "float32", shape = ["batch", "tasks"] }},
+  {{ name = "mask_logits", dtype = "{dtype}", shape = ["batch", "tasks", {s4}, {s4}] }},
+  {{ name = "scores", dtype = "{dtype}", shape = ["batch", "tasks"] }},
 ]
 
 [graphs.kernel_projector]
 file = "kernel_projector.onnx"
 sha256 = "{sha(out / 'kernel_projector.onnx')}"
-inputs = [{{ name = "task_hidden", dtype = "float32", shape = ["batch", "tasks", {TOKEN_DIM}] }}]
-outputs = [{{ name = "kernels", dtype = "float32", shape = ["batch", "tasks", {KERNEL}] }}]
+inputs = [{{ name = "task_hidden", dtype = "{dtype}", shape = ["batch", "tasks", {TOKEN_DIM}] }}]
+outputs = [{{ name = "kernels", dtype = "{dtype}", shape = ["batch", "tasks", {KERNEL}] }}]
 
 [preprocess]
 input = "pixel_values"
@@ -217,4 +257,8 @@ size = {KERNEL}
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/tiny-model")
+    if len(sys.argv) > 1:
+        main(sys.argv[1], fp16="--fp16" in sys.argv)
+    else:
+        main("tests/fixtures/tiny-model")
+        main("tests/fixtures/tiny-model-fp16", fp16=True)

@@ -87,3 +87,10 @@ fn info_prints_graphs_parameters_opsets_and_task_tokens() {
     assert!(stdout.contains("task token [SEG]    drives Segmentation (lesion)"), "{stdout}");
     assert!(stdout.contains("total") && stdout.contains(" 997"), "{stdout}");
 }
+
+#[test]
+fn an_fp16_model_checks_out() {
+    let (code, stdout, stderr) = check(&tiny_model().with_file_name("tiny-model-fp16"), &["--providers", "cpu"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("model tiny-test-model-fp16 0.1.0: ok"), "{stdout}");
+}

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ndarray::{Array3, Array4};
 use ort::memory::Allocator;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions};
 use ort::value::Tensor;
@@ -28,12 +27,76 @@ pub struct StepTimes {
     pub decoder: Duration,
 }
 
+/// A host tensor of the dtype a graph declares. Float16 models get their
+/// float32 values converted on the way in and out (models exported in FP16).
+enum HostTensor {
+    F32(Tensor<f32>),
+    F16 { tensor: Tensor<half::f16>, scratch: Vec<f32> },
+}
+
+impl HostTensor {
+    fn zeros(dtype: DType, shape: &[usize]) -> Result<Self, ort::Error> {
+        let n: usize = shape.iter().product();
+        match dtype {
+            DType::Float16 => Ok(HostTensor::F16 {
+                tensor: Tensor::from_array(ndarray::ArrayD::from_elem(ndarray::IxDyn(shape), half::f16::ZERO))?,
+                scratch: vec![0.0; n],
+            }),
+            _ => Ok(HostTensor::F32(Tensor::from_array(ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(shape)))?)),
+        }
+    }
+
+    fn rows(&self) -> i64 {
+        match self {
+            HostTensor::F32(t) => t.shape()[1],
+            HostTensor::F16 { tensor, .. } => tensor.shape()[1],
+        }
+    }
+
+    /// Lets `fill` write float32 values, then stores them in the tensor's dtype.
+    fn fill(&mut self, fill: impl FnOnce(&mut [f32])) {
+        match self {
+            HostTensor::F32(t) => fill(t.extract_tensor_mut().1),
+            HostTensor::F16 { tensor, scratch } => {
+                fill(scratch);
+                for (d, s) in tensor.extract_tensor_mut().1.iter_mut().zip(scratch.iter()) {
+                    *d = half::f16::from_f32(*s);
+                }
+            }
+        }
+    }
+
+    fn input(&self) -> ort::session::SessionInputValue<'_> {
+        match self {
+            HostTensor::F32(t) => t.into(),
+            HostTensor::F16 { tensor, .. } => tensor.into(),
+        }
+    }
+}
+
+/// Copies a float32 or float16 tensor value into `out` as float32.
+fn read_f32(value: &ort::value::DynValue, out: &mut Vec<f32>) -> Result<(), ort::Error> {
+    out.clear();
+    match value.data_type() {
+        ort::value::TensorElementType::Float16 => {
+            let (_, data) = value.try_extract_tensor::<half::f16>()?;
+            out.extend(data.iter().map(|v| v.to_f32()));
+        }
+        _ => out.extend_from_slice(value.try_extract_tensor::<f32>()?.1),
+    }
+    Ok(())
+}
+
 pub struct FrameModel {
     pub encoder: GraphSession,
     pub decoder: GraphSession,
     model: ModelDir,
-    input: Tensor<f32>,
-    kernels: Tensor<f32>,
+    input: HostTensor,
+    kernels: HostTensor,
+    kernels_dtype: DType,
+    /// Float32 copies of the decoder outputs (reused; no per-frame allocation).
+    logits_f32: Vec<f32>,
+    scores_f32: Vec<f32>,
     kernels_version: Option<u64>,
     slot: Arc<KernelSlot>,
     plan: Option<(FrameFormat, Option<ImageRegion>, ResizePlan)>,
@@ -61,10 +124,11 @@ fn preallocated(spec: &GraphSpec, tasks: usize) -> Result<Option<RunOptions<HasS
                 Dim::Named(_) => return Ok(None),
             });
         }
-        if t.dtype != DType::Float32 {
-            return Ok(None);
-        }
-        selector = selector.preallocate(t.name.clone(), Tensor::<f32>::new(&Allocator::default(), shape)?);
+        selector = match t.dtype {
+            DType::Float32 => selector.preallocate(t.name.clone(), Tensor::<f32>::new(&Allocator::default(), shape)?),
+            DType::Float16 => selector.preallocate(t.name.clone(), Tensor::<half::f16>::new(&Allocator::default(), shape)?),
+            _ => return Ok(None),
+        };
     }
     Ok(Some(RunOptions::new()?.with_outputs(selector)))
 }
@@ -105,11 +169,13 @@ impl FrameModel {
         }
         let features_first = decoder_inputs[0] == m.decoder_io.features;
         let file = encoder.file.clone();
-        let input = Tensor::from_array(Array4::<f32>::zeros((1, p.channels as usize, p.height as usize, p.width as usize)))
+        let input_dtype = encoder.spec.inputs[0].dtype;
+        let input = HostTensor::zeros(input_dtype, &[1, p.channels as usize, p.height as usize, p.width as usize])
             .map_err(run_error(&file))?;
         let k = &m.default_kernels;
         let slot = slot.unwrap_or_else(|| KernelSlot::new(k.tokens.clone(), k.size, model.default_kernels.clone()));
-        let kernels = Tensor::from_array(Array3::<f32>::zeros((1, k.tokens.len(), k.size))).map_err(run_error(&file))?;
+        let kernels_dtype = decoder.spec.input(&m.decoder_io.kernels).map_or(DType::Float32, |t| t.dtype);
+        let kernels = HostTensor::zeros(kernels_dtype, &[1, k.tokens.len(), k.size]).map_err(run_error(&file))?;
         let encoder_run = preallocated(&encoder.spec, k.tokens.len()).map_err(run_error(&file))?;
         Ok(Self {
             encoder,
@@ -117,6 +183,9 @@ impl FrameModel {
             model: model.clone(),
             input,
             kernels,
+            kernels_dtype,
+            logits_f32: Vec::new(),
+            scores_f32: Vec::new(),
             kernels_version: None,
             slot,
             plan: None,
@@ -138,12 +207,11 @@ impl FrameModel {
         let current = self.slot.load();
         if self.kernels_version != Some(current.version) {
             let rows = current.tokens.len();
-            if self.kernels.shape()[1] != rows as i64 {
-                self.kernels = Tensor::from_array(Array3::<f32>::zeros((1, rows, current.size)))
+            if self.kernels.rows() != rows as i64 {
+                self.kernels = HostTensor::zeros(self.kernels_dtype, &[1, rows, current.size])
                     .map_err(run_error(&self.decoder.file))?;
             }
-            let (_, data) = self.kernels.extract_tensor_mut();
-            data.copy_from_slice(&current.data);
+            self.kernels.fill(|data| data.copy_from_slice(&current.data));
             self.kernels_version = Some(current.version);
         }
         Ok(current.version)
@@ -153,7 +221,7 @@ impl FrameModel {
     fn run_graphs(&mut self, clock: &dyn Clock) -> Result<(ModelOutputs, Duration, Duration), InferenceError> {
         let kernel_version = self.refresh_kernels()?;
         let io = &self.model.manifest.decoder_io;
-        let tasks = self.kernels.shape()[1].max(0) as usize;
+        let tasks = self.kernels.rows().max(0) as usize;
         if self.decoder_run.as_ref().map(|(t, _)| *t) != Some(tasks) {
             self.decoder_run = preallocated(&self.decoder.spec, tasks)
                 .map_err(run_error(&self.decoder.file))?
@@ -161,8 +229,8 @@ impl FrameModel {
         }
         let t0 = clock.now();
         let encoded = match &self.encoder_run {
-            Some(options) => self.encoder.session.run_with_options(ort::inputs![&self.input], options),
-            None => self.encoder.session.run(ort::inputs![&self.input]),
+            Some(options) => self.encoder.session.run_with_options(ort::inputs![self.input.input()], options),
+            None => self.encoder.session.run(ort::inputs![self.input.input()]),
         }
         .map_err(run_error(&self.encoder.file))?;
         let features = encoded.get(io.features.as_str()).ok_or_else(|| InferenceError::Tensor {
@@ -173,18 +241,23 @@ impl FrameModel {
         })?;
         let t1 = clock.now();
         let inputs = if self.features_first {
-            ort::inputs![features, &self.kernels]
+            ort::inputs![features, self.kernels.input()]
         } else {
-            ort::inputs![&self.kernels, features]
+            ort::inputs![self.kernels.input(), features]
         };
         let decoded = match &self.decoder_run {
             Some((_, options)) => self.decoder.session.run_with_options(inputs, options),
             None => self.decoder.session.run(inputs),
         }
         .map_err(run_error(&self.decoder.file))?;
-        let (shape, logits) = decoded[io.mask_logits.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(run_error(&self.decoder.file))?;
+        let logits_value = decoded.get(io.mask_logits.as_str()).ok_or_else(|| InferenceError::Tensor {
+            file: self.decoder.file.display().to_string(),
+            tensor: io.mask_logits.clone(),
+            expected: "a decoder output".into(),
+            found: "nothing".into(),
+        })?;
+        read_f32(logits_value, &mut self.logits_f32).map_err(run_error(&self.decoder.file))?;
+        let shape = logits_value.shape();
         let [_, tasks, height, width] = shape[..] else {
             return Err(InferenceError::Tensor {
                 file: self.decoder.file.display().to_string(),
@@ -194,14 +267,14 @@ impl FrameModel {
             });
         };
         let (tasks, height, width) = (tasks.max(0) as usize, height.max(0) as usize, width.max(0) as usize);
-        let mut mask_logits = self.mask_pool.acquire(logits.len());
-        mask_logits.copy_from_slice(logits);
-        let score_values = match io.scores.as_deref().and_then(|name| decoded.get(name)) {
-            Some(value) => value.try_extract_tensor::<f32>().map_err(run_error(&self.decoder.file))?.1,
-            None => &[],
-        };
-        let mut scores = self.score_pool.acquire(score_values.len());
-        scores.copy_from_slice(score_values);
+        let mut mask_logits = self.mask_pool.acquire(self.logits_f32.len());
+        mask_logits.copy_from_slice(&self.logits_f32);
+        self.scores_f32.clear();
+        if let Some(value) = io.scores.as_deref().and_then(|name| decoded.get(name)) {
+            read_f32(value, &mut self.scores_f32).map_err(run_error(&self.decoder.file))?;
+        }
+        let mut scores = self.score_pool.acquire(self.scores_f32.len());
+        scores.copy_from_slice(&self.scores_f32);
         let t2 = clock.now();
         let outputs = ModelOutputs { kernel_version, tasks, height, width, mask_logits, scores };
         Ok((outputs, t1.saturating_since(t0), t2.saturating_since(t1)))
@@ -234,8 +307,8 @@ impl FrameModel {
             self.plan = Some((frame.format, region, plan));
         }
         if let Some((_, _, plan)) = &self.plan {
-            let (_, data) = self.input.extract_tensor_mut();
-            fill_input(frame, plan, &self.model.manifest.preprocess, data);
+            let preprocess = &self.model.manifest.preprocess;
+            self.input.fill(|data| fill_input(frame, plan, preprocess, data));
         }
         let preprocess = clock.now().saturating_since(t0);
         let (outputs, encoder, decoder) = self.run_graphs(clock)?;

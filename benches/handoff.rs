@@ -12,18 +12,7 @@ use sonoflow_pipeline::{handoff, DropPolicy};
 
 fn frame(pool: &FramePool, clock: &dyn Clock, id: u64) -> Frame {
     let format = FrameFormat::new(PixelFormat::Gray8, 640, 480).expect("valid format");
-    Frame {
-        id: FrameId(id),
-        source_pts: None,
-        source_epoch: 0,
-        format,
-        stamps: StageStamps::new(clock.now()),
-        data: pool.acquire(format.len()),
-        pixel_spacing: None,
-        image_region: None,
-        truth: None,
-        outputs: None,
-    }
+    Frame::new(FrameId(id), format, pool.acquire(format.len()), StageStamps::new(clock.now()))
 }
 
 fn benches(c: &mut Criterion) {

@@ -29,18 +29,9 @@ fn test_frame(pool: &FramePool) -> Frame {
     for (i, p) in data.iter_mut().enumerate() {
         *p = ((i * 7) % 251) as u8;
     }
-    Frame {
-        id: FrameId(0),
-        source_pts: None,
-        source_epoch: 0,
-        format,
-        stamps: StageStamps::default(),
-        data,
-        pixel_spacing: None,
-        image_region: Some(ImageRegion::Rect { x0: 40, y0: 20, x1: 280, y1: 220 }),
-        truth: None,
-        outputs: None,
-    }
+    let mut frame = Frame::new(FrameId(0), format, data, StageStamps::default());
+    frame.image_region = Some(ImageRegion::Rect { x0: 40, y0: 20, x1: 280, y1: 220 });
+    frame
 }
 
 #[test]

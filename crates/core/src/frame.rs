@@ -192,6 +192,23 @@ pub struct ModelOutputs {
 }
 
 impl Frame {
+    /// A frame with nothing known about it yet beyond its pixels: no source
+    /// PTS, pixel spacing, image region, ground truth or model outputs.
+    pub fn new(id: FrameId, format: FrameFormat, data: PooledBuffer, stamps: StageStamps) -> Self {
+        Self {
+            id,
+            source_pts: None,
+            source_epoch: 0,
+            format,
+            stamps,
+            data,
+            pixel_spacing: None,
+            image_region: None,
+            truth: None,
+            outputs: None,
+        }
+    }
+
     /// Row `y` of the frame. Panics only on a bug (y out of range).
     pub fn row(&self, y: u32) -> &[u8] {
         let stride = self.format.stride();

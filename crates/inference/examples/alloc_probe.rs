@@ -18,10 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = MonotonicClock::new();
     let format = FrameFormat::new(PixelFormat::Gray8, 640, 480)?;
     let pool = FramePool::new(2);
-    let frame = Frame {
-        id: FrameId(0), source_pts: None, source_epoch: 0, format, stamps: StageStamps::default(),
-        data: pool.acquire(format.len()), pixel_spacing: None, image_region: None, truth: None, outputs: None,
-    };
+    let frame = Frame::new(FrameId(0), format, pool.acquire(format.len()), StageStamps::default());
     for _ in 0..20 {
         let _ = fm.infer(&frame, &clock)?;
     }

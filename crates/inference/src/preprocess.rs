@@ -172,18 +172,7 @@ mod tests {
                 data[(y * w + x) as usize] = f(x, y);
             }
         }
-        Frame {
-            id: FrameId(0),
-            source_pts: None,
-            source_epoch: 0,
-            format,
-            stamps: StageStamps::default(),
-            data,
-            pixel_spacing: None,
-            image_region: None,
-            truth: None,
-            outputs: None,
-        }
+        Frame::new(FrameId(0), format, data, StageStamps::default())
     }
 
     #[test]

@@ -167,7 +167,9 @@ impl SourceSpec {
             caps.push_str(&format!(",height={h}"));
         }
         if let Some(fps) = self.fps {
-            if self.kind != SourceKind::Test {
+            // The test source and the phantom produce the rate themselves;
+            // videorate would invent duplicate frames when they fall behind.
+            if !matches!(self.kind, SourceKind::Test | SourceKind::Phantom) {
                 tail.push_str(" ! videorate");
             }
             caps.push_str(&format!(",framerate={fps}/1"));
@@ -393,8 +395,9 @@ mod tests {
 
     #[test]
     fn phantom_settings_are_validated_and_foreign_to_other_kinds() {
-        let spec = parse("kind = \"phantom\"\nprobe = \"convex\"\ndepth_cm = 8").validate("source").expect("valid");
+        let spec = parse("kind = \"phantom\"\nprobe = \"convex\"\ndepth_cm = 8\nfps = 60").validate("source").expect("valid");
         assert!(spec.live && spec.head.starts_with("appsrc name=sonoflow_phantom"));
+        assert!(!spec.launch_string().contains("videorate"), "the phantom paces itself: no invented frames");
         assert_eq!(spec.phantom.expect("phantom config").depth_cm, 8);
         assert_eq!(parse("kind = \"phantom\"\ndepth_cm = 7").validate("source").expect_err("7").key, "source.depth_cm");
         assert_eq!(parse("kind = \"test\"\nseed = 3").validate("source").expect_err("foreign").key, "source.seed");

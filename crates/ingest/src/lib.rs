@@ -26,6 +26,7 @@ use gstreamer as gst;
 use gstreamer_video as gst_video;
 use gst_video::prelude::*;
 use sonoflow_core::alloc_count::FramePathGuard;
+use sonoflow_core::findings::{ImageRegion, PixelSpacing};
 use sonoflow_core::{Clock, Frame, FrameFormat, FrameId, FramePool, PixelFormat, Stage, StageStamps, Timestamp};
 use tracing::{info, info_span, warn};
 
@@ -95,6 +96,9 @@ pub struct Ingest {
     last_offset: Option<u64>,
     /// Ground truth from the phantom, waiting for its frame.
     truths: Arc<TruthQueue>,
+    /// The source's image region and pixel spacing, once known: they are
+    /// properties of the source, kept for frames that arrive without truth.
+    geometry: Option<(ImageRegion, PixelSpacing)>,
 }
 
 /// Initialises GStreamer once per process; safe to call again.
@@ -119,6 +123,7 @@ impl Ingest {
             negotiated: None,
             last_offset: None,
             truths: Arc::new(TruthQueue::default()),
+            geometry: None,
         })
     }
 
@@ -265,18 +270,16 @@ impl Ingest {
             Some(_) => self.truths.take(buffer.offset()),
             None => None,
         };
-        Ok(Frame {
-            id,
-            source_pts: buffer.pts().map(|t| Duration::from_nanos(t.nseconds())),
-            source_epoch: self.epoch,
-            format,
-            stamps,
-            data,
-            pixel_spacing: truth.as_ref().map(|t| t.pixel_spacing),
-            image_region: truth.as_ref().map(|t| t.region),
-            truth,
-            outputs: None,
-        })
+        let mut frame = Frame::new(id, format, data, stamps);
+        frame.source_pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
+        frame.source_epoch = self.epoch;
+        if let Some(t) = &truth {
+            self.geometry = Some((t.region, t.pixel_spacing));
+        }
+        frame.image_region = self.geometry.map(|g| g.0);
+        frame.pixel_spacing = self.geometry.map(|g| g.1);
+        frame.truth = truth;
+        Ok(frame)
     }
 
     /// Re-reads the format when the caps change (resolution, format).

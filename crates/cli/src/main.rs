@@ -153,10 +153,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         let provider = sonoflow_inference::Provider::parse(name)
             .with_context(|| format!("--require-provider {name:?}: use tensorrt, cuda or cpu"))?;
         let model = def.model.as_mut().context("--require-provider needs a pipeline whose process stage runs a model")?;
-        model.engine.require = Some(provider);
-        if !model.engine.chain().contains(&provider) {
-            model.engine.providers.insert(0, provider);
-        }
+        model.engine.require_provider(provider);
     }
     let stop = StopFlag::new();
     {

@@ -34,13 +34,10 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
     let model = ModelDir::open(&args.dir)?;
     let mut options = EngineOptions {
         providers: args.providers.iter().map(|p| provider(p)).collect::<Result<_>>()?,
-        require: args.require_provider.as_deref().map(provider).transpose()?,
         ..EngineOptions::default()
     };
-    if let Some(required) = options.require {
-        if !options.chain().contains(&required) {
-            options.providers.insert(0, required);
-        }
+    if let Some(name) = &args.require_provider {
+        options.require_provider(provider(name)?);
     }
     let runtime = Runtime::load(&default_dylib(Path::new(".")))?;
     let checks = check_model(runtime, &model, &options)?;
@@ -79,7 +76,7 @@ pub fn info(args: InfoArgs) -> Result<ExitCode> {
     for (role, g) in &m.graphs {
         let path = model.root.join(&g.file);
         let s = summarize(&path).map_err(anyhow::Error::msg)?;
-        let size = std::fs::metadata(&path).with_context(|| path.display().to_string())?.len();
+        let size = model.graph_bytes(role).with_context(|| format!("cannot read the size of {}", path.display()))?;
         total += s.parameters;
         let opsets: Vec<String> = s.opsets.iter().map(|(d, v)| format!("{d}:{v}")).collect();
         println!("{:<18} {:<24} {:>10} {:>12} {:>8} {:<12}", role, g.file, human_bytes(size), s.parameters, s.nodes, opsets.join(","));

@@ -64,6 +64,15 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
+    /// Makes a fallback from `provider` an error, putting it first in the
+    /// chain if the chain does not try it.
+    pub fn require_provider(&mut self, provider: Provider) {
+        self.require = Some(provider);
+        if !self.chain().contains(&provider) {
+            self.providers.insert(0, provider);
+        }
+    }
+
     /// The chain actually tried: the configured order with CPU last.
     pub fn chain(&self) -> Vec<Provider> {
         let mut chain: Vec<Provider> = self.providers.iter().copied().filter(|p| *p != Provider::Cpu).collect();
@@ -114,7 +123,7 @@ fn session_text(ty: TensorElementType, shape: &[i64], symbols: &[String]) -> Str
 
 impl GraphSession {
     /// Opens `role` of `model` through the provider chain.
-    pub fn open(env_ok: &crate::Runtime, model: &ModelDir, role: &str, options: &EngineOptions) -> Result<Self, InferenceError> {
+    pub fn open(runtime: &crate::Runtime, model: &ModelDir, role: &str, options: &EngineOptions) -> Result<Self, InferenceError> {
         let spec = model
             .manifest
             .graphs
@@ -127,7 +136,7 @@ impl GraphSession {
         for provider in options.chain() {
             let started = Instant::now();
             let attempt = if provider.compiled_in() {
-                builder(env_ok, options)
+                builder(runtime, options)
                     .and_then(|b| register(provider, b, &options.tensorrt, &cache_key))
                     .and_then(|mut b| b.commit_from_file(&file).map_err(|e| e.to_string()))
             } else {

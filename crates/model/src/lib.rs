@@ -83,7 +83,7 @@ impl ModelDir {
         self.manifest.graphs.get(role).map(|g| self.root.join(&g.file))
     }
 
-    /// Total size in bytes of the model's files.
+    /// Size in bytes of a graph's ONNX file.
     pub fn graph_bytes(&self, role: &str) -> Option<u64> {
         self.graph_path(role).and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len())
     }

@@ -75,7 +75,7 @@ impl ModelConfig {
         }
         let mut engine = EngineOptions {
             providers,
-            require,
+            require: None,
             intra_threads: self.intra_threads.unwrap_or(defaults.intra_threads),
             inter_threads: self.inter_threads.unwrap_or(defaults.inter_threads),
             optimization: self.optimization.unwrap_or_default(),
@@ -85,9 +85,7 @@ impl ModelConfig {
             },
         };
         if let Some(r) = require {
-            if !engine.chain().contains(&r) {
-                engine.providers.insert(0, r);
-            }
+            engine.require_provider(r);
         }
         Ok(ModelSpec { dir, engine, warmup_runs: self.warmup_runs.unwrap_or(3) })
     }

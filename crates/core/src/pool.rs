@@ -70,6 +70,17 @@ impl<T: Copy + Default> BufferPool<T> {
         Pooled { buf, pool: Arc::clone(&self.inner) }
     }
 
+    /// Fills the free list to capacity with buffers of `len`, so that however
+    /// many buffers are later in flight (up to the capacity) none has to be
+    /// allocated. Call it when the buffer size becomes known (caps, model output).
+    pub fn prefill(&self, len: usize) {
+        while !self.inner.free.is_full() {
+            if self.inner.free.push(vec![T::default(); len]).is_err() {
+                break;
+            }
+        }
+    }
+
     pub fn counters(&self) -> PoolCounters {
         PoolCounters {
             fresh: self.inner.fresh.load(Ordering::Relaxed),
@@ -141,6 +152,17 @@ mod tests {
         let big = pool.acquire(200);
         assert_eq!(big.len(), 200);
         assert_eq!(pool.counters(), PoolCounters { fresh: 2, reused: 1 });
+    }
+
+    #[test]
+    fn prefilled_pool_serves_its_capacity_without_allocating() {
+        let pool = FramePool::new(3);
+        pool.prefill(64);
+        assert_eq!(pool.idle(), 3);
+        let held: Vec<_> = (0..3).map(|_| pool.acquire(64)).collect();
+        assert_eq!(pool.counters(), PoolCounters { fresh: 0, reused: 3 });
+        drop(held);
+        assert_eq!(pool.idle(), 3);
     }
 
     #[test]

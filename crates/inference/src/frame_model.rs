@@ -267,12 +267,18 @@ impl FrameModel {
             });
         };
         let (tasks, height, width) = (tasks.max(0) as usize, height.max(0) as usize, width.max(0) as usize);
-        let mut mask_logits = self.mask_pool.acquire(self.logits_f32.len());
-        mask_logits.copy_from_slice(&self.logits_f32);
         self.scores_f32.clear();
         if let Some(value) = io.scores.as_deref().and_then(|name| decoded.get(name)) {
             read_f32(value, &mut self.scores_f32).map_err(run_error(&self.decoder.file))?;
         }
+        if self.mask_pool.counters() == Default::default() {
+            // The first outputs (in warm-up): their sizes are known now, so
+            // fill the pools once; later frames never allocate.
+            self.mask_pool.prefill(self.logits_f32.len());
+            self.score_pool.prefill(self.scores_f32.len());
+        }
+        let mut mask_logits = self.mask_pool.acquire(self.logits_f32.len());
+        mask_logits.copy_from_slice(&self.logits_f32);
         let mut scores = self.score_pool.acquire(self.scores_f32.len());
         scores.copy_from_slice(&self.scores_f32);
         let t2 = clock.now();

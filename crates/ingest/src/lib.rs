@@ -310,6 +310,7 @@ impl Ingest {
             None => info!("negotiated {}x{} {}", format.width, format.height, format.pixel.gst_name()),
         }
         self.status.set_format(format);
+        self.pool.prefill(format.len());
         self.negotiated = Some(Negotiated { caps: caps.to_owned(), info, format });
         Ok(())
     }

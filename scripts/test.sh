@@ -11,7 +11,7 @@ echo "[test] cargo test --workspace" >&2
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked --exclude sonoflow-benches 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast --exclude sonoflow-benches 2>&1 | tee "$log" || status=$?
 # One closing line for the whole suite (cargo ends on a per-crate doc-test line).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -12,6 +12,7 @@ rules=(
   "sonoflow-phantom gstreamer ort tokio"
   "sonoflow-model gstreamer ort tokio"
   "sonoflow-inference gstreamer tokio"
+  "sonoflow-perception gstreamer ort tokio sonoflow-inference"
 )
 status=0
 for rule in "${rules[@]}"; do

@@ -143,7 +143,18 @@ fn load_definition(path: Option<&Path>) -> Result<PipelineDefinition> {
     match path {
         Some(path) => Ok(PipelineDefinition::load(path)?),
         None if Path::new(DEFAULT_PIPELINE_PATH).exists() => Ok(PipelineDefinition::load(Path::new(DEFAULT_PIPELINE_PATH))?),
-        None => Ok(PipelineDefinition::parse(DEFAULT_PIPELINE, "<built-in default pipeline>", "default")?),
+        None => {
+            let mut def = PipelineDefinition::parse(DEFAULT_PIPELINE, "<built-in default pipeline>", "default")?;
+            // Its model path is relative to the repository root; outside the
+            // checkout, use the model of the tree this binary was built from.
+            if let Some(model) = def.model.as_mut().filter(|m| m.dir.is_relative() && !m.dir.exists()) {
+                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&model.dir);
+                if built.exists() {
+                    model.dir = built;
+                }
+            }
+            Ok(def)
+        }
     }
 }
 

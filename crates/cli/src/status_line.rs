@@ -33,7 +33,7 @@ impl StatusLine {
         if self.quiet {
             return;
         }
-        let model = s.inference.map(|i| format!(" | model on {}", i.provider_summary())).unwrap_or_default();
+        let model = s.inference.map(|i| format!(" | model on {}{}", i.provider_summary(), self_check(i))).unwrap_or_default();
         let line = format!(
             "[{:6.1}s] source {} | in {:5.1} fps  out {:5.1} fps | frames {} | dropped {} | latency p50 {:.1} ms  p99 {:.1} ms | restarts {}{model}",
             s.elapsed.as_secs_f64(),
@@ -57,5 +57,15 @@ impl StatusLine {
         if self.interactive && self.drawn {
             eprintln!();
         }
+    }
+}
+
+/// " | Dice 0.93  long axis ±0.41 mm" once frames with ground truth were scored.
+fn self_check(i: &sonoflow_runtime::InferenceStats) -> String {
+    let Ok(acc) = i.accuracy.lock() else { return String::new() };
+    match (acc.dice_mean(), acc.long_axis_mae_mm()) {
+        (Some(d), Some(l)) => format!(" | Dice {d:.2}  long axis ±{l:.2} mm"),
+        (Some(d), None) => format!(" | Dice {d:.2}"),
+        _ => String::new(),
     }
 }

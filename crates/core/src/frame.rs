@@ -176,9 +176,39 @@ pub struct Frame {
     pub outputs: Option<ModelOutputs>,
 }
 
+/// How model-input coordinates map back to frame pixels (the inverse of the
+/// preprocessing's crop and resize): a model coordinate (u, v), corner-based,
+/// is frame position x = crop_x + (u - pad_x) / scale_x, y = crop_y + (v - pad_y) / scale_y.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ModelGeometry {
+    /// The model input's size in pixels.
+    pub input_width: u32,
+    pub input_height: u32,
+    /// The crop in frame pixels: x, y, width, height.
+    pub crop: (u32, u32, u32, u32),
+    pub scale_x: f32,
+    pub scale_y: f32,
+    pub pad_x: f32,
+    pub pad_y: f32,
+}
+
+impl ModelGeometry {
+    /// Frame coordinates of a model coordinate (both corner-based, sub-pixel).
+    pub fn to_frame(&self, u: f32, v: f32) -> (f32, f32) {
+        (self.crop.0 as f32 + (u - self.pad_x) / self.scale_x, self.crop.1 as f32 + (v - self.pad_y) / self.scale_y)
+    }
+
+    /// Model coordinates of a frame coordinate (the inverse of [`Self::to_frame`]).
+    pub fn to_model(&self, x: f32, y: f32) -> (f32, f32) {
+        ((x - self.crop.0 as f32) * self.scale_x + self.pad_x, (y - self.crop.1 as f32) * self.scale_y + self.pad_y)
+    }
+}
+
 /// Raw per-frame outputs of the mask decoder, in model coordinates.
 #[derive(Debug)]
 pub struct ModelOutputs {
+    /// How the outputs' coordinates map back to the frame.
+    pub geometry: ModelGeometry,
     /// The version of the kernels that produced these outputs.
     pub kernel_version: u64,
     /// Task tokens (rows), then mask height and width.

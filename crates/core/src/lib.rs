@@ -19,5 +19,5 @@ mod pool;
 
 pub use config_issue::{launch_quoted, reject_foreign_keys, ConfigIssue};
 pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
-pub use frame::{Frame, FrameFormat, FrameFormatError, FrameId, ModelOutputs, PixelFormat, Stage, StageStamps};
+pub use frame::{Frame, FrameFormat, FrameFormatError, FrameId, ModelGeometry, ModelOutputs, PixelFormat, Stage, StageStamps};
 pub use pool::{BufferPool, FramePool, PoolCounters, Pooled, PooledBuffer};

@@ -11,7 +11,7 @@ use ort::memory::Allocator;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions};
 use ort::value::Tensor;
 use sonoflow_core::findings::ImageRegion;
-use sonoflow_core::{BufferPool, Clock, Frame, FrameFormat, ModelOutputs};
+use sonoflow_core::{BufferPool, Clock, Frame, FrameFormat, ModelGeometry, ModelOutputs};
 use sonoflow_model::{Dim, DType, GraphSpec, ModelDir, MASK_DECODER, VISION_ENCODER};
 
 use crate::graph::{EngineOptions, GraphSession};
@@ -282,7 +282,7 @@ impl FrameModel {
         let mut scores = self.score_pool.acquire(self.scores_f32.len());
         scores.copy_from_slice(&self.scores_f32);
         let t2 = clock.now();
-        let outputs = ModelOutputs { kernel_version, tasks, height, width, mask_logits, scores };
+        let outputs = ModelOutputs { geometry: ModelGeometry::default(), kernel_version, tasks, height, width, mask_logits, scores };
         Ok((outputs, t1.saturating_since(t0), t2.saturating_since(t1)))
     }
 
@@ -317,7 +317,10 @@ impl FrameModel {
             self.input.fill(|data| fill_input(frame, plan, preprocess, data));
         }
         let preprocess = clock.now().saturating_since(t0);
-        let (outputs, encoder, decoder) = self.run_graphs(clock)?;
+        let (mut outputs, encoder, decoder) = self.run_graphs(clock)?;
+        if let Some((_, _, plan)) = &self.plan {
+            outputs.geometry = plan.geometry();
+        }
         Ok((outputs, StepTimes { preprocess, encoder, decoder }))
     }
 

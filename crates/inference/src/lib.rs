@@ -85,11 +85,23 @@ pub struct GraphCheck {
     pub dummy_run: Duration,
 }
 
+/// The size the dummy run gives a symbolic dimension: "tasks" is the
+/// default kernels' rows; a KV-cache decoder gets one past and one new
+/// position ("past_sequence" + "sequence" = "total_sequence"); any other
+/// dimension ("batch", ...) is 1.
+pub fn dummy_dim(name: &str, tasks: usize) -> usize {
+    match name {
+        "tasks" => tasks,
+        "total_sequence" => 2,
+        _ => 1,
+    }
+}
+
 /// Opens every graph of `model`, checks it against the manifest and runs it
-/// once on zeros ("batch" = 1, "tasks" = the default kernels' rows).
+/// once on zeros (dimensions as [`dummy_dim`] says).
 pub fn check_model(runtime: &Runtime, model: &ModelDir, options: &EngineOptions) -> Result<Vec<GraphCheck>, InferenceError> {
     let tasks = model.manifest.default_kernels.tokens.len();
-    let dims = move |name: &str| if name == "tasks" { tasks } else { 1 };
+    let dims = move |name: &str| dummy_dim(name, tasks);
     let mut checks = Vec::new();
     for role in model.manifest.graphs.keys() {
         let mut graph = GraphSession::open(runtime, model, role, options)?;

@@ -9,7 +9,7 @@
 //! map masks and points back to frame pixels.
 
 use sonoflow_core::findings::ImageRegion;
-use sonoflow_core::{Frame, FrameFormat, PixelFormat};
+use sonoflow_core::{Frame, FrameFormat, ModelGeometry, PixelFormat};
 use sonoflow_model::{Crop, Preprocess, Resize};
 
 /// One axis of the resize: for each model index, two source indices and a weight.
@@ -74,7 +74,20 @@ impl ResizePlan {
 
     /// Frame pixel coordinates of a model coordinate (sub-pixel, corner-based).
     pub fn to_frame(&self, u: f32, v: f32) -> (f32, f32) {
-        (self.crop.0 as f32 + (u - self.pad_x) / self.scale_x, self.crop.1 as f32 + (v - self.pad_y) / self.scale_y)
+        self.geometry().to_frame(u, v)
+    }
+
+    /// The mapping as plain numbers, to travel with the model's outputs.
+    pub fn geometry(&self) -> ModelGeometry {
+        ModelGeometry {
+            input_width: self.x.pad.len() as u32,
+            input_height: self.y.pad.len() as u32,
+            crop: self.crop,
+            scale_x: self.scale_x,
+            scale_y: self.scale_y,
+            pad_x: self.pad_x,
+            pad_y: self.pad_y,
+        }
     }
 }
 

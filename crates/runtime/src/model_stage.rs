@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,7 +13,8 @@ use sonoflow_core::{Clock, ConfigIssue, Frame, MonotonicClock, Stage};
 use sonoflow_inference::{
     default_dylib, EngineOptions, Fallback, FrameModel, KernelSlot, Optimization, Provider, Runtime, TensorRtOptions,
 };
-use sonoflow_model::ModelDir;
+use sonoflow_model::{ModelDir, TaskKind};
+use sonoflow_perception::{Accuracy, FrameScore, Perception, TaskRows};
 use sonoflow_pipeline::{LatencyRecorder, Processor, StageError};
 use tracing::info;
 
@@ -100,8 +101,12 @@ pub struct InferenceStats {
     pub preprocess: LatencyRecorder,
     pub encoder: LatencyRecorder,
     pub decoder: LatencyRecorder,
+    /// Masks to findings (components, calipers) and the self-check.
+    pub postprocess: LatencyRecorder,
     pub failures: AtomicU64,
     pub last_kernel_version: AtomicU64,
+    /// The self-check against ground truth (phantom frames only).
+    pub accuracy: Mutex<Accuracy>,
 }
 
 impl InferenceStats {
@@ -122,6 +127,17 @@ pub struct ModelProcessor {
     model: FrameModel,
     stats: Arc<InferenceStats>,
     clock: Arc<dyn Clock>,
+    /// Present when the model has a segmentation and a detection task among its kernel rows.
+    perception: Option<(Perception, TaskRows)>,
+}
+
+/// The decoder rows (default-kernel order) that drive segmentation and detection.
+fn task_rows(model: &ModelDir) -> Option<TaskRows> {
+    let m = &model.manifest;
+    let row = |kind: TaskKind| {
+        m.default_kernels.tokens.iter().position(|t| m.tasks.iter().any(|task| &task.token == t && task.drives == kind))
+    };
+    Some(TaskRows { segmentation: row(TaskKind::Segmentation)?, detection: row(TaskKind::Detection)? })
 }
 
 impl ModelProcessor {
@@ -146,10 +162,13 @@ impl ModelProcessor {
             preprocess: LatencyRecorder::new(),
             encoder: LatencyRecorder::new(),
             decoder: LatencyRecorder::new(),
+            postprocess: LatencyRecorder::new(),
             failures: AtomicU64::new(0),
             last_kernel_version: AtomicU64::new(0),
+            accuracy: Mutex::new(Accuracy::default()),
         });
-        Ok((Self { model, stats: Arc::clone(&stats), clock }, stats))
+        let perception = task_rows(&model_dir).map(|rows| (Perception::default(), rows));
+        Ok((Self { model, stats: Arc::clone(&stats), clock, perception }, stats))
     }
 
     pub fn kernel_slot(&self) -> Arc<KernelSlot> {
@@ -165,6 +184,18 @@ impl Processor for ModelProcessor {
                 self.stats.encoder.record(times.encoder);
                 self.stats.decoder.record(times.decoder);
                 self.stats.last_kernel_version.store(outputs.kernel_version, Ordering::Relaxed);
+                if let Some((perception, rows)) = &mut self.perception {
+                    let _span = tracing::trace_span!("postprocess", frame = frame.id.0).entered();
+                    let t0 = self.clock.now();
+                    perception.perceive(&outputs, *rows, frame.format.width, frame.format.height, frame.pixel_spacing);
+                    if let Some(truth) = &frame.truth {
+                        let score = FrameScore::of(perception, truth);
+                        if let Ok(mut acc) = self.stats.accuracy.lock() {
+                            acc.add(&score);
+                        }
+                    }
+                    self.stats.postprocess.record(self.clock.now().saturating_since(t0));
+                }
                 frame.outputs = Some(outputs);
                 Ok(())
             }

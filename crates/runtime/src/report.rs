@@ -62,6 +62,8 @@ pub struct RunReport {
     pub frame_pool: PoolCounters,
     /// The model, when the process stage runs one.
     pub inference: Option<InferenceReport>,
+    /// The self-check against ground truth, when frames carried it (the phantom).
+    pub accuracy: Option<sonoflow_perception::AccuracySummary>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -91,6 +93,8 @@ pub struct InferenceReport {
     pub preprocess_ms: Percentiles,
     pub encoder_ms: Percentiles,
     pub decoder_ms: Percentiles,
+    /// Masks to findings: components, boxes, calipers (and the self-check).
+    pub postprocess_ms: Percentiles,
     /// Frames the model failed on (dropped, counted in dropped.process).
     pub failures: u64,
     /// The kernel version of the last frame's outputs (0 = the model's defaults).
@@ -108,6 +112,7 @@ impl InferenceReport {
             preprocess_ms: s.preprocess.summary().into(),
             encoder_ms: s.encoder.summary().into(),
             decoder_ms: s.decoder.summary().into(),
+            postprocess_ms: s.postprocess.summary().into(),
             failures: s.failures.load(Ordering::Relaxed),
             kernel_version: s.last_kernel_version.load(Ordering::Relaxed),
         }
@@ -130,6 +135,7 @@ pub(crate) struct ReportExtras {
     pub max_rss_mib: Option<f64>,
     pub frame_pool: PoolCounters,
     pub inference: Option<InferenceReport>,
+    pub accuracy: Option<sonoflow_perception::AccuracySummary>,
     pub error: Option<String>,
 }
 
@@ -161,6 +167,7 @@ impl RunReport {
             max_rss_mib: extras.max_rss_mib,
             frame_pool: extras.frame_pool,
             inference: extras.inference,
+            accuracy: extras.accuracy,
             error: extras.error,
         }
     }

@@ -212,6 +212,10 @@ pub fn run(
             max_rss_mib: usage::max_rss_mib(),
             frame_pool: pool.counters(),
             inference: inference.as_deref().map(InferenceReport::from_stats),
+            accuracy: inference
+                .as_deref()
+                .and_then(|s| s.accuracy.lock().ok().map(|a| a.summary()))
+                .filter(|a| a.frames > 0),
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         },
     ))

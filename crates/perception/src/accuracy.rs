@@ -1,0 +1,187 @@
+//! The self-check against phantom ground truth: each frame that carries
+//! truth is scored, and the scores add up over the run.
+//!
+//! - Dice of the segmentation mask against the union of the lesions' labels
+//!   (frames with a lesion in view only);
+//! - detection: each detection box matched to the unmatched truth box of
+//!   highest IoU, a hit at IoU >= 0.5; precision and recall over the run;
+//! - calipers: the largest segmented finding against the largest lesion,
+//!   when their boxes overlap at IoU >= 0.5: absolute error of the long and
+//!   short axis in mm.
+
+use serde::Serialize;
+use sonoflow_core::findings::{label, BoundingBox, GroundTruth};
+
+use crate::{FrameMask, Perception};
+
+pub const MATCH_IOU: f32 = 0.5;
+
+pub fn iou(a: &BoundingBox, b: &BoundingBox) -> f32 {
+    let ix = (a.x1.min(b.x1) - a.x0.max(b.x0)).max(0.0);
+    let iy = (a.y1.min(b.y1) - a.y0.max(b.y0)).max(0.0);
+    let inter = ix * iy;
+    let union = (a.x1 - a.x0) * (a.y1 - a.y0) + (b.x1 - b.x0) * (b.y1 - b.y0) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}
+
+/// Dice of `mask` against the lesion pixels of `truth` (None: no lesion in view).
+pub fn lesion_dice(mask: &FrameMask, truth: &GroundTruth) -> Option<f64> {
+    if truth.labels.width != mask.width || truth.labels.height != mask.height {
+        return None;
+    }
+    let (mut both, mut pred, mut real) = (0u64, 0u64, 0u64);
+    for (&m, &t) in mask.inside.iter().zip(&truth.labels.data) {
+        let (m, t) = (m != 0, t >= label::LESION_BASE);
+        both += u64::from(m && t);
+        pred += u64::from(m);
+        real += u64::from(t);
+    }
+    (real > 0).then(|| 2.0 * both as f64 / (pred + real) as f64)
+}
+
+/// How one frame scored.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FrameScore {
+    pub dice: Option<f64>,
+    pub true_positives: u32,
+    pub false_positives: u32,
+    pub false_negatives: u32,
+    /// Absolute long- and short-axis errors in mm, when the largest finding matched.
+    pub caliper_errors: Option<(f64, f64)>,
+}
+
+impl FrameScore {
+    /// Scores the findings `p` last perceived against `truth`.
+    pub fn of(p: &Perception, truth: &GroundTruth) -> Self {
+        let mut score = FrameScore { dice: lesion_dice(p.segmentation(), truth), ..Self::default() };
+        let mut matched = [false; 64];
+        for d in &p.detections {
+            let best = truth
+                .lesions
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !matched.get(*i).copied().unwrap_or(true))
+                .map(|(i, l)| (i, iou(&d.bbox, &l.bbox)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            match best {
+                Some((i, v)) if v >= MATCH_IOU => {
+                    matched[i] = true;
+                    score.true_positives += 1;
+                }
+                _ => score.false_positives += 1,
+            }
+        }
+        score.false_negatives = truth.lesions.len() as u32 - score.true_positives.min(truth.lesions.len() as u32);
+        let largest = truth.lesions.iter().max_by_key(|l| l.area_px);
+        if let (Some(lesion), Some(found)) = (largest, p.segments.first()) {
+            if let (Some(long), Some(short)) = (found.long_axis, found.short_axis) {
+                if iou(&found.bbox, &lesion.bbox) >= MATCH_IOU {
+                    score.caliper_errors = Some((
+                        (long.length_mm - lesion.long_axis.length_mm).abs(),
+                        (short.length_mm - lesion.short_axis.length_mm).abs(),
+                    ));
+                }
+            }
+        }
+        score
+    }
+}
+
+/// Scores added up over a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Accuracy {
+    pub frames: u64,
+    dice_sum: f64,
+    dice_frames: u64,
+    tp: u64,
+    fp: u64,
+    fn_: u64,
+    long_sum: f64,
+    short_sum: f64,
+    measured: u64,
+}
+
+/// The report's `accuracy` section.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AccuracySummary {
+    /// Frames scored (frames that carried ground truth).
+    pub frames: u64,
+    pub dice_mean: Option<f64>,
+    pub detection_recall: Option<f64>,
+    pub detection_precision: Option<f64>,
+    pub long_axis_mae_mm: Option<f64>,
+    pub short_axis_mae_mm: Option<f64>,
+    /// Frames whose largest finding was matched and measured.
+    pub measured: u64,
+}
+
+impl Accuracy {
+    pub fn add(&mut self, s: &FrameScore) {
+        self.frames += 1;
+        if let Some(d) = s.dice {
+            self.dice_sum += d;
+            self.dice_frames += 1;
+        }
+        self.tp += u64::from(s.true_positives);
+        self.fp += u64::from(s.false_positives);
+        self.fn_ += u64::from(s.false_negatives);
+        if let Some((l, w)) = s.caliper_errors {
+            self.long_sum += l;
+            self.short_sum += w;
+            self.measured += 1;
+        }
+    }
+
+    /// Mean Dice so far (None before a frame with a lesion).
+    pub fn dice_mean(&self) -> Option<f64> {
+        (self.dice_frames > 0).then(|| self.dice_sum / self.dice_frames as f64)
+    }
+
+    pub fn long_axis_mae_mm(&self) -> Option<f64> {
+        (self.measured > 0).then(|| self.long_sum / self.measured as f64)
+    }
+
+    pub fn summary(&self) -> AccuracySummary {
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        AccuracySummary {
+            frames: self.frames,
+            dice_mean: self.dice_mean(),
+            detection_recall: ratio(self.tp, self.tp + self.fn_),
+            detection_precision: ratio(self.tp, self.tp + self.fp),
+            long_axis_mae_mm: self.long_axis_mae_mm(),
+            short_axis_mae_mm: (self.measured > 0).then(|| self.short_sum / self.measured as f64),
+            measured: self.measured,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iou_of_identical_disjoint_and_half_overlapping_boxes() {
+        let a = BoundingBox { x0: 0.0, y0: 0.0, x1: 10.0, y1: 10.0 };
+        assert_eq!(iou(&a, &a), 1.0);
+        assert_eq!(iou(&a, &BoundingBox { x0: 20.0, y0: 0.0, x1: 30.0, y1: 10.0 }), 0.0);
+        let half = BoundingBox { x0: 5.0, y0: 0.0, x1: 15.0, y1: 10.0 };
+        assert!((iou(&a, &half) - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn accuracy_adds_frames_up() {
+        let mut acc = Accuracy::default();
+        acc.add(&FrameScore { dice: Some(0.8), true_positives: 1, false_positives: 1, false_negatives: 0, caliper_errors: Some((0.2, 0.4)) });
+        acc.add(&FrameScore { dice: None, true_positives: 0, false_positives: 0, false_negatives: 1, caliper_errors: None });
+        let s = acc.summary();
+        assert_eq!((s.frames, s.measured), (2, 1));
+        assert_eq!(s.dice_mean, Some(0.8));
+        assert_eq!(s.detection_recall, Some(0.5));
+        assert_eq!(s.detection_precision, Some(0.5));
+        assert_eq!(s.long_axis_mae_mm, Some(0.2));
+    }
+}

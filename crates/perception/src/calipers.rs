@@ -1,0 +1,158 @@
+//! Calipers of a component, the way sonographers place them: the long axis
+//! is the largest distance across the finding (maximum Feret diameter), the
+//! short axis the longest chord perpendicular to it.
+//!
+//! On pixels: the long axis is the largest distance between the centres of
+//! the component's boundary pixels (over their convex hull); the short axis
+//! is the widest spread of pixel centres across the long axis within any
+//! 1-pixel slice along it. Each gets half a pixel, because a boundary
+//! pixel's centre lies on average a quarter pixel inside the true edge
+//! (on the phantom's exact label maps this leaves a mean error of about
+//! 0.07 mm on the long axis). onnx/umind/evaluate.py measures the same way.
+
+use sonoflow_core::findings::{Caliper, PixelSpacing, Point};
+
+use crate::components::{Component, Components};
+
+/// Reusable buffers for [`Scratch::measure`].
+#[derive(Debug, Default)]
+pub struct Scratch {
+    points: Vec<(f32, f32)>,
+    hull: Vec<(f32, f32)>,
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+}
+
+fn cross(o: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
+    (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+}
+
+impl Scratch {
+    /// Long and short axis of component `c` of `parts`, lengths in mm.
+    pub fn measure(&mut self, parts: &Components, c: Component, spacing: &PixelSpacing) -> (Caliper, Caliper) {
+        let inside = |x: i64, y: i64| {
+            x >= 0 && y >= 0 && (x as u32) < parts.width && (y as u32) < parts.height && parts.contains(&c, x as u32, y as u32)
+        };
+        self.points.clear();
+        for y in c.y0..c.y1 {
+            for x in c.x0..c.x1 {
+                let (xi, yi) = (i64::from(x), i64::from(y));
+                if inside(xi, yi) && !(inside(xi - 1, yi) && inside(xi + 1, yi) && inside(xi, yi - 1) && inside(xi, yi + 1)) {
+                    self.points.push((x as f32 + 0.5, y as f32 + 0.5));
+                }
+            }
+        }
+        self.convex_hull();
+        let (mut best, mut a, mut b) = (0.0f32, (0.0, 0.0), (0.0, 0.0));
+        for (i, &p) in self.hull.iter().enumerate() {
+            for &q in &self.hull[i + 1..] {
+                let d = (p.0 - q.0).powi(2) + (p.1 - q.1).powi(2);
+                if d > best {
+                    (best, a, b) = (d, p, q);
+                }
+            }
+        }
+        let length = best.sqrt();
+        let pa = Point { x: a.0, y: a.1 };
+        let pb = Point { x: b.0, y: b.1 };
+        if length == 0.0 {
+            let one = Caliper { a: pa, b: pb, length_mm: spacing.length_mm(pa, Point { x: pa.x + 1.0, y: pa.y }) };
+            return (one, one);
+        }
+        let (ux, uy) = ((b.0 - a.0) / length, (b.1 - a.1) / length);
+        // Half a pixel more, shared between both ends.
+        let extend = |p: Point, s: f32| Point { x: p.x + s * 0.25 * ux, y: p.y + s * 0.25 * uy };
+        let (la, lb) = (extend(pa, -1.0), extend(pb, 1.0));
+        let long = Caliper { a: la, b: lb, length_mm: spacing.length_mm(la, lb) };
+
+        let slices = length as usize + 1;
+        self.lo.clear();
+        self.lo.resize(slices, f32::INFINITY);
+        self.hi.clear();
+        self.hi.resize(slices, f32::NEG_INFINITY);
+        for y in c.y0..c.y1 {
+            for x in c.x0..c.x1 {
+                if !parts.contains(&c, x, y) {
+                    continue;
+                }
+                let (dx, dy) = (x as f32 + 0.5 - a.0, y as f32 + 0.5 - a.1);
+                let t = (dx * ux + dy * uy).max(0.0);
+                let w = -dx * uy + dy * ux;
+                let k = (t as usize).min(slices - 1);
+                self.lo[k] = self.lo[k].min(w);
+                self.hi[k] = self.hi[k].max(w);
+            }
+        }
+        let (mut width, mut at) = (0.0f32, 0usize);
+        for k in 0..slices {
+            if self.hi[k] - self.lo[k] > width {
+                (width, at) = (self.hi[k] - self.lo[k], k);
+            }
+        }
+        let t = at as f32 + 0.5;
+        let point = |w: f32| Point { x: a.0 + t * ux - w * uy, y: a.1 + t * uy + w * ux };
+        let (sa, sb) = (point(self.lo[at] - 0.25), point(self.hi[at] + 0.25));
+        let short = Caliper { a: sa, b: sb, length_mm: spacing.length_mm(sa, sb) };
+        (long, short)
+    }
+
+    /// Andrew's monotone chain over `points` into `hull`.
+    fn convex_hull(&mut self) {
+        self.points.sort_unstable_by(|p, q| p.0.total_cmp(&q.0).then(p.1.total_cmp(&q.1)));
+        self.points.dedup();
+        self.hull.clear();
+        if self.points.len() < 3 {
+            self.hull.extend_from_slice(&self.points);
+            return;
+        }
+        for &p in &self.points {
+            while self.hull.len() >= 2 && cross(self.hull[self.hull.len() - 2], self.hull[self.hull.len() - 1], p) <= 0.0 {
+                self.hull.pop();
+            }
+            self.hull.push(p);
+        }
+        let lower = self.hull.len() + 1;
+        for &p in self.points.iter().rev().skip(1) {
+            while self.hull.len() >= lower && cross(self.hull[self.hull.len() - 2], self.hull[self.hull.len() - 1], p) <= 0.0 {
+                self.hull.pop();
+            }
+            self.hull.push(p);
+        }
+        self.hull.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::FrameMask;
+
+    fn ellipse_parts(a: f32, b: f32) -> Components {
+        let m = FrameMask::from_logits(200, 120, |x, y| {
+            let (dx, dy) = ((x as f32 + 0.5 - 100.0) / a, (y as f32 + 0.5 - 60.0) / b);
+            if dx * dx + dy * dy <= 1.0 { 1.0 } else { -1.0 }
+        });
+        let mut parts = Components::default();
+        parts.label(&m, 1);
+        parts
+    }
+
+    #[test]
+    fn an_ellipse_measures_its_axes_within_a_pixel() {
+        let parts = ellipse_parts(80.0, 30.0);
+        let c = parts.iter().next().expect("one component");
+        let (long, short) = Scratch::default().measure(&parts, c, &PixelSpacing::isotropic(0.1));
+        assert!((long.length_mm - 16.0).abs() < 0.1, "{long:?}");
+        assert!((short.length_mm - 6.0).abs() < 0.1, "{short:?}");
+    }
+
+    #[test]
+    fn a_single_pixel_measures_one_pixel() {
+        let m = FrameMask::from_logits(3, 3, |x, y| if (x, y) == (1, 1) { 1.0 } else { -1.0 });
+        let mut parts = Components::default();
+        parts.label(&m, 1);
+        let c = parts.iter().next().expect("one");
+        let (long, short) = Scratch::default().measure(&parts, c, &PixelSpacing::isotropic(0.5));
+        assert_eq!((long.length_mm, short.length_mm), (0.5, 0.5));
+    }
+}

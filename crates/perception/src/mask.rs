@@ -1,0 +1,157 @@
+//! A task's mask logits (model resolution) sampled at every frame pixel
+//! centre through the inverse of the preprocessing: frame pixel (x, y) has
+//! model coordinate (u, v) = geometry.to_model(x + 0.5, y + 0.5); the
+//! logits grid of `width` x `height` covers the model input, so the logit
+//! is read bilinearly at ((u / input_width) * width - 0.5, likewise v),
+//! clamped to the grid. Pixels outside the crop are outside the mask.
+//! NaN logits count as outside.
+
+use sonoflow_core::ModelOutputs;
+
+/// Per-pixel logits and the thresholded mask of one task over a whole frame.
+#[derive(Debug, Default)]
+pub struct FrameMask {
+    pub width: u32,
+    pub height: u32,
+    /// Logit per frame pixel (`f32::NEG_INFINITY` outside the crop).
+    pub logits: Vec<f32>,
+    /// 1 where the logit is above 0.
+    pub inside: Vec<u8>,
+    /// The crop in frame pixels (x, y, width, height): nothing lies outside it.
+    pub crop: (u32, u32, u32, u32),
+    /// Per-column and per-row sampling tables, rebuilt when the geometry changes.
+    cols: Vec<(u32, u32, f32)>,
+    rows: Vec<(u32, u32, f32)>,
+    key: Option<(sonoflow_core::ModelGeometry, usize, usize, u32, u32)>,
+}
+
+impl FrameMask {
+    /// Samples row `task` of `outputs` over a `width` x `height` frame.
+    pub fn sample(&mut self, outputs: &ModelOutputs, task: usize, width: u32, height: u32) {
+        let g = outputs.geometry;
+        let key = (g, outputs.width, outputs.height, width, height);
+        let n = (width * height) as usize;
+        if self.key != Some(key) {
+            self.width = width;
+            self.height = height;
+            self.logits.resize(n, f32::NEG_INFINITY);
+            self.inside.resize(n, 0);
+            let x1 = (g.crop.0 + g.crop.2).min(width);
+            let y1 = (g.crop.1 + g.crop.3).min(height);
+            self.crop = (g.crop.0.min(x1), g.crop.1.min(y1), x1 - g.crop.0.min(x1), y1 - g.crop.1.min(y1));
+            self.cols.clear();
+            for x in self.crop.0..self.crop.0 + self.crop.2 {
+                let (u, _) = g.to_model(x as f32 + 0.5, 0.0);
+                self.cols.push(tap(u / g.input_width.max(1) as f32 * outputs.width as f32 - 0.5, outputs.width));
+            }
+            self.rows.clear();
+            for y in self.crop.1..self.crop.1 + self.crop.3 {
+                let (_, v) = g.to_model(0.0, y as f32 + 0.5);
+                self.rows.push(tap(v / g.input_height.max(1) as f32 * outputs.height as f32 - 0.5, outputs.height));
+            }
+            self.key = Some(key);
+        }
+        self.logits.fill(f32::NEG_INFINITY);
+        self.inside.fill(0);
+        let plane = outputs.width * outputs.height;
+        let Some(grid) = outputs.mask_logits.get(task * plane..(task + 1) * plane) else {
+            return;
+        };
+        let (cx, cy) = (self.crop.0 as usize, self.crop.1 as usize);
+        for (j, &(r0, r1, wy)) in self.rows.iter().enumerate() {
+            let row0 = &grid[r0 as usize * outputs.width..][..outputs.width];
+            let row1 = &grid[r1 as usize * outputs.width..][..outputs.width];
+            let at = (cy + j) * width as usize + cx;
+            for (i, &(c0, c1, wx)) in self.cols.iter().enumerate() {
+                let top = row0[c0 as usize] * (1.0 - wx) + row0[c1 as usize] * wx;
+                let bottom = row1[c0 as usize] * (1.0 - wx) + row1[c1 as usize] * wx;
+                let l = top * (1.0 - wy) + bottom * wy;
+                self.logits[at + i] = l;
+                self.inside[at + i] = u8::from(l > 0.0);
+            }
+        }
+    }
+
+    /// A mask over a whole `width` x `height` frame from a logit per pixel
+    /// (hand-made masks, tests).
+    pub fn from_logits(width: u32, height: u32, logit: impl Fn(u32, u32) -> f32) -> Self {
+        let mut m = FrameMask { width, height, crop: (0, 0, width, height), ..FrameMask::default() };
+        for y in 0..height {
+            for x in 0..width {
+                let l = logit(x, y);
+                m.logits.push(l);
+                m.inside.push(u8::from(l > 0.0));
+            }
+        }
+        m
+    }
+
+    pub fn get(&self, x: u32, y: u32) -> bool {
+        self.inside[(y * self.width + x) as usize] != 0
+    }
+
+    /// Pixels inside the mask.
+    pub fn count(&self) -> u32 {
+        self.inside.iter().map(|&v| u32::from(v)).sum()
+    }
+}
+
+/// The two grid indices and the weight of the second for coordinate `f`.
+fn tap(f: f32, len: usize) -> (u32, u32, f32) {
+    let last = len.saturating_sub(1) as f32;
+    let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, last) };
+    let lo = f.floor();
+    (lo as u32, (lo as u32 + 1).min(last as u32), f - lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sonoflow_core::{BufferPool, ModelGeometry};
+
+    /// Outputs of one task over a 4x4 grid for an 8x8 model input that is a
+    /// 16x16 crop at (10, 20) of the frame.
+    pub(crate) fn outputs(values: &[f32], side: usize) -> ModelOutputs {
+        let pool = BufferPool::new(2);
+        let mut mask_logits = pool.acquire(values.len());
+        mask_logits.copy_from_slice(values);
+        let scores = pool.acquire(0);
+        ModelOutputs {
+            geometry: ModelGeometry {
+                input_width: 8,
+                input_height: 8,
+                crop: (10, 20, 16, 16),
+                scale_x: 0.5,
+                scale_y: 0.5,
+                pad_x: 0.0,
+                pad_y: 0.0,
+            },
+            kernel_version: 0,
+            tasks: values.len() / (side * side),
+            height: side,
+            width: side,
+            mask_logits,
+            scores,
+        }
+    }
+
+    #[test]
+    fn a_positive_cell_maps_to_its_frame_pixels_and_nothing_outside_the_crop() {
+        let mut v = vec![-5.0; 16];
+        v[5] = 5.0; // grid (1, 1): model 2..4, frame 14..18 and 24..28
+        let mut m = FrameMask::default();
+        m.sample(&outputs(&v, 4), 0, 40, 40);
+        assert!(m.get(15, 25) && m.get(16, 26));
+        assert!(!m.get(11, 21) && !m.get(5, 5) && !m.get(30, 30));
+        assert!(m.count() > 4 && m.count() < 36, "{}", m.count());
+    }
+
+    #[test]
+    fn nan_logits_and_a_missing_task_give_an_empty_mask() {
+        let mut m = FrameMask::default();
+        m.sample(&outputs(&[f32::NAN; 16], 4), 0, 40, 40);
+        assert_eq!(m.count(), 0);
+        m.sample(&outputs(&[5.0; 16], 4), 3, 40, 40);
+        assert_eq!(m.count(), 0);
+    }
+}

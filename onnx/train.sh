@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Trains umind-nano from scratch on phantom data and exports it to
+# onnx/umind-nano (the committed demo model), then measures it on held-out
+# phantom sequences and writes onnx/umind-nano/metrics.json.
+#
+#   onnx/train.sh [--steps N] [--seed S]
+#
+# The only command that installs the training dependencies (PyTorch, onnx,
+# tokenizers: a ~5.5 GB venv in onnx/.venv, pinned in
+# onnx/requirements-train.txt). The README's two commands never run it.
+# Idempotent: a finished step is not repeated (delete out/umind-data or
+# out/umind-train to redo one). About 35 minutes on a 2-core machine.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/env.sh
+
+STEPS=1800
+SEED=7
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --steps) STEPS="$2"; shift 2 ;;
+    --seed) SEED="$2"; shift 2 ;;
+    *) echo "train.sh: unknown argument $1 (use --steps N, --seed S)" >&2; exit 2 ;;
+  esac
+done
+
+VENV=onnx/.venv
+if [[ ! -x $VENV/bin/python ]] || ! $VENV/bin/python -c "import torch, onnx, tokenizers, onnxruntime" 2>/dev/null; then
+  echo "== training venv: installing onnx/requirements-train.txt into $VENV (several GB, a few minutes)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+  "$VENV/bin/pip" install --quiet -r onnx/requirements-train.txt
+fi
+
+scripts/bootstrap.sh >/dev/null
+BIN=target/release/sonoflow
+cargo build --release --locked -p sonoflow --quiet
+
+DATA=out/umind-data
+export_split() { # name seed frames [extra args]
+  local name=$1 seed=$2 frames=$3; shift 3
+  if [[ ! -f $DATA/$name/manifest.json ]]; then
+    echo "== phantom export: $name (seed $seed, $frames frames)"
+    "$BIN" phantom export --frames "$frames" --seed "$seed" --sequence-length 12 --out "$DATA/$name" "$@"
+  fi
+}
+# Train, validation and test never share a seed, so never a scene.
+export_split train 101 6000
+export_split train-empty 111 600 --lesions 0
+export_split val 102 480
+export_split test 103 480
+export_split test-empty 113 96 --lesions 0
+
+cd onnx
+PY=.venv/bin/python
+echo "== training ($STEPS steps, seed $SEED)"
+$PY -m umind.train --data ../$DATA --out ../out/umind-train --steps "$STEPS" --seed "$SEED"
+echo "== export to onnx/umind-nano"
+$PY -m umind.export --checkpoint ../out/umind-train/checkpoint.pt --data ../$DATA --out umind-nano
+cd ..
+"$BIN" model check onnx/umind-nano
+echo "== held-out evaluation"
+(cd onnx && $PY -m umind.evaluate --model umind-nano --data ../$DATA/test ../$DATA/test-empty --out umind-nano/metrics.json)

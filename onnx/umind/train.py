@@ -1,0 +1,141 @@
+"""Trains umind-nano on phantom exports. Reproducible from --seed (same data,
+same steps, same initialisation; CPU float maths may still differ in the last
+bits between machines).
+
+    python -m umind.train --data out/umind-data --out out/umind-train --steps 2400
+"""
+import argparse
+import json
+import math
+import pathlib
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import data, report
+from .model import IMAGE_TOKENS, UMindNano
+
+
+def encode_reports(tokenizer, reports):
+    """input_ids [n, s] ([DIAG] + report, [PAD]-padded) and task positions [n, tasks]."""
+    pad = tokenizer.token_to_id("[PAD]")
+    rows = [[tokenizer.token_to_id(report.PROMPT)] + tokenizer.encode(r).ids for r in reports]
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad, dtype=np.int64)
+    positions = np.zeros((len(rows), len(report.TASKS)), dtype=np.int64)
+    task_ids = [tokenizer.token_to_id(t) for t in report.TASKS]
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        positions[i] = [r.index(t) for t in task_ids]
+    return ids, positions
+
+
+def batch_tensors(images, masks, index, flip):
+    x = torch.from_numpy(data.normalise(images[index].astype(np.float32))).unsqueeze(1)
+    m = torch.from_numpy(masks[index].astype(np.float32) / 255.0).unsqueeze(1)
+    if flip is not None:
+        x[flip] = x[flip].flip(-1)
+        m[flip] = m[flip].flip(-1)
+    return x, m
+
+
+def mask_loss(mask_logits, target):
+    """BCE + soft Dice of every task's mask (upsampled to the input size) against the lesion mask."""
+    up = F.interpolate(mask_logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    t = target.expand_as(up)
+    bce = F.binary_cross_entropy_with_logits(up, t)
+    p = torch.sigmoid(up)
+    inter = (p * t).sum((-1, -2))
+    dice = 1 - (2 * inter + 1) / (p.sum((-1, -2)) + t.sum((-1, -2)) + 1)
+    return bce + dice.mean()
+
+
+def dice_at_half(mask_logits, target):
+    up = F.interpolate(mask_logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    p = (up[:, :1] > 0).float()
+    t = (target > 0.5).float()
+    inter = (p * t).sum((-1, -2))
+    denom = p.sum((-1, -2)) + t.sum((-1, -2))
+    has = t.sum((-1, -2)) > 0
+    d = torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom))
+    return d[has].mean().item() if has.any() else float("nan")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="out/umind-data")
+    ap.add_argument("--out", default="out/umind-train")
+    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    root, out = pathlib.Path(args.data), pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    tokenizer = report.build_tokenizer(out / "tokenizer.json")
+    images, masks, reports, _ = data.load_split([root / "train", root / "train-empty"], root / "cache" / "train")
+    val_images, val_masks, val_reports, _ = data.load_split([root / "val"], root / "cache" / "val")
+    ids, positions = encode_reports(tokenizer, reports)
+    val_ids, val_positions = encode_reports(tokenizer, val_reports)
+    pad = tokenizer.token_to_id("[PAD]")
+    print(f"train {len(images)} frames, val {len(val_images)}, vocab {tokenizer.get_vocab_size()}, report tokens {ids.shape[1]}", flush=True)
+
+    model = UMindNano(tokenizer.get_vocab_size())
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    warmup = max(1, args.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))
+    )
+    log = []
+    started = time.time()
+    for step in range(1, args.steps + 1):
+        model.train()
+        index = rng.choice(len(images), args.batch, replace=False)
+        flip = torch.from_numpy(rng.random(args.batch) < 0.5)
+        x, m = batch_tensors(images, masks, index, flip)
+        input_ids = torch.from_numpy(ids[index])
+        lm_logits, mask_logits, _, kernels, features = model(x, input_ids, torch.from_numpy(positions[index]))
+        targets = input_ids[:, 1:]
+        lm = F.cross_entropy(lm_logits[:, :-1].reshape(-1, lm_logits.shape[-1]), targets.reshape(-1), ignore_index=pad)
+        seg = mask_loss(mask_logits, m)
+        # The shipped default kernels are the projector's mean: keep the
+        # features usable by an averaged kernel too.
+        mean_logits, _ = model.mask_decoder(features, kernels.mean(0, keepdim=True).expand_as(kernels))
+        seg_default = mask_loss(mean_logits, m)
+        loss = lm + seg + 0.5 * seg_default
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == args.steps:
+            entry = {"step": step, "seconds": round(time.time() - started, 1), "loss": loss.item(), "lm": lm.item(), "seg": seg.item(), "seg_default": seg_default.item()}
+            if step % 400 == 0 or step == args.steps:
+                entry["val_dice"] = validate(model, val_images, val_masks, val_ids, val_positions)
+            log.append(entry)
+            print(json.dumps(entry), flush=True)
+            torch.save({"model": model.state_dict(), "vocab": tokenizer.get_vocab_size(), "step": step, "args": vars(args)}, out / "checkpoint.pt")
+    (out / "train-log.json").write_text(json.dumps({"args": vars(args), "seconds": time.time() - started, "log": log}, indent=1))
+
+
+@torch.no_grad()
+def validate(model, images, masks, ids, positions, n=96):
+    model.eval()
+    dices = []
+    for start in range(0, min(n, len(images)), 32):
+        index = np.arange(start, min(start + 32, n, len(images)))
+        x, m = batch_tensors(images, masks, index, None)
+        _, mask_logits, _, _, _ = model(x, torch.from_numpy(ids[index]), torch.from_numpy(positions[index]))
+        dices.append(dice_at_half(mask_logits, m))
+    return float(np.nanmean(dices))
+
+
+if __name__ == "__main__":
+    main()

@@ -37,19 +37,21 @@ BIN=target/release/sonoflow
 cargo build --release --locked -p sonoflow --quiet
 
 DATA=out/umind-data
-export_split() { # name seed frames [extra args]
-  local name=$1 seed=$2 frames=$3; shift 3
+export_split() { # name seed frames sequence-length [extra args]
+  local name=$1 seed=$2 frames=$3 length=$4; shift 4
   if [[ ! -f $DATA/$name/manifest.json ]]; then
     echo "== phantom export: $name (seed $seed, $frames frames)"
-    "$BIN" phantom export --frames "$frames" --seed "$seed" --sequence-length 12 --out "$DATA/$name" "$@"
+    "$BIN" phantom export --frames "$frames" --seed "$seed" --sequence-length "$length" --out "$DATA/$name" "$@"
   fi
 }
 # Train, validation and test never share a seed, so never a scene.
-export_split train 101 6000
-export_split train-empty 111 600 --lesions 0
-export_split val 102 480
-export_split test 103 480
-export_split test-empty 113 96 --lesions 0
+export_split train 101 6000 12
+export_split train4a 121 1200 4
+export_split train4b 122 1200 4
+export_split train-empty 111 600 12 --lesions 0
+export_split val 102 480 12
+export_split test 103 480 12
+export_split test-empty 113 96 12 --lesions 0
 
 cd onnx
 PY=.venv/bin/python

@@ -92,14 +92,15 @@ def read_records(export_dir):
 
 
 def load_split(export_dirs, cache):
-    """Images (N,256,256 uint8, resampled), lesion masks (N,256,256 uint8, 0..255
+    """Images (N,256,256 uint8, resampled), lesion masks and masks of the
+    largest lesion (the one the report describes) (N,256,256 uint8, 0..255
     soft), reports (list of str) and records, cached in `cache` (.npz + .json)."""
     cache = pathlib.Path(cache)
     if cache.with_suffix(".npz").exists():
         arrays = np.load(cache.with_suffix(".npz"))
         meta = json.loads(cache.with_suffix(".json").read_text())
-        return arrays["images"], arrays["masks"], meta["reports"], meta["records"]
-    images, masks, reports, records = [], [], [], []
+        return arrays["images"], arrays["masks"], arrays["primary"], meta["reports"], meta["records"]
+    images, masks, primary, reports, records = [], [], [], [], []
     for export_dir in export_dirs:
         export_dir = pathlib.Path(export_dir)
         for rec in read_records(export_dir):
@@ -110,11 +111,14 @@ def load_split(export_dirs, cache):
             images.append(np.nan_to_num(img, nan=PAD_VALUE).round().clip(0, 255).astype(np.uint8))
             lesion = (labels >= 10).astype(np.float32)
             masks.append((np.nan_to_num(plan.sample(lesion), nan=0.0) * 255).round().astype(np.uint8))
+            largest = max(rec["lesions"], key=lambda l: l["area_px"])["label"] if rec["lesions"] else -1
+            first = (labels == largest).astype(np.float32)
+            primary.append((np.nan_to_num(plan.sample(first), nan=0.0) * 255).round().astype(np.uint8))
             reports.append(report.for_lesions(rec["lesions"]))
             rec = dict(rec, export=str(export_dir))
             records.append(rec)
-    images, masks = np.stack(images), np.stack(masks)
+    images, masks, primary = np.stack(images), np.stack(masks), np.stack(primary)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(cache.with_suffix(".npz"), images=images, masks=masks)
+    np.savez(cache.with_suffix(".npz"), images=images, masks=masks, primary=primary)
     cache.with_suffix(".json").write_text(json.dumps({"reports": reports, "records": records}))
-    return images, masks, reports, records
+    return images, masks, primary, reports, records

@@ -9,6 +9,7 @@ numbers in reports not traceable to a measurement, and timings.
 import argparse
 import json
 import pathlib
+import sys
 import time
 
 import numpy as np
@@ -147,6 +148,10 @@ def calipers_px(region):
     return a, b, length + 0.5, short + 0.5
 
 
+def cross(o, a, b):
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
 def convex_hull(points):
     pts = np.unique(points, axis=0)
     if len(pts) < 3:
@@ -156,7 +161,7 @@ def convex_hull(points):
     def half(ps):
         out = []
         for p in ps:
-            while len(out) >= 2 and np.cross(out[-1] - out[-2], p - out[-2]) <= 0:
+            while len(out) >= 2 and cross(out[-2], out[-1], p) <= 0:
                 out.pop()
             out.append(p)
         return out
@@ -197,7 +202,9 @@ def evaluate(model, export_dirs, limit=None, every=1):
     for export_dir in export_dirs:
         export_dir = pathlib.Path(export_dir)
         records = data.read_records(export_dir)[::every][:limit]
-        for rec in records:
+        for k, rec in enumerate(records):
+            if k % 50 == 0:
+                print(f"{export_dir.name}: frame {k}/{len(records)}", file=sys.stderr, flush=True)
             frame = np.asarray(Image.open(export_dir / rec["image"]), dtype=np.float32)
             labels = np.asarray(Image.open(export_dir / rec["labels"]))
             h, w = frame.shape

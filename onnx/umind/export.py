@@ -16,7 +16,7 @@ import torch
 
 from . import data, report
 from .model import D_MODEL, FEATURES, HEADS, IMAGE_TOKENS, KERNEL_SIZE, LAYERS, UMindNano
-from .train import batch_tensors, encode_reports
+from .train import CACHE, TRAIN_SPLITS, batch_tensors, encode_reports
 
 OPSET = 17
 HEAD_DIM = D_MODEL // HEADS
@@ -70,13 +70,13 @@ def export_graphs(model, out):
 @torch.no_grad()
 def default_kernels(model, tokenizer, data_root, frames=512, seed=3):
     """The projector's kernels for the standard prompt, averaged over training frames."""
-    images, masks, reports, _ = data.load_split([data_root / "train", data_root / "train-empty"], data_root / "cache" / "train")
+    images, masks, _, reports, _ = data.load_split([data_root / s for s in TRAIN_SPLITS], data_root / "cache" / f"train-{CACHE}")
     index = np.random.default_rng(seed).choice(len(images), min(frames, len(images)), replace=False)
     ids, positions = encode_reports(tokenizer, [reports[i] for i in index])
     total = torch.zeros(len(report.TASKS), KERNEL_SIZE, dtype=torch.float64)
     for start in range(0, len(index), 32):
         x, _ = batch_tensors(images, masks, index[start : start + 32], None)
-        _, _, _, kernels, _ = model(x, torch.from_numpy(ids[start : start + 32]), torch.from_numpy(positions[start : start + 32]))
+        _, _, _, kernels, _, _ = model(x, torch.from_numpy(ids[start : start + 32]), torch.from_numpy(positions[start : start + 32]))
         total += kernels.double().sum(0)
     return (total / len(index)).float().numpy()
 
@@ -218,7 +218,7 @@ def main(argv=None):
     default_kernels(model, tokenizer, pathlib.Path(args.data)).astype("<f4").tofile(out / "default_kernels.f32")
     steps = ckpt["step"]
     provenance = (f"Trained from scratch by onnx/train.sh (seed {ckpt['args']['seed']}, {steps} steps of batch {ckpt['args']['batch']}) "
-                  "on sonoflow phantom exports (seeds 101 and 111); no external data or pretrained weights.")
+                  "on sonoflow phantom exports (seeds 101, 121, 122 and 111); no external data or pretrained weights.")
     manifest(out, vocab, args.version, provenance)
     for f in sorted(out.iterdir()):
         print(f"{f.name}: {f.stat().st_size / 1e6:.2f} MB")

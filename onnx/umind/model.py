@@ -23,7 +23,9 @@ COORDS = 2
 HEAD = 8  # dynamic head width
 KERNEL_SIZE = (FEATURES + COORDS) * HEAD + HEAD + HEAD * HEAD + HEAD + HEAD + 1
 D_MODEL, LAYERS, HEADS, FFN, MAX_POSITIONS = 192, 4, 6, 768, 160
-IMAGE_TOKENS = 64
+GRID_TOKENS, ROI_TOKENS = 64, 4
+IMAGE_TOKENS = GRID_TOKENS + ROI_TOKENS
+DROPOUT = 0.1  # training only
 
 
 def conv_bn(cin, cout, stride=1):
@@ -56,9 +58,18 @@ class VisionEncoder(nn.Module):
         self.lat4 = nn.Conv2d(48, 64, 1)
         self.fuse = nn.Sequential(conv_bn(64, FEATURES), nn.Conv2d(FEATURES, FEATURES, 1))
         self.token_proj = nn.Sequential(nn.Linear(128 * 4, D_MODEL), nn.GELU(), nn.Linear(D_MODEL, D_MODEL))
+        # Region tokens: features pooled under a saliency map of the lesion
+        # the report describes (trained against its mask), so the language
+        # model reads the lesion's own features, not only a coarse grid.
+        self.saliency = nn.Sequential(conv_bn(64, 32), nn.Conv2d(32, 1, 1))
+        self.roi_proj = nn.Sequential(nn.Linear(128 + 96 + 64, D_MODEL), nn.GELU(), nn.Linear(D_MODEL, ROI_TOKENS * D_MODEL))
         self.token_pos = nn.Parameter(torch.zeros(1, IMAGE_TOKENS, D_MODEL))
 
     def forward(self, image):
+        features, tokens, _ = self.forward_with_saliency(image)
+        return features, tokens
+
+    def forward_with_saliency(self, image):
         c4 = self.s4(self.stem(image))
         c8 = self.s8(c4)
         c16 = self.s16(c8)
@@ -70,8 +81,18 @@ class VisionEncoder(nn.Module):
         features = self.fuse(p)
         # 16x16x128 -> 8x8 tokens of 2x2 patches.
         t = F.pixel_unshuffle(c16, 2).flatten(2).transpose(1, 2)
-        tokens = self.token_proj(t) + self.token_pos
-        return features, tokens
+        saliency = self.saliency(p)  # [b, 1, 64, 64] logits
+        w = torch.sigmoid(saliency)
+        pooled = [pool(w, c) for c in (c16, c8, p)]
+        roi = self.roi_proj(torch.cat(pooled, 1)).reshape(-1, ROI_TOKENS, D_MODEL)
+        tokens = torch.cat([self.token_proj(t), roi], 1) + self.token_pos
+        return features, tokens, saliency
+
+
+def pool(weights, x):
+    """Mean of `x` [b, c, h, w] weighted by `weights` [b, 1, H, W] (resized to h x w)."""
+    w = F.adaptive_avg_pool2d(weights, x.shape[-2:])
+    return (x * w).sum((-1, -2)) / (w.sum((-1, -2)) + 1e-3)
 
 
 class TokenEmbedding(nn.Module):
@@ -95,7 +116,7 @@ class Attention(nn.Module):
         k = torch.cat([past_k, k], dim=2)
         v = torch.cat([past_v, v], dim=2)
         att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(D_MODEL // HEADS)) + bias
-        y = torch.softmax(att, dim=-1) @ v
+        y = F.dropout(torch.softmax(att, dim=-1), DROPOUT, self.training) @ v
         return self.out(y.transpose(1, 2).reshape(b, s, D_MODEL)), k, v
 
 
@@ -105,11 +126,11 @@ class Layer(nn.Module):
         self.n1 = nn.LayerNorm(D_MODEL)
         self.att = Attention()
         self.n2 = nn.LayerNorm(D_MODEL)
-        self.mlp = nn.Sequential(nn.Linear(D_MODEL, FFN), nn.GELU(), nn.Linear(FFN, D_MODEL))
+        self.mlp = nn.Sequential(nn.Linear(D_MODEL, FFN), nn.GELU(), nn.Linear(FFN, D_MODEL), nn.Dropout(DROPOUT))
 
     def forward(self, x, bias, past_k, past_v):
         a, k, v = self.att(self.n1(x), bias, past_k, past_v)
-        x = x + a
+        x = x + F.dropout(a, DROPOUT, self.training)
         return x + self.mlp(self.n2(x)), k, v
 
 
@@ -203,7 +224,7 @@ class UMindNano(nn.Module):
         """image [b,1,256,256]; input_ids [b,s] (prompt + report, teacher
         forced); task_positions [b, tasks]: index in input_ids of each task
         token. Returns LM logits over input_ids, mask logits, scores, kernels."""
-        features, tokens = self.encoder(image)
+        features, tokens, saliency = self.encoder.forward_with_saliency(image)
         embeds = torch.cat([tokens, self.embed(input_ids)], 1)
         b, total = embeds.shape[0], embeds.shape[1]
         mask = torch.ones(b, total, dtype=torch.int64, device=image.device)
@@ -213,4 +234,4 @@ class UMindNano(nn.Module):
         task_hidden = hidden.gather(1, idx)
         kernels = self.projector(task_hidden)
         mask_logits, scores = self.mask_decoder(features, kernels)
-        return logits[:, IMAGE_TOKENS:], mask_logits, scores, kernels, features
+        return logits[:, IMAGE_TOKENS:], mask_logits, scores, kernels, features, saliency

@@ -32,13 +32,20 @@ def encode_reports(tokenizer, reports):
     return ids, positions
 
 
-def batch_tensors(images, masks, index, flip):
+TRAIN_SPLITS = ["train", "train4a", "train4b", "train-empty"]
+CACHE = "v2"
+
+
+def batch_tensors(images, masks, index, flip, primary=None):
     x = torch.from_numpy(data.normalise(images[index].astype(np.float32))).unsqueeze(1)
     m = torch.from_numpy(masks[index].astype(np.float32) / 255.0).unsqueeze(1)
+    p = torch.from_numpy(primary[index].astype(np.float32) / 255.0).unsqueeze(1) if primary is not None else None
     if flip is not None:
         x[flip] = x[flip].flip(-1)
         m[flip] = m[flip].flip(-1)
-    return x, m
+        if p is not None:
+            p[flip] = p[flip].flip(-1)
+    return (x, m) if p is None else (x, m, p)
 
 
 def mask_loss(mask_logits, target):
@@ -80,8 +87,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     tokenizer = report.build_tokenizer(out / "tokenizer.json")
-    images, masks, reports, _ = data.load_split([root / "train", root / "train-empty"], root / "cache" / "train")
-    val_images, val_masks, val_reports, _ = data.load_split([root / "val"], root / "cache" / "val")
+    images, masks, primary, reports, _ = data.load_split([root / s for s in TRAIN_SPLITS], root / "cache" / f"train-{CACHE}")
+    val_images, val_masks, _, val_reports, _ = data.load_split([root / "val"], root / "cache" / f"val-{CACHE}")
     ids, positions = encode_reports(tokenizer, reports)
     val_ids, val_positions = encode_reports(tokenizer, val_reports)
     pad = tokenizer.token_to_id("[PAD]")
@@ -99,9 +106,9 @@ def main(argv=None):
         model.train()
         index = rng.choice(len(images), args.batch, replace=False)
         flip = torch.from_numpy(rng.random(args.batch) < 0.5)
-        x, m = batch_tensors(images, masks, index, flip)
+        x, m, p = batch_tensors(images, masks, index, flip, primary)
         input_ids = torch.from_numpy(ids[index])
-        lm_logits, mask_logits, _, kernels, features = model(x, input_ids, torch.from_numpy(positions[index]))
+        lm_logits, mask_logits, _, kernels, features, saliency = model(x, input_ids, torch.from_numpy(positions[index]))
         targets = input_ids[:, 1:]
         lm = F.cross_entropy(lm_logits[:, :-1].reshape(-1, lm_logits.shape[-1]), targets.reshape(-1), ignore_index=pad)
         seg = mask_loss(mask_logits, m)
@@ -109,14 +116,16 @@ def main(argv=None):
         # features usable by an averaged kernel too.
         mean_logits, _ = model.mask_decoder(features, kernels.mean(0, keepdim=True).expand_as(kernels))
         seg_default = mask_loss(mean_logits, m)
-        loss = lm + seg + 0.5 * seg_default
+        # The region tokens look where the reported (largest) lesion is.
+        roi = F.binary_cross_entropy_with_logits(saliency, F.avg_pool2d(p, 4))
+        loss = lm + seg + 0.5 * seg_default + 0.5 * roi
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         if step % 50 == 0 or step == args.steps:
-            entry = {"step": step, "seconds": round(time.time() - started, 1), "loss": loss.item(), "lm": lm.item(), "seg": seg.item(), "seg_default": seg_default.item()}
+            entry = {"step": step, "seconds": round(time.time() - started, 1), "loss": loss.item(), "lm": lm.item(), "seg": seg.item(), "seg_default": seg_default.item(), "roi": roi.item()}
             if step % 400 == 0 or step == args.steps:
                 entry["val_dice"] = validate(model, val_images, val_masks, val_ids, val_positions)
             log.append(entry)
@@ -132,7 +141,7 @@ def validate(model, images, masks, ids, positions, n=96):
     for start in range(0, min(n, len(images)), 32):
         index = np.arange(start, min(start + 32, n, len(images)))
         x, m = batch_tensors(images, masks, index, None)
-        _, mask_logits, _, _, _ = model(x, torch.from_numpy(ids[index]), torch.from_numpy(positions[index]))
+        _, mask_logits, _, _, _, _ = model(x, torch.from_numpy(ids[index]), torch.from_numpy(positions[index]))
         dices.append(dice_at_half(mask_logits, m))
     return float(np.nanmean(dices))
 

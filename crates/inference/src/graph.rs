@@ -131,7 +131,8 @@ impl GraphSession {
             .ok_or_else(|| InferenceError::MissingGraph { role: role.to_owned() })?
             .clone();
         let file = model.root.join(&spec.file);
-        let cache_key = format!("{}-{}", role, &spec.sha256[..spec.sha256.len().min(16)]);
+        let inputs: Vec<String> = spec.inputs.iter().map(|t| format!("{} {}", t.name, sonoflow_model::shape_text(&t.shape))).collect();
+        let cache_key = crate::provider::engine_cache_key(role, &spec.sha256, &inputs.join("; "), options.tensorrt.fp16);
         let mut fallbacks = Vec::new();
         for provider in options.chain() {
             let started = Instant::now();

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use sha2::Digest;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::SessionBuilder;
 use serde::{Deserialize, Serialize};
@@ -60,17 +61,70 @@ pub struct TensorRtOptions {
     pub cache_dir: PathBuf,
 }
 
+/// The directory name of a graph's TensorRT engine and timing caches: an
+/// engine is only valid for one model, GPU, TensorRT version, ONNX Runtime
+/// version, input shapes and precision, so all of them go into the key
+/// (`ROLE-HASH16`); `key.txt` in the directory lists them in words.
+pub fn engine_cache_key(role: &str, graph_sha256: &str, inputs: &str, fp16: bool) -> (String, String) {
+    let facts = format!(
+        "role: {role}\ngraph sha256: {graph_sha256}\ninputs: {inputs}\nfp16: {fp16}\ngpu: {}\ntensorrt: {}\nonnxruntime: {}\n",
+        gpu_name().unwrap_or_else(|| "none found".into()),
+        tensorrt_version().unwrap_or_else(|| "not found".into()),
+        onnxruntime_library(),
+    );
+    let digest = sha2::Sha256::digest(facts.as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    (format!("{role}-{hex}"), facts)
+}
+
+/// The ONNX Runtime library in use (its resolved file name carries the version).
+fn onnxruntime_library() -> String {
+    std::env::var("ORT_DYLIB_PATH")
+        .ok()
+        .map(|p| std::fs::canonicalize(&p).map_or(p, |c| c.display().to_string()))
+        .map_or_else(|| format!("api {}", ort::MINOR_VERSION), |p| p.rsplit('/').next().unwrap_or_default().to_owned())
+}
+
+/// The first NVIDIA GPU's model name, from the driver's /proc files.
+fn gpu_name() -> Option<String> {
+    let dir = std::fs::read_dir("/proc/driver/nvidia/gpus").ok()?;
+    let mut entries: Vec<_> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    entries.sort();
+    let info = std::fs::read_to_string(entries.first()?.join("information")).ok()?;
+    info.lines().find_map(|l| l.strip_prefix("Model:").map(|m| m.trim().to_owned()))
+}
+
+/// TensorRT's version, from the file name of a `libnvinfer.so.X.Y.Z` on the
+/// library path (where ONNX Runtime's TensorRT provider will load it from).
+fn tensorrt_version() -> Option<String> {
+    let mut dirs: Vec<std::path::PathBuf> = std::env::var("LD_LIBRARY_PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(Into::into)
+        .collect();
+    if let Ok(ort) = std::env::var("ORT_DYLIB_PATH") {
+        dirs.extend(std::path::Path::new(&ort).parent().map(Into::into));
+    }
+    dirs.extend(["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib", "/usr/lib"].map(Into::into));
+    dirs.iter().filter_map(|d| std::fs::read_dir(d).ok()).flatten().filter_map(|e| e.ok()).find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.strip_prefix("libnvinfer.so.").filter(|v| v.matches('.').count() >= 2).map(str::to_owned)
+    })
+}
+
 /// Registers `provider` on `builder`, failing loudly if it cannot be.
 pub(crate) fn register(
     provider: Provider,
     builder: SessionBuilder,
     trt: &TensorRtOptions,
-    cache_key: &str,
+    cache_key: &(String, String),
 ) -> Result<SessionBuilder, String> {
     let dispatch = match provider {
         Provider::TensorRt => {
-            let dir = trt.cache_dir.join(cache_key);
+            let dir = trt.cache_dir.join(&cache_key.0);
             std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the engine cache {}: {e}", dir.display()))?;
+            std::fs::write(dir.join("key.txt"), &cache_key.1).map_err(|e| format!("cannot write {}: {e}", dir.join("key.txt").display()))?;
             let dir = dir.display().to_string();
             ep::TensorRT::default()
                 .with_fp16(trt.fp16)
@@ -102,5 +156,21 @@ pub fn available_providers() -> Vec<String> {
             .collect();
         let _ = ort::Error::result_from_status((api.ReleaseAvailableProviders)(list, n));
         names
+    }
+}
+
+#[cfg(test)]
+mod cache_key_tests {
+    use super::*;
+
+    #[test]
+    fn engine_cache_key_changes_with_shapes_precision_and_model() {
+        let (a, facts) = engine_cache_key("vision_encoder", "ab12", "x [1, 1, 256, 256]", true);
+        assert!(a.starts_with("vision_encoder-") && a.len() == "vision_encoder-".len() + 16, "{a}");
+        assert!(facts.contains("gpu: ") && facts.contains("tensorrt: ") && facts.contains("onnxruntime: "), "{facts}");
+        assert_ne!(a, engine_cache_key("vision_encoder", "ab12", "x [1, 1, 320, 320]", true).0);
+        assert_ne!(a, engine_cache_key("vision_encoder", "ab12", "x [1, 1, 256, 256]", false).0);
+        assert_ne!(a, engine_cache_key("vision_encoder", "cd34", "x [1, 1, 256, 256]", true).0);
+        assert_eq!(a, engine_cache_key("vision_encoder", "ab12", "x [1, 1, 256, 256]", true).0);
     }
 }

@@ -10,6 +10,7 @@ use sonoflow_ingest::{SourceConfig, SourceSpec};
 use sonoflow_output::{SinkConfig, SinkSpec};
 use sonoflow_pipeline::DropPolicy;
 
+use crate::device;
 use crate::model_stage::{ModelConfig, ModelSpec};
 
 /// A pipeline definition file as written.
@@ -18,6 +19,9 @@ use crate::model_stage::{ModelConfig, ModelSpec};
 pub struct DefinitionFile {
     /// Shown in logs and the report; defaults to the file name.
     pub name: Option<String>,
+    /// A device profile (firmware-config/devices/NAME.toml) giving the
+    /// [model] defaults for this class of computer.
+    pub device: Option<String>,
     /// Where frames come from.
     pub source: Option<SourceConfig>,
     /// The per-frame work.
@@ -93,6 +97,8 @@ pub struct QueueSpec {
 pub struct PipelineDefinition {
     pub name: String,
     pub path: Option<PathBuf>,
+    /// The device profile the [model] defaults came from.
+    pub device: Option<String>,
     pub source: SourceSpec,
     pub process: ProcessKind,
     pub process_queue: QueueSpec,
@@ -132,16 +138,28 @@ impl PipelineDefinition {
         let text = std::fs::read_to_string(path)
             .map_err(|e| DefinitionError::Read { path: shown.clone(), cause: e.to_string() })?;
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-        let mut def = Self::parse(&text, &shown, name.as_deref().unwrap_or("pipeline"))?;
+        let mut def = Self::parse_at(&text, &shown, name.as_deref().unwrap_or("pipeline"), path.parent())?;
         def.path = Some(path.to_owned());
         Ok(def)
     }
 
-    /// Validates definition text; `shown` names it in errors.
+    /// Validates definition text; `shown` names it in errors. A device
+    /// profile is looked for under the working directory.
     pub fn parse(text: &str, shown: &str, default_name: &str) -> Result<Self, DefinitionError> {
+        Self::parse_at(text, shown, default_name, None)
+    }
+
+    /// Validates definition text read from folder `dir` (device profiles are
+    /// also looked for beside it, in dir/../firmware-config/devices).
+    pub fn parse_at(text: &str, shown: &str, default_name: &str, dir: Option<&Path>) -> Result<Self, DefinitionError> {
         let file: DefinitionFile = toml::from_str(text)
             .map_err(|e| DefinitionError::Parse { path: shown.to_owned(), message: e.to_string().trim_end().to_owned() })?;
-        file.validate().map_err(|issue| DefinitionError::Invalid { path: shown.to_owned(), issue }).map(|mut def| {
+        let profile = match &file.device {
+            Some(name) => Some(device::load(name, &device::search_dirs(dir), shown)?),
+            None => None,
+        };
+        let defaults = profile.map(|p| p.model).unwrap_or_default();
+        file.validate(&defaults).map_err(|issue| DefinitionError::Invalid { path: shown.to_owned(), issue }).map(|mut def| {
             if def.name.is_empty() {
                 def.name = default_name.to_owned();
             }
@@ -151,7 +169,8 @@ impl PipelineDefinition {
 }
 
 impl DefinitionFile {
-    fn validate(&self) -> Result<PipelineDefinition, ConfigIssue> {
+    /// `defaults`: the device profile's [model] keys.
+    fn validate(&self, defaults: &ModelConfig) -> Result<PipelineDefinition, ConfigIssue> {
         let source = self
             .source
             .as_ref()
@@ -190,7 +209,7 @@ impl DefinitionFile {
             (None, None) => ProcessKind::Passthrough,
         };
         let model = match (process, &self.model) {
-            (ProcessKind::Model, Some(m)) => Some(m.validate()?),
+            (ProcessKind::Model, Some(m)) => Some(m.or(defaults).validate()?),
             (ProcessKind::Model, None) => {
                 return Err(ConfigIssue::new("model", "is missing while process.kind = \"model\"", "add a [model] section with dir = \"...\""))
             }
@@ -206,6 +225,7 @@ impl DefinitionFile {
         Ok(PipelineDefinition {
             name: self.name.clone().unwrap_or_default(),
             path: None,
+            device: self.device.clone(),
             source,
             process,
             process_queue: queue("process", self.queues.process)?,

@@ -7,6 +7,7 @@
 //! `--stats-json` document).
 
 mod definition;
+pub mod device;
 mod model_stage;
 mod report;
 mod run;

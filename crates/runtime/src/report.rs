@@ -60,6 +60,8 @@ pub struct RunReport {
     pub cpu: Option<CpuReport>,
     pub max_rss_mib: Option<f64>,
     pub frame_pool: PoolCounters,
+    /// The device profile the model settings came from (firmware-config/devices/).
+    pub device: Option<String>,
     /// The model, when the process stage runs one.
     pub inference: Option<InferenceReport>,
     /// The self-check against ground truth, when frames carried it (the phantom).
@@ -134,6 +136,7 @@ pub(crate) struct ReportExtras {
     pub cpu: Option<CpuReport>,
     pub max_rss_mib: Option<f64>,
     pub frame_pool: PoolCounters,
+    pub device: Option<String>,
     pub inference: Option<InferenceReport>,
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
     pub error: Option<String>,
@@ -166,6 +169,7 @@ impl RunReport {
             cpu: extras.cpu,
             max_rss_mib: extras.max_rss_mib,
             frame_pool: extras.frame_pool,
+            device: extras.device,
             inference: extras.inference,
             accuracy: extras.accuracy,
             error: extras.error,

@@ -211,6 +211,7 @@ pub fn run(
             cpu,
             max_rss_mib: usage::max_rss_mib(),
             frame_pool: pool.counters(),
+            device: def.device.clone(),
             inference: inference.as_deref().map(InferenceReport::from_stats),
             accuracy: inference
                 .as_deref()

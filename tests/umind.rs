@@ -45,7 +45,16 @@ fn self_check(probe: &str, depth_cm: u32, seed: u64) -> serde_json::Value {
     run.assert_success().clone()
 }
 
-fn check(r: &serde_json::Value, what: &str) {
+/// What a scene must reach; a little under what it measured when the model
+/// was committed (docs/model-card.md gives both).
+struct Limits {
+    min_dice: f64,
+    min_recall: f64,
+    max_long_mm: f64,
+    max_short_mm: f64,
+}
+
+fn check(r: &serde_json::Value, what: &str, l: Limits) {
     let acc = &r["accuracy"];
     eprintln!("{what}: {acc}");
     let frames = acc["frames"].as_u64().unwrap_or(0);
@@ -54,24 +63,23 @@ fn check(r: &serde_json::Value, what: &str) {
     let recall = acc["detection_recall"].as_f64().expect("recall");
     let long = acc["long_axis_mae_mm"].as_f64().expect("long axis error");
     let short = acc["short_axis_mae_mm"].as_f64().expect("short axis error");
-    assert!(dice >= MIN_DICE, "{what}: Dice {dice:.3} < {MIN_DICE}: {acc:#}");
-    assert!(recall >= MIN_RECALL, "{what}: detection recall {recall:.3} < {MIN_RECALL}: {acc:#}");
-    assert!(long <= MAX_LONG_MM, "{what}: long-axis error {long:.3} mm > {MAX_LONG_MM}: {acc:#}");
-    assert!(short <= MAX_SHORT_MM, "{what}: short-axis error {short:.3} mm > {MAX_SHORT_MM}: {acc:#}");
+    assert!(dice >= l.min_dice, "{what}: Dice {dice:.3} < {}: {acc:#}", l.min_dice);
+    assert!(recall >= l.min_recall, "{what}: detection recall {recall:.3} < {}: {acc:#}", l.min_recall);
+    assert!(long <= l.max_long_mm, "{what}: long-axis error {long:.3} mm > {}: {acc:#}", l.max_long_mm);
+    assert!(short <= l.max_short_mm, "{what}: short-axis error {short:.3} mm > {}: {acc:#}", l.max_short_mm);
     assert_eq!(r["inference"]["model"], "umind-nano 0.1.0");
 }
 
-const MIN_DICE: f64 = 0.0;
-const MIN_RECALL: f64 = 0.0;
-const MAX_LONG_MM: f64 = 100.0;
-const MAX_SHORT_MM: f64 = 100.0;
-
 #[test]
 fn held_out_linear_scene_segments_and_measures_within_thresholds() {
-    check(&self_check("linear", 4, 424_242), "linear 4 cm");
+    // Measured: Dice 0.992, recall 1.0, long-axis error 0.05 mm, short 0.03 mm.
+    let limits = Limits { min_dice: 0.97, min_recall: 0.95, max_long_mm: 0.2, max_short_mm: 0.2 };
+    check(&self_check("linear", 4, 424_242), "linear 4 cm", limits);
 }
 
 #[test]
 fn held_out_convex_scene_segments_and_measures_within_thresholds() {
-    check(&self_check("convex", 6, 515_151), "convex 6 cm");
+    // Measured: Dice 0.945, recall 1.0, long-axis error 0.23 mm, short 0.37 mm.
+    let limits = Limits { min_dice: 0.92, min_recall: 0.95, max_long_mm: 0.4, max_short_mm: 0.55 };
+    check(&self_check("convex", 6, 515_151), "convex 6 cm", limits);
 }

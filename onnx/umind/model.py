@@ -83,15 +83,15 @@ class VisionEncoder(nn.Module):
         t = F.pixel_unshuffle(c16, 2).flatten(2).transpose(1, 2)
         saliency = self.saliency(p)  # [b, 1, 64, 64] logits
         w = torch.sigmoid(saliency)
-        pooled = [pool(w, c) for c in (c16, c8, p)]
+        pooled = [pool(w, c16, 4), pool(w, c8, 2), pool(w, p, 1)]
         roi = self.roi_proj(torch.cat(pooled, 1)).reshape(-1, ROI_TOKENS, D_MODEL)
         tokens = torch.cat([self.token_proj(t), roi], 1) + self.token_pos
         return features, tokens, saliency
 
 
-def pool(weights, x):
-    """Mean of `x` [b, c, h, w] weighted by `weights` [b, 1, H, W] (resized to h x w)."""
-    w = F.adaptive_avg_pool2d(weights, x.shape[-2:])
+def pool(weights, x, factor):
+    """Mean of `x` [b, c, h, w] weighted by `weights` [b, 1, h * factor, w * factor]."""
+    w = F.avg_pool2d(weights, factor) if factor > 1 else weights
     return (x * w).sum((-1, -2)) / (w.sum((-1, -2)) + 1e-3)
 
 

@@ -8,8 +8,8 @@
 # The only command that installs the training dependencies (PyTorch, onnx,
 # tokenizers: a ~5.5 GB venv in onnx/.venv, pinned in
 # onnx/requirements-train.txt). The README's two commands never run it.
-# Idempotent: a finished step is not repeated (delete out/umind-data or
-# out/umind-train to redo one). About an hour on a 2-core machine (8 min of
+# Idempotent: the venv and the phantom exports are made once (delete
+# out/umind-data to redo them); training always runs. About an hour on a 2-core machine (8 min of
 # phantom export, 44 min of training, 7 min of evaluation).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

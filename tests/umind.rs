@@ -83,3 +83,73 @@ fn held_out_convex_scene_segments_and_measures_within_thresholds() {
     let limits = Limits { min_dice: 0.92, min_recall: 0.95, max_long_mm: 0.4, max_short_mm: 0.55 };
     check(&self_check("convex", 6, 515_151), "convex 6 cm", limits);
 }
+
+/// Token id of each word of the shipped tokenizer.json's vocabulary.
+fn vocabulary() -> std::collections::BTreeMap<String, i64> {
+    let text = std::fs::read_to_string(model_dir().join("tokenizer.json")).expect("tokenizer.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("tokenizer json");
+    json["model"]["vocab"]
+        .as_object()
+        .expect("word-level vocabulary")
+        .iter()
+        .map(|(w, id)| (w.clone(), id.as_i64().expect("id")))
+        .collect()
+}
+
+#[test]
+fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame() {
+    use sonoflow_core::{FramePool, FrameFormat, FrameId, PixelFormat, StageStamps};
+    use sonoflow_inference::preprocess::{fill_input, ResizePlan};
+    use sonoflow_inference::{default_dylib, EngineOptions, GraphSession, Generator, Runtime};
+    use sonoflow_phantom::{Phantom, PhantomConfig};
+
+    // A held-out phantom frame, preprocessed as the pipeline does.
+    let config = PhantomConfig { seed: 424_242, lesions: 1, ..PhantomConfig::default() };
+    let (w, h) = (config.width, config.height);
+    let mut phantom = Phantom::new(config).expect("phantom");
+    let format = FrameFormat::new(PixelFormat::Gray8, w, h).expect("format");
+    let mut data = FramePool::new(1).acquire(format.len());
+    let truth = phantom.render(0, &mut data);
+    let mut frame = sonoflow_core::Frame::new(FrameId(0), format, data, StageStamps::default());
+    frame.image_region = Some(truth.region);
+    let model = sonoflow_model::ModelDir::open(&model_dir()).expect("model");
+    let p = &model.manifest.preprocess;
+    let plan = ResizePlan::new(p, format, frame.image_region.as_ref());
+    let mut input = vec![0.0f32; (p.width * p.height) as usize];
+    fill_input(&frame, &plan, p, &mut input);
+
+    let runtime = Runtime::load(&default_dylib(std::path::Path::new("."))).expect("onnx runtime");
+    let options = EngineOptions::default();
+    let mut encoder = GraphSession::open(runtime, &model, "vision_encoder", &options).expect("encoder");
+    let image_embeds = Generator::image_embeds(&mut encoder, &model, &input).expect("image tokens");
+
+    let vocab = vocabulary();
+    let words: std::collections::BTreeMap<i64, &str> = vocab.iter().map(|(w, id)| (*id, w.as_str())).collect();
+    let mut generator = Generator::load(runtime, &model, &options).expect("reasoning graphs");
+    let tasks = [vocab["[SEG]"], vocab["[DET]"]];
+    let mut streamed = 0;
+    let g = generator.generate(&image_embeds, &[vocab["[DIAG]"]], vocab["[EOS]"], &tasks, 80, &mut |_| streamed += 1).expect("generate");
+    let text: Vec<&str> = g.tokens.iter().map(|t| words[t]).collect();
+    let text = text.join(" ");
+    eprintln!("report ({} tokens, first after {:?}, all in {:?}): {text}", g.tokens.len(), g.time_to_first_token, g.total);
+    assert_eq!(streamed, g.tokens.len(), "every token was streamed");
+    assert!(text.starts_with("finding : "), "{text}");
+    assert!(text.contains("long axis : <long> mm . short axis : <short> mm ."), "{text}");
+    assert!(!text.chars().any(|c| c.is_ascii_digit()), "no number comes from the language model: {text}");
+    let lesion = &truth.lesions[0];
+    let class = match lesion.class {
+        sonoflow_core::findings::FindingClass::Cyst => "cyst",
+        sonoflow_core::findings::FindingClass::Mass => "mass",
+    };
+    eprintln!("truth: {class}, {:?}", lesion.attributes);
+
+    // Both task tokens were written; their hidden states become kernels.
+    let hidden: Vec<Vec<f32>> = g.task_hidden.into_iter().map(|h| h.expect("task token written")).collect();
+    let kernels = generator.kernels(&hidden).expect("kernels");
+    let size = model.manifest.default_kernels.size;
+    assert_eq!(kernels.len(), 2 * size);
+    assert!(kernels.iter().all(|k| k.is_finite()));
+    let defaults = std::fs::read(model_dir().join("default_kernels.f32")).expect("default kernels");
+    let first_default = f32::from_le_bytes([defaults[0], defaults[1], defaults[2], defaults[3]]);
+    assert_ne!(kernels[0], first_default, "the image specialises the kernels");
+}

@@ -8,6 +8,7 @@
 //! every graph of a model.
 
 mod frame_model;
+mod generator;
 mod graph;
 pub mod kernels;
 pub mod preprocess;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use sonoflow_model::{ModelDir, ModelError};
 
 pub use frame_model::{FrameModel, StepTimes};
+pub use generator::{Generation, Generator};
 pub use graph::{default_dylib, EngineOptions, Fallback, GraphSession, Optimization};
 pub use kernels::{KernelSlot, Kernels};
 pub use provider::{available_providers, Provider, TensorRtOptions};

@@ -1,0 +1,193 @@
+//! The reasoning head's language model, run on token ids: image tokens
+//! from the vision encoder as a prefix, then the prompt, prefilled in one
+//! pass; then one token at a time with the KV cache, greedy, until the end
+//! token or a limit. The hidden state of each task token the model writes
+//! ([SEG], [DET], ...) is kept: the kernel projector turns them into the
+//! per-frame decoder's kernels. Graph roles and tensor names follow the
+//! model contract (docs/model-contract.md).
+
+use std::time::{Duration, Instant};
+
+use ndarray::{Array2, Array3, Array4, ArrayD, IxDyn};
+use ort::value::{DynValue, Tensor};
+use sonoflow_model::{Dim, ModelDir};
+
+use crate::graph::{EngineOptions, GraphSession};
+use crate::{InferenceError, Runtime};
+
+/// What one generation produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// Generated token ids, without the end token.
+    pub tokens: Vec<i64>,
+    /// For each requested task token, its hidden state if the model wrote it.
+    pub task_hidden: Vec<Option<Vec<f32>>>,
+    pub time_to_first_token: Duration,
+    pub total: Duration,
+}
+
+/// embed_tokens + decoder + kernel_projector sessions of one model.
+pub struct Generator {
+    pub embed: GraphSession,
+    pub decoder: GraphSession,
+    pub projector: GraphSession,
+    layers: usize,
+    heads: usize,
+    head_dim: usize,
+    width: usize,
+}
+
+fn fixed(dims: &[Dim], i: usize) -> Option<usize> {
+    match dims.get(i) {
+        Some(Dim::Fixed(n)) if *n > 0 => Some(*n as usize),
+        _ => None,
+    }
+}
+
+impl Generator {
+    /// Opens the reasoning graphs of `model` (they must all be present).
+    pub fn load(runtime: &Runtime, model: &ModelDir, options: &EngineOptions) -> Result<Self, InferenceError> {
+        let embed = GraphSession::open(runtime, model, "embed_tokens", options)?;
+        let decoder = GraphSession::open(runtime, model, "decoder", options)?;
+        let projector = GraphSession::open(runtime, model, "kernel_projector", options)?;
+        let past: Vec<_> = decoder.spec.inputs.iter().filter(|t| t.name.starts_with("past_key_values.")).collect();
+        let layers = past.len() / 2;
+        let shape_error = |what: &str| InferenceError::Tensor {
+            file: decoder.file.display().to_string(),
+            tensor: what.to_owned(),
+            expected: "fixed dimensions (past_key_values: [batch, heads, past_sequence, head_dim]; inputs_embeds: [batch, sequence, width])".into(),
+            found: "symbolic or missing dimensions".into(),
+        };
+        let first = past.first().ok_or_else(|| shape_error("past_key_values.0.key"))?;
+        let heads = fixed(&first.shape, 1).ok_or_else(|| shape_error(&first.name))?;
+        let head_dim = fixed(&first.shape, 3).ok_or_else(|| shape_error(&first.name))?;
+        let embeds = decoder.spec.inputs.iter().find(|t| t.name == "inputs_embeds").ok_or_else(|| shape_error("inputs_embeds"))?;
+        let width = fixed(&embeds.shape, 2).ok_or_else(|| shape_error("inputs_embeds"))?;
+        Ok(Self { embed, decoder, projector, layers, heads, head_dim, width })
+    }
+
+    /// Embeddings [1, n, width] of `ids`.
+    fn embed_ids(&mut self, ids: &[i64]) -> Result<Array3<f32>, InferenceError> {
+        let file = self.embed.file.display().to_string();
+        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
+        let input = Tensor::from_array(Array2::from_shape_vec((1, ids.len()), ids.to_vec()).map_err(|e| InferenceError::Run { file: file.clone(), message: e.to_string() })?).map_err(err)?;
+        let out = self.embed.session.run(ort::inputs!["input_ids" => input]).map_err(err)?;
+        let (_, data) = out["inputs_embeds"].try_extract_tensor::<f32>().map_err(err)?;
+        Array3::from_shape_vec((1, ids.len(), self.width), data.to_vec()).map_err(|e| InferenceError::Run { file, message: e.to_string() })
+    }
+
+    /// Greedy generation after `image_embeds` ([image_tokens x width],
+    /// row-major) and `prompt`; stops at `eos` or after `max_new` tokens.
+    /// `on_token` sees each token as it comes.
+    pub fn generate(
+        &mut self,
+        image_embeds: &[f32],
+        prompt: &[i64],
+        eos: i64,
+        task_ids: &[i64],
+        max_new: usize,
+        on_token: &mut dyn FnMut(i64),
+    ) -> Result<Generation, InferenceError> {
+        let started = Instant::now();
+        let image_tokens = image_embeds.len() / self.width;
+        let image = Array3::from_shape_vec((1, image_tokens, self.width), image_embeds[..image_tokens * self.width].to_vec())
+            .map_err(|e| InferenceError::Run { file: self.decoder.file.display().to_string(), message: e.to_string() })?;
+        let prompt = self.embed_ids(prompt)?;
+        let mut embeds = ndarray::concatenate(ndarray::Axis(1), &[image.view(), prompt.view()])
+            .map_err(|e| InferenceError::Run { file: self.decoder.file.display().to_string(), message: e.to_string() })?;
+        let mut past: Vec<ArrayD<f32>> = (0..2 * self.layers)
+            .map(|_| Array4::<f32>::zeros((1, self.heads, 0, self.head_dim)).into_dyn())
+            .collect();
+        let (mut total, mut tokens, mut hidden) = (0usize, Vec::new(), vec![None; task_ids.len()]);
+        let mut first_token = None;
+        let file = self.decoder.file.display().to_string();
+        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
+        let shape_err = |e: ndarray::ShapeError| InferenceError::Run { file: file.clone(), message: e.to_string() };
+        for _ in 0..max_new {
+            let s = embeds.shape()[1];
+            let mut inputs: Vec<(String, DynValue)> = vec![
+                ("inputs_embeds".into(), Tensor::from_array(embeds.clone()).map_err(err)?.into_dyn()),
+                ("attention_mask".into(), Tensor::from_array(Array2::<i64>::ones((1, total + s))).map_err(err)?.into_dyn()),
+                (
+                    "position_ids".into(),
+                    Tensor::from_array(Array2::from_shape_fn((1, s), |(_, j)| (total + j) as i64)).map_err(err)?.into_dyn(),
+                ),
+            ];
+            for (i, p) in past.iter().enumerate() {
+                let name = format!("past_key_values.{}.{}", i / 2, if i % 2 == 0 { "key" } else { "value" });
+                inputs.push((name, Tensor::from_array(p.clone()).map_err(err)?.into_dyn()));
+            }
+            let out = self.decoder.session.run(inputs).map_err(err)?;
+            let (shape, logits) = out["logits"].try_extract_tensor::<f32>().map_err(err)?;
+            let vocab = *shape.last().unwrap_or(&1) as usize;
+            let last = &logits[(s - 1) * vocab..s * vocab];
+            let (_, states) = out["hidden_states"].try_extract_tensor::<f32>().map_err(err)?;
+            if let Some(&prev) = tokens.last() {
+                if let Some(k) = task_ids.iter().position(|&t| t == prev) {
+                    hidden[k] = Some(states[(s - 1) * self.width..s * self.width].to_vec());
+                }
+            }
+            for (i, p) in past.iter_mut().enumerate() {
+                let name = format!("present.{}.{}", i / 2, if i % 2 == 0 { "key" } else { "value" });
+                let (shape, data) = out[name.as_str()].try_extract_tensor::<f32>().map_err(err)?;
+                let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+                *p = ArrayD::from_shape_vec(IxDyn(&dims), data.to_vec()).map_err(shape_err)?;
+            }
+            total += s;
+            let next = last.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(eos, |(i, _)| i as i64);
+            drop(out);
+            first_token.get_or_insert_with(|| started.elapsed());
+            if next == eos {
+                break;
+            }
+            tokens.push(next);
+            on_token(next);
+            embeds = self.embed_ids(&[next])?;
+        }
+        Ok(Generation { tokens, task_hidden: hidden, time_to_first_token: first_token.unwrap_or_default(), total: started.elapsed() })
+    }
+
+    /// Image tokens for the language model: runs the vision encoder on a
+    /// preprocessed input (`pixels`, the encoder's input shape with batch 1)
+    /// and returns its output that is not the decoder's features.
+    pub fn image_embeds(encoder: &mut GraphSession, model: &ModelDir, pixels: &[f32]) -> Result<Vec<f32>, InferenceError> {
+        let file = encoder.file.display().to_string();
+        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
+        let input = encoder.spec.inputs.first().ok_or_else(|| InferenceError::Tensor {
+            file: file.clone(),
+            tensor: "pixel input".into(),
+            expected: "one input".into(),
+            found: "none".into(),
+        })?;
+        let shape: Vec<usize> = input.shape.iter().map(|d| match d { Dim::Fixed(n) => (*n).max(0) as usize, Dim::Named(_) => 1 }).collect();
+        let array = ArrayD::from_shape_vec(IxDyn(&shape), pixels.to_vec()).map_err(|e| InferenceError::Run { file: file.clone(), message: e.to_string() })?;
+        let name = input.name.clone();
+        let tokens = encoder
+            .spec
+            .outputs
+            .iter()
+            .find(|t| t.name != model.manifest.decoder_io.features)
+            .map(|t| t.name.clone())
+            .ok_or_else(|| InferenceError::Tensor {
+                file: file.clone(),
+                tensor: "image tokens".into(),
+                expected: "an encoder output besides the decoder's features".into(),
+                found: "none".into(),
+            })?;
+        let out = encoder.session.run(vec![(name, Tensor::from_array(array).map_err(err)?.into_dyn())]).map_err(err)?;
+        let (_, data) = out[tokens.as_str()].try_extract_tensor::<f32>().map_err(err)?;
+        Ok(data.to_vec())
+    }
+
+    /// Kernels [tasks x size] for task hidden states (each `width` long).
+    pub fn kernels(&mut self, task_hidden: &[Vec<f32>]) -> Result<Vec<f32>, InferenceError> {
+        let file = self.projector.file.display().to_string();
+        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
+        let flat: Vec<f32> = task_hidden.iter().flatten().copied().collect();
+        let input = Array3::from_shape_vec((1, task_hidden.len(), self.width), flat).map_err(|e| InferenceError::Run { file: file.clone(), message: e.to_string() })?;
+        let input_name = self.projector.spec.inputs.first().map(|t| t.name.clone()).unwrap_or_default();
+        let out = self.projector.session.run(vec![(input_name, Tensor::from_array(input).map_err(err)?.into_dyn())]).map_err(err)?;
+        let (_, data) = out[0].try_extract_tensor::<f32>().map_err(err)?;
+        Ok(data.to_vec())
+    }
+}

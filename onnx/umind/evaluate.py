@@ -18,7 +18,8 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from . import data, report
-from .export import past_names
+from .export import HEAD_DIM, past_names
+from .model import HEADS
 
 MAX_NEW_TOKENS = 64
 MIN_COMPONENT_PX = 30  # smaller predicted blobs are noise, not findings
@@ -48,7 +49,7 @@ class Model:
         hidden states of the task tokens ([tasks, d] or None if not all were written)."""
         prompt = self.embed.run(None, {"input_ids": np.array([[self.tokenizer.token_to_id(report.PROMPT)]])})[0]
         embeds = np.concatenate([image_embeds, prompt], 1)
-        past = {n: np.zeros((1, 6, 0, 32), np.float32) for n in past_names()}
+        past = {n: np.zeros((1, HEADS, 0, HEAD_DIM), np.float32) for n in past_names()}
         total, ids, task_hidden = 0, [], {}
         for _ in range(MAX_NEW_TOKENS):
             s = embeds.shape[1]

@@ -144,12 +144,13 @@ fn load_definition(path: Option<&Path>) -> Result<PipelineDefinition> {
         Some(path) => Ok(PipelineDefinition::load(path)?),
         None if Path::new(DEFAULT_PIPELINE_PATH).exists() => Ok(PipelineDefinition::load(Path::new(DEFAULT_PIPELINE_PATH))?),
         None => {
-            let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
-            let mut def = PipelineDefinition::parse_at(DEFAULT_PIPELINE, "<built-in default pipeline>", "default", Some(&tree))?;
-            // Its model path is relative to the repository root; outside the
-            // checkout, use the model of the tree this binary was built from.
+            // The source tree this binary was built from: outside a checkout,
+            // its device profiles and its model serve the built-in default.
+            let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            let mut def =
+                PipelineDefinition::parse_at(DEFAULT_PIPELINE, "<built-in default pipeline>", "default", Some(&tree.join("pipelines")))?;
             if let Some(model) = def.model.as_mut().filter(|m| m.dir.is_relative() && !m.dir.exists()) {
-                let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&model.dir);
+                let built = tree.join(&model.dir);
                 if built.exists() {
                     model.dir = built;
                 }

@@ -95,47 +95,50 @@ impl Generator {
         let prompt = self.embed_ids(prompt)?;
         let mut embeds = ndarray::concatenate(ndarray::Axis(1), &[image.view(), prompt.view()])
             .map_err(|e| InferenceError::Run { file: self.decoder.file.display().to_string(), message: e.to_string() })?;
-        let mut past: Vec<ArrayD<f32>> = (0..2 * self.layers)
-            .map(|_| Array4::<f32>::zeros((1, self.heads, 0, self.head_dim)).into_dyn())
-            .collect();
         let (mut total, mut tokens, mut hidden) = (0usize, Vec::new(), vec![None; task_ids.len()]);
         let mut first_token = None;
         let file = self.decoder.file.display().to_string();
         let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
-        let shape_err = |e: ndarray::ShapeError| InferenceError::Run { file: file.clone(), message: e.to_string() };
+        let kv_name = |prefix: &str, i: usize| format!("{prefix}.{}.{}", i / 2, if i % 2 == 0 { "key" } else { "value" });
+        // The cache: empty before the prefill, then each step's presents,
+        // moved (not copied) into the next step's inputs.
+        let mut past: Vec<DynValue> = (0..2 * self.layers)
+            .map(|_| Tensor::from_array(Array4::<f32>::zeros((1, self.heads, 0, self.head_dim))).map(|t| t.into_dyn()))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
         for _ in 0..max_new {
             let s = embeds.shape()[1];
             let mut inputs: Vec<(String, DynValue)> = vec![
-                ("inputs_embeds".into(), Tensor::from_array(embeds.clone()).map_err(err)?.into_dyn()),
+                ("inputs_embeds".into(), Tensor::from_array(embeds).map_err(err)?.into_dyn()),
                 ("attention_mask".into(), Tensor::from_array(Array2::<i64>::ones((1, total + s))).map_err(err)?.into_dyn()),
                 (
                     "position_ids".into(),
                     Tensor::from_array(Array2::from_shape_fn((1, s), |(_, j)| (total + j) as i64)).map_err(err)?.into_dyn(),
                 ),
             ];
-            for (i, p) in past.iter().enumerate() {
-                let name = format!("past_key_values.{}.{}", i / 2, if i % 2 == 0 { "key" } else { "value" });
-                inputs.push((name, Tensor::from_array(p.clone()).map_err(err)?.into_dyn()));
+            inputs.extend(past.drain(..).enumerate().map(|(i, p)| (kv_name("past_key_values", i), p)));
+            let mut out = self.decoder.session.run(inputs).map_err(err)?;
+            let next = {
+                let (shape, logits) = out["logits"].try_extract_tensor::<f32>().map_err(err)?;
+                let vocab = *shape.last().unwrap_or(&1) as usize;
+                let last = &logits[(s - 1) * vocab..s * vocab];
+                last.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(eos, |(i, _)| i as i64)
+            };
+            if let Some(k) = tokens.last().and_then(|prev| task_ids.iter().position(|t| t == prev)) {
+                let (_, states) = out["hidden_states"].try_extract_tensor::<f32>().map_err(err)?;
+                hidden[k] = Some(states[(s - 1) * self.width..s * self.width].to_vec());
             }
-            let out = self.decoder.session.run(inputs).map_err(err)?;
-            let (shape, logits) = out["logits"].try_extract_tensor::<f32>().map_err(err)?;
-            let vocab = *shape.last().unwrap_or(&1) as usize;
-            let last = &logits[(s - 1) * vocab..s * vocab];
-            let (_, states) = out["hidden_states"].try_extract_tensor::<f32>().map_err(err)?;
-            if let Some(&prev) = tokens.last() {
-                if let Some(k) = task_ids.iter().position(|&t| t == prev) {
-                    hidden[k] = Some(states[(s - 1) * self.width..s * self.width].to_vec());
-                }
+            for i in 0..2 * self.layers {
+                let name = kv_name("present", i);
+                past.push(out.remove(name.as_str()).ok_or_else(|| InferenceError::Tensor {
+                    file: file.clone(),
+                    tensor: name,
+                    expected: "a decoder output".into(),
+                    found: "nothing".into(),
+                })?);
             }
-            for (i, p) in past.iter_mut().enumerate() {
-                let name = format!("present.{}.{}", i / 2, if i % 2 == 0 { "key" } else { "value" });
-                let (shape, data) = out[name.as_str()].try_extract_tensor::<f32>().map_err(err)?;
-                let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-                *p = ArrayD::from_shape_vec(IxDyn(&dims), data.to_vec()).map_err(shape_err)?;
-            }
-            total += s;
-            let next = last.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(eos, |(i, _)| i as i64);
             drop(out);
+            total += s;
             first_token.get_or_insert_with(|| started.elapsed());
             if next == eos {
                 break;

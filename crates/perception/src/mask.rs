@@ -34,7 +34,10 @@ impl FrameMask {
         if self.key != Some(key) {
             self.width = width;
             self.height = height;
+            // Outside the crop nothing is ever written: cleared once per geometry.
+            self.logits.clear();
             self.logits.resize(n, f32::NEG_INFINITY);
+            self.inside.clear();
             self.inside.resize(n, 0);
             let x1 = (g.crop.0 + g.crop.2).min(width);
             let y1 = (g.crop.1 + g.crop.3).min(height);
@@ -51,10 +54,10 @@ impl FrameMask {
             }
             self.key = Some(key);
         }
-        self.logits.fill(f32::NEG_INFINITY);
-        self.inside.fill(0);
         let plane = outputs.width * outputs.height;
         let Some(grid) = outputs.mask_logits.get(task * plane..(task + 1) * plane) else {
+            self.logits.fill(f32::NEG_INFINITY);
+            self.inside.fill(0);
             return;
         };
         let (cx, cy) = (self.crop.0 as usize, self.crop.1 as usize);

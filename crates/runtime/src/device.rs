@@ -80,23 +80,6 @@ pub fn load(name: &str, dirs: &[PathBuf], shown: &str) -> Result<DeviceProfile, 
     Ok(DeviceProfile { name: name.to_owned(), path, description: file.description, model: file.model })
 }
 
-impl ModelConfig {
-    /// This config with every unset key taken from `defaults`.
-    pub fn or(&self, defaults: &ModelConfig) -> ModelConfig {
-        ModelConfig {
-            dir: self.dir.clone().or_else(|| defaults.dir.clone()),
-            providers: self.providers.clone().or_else(|| defaults.providers.clone()),
-            require_provider: self.require_provider.clone().or_else(|| defaults.require_provider.clone()),
-            intra_threads: self.intra_threads.or(defaults.intra_threads),
-            inter_threads: self.inter_threads.or(defaults.inter_threads),
-            optimization: self.optimization.or(defaults.optimization),
-            warmup_runs: self.warmup_runs.or(defaults.warmup_runs),
-            tensorrt_fp16: self.tensorrt_fp16.or(defaults.tensorrt_fp16),
-            cache_dir: self.cache_dir.clone().or_else(|| defaults.cache_dir.clone()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::findings::{GroundTruth, ImageRegion, PixelSpacing};
-use crate::{Pooled, PooledBuffer, Timestamp};
+use crate::{FrameFindings, Pooled, PooledBuffer, Recycled, Timestamp};
 
 /// Monotonic id of a frame within one run, assigned at ingest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
@@ -174,6 +174,9 @@ pub struct Frame {
     pub truth: Option<Arc<GroundTruth>>,
     /// Raw model outputs, once the process stage has run the model.
     pub outputs: Option<ModelOutputs>,
+    /// What perception found on this frame (or, when the AI path is behind,
+    /// on the frame the findings name).
+    pub findings: Option<Recycled<FrameFindings>>,
 }
 
 /// How model-input coordinates map back to frame pixels (the inverse of the
@@ -236,6 +239,7 @@ impl Frame {
             image_region: None,
             truth: None,
             outputs: None,
+            findings: None,
         }
     }
 

@@ -5,12 +5,16 @@
 //! [`Stage`] boundary, all taken from an injected [`Clock`].
 //! [`alloc_count`] measures heap allocations on the per-frame path.
 //!
+//! [`annotations`] is what perception found on a frame (contours, boxes,
+//! measurements with uncertainty), carried to the overlay.
+//!
 //! [`findings`] holds the lesion vocabulary, geometry and ground-truth
 //! types shared by the phantom, post-processing and the model.
 //!
 //! This crate must not depend on GStreamer, ONNX Runtime or tokio.
 
 pub mod alloc_count;
+pub mod annotations;
 mod clock;
 mod config_issue;
 pub mod findings;
@@ -20,4 +24,5 @@ mod pool;
 pub use config_issue::{launch_quoted, reject_foreign_keys, ConfigIssue};
 pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
 pub use frame::{Frame, FrameFormat, FrameFormatError, FrameId, ModelGeometry, ModelOutputs, PixelFormat, Stage, StageStamps};
-pub use pool::{BufferPool, FramePool, PoolCounters, Pooled, PooledBuffer};
+pub use annotations::FrameFindings;
+pub use pool::{BufferPool, FramePool, PoolCounters, Pooled, PooledBuffer, Recycled, Recycler, Reusable};

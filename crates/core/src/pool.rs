@@ -128,9 +128,95 @@ impl<T> Drop for Pooled<T> {
     }
 }
 
+/// An object that can be emptied for reuse, keeping its allocations
+/// (cleared `Vec`s keep their capacity).
+pub trait Reusable: Default + Send {
+    fn reset(&mut self);
+}
+
+/// A bounded, lock-free pool of reusable objects (per-frame findings):
+/// like [`BufferPool`] for structures rather than flat buffers.
+pub struct Recycler<T> {
+    free: Arc<ArrayQueue<Box<T>>>,
+}
+
+impl<T> Clone for Recycler<T> {
+    fn clone(&self) -> Self {
+        Self { free: Arc::clone(&self.free) }
+    }
+}
+
+impl<T: Reusable> Recycler<T> {
+    /// A pool that keeps at most `capacity` free objects (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Self { free: Arc::new(ArrayQueue::new(capacity.max(1))) }
+    }
+
+    /// An emptied object: a reused one when one is free.
+    pub fn acquire(&self) -> Recycled<T> {
+        let mut item = self.free.pop().unwrap_or_default();
+        item.reset();
+        Recycled { item: Some(item), free: Arc::clone(&self.free) }
+    }
+}
+
+/// An object borrowed from a [`Recycler`]; goes back to it on drop.
+pub struct Recycled<T> {
+    item: Option<Box<T>>,
+    free: Arc<ArrayQueue<Box<T>>>,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Recycled<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.item.fmt(f)
+    }
+}
+
+impl<T> Deref for Recycled<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // Only `drop` takes the item.
+        self.item.as_deref().expect("a recycled object is present until dropped")
+    }
+}
+
+impl<T> DerefMut for Recycled<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.item.as_deref_mut().expect("a recycled object is present until dropped")
+    }
+}
+
+impl<T> Drop for Recycled<T> {
+    fn drop(&mut self) {
+        if let Some(item) = self.item.take() {
+            let _ = self.free.push(item);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Default)]
+    struct Notes(Vec<u32>);
+    impl Reusable for Notes {
+        fn reset(&mut self) {
+            self.0.clear();
+        }
+    }
+
+    #[test]
+    fn recycled_objects_come_back_emptied_with_their_capacity() {
+        let pool = Recycler::<Notes>::new(2);
+        let mut a = pool.acquire();
+        a.0.extend([1, 2, 3]);
+        let cap = a.0.capacity();
+        drop(a);
+        let b = pool.acquire();
+        assert!(b.0.is_empty());
+        assert_eq!(b.0.capacity(), cap);
+    }
 
     #[test]
     fn buffers_are_reused_after_drop() {

@@ -21,7 +21,7 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gst::prelude::*;
 use sonoflow_core::{Frame, FrameFormat, Stage};
-use sonoflow_pipeline::{Delivery, FrameSink, StageError};
+use sonoflow_pipeline::{Delivery, FrameSink, Painter, StageError};
 use tracing::{debug, info, warn};
 
 pub use config::{SinkConfig, SinkKind, SinkSpec};
@@ -87,12 +87,15 @@ pub struct GstOutput {
     origin: Option<(OutputTiming, u64)>,
     last_pts: Option<u64>,
     failed: Option<String>,
+    /// Draws each frame into its output buffer (the overlay); without one
+    /// the frame's pixels are copied as they are.
+    painter: Option<Box<dyn Painter>>,
 }
 
 impl GstOutput {
     /// Builds the output pipeline and starts it; file sinks open their
     /// files here, so an unwritable path fails before any frame flows.
-    pub fn new(sinks: &[SinkSpec], options: OutputOptions) -> Result<Self, OutputError> {
+    pub fn new(sinks: &[SinkSpec], options: OutputOptions, painter: Option<Box<dyn Painter>>) -> Result<Self, OutputError> {
         gst::init().map_err(|e| OutputError::Init(e.to_string()))?;
         for sink in sinks {
             if let Some(dir) = sink.path.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) {
@@ -135,6 +138,7 @@ impl GstOutput {
             origin: None,
             last_pts: None,
             failed: None,
+            painter,
         };
         if output.pipeline.set_state(gst::State::Playing).is_err() {
             let cause = output.take_error().unwrap_or_else(|| "state change to PLAYING failed".into());
@@ -239,8 +243,9 @@ impl GstOutput {
         if let Some(err) = &self.failed {
             return Err(OutputError::Sink(err.clone()));
         }
-        if self.negotiated.as_ref().map(|n| n.format) != Some(frame.format) {
-            self.negotiate(frame.format)?;
+        let format = self.painter.as_ref().map_or(frame.format, |p| p.format_for(frame.format));
+        if self.negotiated.as_ref().map(|n| n.format) != Some(format) {
+            self.negotiate(format)?;
         }
         if self.options.block {
             self.wait_for_room()?;
@@ -257,11 +262,17 @@ impl GstOutput {
             buffer.set_pts(gst::ClockTime::from_nseconds(pts));
             buffer.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(self.options.fps.max(1))));
             let mut map = buffer.map_writable().map_err(|e| OutputError::Sink(format!("cannot map buffer: {e}")))?;
-            let len = frame.data.len();
+            let len = format.len();
             if map.len() < len {
                 return Err(OutputError::Sink(format!("pool buffer of {} bytes for a {len}-byte frame", map.len())));
             }
-            map[..len].copy_from_slice(&frame.data);
+            match self.painter.as_mut() {
+                Some(painter) => painter.paint(frame, &mut map[..len]),
+                None => {
+                    let pixels = frame.data.get(..len).ok_or_else(|| OutputError::Sink(format!("a {}-byte frame for a {len}-byte format", frame.data.len())))?;
+                    map[..len].copy_from_slice(pixels);
+                }
+            }
         }
         match self.appsrc.push_buffer(buffer) {
             Ok(_) => Ok(Delivery::Delivered),

@@ -12,7 +12,9 @@
 use serde::Serialize;
 use sonoflow_core::findings::{label, BoundingBox, GroundTruth};
 
-use crate::{FrameMask, Perception};
+use sonoflow_core::FrameFindings;
+
+use crate::FrameMask;
 
 pub const MATCH_IOU: f32 = 0.5;
 
@@ -55,11 +57,11 @@ pub struct FrameScore {
 }
 
 impl FrameScore {
-    /// Scores the findings `p` last perceived against `truth`.
-    pub fn of(p: &Perception, truth: &GroundTruth) -> Self {
-        let mut score = FrameScore { dice: lesion_dice(p.segmentation(), truth), ..Self::default() };
+    /// Scores a frame's segmentation `mask` and `findings` against `truth`.
+    pub fn of(mask: &FrameMask, findings: &FrameFindings, truth: &GroundTruth) -> Self {
+        let mut score = FrameScore { dice: lesion_dice(mask, truth), ..Self::default() };
         let mut matched = [false; 64];
-        for d in &p.detections {
+        for d in findings.detections() {
             let best = truth
                 .lesions
                 .iter()
@@ -77,12 +79,12 @@ impl FrameScore {
         }
         score.false_negatives = truth.lesions.len() as u32 - score.true_positives.min(truth.lesions.len() as u32);
         let largest = truth.lesions.iter().max_by_key(|l| l.area_px);
-        if let (Some(lesion), Some(found)) = (largest, p.segments.first()) {
+        if let (Some(lesion), Some(found)) = (largest, findings.segments().next()) {
             if let (Some(long), Some(short)) = (found.long_axis, found.short_axis) {
                 if iou(&found.bbox, &lesion.bbox) >= MATCH_IOU {
                     score.caliper_errors = Some((
-                        (long.length_mm - lesion.long_axis.length_mm).abs(),
-                        (short.length_mm - lesion.short_axis.length_mm).abs(),
+                        (long.caliper.length_mm - lesion.long_axis.length_mm).abs(),
+                        (short.caliper.length_mm - lesion.short_axis.length_mm).abs(),
                     ));
                 }
             }
@@ -91,8 +93,46 @@ impl FrameScore {
     }
 }
 
+/// Caliper errors in 0.01 mm bins up to 20 mm (the last bin holds the rest),
+/// for percentiles without keeping every error.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorHistogram {
+    counts: Vec<u32>,
+    total: u64,
+}
+
+const BIN_MM: f64 = 0.01;
+const BINS: usize = 2001;
+
+impl ErrorHistogram {
+    pub fn add(&mut self, error_mm: f64) {
+        if self.counts.is_empty() {
+            self.counts.resize(BINS, 0);
+        }
+        let bin = if error_mm.is_finite() { ((error_mm.max(0.0) / BIN_MM).round() as usize).min(BINS - 1) } else { BINS - 1 };
+        self.counts[bin] += 1;
+        self.total += 1;
+    }
+
+    /// The error at quantile `q` (0..1), to the bin (0.01 mm).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (bin, &n) in self.counts.iter().enumerate() {
+            seen += u64::from(n);
+            if seen >= rank {
+                return Some(bin as f64 * BIN_MM);
+            }
+        }
+        Some((BINS - 1) as f64 * BIN_MM)
+    }
+}
+
 /// Scores added up over a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Accuracy {
     pub frames: u64,
     dice_sum: f64,
@@ -103,6 +143,8 @@ pub struct Accuracy {
     long_sum: f64,
     short_sum: f64,
     measured: u64,
+    long_errors: ErrorHistogram,
+    short_errors: ErrorHistogram,
 }
 
 /// The report's `accuracy` section.
@@ -115,6 +157,9 @@ pub struct AccuracySummary {
     pub detection_precision: Option<f64>,
     pub long_axis_mae_mm: Option<f64>,
     pub short_axis_mae_mm: Option<f64>,
+    /// 95th percentiles of the caliper errors (to 0.01 mm).
+    pub long_axis_p95_mm: Option<f64>,
+    pub short_axis_p95_mm: Option<f64>,
     /// Frames whose largest finding was matched and measured.
     pub measured: u64,
 }
@@ -133,6 +178,8 @@ impl Accuracy {
             self.long_sum += l;
             self.short_sum += w;
             self.measured += 1;
+            self.long_errors.add(l);
+            self.short_errors.add(w);
         }
     }
 
@@ -154,6 +201,8 @@ impl Accuracy {
             detection_precision: ratio(self.tp, self.tp + self.fp),
             long_axis_mae_mm: self.long_axis_mae_mm(),
             short_axis_mae_mm: (self.measured > 0).then(|| self.short_sum / self.measured as f64),
+            long_axis_p95_mm: self.long_errors.quantile(0.95),
+            short_axis_p95_mm: self.short_errors.quantile(0.95),
             measured: self.measured,
         }
     }
@@ -183,5 +232,19 @@ mod tests {
         assert_eq!(s.detection_recall, Some(0.5));
         assert_eq!(s.detection_precision, Some(0.5));
         assert_eq!(s.long_axis_mae_mm, Some(0.2));
+        assert_eq!(s.long_axis_p95_mm, Some(0.2));
+    }
+
+    #[test]
+    fn error_percentiles_come_from_the_histogram() {
+        let mut h = ErrorHistogram::default();
+        assert_eq!(h.quantile(0.95), None);
+        for k in 1..=100 {
+            h.add(k as f64 * 0.01);
+        }
+        h.add(f64::NAN);
+        assert_eq!(h.quantile(0.5), Some(0.51));
+        assert_eq!(h.quantile(0.95), Some(0.96));
+        assert_eq!(h.quantile(1.0), Some(20.0));
     }
 }

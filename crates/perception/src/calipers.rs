@@ -30,14 +30,21 @@ fn cross(o: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
 impl Scratch {
     /// Long and short axis of component `c` of `parts`, lengths in mm.
     pub fn measure(&mut self, parts: &Components, c: Component, spacing: &PixelSpacing) -> (Caliper, Caliper) {
-        let inside = |x: i64, y: i64| {
-            x >= 0 && y >= 0 && (x as u32) < parts.width && (y as u32) < parts.height && parts.contains(&c, x as u32, y as u32)
+        self.measure_region((c.x0, c.y0, c.x1, c.y1), |x, y| parts.contains(&c, x, y), spacing)
+    }
+
+    /// Long and short axis of the pixels `inside` says belong to a finding,
+    /// all of which lie in `bounds` (x0, y0, x1, y1; the ends exclusive).
+    pub fn measure_region(&mut self, bounds: (u32, u32, u32, u32), inside: impl Fn(u32, u32) -> bool, spacing: &PixelSpacing) -> (Caliper, Caliper) {
+        let (x0, y0, x1, y1) = bounds;
+        let inside_at = |x: i64, y: i64| {
+            x >= i64::from(x0) && y >= i64::from(y0) && x < i64::from(x1) && y < i64::from(y1) && inside(x as u32, y as u32)
         };
         self.points.clear();
-        for y in c.y0..c.y1 {
-            for x in c.x0..c.x1 {
+        for y in y0..y1 {
+            for x in x0..x1 {
                 let (xi, yi) = (i64::from(x), i64::from(y));
-                if inside(xi, yi) && !(inside(xi - 1, yi) && inside(xi + 1, yi) && inside(xi, yi - 1) && inside(xi, yi + 1)) {
+                if inside_at(xi, yi) && !(inside_at(xi - 1, yi) && inside_at(xi + 1, yi) && inside_at(xi, yi - 1) && inside_at(xi, yi + 1)) {
                     self.points.push((x as f32 + 0.5, y as f32 + 0.5));
                 }
             }
@@ -70,9 +77,9 @@ impl Scratch {
         self.lo.resize(slices, f32::INFINITY);
         self.hi.clear();
         self.hi.resize(slices, f32::NEG_INFINITY);
-        for y in c.y0..c.y1 {
-            for x in c.x0..c.x1 {
-                if !parts.contains(&c, x, y) {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                if !inside(x, y) {
                     continue;
                 }
                 let (dx, dy) = (x as f32 + 0.5 - a.0, y as f32 + 0.5 - a.1);

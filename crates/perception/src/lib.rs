@@ -6,8 +6,15 @@
 //!   exact inverse of the preprocessing, thresholded at logit 0;
 //! - [`components`]: 4-connected components with small-component suppression,
 //!   their boxes and confidences;
+//! - [`contour`]: each finding's outline (marching squares, sub-pixel,
+//!   simplified for drawing);
 //! - [`calipers`]: the long axis (maximum Feret) and the longest chord
 //!   perpendicular to it, in pixels and millimetres;
+//! - [`uncertainty`]: how far each caliper moves when the mask threshold
+//!   moves, with the pixel size, as a "± mm";
+//! - [`ellipse`]: an ellipse fit and its circumference, where asked for;
+//! - [`keypoints`]: heatmaps to sub-pixel points, for models with a keypoint output;
+//! - [`tracking`]: track ids across frames and caliper smoothing;
 //! - [`accuracy`]: the self-check of findings against phantom ground truth
 //!   (Dice, detection precision/recall at IoU 0.5, caliper errors).
 //!
@@ -16,29 +23,25 @@
 pub mod accuracy;
 pub mod calipers;
 pub mod components;
+pub mod contour;
+pub mod ellipse;
+pub mod keypoints;
 pub mod mask;
+pub mod tracking;
+pub mod uncertainty;
 
-use sonoflow_core::findings::{BoundingBox, Caliper, PixelSpacing};
+use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measurement};
+use sonoflow_core::findings::PixelSpacing;
 use sonoflow_core::ModelOutputs;
 
 pub use accuracy::{Accuracy, AccuracySummary, FrameScore};
 pub use components::{Component, Components};
 pub use mask::FrameMask;
+pub use tracking::{Smoothing, Tracker};
+pub use uncertainty::ThresholdBand;
 
 /// Components smaller than this (frame pixels) are noise, not findings.
 pub const MIN_COMPONENT_PX: u32 = 30;
-
-/// One finding of a frame: a component of a task's mask.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Finding {
-    pub bbox: BoundingBox,
-    pub area_px: u32,
-    /// Sigmoid of the strongest logit inside the component.
-    pub confidence: f32,
-    /// Present when the frame's pixel spacing is known.
-    pub long_axis: Option<Caliper>,
-    pub short_axis: Option<Caliper>,
-}
 
 /// Which rows of the decoder's outputs drive what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,48 +50,99 @@ pub struct TaskRows {
     pub detection: usize,
 }
 
-/// Scratch for one frame geometry, reused frame after frame.
+/// What to compute beyond boxes, contours and calipers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerceptionOptions {
+    /// Fit an ellipse to each segment (circumference of round structures).
+    pub ellipse: bool,
+    /// Steady calipers across frames (None: show each frame's own).
+    pub smoothing: Option<Smoothing>,
+    /// Probabilities the mask is re-cut at for the uncertainty.
+    pub band: ThresholdBand,
+    /// Contour simplification tolerance in pixels.
+    pub contour_tolerance_px: f32,
+}
+
+impl Default for PerceptionOptions {
+    fn default() -> Self {
+        Self { ellipse: false, smoothing: Some(Smoothing::default()), band: ThresholdBand::default(), contour_tolerance_px: contour::SIMPLIFY_PX }
+    }
+}
+
+/// Scratch for one frame geometry, reused frame after frame, and the
+/// tracks of the previous frame.
 #[derive(Debug, Default)]
 pub struct Perception {
+    pub options: PerceptionOptions,
     seg: FrameMask,
     det: FrameMask,
     seg_parts: Components,
     det_parts: Components,
     measure: calipers::Scratch,
-    /// Segmentation findings of the last frame, largest first.
-    pub segments: Vec<Finding>,
-    /// Detection findings of the last frame, largest first.
-    pub detections: Vec<Finding>,
+    recut: uncertainty::Recut,
+    tracer: contour::Tracer,
+    tracker: Tracker,
 }
 
 impl Perception {
-    /// Findings of one frame's outputs (frame `width` x `height`): the
-    /// segmentation row's components with calipers, and the detection row's
-    /// components with boxes and confidences.
-    pub fn perceive(&mut self, outputs: &ModelOutputs, rows: TaskRows, width: u32, height: u32, spacing: Option<PixelSpacing>) {
+    pub fn new(options: PerceptionOptions) -> Self {
+        Self { options, ..Self::default() }
+    }
+
+    /// Findings of one frame's outputs (frame `width` x `height`) into
+    /// `out` (its `frame` and `captured` are the caller's): the
+    /// segmentation row's components with contours and calipers, then the
+    /// detection row's components with boxes and confidences.
+    pub fn perceive(&mut self, outputs: &ModelOutputs, rows: TaskRows, width: u32, height: u32, spacing: Option<PixelSpacing>, out: &mut FrameFindings) {
+        out.findings.clear();
+        out.points.clear();
         self.seg.sample(outputs, rows.segmentation, width, height);
         self.det.sample(outputs, rows.detection, width, height);
         self.seg_parts.label(&self.seg, MIN_COMPONENT_PX);
         self.det_parts.label(&self.det, MIN_COMPONENT_PX);
-        self.segments.clear();
         for c in self.seg_parts.iter() {
-            let (long_axis, short_axis) = match spacing {
-                Some(s) => {
-                    let (l, w) = self.measure.measure(&self.seg_parts, c, &s);
-                    (Some(l), Some(w))
+            let start = out.points.len() as u32;
+            let len = self.tracer.trace(&self.seg, &self.seg_parts, &c, self.options.contour_tolerance_px, &mut out.points) as u32;
+            let mut f = finding(FindingKind::Segment, &c, (start, len));
+            if let Some(s) = spacing {
+                let (long, short) = self.measure.measure(&self.seg_parts, c, &s);
+                let (ul, us) = self.recut.uncertainty(&self.seg, &self.seg_parts, &c, (&long, &short), self.options.band, &s);
+                f.long_axis = Some(Measurement { caliper: long, uncertainty_mm: ul });
+                f.short_axis = Some(Measurement { caliper: short, uncertainty_mm: us });
+                if self.options.ellipse {
+                    let parts = &self.seg_parts;
+                    f.ellipse = ellipse::fit((c.x0, c.y0, c.x1, c.y1), |x, y| parts.contains(&c, x, y), &s);
                 }
-                None => (None, None),
-            };
-            self.segments.push(Finding { bbox: c.bbox(), area_px: c.area, confidence: c.confidence(), long_axis, short_axis });
+            }
+            out.findings.push(f);
         }
-        self.detections.clear();
         for c in self.det_parts.iter() {
-            self.detections.push(Finding { bbox: c.bbox(), area_px: c.area, confidence: c.confidence(), long_axis: None, short_axis: None });
+            out.findings.push(finding(FindingKind::Detection, &c, (0, 0)));
         }
+        self.tracker.update(out, spacing.as_ref(), self.options.smoothing.as_ref());
     }
 
     /// The last frame's segmentation mask.
     pub fn segmentation(&self) -> &FrameMask {
         &self.seg
+    }
+
+    /// Forgets the tracks (a source restart: the next frame is a new scene).
+    pub fn forget(&mut self) {
+        self.tracker.clear();
+    }
+}
+
+fn finding(kind: FindingKind, c: &Component, contour: (u32, u32)) -> FrameFinding {
+    FrameFinding {
+        track: 0,
+        kind,
+        bbox: c.bbox(),
+        area_px: c.area,
+        confidence: c.confidence(),
+        contour,
+        long_axis: None,
+        short_axis: None,
+        ellipse: None,
     }
 }

@@ -14,5 +14,5 @@ pub mod stage;
 pub use handoff::{handoff, DropPolicy, HandoffStats, Receiver, RecvError, Sender, Sent};
 pub use metrics::{LatencyRecorder, LatencySummary, MetricsSnapshot, PipelineMetrics};
 pub use stage::{
-    run_output_stage, run_process_stage, Delivery, FrameSink, PassThrough, Processor, StageError, StopFlag,
+    run_output_stage, run_process_stage, Delivery, FrameSink, Painter, PassThrough, Processor, StageError, StopFlag,
 };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sonoflow_core::alloc_count::FramePathGuard;
-use sonoflow_core::{Clock, Frame, Stage};
+use sonoflow_core::{Clock, Frame, FrameFormat, Stage};
 use tracing::{debug, warn};
 
 use crate::handoff::{Receiver, RecvError, Sender};
@@ -61,6 +61,16 @@ pub trait FrameSink: Send {
     fn push(&mut self, frame: &Frame) -> Result<Delivery, StageError>;
     /// No more frames: flush and finalise (e.g. write the MP4 index).
     fn finish(&mut self) -> Result<(), StageError>;
+}
+
+/// Draws a frame for the sinks (the overlay): the frame's own pixels,
+/// converted to the painter's format, with whatever it adds on top.
+/// Runs on the output thread, once per frame the sinks take.
+pub trait Painter: Send {
+    /// The format frames of `input` are drawn in.
+    fn format_for(&self, input: FrameFormat) -> FrameFormat;
+    /// Draws `frame` into `target`, which holds `format_for(frame.format).len()` bytes.
+    fn paint(&mut self, frame: &Frame, target: &mut [u8]);
 }
 
 /// Asks the stages of a run to stop early (Ctrl-C, frame limit).

@@ -11,7 +11,9 @@ use sonoflow_output::{SinkConfig, SinkSpec};
 use sonoflow_pipeline::DropPolicy;
 
 use crate::device;
-use crate::model_stage::{ModelConfig, ModelSpec};
+use crate::model_stage::{ModelConfig, ModelSpec, PerceptionConfig};
+use sonoflow_overlay::{OverlayConfig, OverlayOptions};
+use sonoflow_perception::PerceptionOptions;
 
 /// A pipeline definition file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -38,6 +40,12 @@ pub struct DefinitionFile {
     pub sinks: Vec<SinkConfig>,
     /// The model the process stage runs (with process.kind = "model").
     pub model: Option<ModelConfig>,
+    /// How model outputs become findings (contours, calipers, smoothing).
+    #[serde(default)]
+    pub perception: PerceptionConfig,
+    /// What is drawn onto the outgoing frames.
+    #[serde(default)]
+    pub overlay: OverlayConfig,
 }
 
 /// `[process]`.
@@ -107,6 +115,9 @@ pub struct PipelineDefinition {
     pub sinks: Vec<SinkSpec>,
     /// The model, when the process stage runs one.
     pub model: Option<ModelSpec>,
+    pub perception: PerceptionOptions,
+    /// The overlay, when it is on.
+    pub overlay: Option<OverlayOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +243,8 @@ impl DefinitionFile {
             output_queue: queue("output", self.queues.output)?,
             max_queued,
             sinks,
+            perception: self.perception.validate()?,
+            overlay: self.overlay.validate(model.is_some())?,
             model,
         })
     }
@@ -270,6 +283,16 @@ mod tests {
         assert_eq!(invalid_key("[source]\nkind = \"test\"\n"), "sinks");
         assert_eq!(invalid_key(&format!("{MINIMAL}[queues.process]\ndepth = 0\n")), "queues.process.depth");
         assert_eq!(invalid_key("[source]\nkind = \"test\"\n[[sinks]]\nkind = \"mp4\"\n"), "sinks[0].path");
+    }
+
+    #[test]
+    fn the_overlay_is_on_with_a_model_and_off_without() {
+        let def = PipelineDefinition::parse(MINIMAL, "p.toml", "p").expect("valid");
+        assert!(def.overlay.is_none());
+        let def = PipelineDefinition::parse(&format!("{MINIMAL}[overlay]\nenabled = true\nfont_px = 14\n"), "p.toml", "p").expect("valid");
+        assert_eq!(def.overlay.map(|o| o.font_px), Some(Some(14.0)));
+        assert_eq!(invalid_key(&format!("{MINIMAL}[overlay]\nmask_opacity = 2.0\n")), "overlay.mask_opacity");
+        assert_eq!(invalid_key(&format!("{MINIMAL}[perception]\nsmoothing_alpha = 0\n")), "perception.smoothing_alpha");
     }
 
     #[test]

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sonoflow_core::{Clock, ConfigIssue, Frame, MonotonicClock, Stage};
+use sonoflow_core::{Clock, ConfigIssue, Frame, FrameFindings, MonotonicClock, Recycler};
 use sonoflow_inference::{
     default_dylib, EngineOptions, Fallback, FrameModel, KernelSlot, Optimization, Provider, Runtime, TensorRtOptions,
 };
 use sonoflow_model::{ModelDir, TaskKind};
-use sonoflow_perception::{Accuracy, FrameScore, Perception, TaskRows};
+use sonoflow_perception::{Accuracy, FrameScore, Perception, PerceptionOptions, Smoothing, TaskRows, ThresholdBand};
 use sonoflow_pipeline::{LatencyRecorder, Processor, StageError};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::run::RunError;
 
@@ -44,6 +44,47 @@ pub struct ModelConfig {
     pub tensorrt_fp16: Option<bool>,
     /// Where TensorRT engine and timing caches live (default out/cache).
     pub cache_dir: Option<PathBuf>,
+}
+
+/// `[perception]`: how model outputs become findings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerceptionConfig {
+    /// Fit an ellipse to each segment and report its circumference (default false).
+    pub ellipse: Option<bool>,
+    /// Steady calipers across frames (default true).
+    pub smoothing: Option<bool>,
+    /// Weight of the newest frame in the caliper average, 0 to 1 (default 0.35).
+    pub smoothing_alpha: Option<f32>,
+    /// Probabilities the mask is re-cut at for a measurement's uncertainty (default [0.3, 0.7]).
+    pub uncertainty_thresholds: Option<[f32; 2]>,
+}
+
+impl PerceptionConfig {
+    pub fn validate(&self) -> Result<PerceptionOptions, ConfigIssue> {
+        let d = PerceptionOptions::default();
+        let alpha = self.smoothing_alpha.unwrap_or(Smoothing::default().alpha);
+        if !(alpha > 0.0 && alpha <= 1.0) {
+            return Err(ConfigIssue::new("perception.smoothing_alpha", format!("is {alpha}"), "use a weight above 0 and at most 1 (1: no smoothing)"));
+        }
+        let band = match self.uncertainty_thresholds {
+            Some([low, high]) if 0.0 < low && low < 0.5 && 0.5 < high && high < 1.0 => ThresholdBand { low, high },
+            Some([low, high]) => {
+                return Err(ConfigIssue::new(
+                    "perception.uncertainty_thresholds",
+                    format!("is [{low}, {high}]"),
+                    "use a probability below 0.5 and one above it, e.g. [0.3, 0.7]",
+                ))
+            }
+            None => d.band,
+        };
+        Ok(PerceptionOptions {
+            ellipse: self.ellipse.unwrap_or(false),
+            smoothing: self.smoothing.unwrap_or(true).then_some(Smoothing { alpha, ..Smoothing::default() }),
+            band,
+            ..d
+        })
+    }
 }
 
 /// A validated `[model]`.
@@ -116,7 +157,8 @@ pub struct InferenceStats {
     pub preprocess: LatencyRecorder,
     pub encoder: LatencyRecorder,
     pub decoder: LatencyRecorder,
-    /// Masks to findings (components, calipers) and the self-check.
+    /// Masks to findings (components, contours, calipers and their
+    /// uncertainty, tracking) and the self-check.
     pub postprocess: LatencyRecorder,
     pub failures: AtomicU64,
     pub last_kernel_version: AtomicU64,
@@ -144,6 +186,8 @@ pub struct ModelProcessor {
     clock: Arc<dyn Clock>,
     /// Present when the model has a segmentation and a detection task among its kernel rows.
     perception: Option<(Perception, TaskRows)>,
+    /// Per-frame findings, reused once they come back from the output.
+    findings: Recycler<FrameFindings>,
 }
 
 /// The decoder rows (default-kernel order) that drive segmentation and detection.
@@ -156,8 +200,14 @@ fn task_rows(model: &ModelDir) -> Option<TaskRows> {
 }
 
 impl ModelProcessor {
-    /// Loads, checks and warms up the model `spec` names.
-    pub fn load(spec: &ModelSpec, slot: Option<Arc<KernelSlot>>) -> Result<(Self, Arc<InferenceStats>), RunError> {
+    /// Loads, checks and warms up the model `spec` names. `in_flight`: how
+    /// many frames can be between this stage and the output's overlay.
+    pub fn load(
+        spec: &ModelSpec,
+        perception: PerceptionOptions,
+        in_flight: usize,
+        slot: Option<Arc<KernelSlot>>,
+    ) -> Result<(Self, Arc<InferenceStats>), RunError> {
         let model_dir = ModelDir::open(&spec.dir)?;
         let runtime = Runtime::load(&default_dylib(Path::new(".")))?;
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
@@ -182,8 +232,9 @@ impl ModelProcessor {
             last_kernel_version: AtomicU64::new(0),
             accuracy: Mutex::new(Accuracy::default()),
         });
-        let perception = task_rows(&model_dir).map(|rows| (Perception::default(), rows));
-        Ok((Self { model, stats: Arc::clone(&stats), clock, perception }, stats))
+        let perception = task_rows(&model_dir).map(|rows| (Perception::new(perception), rows));
+        let findings = Recycler::new(in_flight);
+        Ok((Self { model, stats: Arc::clone(&stats), clock, perception, findings }, stats))
     }
 
     pub fn kernel_slot(&self) -> Arc<KernelSlot> {
@@ -192,32 +243,59 @@ impl ModelProcessor {
 }
 
 impl Processor for ModelProcessor {
+    /// A frame the model fails on passes on without findings (the overlay
+    /// shows the last ones as stale, then "AI paused"); the failure is counted.
     fn process(&mut self, frame: &mut Frame) -> Result<(), StageError> {
-        match self.model.infer(frame, self.clock.as_ref()) {
-            Ok((outputs, times)) => {
-                self.stats.preprocess.record(times.preprocess);
-                self.stats.encoder.record(times.encoder);
-                self.stats.decoder.record(times.decoder);
-                self.stats.last_kernel_version.store(outputs.kernel_version, Ordering::Relaxed);
-                if let Some((perception, rows)) = &mut self.perception {
-                    let _span = tracing::trace_span!("postprocess", frame = frame.id.0).entered();
-                    let t0 = self.clock.now();
-                    perception.perceive(&outputs, *rows, frame.format.width, frame.format.height, frame.pixel_spacing);
-                    if let Some(truth) = &frame.truth {
-                        let score = FrameScore::of(perception, truth);
-                        if let Ok(mut acc) = self.stats.accuracy.lock() {
-                            acc.add(&score);
-                        }
-                    }
-                    self.stats.postprocess.record(self.clock.now().saturating_since(t0));
-                }
-                frame.outputs = Some(outputs);
-                Ok(())
-            }
+        let (outputs, times) = match self.model.infer(frame, self.clock.as_ref()) {
+            Ok(done) => done,
             Err(err) => {
-                self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                Err(StageError::new(Stage::Process, err))
+                let failures = self.stats.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if failures == 1 || failures % 100 == 0 {
+                    warn!(frame = frame.id.0, failures, "the model failed; the frame passes without findings: {err}");
+                }
+                return Ok(());
             }
+        };
+        self.stats.preprocess.record(times.preprocess);
+        self.stats.encoder.record(times.encoder);
+        self.stats.decoder.record(times.decoder);
+        self.stats.last_kernel_version.store(outputs.kernel_version, Ordering::Relaxed);
+        if let Some((perception, rows)) = &mut self.perception {
+            let _span = tracing::trace_span!("postprocess", frame = frame.id.0).entered();
+            let t0 = self.clock.now();
+            let mut found = self.findings.acquire();
+            found.frame = frame.id;
+            found.captured = frame.stamps.captured;
+            perception.perceive(&outputs, *rows, frame.format.width, frame.format.height, frame.pixel_spacing, &mut found);
+            if let Some(truth) = &frame.truth {
+                let score = FrameScore::of(perception.segmentation(), &found, truth);
+                if let Ok(mut acc) = self.stats.accuracy.lock() {
+                    acc.add(&score);
+                }
+            }
+            frame.findings = Some(found);
+            self.stats.postprocess.record(self.clock.now().saturating_since(t0));
         }
+        frame.outputs = Some(outputs);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perception_keys_are_checked() {
+        let ok = PerceptionConfig { ellipse: Some(true), uncertainty_thresholds: Some([0.2, 0.8]), ..PerceptionConfig::default() };
+        let o = ok.validate().expect("valid");
+        assert!(o.ellipse && o.smoothing.is_some());
+        assert_eq!(o.band, ThresholdBand { low: 0.2, high: 0.8 });
+        let off = PerceptionConfig { smoothing: Some(false), ..PerceptionConfig::default() }.validate().expect("valid");
+        assert!(off.smoothing.is_none());
+        let bad = PerceptionConfig { uncertainty_thresholds: Some([0.6, 0.7]), ..PerceptionConfig::default() };
+        assert_eq!(bad.validate().expect_err("invalid").key, "perception.uncertainty_thresholds");
+        let bad = PerceptionConfig { smoothing_alpha: Some(0.0), ..PerceptionConfig::default() };
+        assert_eq!(bad.validate().expect_err("invalid").key, "perception.smoothing_alpha");
     }
 }

@@ -66,6 +66,8 @@ pub struct RunReport {
     pub inference: Option<InferenceReport>,
     /// The self-check against ground truth, when frames carried it (the phantom).
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
+    /// The overlay, when it is on.
+    pub overlay: Option<OverlayReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -97,7 +99,7 @@ pub struct InferenceReport {
     pub decoder_ms: Percentiles,
     /// Masks to findings: components, boxes, calipers (and the self-check).
     pub postprocess_ms: Percentiles,
-    /// Frames the model failed on (dropped, counted in dropped.process).
+    /// Frames the model failed on (passed on without findings).
     pub failures: u64,
     /// The kernel version of the last frame's outputs (0 = the model's defaults).
     pub kernel_version: u64,
@@ -121,6 +123,30 @@ impl InferenceReport {
     }
 }
 
+/// The `overlay` section.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OverlayReport {
+    pub frames: u64,
+    /// Time to draw one frame (copy to RGBA included).
+    pub paint_ms: Percentiles,
+    /// Frames drawn with findings older than `stale_after_ms`.
+    pub stale_frames: u64,
+    /// Frames drawn with the "AI paused" banner.
+    pub paused_frames: u64,
+}
+
+impl OverlayReport {
+    pub(crate) fn from_stats(s: &sonoflow_overlay::OverlayStats) -> Self {
+        use std::sync::atomic::Ordering;
+        Self {
+            frames: s.frames.load(Ordering::Relaxed),
+            paint_ms: s.paint.summary().into(),
+            stale_frames: s.stale_frames.load(Ordering::Relaxed),
+            paused_frames: s.paused_frames.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl LatencyMs {
     fn from_summary(s: &LatencySummary) -> Self {
         Self { p50: s.p50, p90: s.p90, p99: s.p99, max: s.max }
@@ -139,6 +165,7 @@ pub(crate) struct ReportExtras {
     pub device: Option<String>,
     pub inference: Option<InferenceReport>,
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
+    pub overlay: Option<OverlayReport>,
     pub error: Option<String>,
 }
 
@@ -172,6 +199,7 @@ impl RunReport {
             device: extras.device,
             inference: extras.inference,
             accuracy: extras.accuracy,
+            overlay: extras.overlay,
             error: extras.error,
         }
     }

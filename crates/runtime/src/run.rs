@@ -10,6 +10,7 @@ use sonoflow_core::alloc_count::frame_path_allocations;
 use sonoflow_core::{Clock, FramePool, MonotonicClock, Stage};
 use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SourceStatus};
 use sonoflow_output::{GstOutput, OutputOptions, OutputTiming};
+use sonoflow_overlay::{InterpretationBoard, Overlay, OverlayStats};
 use sonoflow_pipeline::{
     handoff, run_output_stage, run_process_stage, DropPolicy, MetricsSnapshot, PassThrough, PipelineMetrics, Processor,
     StopFlag,
@@ -18,7 +19,7 @@ use tracing::{error, info, info_span};
 
 use crate::definition::{PipelineDefinition, ProcessKind};
 use crate::model_stage::{InferenceStats, ModelProcessor};
-use crate::report::{CpuReport, InferenceReport, ReportExtras, RunReport};
+use crate::report::{CpuReport, InferenceReport, OverlayReport, ReportExtras, RunReport};
 use crate::usage;
 
 /// Frames out before allocations per frame are counted (pools fill, caps settle).
@@ -36,6 +37,8 @@ pub enum RunError {
     Output(#[from] sonoflow_output::OutputError),
     #[error("could not start the {0} thread: {1}")]
     Thread(&'static str, String),
+    #[error("the overlay could not be built: {0}")]
+    Overlay(#[from] sonoflow_overlay::FontError),
 }
 
 /// How to run.
@@ -67,12 +70,19 @@ pub struct LiveStatus<'a> {
 pub struct ProcessStage {
     pub processor: Box<dyn Processor>,
     pub inference: Option<Arc<InferenceStats>>,
+    /// Where interpretations are published for the overlay's panel.
+    pub interpretations: Arc<InterpretationBoard>,
+}
+
+/// Frames that can hold findings at once: both hand-offs, one per stage, spare.
+fn frames_in_flight(def: &PipelineDefinition) -> usize {
+    def.process_queue.depth + def.output_queue.depth + 4
 }
 
 impl ProcessStage {
     /// A stage of the caller's own (tests, embedding applications).
     pub fn custom(processor: Box<dyn Processor>) -> Self {
-        Self { processor, inference: None }
+        Self { processor, inference: None, interpretations: Arc::new(InterpretationBoard::empty()) }
     }
 
     /// The stage a definition asks for; a model is loaded, checked and
@@ -80,8 +90,8 @@ impl ProcessStage {
     pub fn for_definition(def: &PipelineDefinition) -> Result<Self, RunError> {
         match (def.process, &def.model) {
             (ProcessKind::Model, Some(spec)) => {
-                let (processor, stats) = ModelProcessor::load(spec, None)?;
-                Ok(Self { processor: Box::new(processor), inference: Some(stats) })
+                let (processor, stats) = ModelProcessor::load(spec, def.perception, frames_in_flight(def), None)?;
+                Ok(Self { inference: Some(stats), ..Self::custom(Box::new(processor)) })
             }
             _ => Ok(Self::custom(Box::new(PassThrough))),
         }
@@ -102,11 +112,19 @@ pub fn run(
     let cpu_before = usage::cpu_seconds();
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
     let metrics = Arc::new(PipelineMetrics::new());
-    // Every frame in flight holds one buffer: both queues, one per stage, spare.
-    let pool = FramePool::new(def.process_queue.depth + def.output_queue.depth + 4);
+    // Every frame in flight holds one buffer.
+    let pool = FramePool::new(frames_in_flight(def));
 
     // The source is checked first: a bad one must not leave an empty file behind.
     let mut ingest = Ingest::new(def.source.clone(), Arc::clone(&clock), pool.clone())?;
+    let (painter, overlay_stats): (Option<Box<dyn sonoflow_pipeline::Painter>>, Option<Arc<OverlayStats>>) = match &def.overlay {
+        Some(options) => {
+            let overlay = Overlay::new(options.clone(), Arc::clone(&clock), Arc::clone(&stage.interpretations))?;
+            let stats = overlay.stats();
+            (Some(Box::new(overlay)), Some(stats))
+        }
+        None => (None, None),
+    };
     let output = GstOutput::new(
         &def.sinks,
         OutputOptions {
@@ -115,6 +133,7 @@ pub fn run(
             max_queued: def.max_queued,
             block: def.output_queue.policy == DropPolicy::Block,
         },
+        painter,
     )?;
     let source = ingest.status();
 
@@ -217,6 +236,7 @@ pub fn run(
                 .as_deref()
                 .and_then(|s| s.accuracy.lock().ok().map(|a| a.summary()))
                 .filter(|a| a.frames > 0),
+            overlay: overlay_stats.as_deref().map(OverlayReport::from_stats),
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         },
     ))

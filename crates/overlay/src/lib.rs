@@ -1,0 +1,379 @@
+//! sonoflow-overlay: what the sonographer sees, drawn onto the outgoing
+//! frame on the CPU (the [`Painter`] the output stage calls; a GPU painter
+//! can replace it behind the same trait).
+//!
+//! Layers, bottom to top: the frame itself (grey expanded to RGBA); each
+//! segment's semi-transparent fill and contour, in a colour per class; each
+//! detection's box with label and confidence; calipers with "+" end marks
+//! and their length ("L 12.4 ± 0.3 mm"); a findings panel with the latest
+//! interpretation text and its age ("3.2 s ago"); a latency HUD (fps,
+//! p50/p99). Every layer knows the frame it was computed on. When a frame
+//! comes without findings of its own, the last findings are drawn instead;
+//! once they are older than `stale_after_ms` they fade and are marked
+//! stale, and after `paused_after_ms` without a fresh result a red "AI
+//! paused" banner says the video is passing through without the AI.
+//!
+//! Text uses the bundled font ([`text`]); nothing is allocated per frame
+//! once the overlay has seen its first findings.
+
+pub mod config;
+pub mod hud;
+pub mod raster;
+pub mod text;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measurement};
+use sonoflow_core::{Clock, Frame, FrameFormat, FrameId, PixelFormat, Timestamp};
+use sonoflow_pipeline::{LatencyRecorder, Painter};
+
+pub use config::{OverlayConfig, OverlayOptions};
+use hud::Hud;
+use raster::{Canvas, Paint};
+pub use text::{FontError, Text};
+
+/// The latest clinical interpretation, published by the reasoning head.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interpretation {
+    pub text: String,
+    /// The keyframe it was written for, and when that frame was captured.
+    pub frame: FrameId,
+    pub captured: Timestamp,
+}
+
+/// Where the reasoning head publishes and the overlay reads (lock-free).
+pub type InterpretationBoard = ArcSwapOption<Interpretation>;
+
+/// What the overlay did over a run, for the report.
+#[derive(Default)]
+pub struct OverlayStats {
+    /// Time to draw one frame.
+    pub paint: LatencyRecorder,
+    pub frames: AtomicU64,
+    /// Frames drawn with findings older than `stale_after_ms`.
+    pub stale_frames: AtomicU64,
+    /// Frames drawn with the "AI paused" banner.
+    pub paused_frames: AtomicU64,
+}
+
+const LESION: Paint = Paint::rgb(255, 176, 0);
+const DETECTION: Paint = Paint::rgb(64, 224, 128);
+const LONG_AXIS: Paint = Paint::rgb(0, 224, 255);
+const SHORT_AXIS: Paint = Paint::rgb(255, 96, 208);
+const WHITE: Paint = Paint::rgb(255, 255, 255);
+const SHADE: Paint = Paint { rgb: [0, 0, 0], alpha: 0.6 };
+const BANNER: Paint = Paint { rgb: [200, 24, 24], alpha: 0.85 };
+const MUTED: Paint = Paint::rgb(170, 170, 170);
+
+/// The CPU overlay.
+pub struct Overlay {
+    options: OverlayOptions,
+    /// The font at the size for the current frame height.
+    text: Text,
+    text_for_height: Option<u32>,
+    clock: Arc<dyn Clock>,
+    board: Arc<InterpretationBoard>,
+    stats: Arc<OverlayStats>,
+    hud: Hud,
+    /// The findings last drawn (copied, so a frame without its own can show them).
+    last: FrameFindings,
+    have_last: bool,
+    /// When the newest frame with fresh findings was captured.
+    last_fresh: Option<Timestamp>,
+    line: String,
+    crossings: Vec<f32>,
+}
+
+fn age(now: Timestamp, then: Timestamp) -> Duration {
+    now.saturating_since(then)
+}
+
+fn secs(d: Duration) -> f32 {
+    d.as_secs_f32()
+}
+
+impl Overlay {
+    /// An overlay; the font size follows the frame height (set at the
+    /// first frame) unless the options fix one. Fails only if the bundled
+    /// font cannot be read.
+    pub fn new(options: OverlayOptions, clock: Arc<dyn Clock>, board: Arc<InterpretationBoard>) -> Result<Self, FontError> {
+        Ok(Self {
+            text: Text::new(options.font_px.unwrap_or(16.0))?,
+            text_for_height: None,
+            options,
+            clock,
+            board,
+            stats: Arc::new(OverlayStats::default()),
+            hud: Hud::default(),
+            last: FrameFindings::default(),
+            have_last: false,
+            last_fresh: None,
+            line: String::with_capacity(256),
+            crossings: Vec::with_capacity(64),
+        })
+    }
+
+    pub fn stats(&self) -> Arc<OverlayStats> {
+        Arc::clone(&self.stats)
+    }
+
+    pub fn font_px(&self) -> f32 {
+        self.text.px
+    }
+
+    /// The text size for frames `height` pixels high.
+    pub fn font_px_for(&self, height: u32) -> f32 {
+        self.options.font_px.unwrap_or_else(|| (height as f32 / 34.0).clamp(11.0, 40.0).round())
+    }
+
+    /// Draws `frame` (its pixels and overlays) into `target` (RGBA, frame size).
+    pub fn draw(&mut self, frame: &Frame, target: &mut [u8]) {
+        let t0 = self.clock.now();
+        if self.text_for_height != Some(frame.format.height) {
+            // Once per frame size (the first frame, a caps change).
+            match Text::new(self.font_px_for(frame.format.height)) {
+                Ok(text) => self.text = text,
+                Err(err) => tracing::warn!("overlay keeps its {} px font: {err}", self.text.px),
+            }
+            self.text_for_height = Some(frame.format.height);
+        }
+        copy_as_rgba(frame, target);
+        let Some(mut canvas) = Canvas::new(target, frame.format.width, frame.format.height) else {
+            return;
+        };
+        let now = frame.stamps.captured;
+        if let Some(found) = frame.findings.as_deref() {
+            self.last.copy_from(found);
+            self.have_last = true;
+            self.last_fresh = Some(found.captured);
+        }
+        let findings_age = self.have_last.then(|| age(now, self.last.captured));
+        let stale = findings_age.is_some_and(|a| a > self.options.stale_after);
+        let since_fresh = self.last_fresh.map_or(Duration::MAX, |t| age(now, t));
+        let paused = self.options.ai_expected && since_fresh > self.options.paused_after && frame.findings.is_none();
+        if self.have_last && !(paused && since_fresh > self.options.forget_after) {
+            let fade = if stale { self.options.stale_opacity } else { 1.0 };
+            self.draw_findings(&mut canvas, fade);
+        }
+        if self.options.panel {
+            self.draw_panel(&mut canvas, now, findings_age, stale);
+        }
+        if paused {
+            self.draw_banner(&mut canvas, since_fresh);
+            self.stats.paused_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        let painted = self.clock.now();
+        self.hud.add(painted, age(painted, frame.stamps.captured));
+        if self.options.hud {
+            self.draw_hud(&mut canvas);
+        }
+        if stale {
+            self.stats.stale_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats.frames.fetch_add(1, Ordering::Relaxed);
+        self.stats.paint.record(self.clock.now().saturating_since(t0));
+    }
+
+    fn draw_findings(&mut self, canvas: &mut Canvas<'_>, fade: f32) {
+        let thick = (self.text.px / 7.0).round().max(2.0);
+        for f in self.last.findings.iter().filter(|f| f.kind == FindingKind::Segment) {
+            let contour = self.last.contour(f);
+            canvas.fill_polygon(contour, LESION.with_alpha(self.options.mask_opacity * fade), &mut self.crossings);
+            canvas.polyline(contour, thick, LESION.with_alpha(0.9 * fade));
+        }
+        for f in self.last.findings.iter().filter(|f| f.kind == FindingKind::Detection) {
+            let b = f.bbox;
+            canvas.stroke_rect(b.x0.floor() as i32, b.y0.floor() as i32, b.x1.ceil() as i32, b.y1.ceil() as i32, thick as i32, DETECTION.with_alpha(fade));
+            self.line.clear();
+            let _ = write!(self.line, "lesion {:.2}", f.confidence);
+            let y = (b.y0 - self.text.line_height - 4.0).max(0.0);
+            self.text.label(canvas, b.x0, y, &self.line, Paint::rgb(0, 0, 0).with_alpha(fade), DETECTION.with_alpha(0.85 * fade), 2.0);
+        }
+        for i in 0..self.last.findings.len() {
+            let f = self.last.findings[i];
+            for (m, paint, tag) in [(f.long_axis, LONG_AXIS, "L"), (f.short_axis, SHORT_AXIS, "S")] {
+                if let Some(m) = m {
+                    self.draw_caliper(canvas, &m, paint.with_alpha(fade), tag);
+                }
+            }
+        }
+    }
+
+    fn draw_caliper(&mut self, canvas: &mut Canvas<'_>, m: &Measurement, paint: Paint, tag: &str) {
+        let (a, b) = (m.caliper.a, m.caliper.b);
+        let thick = (self.text.px / 10.0).round().max(1.0);
+        canvas.dashed(a, b, 4.0, thick, paint);
+        let mark = (self.text.px / 3.0).max(4.0);
+        canvas.cross(a, mark, thick + 1.0, paint);
+        canvas.cross(b, mark, thick + 1.0, paint);
+        self.line.clear();
+        let _ = write!(self.line, "{tag} {}", Millimetres(m));
+        // Beside end b, away from the finding's middle.
+        let (dx, dy) = (b.x - a.x, b.y - a.y);
+        let x = if dx >= 0.0 { b.x + mark + 2.0 } else { b.x - mark - 2.0 - self.text.width(&self.line) - 4.0 };
+        let y = if dy >= 0.0 { b.y + 2.0 } else { b.y - self.text.line_height - 6.0 };
+        let x = x.clamp(0.0, (canvas.width as f32 - self.text.width(&self.line) - 4.0).max(0.0));
+        let y = y.clamp(0.0, (canvas.height as f32 - self.text.line_height - 4.0).max(0.0));
+        self.text.label(canvas, x, y, &self.line, paint, SHADE.with_alpha(SHADE.alpha * paint.alpha), 2.0);
+    }
+
+    fn draw_panel(&mut self, canvas: &mut Canvas<'_>, now: Timestamp, findings_age: Option<Duration>, stale: bool) {
+        let lh = self.text.line_height;
+        let pad = 4.0;
+        let width = (canvas.width as f32 * 0.62).min(self.text.advance * 64.0).max(self.text.advance * 20.0);
+        let chars = self.text.fits(width - 2.0 * pad);
+        let segments = self.last.findings.iter().filter(|f| f.kind == FindingKind::Segment).count().min(3);
+        let interpretation = self.board.load();
+        let text_lines = if interpretation.is_some() { 3usize } else { 0 };
+        let lines = 1 + segments.max(usize::from(self.have_last)) + 1 + text_lines;
+        let height = lines as f32 * lh + 2.0 * pad;
+        let (x0, y0) = (pad, canvas.height as f32 - height - pad);
+        canvas.fill_rect(x0 as i32, y0 as i32, (x0 + width) as i32, (y0 + height) as i32, SHADE);
+        let (x, mut y) = (x0 + pad, y0 + pad);
+
+        self.line.clear();
+        match findings_age {
+            Some(a) => {
+                let _ = write!(self.line, "Findings · frame {}", self.last.frame.0);
+                if stale {
+                    let _ = write!(self.line, " · STALE {:.1} s", secs(a));
+                }
+            }
+            None => {
+                let _ = write!(self.line, "Findings · none yet");
+            }
+        }
+        self.text.draw(canvas, x, y, &self.line, if stale { MUTED } else { WHITE });
+        y += lh;
+        let shown = self.last.findings.iter().filter(|f| f.kind == FindingKind::Segment).take(3).copied();
+        let mut any = false;
+        for f in shown {
+            any = true;
+            self.line.clear();
+            finding_line(&mut self.line, &f);
+            truncate(&mut self.line, chars);
+            self.text.draw(canvas, x, y, &self.line, LESION.with_alpha(if stale { 0.6 } else { 1.0 }));
+            y += lh;
+        }
+        if !any && self.have_last {
+            self.text.draw(canvas, x, y, "no lesion in view", MUTED);
+            y += lh;
+        }
+
+        self.line.clear();
+        match interpretation.as_deref() {
+            Some(i) => {
+                let _ = write!(self.line, "Interpretation · frame {} · {:.1} s ago", i.frame.0, secs(age(now, i.captured)));
+            }
+            None => {
+                let _ = write!(self.line, "Interpretation · none yet");
+            }
+        }
+        truncate(&mut self.line, chars);
+        self.text.draw(canvas, x, y, &self.line, WHITE);
+        y += lh;
+        if let Some(i) = interpretation.as_deref() {
+            let mut words = i.text.split_whitespace().peekable();
+            for row in 0..text_lines {
+                self.line.clear();
+                while let Some(&w) = words.peek() {
+                    let need = if self.line.is_empty() { w.chars().count() } else { self.line.chars().count() + 1 + w.chars().count() };
+                    if need > chars && !self.line.is_empty() {
+                        break;
+                    }
+                    if !self.line.is_empty() {
+                        self.line.push(' ');
+                    }
+                    self.line.push_str(w);
+                    words.next();
+                }
+                if row + 1 == text_lines && words.peek().is_some() {
+                    truncate(&mut self.line, chars.saturating_sub(1));
+                    self.line.push('…');
+                }
+                truncate(&mut self.line, chars);
+                self.text.draw(canvas, x, y, &self.line, Paint::rgb(220, 220, 220));
+                y += lh;
+            }
+        }
+    }
+
+    fn draw_banner(&mut self, canvas: &mut Canvas<'_>, since_fresh: Duration) {
+        self.line.clear();
+        if since_fresh == Duration::MAX {
+            let _ = write!(self.line, "AI paused · no result yet");
+        } else {
+            let _ = write!(self.line, "AI paused · last result {:.1} s ago", secs(since_fresh));
+        }
+        let w = self.text.width(&self.line) + 16.0;
+        let x = ((canvas.width as f32 - w) / 2.0).max(0.0);
+        self.text.label(canvas, x, 4.0, &self.line, WHITE, BANNER, 8.0);
+    }
+
+    fn draw_hud(&mut self, canvas: &mut Canvas<'_>) {
+        self.line.clear();
+        let s = self.hud.summary();
+        let _ = write!(self.line, "{:.1} fps · p50 {:.0} ms · p99 {:.0} ms", s.fps, s.p50_ms, s.p99_ms);
+        let x = (canvas.width as f32 - self.text.width(&self.line) - 12.0).max(0.0);
+        self.text.label(canvas, x, 4.0, &self.line, WHITE, SHADE, 4.0);
+    }
+}
+
+/// "12.4 ± 0.3 mm": a measurement is never written without its unit.
+pub struct Millimetres<'a>(pub &'a Measurement);
+
+impl std::fmt::Display for Millimetres<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1} ± {:.1} mm", self.0.caliper.length_mm, self.0.uncertainty_mm.max(0.05))
+    }
+}
+
+fn finding_line(line: &mut String, f: &FrameFinding) {
+    let _ = write!(line, "#{} lesion {:.2}", f.track, f.confidence);
+    if let Some(m) = f.long_axis {
+        let _ = write!(line, "  L {}", Millimetres(&m));
+    }
+    if let Some(m) = f.short_axis {
+        let _ = write!(line, "  S {}", Millimetres(&m));
+    }
+    if let Some(e) = f.ellipse {
+        let _ = write!(line, "  C {:.1} mm", e.circumference_mm);
+    }
+}
+
+/// Cuts `line` to at most `chars` characters.
+fn truncate(line: &mut String, chars: usize) {
+    if let Some((i, _)) = line.char_indices().nth(chars) {
+        line.truncate(i);
+    }
+}
+
+/// The frame's pixels into `target` as RGBA.
+fn copy_as_rgba(frame: &Frame, target: &mut [u8]) {
+    match frame.format.pixel {
+        PixelFormat::Rgba => {
+            let n = target.len().min(frame.data.len());
+            target[..n].copy_from_slice(&frame.data[..n]);
+        }
+        PixelFormat::Gray8 => {
+            for (px, &g) in target.chunks_exact_mut(4).zip(frame.data.iter()) {
+                px.copy_from_slice(&[g, g, g, 255]);
+            }
+        }
+    }
+}
+
+impl Painter for Overlay {
+    fn format_for(&self, input: FrameFormat) -> FrameFormat {
+        FrameFormat { pixel: PixelFormat::Rgba, ..input }
+    }
+
+    fn paint(&mut self, frame: &Frame, target: &mut [u8]) {
+        let _span = tracing::trace_span!("overlay", frame = frame.id.0).entered();
+        self.draw(frame, target);
+    }
+}

@@ -65,9 +65,6 @@ impl OverlayConfig {
     /// The options, or None when the overlay is off. `model` says whether
     /// the process stage runs a model (the overlay's default).
     pub fn validate(&self, model: bool) -> Result<Option<OverlayOptions>, ConfigIssue> {
-        if !self.enabled.unwrap_or(model) {
-            return Ok(None);
-        }
         let d = OverlayOptions::default();
         for (key, v) in [("overlay.mask_opacity", self.mask_opacity), ("overlay.stale_opacity", self.stale_opacity)] {
             if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
@@ -96,7 +93,8 @@ impl OverlayConfig {
                 "findings go stale before the AI counts as paused: make paused_after_ms at least stale_after_ms",
             ));
         }
-        Ok(Some(options))
+        // Checked even when off: a bad value is a mistake either way.
+        Ok(self.enabled.unwrap_or(model).then_some(options))
     }
 }
 

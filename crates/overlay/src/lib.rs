@@ -218,7 +218,9 @@ impl Overlay {
         let y = if dy >= 0.0 { b.y + 2.0 } else { b.y - self.text.line_height - 6.0 };
         let x = x.clamp(0.0, (canvas.width as f32 - self.text.width(&self.line) - 4.0).max(0.0));
         let y = y.clamp(0.0, (canvas.height as f32 - self.text.line_height - 4.0).max(0.0));
-        self.text.label(canvas, x, y, &self.line, paint, SHADE.with_alpha(SHADE.alpha * paint.alpha), 2.0);
+        // Stale labels fade less than the shapes: still readable, visibly old.
+        let ink = paint.with_alpha(paint.alpha.max(0.75));
+        self.text.label(canvas, x, y, &self.line, ink, SHADE, 2.0);
     }
 
     fn draw_panel(&mut self, canvas: &mut Canvas<'_>, now: Timestamp, findings_age: Option<Duration>, stale: bool) {
@@ -311,7 +313,8 @@ impl Overlay {
         }
         let w = self.text.width(&self.line) + 16.0;
         let x = ((canvas.width as f32 - w) / 2.0).max(0.0);
-        self.text.label(canvas, x, 4.0, &self.line, WHITE, BANNER, 8.0);
+        // Below the HUD's line, so both stay readable on a narrow frame.
+        self.text.label(canvas, x, self.text.line_height + 16.0, &self.line, WHITE, BANNER, 8.0);
     }
 
     fn draw_hud(&mut self, canvas: &mut Canvas<'_>) {

@@ -6,6 +6,7 @@
 //! with [`sonoflow_pipeline`] hand-offs and returns a [`RunReport`] (the
 //! `--stats-json` document).
 
+mod ai_lane;
 mod definition;
 pub mod device;
 mod model_stage;
@@ -17,7 +18,8 @@ pub use definition::{
     DefinitionError, DefinitionFile, OutputConfig, PipelineDefinition, ProcessConfig, ProcessKind, QueueConfig,
     QueueSpec, QueuesConfig,
 };
-pub use model_stage::{InferenceStats, ModelConfig, ModelProcessor, ModelSpec};
-pub use report::{CpuReport, InferenceReport, LatencyMs, Percentiles, RunReport, StageMs};
+pub use ai_lane::ModelProcessor;
+pub use model_stage::{FrameWork, InferenceStats, ModelConfig, ModelSpec, PerceptionConfig};
+pub use report::{CpuReport, InferenceReport, LatencyMs, OverlayReport, Percentiles, RunReport, StageMs};
 pub use run::{run, LiveStatus, ProcessStage, RunError, RunOptions};
 pub use sonoflow_pipeline::{PassThrough, Processor, StageError, StopFlag};

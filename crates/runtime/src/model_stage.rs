@@ -15,7 +15,7 @@ use sonoflow_inference::{
 };
 use sonoflow_model::{ModelDir, TaskKind};
 use sonoflow_perception::{Accuracy, FrameScore, Perception, PerceptionOptions, Smoothing, TaskRows, ThresholdBand};
-use sonoflow_pipeline::{LatencyRecorder, Processor, StageError};
+use sonoflow_pipeline::LatencyRecorder;
 use tracing::{info, warn};
 
 use crate::run::RunError;
@@ -44,6 +44,10 @@ pub struct ModelConfig {
     pub tensorrt_fp16: Option<bool>,
     /// Where TensorRT engine and timing caches live (default out/cache).
     pub cache_dir: Option<PathBuf>,
+    /// A frame waits at most this long for the model (default 250 ms);
+    /// past it the frame goes on without findings and the video keeps
+    /// flowing while the model catches up.
+    pub stall_after_ms: Option<u64>,
 }
 
 /// `[perception]`: how model outputs become findings.
@@ -93,6 +97,7 @@ pub struct ModelSpec {
     pub dir: PathBuf,
     pub engine: EngineOptions,
     pub warmup_runs: usize,
+    pub stall_after: Duration,
 }
 
 fn provider(key: &str, name: &str) -> Result<Provider, ConfigIssue> {
@@ -112,6 +117,7 @@ impl ModelConfig {
             warmup_runs: self.warmup_runs.or(defaults.warmup_runs),
             tensorrt_fp16: self.tensorrt_fp16.or(defaults.tensorrt_fp16),
             cache_dir: self.cache_dir.clone().or_else(|| defaults.cache_dir.clone()),
+            stall_after_ms: self.stall_after_ms.or(defaults.stall_after_ms),
         }
     }
 
@@ -144,7 +150,11 @@ impl ModelConfig {
         if let Some(r) = require {
             engine.require_provider(r);
         }
-        Ok(ModelSpec { dir, engine, warmup_runs: self.warmup_runs.unwrap_or(3) })
+        if self.stall_after_ms == Some(0) {
+            return Err(ConfigIssue::new("model.stall_after_ms", "is 0", "use at least 1 ms (250 is the default)"));
+        }
+        let stall_after = Duration::from_millis(self.stall_after_ms.unwrap_or(250));
+        Ok(ModelSpec { dir, engine, warmup_runs: self.warmup_runs.unwrap_or(3), stall_after })
     }
 }
 
@@ -164,6 +174,9 @@ pub struct InferenceStats {
     pub last_kernel_version: AtomicU64,
     /// The self-check against ground truth (phantom frames only).
     pub accuracy: Mutex<Accuracy>,
+    /// Frames that went on without waiting for the model: it was still busy
+    /// (or past `stall_after_ms`) on an earlier frame.
+    pub passed_without_ai: AtomicU64,
 }
 
 impl InferenceStats {
@@ -179,8 +192,9 @@ impl InferenceStats {
     }
 }
 
-/// The model process stage.
-pub struct ModelProcessor {
+/// The AI's work on one frame: the model, then perception and the
+/// self-check. Runs on the AI lane's own thread (see [`crate::ai_lane`]).
+pub struct FrameWork {
     model: FrameModel,
     stats: Arc<InferenceStats>,
     clock: Arc<dyn Clock>,
@@ -188,6 +202,8 @@ pub struct ModelProcessor {
     perception: Option<(Perception, TaskRows)>,
     /// Per-frame findings, reused once they come back from the output.
     findings: Recycler<FrameFindings>,
+    /// The source epoch of the last frame: a restart forgets the tracks.
+    epoch: u32,
 }
 
 /// The decoder rows (default-kernel order) that drive segmentation and detection.
@@ -199,7 +215,7 @@ fn task_rows(model: &ModelDir) -> Option<TaskRows> {
     Some(TaskRows { segmentation: row(TaskKind::Segmentation)?, detection: row(TaskKind::Detection)? })
 }
 
-impl ModelProcessor {
+impl FrameWork {
     /// Loads, checks and warms up the model `spec` names. `in_flight`: how
     /// many frames can be between this stage and the output's overlay.
     pub fn load(
@@ -231,10 +247,11 @@ impl ModelProcessor {
             failures: AtomicU64::new(0),
             last_kernel_version: AtomicU64::new(0),
             accuracy: Mutex::new(Accuracy::default()),
+            passed_without_ai: AtomicU64::new(0),
         });
         let perception = task_rows(&model_dir).map(|rows| (Perception::new(perception), rows));
         let findings = Recycler::new(in_flight);
-        Ok((Self { model, stats: Arc::clone(&stats), clock, perception, findings }, stats))
+        Ok((Self { model, stats: Arc::clone(&stats), clock, perception, findings, epoch: 0 }, stats))
     }
 
     pub fn kernel_slot(&self) -> Arc<KernelSlot> {
@@ -242,10 +259,11 @@ impl ModelProcessor {
     }
 }
 
-impl Processor for ModelProcessor {
-    /// A frame the model fails on passes on without findings (the overlay
-    /// shows the last ones as stale, then "AI paused"); the failure is counted.
-    fn process(&mut self, frame: &mut Frame) -> Result<(), StageError> {
+impl FrameWork {
+    /// Runs the model and perception on `frame`, attaching the outputs and
+    /// findings. A frame the model fails on is left without (the overlay
+    /// shows the last findings as stale, then "AI paused"); the failure is counted.
+    pub fn run(&mut self, frame: &mut Frame) {
         let (outputs, times) = match self.model.infer(frame, self.clock.as_ref()) {
             Ok(done) => done,
             Err(err) => {
@@ -253,7 +271,7 @@ impl Processor for ModelProcessor {
                 if failures == 1 || failures % 100 == 0 {
                     warn!(frame = frame.id.0, failures, "the model failed; the frame passes without findings: {err}");
                 }
-                return Ok(());
+                return;
             }
         };
         self.stats.preprocess.record(times.preprocess);
@@ -263,6 +281,10 @@ impl Processor for ModelProcessor {
         if let Some((perception, rows)) = &mut self.perception {
             let _span = tracing::trace_span!("postprocess", frame = frame.id.0).entered();
             let t0 = self.clock.now();
+            if frame.source_epoch != self.epoch {
+                perception.forget();
+                self.epoch = frame.source_epoch;
+            }
             let mut found = self.findings.acquire();
             found.frame = frame.id;
             found.captured = frame.stamps.captured;
@@ -277,7 +299,6 @@ impl Processor for ModelProcessor {
             self.stats.postprocess.record(self.clock.now().saturating_since(t0));
         }
         frame.outputs = Some(outputs);
-        Ok(())
     }
 }
 

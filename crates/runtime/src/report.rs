@@ -101,6 +101,9 @@ pub struct InferenceReport {
     pub postprocess_ms: Percentiles,
     /// Frames the model failed on (passed on without findings).
     pub failures: u64,
+    /// Frames that went on without waiting for the model (it was busy on an
+    /// earlier frame, or past `model.stall_after_ms`).
+    pub passed_without_ai: u64,
     /// The kernel version of the last frame's outputs (0 = the model's defaults).
     pub kernel_version: u64,
 }
@@ -118,6 +121,7 @@ impl InferenceReport {
             decoder_ms: s.decoder.summary().into(),
             postprocess_ms: s.postprocess.summary().into(),
             failures: s.failures.load(Ordering::Relaxed),
+            passed_without_ai: s.passed_without_ai.load(Ordering::Relaxed),
             kernel_version: s.last_kernel_version.load(Ordering::Relaxed),
         }
     }

@@ -18,7 +18,8 @@ use sonoflow_pipeline::{
 use tracing::{error, info, info_span};
 
 use crate::definition::{PipelineDefinition, ProcessKind};
-use crate::model_stage::{InferenceStats, ModelProcessor};
+use crate::ai_lane::ModelProcessor;
+use crate::model_stage::InferenceStats;
 use crate::report::{CpuReport, InferenceReport, OverlayReport, ReportExtras, RunReport};
 use crate::usage;
 

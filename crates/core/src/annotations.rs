@@ -98,6 +98,11 @@ impl FrameFindings {
         self.findings.iter().filter(|f| f.kind == FindingKind::Detection)
     }
 
+    /// Empty, with room for `findings` findings and `points` contour points.
+    pub fn with_capacity(findings: usize, points: usize) -> Self {
+        Self { findings: Vec::with_capacity(findings), points: Vec::with_capacity(points), ..Self::default() }
+    }
+
     /// Becomes a copy of `other`, reusing this one's allocations (the
     /// derived `clone_from` would allocate afresh).
     pub fn copy_from(&mut self, other: &FrameFindings) {

@@ -59,6 +59,11 @@ impl ManualClock {
         Self::default()
     }
 
+    /// Moves the clock to `at` (tests that replay given timestamps).
+    pub fn set(&self, at: Timestamp) {
+        self.nanos.store(at.0, Ordering::SeqCst);
+    }
+
     pub fn advance(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         self.nanos.fetch_add(by, Ordering::SeqCst);

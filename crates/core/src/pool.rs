@@ -152,6 +152,16 @@ impl<T: Reusable> Recycler<T> {
         Self { free: Arc::new(ArrayQueue::new(capacity.max(1))) }
     }
 
+    /// Fills the free list to capacity with objects from `make` (e.g. with
+    /// their buffers reserved), so none is allocated or grown later.
+    pub fn prefill(&self, make: impl Fn() -> T) {
+        while !self.free.is_full() {
+            if self.free.push(Box::new(make())).is_err() {
+                break;
+            }
+        }
+    }
+
     /// An emptied object: a reused one when one is free.
     pub fn acquire(&self) -> Recycled<T> {
         let mut item = self.free.pop().unwrap_or_default();

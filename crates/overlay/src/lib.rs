@@ -85,6 +85,7 @@ pub struct Overlay {
     /// When the newest frame with fresh findings was captured.
     last_fresh: Option<Timestamp>,
     line: String,
+    part: String,
     crossings: Vec<f32>,
 }
 
@@ -113,6 +114,7 @@ impl Overlay {
             have_last: false,
             last_fresh: None,
             line: String::with_capacity(256),
+            part: String::with_capacity(64),
             crossings: Vec::with_capacity(64),
         })
     }
@@ -226,7 +228,7 @@ impl Overlay {
     fn draw_panel(&mut self, canvas: &mut Canvas<'_>, now: Timestamp, findings_age: Option<Duration>, stale: bool) {
         let lh = self.text.line_height;
         let pad = 4.0;
-        let width = (canvas.width as f32 * 0.62).min(self.text.advance * 64.0).max(self.text.advance * 20.0);
+        let width = (canvas.width as f32 - 2.0 * pad).min(self.text.advance * 56.0).max(self.text.advance * 20.0);
         let chars = self.text.fits(width - 2.0 * pad);
         let segments = self.last.findings.iter().filter(|f| f.kind == FindingKind::Segment).count().min(3);
         let interpretation = self.board.load();
@@ -256,8 +258,7 @@ impl Overlay {
         for f in shown {
             any = true;
             self.line.clear();
-            finding_line(&mut self.line, &f);
-            truncate(&mut self.line, chars);
+            finding_line(&mut self.line, &mut self.part, &f, chars);
             self.text.draw(canvas, x, y, &self.line, LESION.with_alpha(if stale { 0.6 } else { 1.0 }));
             y += lh;
         }
@@ -326,7 +327,7 @@ impl Overlay {
     }
 }
 
-/// "12.4 ± 0.3 mm": a measurement is never written without its unit.
+/// "12.4 ± 0.3 mm": a caliper is never written without its uncertainty and unit.
 pub struct Millimetres<'a>(pub &'a Measurement);
 
 impl std::fmt::Display for Millimetres<'_> {
@@ -335,16 +336,25 @@ impl std::fmt::Display for Millimetres<'_> {
     }
 }
 
-fn finding_line(line: &mut String, f: &FrameFinding) {
+/// One finding's panel line, with only whole measurements (never a
+/// number cut from its unit): parts that do not fit in `chars` are left out.
+fn finding_line(line: &mut String, part: &mut String, f: &FrameFinding, chars: usize) {
     let _ = write!(line, "#{} lesion {:.2}", f.track, f.confidence);
-    if let Some(m) = f.long_axis {
-        let _ = write!(line, "  L {}", Millimetres(&m));
-    }
-    if let Some(m) = f.short_axis {
-        let _ = write!(line, "  S {}", Millimetres(&m));
-    }
-    if let Some(e) = f.ellipse {
-        let _ = write!(line, "  C {:.1} mm", e.circumference_mm);
+    let parts = [
+        f.long_axis.map(|m| ('L', m.caliper.length_mm, m.uncertainty_mm)),
+        f.short_axis.map(|m| ('S', m.caliper.length_mm, m.uncertainty_mm)),
+        f.ellipse.map(|e| ('C', e.circumference_mm, f64::NAN)),
+    ];
+    for (tag, mm, plus_minus) in parts.into_iter().flatten() {
+        part.clear();
+        if plus_minus.is_nan() {
+            let _ = write!(part, "  {tag} {mm:.1} mm");
+        } else {
+            let _ = write!(part, "  {tag} {mm:.1} ± {:.1} mm", plus_minus.max(0.05));
+        }
+        if line.chars().count() + part.chars().count() <= chars {
+            line.push_str(part);
+        }
     }
 }
 
@@ -378,5 +388,43 @@ impl Painter for Overlay {
     fn paint(&mut self, frame: &Frame, target: &mut [u8]) {
         let _span = tracing::trace_span!("overlay", frame = frame.id.0).entered();
         self.draw(frame, target);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sonoflow_core::findings::{BoundingBox, Caliper, Point};
+
+    fn finding() -> FrameFinding {
+        let m = |mm: f64| Measurement { caliper: Caliper { a: Point::default(), b: Point::default(), length_mm: mm }, uncertainty_mm: 0.31 };
+        FrameFinding {
+            track: 3,
+            kind: FindingKind::Segment,
+            bbox: BoundingBox::default(),
+            area_px: 100,
+            confidence: 0.97,
+            contour: (0, 0),
+            long_axis: Some(m(12.44)),
+            short_axis: Some(m(8.06)),
+            ellipse: None,
+        }
+    }
+
+    #[test]
+    fn panel_lines_keep_whole_measurements_with_their_units() {
+        let (mut line, mut part) = (String::new(), String::new());
+        finding_line(&mut line, &mut part, &finding(), 80);
+        assert_eq!(line, "#3 lesion 0.97  L 12.4 ± 0.3 mm  S 8.1 ± 0.3 mm");
+        line.clear();
+        finding_line(&mut line, &mut part, &finding(), 34);
+        assert_eq!(line, "#3 lesion 0.97  L 12.4 ± 0.3 mm");
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        let mut s = String::from("±±±±");
+        truncate(&mut s, 2);
+        assert_eq!(s, "±±");
     }
 }

@@ -63,6 +63,13 @@ pub struct Tracer {
 }
 
 impl Tracer {
+    /// Room for contours of up to `points` raw points.
+    pub fn reserve(&mut self, points: usize) {
+        self.raw.reserve(points);
+        self.keep.reserve(points);
+        self.stack.reserve(points);
+    }
+
     /// Appends the simplified outer contour of component `c` (a closed
     /// polygon, first point not repeated) to `out`; returns how many points.
     pub fn trace(&mut self, mask: &FrameMask, parts: &Components, c: &Component, tolerance: f32, out: &mut Vec<Point>) -> usize {

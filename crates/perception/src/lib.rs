@@ -86,7 +86,10 @@ pub struct Perception {
 
 impl Perception {
     pub fn new(options: PerceptionOptions) -> Self {
-        Self { options, ..Self::default() }
+        let mut p = Self { options, ..Self::default() };
+        p.recut.reserve(1 << 17);
+        p.tracer.reserve(8192);
+        p
     }
 
     /// Findings of one frame's outputs (frame `width` x `height`) into

@@ -57,6 +57,12 @@ pub struct Recut {
 }
 
 impl Recut {
+    /// Room for re-cutting findings of up to `pixels` (box and margin).
+    pub fn reserve(&mut self, pixels: usize) {
+        self.labels.reserve(pixels);
+        self.stack.reserve(pixels);
+    }
+
     /// Uncertainties (mm) of the long and short axis `measured` on
     /// component `c` of `parts`.
     pub fn uncertainty(

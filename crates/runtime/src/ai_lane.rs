@@ -32,7 +32,7 @@ pub struct ModelProcessor {
     done: Receiver<Frame>,
     /// The AI thread has a frame it has not given back yet.
     busy: bool,
-    stall_after: Duration,
+    stall_after: Option<Duration>,
     copies: FramePool,
     stats: Arc<InferenceStats>,
     slot: Arc<KernelSlot>,
@@ -134,7 +134,11 @@ impl Processor for ModelProcessor {
             return Ok(());
         }
         self.busy = true;
-        match self.done.recv_timeout(self.stall_after) {
+        let waited = match self.stall_after {
+            Some(limit) => self.done.recv_timeout(limit),
+            None => self.done.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match waited {
             Ok(done) => {
                 self.busy = false;
                 Self::attach(frame, done);
@@ -146,7 +150,7 @@ impl Processor for ModelProcessor {
                 }
                 let n = self.stats.passed_without_ai.load(Ordering::Relaxed);
                 if n == 1 || n % 100 == 0 {
-                    warn!(frame = id.0, "the model took over {:?}; frames go on without it until it catches up", self.stall_after);
+                    warn!(frame = id.0, "the model took over {:?}; frames go on without it until it catches up", self.stall_after.unwrap_or_default());
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {

@@ -220,7 +220,14 @@ impl DefinitionFile {
             (None, None) => ProcessKind::Passthrough,
         };
         let model = match (process, &self.model) {
-            (ProcessKind::Model, Some(m)) => Some(m.or(defaults).validate()?),
+            (ProcessKind::Model, Some(m)) => {
+                let mut spec = m.or(defaults).validate()?;
+                if !source.live && m.stall_after_ms.is_none() {
+                    // Files wait for the model: nothing is lost.
+                    spec.stall_after = None;
+                }
+                Some(spec)
+            }
             (ProcessKind::Model, None) => {
                 return Err(ConfigIssue::new("model", "is missing while process.kind = \"model\"", "add a [model] section with dir = \"...\""))
             }

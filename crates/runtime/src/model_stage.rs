@@ -44,9 +44,10 @@ pub struct ModelConfig {
     pub tensorrt_fp16: Option<bool>,
     /// Where TensorRT engine and timing caches live (default out/cache).
     pub cache_dir: Option<PathBuf>,
-    /// A frame waits at most this long for the model (default 250 ms);
-    /// past it the frame goes on without findings and the video keeps
-    /// flowing while the model catches up.
+    /// A frame from a live source waits at most this long for the model
+    /// (default 250 ms); past it the frame goes on without findings and the
+    /// video keeps flowing while the model catches up. Frames from files
+    /// wait for the model unless this is set.
     pub stall_after_ms: Option<u64>,
 }
 
@@ -97,7 +98,8 @@ pub struct ModelSpec {
     pub dir: PathBuf,
     pub engine: EngineOptions,
     pub warmup_runs: usize,
-    pub stall_after: Duration,
+    /// None: frames always wait for the model (files: nothing is lost).
+    pub stall_after: Option<Duration>,
 }
 
 fn provider(key: &str, name: &str) -> Result<Provider, ConfigIssue> {
@@ -153,7 +155,7 @@ impl ModelConfig {
         if self.stall_after_ms == Some(0) {
             return Err(ConfigIssue::new("model.stall_after_ms", "is 0", "use at least 1 ms (250 is the default)"));
         }
-        let stall_after = Duration::from_millis(self.stall_after_ms.unwrap_or(250));
+        let stall_after = Some(Duration::from_millis(self.stall_after_ms.unwrap_or(250)));
         Ok(ModelSpec { dir, engine, warmup_runs: self.warmup_runs.unwrap_or(3), stall_after })
     }
 }
@@ -251,6 +253,8 @@ impl FrameWork {
         });
         let perception = task_rows(&model_dir).map(|rows| (Perception::new(perception), rows));
         let findings = Recycler::new(in_flight);
+        // Room for a busy frame up front, so steady frames never grow them.
+        findings.prefill(|| FrameFindings::with_capacity(64, 16_384));
         Ok((Self { model, stats: Arc::clone(&stats), clock, perception, findings, epoch: 0 }, stats))
     }
 

@@ -1,0 +1,118 @@
+//! The overlay end to end: `sonoflow run` with the demo model draws onto
+//! the video it writes (checked by decoding the MP4 with GStreamer and
+//! looking for the overlay's colours where the lesion is), and when the
+//! model falls behind the video keeps flowing with late findings marked
+//! stale and the "AI paused" banner.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use gst::prelude::*;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx/umind-nano")
+}
+
+fn definition(extra_model: &str, overlay: &str, mp4: &Path) -> String {
+    format!(
+        "[source]\nkind = \"phantom\"\nprobe = \"linear\"\ndepth_cm = 4\nseed = 424242\nlesions = 1\nfps = 15\n\
+         [model]\ndir = \"{}\"\nintra_threads = 1\n{extra_model}\n\
+         [overlay]\n{overlay}\n\
+         [[sinks]]\nkind = \"mp4\"\npath = \"{}\"\n",
+        model_dir().display(),
+        mp4.display()
+    )
+}
+
+/// RGB frames of an MP4 (every `step`-th), decoded by GStreamer.
+fn rgb_frames(path: &Path, step: usize) -> Vec<(Vec<u8>, usize, usize)> {
+    gst::init().expect("GStreamer init");
+    let launch = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&launch).expect("decode").downcast::<gst::Pipeline>().expect("pipeline");
+    let sink = pipeline.by_name("out").expect("appsink").downcast::<gst_app::AppSink>().expect("appsink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    let mut frames = Vec::new();
+    let mut index = 0;
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
+        index += 1;
+        if index % step != 0 {
+            continue;
+        }
+        let caps = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned())).expect("caps");
+        let (w, h) = (caps.get::<i32>("width").expect("width") as usize, caps.get::<i32>("height").expect("height") as usize);
+        let buffer = sample.buffer().expect("buffer");
+        let map = buffer.map_readable().expect("map");
+        // RGB rows are padded to 4 bytes.
+        let stride = (w * 3 + 3) & !3;
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            rgb.extend_from_slice(&map[y * stride..y * stride + w * 3]);
+        }
+        frames.push((rgb, w, h));
+    }
+    pipeline.set_state(gst::State::Null).expect("stop");
+    frames
+}
+
+/// Pixels close to an RGB colour (after H.264: within a tolerance).
+fn count_near(rgb: &[u8], colour: [u8; 3], tolerance: u8) -> usize {
+    rgb.chunks_exact(3).filter(|p| p.iter().zip(colour).all(|(&a, b)| a.abs_diff(b) <= tolerance)).count()
+}
+
+#[test]
+fn the_run_draws_the_overlay_onto_its_video() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = dir.path().join("overlay.mp4");
+    let run = run_pipeline(dir.path(), &definition("stall_after_ms = 5000", "", &mp4), &["--frames", "30"], LIMIT);
+    let r = run.assert_success();
+    assert_eq!(u64_at(r, "/overlay/frames"), 30, "{r:#}");
+    assert!(f64_at(r, "/overlay/paint_ms/p50") > 0.0);
+    assert_eq!(u64_at(r, "/overlay/paused_frames"), 0, "{r:#}");
+    assert_eq!(u64_at(r, "/inference/passed_without_ai"), 0, "{r:#}");
+    let frames = rgb_frames(&mp4, 10);
+    assert!(frames.len() >= 2, "decoded {} frames", frames.len());
+    for (rgb, w, h) in &frames {
+        assert_eq!((*w, *h), (640, 480));
+        // The lesion's contour (amber), the long-axis caliper (cyan) and the detection box (green).
+        let amber = count_near(rgb, [255, 176, 0], 40);
+        let cyan = count_near(rgb, [0, 224, 255], 50);
+        let green = count_near(rgb, [64, 224, 128], 50);
+        assert!(amber > 100 && cyan > 30 && green > 100, "overlay colours in the video: amber {amber}, cyan {cyan}, green {green}");
+    }
+}
+
+#[test]
+fn a_model_behind_the_video_leaves_it_flowing_with_stale_findings_and_ai_paused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mp4 = dir.path().join("stall.mp4");
+    // Frames wait 1 ms for a model that takes about 25: every frame goes on
+    // without fresh findings; the model's late findings ride on later frames.
+    let run = run_pipeline(
+        dir.path(),
+        &definition("stall_after_ms = 1", "stale_after_ms = 10\npaused_after_ms = 40", &mp4),
+        &["--frames", "45"],
+        LIMIT,
+    );
+    let r = run.assert_success();
+    assert_eq!(u64_at(r, "/frames_out"), u64_at(r, "/frames_in"), "no frame waited for the model or was lost: {r:#}");
+    assert!(u64_at(r, "/inference/passed_without_ai") >= 40, "{r:#}");
+    assert!(u64_at(r, "/overlay/stale_frames") >= 20, "late findings are drawn as stale: {r:#}");
+    assert!(u64_at(r, "/overlay/paused_frames") >= 1, "{r:#}");
+    assert!(u64_at(r, "/accuracy/frames") >= 20, "the model still scored the frames it saw: {r:#}");
+    // The banner: a red bar across the top middle of some frame.
+    let banner = rgb_frames(&mp4, 1).iter().any(|(rgb, w, _)| {
+        let top: Vec<u8> = (20..60).flat_map(|y| rgb[(y * w + 200) * 3..(y * w + 440) * 3].to_vec()).collect();
+        count_near(&top, [200, 24, 24], 60) > 1000
+    });
+    assert!(banner, "an \"AI paused\" banner in the video");
+}

@@ -1,0 +1,312 @@
+//! Golden files for post-processing and the overlay, on fixed phantom
+//! frames with known ground truth.
+//!
+//! Each frame's ground-truth label map becomes mask logits the way a model
+//! would give them: a 64x64 grid over a 256x256 letterboxed model input
+//! (as umind-nano), each cell holding the signed distance (in frame pixels
+//! over 2) from its centre to the lesion edge. Post-processing then has to map
+//! them back through the inverse of that letterbox, trace, measure and
+//! track, and its calipers must land within [`CALIPER_TOLERANCE_MM`] of
+//! the phantom's own calipers. The findings are also compared with
+//! tests/golden/findings-*.json, and the overlay drawn on the first frame
+//! with tests/golden/overlay-*.png (per-pixel, with a tolerance).
+//!
+//! Refresh the golden files after an intended change with
+//! `SONOFLOW_UPDATE_GOLDEN=1 cargo test -p sonoflow --test perception`,
+//! then look at the PNGs before committing them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sonoflow_core::annotations::FindingKind;
+use sonoflow_core::findings::{label, GroundTruth};
+use sonoflow_core::{BufferPool, Clock, Frame, FrameFindings, FrameId, ManualClock, ModelGeometry, ModelOutputs, StageStamps, Timestamp};
+use sonoflow_overlay::{Interpretation, InterpretationBoard, Overlay, OverlayOptions};
+use sonoflow_perception::{accuracy::iou, Perception, PerceptionOptions, TaskRows};
+use sonoflow_phantom::{Phantom, PhantomConfig, ProbeKind};
+
+/// How close the calipers must come to the phantom's (grid cells are
+/// about 6 frame pixels, 0.5 mm, wide; the edge is interpolated inside them).
+const CALIPER_TOLERANCE_MM: f64 = 0.3;
+const INPUT: u32 = 256;
+const GRID: usize = 64;
+
+struct Scene {
+    name: &'static str,
+    probe: ProbeKind,
+    depth_cm: u32,
+    seed: u64,
+    lesions: u32,
+    frame: u64,
+}
+
+const SCENES: [Scene; 3] = [
+    Scene { name: "linear-4cm", probe: ProbeKind::Linear, depth_cm: 4, seed: 424242, lesions: 1, frame: 12 },
+    Scene { name: "convex-6cm", probe: ProbeKind::Convex, depth_cm: 6, seed: 515151, lesions: 1, frame: 30 },
+    Scene { name: "linear-two-lesions", probe: ProbeKind::Linear, depth_cm: 5, seed: 77, lesions: 2, frame: 5 },
+];
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(name)
+}
+
+fn updating() -> bool {
+    std::env::var_os("SONOFLOW_UPDATE_GOLDEN").is_some_and(|v| v == "1")
+}
+
+/// A phantom frame (grey pixels) and its truth.
+fn phantom_frame(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32) {
+    let config = PhantomConfig { probe: s.probe, depth_cm: s.depth_cm, seed: s.seed, lesions: s.lesions, ..PhantomConfig::default() };
+    let mut phantom = Phantom::new(config).expect("phantom config");
+    let format = phantom.format();
+    let mut pixels = vec![0u8; format.len()];
+    let truth = phantom.render(s.frame, &mut pixels);
+    (pixels, truth, format.width, format.height)
+}
+
+/// The letterbox of the image region into a 256x256 model input.
+fn geometry(truth: &GroundTruth, width: u32, height: u32) -> ModelGeometry {
+    let b = truth.region.bounds();
+    let x0 = b.x0.max(0.0).floor() as u32;
+    let y0 = b.y0.max(0.0).floor() as u32;
+    let x1 = (b.x1.ceil() as u32).min(width);
+    let y1 = (b.y1.ceil() as u32).min(height);
+    let (w, h) = (x1 - x0, y1 - y0);
+    let scale = (INPUT as f32 / w as f32).min(INPUT as f32 / h as f32);
+    ModelGeometry {
+        input_width: INPUT,
+        input_height: INPUT,
+        crop: (x0, y0, w, h),
+        scale_x: scale,
+        scale_y: scale,
+        pad_x: (INPUT as f32 - w as f32 * scale) / 2.0,
+        pad_y: (INPUT as f32 - h as f32 * scale) / 2.0,
+    }
+}
+
+/// Segmentation and detection logits from the truth: signed distance to
+/// the nearest lesion edge at each grid cell's centre, in pixels over 2.
+fn truth_outputs(truth: &GroundTruth, g: ModelGeometry) -> ModelOutputs {
+    let labels = &truth.labels;
+    let lesion = |x: i64, y: i64| {
+        x >= 0 && y >= 0 && (x as u32) < labels.width && (y as u32) < labels.height && labels.get(x as u32, y as u32) >= label::LESION_BASE
+    };
+    let mut edges = Vec::new();
+    for y in 0..labels.height as i64 {
+        for x in 0..labels.width as i64 {
+            if lesion(x, y) != lesion(x + 1, y) {
+                edges.push((x as f32 + 1.0, y as f32 + 0.5));
+            }
+            if lesion(x, y) != lesion(x, y + 1) {
+                edges.push((x as f32 + 0.5, y as f32 + 1.0));
+            }
+        }
+    }
+    let pool = BufferPool::new(2);
+    let mut logits = pool.acquire(2 * GRID * GRID);
+    for gy in 0..GRID {
+        for gx in 0..GRID {
+            let u = (gx as f32 + 0.5) / GRID as f32 * INPUT as f32;
+            let v = (gy as f32 + 0.5) / GRID as f32 * INPUT as f32;
+            let (x, y) = g.to_frame(u, v);
+            let d = edges.iter().map(|&(ex, ey)| (ex - x).powi(2) + (ey - y).powi(2)).fold(f32::MAX, f32::min).sqrt();
+            let inside = lesion(x.floor() as i64, y.floor() as i64);
+            let l = if edges.is_empty() { -8.0 } else if inside { d / 2.0 } else { -d / 2.0 };
+            logits[gy * GRID + gx] = l;
+            logits[GRID * GRID + gy * GRID + gx] = l;
+        }
+    }
+    ModelOutputs { geometry: g, kernel_version: 0, tasks: 2, height: GRID, width: GRID, mask_logits: logits, scores: pool.acquire(0) }
+}
+
+/// Post-processing of one scene's frame.
+fn findings_of(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32, FrameFindings) {
+    let (pixels, truth, w, h) = phantom_frame(s);
+    let outputs = truth_outputs(&truth, geometry(&truth, w, h));
+    let mut perception = Perception::new(PerceptionOptions { ellipse: true, ..PerceptionOptions::default() });
+    let mut found = FrameFindings { frame: FrameId(s.frame), ..FrameFindings::default() };
+    perception.perceive(&outputs, TaskRows { segmentation: 0, detection: 1 }, w, h, Some(truth.pixel_spacing), &mut found);
+    (pixels, truth, w, h, found)
+}
+
+#[test]
+fn phantom_frames_through_post_processing_match_the_truth_and_the_golden_files() {
+    for s in &SCENES {
+        let (_, truth, _, _, found) = findings_of(s);
+        let segments: Vec<_> = found.segments().collect();
+        assert_eq!(segments.len(), truth.lesions.len(), "{}: one segment per visible lesion: {found:#?}", s.name);
+        assert_eq!(found.detections().count(), truth.lesions.len(), "{}", s.name);
+        for lesion in &truth.lesions {
+            let f = segments.iter().find(|f| iou(&f.bbox, &lesion.bbox) >= 0.7).unwrap_or_else(|| panic!("{}: lesion {} found: {found:#?}", s.name, lesion.id));
+            let (long, short) = (f.long_axis.expect("long axis"), f.short_axis.expect("short axis"));
+            let (dl, ds) = (long.caliper.length_mm - lesion.long_axis.length_mm, short.caliper.length_mm - lesion.short_axis.length_mm);
+            eprintln!(
+                "{}: lesion {} long {:.2} mm (truth {:.2}, ± {:.2}) short {:.2} mm (truth {:.2}, ± {:.2})",
+                s.name, lesion.id, long.caliper.length_mm, lesion.long_axis.length_mm, long.uncertainty_mm, short.caliper.length_mm, lesion.short_axis.length_mm, short.uncertainty_mm
+            );
+            assert!(dl.abs() <= CALIPER_TOLERANCE_MM, "{}: long axis off by {dl:.3} mm", s.name);
+            assert!(ds.abs() <= CALIPER_TOLERANCE_MM, "{}: short axis off by {ds:.3} mm", s.name);
+            assert!(long.uncertainty_mm > 0.0 && long.uncertainty_mm < 1.5, "{long:?}");
+            let contour = found.contour(f);
+            assert!(contour.len() >= 8, "{}: a drawable contour", s.name);
+            let area = polygon_area(contour);
+            assert!((area - lesion.area_px as f32).abs() / lesion.area_px as f32 <= 0.05, "{}: contour area {area} vs {} px", s.name, lesion.area_px);
+            let e = f.ellipse.expect("ellipse asked for");
+            assert!((e.major_mm - lesion.long_axis.length_mm).abs() < 1.0, "{}: {e:?}", s.name);
+        }
+        compare_findings(s.name, &found);
+    }
+}
+
+fn polygon_area(points: &[sonoflow_core::findings::Point]) -> f32 {
+    sonoflow_perception::contour::polygon_area(points)
+}
+
+/// The findings as the golden file keeps them (rounded to what matters).
+fn summary(found: &FrameFindings) -> serde_json::Value {
+    let r = |v: f64, step: f64| ((v / step).round() * step * 1e6).round() / 1e6;
+    let list: Vec<serde_json::Value> = found
+        .findings
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "kind": if f.kind == FindingKind::Segment { "segment" } else { "detection" },
+                "track": f.track,
+                "bbox": [f.bbox.x0, f.bbox.y0, f.bbox.x1, f.bbox.y1],
+                "area_px": f.area_px,
+                "confidence": r(f64::from(f.confidence), 0.001),
+                "contour_points": f.contour.1,
+                "contour_area_px": r(f64::from(polygon_area(found.contour(f))), 0.1),
+                "long_mm": f.long_axis.map(|m| r(m.caliper.length_mm, 0.001)),
+                "long_uncertainty_mm": f.long_axis.map(|m| r(m.uncertainty_mm, 0.001)),
+                "short_mm": f.short_axis.map(|m| r(m.caliper.length_mm, 0.001)),
+                "short_uncertainty_mm": f.short_axis.map(|m| r(m.uncertainty_mm, 0.001)),
+                "circumference_mm": f.ellipse.map(|e| r(e.circumference_mm, 0.001)),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(list)
+}
+
+/// Numbers within a small tolerance of the golden file; the same shape.
+fn close(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Result<(), String> {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Number(x), Number(y)) => {
+            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let tolerance = if path.ends_with("contour_points") { 3.0 } else { 0.02 * y.abs().max(1.0) };
+            if (x - y).abs() <= tolerance { Ok(()) } else { Err(format!("{path}: {x} vs golden {y}")) }
+        }
+        (Array(x), Array(y)) if x.len() == y.len() => {
+            x.iter().zip(y).enumerate().try_for_each(|(i, (p, q))| close(p, q, &format!("{path}[{i}]")))
+        }
+        (Object(x), Object(y)) if x.len() == y.len() => {
+            x.iter().try_for_each(|(k, v)| close(v, y.get(k).unwrap_or(&Null), &format!("{path}.{k}")))
+        }
+        _ if a == b => Ok(()),
+        _ => Err(format!("{path}: {a} vs golden {b}")),
+    }
+}
+
+fn compare_findings(name: &str, found: &FrameFindings) {
+    let path = golden(&format!("findings-{name}.json"));
+    let now = summary(found);
+    if updating() {
+        std::fs::create_dir_all(path.parent().expect("golden dir")).expect("golden dir");
+        std::fs::write(&path, serde_json::to_string_pretty(&now).expect("json") + "\n").expect("write golden");
+        return;
+    }
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; create it with SONOFLOW_UPDATE_GOLDEN=1", path.display()));
+    let want: serde_json::Value = serde_json::from_str(&text).expect("golden json");
+    if let Err(diff) = close(&now, &want, name) {
+        panic!("{name} differs from {}: {diff}\nnow: {now:#}", path.display());
+    }
+}
+
+/// The overlay of scene 0 at a fixed time, as RGBA.
+fn overlay_image(paused: bool) -> (Vec<u8>, u32, u32) {
+    let s = &SCENES[0];
+    let (pixels, truth, w, h, mut found) = findings_of(s);
+    let clock = Arc::new(ManualClock::new());
+    let board = Arc::new(InterpretationBoard::empty());
+    board.store(Some(Arc::new(Interpretation {
+        text: "Oval, parallel, circumscribed hypoechoic mass with posterior enhancement; no calcifications. BI-RADS 3: probably benign, short-interval follow-up.".into(),
+        frame: FrameId(300),
+        captured: Timestamp(6_800_000_000),
+    })));
+    let options = OverlayOptions { font_px: Some(14.0), ..OverlayOptions::default() };
+    let mut overlay = Overlay::new(options, clock.clone() as Arc<dyn Clock>, board).expect("overlay");
+    let pool = BufferPool::new(2);
+    let format = sonoflow_core::FrameFormat::new(sonoflow_core::PixelFormat::Gray8, w, h).expect("format");
+    let mut target = vec![0u8; (w * h * 4) as usize];
+    // 30 frames at 30 fps, 25 ms from capture to drawn; the last is kept.
+    let frames = 30u64;
+    for k in 0..frames {
+        let captured = Timestamp(10_000_000_000 + k * 33_333_333);
+        let mut data = pool.acquire(pixels.len());
+        data.copy_from_slice(&pixels);
+        let mut frame = Frame::new(FrameId(300 + k), format, data, StageStamps::new(captured));
+        frame.truth = Some(Arc::new(truth.clone()));
+        // Paused: fresh findings only on the first frame, then none for a second.
+        let fresh = !paused || k == 0;
+        if fresh {
+            let recycler = sonoflow_core::Recycler::<FrameFindings>::new(1);
+            let mut f = recycler.acquire();
+            found.frame = frame.id;
+            found.captured = captured;
+            f.copy_from(&found);
+            frame.findings = Some(f);
+        }
+        let t = if paused && k > 0 { Timestamp(captured.0 + 1_200_000_000) } else { captured };
+        frame.stamps = StageStamps::new(t);
+        clock.set(Timestamp(t.0 + 25_000_000));
+        overlay.draw(&frame, &mut target);
+    }
+    (target, w, h)
+}
+
+fn write_png(path: &std::path::Path, rgba: &[u8], w: u32, h: u32) {
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    let file = std::fs::File::create(path).expect("create png");
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header().expect("png header").write_image_data(rgba).expect("png data");
+}
+
+fn read_png(path: &std::path::Path) -> (Vec<u8>, u32, u32) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}; create it with SONOFLOW_UPDATE_GOLDEN=1", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().expect("png");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("png frame");
+    buf.truncate(info.buffer_size());
+    (buf, info.width, info.height)
+}
+
+fn compare_overlay(name: &str, paused: bool) {
+    let (now, w, h) = overlay_image(paused);
+    let path = golden(&format!("overlay-{name}.png"));
+    if updating() {
+        write_png(&path, &now, w, h);
+        return;
+    }
+    let (want, gw, gh) = read_png(&path);
+    assert_eq!((gw, gh), (w, h), "{}", path.display());
+    let differing = now.chunks_exact(4).zip(want.chunks_exact(4)).filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 24)).count();
+    let share = differing as f64 / (w * h) as f64;
+    if share > 0.002 {
+        let seen = std::env::temp_dir().join(format!("sonoflow-overlay-{name}.png"));
+        write_png(&seen, &now, w, h);
+        panic!("{:.3}% of pixels differ from {} (drawn now: {})", share * 100.0, path.display(), seen.display());
+    }
+}
+
+#[test]
+fn the_overlay_of_a_live_frame_matches_its_golden_png() {
+    compare_overlay("live", false);
+}
+
+#[test]
+fn the_overlay_of_a_paused_ai_matches_its_golden_png() {
+    compare_overlay("paused", true);
+}

@@ -2,9 +2,9 @@
 //! frames with known ground truth.
 //!
 //! Each frame's ground-truth label map becomes mask logits the way a model
-//! would give them: a 64x64 grid over a 256x256 letterboxed model input
-//! (as umind-nano), each cell holding the signed distance (in frame pixels
-//! over 2) from its centre to the lesion edge. Post-processing then has to map
+//! would give them (`sonoflow_phantom::ideal`): a 64x64 grid over a 256x256
+//! letterboxed model input (as umind-nano), each cell holding the signed
+//! distance from its centre to the lesion edge. Post-processing then has to map
 //! them back through the inverse of that letterbox, trace, measure and
 //! track, and its calipers must land within [`CALIPER_TOLERANCE_MM`] of
 //! the phantom's own calipers. The findings are also compared with
@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sonoflow_core::annotations::FindingKind;
-use sonoflow_core::findings::{label, GroundTruth};
-use sonoflow_core::{BufferPool, Clock, Frame, FrameFindings, FrameId, ManualClock, ModelGeometry, ModelOutputs, StageStamps, Timestamp};
+use sonoflow_core::findings::GroundTruth;
+use sonoflow_core::{BufferPool, Clock, Frame, FrameFindings, FrameId, ManualClock, StageStamps, Timestamp};
 use sonoflow_overlay::{Interpretation, InterpretationBoard, Overlay, OverlayOptions};
 use sonoflow_perception::{accuracy::iou, Perception, PerceptionOptions, TaskRows};
 use sonoflow_phantom::{Phantom, PhantomConfig, ProbeKind};
@@ -64,65 +64,10 @@ fn phantom_frame(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32) {
     (pixels, truth, format.width, format.height)
 }
 
-/// The letterbox of the image region into a 256x256 model input.
-fn geometry(truth: &GroundTruth, width: u32, height: u32) -> ModelGeometry {
-    let b = truth.region.bounds();
-    let x0 = b.x0.max(0.0).floor() as u32;
-    let y0 = b.y0.max(0.0).floor() as u32;
-    let x1 = (b.x1.ceil() as u32).min(width);
-    let y1 = (b.y1.ceil() as u32).min(height);
-    let (w, h) = (x1 - x0, y1 - y0);
-    let scale = (INPUT as f32 / w as f32).min(INPUT as f32 / h as f32);
-    ModelGeometry {
-        input_width: INPUT,
-        input_height: INPUT,
-        crop: (x0, y0, w, h),
-        scale_x: scale,
-        scale_y: scale,
-        pad_x: (INPUT as f32 - w as f32 * scale) / 2.0,
-        pad_y: (INPUT as f32 - h as f32 * scale) / 2.0,
-    }
-}
-
-/// Segmentation and detection logits from the truth: signed distance to
-/// the nearest lesion edge at each grid cell's centre, in pixels over 2.
-fn truth_outputs(truth: &GroundTruth, g: ModelGeometry) -> ModelOutputs {
-    let labels = &truth.labels;
-    let lesion = |x: i64, y: i64| {
-        x >= 0 && y >= 0 && (x as u32) < labels.width && (y as u32) < labels.height && labels.get(x as u32, y as u32) >= label::LESION_BASE
-    };
-    let mut edges = Vec::new();
-    for y in 0..labels.height as i64 {
-        for x in 0..labels.width as i64 {
-            if lesion(x, y) != lesion(x + 1, y) {
-                edges.push((x as f32 + 1.0, y as f32 + 0.5));
-            }
-            if lesion(x, y) != lesion(x, y + 1) {
-                edges.push((x as f32 + 0.5, y as f32 + 1.0));
-            }
-        }
-    }
-    let pool = BufferPool::new(2);
-    let mut logits = pool.acquire(2 * GRID * GRID);
-    for gy in 0..GRID {
-        for gx in 0..GRID {
-            let u = (gx as f32 + 0.5) / GRID as f32 * INPUT as f32;
-            let v = (gy as f32 + 0.5) / GRID as f32 * INPUT as f32;
-            let (x, y) = g.to_frame(u, v);
-            let d = edges.iter().map(|&(ex, ey)| (ex - x).powi(2) + (ey - y).powi(2)).fold(f32::MAX, f32::min).sqrt();
-            let inside = lesion(x.floor() as i64, y.floor() as i64);
-            let l = if edges.is_empty() { -8.0 } else if inside { d / 2.0 } else { -d / 2.0 };
-            logits[gy * GRID + gx] = l;
-            logits[GRID * GRID + gy * GRID + gx] = l;
-        }
-    }
-    ModelOutputs { geometry: g, kernel_version: 0, tasks: 2, height: GRID, width: GRID, mask_logits: logits, scores: pool.acquire(0) }
-}
-
 /// Post-processing of one scene's frame.
 fn findings_of(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32, FrameFindings) {
     let (pixels, truth, w, h) = phantom_frame(s);
-    let outputs = truth_outputs(&truth, geometry(&truth, w, h));
+    let outputs = sonoflow_phantom::ideal::outputs(&truth, sonoflow_phantom::ideal::letterbox(&truth, w, h, INPUT), GRID);
     let mut perception = Perception::new(PerceptionOptions { ellipse: true, ..PerceptionOptions::default() });
     let mut found = FrameFindings { frame: FrameId(s.frame), ..FrameFindings::default() };
     perception.perceive(&outputs, TaskRows { segmentation: 0, detection: 1 }, w, h, Some(truth.pixel_spacing), &mut found);

@@ -43,6 +43,8 @@ pub struct Components {
     pub labels: Vec<u32>,
     found: Vec<Component>,
     stack: Vec<u32>,
+    /// Rows the last labelling wrote to (all else is 0 already).
+    dirty_rows: (u32, u32),
 }
 
 impl Components {
@@ -50,14 +52,18 @@ impl Components {
     pub fn label(&mut self, mask: &FrameMask, min_area: u32) {
         let (w, h) = (mask.width, mask.height);
         let n = (w * h) as usize;
-        if self.labels.len() != n {
+        if self.labels.len() != n || self.width != w {
+            self.labels.clear();
             self.labels.resize(n, 0);
             self.stack.reserve(n);
             self.found.reserve(MAX_COMPONENTS);
+            self.dirty_rows = (0, 0);
         }
         self.width = w;
         self.height = h;
-        self.labels.fill(0);
+        let (d0, d1) = self.dirty_rows;
+        self.labels[(d0 * w) as usize..(d1 * w) as usize].fill(0);
+        self.dirty_rows = (u32::MAX, 0);
         self.found.clear();
         let (cx, cy, cw, ch) = mask.crop;
         let mut next = 1u32;
@@ -68,6 +74,7 @@ impl Components {
                     continue;
                 }
                 let c = self.fill(mask, x, y, next);
+                self.dirty_rows = (self.dirty_rows.0.min(c.y0), self.dirty_rows.1.max(c.y1));
                 if c.area >= min_area && self.found.len() < MAX_COMPONENTS {
                     self.found.push(c);
                     next += 1;
@@ -75,6 +82,9 @@ impl Components {
                     self.clear(c);
                 }
             }
+        }
+        if self.dirty_rows.0 > self.dirty_rows.1 {
+            self.dirty_rows = (0, 0);
         }
         self.found.sort_unstable_by(|a, b| b.area.cmp(&a.area).then(a.label.cmp(&b.label)));
     }

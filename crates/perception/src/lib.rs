@@ -99,8 +99,10 @@ impl Perception {
     pub fn perceive(&mut self, outputs: &ModelOutputs, rows: TaskRows, width: u32, height: u32, spacing: Option<PixelSpacing>, out: &mut FrameFindings) {
         out.findings.clear();
         out.points.clear();
-        self.seg.sample(outputs, rows.segmentation, width, height);
-        self.det.sample(outputs, rows.detection, width, height);
+        // Below the lowest threshold the uncertainty re-cuts at, nothing matters.
+        let floor = uncertainty::logit(self.options.band.low).min(0.0) - 1.0;
+        self.seg.sample_above(outputs, rows.segmentation, width, height, floor);
+        self.det.sample_above(outputs, rows.detection, width, height, floor);
         self.seg_parts.label(&self.seg, MIN_COMPONENT_PX);
         self.det_parts.label(&self.det, MIN_COMPONENT_PX);
         for c in self.seg_parts.iter() {

@@ -21,13 +21,19 @@ pub struct FrameMask {
     pub crop: (u32, u32, u32, u32),
     /// Per-column and per-row sampling tables, rebuilt when the geometry changes.
     cols: Vec<(u32, u32, f32)>,
+    /// Per grid row: any logit above the floor (scratch).
+    live_rows: Vec<bool>,
     rows: Vec<(u32, u32, f32)>,
     key: Option<(sonoflow_core::ModelGeometry, usize, usize, u32, u32)>,
 }
 
 impl FrameMask {
     /// Samples row `task` of `outputs` over a `width` x `height` frame.
-    pub fn sample(&mut self, outputs: &ModelOutputs, task: usize, width: u32, height: u32) {
+    /// Frame rows whose grid rows (and their neighbours) hold no logit
+    /// above `floor` are not interpolated: their logits are set to `floor`
+    /// (they are below every threshold anyone cuts at), which keeps mostly
+    /// empty masks cheap on large frames.
+    pub fn sample_above(&mut self, outputs: &ModelOutputs, task: usize, width: u32, height: u32, floor: f32) {
         let g = outputs.geometry;
         let key = (g, outputs.width, outputs.height, width, height);
         let n = (width * height) as usize;
@@ -61,7 +67,18 @@ impl FrameMask {
             return;
         };
         let (cx, cy) = (self.crop.0 as usize, self.crop.1 as usize);
+        // Grid rows with a logit above the floor, widened by one row each way.
+        self.live_rows.clear();
+        self.live_rows.extend(grid.chunks_exact(outputs.width.max(1)).map(|row| row.iter().any(|&l| l > floor)));
+        let gh = self.live_rows.len();
         for (j, &(r0, r1, wy)) in self.rows.iter().enumerate() {
+            let live = (r0.saturating_sub(1) as usize..=(r1 as usize + 1).min(gh.saturating_sub(1))).any(|r| self.live_rows[r]);
+            if !live {
+                let at = (cy + j) * width as usize + cx;
+                self.logits[at..at + self.cols.len()].fill(floor);
+                self.inside[at..at + self.cols.len()].fill(0);
+                continue;
+            }
             let row0 = &grid[r0 as usize * outputs.width..][..outputs.width];
             let row1 = &grid[r1 as usize * outputs.width..][..outputs.width];
             let at = (cy + j) * width as usize + cx;
@@ -73,6 +90,11 @@ impl FrameMask {
                 self.inside[at + i] = u8::from(l > 0.0);
             }
         }
+    }
+
+    /// Samples every pixel of row `task` (no floor).
+    pub fn sample(&mut self, outputs: &ModelOutputs, task: usize, width: u32, height: u32) {
+        self.sample_above(outputs, task, width, height, f32::NEG_INFINITY);
     }
 
     /// A mask over a whole `width` x `height` frame from a logit per pixel
@@ -147,6 +169,19 @@ mod tests {
         assert!(m.get(15, 25) && m.get(16, 26));
         assert!(!m.get(11, 21) && !m.get(5, 5) && !m.get(30, 30));
         assert!(m.count() > 4 && m.count() < 36, "{}", m.count());
+    }
+
+    #[test]
+    fn rows_far_below_the_floor_are_skipped_and_the_rest_sampled_exactly() {
+        let mut v = vec![-5.0; 16];
+        v[5] = 5.0;
+        let (mut full, mut fast) = (FrameMask::default(), FrameMask::default());
+        full.sample(&outputs(&v, 4), 0, 40, 40);
+        fast.sample_above(&outputs(&v, 4), 0, 40, 40, -2.0);
+        assert_eq!(full.inside, fast.inside);
+        for (a, b) in full.logits.iter().zip(&fast.logits) {
+            assert!(a == b || (*a <= -2.0 && *b == -2.0), "{a} vs {b}");
+        }
     }
 
     #[test]

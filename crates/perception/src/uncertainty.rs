@@ -32,7 +32,8 @@ impl Default for ThresholdBand {
     }
 }
 
-fn logit(p: f32) -> f32 {
+/// The logit of probability `p`.
+pub fn logit(p: f32) -> f32 {
     let p = p.clamp(1e-4, 1.0 - 1e-4);
     (p / (1.0 - p)).ln()
 }

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod export;
+pub mod ideal;
 pub mod motion;
 pub mod probe;
 pub mod render;

@@ -13,6 +13,7 @@ rules=(
   "sonoflow-model gstreamer ort tokio"
   "sonoflow-inference gstreamer tokio"
   "sonoflow-perception gstreamer ort tokio sonoflow-inference"
+  "sonoflow-overlay gstreamer ort tokio sonoflow-inference"
 )
 status=0
 for rule in "${rules[@]}"; do

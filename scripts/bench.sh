@@ -6,7 +6,8 @@
 #     pipelines/bench-umind.toml, the demo model) each beside the
 #     bare-inference floor of the same graphs, in Rust (ort) and Python
 #     (onnxruntime), tight and paced at 30 fps;
-#  3. the criterion benches of the pipeline's own pieces and the phantom.
+#  3. the criterion benches of the pipeline's own pieces, the phantom, and
+#     post-processing and the overlay at 640x480 and 1920x1080.
 # Usage: scripts/bench.sh [--frames N] [--no-criterion]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,7 +44,7 @@ print(f"\nmodel pipeline ({i['model']}, providers {i['providers']}): process sta
       f"max {p['max_ms']:.3f} ms (preprocess p50 {i['preprocess_ms']['p50']:.3f}, encoder {i['encoder_ms']['p50']:.3f}, "
       f"decoder {i['decoder_ms']['p50']:.3f}, postprocess {i['postprocess_ms']['p50']:.3f}); end to end p50 {r['latency_ms']['p50']:.3f} ms "
       f"p99 {r['latency_ms']['p99']:.3f} ms; allocations/frame {r['allocations_per_frame']}, dropped {sum(r['dropped'].values())}, "
-      f"fps out {r['fps_out']:.1f}; accuracy {r.get('accuracy')}")
+      f"fps out {r['fps_out']:.1f}; accuracy {r.get('accuracy')}; overlay {r.get('overlay')}")
 PY
   cargo bench --locked -q -p sonoflow-benches --bench floor -- "$model" 600 cpu
   cargo bench --locked -q -p sonoflow-benches --bench floor -- "$model" 600 cpu 30

@@ -151,3 +151,55 @@ fn finding(kind: FindingKind, c: &Component, contour: (u32, u32)) -> FrameFindin
         ellipse: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sonoflow_core::{BufferPool, ModelGeometry};
+
+    /// Two task rows of `side` x `side` logits over a `side`-pixel model input
+    /// covering a whole `side` x `side` frame.
+    fn outputs(side: usize, logit: impl Fn(usize, usize) -> f32) -> ModelOutputs {
+        let pool = BufferPool::new(2);
+        let mut mask_logits = pool.acquire(2 * side * side);
+        for row in 0..2 {
+            for y in 0..side {
+                for x in 0..side {
+                    mask_logits[row * side * side + y * side + x] = logit(x, y);
+                }
+            }
+        }
+        let geometry = ModelGeometry { input_width: side as u32, input_height: side as u32, crop: (0, 0, side as u32, side as u32), scale_x: 1.0, scale_y: 1.0, pad_x: 0.0, pad_y: 0.0 };
+        ModelOutputs { geometry, kernel_version: 0, tasks: 2, height: side, width: side, mask_logits, scores: pool.acquire(0) }
+    }
+
+    fn perceive(o: &ModelOutputs) -> FrameFindings {
+        let mut p = Perception::new(PerceptionOptions { ellipse: true, ..PerceptionOptions::default() });
+        let mut out = FrameFindings::default();
+        p.perceive(o, TaskRows { segmentation: 0, detection: 1 }, 64, 64, Some(PixelSpacing::isotropic(0.1)), &mut out);
+        out
+    }
+
+    #[test]
+    fn empty_nan_and_speckled_masks_give_no_findings() {
+        assert!(perceive(&outputs(64, |_, _| -3.0)).findings.is_empty());
+        assert!(perceive(&outputs(64, |_, _| f32::NAN)).findings.is_empty());
+        // A checkerboard: thousands of one-pixel components, all under the minimum.
+        let specks = perceive(&outputs(64, |x, y| if (x + y) % 2 == 0 { 3.0 } else { -3.0 }));
+        assert!(specks.findings.is_empty(), "{:?}", specks.findings.len());
+    }
+
+    #[test]
+    fn a_full_mask_is_one_finding_the_size_of_the_frame_with_units() {
+        let found = perceive(&outputs(64, |_, _| 3.0));
+        let seg: Vec<_> = found.segments().collect();
+        assert_eq!(seg.len(), 1);
+        assert_eq!(seg[0].area_px, 64 * 64);
+        let long = seg[0].long_axis.expect("measured");
+        // The diagonal of 6.4 mm x 6.4 mm.
+        assert!((long.caliper.length_mm - 6.4 * 2f64.sqrt()).abs() < 0.1, "{long:?}");
+        assert!(long.uncertainty_mm > 0.0 && long.uncertainty_mm.is_finite());
+        assert!(found.contour(seg[0]).len() >= 4);
+        assert_eq!(found.detections().count(), 1);
+    }
+}

@@ -10,9 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use gstreamer as gst;
-use gstreamer_app as gst_app;
-use gst::prelude::*;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -33,34 +30,16 @@ fn definition(extra_model: &str, overlay: &str, mp4: &Path) -> String {
 
 /// RGB frames of an MP4 (every `step`-th), decoded by GStreamer.
 fn rgb_frames(path: &Path, step: usize) -> Vec<(Vec<u8>, usize, usize)> {
-    gst::init().expect("GStreamer init");
-    let launch = format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false",
-        path.display()
-    );
-    let pipeline = gst::parse::launch(&launch).expect("decode").downcast::<gst::Pipeline>().expect("pipeline");
-    let sink = pipeline.by_name("out").expect("appsink").downcast::<gst_app::AppSink>().expect("appsink");
-    pipeline.set_state(gst::State::Playing).expect("play");
     let mut frames = Vec::new();
-    let mut index = 0;
-    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
-        index += 1;
-        if index % step != 0 {
-            continue;
+    decode_with(path, "RGB", |index, w, h, map| {
+        if (index + 1) % step != 0 {
+            return;
         }
-        let caps = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned())).expect("caps");
-        let (w, h) = (caps.get::<i32>("width").expect("width") as usize, caps.get::<i32>("height").expect("height") as usize);
-        let buffer = sample.buffer().expect("buffer");
-        let map = buffer.map_readable().expect("map");
         // RGB rows are padded to 4 bytes.
         let stride = (w * 3 + 3) & !3;
-        let mut rgb = Vec::with_capacity(w * h * 3);
-        for y in 0..h {
-            rgb.extend_from_slice(&map[y * stride..y * stride + w * 3]);
-        }
+        let rgb = (0..h).flat_map(|y| map[y * stride..y * stride + w * 3].iter().copied()).collect();
         frames.push((rgb, w, h));
-    }
-    pipeline.set_state(gst::State::Null).expect("stop");
+    });
     frames
 }
 

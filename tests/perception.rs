@@ -22,6 +22,7 @@ use sonoflow_core::annotations::FindingKind;
 use sonoflow_core::findings::GroundTruth;
 use sonoflow_core::{BufferPool, Clock, Frame, FrameFindings, FrameId, ManualClock, StageStamps, Timestamp};
 use sonoflow_overlay::{Interpretation, InterpretationBoard, Overlay, OverlayOptions};
+use sonoflow_perception::contour::polygon_area;
 use sonoflow_perception::{accuracy::iou, Perception, PerceptionOptions, TaskRows};
 use sonoflow_phantom::{Phantom, PhantomConfig, ProbeKind};
 
@@ -101,10 +102,6 @@ fn phantom_frames_through_post_processing_match_the_truth_and_the_golden_files()
         }
         compare_findings(s.name, &found);
     }
-}
-
-fn polygon_area(points: &[sonoflow_core::findings::Point]) -> f32 {
-    sonoflow_perception::contour::polygon_area(points)
 }
 
 /// The findings as the golden file keeps them (rounded to what matters).

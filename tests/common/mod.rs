@@ -136,21 +136,35 @@ pub struct Decoded {
 
 /// Decodes `path` completely with GStreamer (an independent check of a file sonoflow wrote).
 pub fn decode(path: &Path) -> Decoded {
+    let mut decoded = Decoded { frames: 0, width: 0, height: 0 };
+    decode_with(path, "GRAY8", |_, width, height, _| {
+        decoded.frames += 1;
+        decoded.width = width as i32;
+        decoded.height = height as i32;
+    });
+    decoded
+}
+
+/// Decodes `path` completely to `format` (e.g. "GRAY8", "RGB"), calling
+/// `on_frame(index, width, height, mapped sample)` for each frame; panics
+/// if decoding fails.
+pub fn decode_with(path: &Path, format: &str, mut on_frame: impl FnMut(usize, usize, usize, &[u8])) {
     gst::init().expect("GStreamer init");
     let launch = format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format=GRAY8 ! appsink name=out sync=false",
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format={format} ! appsink name=out sync=false",
         path.display()
     );
     let pipeline = gst::parse::launch(&launch).expect("decode pipeline").downcast::<gst::Pipeline>().expect("pipeline");
     let sink = pipeline.by_name("out").expect("appsink").downcast::<gst_app::AppSink>().expect("appsink type");
     pipeline.set_state(gst::State::Playing).expect("play");
-    let mut decoded = Decoded { frames: 0, width: 0, height: 0 };
+    let mut index = 0;
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
-        decoded.frames += 1;
-        if let Some(s) = sample.caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
-            decoded.width = s.get::<i32>("width").unwrap_or(0);
-            decoded.height = s.get::<i32>("height").unwrap_or(0);
-        }
+        let size = sample.caps().and_then(|c| c.structure(0).map(|s| (s.get::<i32>("width").unwrap_or(0), s.get::<i32>("height").unwrap_or(0))));
+        let (width, height) = size.unwrap_or((0, 0));
+        let buffer = sample.buffer().expect("buffer");
+        let map = buffer.map_readable().expect("map");
+        on_frame(index, width.max(0) as usize, height.max(0) as usize, &map);
+        index += 1;
     }
     let bus = pipeline.bus().expect("bus");
     let error = bus.pop_filtered(&[gst::MessageType::Error]);
@@ -160,7 +174,6 @@ pub fn decode(path: &Path) -> Decoded {
             panic!("decoding {} failed: {}", path.display(), err.error());
         }
     }
-    decoded
 }
 
 /// A UDP port on loopback that was free a moment ago.

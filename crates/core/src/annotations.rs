@@ -19,15 +19,6 @@ pub enum FindingKind {
     Detection,
 }
 
-impl FindingKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            FindingKind::Segment => "lesion",
-            FindingKind::Detection => "detection",
-        }
-    }
-}
-
 /// A caliper and how far to trust it. `uncertainty_mm` combines the pixel
 /// size (half a pixel at each end) with how far the length moves when the
 /// mask's probability threshold moves (0.3 to 0.7 by default), in quadrature.

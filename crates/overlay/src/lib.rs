@@ -123,10 +123,6 @@ impl Overlay {
         Arc::clone(&self.stats)
     }
 
-    pub fn font_px(&self) -> f32 {
-        self.text.px
-    }
-
     /// The text size for frames `height` pixels high.
     pub fn font_px_for(&self, height: u32) -> f32 {
         self.options.font_px.unwrap_or_else(|| (height as f32 / 34.0).clamp(11.0, 40.0).round())
@@ -340,21 +336,23 @@ impl std::fmt::Display for Millimetres<'_> {
 /// number cut from its unit): parts that do not fit in `chars` are left out.
 fn finding_line(line: &mut String, part: &mut String, f: &FrameFinding, chars: usize) {
     let _ = write!(line, "#{} lesion {:.2}", f.track, f.confidence);
-    let parts = [
-        f.long_axis.map(|m| ('L', m.caliper.length_mm, m.uncertainty_mm)),
-        f.short_axis.map(|m| ('S', m.caliper.length_mm, m.uncertainty_mm)),
-        f.ellipse.map(|e| ('C', e.circumference_mm, f64::NAN)),
-    ];
-    for (tag, mm, plus_minus) in parts.into_iter().flatten() {
+    for (tag, m) in [('L', f.long_axis), ('S', f.short_axis)] {
+        if let Some(m) = m {
+            part.clear();
+            let _ = write!(part, "  {tag} {}", Millimetres(&m));
+            push_if_fits(line, part, chars);
+        }
+    }
+    if let Some(e) = f.ellipse {
         part.clear();
-        if plus_minus.is_nan() {
-            let _ = write!(part, "  {tag} {mm:.1} mm");
-        } else {
-            let _ = write!(part, "  {tag} {mm:.1} ± {:.1} mm", plus_minus.max(0.05));
-        }
-        if line.chars().count() + part.chars().count() <= chars {
-            line.push_str(part);
-        }
+        let _ = write!(part, "  C {:.1} mm", e.circumference_mm);
+        push_if_fits(line, part, chars);
+    }
+}
+
+fn push_if_fits(line: &mut String, part: &str, chars: usize) {
+    if line.chars().count() + part.chars().count() <= chars {
+        line.push_str(part);
     }
 }
 

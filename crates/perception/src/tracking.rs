@@ -13,7 +13,7 @@
 //! and is taken at once. So a still finding's calipers stop jittering and
 //! a changing one is at most one frame behind.
 
-use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measurement};
+use sonoflow_core::annotations::{FindingKind, FrameFindings, Measurement};
 use sonoflow_core::findings::{BoundingBox, Caliper, PixelSpacing, Point};
 
 use crate::accuracy::iou;
@@ -167,24 +167,25 @@ impl Tracker {
     }
 }
 
-/// A finding as the tracker sees it (tests and callers building findings by hand).
-pub fn segment(bbox: BoundingBox, long: Caliper, short: Caliper, uncertainty_mm: f64) -> FrameFinding {
-    FrameFinding {
-        track: 0,
-        kind: FindingKind::Segment,
-        bbox,
-        area_px: 0,
-        confidence: 1.0,
-        contour: (0, 0),
-        long_axis: Some(Measurement { caliper: long, uncertainty_mm }),
-        short_axis: Some(Measurement { caliper: short, uncertainty_mm }),
-        ellipse: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sonoflow_core::annotations::FrameFinding;
+
+    /// A segment with calipers, as the tracker sees it.
+    fn segment(bbox: BoundingBox, long: Caliper, short: Caliper, uncertainty_mm: f64) -> FrameFinding {
+        FrameFinding {
+            track: 0,
+            kind: FindingKind::Segment,
+            bbox,
+            area_px: 0,
+            confidence: 1.0,
+            contour: (0, 0),
+            long_axis: Some(Measurement { caliper: long, uncertainty_mm }),
+            short_axis: Some(Measurement { caliper: short, uncertainty_mm }),
+            ellipse: None,
+        }
+    }
 
     fn caliper(x0: f32, y0: f32, x1: f32, y1: f32, spacing: &PixelSpacing) -> Caliper {
         let (a, b) = (Point { x: x0, y: y0 }, Point { x: x1, y: y1 });

@@ -17,13 +17,12 @@ use std::time::Duration;
 
 use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use sonoflow_core::alloc_count::FramePathGuard;
-use sonoflow_core::{Frame, FramePool, FrameId};
+use sonoflow_core::{Frame, FramePool};
 use sonoflow_inference::KernelSlot;
-use sonoflow_perception::PerceptionOptions;
 use sonoflow_pipeline::{Processor, StageError};
 use tracing::{debug, warn};
 
-use crate::model_stage::{FrameWork, InferenceStats, ModelSpec};
+use crate::model_stage::{FrameWork, InferenceStats};
 use crate::run::RunError;
 
 /// The model process stage: frames in order on the frame path, the model on its lane.
@@ -39,15 +38,10 @@ pub struct ModelProcessor {
 }
 
 impl ModelProcessor {
-    /// Loads, checks and warms up the model, then starts its thread.
-    pub fn load(
-        spec: &ModelSpec,
-        perception: PerceptionOptions,
-        in_flight: usize,
-        slot: Option<Arc<KernelSlot>>,
-    ) -> Result<(Self, Arc<InferenceStats>), RunError> {
-        let (mut work, stats) = FrameWork::load(spec, perception, in_flight, slot)?;
-        let slot = work.kernel_slot();
+    /// Starts `work` (a loaded, warmed-up model) on its own thread. A frame
+    /// waits for it at most `stall_after` (None: always).
+    pub fn start(mut work: FrameWork, stall_after: Option<Duration>) -> Result<Self, RunError> {
+        let (stats, slot) = (work.stats(), work.kernel_slot());
         let (jobs, job_in) = bounded::<Frame>(1);
         let (done_out, done) = bounded::<Frame>(2);
         std::thread::Builder::new()
@@ -64,16 +58,7 @@ impl ModelProcessor {
                 debug!("AI lane: the process stage has stopped");
             })
             .map_err(|e| RunError::Thread("ai", e.to_string()))?;
-        let processor = Self {
-            jobs,
-            done,
-            busy: false,
-            stall_after: spec.stall_after,
-            copies: FramePool::new(3),
-            stats: Arc::clone(&stats),
-            slot,
-        };
-        Ok((processor, stats))
+        Ok(Self { jobs, done, busy: false, stall_after, copies: FramePool::new(3), stats, slot })
     }
 
     pub fn kernel_slot(&self) -> Arc<KernelSlot> {
@@ -116,22 +101,14 @@ impl ModelProcessor {
     }
 }
 
-impl Processor for ModelProcessor {
-    fn process(&mut self, frame: &mut Frame) -> Result<(), StageError> {
-        let late = self.collect_late();
-        if self.busy {
-            // Still on an earlier frame: this one goes on now.
-            self.stats.passed_without_ai.fetch_add(1, Ordering::Relaxed);
-            if let Some(done) = late {
-                Self::attach(frame, done);
-            }
-            return Ok(());
-        }
-        let id: FrameId = frame.id;
+impl ModelProcessor {
+    /// Hands a copy of `frame` to the AI thread and waits for it (up to
+    /// `stall_after`); None when it did not come back in time.
+    fn submit_and_wait(&mut self, frame: &Frame) -> Option<Frame> {
         if self.jobs.send(self.copy_of(frame)).is_err() {
             // The AI thread is gone (it panicked): frames pass without it.
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+            return None;
         }
         self.busy = true;
         let waited = match self.stall_after {
@@ -141,21 +118,36 @@ impl Processor for ModelProcessor {
         match waited {
             Ok(done) => {
                 self.busy = false;
-                Self::attach(frame, done);
+                Some(done)
             }
             Err(RecvTimeoutError::Timeout) => {
-                self.stats.passed_without_ai.fetch_add(1, Ordering::Relaxed);
-                if let Some(done) = late {
-                    Self::attach(frame, done);
-                }
-                let n = self.stats.passed_without_ai.load(Ordering::Relaxed);
+                let n = self.stats.passed_without_ai.fetch_add(1, Ordering::Relaxed) + 1;
                 if n == 1 || n % 100 == 0 {
-                    warn!(frame = id.0, "the model took over {:?}; frames go on without it until it catches up", self.stall_after.unwrap_or_default());
+                    warn!(frame = frame.id.0, "the model took over {:?}; frames go on without it until it catches up", self.stall_after.unwrap_or_default());
                 }
+                None
             }
             Err(RecvTimeoutError::Disconnected) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                None
             }
+        }
+    }
+}
+
+impl Processor for ModelProcessor {
+    fn process(&mut self, frame: &mut Frame) -> Result<(), StageError> {
+        let late = self.collect_late();
+        let fresh = if self.busy {
+            // Still on an earlier frame: this one goes on now.
+            self.stats.passed_without_ai.fetch_add(1, Ordering::Relaxed);
+            None
+        } else {
+            self.submit_and_wait(frame)
+        };
+        // This frame's own results, else the newest late findings.
+        if let Some(done) = fresh.or(late) {
+            Self::attach(frame, done);
         }
         Ok(())
     }

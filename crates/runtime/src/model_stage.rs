@@ -261,6 +261,11 @@ impl FrameWork {
     pub fn kernel_slot(&self) -> Arc<KernelSlot> {
         self.model.kernel_slot()
     }
+
+    /// The timings and self-check this work records into.
+    pub fn stats(&self) -> Arc<InferenceStats> {
+        Arc::clone(&self.stats)
+    }
 }
 
 impl FrameWork {

@@ -19,7 +19,7 @@ use tracing::{error, info, info_span};
 
 use crate::definition::{PipelineDefinition, ProcessKind};
 use crate::ai_lane::ModelProcessor;
-use crate::model_stage::InferenceStats;
+use crate::model_stage::{FrameWork, InferenceStats};
 use crate::report::{CpuReport, InferenceReport, OverlayReport, ReportExtras, RunReport};
 use crate::usage;
 
@@ -91,7 +91,8 @@ impl ProcessStage {
     pub fn for_definition(def: &PipelineDefinition) -> Result<Self, RunError> {
         match (def.process, &def.model) {
             (ProcessKind::Model, Some(spec)) => {
-                let (processor, stats) = ModelProcessor::load(spec, def.perception, frames_in_flight(def), None)?;
+                let (work, stats) = FrameWork::load(spec, def.perception, frames_in_flight(def), None)?;
+                let processor = ModelProcessor::start(work, spec.stall_after)?;
                 Ok(Self { inference: Some(stats), ..Self::custom(Box::new(processor)) })
             }
             _ => Ok(Self::custom(Box::new(PassThrough))),

@@ -30,11 +30,7 @@ fn benches(c: &mut Criterion) {
 
         let clock = Arc::new(ManualClock::new());
         let board = Arc::new(InterpretationBoard::empty());
-        board.store(Some(Arc::new(Interpretation {
-            text: "Oval, parallel, circumscribed hypoechoic mass with posterior enhancement. BI-RADS 3.".into(),
-            frame: FrameId(1),
-            captured: Timestamp(0),
-        })));
+        board.store(Some(Arc::new(Interpretation::done("Oval, parallel, circumscribed hypoechoic mass with posterior enhancement. BI-RADS 3.", FrameId(1), Timestamp(0)))));
         let mut overlay = Overlay::new(OverlayOptions::default(), clock.clone() as Arc<dyn Clock>, board).expect("overlay");
         let pool = BufferPool::new(2);
         let mut data = pool.acquire(pixels.len());

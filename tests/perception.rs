@@ -171,11 +171,7 @@ fn overlay_image(paused: bool) -> (Vec<u8>, u32, u32) {
     let (pixels, truth, w, h, mut found) = findings_of(s);
     let clock = Arc::new(ManualClock::new());
     let board = Arc::new(InterpretationBoard::empty());
-    board.store(Some(Arc::new(Interpretation {
-        text: "Oval, parallel, circumscribed hypoechoic mass with posterior enhancement; no calcifications. BI-RADS 3: probably benign, short-interval follow-up.".into(),
-        frame: FrameId(300),
-        captured: Timestamp(6_800_000_000),
-    })));
+    board.store(Some(Arc::new(Interpretation::done("Oval, parallel, circumscribed hypoechoic mass with posterior enhancement; no calcifications. BI-RADS 3: probably benign, short-interval follow-up.", FrameId(300), Timestamp(6_800_000_000)))));
     let options = OverlayOptions { font_px: Some(14.0), ..OverlayOptions::default() };
     let mut overlay = Overlay::new(options, clock.clone() as Arc<dyn Clock>, board).expect("overlay");
     let pool = BufferPool::new(2);

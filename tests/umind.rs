@@ -100,7 +100,7 @@ fn vocabulary() -> std::collections::BTreeMap<String, i64> {
 fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame() {
     use sonoflow_core::{FramePool, FrameFormat, FrameId, PixelFormat, StageStamps};
     use sonoflow_inference::preprocess::{fill_input, ResizePlan};
-    use sonoflow_inference::{default_dylib, EngineOptions, GraphSession, Generator, Runtime};
+    use sonoflow_inference::{argmax, default_dylib, EngineOptions, GraphSession, Generator, Runtime};
     use sonoflow_phantom::{Phantom, PhantomConfig};
 
     // A held-out phantom frame, preprocessed as the pipeline does.
@@ -128,7 +128,10 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
     let mut generator = Generator::load(runtime, &model, &options).expect("reasoning graphs");
     let tasks = [vocab["[SEG]"], vocab["[DET]"]];
     let mut streamed = 0;
-    let g = generator.generate(&image_embeds, &[vocab["[DIAG]"]], vocab["[EOS]"], &tasks, 80, &mut |_| streamed += 1).expect("generate");
+    let g = generator.generate(&image_embeds, &[vocab["[DIAG]"]], vocab["[EOS]"], &tasks, 80, &mut argmax, &mut |_| {
+        streamed += 1;
+        std::ops::ControlFlow::Continue(())
+    }).expect("generate");
     let text: Vec<&str> = g.tokens.iter().map(|t| words[t]).collect();
     let text = text.join(" ");
     eprintln!("report ({} tokens, first after {:?}, all in {:?}): {text}", g.tokens.len(), g.time_to_first_token, g.total);

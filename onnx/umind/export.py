@@ -200,7 +200,9 @@ def main(argv=None):
     ap.add_argument("--data", default="out/umind-data")
     ap.add_argument("--out", default="onnx/umind-nano")
     ap.add_argument("--version", default="0.1.0")
+    ap.add_argument("--default-kernels", help="reuse this default_kernels.f32 (a fine-tune that froze the encoder and mask decoder keeps the per-frame path as it was)")
     args = ap.parse_args(argv)
+    keep_kernels = pathlib.Path(args.default_kernels).read_bytes() if args.default_kernels else None
     ckpt = torch.load(args.checkpoint, map_location="cpu")
     vocab = ckpt["vocab"]
     model = UMindNano(vocab)
@@ -215,10 +217,17 @@ def main(argv=None):
     tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     export_graphs(model, out)
     check_against_torch(model, out, vocab)
-    default_kernels(model, tokenizer, pathlib.Path(args.data)).astype("<f4").tofile(out / "default_kernels.f32")
+    if keep_kernels is not None:
+        (out / "default_kernels.f32").write_bytes(keep_kernels)
+    else:
+        default_kernels(model, tokenizer, pathlib.Path(args.data)).astype("<f4").tofile(out / "default_kernels.f32")
     steps = ckpt["step"]
     provenance = (f"Trained from scratch by onnx/train.sh (seed {ckpt['args']['seed']}, {steps} steps of batch {ckpt['args']['batch']}) "
                   "on sonoflow phantom exports (seeds 101, 121, 122 and 111); no external data or pretrained weights.")
+    if "finetune" in ckpt:
+        f = ckpt["finetune"]
+        provenance += (f" Then taught to follow task prompts ([DIAG], [SEG] cyst, [SEG] mass, [SEG] lesion) by onnx/umind/finetune.py "
+                       f"({f['steps']} steps of batch {f['batch']}, seed {f['seed']}; vision encoder and mask decoder frozen).")
     manifest(out, vocab, args.version, provenance)
     for f in sorted(out.iterdir()):
         print(f"{f.name}: {f.stat().st_size / 1e6:.2f} MB")

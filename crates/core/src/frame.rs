@@ -222,6 +222,10 @@ pub struct ModelOutputs {
     pub mask_logits: Pooled<f32>,
     /// One confidence per task (empty when the model has none).
     pub scores: Pooled<f32>,
+    /// The encoder's image tokens for the language model ([tokens x width],
+    /// row-major), when the encoder writes them: the reasoning head reads
+    /// a keyframe's, and keyframe choice compares them across frames.
+    pub image_tokens: Option<Pooled<f32>>,
 }
 
 impl Frame {

@@ -97,6 +97,9 @@ pub struct FrameModel {
     /// Float32 copies of the decoder outputs (reused; no per-frame allocation).
     logits_f32: Vec<f32>,
     scores_f32: Vec<f32>,
+    tokens_f32: Vec<f32>,
+    /// The encoder output holding the language model's image tokens, if any.
+    image_tokens: Option<String>,
     kernels_version: Option<u64>,
     slot: Arc<KernelSlot>,
     plan: Option<(FrameFormat, Option<ImageRegion>, ResizePlan)>,
@@ -104,6 +107,7 @@ pub struct FrameModel {
     /// One pool per output kind, so every buffer fits the next request.
     mask_pool: BufferPool<f32>,
     score_pool: BufferPool<f32>,
+    token_pool: BufferPool<f32>,
     /// Output tensors allocated once and reused by every run (None: a graph
     /// with an output whose size is only known at run time).
     encoder_run: Option<RunOptions<HasSelectedOutputs>>,
@@ -177,6 +181,7 @@ impl FrameModel {
         let kernels_dtype = decoder.spec.input(&m.decoder_io.kernels).map_or(DType::Float32, |t| t.dtype);
         let kernels = HostTensor::zeros(kernels_dtype, &[1, k.tokens.len(), k.size]).map_err(run_error(&file))?;
         let encoder_run = preallocated(&encoder.spec, k.tokens.len()).map_err(run_error(&file))?;
+        let image_tokens = encoder.spec.outputs.iter().find(|t| t.name != m.decoder_io.features).map(|t| t.name.clone());
         Ok(Self {
             encoder,
             decoder,
@@ -186,12 +191,15 @@ impl FrameModel {
             kernels_dtype,
             logits_f32: Vec::new(),
             scores_f32: Vec::new(),
+            tokens_f32: Vec::new(),
+            image_tokens,
             kernels_version: None,
             slot,
             plan: None,
             features_first,
             mask_pool: BufferPool::new(16),
             score_pool: BufferPool::new(16),
+            token_pool: BufferPool::new(16),
             encoder_run,
             decoder_run: None,
         })
@@ -239,6 +247,10 @@ impl FrameModel {
             expected: "an encoder output".into(),
             found: "nothing".into(),
         })?;
+        self.tokens_f32.clear();
+        if let Some(value) = self.image_tokens.as_deref().and_then(|name| encoded.get(name)) {
+            read_f32(value, &mut self.tokens_f32).map_err(run_error(&self.encoder.file))?;
+        }
         let t1 = clock.now();
         let inputs = if self.features_first {
             ort::inputs![features, self.kernels.input()]
@@ -276,13 +288,20 @@ impl FrameModel {
             // fill the pools once; later frames never allocate.
             self.mask_pool.prefill(self.logits_f32.len());
             self.score_pool.prefill(self.scores_f32.len());
+            self.token_pool.prefill(self.tokens_f32.len());
         }
         let mut mask_logits = self.mask_pool.acquire(self.logits_f32.len());
         mask_logits.copy_from_slice(&self.logits_f32);
         let mut scores = self.score_pool.acquire(self.scores_f32.len());
         scores.copy_from_slice(&self.scores_f32);
+        let image_tokens = (!self.tokens_f32.is_empty()).then(|| {
+            let mut tokens = self.token_pool.acquire(self.tokens_f32.len());
+            tokens.copy_from_slice(&self.tokens_f32);
+            tokens
+        });
         let t2 = clock.now();
-        let outputs = ModelOutputs { geometry: ModelGeometry::default(), kernel_version, tasks, height, width, mask_logits, scores };
+        let outputs =
+            ModelOutputs { geometry: ModelGeometry::default(), kernel_version, tasks, height, width, mask_logits, scores, image_tokens };
         Ok((outputs, t1.saturating_since(t0), t2.saturating_since(t1)))
     }
 

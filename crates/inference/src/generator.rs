@@ -1,11 +1,13 @@
 //! The reasoning head's language model, run on token ids: image tokens
 //! from the vision encoder as a prefix, then the prompt, prefilled in one
-//! pass; then one token at a time with the KV cache, greedy, until the end
-//! token or a limit. The hidden state of each task token the model writes
+//! pass; then one token at a time with the KV cache until the end token, a
+//! limit, or the caller stops it. The caller picks each token from the
+//! logits (greedy: [`argmax`]; sampling lives with the reasoning head). The hidden state of each task token the model writes
 //! ([SEG], [DET], ...) is kept: the kernel projector turns them into the
 //! per-frame decoder's kernels. Graph roles and tensor names follow the
 //! model contract (docs/model-contract.md).
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use ndarray::{Array2, Array3, Array4, ArrayD, IxDyn};
@@ -24,6 +26,13 @@ pub struct Generation {
     pub task_hidden: Vec<Option<Vec<f32>>>,
     pub time_to_first_token: Duration,
     pub total: Duration,
+    /// The caller stopped it before the end token or the limit.
+    pub stopped: bool,
+}
+
+/// The greedy choice: the index of the largest logit.
+pub fn argmax(logits: &[f32]) -> i64 {
+    logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as i64)
 }
 
 /// embed_tokens + decoder + kernel_projector sessions of one model.
@@ -76,9 +85,11 @@ impl Generator {
         Array3::from_shape_vec((1, ids.len(), self.width), data.to_vec()).map_err(|e| InferenceError::Run { file, message: e.to_string() })
     }
 
-    /// Greedy generation after `image_embeds` ([image_tokens x width],
-    /// row-major) and `prompt`; stops at `eos` or after `max_new` tokens.
-    /// `on_token` sees each token as it comes.
+    /// Generation after `image_embeds` ([image_tokens x width], row-major)
+    /// and `prompt`; `pick` chooses each token from the last position's
+    /// logits. Stops at `eos`, after `max_new` tokens, or when `on_token`
+    /// (which sees each token as it comes) breaks.
+    #[allow(clippy::too_many_arguments)]
     pub fn generate(
         &mut self,
         image_embeds: &[f32],
@@ -86,7 +97,8 @@ impl Generator {
         eos: i64,
         task_ids: &[i64],
         max_new: usize,
-        on_token: &mut dyn FnMut(i64),
+        pick: &mut dyn FnMut(&[f32]) -> i64,
+        on_token: &mut dyn FnMut(i64) -> ControlFlow<()>,
     ) -> Result<Generation, InferenceError> {
         let started = Instant::now();
         let image_tokens = image_embeds.len() / self.width;
@@ -96,7 +108,7 @@ impl Generator {
         let mut embeds = ndarray::concatenate(ndarray::Axis(1), &[image.view(), prompt.view()])
             .map_err(|e| InferenceError::Run { file: self.decoder.file.display().to_string(), message: e.to_string() })?;
         let (mut total, mut tokens, mut hidden) = (0usize, Vec::new(), vec![None; task_ids.len()]);
-        let mut first_token = None;
+        let (mut first_token, mut stopped) = (None, false);
         let file = self.decoder.file.display().to_string();
         let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
         let kv_name = |prefix: &str, i: usize| format!("{prefix}.{}.{}", i / 2, if i % 2 == 0 { "key" } else { "value" });
@@ -121,8 +133,7 @@ impl Generator {
             let next = {
                 let (shape, logits) = out["logits"].try_extract_tensor::<f32>().map_err(err)?;
                 let vocab = *shape.last().unwrap_or(&1) as usize;
-                let last = &logits[(s - 1) * vocab..s * vocab];
-                last.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(eos, |(i, _)| i as i64)
+                logits.get((s - 1) * vocab..s * vocab).map_or(eos, &mut *pick)
             };
             if let Some(k) = tokens.last().and_then(|prev| task_ids.iter().position(|t| t == prev)) {
                 let (_, states) = out["hidden_states"].try_extract_tensor::<f32>().map_err(err)?;
@@ -144,10 +155,13 @@ impl Generator {
                 break;
             }
             tokens.push(next);
-            on_token(next);
+            if on_token(next).is_break() {
+                stopped = true;
+                break;
+            }
             embeds = self.embed_ids(&[next])?;
         }
-        Ok(Generation { tokens, task_hidden: hidden, time_to_first_token: first_token.unwrap_or_default(), total: started.elapsed() })
+        Ok(Generation { tokens, task_hidden: hidden, time_to_first_token: first_token.unwrap_or_default(), total: started.elapsed(), stopped })
     }
 
     /// Image tokens for the language model: runs the vision encoder on a

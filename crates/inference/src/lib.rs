@@ -21,7 +21,7 @@ use std::time::Duration;
 use sonoflow_model::{ModelDir, ModelError};
 
 pub use frame_model::{FrameModel, StepTimes};
-pub use generator::{Generation, Generator};
+pub use generator::{argmax, Generation, Generator};
 pub use graph::{default_dylib, EngineOptions, Fallback, GraphSession, Optimization};
 pub use kernels::{KernelSlot, Kernels};
 pub use provider::{available_providers, Provider, TensorRtOptions};

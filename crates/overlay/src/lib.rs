@@ -26,9 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measurement};
-use sonoflow_core::{Clock, Frame, FrameFormat, FrameId, PixelFormat, Timestamp};
+use sonoflow_core::{Clock, Frame, FrameFormat, PixelFormat, Timestamp};
 use sonoflow_pipeline::{LatencyRecorder, Painter};
 
 pub use config::{OverlayConfig, OverlayOptions};
@@ -36,17 +35,7 @@ use hud::Hud;
 use raster::{Canvas, Paint};
 pub use text::{FontError, Text};
 
-/// The latest clinical interpretation, published by the reasoning head.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Interpretation {
-    pub text: String,
-    /// The keyframe it was written for, and when that frame was captured.
-    pub frame: FrameId,
-    pub captured: Timestamp,
-}
-
-/// Where the reasoning head publishes and the overlay reads (lock-free).
-pub type InterpretationBoard = ArcSwapOption<Interpretation>;
+pub use sonoflow_core::{Interpretation, InterpretationBoard, InterpretationState};
 
 /// What the overlay did over a run, for the report.
 #[derive(Default)]
@@ -265,9 +254,17 @@ impl Overlay {
 
         self.line.clear();
         match interpretation.as_deref() {
-            Some(i) => {
-                let _ = write!(self.line, "Interpretation · frame {} · {:.1} s ago", i.frame.0, secs(age(now, i.captured)));
-            }
+            Some(i) => match i.state {
+                InterpretationState::Done => {
+                    let _ = write!(self.line, "Interpretation · frame {} · {:.1} s ago", i.frame.0, secs(age(now, i.captured)));
+                }
+                InterpretationState::Writing => {
+                    let _ = write!(self.line, "Interpretation · frame {} · writing…", i.frame.0);
+                }
+                InterpretationState::Unavailable => {
+                    let _ = write!(self.line, "Interpretation unavailable");
+                }
+            },
             None => {
                 let _ = write!(self.line, "Interpretation · none yet");
             }
@@ -295,7 +292,8 @@ impl Overlay {
                     self.line.push('…');
                 }
                 truncate(&mut self.line, chars);
-                self.text.draw(canvas, x, y, &self.line, Paint::rgb(220, 220, 220));
+                let ink = if i.state == InterpretationState::Unavailable { MUTED } else { Paint::rgb(220, 220, 220) };
+                self.text.draw(canvas, x, y, &self.line, ink);
                 y += lh;
             }
         }

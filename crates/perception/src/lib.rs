@@ -170,7 +170,7 @@ mod tests {
             }
         }
         let geometry = ModelGeometry { input_width: side as u32, input_height: side as u32, crop: (0, 0, side as u32, side as u32), scale_x: 1.0, scale_y: 1.0, pad_x: 0.0, pad_y: 0.0 };
-        ModelOutputs { geometry, kernel_version: 0, tasks: 2, height: side, width: side, mask_logits, scores: pool.acquire(0) }
+        ModelOutputs { geometry, kernel_version: 0, tasks: 2, height: side, width: side, mask_logits, scores: pool.acquire(0), image_tokens: None }
     }
 
     fn perceive(o: &ModelOutputs) -> FrameFindings {

@@ -157,6 +157,7 @@ mod tests {
             width: side,
             mask_logits,
             scores,
+            image_tokens: None,
         }
     }
 

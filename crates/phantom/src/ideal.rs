@@ -68,5 +68,5 @@ pub fn outputs(truth: &GroundTruth, geometry: ModelGeometry, grid: usize) -> Mod
             logits[plane + gy * grid + gx] = l;
         }
     }
-    ModelOutputs { geometry, kernel_version: 0, tasks: 2, height: grid, width: grid, mask_logits: logits, scores: pool.acquire(0) }
+    ModelOutputs { geometry, kernel_version: 0, tasks: 2, height: grid, width: grid, mask_logits: logits, scores: pool.acquire(0), image_tokens: None }
 }

@@ -2,8 +2,8 @@
 //! end-to-end latency (capture to hand-off to the sink) as HDR histograms.
 //! Recording never allocates: histograms are sized once, up front.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -95,6 +95,20 @@ impl Span {
     }
 }
 
+/// End-to-end latency split by a condition another part of the program
+/// sets (e.g. "the reasoning head is generating"), read as each frame leaves.
+pub struct LatencySplit {
+    pub condition: Arc<AtomicBool>,
+    pub when_set: LatencyRecorder,
+    pub when_clear: LatencyRecorder,
+}
+
+impl LatencySplit {
+    pub fn new(condition: Arc<AtomicBool>) -> Self {
+        Self { condition, when_set: LatencyRecorder::new(), when_clear: LatencyRecorder::new() }
+    }
+}
+
 /// Everything the pipeline counts while it runs; shared by all stage threads.
 pub struct PipelineMetrics {
     frames_in: AtomicU64,
@@ -107,6 +121,7 @@ pub struct PipelineMetrics {
     inbound: Mutex<Vec<(Stage, HandoffStats)>>,
     end_to_end: LatencyRecorder,
     stage_time: [LatencyRecorder; Stage::COUNT],
+    split: OnceLock<Arc<LatencySplit>>,
 }
 
 /// A point-in-time copy of [`PipelineMetrics`].
@@ -138,7 +153,13 @@ impl PipelineMetrics {
             inbound: Mutex::new(Vec::new()),
             end_to_end: LatencyRecorder::new(),
             stage_time: std::array::from_fn(|_| LatencyRecorder::new()),
+            split: OnceLock::new(),
         }
+    }
+
+    /// Also records each frame's end-to-end latency into `split` (one split per run).
+    pub fn split_latency_by(&self, split: Arc<LatencySplit>) {
+        let _ = self.split.set(split);
     }
 
     /// Counts the evictions of `handoff` as drops of `stage` (its consumer).
@@ -157,6 +178,10 @@ impl PipelineMetrics {
         self.frames_out.fetch_add(1, Ordering::Relaxed);
         self.out_span.mark(at);
         self.end_to_end.record(latency);
+        if let Some(split) = self.split.get() {
+            let into = if split.condition.load(Ordering::Relaxed) { &split.when_set } else { &split.when_clear };
+            into.record(latency);
+        }
     }
 
     pub fn stage_time(&self, stage: Stage, time: Duration) {

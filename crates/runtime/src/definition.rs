@@ -14,6 +14,7 @@ use crate::device;
 use crate::model_stage::{ModelConfig, ModelSpec, PerceptionConfig};
 use sonoflow_overlay::{OverlayConfig, OverlayOptions};
 use sonoflow_perception::PerceptionOptions;
+use sonoflow_reasoning::{HeadSpec, ReasoningConfig};
 
 /// A pipeline definition file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -46,6 +47,9 @@ pub struct DefinitionFile {
     /// What is drawn onto the outgoing frames.
     #[serde(default)]
     pub overlay: OverlayConfig,
+    /// The asynchronous reasoning head (keyframes, reports, kernels).
+    #[serde(default)]
+    pub reasoning: ReasoningConfig,
 }
 
 /// `[process]`.
@@ -118,6 +122,8 @@ pub struct PipelineDefinition {
     pub perception: PerceptionOptions,
     /// The overlay, when it is on.
     pub overlay: Option<OverlayOptions>,
+    /// The reasoning head, when it is on.
+    pub reasoning: Option<HeadSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,8 +175,8 @@ impl PipelineDefinition {
             Some(name) => Some(device::load(name, &device::search_dirs(dir), shown)?),
             None => None,
         };
-        let defaults = profile.map(|p| p.model).unwrap_or_default();
-        file.validate(&defaults).map_err(|issue| DefinitionError::Invalid { path: shown.to_owned(), issue }).map(|mut def| {
+        let (defaults, reasoning) = profile.map(|p| (p.model, p.reasoning)).unwrap_or_default();
+        file.validate(&defaults, &reasoning).map_err(|issue| DefinitionError::Invalid { path: shown.to_owned(), issue }).map(|mut def| {
             if def.name.is_empty() {
                 def.name = default_name.to_owned();
             }
@@ -180,8 +186,8 @@ impl PipelineDefinition {
 }
 
 impl DefinitionFile {
-    /// `defaults`: the device profile's [model] keys.
-    fn validate(&self, defaults: &ModelConfig) -> Result<PipelineDefinition, ConfigIssue> {
+    /// `defaults`, `reasoning`: the device profile's [model] and [reasoning] keys.
+    fn validate(&self, defaults: &ModelConfig, reasoning: &ReasoningConfig) -> Result<PipelineDefinition, ConfigIssue> {
         let source = self
             .source
             .as_ref()
@@ -252,6 +258,7 @@ impl DefinitionFile {
             sinks,
             perception: self.perception.validate()?,
             overlay: self.overlay.validate(model.is_some())?,
+            reasoning: self.reasoning.or(reasoning).validate(model.is_some())?,
             model,
         })
     }

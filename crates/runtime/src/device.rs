@@ -12,6 +12,7 @@ use sonoflow_core::ConfigIssue;
 
 use crate::definition::DefinitionError;
 use crate::model_stage::ModelConfig;
+use sonoflow_reasoning::ReasoningConfig;
 
 /// A device profile file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -20,6 +21,17 @@ struct ProfileFile {
     description: Option<String>,
     #[serde(default)]
     model: ModelConfig,
+    /// The reasoning head's thread budget on this device.
+    #[serde(default)]
+    reasoning: ReasoningBudget,
+}
+
+/// A profile's `[reasoning]`: only the thread budget (the pipeline sets the rest).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasoningBudget {
+    intra_threads: Option<usize>,
+    nice: Option<i32>,
 }
 
 /// A loaded profile.
@@ -29,6 +41,7 @@ pub struct DeviceProfile {
     pub path: PathBuf,
     pub description: Option<String>,
     pub model: ModelConfig,
+    pub reasoning: ReasoningConfig,
 }
 
 /// Where profiles are looked for: `firmware-config/devices/` under the
@@ -77,7 +90,8 @@ pub fn load(name: &str, dirs: &[PathBuf], shown: &str) -> Result<DeviceProfile, 
             issue: ConfigIssue::new("model.dir", "is set in a device profile", "remove it: the pipeline definition chooses the model"),
         });
     }
-    Ok(DeviceProfile { name: name.to_owned(), path, description: file.description, model: file.model })
+    let reasoning = ReasoningConfig { intra_threads: file.reasoning.intra_threads, nice: file.reasoning.nice, ..ReasoningConfig::default() };
+    Ok(DeviceProfile { name: name.to_owned(), path, description: file.description, model: file.model, reasoning })
 }
 
 #[cfg(test)]
@@ -97,6 +111,7 @@ mod tests {
             let p = load(&name, &dirs, "p.toml").unwrap_or_else(|e| panic!("{e}"));
             let merged = ModelConfig { dir: Some("m".into()), ..ModelConfig::default() }.or(&p.model);
             merged.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            ReasoningConfig::default().or(&p.reasoning).validate(true).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 

@@ -9,13 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sonoflow_core::{Clock, ConfigIssue, Frame, FrameFindings, MonotonicClock, Recycler};
+use sonoflow_core::annotations::FindingKind;
+use sonoflow_core::{Clock, ConfigIssue, Frame, FrameFindings, ModelOutputs, MonotonicClock, Recycler};
 use sonoflow_inference::{
     default_dylib, EngineOptions, Fallback, FrameModel, KernelSlot, Optimization, Provider, Runtime, TensorRtOptions,
 };
-use sonoflow_model::{ModelDir, TaskKind};
+use sonoflow_model::{Dim, ModelDir, TaskKind, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR, VISION_ENCODER};
 use sonoflow_perception::{Accuracy, FrameScore, Perception, PerceptionOptions, Smoothing, TaskRows, ThresholdBand};
 use sonoflow_pipeline::LatencyRecorder;
+use sonoflow_reasoning::{Calipers, FrameSignals, HeadHandle, KeyframeOptions, KeyframeSelector};
 use tracing::{info, warn};
 
 use crate::run::RunError;
@@ -206,6 +208,53 @@ pub struct FrameWork {
     findings: Recycler<FrameFindings>,
     /// The source epoch of the last frame: a restart forgets the tracks.
     epoch: u32,
+    /// Keyframe choice for the reasoning head, when it runs.
+    keyframing: Option<Keyframing>,
+    /// The model has the language-model graphs and tokenizer the head needs.
+    reasoning_graphs: bool,
+    /// Values in one frame's image tokens (0: the encoder writes none).
+    image_token_values: usize,
+}
+
+/// Chooses keyframes from each frame's outputs and hands them to the head.
+struct Keyframing {
+    selector: KeyframeSelector,
+    head: HeadHandle,
+    /// The decoder row whose mask tells whether the finding is stable.
+    mask_row: usize,
+}
+
+/// The calipers of the largest segmented finding (what the report quotes).
+fn primary_calipers(findings: &FrameFindings) -> Calipers {
+    findings
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::Segment)
+        .max_by_key(|f| f.area_px)
+        .map_or_else(Calipers::default, |f| Calipers { long: f.long_axis, short: f.short_axis })
+}
+
+impl Keyframing {
+    fn observe(&mut self, frame: &Frame, outputs: &ModelOutputs, findings: Option<&FrameFindings>) {
+        if !self.head.is_open() {
+            return;
+        }
+        let Some(tokens) = outputs.image_tokens.as_deref() else { return };
+        let plane = outputs.height * outputs.width;
+        let mask = outputs.mask_logits.get(self.mask_row * plane..(self.mask_row + 1) * plane).unwrap_or(&[]);
+        let signals = FrameSignals { now: frame.stamps.captured, image_tokens: tokens, mask_logits: mask };
+        let requested = self.head.take_request();
+        let Some(reason) = self.selector.observe(&signals, requested) else { return };
+        let o = self.selector.observation();
+        tracing::debug!(frame = frame.id.0, reason = reason.name(), motion = o.motion, drift = o.drift, iou = o.mask_iou, "keyframe");
+        let mut keyframe = self.head.blank_keyframe();
+        keyframe.frame = frame.id;
+        keyframe.captured = frame.stamps.captured;
+        keyframe.reason = reason;
+        keyframe.image_tokens.extend_from_slice(tokens);
+        keyframe.calipers = findings.map(primary_calipers).unwrap_or_default();
+        self.head.submit(keyframe);
+    }
 }
 
 /// The decoder rows (default-kernel order) that drive segmentation and detection.
@@ -252,14 +301,48 @@ impl FrameWork {
             passed_without_ai: AtomicU64::new(0),
         });
         let perception = task_rows(&model_dir).map(|rows| (Perception::new(perception), rows));
+        let m = &model_dir.manifest;
+        let reasoning_graphs = [EMBED_TOKENS, DECODER, KERNEL_PROJECTOR].iter().all(|g| m.graphs.contains_key(*g)) && m.tokenizer.is_some();
+        let image_token_values = m
+            .graphs
+            .get(VISION_ENCODER)
+            .and_then(|g| g.outputs.iter().find(|t| t.name != m.decoder_io.features))
+            .map_or(0, |t| t.shape.iter().map(|d| if let Dim::Fixed(n) = d { (*n).max(0) as usize } else { 1 }).product());
         let findings = Recycler::new(in_flight);
         // Room for a busy frame up front, so steady frames never grow them.
         findings.prefill(|| FrameFindings::with_capacity(64, 16_384));
-        Ok((Self { model, stats: Arc::clone(&stats), clock, perception, findings, epoch: 0 }, stats))
+        let work = Self {
+            model,
+            stats: Arc::clone(&stats),
+            clock,
+            perception,
+            findings,
+            epoch: 0,
+            keyframing: None,
+            reasoning_graphs,
+            image_token_values,
+        };
+        Ok((work, stats))
     }
 
     pub fn kernel_slot(&self) -> Arc<KernelSlot> {
         self.model.kernel_slot()
+    }
+
+    /// Whether the model has what the reasoning head needs.
+    pub fn has_reasoning_graphs(&self) -> bool {
+        self.reasoning_graphs
+    }
+
+    /// Values in one frame's image tokens.
+    pub fn image_token_values(&self) -> usize {
+        self.image_token_values
+    }
+
+    /// Chooses keyframes on every frame from now on and hands them to `head`.
+    pub fn attach_head(&mut self, head: HeadHandle, options: KeyframeOptions) {
+        let mask_row = self.perception.as_ref().map_or(0, |(_, rows)| rows.segmentation);
+        self.keyframing = Some(Keyframing { selector: KeyframeSelector::new(options), head, mask_row });
     }
 
     /// The timings and self-check this work records into.
@@ -306,6 +389,9 @@ impl FrameWork {
             }
             frame.findings = Some(found);
             self.stats.postprocess.record(self.clock.now().saturating_since(t0));
+        }
+        if let Some(keyframing) = &mut self.keyframing {
+            keyframing.observe(frame, &outputs, frame.findings.as_deref());
         }
         frame.outputs = Some(outputs);
     }

@@ -68,6 +68,8 @@ pub struct RunReport {
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
     /// The overlay, when it is on.
     pub overlay: Option<OverlayReport>,
+    /// The reasoning head, when it runs.
+    pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -170,6 +172,7 @@ pub(crate) struct ReportExtras {
     pub inference: Option<InferenceReport>,
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
     pub overlay: Option<OverlayReport>,
+    pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
     pub error: Option<String>,
 }
 
@@ -204,6 +207,7 @@ impl RunReport {
             inference: extras.inference,
             accuracy: extras.accuracy,
             overlay: extras.overlay,
+            reasoning: extras.reasoning,
             error: extras.error,
         }
     }

@@ -20,6 +20,8 @@ use tracing::{error, info, info_span};
 use crate::definition::{PipelineDefinition, ProcessKind};
 use crate::ai_lane::ModelProcessor;
 use crate::model_stage::{FrameWork, InferenceStats};
+use sonoflow_inference::{default_dylib, Runtime};
+use sonoflow_reasoning::{ReasoningHead, ReasoningStats};
 use crate::report::{CpuReport, InferenceReport, OverlayReport, ReportExtras, RunReport};
 use crate::usage;
 
@@ -40,6 +42,8 @@ pub enum RunError {
     Thread(&'static str, String),
     #[error("the overlay could not be built: {0}")]
     Overlay(#[from] sonoflow_overlay::FontError),
+    #[error(transparent)]
+    Reasoning(#[from] sonoflow_reasoning::ReasoningError),
 }
 
 /// How to run.
@@ -65,6 +69,7 @@ pub struct LiveStatus<'a> {
     pub metrics: &'a MetricsSnapshot,
     pub source: &'a SourceStatus,
     pub inference: Option<&'a InferenceStats>,
+    pub reasoning: Option<&'a ReasoningStats>,
 }
 
 /// The process stage of a run, and its inference statistics if it runs a model.
@@ -73,6 +78,8 @@ pub struct ProcessStage {
     pub inference: Option<Arc<InferenceStats>>,
     /// Where interpretations are published for the overlay's panel.
     pub interpretations: Arc<InterpretationBoard>,
+    /// The reasoning head, when it runs (stopped when the run ends).
+    pub reasoning: Option<ReasoningHead>,
 }
 
 /// Frames that can hold findings at once: both hand-offs, one per stage, spare.
@@ -83,7 +90,7 @@ fn frames_in_flight(def: &PipelineDefinition) -> usize {
 impl ProcessStage {
     /// A stage of the caller's own (tests, embedding applications).
     pub fn custom(processor: Box<dyn Processor>) -> Self {
-        Self { processor, inference: None, interpretations: Arc::new(InterpretationBoard::empty()) }
+        Self { processor, inference: None, interpretations: Arc::new(InterpretationBoard::empty()), reasoning: None }
     }
 
     /// The stage a definition asks for; a model is loaded, checked and
@@ -91,9 +98,27 @@ impl ProcessStage {
     pub fn for_definition(def: &PipelineDefinition) -> Result<Self, RunError> {
         match (def.process, &def.model) {
             (ProcessKind::Model, Some(spec)) => {
-                let (work, stats) = FrameWork::load(spec, def.perception, frames_in_flight(def), None)?;
+                let (mut work, stats) = FrameWork::load(spec, def.perception, frames_in_flight(def), None)?;
+                let interpretations = Arc::new(InterpretationBoard::empty());
+                let reasoning = match &def.reasoning {
+                    Some(head) if head.required || head.model.is_some() || work.has_reasoning_graphs() => {
+                        let runtime = Runtime::load(&default_dylib(std::path::Path::new(".")))?;
+                        let started = ReasoningHead::start(
+                            head.clone(),
+                            &spec.dir,
+                            spec.engine.clone(),
+                            runtime,
+                            work.kernel_slot(),
+                            Arc::clone(&interpretations),
+                            work.image_token_values(),
+                        )?;
+                        work.attach_head(started.handle(), head.keyframes.clone());
+                        Some(started)
+                    }
+                    _ => None,
+                };
                 let processor = ModelProcessor::start(work, spec.stall_after)?;
-                Ok(Self { inference: Some(stats), ..Self::custom(Box::new(processor)) })
+                Ok(Self { processor: Box::new(processor), inference: Some(stats), interpretations, reasoning })
             }
             _ => Ok(Self::custom(Box::new(PassThrough))),
         }
@@ -149,6 +174,11 @@ pub fn run(
         move || run_output_stage(output_in, Box::new(output), metrics, clock, None, stop)
     })?;
     let inference = stage.inference;
+    let head = stage.reasoning;
+    let reasoning: Option<Arc<ReasoningStats>> = head.as_ref().map(|h| h.handle().stats());
+    if let Some(r) = &reasoning {
+        metrics.split_latency_by(Arc::clone(&r.frame_latency));
+    }
     let process_thread = spawn("process", {
         let (metrics, clock, processor) = (Arc::clone(&metrics), Arc::clone(&clock), stage.processor);
         move || run_process_stage(process_in, to_output, processor, metrics, clock)
@@ -181,7 +211,13 @@ pub fn run(
         }
         if Instant::now() >= next_status {
             next_status += options.status_every;
-            on_status(&LiveStatus { elapsed: started.elapsed(), metrics: &snap, source: &source, inference: inference.as_deref() });
+            on_status(&LiveStatus {
+                elapsed: started.elapsed(),
+                metrics: &snap,
+                source: &source,
+                inference: inference.as_deref(),
+                reasoning: reasoning.as_deref(),
+            });
         }
     }
 
@@ -203,6 +239,8 @@ pub fn run(
     for err in &errors {
         error!("{err}");
     }
+    // The head stops at its next token; its counters are final after this.
+    drop(head);
 
     let snap = metrics.snapshot();
     let duration = started.elapsed().as_secs_f64();
@@ -221,7 +259,13 @@ pub fn run(
         }),
         _ => None,
     };
-    on_status(&LiveStatus { elapsed: started.elapsed(), metrics: &snap, source: &source, inference: inference.as_deref() });
+    on_status(&LiveStatus {
+        elapsed: started.elapsed(),
+        metrics: &snap,
+        source: &source,
+        inference: inference.as_deref(),
+        reasoning: reasoning.as_deref(),
+    });
     Ok(RunReport::new(
         &snap,
         ReportExtras {
@@ -239,6 +283,7 @@ pub fn run(
                 .and_then(|s| s.accuracy.lock().ok().map(|a| a.summary()))
                 .filter(|a| a.frames > 0),
             overlay: overlay_stats.as_deref().map(OverlayReport::from_stats),
+            reasoning: reasoning.as_deref().map(|r| r.report(duration)),
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         },
     ))

@@ -1,0 +1,193 @@
+//! `[reasoning]` in a pipeline definition (and the thread budget in a
+//! device profile's `[reasoning]`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sonoflow_core::ConfigIssue;
+
+use crate::keyframes::KeyframeOptions;
+use crate::sampling::Sampling;
+
+/// `[reasoning]` as written. Every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasoningConfig {
+    /// Run the head (default: when the model has reasoning graphs).
+    pub enabled: Option<bool>,
+    /// The model directory of the language model (default: model.dir).
+    pub model: Option<PathBuf>,
+    /// The task prompt (default "[DIAG]": the diagnostic report).
+    pub prompt: Option<String>,
+    /// Tokens after which generation stops (default 96).
+    pub max_new_tokens: Option<usize>,
+    /// 0 (default): greedy. Above 0: sampling at this temperature.
+    pub temperature: Option<f32>,
+    /// The nucleus of sampling (default 0.9).
+    pub top_p: Option<f32>,
+    /// The sampling seed (default 0), mixed with each keyframe's id.
+    pub seed: Option<u64>,
+    /// ONNX Runtime threads of the head's sessions (default 1).
+    pub intra_threads: Option<usize>,
+    /// Scheduling niceness of the head's thread, 0 to 19 (default 10): the
+    /// frame path wins when both want a core.
+    pub nice: Option<i32>,
+    /// A generation running longer is stopped (default 5000 ms).
+    pub timeout_ms: Option<u64>,
+    /// A running generation whose keyframe is older than this is cancelled
+    /// when a newer keyframe waits (default 2000 ms).
+    pub stale_after_ms: Option<u64>,
+    /// Keyframes at most this often (default 1000 ms) ...
+    pub min_interval_ms: Option<u64>,
+    /// ... and at least this often (default 6000 ms).
+    pub max_interval_ms: Option<u64>,
+    /// Image-token change frame to frame below which the probe is still (default 0.08).
+    pub still_below: Option<f32>,
+    /// Still frames in a row, finding stable, that make a keyframe (default 8).
+    pub still_frames: Option<usize>,
+    /// Mask IoU frame to frame for a stable finding (default 0.8).
+    pub stable_iou: Option<f32>,
+    /// Image-token change from the last keyframe that makes a new scene (default 0.45).
+    pub scene_change_above: Option<f32>,
+}
+
+/// A validated `[reasoning]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadSpec {
+    /// None: model.dir.
+    pub model: Option<PathBuf>,
+    /// Whether the definition asked for the head explicitly (then a model
+    /// without reasoning graphs is an error shown as "unavailable").
+    pub required: bool,
+    pub prompt: String,
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    pub intra_threads: usize,
+    pub nice: i32,
+    pub timeout: Duration,
+    pub stale_after: Duration,
+    pub keyframes: KeyframeOptions,
+}
+
+pub const DEFAULT_PROMPT: &str = "[DIAG]";
+
+impl ReasoningConfig {
+    /// This config with every unset key taken from `defaults` (a device profile).
+    pub fn or(&self, defaults: &ReasoningConfig) -> ReasoningConfig {
+        macro_rules! pick {
+            ($($f:ident),*) => { ReasoningConfig { $($f: self.$f.clone().or_else(|| defaults.$f.clone())),* } };
+        }
+        pick!(enabled, model, prompt, max_new_tokens, temperature, top_p, seed, intra_threads, nice, timeout_ms, stale_after_ms,
+              min_interval_ms, max_interval_ms, still_below, still_frames, stable_iou, scene_change_above)
+    }
+
+    /// The head's spec, or None when it is off. `model`: whether the
+    /// process stage runs a model (the head needs one).
+    pub fn validate(&self, model: bool) -> Result<Option<HeadSpec>, ConfigIssue> {
+        let d = KeyframeOptions::default();
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        let keyframes = KeyframeOptions {
+            min_interval: ms(self.min_interval_ms, d.min_interval),
+            max_interval: ms(self.max_interval_ms, d.max_interval),
+            still_below: self.still_below.unwrap_or(d.still_below),
+            still_frames: self.still_frames.unwrap_or(d.still_frames),
+            stable_iou: self.stable_iou.unwrap_or(d.stable_iou),
+            scene_change_above: self.scene_change_above.unwrap_or(d.scene_change_above),
+        };
+        if keyframes.max_interval < keyframes.min_interval {
+            return Err(ConfigIssue::new(
+                "reasoning.max_interval_ms",
+                format!("({} ms) is shorter than min_interval_ms ({} ms)", keyframes.max_interval.as_millis(), keyframes.min_interval.as_millis()),
+                "make max_interval_ms at least min_interval_ms",
+            ));
+        }
+        if !(0.0..=1.0).contains(&keyframes.stable_iou) {
+            return Err(ConfigIssue::new("reasoning.stable_iou", format!("is {}", keyframes.stable_iou), "use an IoU from 0 to 1"));
+        }
+        for (key, v) in [("reasoning.still_below", keyframes.still_below), ("reasoning.scene_change_above", keyframes.scene_change_above)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(ConfigIssue::new(key, format!("is {v}"), "use a relative change above 0, e.g. 0.08 (still) or 0.45 (new scene)"));
+            }
+        }
+        let max_new_tokens = self.max_new_tokens.unwrap_or(96);
+        if !(1..=1024).contains(&max_new_tokens) {
+            return Err(ConfigIssue::new("reasoning.max_new_tokens", format!("is {max_new_tokens}"), "use 1 to 1024 tokens"));
+        }
+        let temperature = self.temperature.unwrap_or(0.0);
+        let top_p = self.top_p.unwrap_or(0.9);
+        if !(0.0..=5.0).contains(&temperature) {
+            return Err(ConfigIssue::new("reasoning.temperature", format!("is {temperature}"), "use 0 (greedy) or a temperature up to 5"));
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(ConfigIssue::new("reasoning.top_p", format!("is {top_p}"), "use a probability mass above 0 and at most 1"));
+        }
+        let sampling = if temperature > 0.0 { Sampling::Nucleus { temperature, top_p, seed: self.seed.unwrap_or(0) } } else { Sampling::Greedy };
+        let intra_threads = self.intra_threads.unwrap_or(1);
+        if !(1..=64).contains(&intra_threads) {
+            return Err(ConfigIssue::new("reasoning.intra_threads", format!("is {intra_threads}"), "use 1 to 64 threads"));
+        }
+        let nice = self.nice.unwrap_or(10);
+        if !(0..=19).contains(&nice) {
+            return Err(ConfigIssue::new("reasoning.nice", format!("is {nice}"), "use 0 (same priority as the frame path) to 19 (lowest)"));
+        }
+        let prompt = self.prompt.clone().unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
+        if prompt.trim().is_empty() {
+            return Err(ConfigIssue::new("reasoning.prompt", "is empty", "write a task, e.g. \"[DIAG]\" or \"[SEG] cyst\""));
+        }
+        for (key, v) in [("reasoning.timeout_ms", self.timeout_ms), ("reasoning.stale_after_ms", self.stale_after_ms)] {
+            if v == Some(0) {
+                return Err(ConfigIssue::new(key, "is 0", "use at least 1 ms"));
+            }
+        }
+        if self.enabled == Some(true) && !model {
+            return Err(ConfigIssue::new("reasoning.enabled", "is true but the process stage runs no model", "set process.kind = \"model\" with a [model], or drop [reasoning]"));
+        }
+        let spec = HeadSpec {
+            model: self.model.clone(),
+            required: self.enabled == Some(true),
+            prompt,
+            max_new_tokens,
+            sampling,
+            intra_threads,
+            nice,
+            timeout: ms(self.timeout_ms, Duration::from_millis(5000)),
+            stale_after: ms(self.stale_after_ms, Duration::from_millis(2000)),
+            keyframes,
+        };
+        Ok((self.enabled.unwrap_or(true) && model).then_some(spec))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_greedy_on_one_nice_thread_and_follow_the_model() {
+        let spec = ReasoningConfig::default().validate(true).expect("valid").expect("on");
+        assert_eq!(spec.sampling, Sampling::Greedy);
+        assert_eq!((spec.intra_threads, spec.nice, spec.prompt.as_str()), (1, 10, "[DIAG]"));
+        assert!(!spec.required);
+        assert!(ReasoningConfig::default().validate(false).expect("valid").is_none());
+        let sampled = ReasoningConfig { temperature: Some(0.7), seed: Some(3), ..Default::default() }.validate(true).expect("valid").expect("on");
+        assert_eq!(sampled.sampling, Sampling::Nucleus { temperature: 0.7, top_p: 0.9, seed: 3 });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let key = |c: ReasoningConfig, model: bool| c.validate(model).expect_err("invalid").key;
+        assert_eq!(key(ReasoningConfig { min_interval_ms: Some(5000), max_interval_ms: Some(1000), ..Default::default() }, true), "reasoning.max_interval_ms");
+        assert_eq!(key(ReasoningConfig { top_p: Some(0.0), ..Default::default() }, true), "reasoning.top_p");
+        assert_eq!(key(ReasoningConfig { nice: Some(-5), ..Default::default() }, true), "reasoning.nice");
+        assert_eq!(key(ReasoningConfig { prompt: Some(" ".into()), ..Default::default() }, true), "reasoning.prompt");
+        assert_eq!(key(ReasoningConfig { enabled: Some(true), ..Default::default() }, false), "reasoning.enabled");
+    }
+
+    #[test]
+    fn a_profile_fills_only_what_the_pipeline_left_out() {
+        let profile = ReasoningConfig { intra_threads: Some(2), nice: Some(5), ..Default::default() };
+        let merged = ReasoningConfig { nice: Some(12), ..Default::default() }.or(&profile);
+        assert_eq!((merged.intra_threads, merged.nice), (Some(2), Some(12)));
+    }
+}

@@ -1,0 +1,472 @@
+//! The head: its own thread, running a tokio current-thread runtime whose
+//! one task waits for keyframes and generates. It holds its own ONNX Runtime
+//! sessions (its own thread budget, at a lower scheduling priority), so it
+//! never runs on, or waits for, the frame path.
+//!
+//! Keyframes arrive in a one-slot mailbox: latest wins. A keyframe not yet
+//! started when a newer one comes is dropped (`superseded`); a running
+//! generation is cancelled when a newer keyframe waits and the running one
+//! has gone stale (older than `stale_after`, or the newer one is a new scene
+//! or an explicit request): `cancelled_stale`.
+//!
+//! Tokens stream to the interpretation board as they come (grounded at
+//! every step). When the model writes every task token, their hidden states
+//! become kernels, published to the per-frame decoder's slot. A failure, a
+//! timeout or a missing model leaves the decoder on its last kernels, puts
+//! "unavailable" with the cause on the board, and is logged once.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sonoflow_core::{FrameId, Interpretation, InterpretationBoard, InterpretationState, Recycled, Recycler, Reusable, Timestamp};
+use sonoflow_inference::{EngineOptions, Generator, KernelSlot, Runtime};
+use sonoflow_model::ModelDir;
+use tracing::{debug, info, info_span, warn};
+
+use crate::config::HeadSpec;
+use crate::grounding::{fields, ground, summary, Calipers};
+use crate::keyframes::KeyframeReason;
+use crate::prompt::PromptCodec;
+use crate::report::Report;
+use crate::sampling::Sampler;
+use crate::stats::ReasoningStats;
+use crate::ReasoningError;
+
+/// One keyframe handed to the head: what the frame path knew about it.
+#[derive(Debug, Default)]
+pub struct Keyframe {
+    pub frame: FrameId,
+    pub captured: Timestamp,
+    pub reason: KeyframeReason,
+    /// The encoder's image tokens of the frame.
+    pub image_tokens: Vec<f32>,
+    /// The calipers of its largest finding (the report's numbers).
+    pub calipers: Calipers,
+    /// When the frame path handed it over.
+    pub queued: Option<Instant>,
+}
+
+impl Default for KeyframeReason {
+    fn default() -> Self {
+        KeyframeReason::First
+    }
+}
+
+impl Reusable for Keyframe {
+    fn reset(&mut self) {
+        self.image_tokens.clear();
+        self.calipers = Calipers::default();
+        self.queued = None;
+    }
+}
+
+/// What the head thread and its handles share.
+struct Shared {
+    mailbox: Mutex<Option<Recycled<Keyframe>>>,
+    notify: tokio::sync::Notify,
+    /// The head has stopped (the run ended, or it could not start).
+    closed: AtomicBool,
+    /// A freeze or a question wants a keyframe now.
+    requested: AtomicBool,
+    /// The task prompt keyframes are answered with.
+    task: Mutex<String>,
+    stats: Arc<ReasoningStats>,
+}
+
+impl Shared {
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Whether a newer keyframe waits that makes `running` stale.
+    fn supersedes(&self, running: &Keyframe, stale_after: Duration) -> bool {
+        let Ok(mailbox) = self.mailbox.lock() else { return false };
+        let Some(newer) = mailbox.as_ref() else { return false };
+        matches!(newer.reason, KeyframeReason::Request | KeyframeReason::SceneChange)
+            || running.queued.is_some_and(|q| q.elapsed() > stale_after)
+    }
+
+    async fn next(&self) -> Option<Recycled<Keyframe>> {
+        loop {
+            let notified = self.notify.notified();
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            if let Some(kf) = self.mailbox.lock().ok().and_then(|mut m| m.take()) {
+                return Some(kf);
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The frame path's and the run's side of the head (cheap to clone).
+#[derive(Clone)]
+pub struct HeadHandle {
+    shared: Arc<Shared>,
+    keyframes: Recycler<Keyframe>,
+}
+
+impl HeadHandle {
+    pub fn stats(&self) -> Arc<ReasoningStats> {
+        Arc::clone(&self.shared.stats)
+    }
+
+    /// Whether the head takes keyframes (false once it stopped or failed to start).
+    pub fn is_open(&self) -> bool {
+        !self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Makes `prompt` the task for this and later keyframes, and asks for a
+    /// keyframe now (a question from a client, a freeze).
+    pub fn ask(&self, prompt: &str) {
+        if let Ok(mut task) = self.shared.task.lock() {
+            prompt.clone_into(&mut task);
+        }
+        self.shared.requested.store(true, Ordering::Release);
+    }
+
+    /// Asks for a keyframe now with the current task.
+    pub fn request(&self) {
+        self.shared.requested.store(true, Ordering::Release);
+    }
+
+    /// Takes the pending request, if any (the keyframe selector's input).
+    pub fn take_request(&self) -> bool {
+        self.shared.requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// An empty keyframe from the pool (no allocation once warm).
+    pub fn blank_keyframe(&self) -> Recycled<Keyframe> {
+        self.keyframes.acquire()
+    }
+
+    /// Hands `keyframe` to the head; never blocks on it. A keyframe the
+    /// head has not started yet is replaced (latest wins) and counted.
+    pub fn submit(&self, mut keyframe: Recycled<Keyframe>) {
+        if !self.is_open() {
+            return;
+        }
+        let stats = &self.shared.stats;
+        stats.keyframes.fetch_add(1, Ordering::Relaxed);
+        stats.by_reason[keyframe.reason.index()].fetch_add(1, Ordering::Relaxed);
+        keyframe.queued = Some(Instant::now());
+        if let Ok(mut mailbox) = self.shared.mailbox.lock() {
+            if mailbox.replace(keyframe).is_some() {
+                stats.superseded.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.shared.notify.notify_one();
+    }
+}
+
+/// The head's thread; stopping it (drop) ends generation at the next token.
+pub struct ReasoningHead {
+    handle: HeadHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ReasoningHead {
+    /// Starts the head on its own thread (`image_token_values`: the size of
+    /// one frame's image tokens, to size the keyframe pool). Its model (`spec.model`, else
+    /// `frame_model`) is loaded there, so the frame path starts at once; a
+    /// load failure shows as "unavailable" (see the module docs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        spec: HeadSpec,
+        frame_model: &std::path::Path,
+        engine: EngineOptions,
+        runtime: &'static Runtime,
+        slot: Arc<KernelSlot>,
+        board: Arc<InterpretationBoard>,
+        image_token_values: usize,
+    ) -> Result<Self, ReasoningError> {
+        let shared = Arc::new(Shared {
+            mailbox: Mutex::new(None),
+            notify: tokio::sync::Notify::new(),
+            closed: AtomicBool::new(false),
+            requested: AtomicBool::new(false),
+            task: Mutex::new(spec.prompt.clone()),
+            stats: Arc::new(ReasoningStats::default()),
+        });
+        let keyframes = Recycler::new(3);
+        // Sized up front: handing a keyframe over never allocates on the frame path.
+        keyframes.prefill(|| Keyframe { image_tokens: Vec::with_capacity(image_token_values), ..Keyframe::default() });
+        let handle = HeadHandle { shared: Arc::clone(&shared), keyframes };
+        let model_dir = spec.model.clone().unwrap_or_else(|| frame_model.to_owned());
+        let thread = std::thread::Builder::new()
+            .name("sonoflow-reason".into())
+            .spawn(move || {
+                lower_priority(spec.nice);
+                let tokio = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+                    Ok(rt) => rt,
+                    Err(e) => return unavailable(&shared, &board, &format!("the head's tokio runtime could not start: {e}")),
+                };
+                tokio.block_on(async move {
+                    let engine = EngineOptions { intra_threads: spec.intra_threads, inter_threads: 1, ..engine };
+                    let mut head = match Head::load(&model_dir, &spec, &engine, runtime, slot, Arc::clone(&board), Arc::clone(&shared)) {
+                        Ok(head) => head,
+                        Err(e) => return unavailable(&shared, &board, &e.to_string()),
+                    };
+                    info!(model = %model_dir.display(), threads = spec.intra_threads, nice = spec.nice, "reasoning head ready");
+                    while let Some(keyframe) = shared.next().await {
+                        head.answer(&keyframe);
+                    }
+                    debug!("reasoning head stopped");
+                });
+            })
+            .map_err(|e| ReasoningError::Thread(e.to_string()))?;
+        Ok(Self { handle, thread: Some(thread) })
+    }
+
+    pub fn handle(&self) -> HeadHandle {
+        self.handle.clone()
+    }
+}
+
+impl Drop for ReasoningHead {
+    fn drop(&mut self) {
+        self.handle.shared.close();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The head could not start: said once in the log, on the board and in the report.
+fn unavailable(shared: &Shared, board: &InterpretationBoard, cause: &str) {
+    warn!("the reasoning head is unavailable; the per-frame path goes on with its current kernels: {cause}");
+    if let Ok(mut e) = shared.stats.error.lock() {
+        *e = Some(cause.to_owned());
+    }
+    board.store(Some(Arc::new(Interpretation {
+        text: format!("unavailable: {cause}"),
+        frame: FrameId(0),
+        captured: Timestamp(0),
+        state: InterpretationState::Unavailable,
+    })));
+    shared.close();
+}
+
+/// Lowers this thread's scheduling priority (Linux: per-thread nice; ONNX
+/// Runtime threads the head creates inherit it).
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority on this thread's own id; no memory is touched.
+        let done = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, libc::gettid() as libc::id_t, nice) };
+        if done != 0 {
+            warn!("could not lower the reasoning head's priority to nice {nice}: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
+/// How one generation ended.
+enum Ending {
+    Finished,
+    Stale,
+    TimedOut,
+    Closed,
+}
+
+/// The loaded head: sessions, tokenizer, and where it publishes.
+struct Head {
+    generator: Generator,
+    codec: PromptCodec,
+    vocabulary: BTreeMap<String, Vec<String>>,
+    spec: HeadSpec,
+    slot: Arc<KernelSlot>,
+    board: Arc<InterpretationBoard>,
+    shared: Arc<Shared>,
+    /// The last finished interpretation (shown again after a cancelled one).
+    last_done: Option<Arc<Interpretation>>,
+    warned_timeout: bool,
+    warned_failure: bool,
+    warned_prompt: bool,
+}
+
+impl Head {
+    fn load(
+        dir: &std::path::Path,
+        spec: &HeadSpec,
+        engine: &EngineOptions,
+        runtime: &Runtime,
+        slot: Arc<KernelSlot>,
+        board: Arc<InterpretationBoard>,
+        shared: Arc<Shared>,
+    ) -> Result<Self, ReasoningError> {
+        let _span = info_span!("reasoning_load", model = %dir.display()).entered();
+        let model = ModelDir::open(dir)?;
+        let generator = Generator::load(runtime, &model, engine)?;
+        let codec = PromptCodec::load(&model)?;
+        codec.encode(&spec.prompt)?;
+        Ok(Self {
+            generator,
+            codec,
+            vocabulary: model.manifest.attributes.clone(),
+            spec: spec.clone(),
+            slot,
+            board,
+            shared,
+            last_done: None,
+            warned_timeout: false,
+            warned_failure: false,
+            warned_prompt: false,
+        })
+    }
+
+    fn publish(&self, text: String, kf: &Keyframe, state: InterpretationState) -> Arc<Interpretation> {
+        let i = Arc::new(Interpretation { text, frame: kf.frame, captured: kf.captured, state });
+        self.board.store(Some(Arc::clone(&i)));
+        i
+    }
+
+    fn fail(&mut self, kf: &Keyframe, cause: String, once: fn(&mut Self) -> &mut bool) {
+        let warned = once(self);
+        if !*warned {
+            *warned = true;
+            warn!(keyframe = kf.frame.0, "the reasoning head failed on a keyframe (logged once; the decoder keeps its kernels): {cause}");
+        } else {
+            debug!(keyframe = kf.frame.0, "reasoning failed again: {cause}");
+        }
+        self.publish(format!("unavailable: {cause}"), kf, InterpretationState::Unavailable);
+    }
+
+    /// Generates for one keyframe and publishes what came of it.
+    fn answer(&mut self, kf: &Keyframe) {
+        let _span = info_span!("reasoning", keyframe = kf.frame.0, reason = kf.reason.name()).entered();
+        let stats = Arc::clone(&self.shared.stats);
+        let prompt = self.shared.task.lock().map(|t| t.clone()).unwrap_or_else(|_| self.spec.prompt.clone());
+        let prompt_ids = match self.codec.encode(&prompt) {
+            Ok(ids) => ids,
+            Err(e) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                return self.fail(kf, e.to_string(), |h| &mut h.warned_prompt);
+            }
+        };
+        stats.busy.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        let mut sampler = Sampler::new(self.spec.sampling, kf.frame.0);
+        let (mut streamed, mut ending) = (Vec::new(), Ending::Finished);
+        let (timeout, stale_after) = (self.spec.timeout, self.spec.stale_after);
+        let (shared, board, codec) = (Arc::clone(&self.shared), Arc::clone(&self.board), &self.codec);
+        let result = self.generator.generate(
+            &kf.image_tokens,
+            &prompt_ids,
+            codec.eos,
+            &codec.task_ids,
+            self.spec.max_new_tokens,
+            &mut |logits| sampler.pick(logits),
+            &mut |token| {
+                streamed.push(token);
+                let grounded = ground(&codec.decode(&streamed), &kf.calipers);
+                board.store(Some(Arc::new(Interpretation {
+                    text: grounded.text,
+                    frame: kf.frame,
+                    captured: kf.captured,
+                    state: InterpretationState::Writing,
+                })));
+                ending = if shared.closed.load(Ordering::Acquire) {
+                    Ending::Closed
+                } else if started.elapsed() > timeout {
+                    Ending::TimedOut
+                } else if shared.supersedes(kf, stale_after) {
+                    Ending::Stale
+                } else {
+                    return ControlFlow::Continue(());
+                };
+                ControlFlow::Break(())
+            },
+        );
+        stats.busy.store(false, Ordering::Relaxed);
+        let generation = match result {
+            Ok(g) => g,
+            Err(e) => {
+                stats.failures.fetch_add(1, Ordering::Relaxed);
+                return self.fail(kf, e.to_string(), |h| &mut h.warned_failure);
+            }
+        };
+        match ending {
+            Ending::Finished => {}
+            Ending::Closed => return,
+            Ending::Stale => {
+                stats.cancelled_stale.fetch_add(1, Ordering::Relaxed);
+                debug!(tokens = generation.tokens.len(), "a newer keyframe made this one stale: cancelled");
+                self.board.store(self.last_done.clone());
+                return;
+            }
+            Ending::TimedOut => {
+                stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                let cause = format!("generation timed out after {} ms ({} tokens)", timeout.as_millis(), generation.tokens.len());
+                return self.fail(kf, cause, |h| &mut h.warned_timeout);
+            }
+        }
+
+        // Kernels from the task tokens, when the model wrote all of them.
+        let mut kernel_version = None;
+        if let Some(hidden) = generation.task_hidden.iter().cloned().collect::<Option<Vec<_>>>() {
+            match self.generator.kernels(&hidden).map_err(ReasoningError::from).and_then(|data| {
+                self.slot.publish(self.codec.task_tokens.clone(), data).map_err(ReasoningError::Kernels)
+            }) {
+                Ok(version) => {
+                    stats.kernel_swaps.fetch_add(1, Ordering::Relaxed);
+                    kernel_version = Some(version);
+                }
+                Err(e) => {
+                    stats.failures.fetch_add(1, Ordering::Relaxed);
+                    return self.fail(kf, e.to_string(), |h| &mut h.warned_failure);
+                }
+            }
+        }
+
+        let generated = self.codec.decode(&generation.tokens);
+        let grounded = ground(&generated, &kf.calipers);
+        let parsed = fields(&generated, &self.vocabulary);
+        let ttft = generation.time_to_first_token;
+        stats.reports.fetch_add(1, Ordering::Relaxed);
+        stats.ttft.record(ttft);
+        stats.total.record(generation.total);
+        if generation.tokens.len() > 1 {
+            stats.decode_tokens.fetch_add(generation.tokens.len() as u64 - 1, Ordering::Relaxed);
+            stats.decode_ns.fetch_add(generation.total.saturating_sub(ttft).as_nanos() as u64, Ordering::Relaxed);
+        }
+        stats.unverified_numbers.fetch_add(grounded.unverified.len() as u64, Ordering::Relaxed);
+        stats.replaced_numbers.fetch_add(grounded.replaced.len() as u64, Ordering::Relaxed);
+        info!(
+            tokens = generation.tokens.len(),
+            ttft_ms = ttft.as_secs_f64() * 1e3,
+            total_ms = generation.total.as_secs_f64() * 1e3,
+            kernels = ?kernel_version,
+            "report: {}",
+            summary(&parsed, &kf.calipers)
+        );
+        let text = if grounded.text.is_empty() { format!("{prompt}: done") } else { grounded.text.clone() };
+        self.last_done = Some(self.publish(text, kf, InterpretationState::Done));
+        let report = Report {
+            keyframe: kf.frame.0,
+            reason: kf.reason,
+            prompt,
+            fields: parsed,
+            long_axis_mm: kf.calipers.long.map(|m| m.caliper.length_mm),
+            short_axis_mm: kf.calipers.short.map(|m| m.caliper.length_mm),
+            text: grounded.text.clone(),
+            generated,
+            grounding: (&grounded).into(),
+            tokens: generation.tokens.len(),
+            ttft_ms: ttft.as_secs_f64() * 1e3,
+            total_ms: generation.total.as_secs_f64() * 1e3,
+            kernel_version,
+        };
+        if let Ok(mut latest) = stats.latest.lock() {
+            *latest = Some(report);
+        };
+    }
+}

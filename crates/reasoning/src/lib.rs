@@ -1,0 +1,42 @@
+//! sonoflow-reasoning: the asynchronous half of the model. The frame path
+//! picks keyframes ([`keyframes`]) from what it already computed and hands
+//! them to the [`ReasoningHead`], which runs the language model on its own
+//! thread and tokio task ([`head`]): prompt ([`prompt`]), generation with the
+//! KV cache (greedy or seeded sampling, [`sampling`]), task-token hidden
+//! states to kernels for the per-frame decoder, and a report whose every
+//! number comes from the calipers ([`grounding`]).
+
+pub mod config;
+pub mod grounding;
+pub mod head;
+pub mod keyframes;
+pub mod prompt;
+pub mod report;
+pub mod sampling;
+pub mod stats;
+
+pub use config::{HeadSpec, ReasoningConfig};
+pub use grounding::Calipers;
+pub use head::{HeadHandle, Keyframe, ReasoningHead};
+pub use keyframes::{FrameSignals, KeyframeOptions, KeyframeReason, KeyframeSelector};
+pub use report::Report;
+pub use sampling::{Sampler, Sampling};
+pub use stats::{ReasoningReport, ReasoningStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReasoningError {
+    #[error(transparent)]
+    Model(#[from] sonoflow_model::ModelError),
+    #[error(transparent)]
+    Inference(#[from] sonoflow_inference::InferenceError),
+    #[error("{model} names no [tokenizer]; the reasoning head needs one. Fix: add a [tokenizer] file = \"tokenizer.json\" to the manifest, or set [reasoning] enabled = false")]
+    NoTokenizer { model: String },
+    #[error("tokenizer {path}: {cause}")]
+    Tokenizer { path: String, cause: String },
+    #[error("the prompt \"{prompt}\" has words outside the model's vocabulary ({unknown}). Fix: use the model's task words, e.g. \"[DIAG]\", \"[SEG] cyst\", \"[SEG] mass\", \"[SEG] lesion\"")]
+    Prompt { prompt: String, unknown: String },
+    #[error("the kernels could not be published: {0}")]
+    Kernels(String),
+    #[error("could not start the reasoning thread: {0}")]
+    Thread(String),
+}

@@ -1,0 +1,64 @@
+//! The model's tokenizer (the `tokenizers` crate reading the same
+//! tokenizer.json the training used) and the ids the head needs: the task
+//! prompt, the end token and the task tokens whose hidden states become
+//! kernels.
+
+use sonoflow_model::ModelDir;
+use tokenizers::Tokenizer;
+
+use crate::ReasoningError;
+
+/// The end-of-sequence token of sonoflow models.
+pub const EOS: &str = "[EOS]";
+
+pub struct PromptCodec {
+    tokenizer: Tokenizer,
+    path: String,
+    pub eos: i64,
+    /// The kernel rows' task tokens (default-kernel order) and their ids.
+    pub task_tokens: Vec<String>,
+    pub task_ids: Vec<i64>,
+}
+
+impl PromptCodec {
+    /// Loads the tokenizer `model`'s manifest names; every kernel task
+    /// token and the end token must be in its vocabulary.
+    pub fn load(model: &ModelDir) -> Result<Self, ReasoningError> {
+        let file = model.manifest.tokenizer.as_ref().ok_or_else(|| ReasoningError::NoTokenizer {
+            model: ModelDir::manifest_path(&model.root).display().to_string(),
+        })?;
+        let path = model.root.join(&file.file).display().to_string();
+        let tokenizer =
+            Tokenizer::from_file(&path).map_err(|e| ReasoningError::Tokenizer { path: path.clone(), cause: e.to_string() })?;
+        let id = |token: &str| {
+            tokenizer.token_to_id(token).map(i64::from).ok_or_else(|| ReasoningError::Tokenizer {
+                path: path.clone(),
+                cause: format!("the vocabulary has no `{token}`, which the model's manifest names"),
+            })
+        };
+        let eos = id(EOS)?;
+        let task_tokens = model.manifest.default_kernels.tokens.clone();
+        let task_ids = task_tokens.iter().map(|t| id(t)).collect::<Result<_, _>>()?;
+        Ok(Self { tokenizer, path, eos, task_tokens, task_ids })
+    }
+
+    /// Token ids of a prompt ("[DIAG]", "[SEG] cyst"). Words outside the
+    /// vocabulary are refused, naming them: the model would not understand.
+    pub fn encode(&self, prompt: &str) -> Result<Vec<i64>, ReasoningError> {
+        let encoding = self
+            .tokenizer
+            .encode(prompt, false)
+            .map_err(|e| ReasoningError::Tokenizer { path: self.path.clone(), cause: e.to_string() })?;
+        let unknown: Vec<&str> = prompt.split_whitespace().filter(|w| self.tokenizer.token_to_id(w).is_none()).collect();
+        if !unknown.is_empty() || encoding.get_ids().is_empty() {
+            return Err(ReasoningError::Prompt { prompt: prompt.to_owned(), unknown: unknown.join(", ") });
+        }
+        Ok(encoding.get_ids().iter().map(|&i| i64::from(i)).collect())
+    }
+
+    /// The text of `ids`, special tokens included (grounding reads the placeholders).
+    pub fn decode(&self, ids: &[i64]) -> String {
+        let ids: Vec<u32> = ids.iter().filter_map(|&i| u32::try_from(i).ok()).collect();
+        self.tokenizer.decode(&ids, false).unwrap_or_default()
+    }
+}

@@ -1,0 +1,140 @@
+//! What the head did over a run, shared with the report and the live status.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use sonoflow_pipeline::{LatencyRecorder, LatencySplit};
+
+use crate::keyframes::KeyframeReason;
+use crate::report::Report;
+
+pub struct ReasoningStats {
+    /// Keyframes the per-frame path chose and handed over.
+    pub keyframes: AtomicU64,
+    pub by_reason: [AtomicU64; KeyframeReason::ALL.len()],
+    /// Keyframes replaced by a newer one before the head started them (latest wins).
+    pub superseded: AtomicU64,
+    /// Generations that ran to the end.
+    pub reports: AtomicU64,
+    /// Generations stopped because a newer keyframe made theirs stale.
+    pub cancelled_stale: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub failures: AtomicU64,
+    /// Kernel sets published to the per-frame decoder.
+    pub kernel_swaps: AtomicU64,
+    /// Numbers the model wrote that no measurement backed (marked unverified).
+    pub unverified_numbers: AtomicU64,
+    /// Numbers the model wrote that were replaced by measured values.
+    pub replaced_numbers: AtomicU64,
+    pub ttft: LatencyRecorder,
+    pub total: LatencyRecorder,
+    /// Tokens after the first, and the time they took (the decode rate).
+    pub decode_tokens: AtomicU64,
+    pub decode_ns: AtomicU64,
+    /// Set while the head generates; frame latency is split by it.
+    pub busy: Arc<AtomicBool>,
+    pub frame_latency: Arc<LatencySplit>,
+    pub latest: Mutex<Option<Report>>,
+    /// Why the head is not running (its model could not be loaded, ...).
+    pub error: Mutex<Option<String>>,
+}
+
+impl Default for ReasoningStats {
+    fn default() -> Self {
+        let busy = Arc::new(AtomicBool::new(false));
+        Self {
+            keyframes: AtomicU64::new(0),
+            by_reason: std::array::from_fn(|_| AtomicU64::new(0)),
+            superseded: AtomicU64::new(0),
+            reports: AtomicU64::new(0),
+            cancelled_stale: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            kernel_swaps: AtomicU64::new(0),
+            unverified_numbers: AtomicU64::new(0),
+            replaced_numbers: AtomicU64::new(0),
+            ttft: LatencyRecorder::new(),
+            total: LatencyRecorder::new(),
+            decode_tokens: AtomicU64::new(0),
+            decode_ns: AtomicU64::new(0),
+            frame_latency: Arc::new(LatencySplit::new(Arc::clone(&busy))),
+            busy,
+            latest: Mutex::new(None),
+            error: Mutex::new(None),
+        }
+    }
+}
+
+/// Percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+/// The `reasoning` section of the run report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReasoningReport {
+    pub keyframes: u64,
+    pub reports: u64,
+    pub cancelled_stale: u64,
+    pub kernel_swaps: u64,
+    pub ttft_ms: Percentiles,
+    pub tokens_per_s: f64,
+    /// Per-frame end-to-end latency p99 while the head was idle / generating.
+    pub frame_p99_ms_head_idle: f64,
+    pub frame_p99_ms_head_busy: f64,
+    pub frame_p50_ms_head_idle: f64,
+    pub frame_p50_ms_head_busy: f64,
+    /// Frames behind each figure.
+    pub frames_head_idle: u64,
+    pub frames_head_busy: u64,
+    /// busy p99 / idle p99 (null until both have frames).
+    pub frame_p99_ratio: Option<f64>,
+    pub keyframes_per_min: f64,
+    pub keyframes_by_reason: std::collections::BTreeMap<&'static str, u64>,
+    /// Keyframes replaced by a newer one before the head got to them.
+    pub superseded: u64,
+    pub timeouts: u64,
+    pub failures: u64,
+    pub total_ms: Percentiles,
+    pub unverified_numbers: u64,
+    pub replaced_numbers: u64,
+    pub latest: Option<Report>,
+    pub error: Option<String>,
+}
+
+impl ReasoningStats {
+    pub fn report(&self, duration_s: f64) -> ReasoningReport {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (idle, busy) = (self.frame_latency.when_clear.summary(), self.frame_latency.when_set.summary());
+        let (ttft, total) = (self.ttft.summary(), self.total.summary());
+        let decode_s = n(&self.decode_ns) as f64 / 1e9;
+        ReasoningReport {
+            keyframes: n(&self.keyframes),
+            reports: n(&self.reports),
+            cancelled_stale: n(&self.cancelled_stale),
+            kernel_swaps: n(&self.kernel_swaps),
+            ttft_ms: Percentiles { p50: ttft.p50, p99: ttft.p99 },
+            tokens_per_s: if decode_s > 0.0 { n(&self.decode_tokens) as f64 / decode_s } else { 0.0 },
+            frame_p99_ms_head_idle: idle.p99,
+            frame_p99_ms_head_busy: busy.p99,
+            frame_p50_ms_head_idle: idle.p50,
+            frame_p50_ms_head_busy: busy.p50,
+            frames_head_idle: idle.count,
+            frames_head_busy: busy.count,
+            frame_p99_ratio: (idle.count > 0 && busy.count > 0 && idle.p99 > 0.0).then(|| busy.p99 / idle.p99),
+            keyframes_per_min: if duration_s > 0.0 { n(&self.keyframes) as f64 * 60.0 / duration_s } else { 0.0 },
+            keyframes_by_reason: KeyframeReason::ALL.iter().map(|r| (r.name(), n(&self.by_reason[r.index()]))).collect(),
+            superseded: n(&self.superseded),
+            timeouts: n(&self.timeouts),
+            failures: n(&self.failures),
+            total_ms: Percentiles { p50: total.p50, p99: total.p99 },
+            unverified_numbers: n(&self.unverified_numbers),
+            replaced_numbers: n(&self.replaced_numbers),
+            latest: self.latest.lock().ok().and_then(|l| l.clone()),
+            error: self.error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+}

@@ -9,8 +9,8 @@
 # tokenizers: a ~5.5 GB venv in onnx/.venv, pinned in
 # onnx/requirements-train.txt). The README's two commands never run it.
 # Idempotent: the venv and the phantom exports are made once (delete
-# out/umind-data to redo them); training always runs. About an hour on a 2-core machine (8 min of
-# phantom export, 44 min of training, 7 min of evaluation).
+# out/umind-data to redo them); training always runs. About 75 minutes on a 2-core machine (8 min of
+# phantom export, 44 min of training, 15 min of task fine-tuning, 7 min of evaluation).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/env.sh
@@ -58,8 +58,13 @@ cd onnx
 PY=.venv/bin/python
 echo "== training ($STEPS steps, seed $SEED)"
 $PY -m umind.train --data ../$DATA --out ../out/umind-train --steps "$STEPS" --seed "$SEED"
+echo "== default kernels of the trained model (the fine-tune below keeps them)"
+$PY -m umind.export --checkpoint ../out/umind-train/checkpoint.pt --data ../$DATA --out ../out/umind-base
+echo "== teaching it to follow task prompts ([DIAG], [SEG] cyst/mass/lesion; encoder and mask decoder frozen)"
+$PY -m umind.finetune --checkpoint ../out/umind-train/checkpoint.pt --data ../$DATA --out ../out/umind-tasks --steps 500 --seed 11
+$PY -m umind.finetune --checkpoint ../out/umind-tasks/checkpoint.pt --data ../$DATA --out ../out/umind-tasks2 --steps 600 --lr 3e-4 --seed 12 --class-share 0.7 --both-share 0.7
 echo "== export to onnx/umind-nano"
-$PY -m umind.export --checkpoint ../out/umind-train/checkpoint.pt --data ../$DATA --out umind-nano
+$PY -m umind.export --checkpoint ../out/umind-tasks2/checkpoint.pt --data ../$DATA --out umind-nano --default-kernels ../out/umind-base/default_kernels.f32
 cd ..
 "$BIN" model check onnx/umind-nano
 echo "== held-out evaluation"

@@ -14,6 +14,7 @@ rules=(
   "sonoflow-inference gstreamer tokio"
   "sonoflow-perception gstreamer ort tokio sonoflow-inference"
   "sonoflow-overlay gstreamer ort tokio sonoflow-inference"
+  "sonoflow-reasoning gstreamer gstreamer-app"
 )
 status=0
 for rule in "${rules[@]}"; do

@@ -95,18 +95,18 @@ def targets_for(kinds, index, masks, classes, flip):
     return t
 
 
-def choose(rng, n, both, anything):
-    """Half [DIAG] (any frame), the rest class prompts, half of those on frames holding both classes."""
+def choose(rng, n, both, anything, class_share=0.5, both_share=0.5):
+    """[DIAG] and [SEG] lesion on any frame; `class_share` of the batch class
+    prompts, `both_share` of those on frames holding a cyst and a mass."""
     kinds, index = [], []
     for _ in range(n):
         r = rng.random()
-        if r < 0.4:
-            kinds.append("diag"), index.append(int(rng.choice(anything)))
-        elif r < 0.5:
-            kinds.append("lesion"), index.append(int(rng.choice(anything)))
+        if r < 1 - class_share:
+            kinds.append("diag" if r < 0.8 * (1 - class_share) else "lesion")
+            index.append(int(rng.choice(anything)))
         else:
             kinds.append("cyst" if rng.random() < 0.5 else "mass")
-            index.append(int(rng.choice(both if rng.random() < 0.5 else anything)))
+            index.append(int(rng.choice(both if rng.random() < both_share else anything)))
     return kinds, np.array(index)
 
 
@@ -142,6 +142,8 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--class-share", type=float, default=0.5, help="share of each batch with a class prompt")
+    ap.add_argument("--both-share", type=float, default=0.5, help="share of class prompts on frames with a cyst and a mass")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -181,7 +183,7 @@ def main(argv=None):
     for step in range(1, args.steps + 1):
         model.train()
         model.encoder.eval()
-        kinds, index = choose(rng, args.batch, both, anything)
+        kinds, index = choose(rng, args.batch, both, anything, args.class_share, args.both_share)
         flip = torch.from_numpy(rng.random(args.batch) < 0.5)
         x, _ = batch_tensors(images, masks, index, flip)
         target = targets_for(kinds, index, masks, classes, flip)
@@ -201,10 +203,13 @@ def main(argv=None):
                 entry["val_dice"] = class_dice(model, tokenizer, val_images, val_masks, val_classes, val_reports, val_frames)
             log.append(entry)
             print(json.dumps(entry), flush=True)
+    # A fine-tune of a fine-tune adds its steps (the provenance counts them all).
+    before = ckpt.get("finetune", {"steps": 0})
     torch.save({"model": model.state_dict(), "vocab": ckpt["vocab"], "step": ckpt["step"], "args": ckpt["args"],
-                "finetune": {"steps": args.steps, "seed": args.seed, "batch": args.batch}}, out / "checkpoint.pt")
+                "finetune": {"steps": before["steps"] + args.steps, "seed": args.seed, "batch": args.batch}}, out / "checkpoint.pt")
     previous = json.loads((pathlib.Path(args.checkpoint).parent / "train-log.json").read_text())
-    previous["finetune"] = {"args": vars(args), "seconds": time.time() - started, "log": log}
+    previous.setdefault("finetune_runs", []).append({"args": vars(args), "seconds": time.time() - started, "log": log})
+    previous.pop("finetune", None)
     (out / "train-log.json").write_text(json.dumps(previous, indent=1))
 
 

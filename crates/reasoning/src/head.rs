@@ -470,3 +470,66 @@ impl Head {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            mailbox: Mutex::new(None),
+            notify: tokio::sync::Notify::new(),
+            closed: AtomicBool::new(false),
+            requested: AtomicBool::new(false),
+            task: Mutex::new("[DIAG]".into()),
+            stats: Arc::new(ReasoningStats::default()),
+        }
+    }
+
+    fn handle() -> HeadHandle {
+        let keyframes = Recycler::new(3);
+        keyframes.prefill(Keyframe::default);
+        HeadHandle { shared: Arc::new(shared()), keyframes }
+    }
+
+    fn keyframe(h: &HeadHandle, reason: KeyframeReason) -> Recycled<Keyframe> {
+        let mut k = h.blank_keyframe();
+        k.reason = reason;
+        k
+    }
+
+    #[test]
+    fn latest_wins_and_the_replaced_keyframe_is_counted() {
+        let h = handle();
+        h.submit(keyframe(&h, KeyframeReason::First));
+        h.submit(keyframe(&h, KeyframeReason::Still));
+        let stats = h.stats();
+        assert_eq!(stats.keyframes.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.superseded.load(Ordering::Relaxed), 1);
+        let next = tokio::runtime::Builder::new_current_thread().build().expect("rt").block_on(h.shared.next());
+        assert_eq!(next.map(|k| k.reason), Some(KeyframeReason::Still));
+    }
+
+    #[test]
+    fn a_running_generation_goes_stale_on_a_new_scene_a_request_or_age() {
+        let h = handle();
+        let stale_after = Duration::from_millis(500);
+        let running = Keyframe { queued: Some(Instant::now()), ..Keyframe::default() };
+        assert!(!h.shared.supersedes(&running, stale_after), "nothing newer waits");
+        h.submit(keyframe(&h, KeyframeReason::Still));
+        assert!(!h.shared.supersedes(&running, stale_after), "a fresh running keyframe finishes");
+        let old = Keyframe { queued: Instant::now().checked_sub(Duration::from_secs(1)), ..Keyframe::default() };
+        assert!(h.shared.supersedes(&old, stale_after), "an old one gives way");
+        h.submit(keyframe(&h, KeyframeReason::SceneChange));
+        assert!(h.shared.supersedes(&running, stale_after), "a new scene wins at once");
+    }
+
+    #[test]
+    fn a_closed_head_takes_no_keyframes() {
+        let h = handle();
+        h.shared.close();
+        h.submit(keyframe(&h, KeyframeReason::First));
+        assert_eq!(h.stats().keyframes.load(Ordering::Relaxed), 0);
+        assert!(!h.is_open());
+    }
+}

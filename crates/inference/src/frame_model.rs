@@ -181,7 +181,7 @@ impl FrameModel {
         let kernels_dtype = decoder.spec.input(&m.decoder_io.kernels).map_or(DType::Float32, |t| t.dtype);
         let kernels = HostTensor::zeros(kernels_dtype, &[1, k.tokens.len(), k.size]).map_err(run_error(&file))?;
         let encoder_run = preallocated(&encoder.spec, k.tokens.len()).map_err(run_error(&file))?;
-        let image_tokens = encoder.spec.outputs.iter().find(|t| t.name != m.decoder_io.features).map(|t| t.name.clone());
+        let image_tokens = m.image_tokens().map(|t| t.name.clone());
         Ok(Self {
             encoder,
             decoder,

@@ -179,11 +179,9 @@ impl Generator {
         let shape: Vec<usize> = input.shape.iter().map(|d| match d { Dim::Fixed(n) => (*n).max(0) as usize, Dim::Named(_) => 1 }).collect();
         let array = ArrayD::from_shape_vec(IxDyn(&shape), pixels.to_vec()).map_err(|e| InferenceError::Run { file: file.clone(), message: e.to_string() })?;
         let name = input.name.clone();
-        let tokens = encoder
-            .spec
-            .outputs
-            .iter()
-            .find(|t| t.name != model.manifest.decoder_io.features)
+        let tokens = model
+            .manifest
+            .image_tokens()
             .map(|t| t.name.clone())
             .ok_or_else(|| InferenceError::Tensor {
                 file: file.clone(),

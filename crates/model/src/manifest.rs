@@ -227,3 +227,11 @@ pub struct Manifest {
     #[serde(default)]
     pub tokenizer: Option<FileRef>,
 }
+
+impl Manifest {
+    /// The vision encoder's output that is not the decoder's features: the
+    /// language model's image tokens (None when the encoder writes none).
+    pub fn image_tokens(&self) -> Option<&TensorSpec> {
+        self.graphs.get(VISION_ENCODER)?.outputs.iter().find(|t| t.name != self.decoder_io.features)
+    }
+}

@@ -50,12 +50,6 @@ pub struct Keyframe {
     pub queued: Option<Instant>,
 }
 
-impl Default for KeyframeReason {
-    fn default() -> Self {
-        KeyframeReason::First
-    }
-}
-
 impl Reusable for Keyframe {
     fn reset(&mut self) {
         self.image_tokens.clear();

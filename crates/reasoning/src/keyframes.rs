@@ -19,9 +19,10 @@ use serde::Serialize;
 use sonoflow_core::Timestamp;
 
 /// Why a frame became a keyframe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyframeReason {
+    #[default]
     First,
     Request,
     Still,

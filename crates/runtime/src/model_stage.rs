@@ -14,7 +14,7 @@ use sonoflow_core::{Clock, ConfigIssue, Frame, FrameFindings, ModelOutputs, Mono
 use sonoflow_inference::{
     default_dylib, EngineOptions, Fallback, FrameModel, KernelSlot, Optimization, Provider, Runtime, TensorRtOptions,
 };
-use sonoflow_model::{Dim, ModelDir, TaskKind, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR, VISION_ENCODER};
+use sonoflow_model::{Dim, ModelDir, TaskKind, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR};
 use sonoflow_perception::{Accuracy, FrameScore, Perception, PerceptionOptions, Smoothing, TaskRows, ThresholdBand};
 use sonoflow_pipeline::LatencyRecorder;
 use sonoflow_reasoning::{Calipers, FrameSignals, HeadHandle, KeyframeOptions, KeyframeSelector};
@@ -304,9 +304,7 @@ impl FrameWork {
         let m = &model_dir.manifest;
         let reasoning_graphs = [EMBED_TOKENS, DECODER, KERNEL_PROJECTOR].iter().all(|g| m.graphs.contains_key(*g)) && m.tokenizer.is_some();
         let image_token_values = m
-            .graphs
-            .get(VISION_ENCODER)
-            .and_then(|g| g.outputs.iter().find(|t| t.name != m.decoder_io.features))
+            .image_tokens()
             .map_or(0, |t| t.shape.iter().map(|d| if let Dim::Fixed(n) = d { (*n).max(0) as usize } else { 1 }).product());
         let findings = Recycler::new(in_flight);
         // Room for a busy frame up front, so steady frames never grow them.

@@ -201,6 +201,15 @@ pub fn run(
         }
     })?;
 
+    let mut status = |snap: &MetricsSnapshot| {
+        on_status(&LiveStatus {
+            elapsed: started.elapsed(),
+            metrics: snap,
+            source: &source,
+            inference: inference.as_deref(),
+            reasoning: reasoning.as_deref(),
+        })
+    };
     let mut baseline: Option<(u64, u64)> = None;
     let mut next_status = Instant::now() + options.status_every;
     while !(ingest_thread.is_finished() && process_thread.is_finished() && output_thread.is_finished()) {
@@ -211,13 +220,7 @@ pub fn run(
         }
         if Instant::now() >= next_status {
             next_status += options.status_every;
-            on_status(&LiveStatus {
-                elapsed: started.elapsed(),
-                metrics: &snap,
-                source: &source,
-                inference: inference.as_deref(),
-                reasoning: reasoning.as_deref(),
-            });
+            status(&snap);
         }
     }
 
@@ -259,13 +262,7 @@ pub fn run(
         }),
         _ => None,
     };
-    on_status(&LiveStatus {
-        elapsed: started.elapsed(),
-        metrics: &snap,
-        source: &source,
-        inference: inference.as_deref(),
-        reasoning: reasoning.as_deref(),
-    });
+    status(&snap);
     Ok(RunReport::new(
         &snap,
         ReportExtras {

@@ -10,22 +10,41 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use hdrhistogram::Histogram;
-use sonoflow_core::{Frame, FrameFormat, FrameId, FramePool, MonotonicClock, PixelFormat, StageStamps};
-use sonoflow_inference::{argmax, default_dylib, EngineOptions, FrameModel, Generator, Provider, Runtime};
+use sonoflow_core::{
+    Frame, FrameFormat, FrameId, FramePool, MonotonicClock, PixelFormat, StageStamps,
+};
+use sonoflow_inference::{
+    argmax, default_dylib, EngineOptions, FrameModel, Generator, Provider, Runtime,
+};
 use sonoflow_model::ModelDir;
 use sonoflow_phantom::{Phantom, PhantomConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = root.join(args.first().map(String::as_str).unwrap_or("onnx/umind-nano"));
+    let dir = root.join(
+        args.first()
+            .map(String::as_str)
+            .unwrap_or("onnx/umind-nano"),
+    );
     let generations: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
     let model = ModelDir::open(&dir)?;
     let runtime = Runtime::load(&default_dylib(&root))?;
-    let options = EngineOptions { providers: vec![Provider::Cpu], intra_threads: 1, ..EngineOptions::default() };
+    let options = EngineOptions {
+        providers: vec![Provider::Cpu],
+        intra_threads: 1,
+        ..EngineOptions::default()
+    };
 
     // Image tokens of a phantom frame, from the vision encoder.
-    let config = PhantomConfig { seed: 1, lesions: 1, ..PhantomConfig::default() };
+    let config = PhantomConfig {
+        seed: 1,
+        lesions: 1,
+        ..PhantomConfig::default()
+    };
     let format = FrameFormat::new(PixelFormat::Gray8, config.width, config.height)?;
     let mut phantom = Phantom::new(config)?;
     let mut data = FramePool::new(1).acquire(format.len());
@@ -35,17 +54,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = MonotonicClock::new();
     let mut frame_model = FrameModel::load(runtime, &model, &options, None)?;
     let (outputs, _) = frame_model.infer(&frame, &clock)?;
-    let tokens = outputs.image_tokens.as_deref().ok_or("the encoder writes no image tokens")?.to_vec();
+    let tokens = outputs
+        .image_tokens
+        .as_deref()
+        .ok_or("the encoder writes no image tokens")?
+        .to_vec();
 
-    let vocab: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json"))?)?;
-    let id = |w: &str| vocab["model"]["vocab"][w].as_i64().ok_or(format!("no {w} in the vocabulary"));
+    let vocab: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json"))?)?;
+    let id = |w: &str| {
+        vocab["model"]["vocab"][w]
+            .as_i64()
+            .ok_or(format!("no {w} in the vocabulary"))
+    };
     let (prompt, eos, tasks) = ([id("[DIAG]")?], id("[EOS]")?, [id("[SEG]")?, id("[DET]")?]);
     let mut generator = Generator::load(runtime, &model, &options)?;
     let mut ttft = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut decode_tokens, mut decode_s, mut length) = (0usize, 0.0f64, 0usize);
     for i in 0..generations + 5 {
-        let g = generator.generate(&tokens, &prompt, eos, &tasks, 96, &mut argmax, &mut |_| ControlFlow::Continue(()))?;
+        let g = generator.generate(&tokens, &prompt, eos, &tasks, 96, &mut argmax, &mut |_| {
+            ControlFlow::Continue(())
+        })?;
         if i < 5 {
             continue; // warm-up
         }

@@ -15,16 +15,33 @@ use sonoflow_model::ModelDir;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // cargo bench passes "--bench"; skip flags.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     // Relative paths are from the workspace root (cargo runs benches in benches/).
-    let dir = root.join(args.first().map(String::as_str).unwrap_or("tests/fixtures/tiny-model"));
+    let dir = root.join(
+        args.first()
+            .map(String::as_str)
+            .unwrap_or("tests/fixtures/tiny-model"),
+    );
     let iterations: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let provider = args.get(2).and_then(|s| Provider::parse(s)).unwrap_or(Provider::Cpu);
-    let period = args.get(3).and_then(|s| s.parse::<f64>().ok()).map(|fps| std::time::Duration::from_secs_f64(1.0 / fps));
+    let provider = args
+        .get(2)
+        .and_then(|s| Provider::parse(s))
+        .unwrap_or(Provider::Cpu);
+    let period = args
+        .get(3)
+        .and_then(|s| s.parse::<f64>().ok())
+        .map(|fps| std::time::Duration::from_secs_f64(1.0 / fps));
     let model = ModelDir::open(&dir)?;
     let runtime = Runtime::load(&default_dylib(&root))?;
-    let options = EngineOptions { providers: vec![provider], require: Some(provider), ..EngineOptions::default() };
+    let options = EngineOptions {
+        providers: vec![provider],
+        require: Some(provider),
+        ..EngineOptions::default()
+    };
     let mut fm = FrameModel::load(runtime, &model, &options, None)?;
     let clock = MonotonicClock::new();
     fm.warm_up(20, &clock)?;

@@ -7,12 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use sonoflow_core::{Clock, Frame, FrameFormat, FrameId, FramePool, MonotonicClock, PixelFormat, StageStamps};
+use sonoflow_core::{
+    Clock, Frame, FrameFormat, FrameId, FramePool, MonotonicClock, PixelFormat, StageStamps,
+};
 use sonoflow_pipeline::{handoff, DropPolicy};
 
 fn frame(pool: &FramePool, clock: &dyn Clock, id: u64) -> Frame {
     let format = FrameFormat::new(PixelFormat::Gray8, 640, 480).expect("valid format");
-    Frame::new(FrameId(id), format, pool.acquire(format.len()), StageStamps::new(clock.now()))
+    Frame::new(
+        FrameId(id),
+        format,
+        pool.acquire(format.len()),
+        StageStamps::new(clock.now()),
+    )
 }
 
 fn benches(c: &mut Criterion) {

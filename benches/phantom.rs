@@ -8,8 +8,16 @@ use sonoflow_phantom::{Phantom, PhantomConfig, ProbeKind};
 fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("cpu_1thread");
     group.throughput(Throughput::Elements(1));
-    for (name, probe, depth_cm) in [("linear_4cm", ProbeKind::Linear, 4), ("convex_8cm", ProbeKind::Convex, 8)] {
-        let config = PhantomConfig { probe, depth_cm, lesions: 2, ..PhantomConfig::default() };
+    for (name, probe, depth_cm) in [
+        ("linear_4cm", ProbeKind::Linear, 4),
+        ("convex_8cm", ProbeKind::Convex, 8),
+    ] {
+        let config = PhantomConfig {
+            probe,
+            depth_cm,
+            lesions: 2,
+            ..PhantomConfig::default()
+        };
         let mut phantom = Phantom::new(config).expect("valid phantom config");
         let mut pixels = vec![0u8; phantom.format().len()];
         let mut index = 0u64;

@@ -22,7 +22,10 @@ fn every_shipped_pipeline_definition_validates() {
             checked += 1;
         }
     }
-    assert!(checked >= 2, "pipelines/ holds the default and the bench definitions");
+    assert!(
+        checked >= 2,
+        "pipelines/ holds the default and the bench definitions"
+    );
 }
 
 #[test]
@@ -37,7 +40,10 @@ fn bad_value_is_refused_naming_file_key_and_fix() {
     let stderr = run.stderr();
     assert_eq!(run.output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("pipeline.toml"), "names the file: {stderr}");
-    assert!(stderr.contains("queues.process.depth"), "names the key: {stderr}");
+    assert!(
+        stderr.contains("queues.process.depth"),
+        "names the key: {stderr}"
+    );
     assert!(stderr.contains("Fix:"), "says how to fix it: {stderr}");
     assert!(run.report.is_none(), "no run, no report");
 }
@@ -45,7 +51,12 @@ fn bad_value_is_refused_naming_file_key_and_fix() {
 #[test]
 fn misspelt_key_is_refused_with_its_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = run_pipeline(dir.path(), "[source]\nkind = \"test\"\nwidht = 640\n[[sinks]]\nkind = \"fake\"\n", &[], LIMIT);
+    let run = run_pipeline(
+        dir.path(),
+        "[source]\nkind = \"test\"\nwidht = 640\n[[sinks]]\nkind = \"fake\"\n",
+        &[],
+        LIMIT,
+    );
     let stderr = run.stderr();
     assert_eq!(run.output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("unknown field `widht`"), "{stderr}");
@@ -55,10 +66,15 @@ fn misspelt_key_is_refused_with_its_line() {
 #[test]
 fn missing_definition_file_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = run_command(dir.path(), &dir.path().join("nope.toml"), &[]).output().expect("run");
+    let output = run_command(dir.path(), &dir.path().join("nope.toml"), &[])
+        .output()
+        .expect("run");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("nope.toml") && stderr.contains("cannot read"), "{stderr}");
+    assert!(
+        stderr.contains("nope.toml") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
 }
 
 #[test]

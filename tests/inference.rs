@@ -11,14 +11,19 @@ use std::time::Duration;
 
 use common::*;
 use sonoflow_core::findings::ImageRegion;
-use sonoflow_core::{Frame, FrameFormat, FrameId, FramePool, MonotonicClock, PixelFormat, StageStamps};
+use sonoflow_core::{
+    Frame, FrameFormat, FrameId, FramePool, MonotonicClock, PixelFormat, StageStamps,
+};
 use sonoflow_inference::{EngineOptions, FrameModel, Provider, Runtime};
 use sonoflow_model::ModelDir;
 
 fn model() -> (ModelDir, FrameModel) {
     let dir = ModelDir::open(&tiny_model()).expect("tiny model");
     let runtime = Runtime::load(&ort_dylib()).expect("onnxruntime");
-    let options = EngineOptions { providers: vec![Provider::Cpu], ..EngineOptions::default() };
+    let options = EngineOptions {
+        providers: vec![Provider::Cpu],
+        ..EngineOptions::default()
+    };
     let fm = FrameModel::load(runtime, &dir, &options, None).expect("model loads");
     (dir, fm)
 }
@@ -30,7 +35,12 @@ fn test_frame(pool: &FramePool) -> Frame {
         *p = ((i * 7) % 251) as u8;
     }
     let mut frame = Frame::new(FrameId(0), format, data, StageStamps::default());
-    frame.image_region = Some(ImageRegion::Rect { x0: 40, y0: 20, x1: 280, y1: 220 });
+    frame.image_region = Some(ImageRegion::Rect {
+        x0: 40,
+        y0: 20,
+        x1: 280,
+        y1: 220,
+    });
     frame
 }
 
@@ -48,11 +58,19 @@ fn a_kernel_swap_changes_the_next_frames_and_never_tears() {
     let (before, _) = fm.infer(&frame, &clock).expect("infer");
     assert_eq!(before.kernel_version, 0);
     let reference_a = before.mask_logits.to_vec();
-    let v = slot.publish(tokens.clone(), other.clone()).expect("publish");
+    let v = slot
+        .publish(tokens.clone(), other.clone())
+        .expect("publish");
     let (after, _) = fm.infer(&frame, &clock).expect("infer");
-    assert_eq!(after.kernel_version, v, "the very next frame uses the new kernels");
+    assert_eq!(
+        after.kernel_version, v,
+        "the very next frame uses the new kernels"
+    );
     let reference_b = after.mask_logits.to_vec();
-    assert_ne!(reference_a, reference_b, "other kernels segment differently");
+    assert_ne!(
+        reference_a, reference_b,
+        "other kernels segment differently"
+    );
 
     // A publisher alternates the two sets as fast as it can; every result
     // must equal exactly the reference of the set its version names.
@@ -63,7 +81,11 @@ fn a_kernel_swap_changes_the_next_frames_and_never_tears() {
             let mut published = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let data = if i % 2 == 0 { defaults.clone() } else { other.clone() };
+                let data = if i % 2 == 0 {
+                    defaults.clone()
+                } else {
+                    other.clone()
+                };
                 let version = slot.publish(tokens.clone(), data).expect("publish");
                 published.push((version, i % 2 == 0));
                 i += 1;
@@ -85,12 +107,27 @@ fn a_kernel_swap_changes_the_next_frames_and_never_tears() {
     published.extend([(0, true), (v, false)]);
     let mut seen_versions = std::collections::HashSet::new();
     for (version, logits) in &results {
-        let is_default = published.iter().find(|(v, _)| v == version).map(|(_, d)| *d).expect("a published version");
-        let expected = if is_default { &reference_a } else { &reference_b };
-        assert!(logits == expected, "version {version}: outputs match exactly the kernels of that version");
+        let is_default = published
+            .iter()
+            .find(|(v, _)| v == version)
+            .map(|(_, d)| *d)
+            .expect("a published version");
+        let expected = if is_default {
+            &reference_a
+        } else {
+            &reference_b
+        };
+        assert!(
+            logits == expected,
+            "version {version}: outputs match exactly the kernels of that version"
+        );
         seen_versions.insert(*version);
     }
-    assert!(seen_versions.len() >= 3, "kernels changed during the run ({} versions seen)", seen_versions.len());
+    assert!(
+        seen_versions.len() >= 3,
+        "kernels changed during the run ({} versions seen)",
+        seen_versions.len()
+    );
 }
 
 fn model_pipeline(dir: &Path, extra: &str) -> std::path::PathBuf {
@@ -114,7 +151,11 @@ fn the_model_pipeline_allocates_nothing_per_frame_and_says_where_it_runs() {
         .spawn()
         .expect("start");
     let output = wait_with_limit(child, Duration::from_secs(60));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let r = read_report(dir.path()).expect("report");
     assert_eq!(u64_at(&r, "/frames_in"), 120);
     assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
@@ -122,14 +163,24 @@ fn the_model_pipeline_allocates_nothing_per_frame_and_says_where_it_runs() {
     assert_eq!(str_at(inference, "/model"), "tiny-test-model 0.1.0");
     for graph in ["vision_encoder", "mask_decoder"] {
         let provider = str_at(inference, &format!("/providers/{graph}"));
-        assert!(["tensorrt", "cuda", "cpu"].contains(&provider), "{provider}");
+        assert!(
+            ["tensorrt", "cuda", "cpu"].contains(&provider),
+            "{provider}"
+        );
         if provider == "cpu" {
             let fallbacks = inference["fallbacks"][graph].as_array().expect("fallbacks");
-            assert_eq!(fallbacks.len(), 2, "tensorrt and cuda each say why not: {inference:#}");
+            assert_eq!(
+                fallbacks.len(),
+                2,
+                "tensorrt and cuda each say why not: {inference:#}"
+            );
         }
     }
     for step in ["preprocess_ms", "encoder_ms", "decoder_ms"] {
-        assert!(f64_at(inference, &format!("/{step}/p50")) > 0.0, "{inference:#}");
+        assert!(
+            f64_at(inference, &format!("/{step}/p50")) > 0.0,
+            "{inference:#}"
+        );
         f64_at(inference, &format!("/{step}/p99"));
     }
     f64_at(inference, "/warmup_ms");
@@ -142,13 +193,20 @@ fn require_provider_on_a_run_fails_before_any_frame_without_it() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let pipeline = model_pipeline(dir.path(), "");
-    let output = run_command(dir.path(), &pipeline, &["--frames", "10", "--require-provider", "tensorrt"])
-        .env("ORT_DYLIB_PATH", ort_dylib())
-        .output()
-        .expect("run");
+    let output = run_command(
+        dir.path(),
+        &pipeline,
+        &["--frames", "10", "--require-provider", "tensorrt"],
+    )
+    .env("ORT_DYLIB_PATH", ort_dylib())
+    .output()
+    .expect("run");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("the required provider tensorrt cannot run it"), "{stderr}");
+    assert!(
+        stderr.contains("the required provider tensorrt cannot run it"),
+        "{stderr}"
+    );
     assert!(read_report(dir.path()).is_none(), "no frame ran");
 }
 
@@ -156,10 +214,15 @@ fn require_provider_on_a_run_fails_before_any_frame_without_it() {
 fn a_model_section_with_a_bad_provider_names_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pipeline = model_pipeline(dir.path(), "providers = [\"tpu\"]");
-    let output = run_command(dir.path(), &pipeline, &[]).output().expect("run");
+    let output = run_command(dir.path(), &pipeline, &[])
+        .output()
+        .expect("run");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("key `model.providers`: \"tpu\" is not a provider"), "{stderr}");
+    assert!(
+        stderr.contains("key `model.providers`: \"tpu\" is not a provider"),
+        "{stderr}"
+    );
 }
 
 fn fp16_model() -> std::path::PathBuf {
@@ -169,7 +232,10 @@ fn fp16_model() -> std::path::PathBuf {
 #[test]
 fn an_fp16_model_runs_and_agrees_with_its_float32_twin() {
     let runtime = Runtime::load(&ort_dylib()).expect("onnxruntime");
-    let options = EngineOptions { providers: vec![Provider::Cpu], ..EngineOptions::default() };
+    let options = EngineOptions {
+        providers: vec![Provider::Cpu],
+        ..EngineOptions::default()
+    };
     let clock = MonotonicClock::new();
     let pool = FramePool::new(2);
     let frame = test_frame(&pool);
@@ -183,8 +249,15 @@ fn an_fp16_model_runs_and_agrees_with_its_float32_twin() {
     let (f32_out, f16_out) = (&outputs[0], &outputs[1]);
     assert_eq!(f32_out.0.len(), f16_out.0.len());
     let scale = f32_out.0.iter().fold(0f32, |m, v| m.max(v.abs())).max(1.0);
-    let worst = f32_out.0.iter().zip(&f16_out.0).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(worst < 0.02 * scale, "fp16 logits within half-precision error: worst {worst}, scale {scale}");
+    let worst = f32_out
+        .0
+        .iter()
+        .zip(&f16_out.0)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst < 0.02 * scale,
+        "fp16 logits within half-precision error: worst {worst}, scale {scale}"
+    );
     for (a, b) in f32_out.1.iter().zip(&f16_out.1) {
         assert!((a - b).abs() < 0.01, "scores {a} vs {b}");
     }
@@ -204,7 +277,11 @@ fn the_fp16_model_pipeline_also_allocates_nothing_per_frame() {
         .env("ORT_DYLIB_PATH", ort_dylib())
         .output()
         .expect("run");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let r = read_report(dir.path()).expect("report");
     assert_eq!(str_at(&r, "/inference/model"), "tiny-test-model-fp16 0.1.0");
     assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");

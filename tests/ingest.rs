@@ -28,13 +28,28 @@ fn test_source_delivers_the_requested_frames_in_gray8() {
     );
     let r = run.assert_success();
     assert_eq!(u64_at(r, "/frames_in"), 90);
-    assert_eq!(u64_at(r, "/frames_out") + pipeline_dropped(r), 90, "every frame is either out or counted as dropped: {r:#}");
+    assert_eq!(
+        u64_at(r, "/frames_out") + pipeline_dropped(r),
+        90,
+        "every frame is either out or counted as dropped: {r:#}"
+    );
     assert_eq!(str_at(r, "/source/format"), "GRAY8");
-    assert_eq!((u64_at(r, "/source/width"), u64_at(r, "/source/height")), (320, 240));
+    assert_eq!(
+        (u64_at(r, "/source/width"), u64_at(r, "/source/height")),
+        (320, 240)
+    );
     assert!(f64_at(r, "/fps_in") > 30.0, "a 60 fps live source: {r:#}");
     // The report carries every field the issue names.
-    for p in ["/latency_ms/p50", "/latency_ms/p90", "/latency_ms/p99", "/latency_ms/max", "/fps_out",
-              "/stages/ingest/p50_ms", "/stages/process/p99_ms", "/stages/output/p50_ms"] {
+    for p in [
+        "/latency_ms/p50",
+        "/latency_ms/p90",
+        "/latency_ms/p99",
+        "/latency_ms/max",
+        "/fps_out",
+        "/stages/ingest/p50_ms",
+        "/stages/process/p99_ms",
+        "/stages/output/p50_ms",
+    ] {
         f64_at(r, p);
     }
     // Steady state allocates nothing on the frame path (the binary counts it).
@@ -90,7 +105,11 @@ fn file_source_reads_every_frame_and_ends_at_eos() {
     );
     let r = run.assert_success();
     assert_eq!(u64_at(r, "/frames_in"), 48);
-    assert_eq!(u64_at(r, "/frames_out"), 48, "a file source blocks instead of dropping: {r:#}");
+    assert_eq!(
+        u64_at(r, "/frames_out"),
+        48,
+        "a file source blocks instead of dropping: {r:#}"
+    );
     assert_eq!(total_dropped(r), 0);
     assert_eq!(str_at(r, "/source/state"), "ended");
     assert_eq!(str_at(r, "/source/format"), "GRAY8");
@@ -135,10 +154,20 @@ fn caps_change_mid_stream_keeps_the_pipeline_and_the_output_valid() {
     assert_eq!(u64_at(r, "/frames_in"), 20);
     assert_eq!(u64_at(r, "/frames_out"), 20);
     assert_eq!(u64_at(r, "/source/caps_changes"), 1, "{r:#}");
-    assert_eq!((u64_at(r, "/source/width"), u64_at(r, "/source/height")), (360, 360));
+    assert_eq!(
+        (u64_at(r, "/source/width"), u64_at(r, "/source/height")),
+        (360, 360)
+    );
     let decoded = decode(&mp4);
-    assert_eq!(decoded.frames, 20, "every frame, both sizes, is in the file");
-    assert_eq!((decoded.width, decoded.height), (320, 240), "the output keeps the first size");
+    assert_eq!(
+        decoded.frames, 20,
+        "every frame, both sizes, is in the file"
+    );
+    assert_eq!(
+        (decoded.width, decoded.height),
+        (320, 240),
+        "the output keeps the first size"
+    );
 }
 
 #[test]
@@ -147,7 +176,10 @@ fn unreadable_file_source_ends_the_run_with_an_error_naming_it() {
     let missing = dir.path().join("no-such-scan.mp4");
     let run = run_pipeline(
         dir.path(),
-        &format!("[source]\nkind = \"file\"\npath = \"{}\"\n[[sinks]]\nkind = \"fake\"\n", missing.display()),
+        &format!(
+            "[source]\nkind = \"file\"\npath = \"{}\"\n[[sinks]]\nkind = \"fake\"\n",
+            missing.display()
+        ),
         &[],
         LIMIT,
     );

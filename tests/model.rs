@@ -18,10 +18,19 @@ fn a_good_model_checks_out_and_says_where_each_graph_runs() {
     let (code, stdout, stderr) = check(&tiny_model(), &[]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     for graph in ["vision_encoder", "mask_decoder", "kernel_projector"] {
-        let line = stdout.lines().find(|l| l.starts_with(graph)).unwrap_or_else(|| panic!("{graph} in {stdout}"));
-        assert!(line.contains(" ok ") && line.contains("dummy run"), "{line}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(graph))
+            .unwrap_or_else(|| panic!("{graph} in {stdout}"));
+        assert!(
+            line.contains(" ok ") && line.contains("dummy run"),
+            "{line}"
+        );
     }
-    assert!(stdout.contains("model tiny-test-model 0.1.0: ok"), "{stdout}");
+    assert!(
+        stdout.contains("model tiny-test-model 0.1.0: ok"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -44,13 +53,19 @@ fn require_provider_tensorrt_fails_cleanly_without_it() {
         return; // a machine with TensorRT: nothing to refuse
     }
     assert_eq!(code, Some(2), "{stdout}{stderr}");
-    assert!(stderr.contains("the required provider tensorrt cannot run it"), "{stderr}");
+    assert!(
+        stderr.contains("the required provider tensorrt cannot run it"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_tensor_the_graph_does_not_have_is_named_with_what_it_has() {
     // Hashes and the manifest's own cross-checks stay valid; only the real graph disagrees.
-    let dir = edited_tiny_model(|t| t.replace("name = \"scores\"", "name = \"confidence\"").replace("scores = \"scores\"", "scores = \"confidence\""));
+    let dir = edited_tiny_model(|t| {
+        t.replace("name = \"scores\"", "name = \"confidence\"")
+            .replace("scores = \"scores\"", "scores = \"confidence\"")
+    });
     let (code, _, stderr) = check(dir.path(), &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
@@ -61,10 +76,19 @@ fn a_tensor_the_graph_does_not_have_is_named_with_what_it_has() {
 
 #[test]
 fn a_shape_the_graph_does_not_have_says_expected_and_found() {
-    let dir = edited_tiny_model(|t| t.replace("shape = [\"batch\", \"tasks\"] }", "shape = [\"batch\", 2] }"));
+    let dir = edited_tiny_model(|t| {
+        t.replace(
+            "shape = [\"batch\", \"tasks\"] }",
+            "shape = [\"batch\", 2] }",
+        )
+    });
     let (code, _, stderr) = check(dir.path(), &[]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("tensor `scores`: expected float32 [batch, 2], found float32 [batch, tasks]"), "{stderr}");
+    assert!(
+        stderr
+            .contains("tensor `scores`: expected float32 [batch, 2], found float32 [batch, tasks]"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -72,25 +96,53 @@ fn broken_directories_fail_before_onnx_runtime_with_the_file_named() {
     let dir = edited_tiny_model(|t| t.replacen("sha256 = \"", "sha256 = \"ff", 1));
     let (code, _, stderr) = check(dir.path(), &[]);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("does not match the manifest's ff"), "{stderr}");
+    assert!(
+        stderr.contains("does not match the manifest's ff"),
+        "{stderr}"
+    );
     let (code, _, stderr) = check(std::path::Path::new("/nonexistent/model"), &[]);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("/nonexistent/model/sonoflow-model.toml: cannot read"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/model/sonoflow-model.toml: cannot read"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn info_prints_graphs_parameters_opsets_and_task_tokens() {
-    let (code, stdout, stderr) = sonoflow(&[OsStr::new("model"), OsStr::new("info"), tiny_model().as_os_str()]);
+    let (code, stdout, stderr) = sonoflow(&[
+        OsStr::new("model"),
+        OsStr::new("info"),
+        tiny_model().as_os_str(),
+    ]);
     assert_eq!(code, Some(0), "{stderr}");
-    let encoder = stdout.lines().find(|l| l.starts_with("vision_encoder")).expect("encoder row");
-    assert!(encoder.contains(" 267 ") && encoder.contains("ai.onnx:17"), "{encoder}");
-    assert!(stdout.contains("task token [SEG]    drives Segmentation (lesion)"), "{stdout}");
-    assert!(stdout.contains("total") && stdout.contains(" 997"), "{stdout}");
+    let encoder = stdout
+        .lines()
+        .find(|l| l.starts_with("vision_encoder"))
+        .expect("encoder row");
+    assert!(
+        encoder.contains(" 267 ") && encoder.contains("ai.onnx:17"),
+        "{encoder}"
+    );
+    assert!(
+        stdout.contains("task token [SEG]    drives Segmentation (lesion)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("total") && stdout.contains(" 997"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn an_fp16_model_checks_out() {
-    let (code, stdout, stderr) = check(&tiny_model().with_file_name("tiny-model-fp16"), &["--providers", "cpu"]);
+    let (code, stdout, stderr) = check(
+        &tiny_model().with_file_name("tiny-model-fp16"),
+        &["--providers", "cpu"],
+    );
     assert_eq!(code, Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("model tiny-test-model-fp16 0.1.0: ok"), "{stdout}");
+    assert!(
+        stdout.contains("model tiny-test-model-fp16 0.1.0: ok"),
+        "{stdout}"
+    );
 }

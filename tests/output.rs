@@ -34,7 +34,10 @@ fn file_output_round_trip(kind: &str, name: &str) {
     let out = u64_at(r, "/frames_out");
     assert!(out >= 40, "almost every frame reaches the sink: {r:#}");
     let decoded = decode(&path);
-    assert_eq!(decoded.frames, out, "the file holds exactly the frames handed to the sink");
+    assert_eq!(
+        decoded.frames, out,
+        "the file holds exactly the frames handed to the sink"
+    );
     assert_eq!((decoded.width, decoded.height), (320, 240));
 }
 
@@ -92,10 +95,17 @@ fn rtp_output_reaches_a_udp_source() {
     );
     sent.assert_success();
     let output = wait_with_limit(receiving, LIMIT);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let r = read_report(receiver_dir.path()).expect("receiver report");
     assert_eq!(u64_at(&r, "/frames_in"), 30);
-    assert_eq!((u64_at(&r, "/source/width"), u64_at(&r, "/source/height")), (320, 240));
+    assert_eq!(
+        (u64_at(&r, "/source/width"), u64_at(&r, "/source/height")),
+        (320, 240)
+    );
 }
 
 #[test]

@@ -37,7 +37,9 @@ fn rgb_frames(path: &Path, step: usize) -> Vec<(Vec<u8>, usize, usize)> {
         }
         // RGB rows are padded to 4 bytes.
         let stride = (w * 3 + 3) & !3;
-        let rgb = (0..h).flat_map(|y| map[y * stride..y * stride + w * 3].iter().copied()).collect();
+        let rgb = (0..h)
+            .flat_map(|y| map[y * stride..y * stride + w * 3].iter().copied())
+            .collect();
         frames.push((rgb, w, h));
     });
     frames
@@ -45,14 +47,25 @@ fn rgb_frames(path: &Path, step: usize) -> Vec<(Vec<u8>, usize, usize)> {
 
 /// Pixels close to an RGB colour (after H.264: within a tolerance).
 fn count_near(rgb: &[u8], colour: [u8; 3], tolerance: u8) -> usize {
-    rgb.chunks_exact(3).filter(|p| p.iter().zip(colour).all(|(&a, b)| a.abs_diff(b) <= tolerance)).count()
+    rgb.chunks_exact(3)
+        .filter(|p| {
+            p.iter()
+                .zip(colour)
+                .all(|(&a, b)| a.abs_diff(b) <= tolerance)
+        })
+        .count()
 }
 
 #[test]
 fn the_run_draws_the_overlay_onto_its_video() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mp4 = dir.path().join("overlay.mp4");
-    let run = run_pipeline(dir.path(), &definition("stall_after_ms = 5000", "", &mp4), &["--frames", "30"], LIMIT);
+    let run = run_pipeline(
+        dir.path(),
+        &definition("stall_after_ms = 5000", "", &mp4),
+        &["--frames", "30"],
+        LIMIT,
+    );
     let r = run.assert_success();
     assert_eq!(u64_at(r, "/overlay/frames"), 30, "{r:#}");
     assert!(f64_at(r, "/overlay/paint_ms/p50") > 0.0);
@@ -66,7 +79,10 @@ fn the_run_draws_the_overlay_onto_its_video() {
         let amber = count_near(rgb, [255, 176, 0], 40);
         let cyan = count_near(rgb, [0, 224, 255], 50);
         let green = count_near(rgb, [64, 224, 128], 50);
-        assert!(amber > 100 && cyan > 30 && green > 100, "overlay colours in the video: amber {amber}, cyan {cyan}, green {green}");
+        assert!(
+            amber > 100 && cyan > 30 && green > 100,
+            "overlay colours in the video: amber {amber}, cyan {cyan}, green {green}"
+        );
     }
 }
 
@@ -78,19 +94,35 @@ fn a_model_behind_the_video_leaves_it_flowing_with_stale_findings_and_ai_paused(
     // without fresh findings; the model's late findings ride on later frames.
     let run = run_pipeline(
         dir.path(),
-        &definition("stall_after_ms = 1", "stale_after_ms = 10\npaused_after_ms = 40", &mp4),
+        &definition(
+            "stall_after_ms = 1",
+            "stale_after_ms = 10\npaused_after_ms = 40",
+            &mp4,
+        ),
         &["--frames", "45"],
         LIMIT,
     );
     let r = run.assert_success();
-    assert_eq!(u64_at(r, "/frames_out"), u64_at(r, "/frames_in"), "no frame waited for the model or was lost: {r:#}");
+    assert_eq!(
+        u64_at(r, "/frames_out"),
+        u64_at(r, "/frames_in"),
+        "no frame waited for the model or was lost: {r:#}"
+    );
     assert!(u64_at(r, "/inference/passed_without_ai") >= 40, "{r:#}");
-    assert!(u64_at(r, "/overlay/stale_frames") >= 20, "late findings are drawn as stale: {r:#}");
+    assert!(
+        u64_at(r, "/overlay/stale_frames") >= 20,
+        "late findings are drawn as stale: {r:#}"
+    );
     assert!(u64_at(r, "/overlay/paused_frames") >= 1, "{r:#}");
-    assert!(u64_at(r, "/accuracy/frames") >= 20, "the model still scored the frames it saw: {r:#}");
+    assert!(
+        u64_at(r, "/accuracy/frames") >= 20,
+        "the model still scored the frames it saw: {r:#}"
+    );
     // The banner: a red bar across the top middle of some frame.
     let banner = rgb_frames(&mp4, 1).iter().any(|(rgb, w, _)| {
-        let top: Vec<u8> = (20..60).flat_map(|y| rgb[(y * w + 200) * 3..(y * w + 440) * 3].to_vec()).collect();
+        let top: Vec<u8> = (20..60)
+            .flat_map(|y| rgb[(y * w + 200) * 3..(y * w + 440) * 3].to_vec())
+            .collect();
         count_near(&top, [200, 24, 24], 60) > 1000
     });
     assert!(banner, "an \"AI paused\" banner in the video");

@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use sonoflow_core::annotations::FindingKind;
 use sonoflow_core::findings::GroundTruth;
-use sonoflow_core::{BufferPool, Clock, Frame, FrameFindings, FrameId, ManualClock, StageStamps, Timestamp};
+use sonoflow_core::{
+    BufferPool, Clock, Frame, FrameFindings, FrameId, ManualClock, StageStamps, Timestamp,
+};
 use sonoflow_overlay::{Interpretation, InterpretationBoard, Overlay, OverlayOptions};
 use sonoflow_perception::contour::polygon_area;
 use sonoflow_perception::{accuracy::iou, Perception, PerceptionOptions, TaskRows};
@@ -42,13 +44,36 @@ struct Scene {
 }
 
 const SCENES: [Scene; 3] = [
-    Scene { name: "linear-4cm", probe: ProbeKind::Linear, depth_cm: 4, seed: 424242, lesions: 1, frame: 12 },
-    Scene { name: "convex-6cm", probe: ProbeKind::Convex, depth_cm: 6, seed: 515151, lesions: 1, frame: 30 },
-    Scene { name: "linear-two-lesions", probe: ProbeKind::Linear, depth_cm: 5, seed: 77, lesions: 2, frame: 5 },
+    Scene {
+        name: "linear-4cm",
+        probe: ProbeKind::Linear,
+        depth_cm: 4,
+        seed: 424242,
+        lesions: 1,
+        frame: 12,
+    },
+    Scene {
+        name: "convex-6cm",
+        probe: ProbeKind::Convex,
+        depth_cm: 6,
+        seed: 515151,
+        lesions: 1,
+        frame: 30,
+    },
+    Scene {
+        name: "linear-two-lesions",
+        probe: ProbeKind::Linear,
+        depth_cm: 5,
+        seed: 77,
+        lesions: 2,
+        frame: 5,
+    },
 ];
 
 fn golden(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/golden")
+        .join(name)
 }
 
 fn updating() -> bool {
@@ -57,7 +82,13 @@ fn updating() -> bool {
 
 /// A phantom frame (grey pixels) and its truth.
 fn phantom_frame(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32) {
-    let config = PhantomConfig { probe: s.probe, depth_cm: s.depth_cm, seed: s.seed, lesions: s.lesions, ..PhantomConfig::default() };
+    let config = PhantomConfig {
+        probe: s.probe,
+        depth_cm: s.depth_cm,
+        seed: s.seed,
+        lesions: s.lesions,
+        ..PhantomConfig::default()
+    };
     let mut phantom = Phantom::new(config).expect("phantom config");
     let format = phantom.format();
     let mut pixels = vec![0u8; format.len()];
@@ -68,10 +99,30 @@ fn phantom_frame(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32) {
 /// Post-processing of one scene's frame.
 fn findings_of(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32, FrameFindings) {
     let (pixels, truth, w, h) = phantom_frame(s);
-    let outputs = sonoflow_phantom::ideal::outputs(&truth, sonoflow_phantom::ideal::letterbox(&truth, w, h, INPUT), GRID);
-    let mut perception = Perception::new(PerceptionOptions { ellipse: true, ..PerceptionOptions::default() });
-    let mut found = FrameFindings { frame: FrameId(s.frame), ..FrameFindings::default() };
-    perception.perceive(&outputs, TaskRows { segmentation: 0, detection: 1 }, w, h, Some(truth.pixel_spacing), &mut found);
+    let outputs = sonoflow_phantom::ideal::outputs(
+        &truth,
+        sonoflow_phantom::ideal::letterbox(&truth, w, h, INPUT),
+        GRID,
+    );
+    let mut perception = Perception::new(PerceptionOptions {
+        ellipse: true,
+        ..PerceptionOptions::default()
+    });
+    let mut found = FrameFindings {
+        frame: FrameId(s.frame),
+        ..FrameFindings::default()
+    };
+    perception.perceive(
+        &outputs,
+        TaskRows {
+            segmentation: 0,
+            detection: 1,
+        },
+        w,
+        h,
+        Some(truth.pixel_spacing),
+        &mut found,
+    );
     (pixels, truth, w, h, found)
 }
 
@@ -80,25 +131,64 @@ fn phantom_frames_through_post_processing_match_the_truth_and_the_golden_files()
     for s in &SCENES {
         let (_, truth, _, _, found) = findings_of(s);
         let segments: Vec<_> = found.segments().collect();
-        assert_eq!(segments.len(), truth.lesions.len(), "{}: one segment per visible lesion: {found:#?}", s.name);
-        assert_eq!(found.detections().count(), truth.lesions.len(), "{}", s.name);
+        assert_eq!(
+            segments.len(),
+            truth.lesions.len(),
+            "{}: one segment per visible lesion: {found:#?}",
+            s.name
+        );
+        assert_eq!(
+            found.detections().count(),
+            truth.lesions.len(),
+            "{}",
+            s.name
+        );
         for lesion in &truth.lesions {
-            let f = segments.iter().find(|f| iou(&f.bbox, &lesion.bbox) >= 0.7).unwrap_or_else(|| panic!("{}: lesion {} found: {found:#?}", s.name, lesion.id));
-            let (long, short) = (f.long_axis.expect("long axis"), f.short_axis.expect("short axis"));
-            let (dl, ds) = (long.caliper.length_mm - lesion.long_axis.length_mm, short.caliper.length_mm - lesion.short_axis.length_mm);
+            let f = segments
+                .iter()
+                .find(|f| iou(&f.bbox, &lesion.bbox) >= 0.7)
+                .unwrap_or_else(|| panic!("{}: lesion {} found: {found:#?}", s.name, lesion.id));
+            let (long, short) = (
+                f.long_axis.expect("long axis"),
+                f.short_axis.expect("short axis"),
+            );
+            let (dl, ds) = (
+                long.caliper.length_mm - lesion.long_axis.length_mm,
+                short.caliper.length_mm - lesion.short_axis.length_mm,
+            );
             eprintln!(
                 "{}: lesion {} long {:.2} mm (truth {:.2}, ± {:.2}) short {:.2} mm (truth {:.2}, ± {:.2})",
                 s.name, lesion.id, long.caliper.length_mm, lesion.long_axis.length_mm, long.uncertainty_mm, short.caliper.length_mm, lesion.short_axis.length_mm, short.uncertainty_mm
             );
-            assert!(dl.abs() <= CALIPER_TOLERANCE_MM, "{}: long axis off by {dl:.3} mm", s.name);
-            assert!(ds.abs() <= CALIPER_TOLERANCE_MM, "{}: short axis off by {ds:.3} mm", s.name);
-            assert!(long.uncertainty_mm > 0.0 && long.uncertainty_mm < 1.5, "{long:?}");
+            assert!(
+                dl.abs() <= CALIPER_TOLERANCE_MM,
+                "{}: long axis off by {dl:.3} mm",
+                s.name
+            );
+            assert!(
+                ds.abs() <= CALIPER_TOLERANCE_MM,
+                "{}: short axis off by {ds:.3} mm",
+                s.name
+            );
+            assert!(
+                long.uncertainty_mm > 0.0 && long.uncertainty_mm < 1.5,
+                "{long:?}"
+            );
             let contour = found.contour(f);
             assert!(contour.len() >= 8, "{}: a drawable contour", s.name);
             let area = polygon_area(contour);
-            assert!((area - lesion.area_px as f32).abs() / lesion.area_px as f32 <= 0.05, "{}: contour area {area} vs {} px", s.name, lesion.area_px);
+            assert!(
+                (area - lesion.area_px as f32).abs() / lesion.area_px as f32 <= 0.05,
+                "{}: contour area {area} vs {} px",
+                s.name,
+                lesion.area_px
+            );
             let e = f.ellipse.expect("ellipse asked for");
-            assert!((e.major_mm - lesion.long_axis.length_mm).abs() < 1.0, "{}: {e:?}", s.name);
+            assert!(
+                (e.major_mm - lesion.long_axis.length_mm).abs() < 1.0,
+                "{}: {e:?}",
+                s.name
+            );
         }
         compare_findings(s.name, &found);
     }
@@ -135,16 +225,29 @@ fn close(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Result<(),
     use serde_json::Value::*;
     match (a, b) {
         (Number(x), Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
-            let tolerance = if path.ends_with("contour_points") { 3.0 } else { 0.02 * y.abs().max(1.0) };
-            if (x - y).abs() <= tolerance { Ok(()) } else { Err(format!("{path}: {x} vs golden {y}")) }
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            let tolerance = if path.ends_with("contour_points") {
+                3.0
+            } else {
+                0.02 * y.abs().max(1.0)
+            };
+            if (x - y).abs() <= tolerance {
+                Ok(())
+            } else {
+                Err(format!("{path}: {x} vs golden {y}"))
+            }
         }
-        (Array(x), Array(y)) if x.len() == y.len() => {
-            x.iter().zip(y).enumerate().try_for_each(|(i, (p, q))| close(p, q, &format!("{path}[{i}]")))
-        }
-        (Object(x), Object(y)) if x.len() == y.len() => {
-            x.iter().try_for_each(|(k, v)| close(v, y.get(k).unwrap_or(&Null), &format!("{path}.{k}")))
-        }
+        (Array(x), Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .try_for_each(|(i, (p, q))| close(p, q, &format!("{path}[{i}]"))),
+        (Object(x), Object(y)) if x.len() == y.len() => x
+            .iter()
+            .try_for_each(|(k, v)| close(v, y.get(k).unwrap_or(&Null), &format!("{path}.{k}"))),
         _ if a == b => Ok(()),
         _ => Err(format!("{path}: {a} vs golden {b}")),
     }
@@ -155,13 +258,25 @@ fn compare_findings(name: &str, found: &FrameFindings) {
     let now = summary(found);
     if updating() {
         std::fs::create_dir_all(path.parent().expect("golden dir")).expect("golden dir");
-        std::fs::write(&path, serde_json::to_string_pretty(&now).expect("json") + "\n").expect("write golden");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&now).expect("json") + "\n",
+        )
+        .expect("write golden");
         return;
     }
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; create it with SONOFLOW_UPDATE_GOLDEN=1", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; create it with SONOFLOW_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
     let want: serde_json::Value = serde_json::from_str(&text).expect("golden json");
     if let Err(diff) = close(&now, &want, name) {
-        panic!("{name} differs from {}: {diff}\nnow: {now:#}", path.display());
+        panic!(
+            "{name} differs from {}: {diff}\nnow: {now:#}",
+            path.display()
+        );
     }
 }
 
@@ -172,10 +287,15 @@ fn overlay_image(paused: bool) -> (Vec<u8>, u32, u32) {
     let clock = Arc::new(ManualClock::new());
     let board = Arc::new(InterpretationBoard::empty());
     board.store(Some(Arc::new(Interpretation::done("Oval, parallel, circumscribed hypoechoic mass with posterior enhancement; no calcifications. BI-RADS 3: probably benign, short-interval follow-up.", FrameId(300), Timestamp(6_800_000_000)))));
-    let options = OverlayOptions { font_px: Some(14.0), ..OverlayOptions::default() };
-    let mut overlay = Overlay::new(options, clock.clone() as Arc<dyn Clock>, board).expect("overlay");
+    let options = OverlayOptions {
+        font_px: Some(14.0),
+        ..OverlayOptions::default()
+    };
+    let mut overlay =
+        Overlay::new(options, clock.clone() as Arc<dyn Clock>, board).expect("overlay");
     let pool = BufferPool::new(2);
-    let format = sonoflow_core::FrameFormat::new(sonoflow_core::PixelFormat::Gray8, w, h).expect("format");
+    let format =
+        sonoflow_core::FrameFormat::new(sonoflow_core::PixelFormat::Gray8, w, h).expect("format");
     let mut target = vec![0u8; (w * h * 4) as usize];
     // 30 frames at 30 fps, 25 ms from capture to drawn; the last is kept.
     let frames = 30u64;
@@ -195,7 +315,11 @@ fn overlay_image(paused: bool) -> (Vec<u8>, u32, u32) {
             f.copy_from(&found);
             frame.findings = Some(f);
         }
-        let t = if paused && k > 0 { Timestamp(captured.0 + 1_200_000_000) } else { captured };
+        let t = if paused && k > 0 {
+            Timestamp(captured.0 + 1_200_000_000)
+        } else {
+            captured
+        };
         frame.stamps = StageStamps::new(t);
         clock.set(Timestamp(t.0 + 25_000_000));
         overlay.draw(&frame, &mut target);
@@ -209,12 +333,22 @@ fn write_png(path: &std::path::Path, rgba: &[u8], w: u32, h: u32) {
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
     enc.set_color(png::ColorType::Rgba);
     enc.set_depth(png::BitDepth::Eight);
-    enc.write_header().expect("png header").write_image_data(rgba).expect("png data");
+    enc.write_header()
+        .expect("png header")
+        .write_image_data(rgba)
+        .expect("png data");
 }
 
 fn read_png(path: &std::path::Path) -> (Vec<u8>, u32, u32) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}; create it with SONOFLOW_UPDATE_GOLDEN=1", path.display()));
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().expect("png");
+    let file = std::fs::File::open(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; create it with SONOFLOW_UPDATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("png");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("png frame");
     buf.truncate(info.buffer_size());
@@ -230,12 +364,21 @@ fn compare_overlay(name: &str, paused: bool) {
     }
     let (want, gw, gh) = read_png(&path);
     assert_eq!((gw, gh), (w, h), "{}", path.display());
-    let differing = now.chunks_exact(4).zip(want.chunks_exact(4)).filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 24)).count();
+    let differing = now
+        .chunks_exact(4)
+        .zip(want.chunks_exact(4))
+        .filter(|(a, b)| a.iter().zip(b.iter()).any(|(x, y)| x.abs_diff(*y) > 24))
+        .count();
     let share = differing as f64 / (w * h) as f64;
     if share > 0.002 {
         let seen = std::env::temp_dir().join(format!("sonoflow-overlay-{name}.png"));
         write_png(&seen, &now, w, h);
-        panic!("{:.3}% of pixels differ from {} (drawn now: {})", share * 100.0, path.display(), seen.display());
+        panic!(
+            "{:.3}% of pixels differ from {} (drawn now: {})",
+            share * 100.0,
+            path.display(),
+            seen.display()
+        );
     }
 }
 

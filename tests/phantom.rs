@@ -10,21 +10,34 @@ use common::*;
 use sonoflow_core::Frame;
 use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, Processor, RunOptions, StageError};
 
-
 #[test]
 fn default_run_is_the_phantom_and_writes_a_decodable_mp4() {
     // An empty directory: the built-in default pipeline is used.
     let dir = tempfile::tempdir().expect("tempdir");
     let output = std::process::Command::new(BIN)
         .current_dir(dir.path())
-        .args(["run", "--frames", "45", "--quiet", "--stats-json", "report.json"])
+        .args([
+            "run",
+            "--frames",
+            "45",
+            "--quiet",
+            "--stats-json",
+            "report.json",
+        ])
         .output()
         .expect("run sonoflow");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let r = read_report(dir.path()).expect("report");
     assert_eq!(str_at(&r, "/pipeline"), "default");
     assert_eq!(u64_at(&r, "/frames_in"), 45);
-    assert!(f64_at(&r, "/fps_in") > 20.0, "the phantom runs live at 30 fps: {r:#}");
+    assert!(
+        f64_at(&r, "/fps_in") > 20.0,
+        "the phantom runs live at 30 fps: {r:#}"
+    );
     let decoded = decode(&dir.path().join("out/default.mp4"));
     assert_eq!(decoded.frames, u64_at(&r, "/frames_out"));
     assert_eq!((decoded.width, decoded.height), (640, 480));
@@ -35,22 +48,37 @@ fn export_command_writes_a_dataset_with_a_manifest() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("dataset");
     let output = std::process::Command::new(BIN)
-        .args(["phantom", "export", "--frames", "4", "--seed", "3", "--sequence-length", "2", "--out"])
+        .args([
+            "phantom",
+            "export",
+            "--frames",
+            "4",
+            "--seed",
+            "3",
+            "--sequence-length",
+            "2",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("run sonoflow");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("wrote 4 frames in 2 sequences"), "{stderr}");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).expect("manifest")).expect("json");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("manifest.json")).expect("manifest"),
+    )
+    .expect("json");
     assert_eq!(manifest["frames"], 4);
     let lines = std::fs::read_to_string(out.join("truth.jsonl")).expect("truth");
     assert_eq!(lines.lines().count(), 4);
     for line in lines.lines() {
         let record: serde_json::Value = serde_json::from_str(line).expect("json line");
         for key in ["image", "labels"] {
-            assert!(out.join(record[key].as_str().expect("path")).is_file(), "{record}");
+            assert!(
+                out.join(record[key].as_str().expect("path")).is_file(),
+                "{record}"
+            );
         }
         assert!(record["pixel_spacing"]["x_mm"].as_f64().expect("spacing") > 0.0);
     }
@@ -63,7 +91,11 @@ impl Processor for Inspect {
     fn process(&mut self, frame: &mut Frame) -> Result<(), StageError> {
         let lesions = frame.truth.as_ref().map_or(0, |t| t.lesions.len());
         if let Ok(mut seen) = self.0.lock() {
-            seen.push((frame.truth.is_some(), frame.pixel_spacing.map(|s| s.x_mm), lesions));
+            seen.push((
+                frame.truth.is_some(),
+                frame.pixel_spacing.map(|s| s.x_mm),
+                lesions,
+            ));
         }
         Ok(())
     }
@@ -78,8 +110,17 @@ fn phantom_frames_carry_ground_truth_and_pixel_spacing() {
     )
     .expect("valid definition");
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let options = RunOptions { frames: Some(20), ..RunOptions::default() };
-    let report = run(&def, ProcessStage::custom(Box::new(Inspect(Arc::clone(&seen)))), &options, &mut |_| {}).expect("run");
+    let options = RunOptions {
+        frames: Some(20),
+        ..RunOptions::default()
+    };
+    let report = run(
+        &def,
+        ProcessStage::custom(Box::new(Inspect(Arc::clone(&seen)))),
+        &options,
+        &mut |_| {},
+    )
+    .expect("run");
     assert_eq!(report.error, None);
     let seen = seen.lock().expect("lock");
     assert!(seen.len() >= 15, "{report:#?}");

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::*;
 use sonoflow_core::findings::{FindingClass, GroundTruth, LesionTruth};
-use sonoflow_core::{Frame, FrameFormat, FrameId, FramePool, ModelOutputs, MonotonicClock, PixelFormat, StageStamps};
+use sonoflow_core::{
+    Frame, FrameFormat, FrameId, FramePool, ModelOutputs, MonotonicClock, PixelFormat, StageStamps,
+};
 use sonoflow_inference::{EngineOptions, FrameModel, Generator, KernelSlot, Runtime};
 use sonoflow_model::ModelDir;
 use sonoflow_phantom::{Phantom, PhantomConfig};
@@ -29,18 +31,34 @@ fn model_dir() -> PathBuf {
 /// mass, both well in view.
 fn cyst_and_mass_frame() -> (Frame, GroundTruth) {
     for seed in 1..400 {
-        let config = PhantomConfig { seed, lesions: 2, ..PhantomConfig::default() };
+        let config = PhantomConfig {
+            seed,
+            lesions: 2,
+            ..PhantomConfig::default()
+        };
         let (w, h) = (config.width, config.height);
         let mut phantom = Phantom::new(config).expect("phantom");
         let format = FrameFormat::new(PixelFormat::Gray8, w, h).expect("format");
         let mut data = FramePool::new(1).acquire(format.len());
         let truth = phantom.render(0, &mut data);
-        let has = |c: FindingClass| truth.lesions.iter().any(|l| l.class == c && l.area_px > 3000);
+        let has = |c: FindingClass| {
+            truth
+                .lesions
+                .iter()
+                .any(|l| l.class == c && l.area_px > 3000)
+        };
         if has(FindingClass::Cyst) && has(FindingClass::Mass) {
             let mut frame = Frame::new(FrameId(0), format, data, StageStamps::default());
             frame.image_region = Some(truth.region);
             frame.pixel_spacing = Some(truth.pixel_spacing);
-            eprintln!("seed {seed}: {:?}", truth.lesions.iter().map(|l| (l.class, l.area_px)).collect::<Vec<_>>());
+            eprintln!(
+                "seed {seed}: {:?}",
+                truth
+                    .lesions
+                    .iter()
+                    .map(|l| (l.class, l.area_px))
+                    .collect::<Vec<_>>()
+            );
             return (frame, truth);
         }
     }
@@ -50,7 +68,10 @@ fn cyst_and_mass_frame() -> (Frame, GroundTruth) {
 /// Share of `lesion`'s pixels where the segmentation row says "lesion".
 fn coverage(outputs: &ModelOutputs, truth: &GroundTruth, lesion: &LesionTruth) -> f64 {
     let g = outputs.geometry;
-    let (cells_x, cells_y) = (outputs.width as f32 / g.input_width as f32, outputs.height as f32 / g.input_height as f32);
+    let (cells_x, cells_y) = (
+        outputs.width as f32 / g.input_width as f32,
+        outputs.height as f32 / g.input_height as f32,
+    );
     let (mut inside, mut on) = (0u32, 0u32);
     let b = lesion.bbox;
     for y in b.y0.max(0.0) as u32..(b.y1 as u32).min(truth.labels.height) {
@@ -61,7 +82,10 @@ fn coverage(outputs: &ModelOutputs, truth: &GroundTruth, lesion: &LesionTruth) -
             inside += 1;
             let (u, v) = g.to_model(x as f32 + 0.5, y as f32 + 0.5);
             let (cx, cy) = ((u * cells_x) as usize, (v * cells_y) as usize);
-            if cx < outputs.width && cy < outputs.height && outputs.mask_logits[cy * outputs.width + cx] > 0.0 {
+            if cx < outputs.width
+                && cy < outputs.height
+                && outputs.mask_logits[cy * outputs.width + cx] > 0.0
+            {
                 on += 1;
             }
         }
@@ -78,40 +102,86 @@ fn a_task_prompt_changes_what_the_per_frame_decoder_segments() {
     let clock = MonotonicClock::new();
     let k = &model.manifest.default_kernels;
     let slot = KernelSlot::new(k.tokens.clone(), k.size, model.default_kernels.clone());
-    let mut frame_model = FrameModel::load(runtime, &model, &options, Some(Arc::clone(&slot))).expect("frame model");
+    let mut frame_model =
+        FrameModel::load(runtime, &model, &options, Some(Arc::clone(&slot))).expect("frame model");
     let mut generator = Generator::load(runtime, &model, &options).expect("reasoning graphs");
     let codec = PromptCodec::load(&model).expect("tokenizer");
     let (before, _) = frame_model.infer(&frame, &clock).expect("infer");
-    let image_tokens = before.image_tokens.as_deref().expect("the encoder writes image tokens").to_vec();
-    let lesion = |c: FindingClass| truth.lesions.iter().filter(|l| l.class == c).max_by_key(|l| l.area_px).expect("lesion");
+    let image_tokens = before
+        .image_tokens
+        .as_deref()
+        .expect("the encoder writes image tokens")
+        .to_vec();
+    let lesion = |c: FindingClass| {
+        truth
+            .lesions
+            .iter()
+            .filter(|l| l.class == c)
+            .max_by_key(|l| l.area_px)
+            .expect("lesion")
+    };
     let (cyst, mass) = (lesion(FindingClass::Cyst), lesion(FindingClass::Mass));
     let cover = |o: &ModelOutputs| (coverage(o, &truth, cyst), coverage(o, &truth, mass));
-    eprintln!("default kernels: cyst {:.2}, mass {:.2}", cover(&before).0, cover(&before).1);
+    eprintln!(
+        "default kernels: cyst {:.2}, mass {:.2}",
+        cover(&before).0,
+        cover(&before).1
+    );
 
     let mut segment = |prompt: &str| {
         let ids = codec.encode(prompt).expect("prompt in the vocabulary");
         let mut sampler = Sampler::new(Sampling::Greedy, 0);
         let g = generator
-            .generate(&image_tokens, &ids, codec.eos, &codec.task_ids, 16, &mut |l| sampler.pick(l), &mut |_| std::ops::ControlFlow::Continue(()))
+            .generate(
+                &image_tokens,
+                &ids,
+                codec.eos,
+                &codec.task_ids,
+                16,
+                &mut |l| sampler.pick(l),
+                &mut |_| std::ops::ControlFlow::Continue(()),
+            )
             .expect("generate");
         eprintln!("{prompt}: wrote {:?}", codec.decode(&g.tokens));
-        let hidden: Vec<Vec<f32>> = g.task_hidden.into_iter().map(|h| h.expect("every task token written")).collect();
+        let hidden: Vec<Vec<f32>> = g
+            .task_hidden
+            .into_iter()
+            .map(|h| h.expect("every task token written"))
+            .collect();
         let kernels = generator.kernels(&hidden).expect("kernels");
-        let version = slot.publish(codec.task_tokens.clone(), kernels).expect("publish");
+        let version = slot
+            .publish(codec.task_tokens.clone(), kernels)
+            .expect("publish");
         let (outputs, _) = frame_model.infer(&frame, &clock).expect("infer");
-        assert_eq!(outputs.kernel_version, version, "the next frame uses the published kernels");
+        assert_eq!(
+            outputs.kernel_version, version,
+            "the next frame uses the published kernels"
+        );
         let c = cover(&outputs);
         eprintln!("{prompt}: cyst covered {:.2}, mass covered {:.2}", c.0, c.1);
         c
     };
-    let (cyst_asked, mass_asked, all_asked) = (segment("[SEG] cyst"), segment("[SEG] mass"), segment("[SEG] lesion"));
+    let (cyst_asked, mass_asked, all_asked) = (
+        segment("[SEG] cyst"),
+        segment("[SEG] mass"),
+        segment("[SEG] lesion"),
+    );
     // Asked for cysts, the decoder drops the mass it segments for every other prompt.
-    assert!(cyst_asked.0 > 0.5 && cyst_asked.1 < 0.2, "asked for cysts: {cyst_asked:?}");
-    assert!(all_asked.0 > 0.5 && all_asked.1 > 0.5, "asked for every lesion: {all_asked:?}");
+    assert!(
+        cyst_asked.0 > 0.5 && cyst_asked.1 < 0.2,
+        "asked for cysts: {cyst_asked:?}"
+    );
+    assert!(
+        all_asked.0 > 0.5 && all_asked.1 > 0.5,
+        "asked for every lesion: {all_asked:?}"
+    );
     // Asked for masses it keeps the mass; it does not yet drop every cyst
     // (held-out Dice of "[SEG] mass" is 0.75, docs/model-card.md).
     assert!(mass_asked.1 > 0.5, "asked for masses: {mass_asked:?}");
-    assert!(all_asked.1 - cyst_asked.1 > 0.5, "the prompt, not the image, decides: {cyst_asked:?} vs {all_asked:?}");
+    assert!(
+        all_asked.1 - cyst_asked.1 > 0.5,
+        "the prompt, not the image, decides: {cyst_asked:?} vs {all_asked:?}"
+    );
 }
 
 /// A live phantom run with the head; returns the run.
@@ -131,29 +201,59 @@ fn run_with_head(dir: &std::path::Path, reasoning: &str, frames: u32) -> Run {
 #[test]
 fn a_run_writes_grounded_reports_and_swaps_the_decoders_kernels() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = run_with_head(dir.path(), "min_interval_ms = 500\nmax_interval_ms = 1000", 120);
+    let run = run_with_head(
+        dir.path(),
+        "min_interval_ms = 500\nmax_interval_ms = 1000",
+        120,
+    );
     let r = run.assert_success();
     let s = &r["reasoning"];
     eprintln!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
-    assert!(u64_at(s, "/keyframes") >= 3, "keyframes at least every second over 4 s");
+    assert!(
+        u64_at(s, "/keyframes") >= 3,
+        "keyframes at least every second over 4 s"
+    );
     assert!(u64_at(s, "/reports") >= 2 && u64_at(s, "/kernel_swaps") >= 2);
     assert!(f64_at(s, "/ttft_ms/p50") > 0.0 && f64_at(s, "/tokens_per_s") > 0.0);
-    assert_eq!(u64_at(s, "/frames_head_idle") + u64_at(s, "/frames_head_busy"), u64_at(r, "/frames_out"));
-    assert!(u64_at(r, "/inference/kernel_version") >= 1, "the decoder ran on published kernels: {}", r["inference"]);
+    assert_eq!(
+        u64_at(s, "/frames_head_idle") + u64_at(s, "/frames_head_busy"),
+        u64_at(r, "/frames_out")
+    );
+    assert!(
+        u64_at(r, "/inference/kernel_version") >= 1,
+        "the decoder ran on published kernels: {}",
+        r["inference"]
+    );
 
     // The latest report: structured, and every number from the calipers.
     let latest = &s["latest"];
     assert_eq!(str_at(latest, "/prompt"), "[DIAG]");
     assert!(latest["lesion"].as_bool().unwrap_or(false), "{latest}");
-    assert!(["cyst", "mass"].contains(&str_at(latest, "/class")), "{latest}");
-    assert!(latest["attributes"]["shape"].is_string() && latest["impression"].is_string(), "{latest}");
+    assert!(
+        ["cyst", "mass"].contains(&str_at(latest, "/class")),
+        "{latest}"
+    );
+    assert!(
+        latest["attributes"]["shape"].is_string() && latest["impression"].is_string(),
+        "{latest}"
+    );
     let generated = str_at(latest, "/generated");
-    assert!(!generated.chars().any(|c| c.is_ascii_digit()), "the model writes no number itself: {generated}");
+    assert!(
+        !generated.chars().any(|c| c.is_ascii_digit()),
+        "the model writes no number itself: {generated}"
+    );
     let text = str_at(latest, "/text");
     let long = f64_at(latest, "/long_axis_mm");
-    assert!(text.contains(&format!("long axis: {long:.1} ± ")), "the text quotes the keyframe's caliper: {text} / {long}");
+    assert!(
+        text.contains(&format!("long axis: {long:.1} ± ")),
+        "the text quotes the keyframe's caliper: {text} / {long}"
+    );
     assert_eq!(u64_at(latest, "/grounding/filled"), 2, "{latest}");
-    assert_eq!(latest["grounding"]["unverified"].as_array().map(Vec::len), Some(0), "{latest}");
+    assert_eq!(
+        latest["grounding"]["unverified"].as_array().map(Vec::len),
+        Some(0),
+        "{latest}"
+    );
     assert!(u64_at(latest, "/keyframe") < u64_at(r, "/frames_in"));
 }
 
@@ -165,24 +265,48 @@ fn a_missing_reasoning_model_leaves_the_frame_path_running_and_says_why_once() {
     assert!(u64_at(r, "/frames_out") >= 10, "frames went through");
     assert!(u64_at(r, "/accuracy/frames") > 0, "the per-frame model ran");
     let s = &r["reasoning"];
-    assert!(str_at(s, "/error").contains("/nonexistent/umind"), "the cause names the path: {s}");
+    assert!(
+        str_at(s, "/error").contains("/nonexistent/umind"),
+        "the cause names the path: {s}"
+    );
     assert_eq!((u64_at(s, "/reports"), u64_at(s, "/kernel_swaps")), (0, 0));
-    assert_eq!(u64_at(r, "/inference/kernel_version"), 0, "the decoder kept its default kernels");
+    assert_eq!(
+        u64_at(r, "/inference/kernel_version"),
+        0,
+        "the decoder kept its default kernels"
+    );
     let log = run.stderr();
-    assert_eq!(log.matches("the reasoning head is unavailable").count(), 1, "logged once: {log}");
+    assert_eq!(
+        log.matches("the reasoning head is unavailable").count(),
+        1,
+        "logged once: {log}"
+    );
 }
 
 #[test]
 fn a_generation_past_its_timeout_is_stopped_counted_and_logged_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let run = run_with_head(dir.path(), "timeout_ms = 1\nmin_interval_ms = 300\nmax_interval_ms = 400", 90);
+    let run = run_with_head(
+        dir.path(),
+        "timeout_ms = 1\nmin_interval_ms = 300\nmax_interval_ms = 400",
+        90,
+    );
     let r = run.assert_success();
     assert!(u64_at(r, "/frames_out") >= 10, "frames went through");
     let s = &r["reasoning"];
     assert!(u64_at(s, "/timeouts") >= 2, "{s}");
-    assert_eq!((u64_at(s, "/reports"), u64_at(s, "/kernel_swaps")), (0, 0), "{s}");
+    assert_eq!(
+        (u64_at(s, "/reports"), u64_at(s, "/kernel_swaps")),
+        (0, 0),
+        "{s}"
+    );
     let log = run.stderr();
-    assert_eq!(log.matches("the reasoning head failed on a keyframe").count(), 1, "logged once: {log}");
+    assert_eq!(
+        log.matches("the reasoning head failed on a keyframe")
+            .count(),
+        1,
+        "logged once: {log}"
+    );
     assert!(log.contains("timed out after 1 ms"), "{log}");
 }
 
@@ -192,5 +316,8 @@ fn a_prompt_outside_the_vocabulary_is_refused_naming_the_words() {
     let run = run_with_head(dir.path(), "prompt = \"[SEG] thyroid nodule\"", 30);
     let r = run.assert_success();
     let error = str_at(&r["reasoning"], "/error");
-    assert!(error.contains("thyroid, nodule") && error.contains("[SEG] cyst"), "{error}");
+    assert!(
+        error.contains("thyroid, nodule") && error.contains("[SEG] cyst"),
+        "{error}"
+    );
 }

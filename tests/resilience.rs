@@ -7,8 +7,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use gstreamer as gst;
 use gst::prelude::*;
+use gstreamer as gst;
 use sonoflow_core::{Frame, Stage};
 use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, Processor, RunOptions, StageError};
 
@@ -39,11 +39,22 @@ fn live_source_that_ends_is_restarted_and_the_run_goes_on() {
     let r = run.assert_success();
     assert_eq!(u64_at(r, "/frames_in"), 40);
     assert_eq!(u64_at(r, "/frames_out") + pipeline_dropped(r), 40, "{r:#}");
-    assert!(u64_at(r, "/frames_out") >= 30, "frames kept flowing across restarts: {r:#}");
-    assert_eq!(decode(&mp4).frames, u64_at(r, "/frames_out"), "one valid file spans the restarts");
+    assert!(
+        u64_at(r, "/frames_out") >= 30,
+        "frames kept flowing across restarts: {r:#}"
+    );
+    assert_eq!(
+        decode(&mp4).frames,
+        u64_at(r, "/frames_out"),
+        "one valid file spans the restarts"
+    );
     assert!(u64_at(r, "/source/restarts") >= 2, "{r:#}");
     assert!(str_at(r, "/source/last_error").contains("ended"), "{r:#}");
-    assert!(run.stderr().contains("restarting"), "the log says so:\n{}", run.stderr());
+    assert!(
+        run.stderr().contains("restarting"),
+        "the log says so:\n{}",
+        run.stderr()
+    );
 }
 
 /// An RTP/H.264 sender on loopback, like a network probe.
@@ -58,7 +69,9 @@ impl Sender {
              udpsink host=127.0.0.1 port={port}"
         );
         let pipeline = gst::parse::launch(&launch).expect("sender pipeline");
-        pipeline.set_state(gst::State::Playing).expect("sender plays");
+        pipeline
+            .set_state(gst::State::Playing)
+            .expect("sender plays");
         Self(pipeline)
     }
 }
@@ -104,7 +117,10 @@ fn network_source_that_dies_and_comes_back_is_picked_up_again() {
     let r = read_report(dir.path()).expect("report");
     assert_eq!(u64_at(&r, "/frames_in"), 75, "{r:#}");
     assert!(u64_at(&r, "/source/restarts") >= 1, "{r:#}");
-    assert!(str_at(&r, "/source/last_error").contains("no frame"), "{r:#}");
+    assert!(
+        str_at(&r, "/source/last_error").contains("no frame"),
+        "{r:#}"
+    );
 }
 
 /// A process stage far slower than the source.
@@ -138,8 +154,16 @@ fn slow_stage_drops_counted_frames_and_keeps_latency_bounded() {
     let work = Duration::from_millis(40);
     let (done_tx, done_rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let options = RunOptions { frames: Some(120), ..RunOptions::default() };
-        let _ = done_tx.send(run(&def, ProcessStage::custom(Box::new(Slow(work))), &options, &mut |_| {}));
+        let options = RunOptions {
+            frames: Some(120),
+            ..RunOptions::default()
+        };
+        let _ = done_tx.send(run(
+            &def,
+            ProcessStage::custom(Box::new(Slow(work))),
+            &options,
+            &mut |_| {},
+        ));
     });
     let report = done_rx
         .recv_timeout(LIMIT)
@@ -148,12 +172,22 @@ fn slow_stage_drops_counted_frames_and_keeps_latency_bounded() {
     assert_eq!(report.error, None);
     assert_eq!(report.frames_in, 120);
     let dropped = report.dropped[Stage::Process.name()];
-    assert!(dropped > 30, "a 40 ms stage on a 60 fps source must drop: {report:#?}");
+    assert!(
+        dropped > 30,
+        "a 40 ms stage on a 60 fps source must drop: {report:#?}"
+    );
     let inside = report.dropped[Stage::Process.name()] + report.dropped[Stage::Output.name()];
-    assert_eq!(report.frames_out + inside, 120, "every frame accounted for: {report:#?}");
+    assert_eq!(
+        report.frames_out + inside,
+        120,
+        "every frame accounted for: {report:#?}"
+    );
     // Queue depth 2 in front of a 40 ms stage: a frame waits at most ~3 stage
     // times. 400 ms is far above that and far below an unbounded queue (2 s).
-    assert!(report.latency_ms.max < 400.0, "latency stays bounded: {report:#?}");
+    assert!(
+        report.latency_ms.max < 400.0,
+        "latency stays bounded: {report:#?}"
+    );
 }
 
 #[test]
@@ -173,10 +207,18 @@ fn ctrl_c_stops_cleanly_with_a_valid_file_and_a_report() {
         .spawn()
         .expect("start sonoflow");
     std::thread::sleep(Duration::from_millis(1500));
-    let status = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status().expect("kill");
+    let status = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
     assert!(status.success());
     let output = wait_with_limit(child, LIMIT);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let r = read_report(dir.path()).expect("report written after Ctrl-C");
     let out = u64_at(&r, "/frames_out");
     assert!(out > 10, "{r:#}");

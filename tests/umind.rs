@@ -21,11 +21,26 @@ fn model_dir() -> PathBuf {
 
 #[test]
 fn shipped_model_passes_the_contract_check() {
-    let output = std::process::Command::new(BIN).arg("model").arg("check").arg(model_dir()).output().expect("run sonoflow");
+    let output = std::process::Command::new(BIN)
+        .arg("model")
+        .arg("check")
+        .arg(model_dir())
+        .output()
+        .expect("run sonoflow");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("model umind-nano"), "{stdout}");
-    for role in ["vision_encoder", "mask_decoder", "kernel_projector", "embed_tokens", "decoder"] {
+    for role in [
+        "vision_encoder",
+        "mask_decoder",
+        "kernel_projector",
+        "embed_tokens",
+        "decoder",
+    ] {
         assert!(stdout.contains(role), "{role} checked: {stdout}");
     }
 }
@@ -63,24 +78,50 @@ fn check(r: &serde_json::Value, what: &str, l: Limits) {
     let recall = acc["detection_recall"].as_f64().expect("recall");
     let long = acc["long_axis_mae_mm"].as_f64().expect("long axis error");
     let short = acc["short_axis_mae_mm"].as_f64().expect("short axis error");
-    assert!(dice >= l.min_dice, "{what}: Dice {dice:.3} < {}: {acc:#}", l.min_dice);
-    assert!(recall >= l.min_recall, "{what}: detection recall {recall:.3} < {}: {acc:#}", l.min_recall);
-    assert!(long <= l.max_long_mm, "{what}: long-axis error {long:.3} mm > {}: {acc:#}", l.max_long_mm);
-    assert!(short <= l.max_short_mm, "{what}: short-axis error {short:.3} mm > {}: {acc:#}", l.max_short_mm);
+    assert!(
+        dice >= l.min_dice,
+        "{what}: Dice {dice:.3} < {}: {acc:#}",
+        l.min_dice
+    );
+    assert!(
+        recall >= l.min_recall,
+        "{what}: detection recall {recall:.3} < {}: {acc:#}",
+        l.min_recall
+    );
+    assert!(
+        long <= l.max_long_mm,
+        "{what}: long-axis error {long:.3} mm > {}: {acc:#}",
+        l.max_long_mm
+    );
+    assert!(
+        short <= l.max_short_mm,
+        "{what}: short-axis error {short:.3} mm > {}: {acc:#}",
+        l.max_short_mm
+    );
     assert_eq!(r["inference"]["model"], "umind-nano 0.1.0");
 }
 
 #[test]
 fn held_out_linear_scene_segments_and_measures_within_thresholds() {
     // Measured: Dice 0.992, recall 1.0, long-axis error 0.05 mm, short 0.03 mm.
-    let limits = Limits { min_dice: 0.97, min_recall: 0.95, max_long_mm: 0.2, max_short_mm: 0.2 };
+    let limits = Limits {
+        min_dice: 0.97,
+        min_recall: 0.95,
+        max_long_mm: 0.2,
+        max_short_mm: 0.2,
+    };
     check(&self_check("linear", 4, 424_242), "linear 4 cm", limits);
 }
 
 #[test]
 fn held_out_convex_scene_segments_and_measures_within_thresholds() {
     // Measured: Dice 0.945, recall 1.0, long-axis error 0.23 mm, short 0.37 mm.
-    let limits = Limits { min_dice: 0.92, min_recall: 0.95, max_long_mm: 0.4, max_short_mm: 0.55 };
+    let limits = Limits {
+        min_dice: 0.92,
+        min_recall: 0.95,
+        max_long_mm: 0.4,
+        max_short_mm: 0.55,
+    };
     check(&self_check("convex", 6, 515_151), "convex 6 cm", limits);
 }
 
@@ -98,13 +139,19 @@ fn vocabulary() -> std::collections::BTreeMap<String, i64> {
 
 #[test]
 fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame() {
-    use sonoflow_core::{FramePool, FrameFormat, FrameId, PixelFormat, StageStamps};
+    use sonoflow_core::{FrameFormat, FrameId, FramePool, PixelFormat, StageStamps};
     use sonoflow_inference::preprocess::{fill_input, ResizePlan};
-    use sonoflow_inference::{argmax, default_dylib, EngineOptions, GraphSession, Generator, Runtime};
+    use sonoflow_inference::{
+        argmax, default_dylib, EngineOptions, Generator, GraphSession, Runtime,
+    };
     use sonoflow_phantom::{Phantom, PhantomConfig};
 
     // A held-out phantom frame, preprocessed as the pipeline does.
-    let config = PhantomConfig { seed: 424_242, lesions: 1, ..PhantomConfig::default() };
+    let config = PhantomConfig {
+        seed: 424_242,
+        lesions: 1,
+        ..PhantomConfig::default()
+    };
     let (w, h) = (config.width, config.height);
     let mut phantom = Phantom::new(config).expect("phantom");
     let format = FrameFormat::new(PixelFormat::Gray8, w, h).expect("format");
@@ -120,25 +167,48 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
 
     let runtime = Runtime::load(&default_dylib(std::path::Path::new("."))).expect("onnx runtime");
     let options = EngineOptions::default();
-    let mut encoder = GraphSession::open(runtime, &model, "vision_encoder", &options).expect("encoder");
+    let mut encoder =
+        GraphSession::open(runtime, &model, "vision_encoder", &options).expect("encoder");
     let image_embeds = Generator::image_embeds(&mut encoder, &model, &input).expect("image tokens");
 
     let vocab = vocabulary();
-    let words: std::collections::BTreeMap<i64, &str> = vocab.iter().map(|(w, id)| (*id, w.as_str())).collect();
+    let words: std::collections::BTreeMap<i64, &str> =
+        vocab.iter().map(|(w, id)| (*id, w.as_str())).collect();
     let mut generator = Generator::load(runtime, &model, &options).expect("reasoning graphs");
     let tasks = [vocab["[SEG]"], vocab["[DET]"]];
     let mut streamed = 0;
-    let g = generator.generate(&image_embeds, &[vocab["[DIAG]"]], vocab["[EOS]"], &tasks, 80, &mut argmax, &mut |_| {
-        streamed += 1;
-        std::ops::ControlFlow::Continue(())
-    }).expect("generate");
+    let g = generator
+        .generate(
+            &image_embeds,
+            &[vocab["[DIAG]"]],
+            vocab["[EOS]"],
+            &tasks,
+            80,
+            &mut argmax,
+            &mut |_| {
+                streamed += 1;
+                std::ops::ControlFlow::Continue(())
+            },
+        )
+        .expect("generate");
     let text: Vec<&str> = g.tokens.iter().map(|t| words[t]).collect();
     let text = text.join(" ");
-    eprintln!("report ({} tokens, first after {:?}, all in {:?}): {text}", g.tokens.len(), g.time_to_first_token, g.total);
+    eprintln!(
+        "report ({} tokens, first after {:?}, all in {:?}): {text}",
+        g.tokens.len(),
+        g.time_to_first_token,
+        g.total
+    );
     assert_eq!(streamed, g.tokens.len(), "every token was streamed");
     assert!(text.starts_with("finding : "), "{text}");
-    assert!(text.contains("long axis : <long> mm . short axis : <short> mm ."), "{text}");
-    assert!(!text.chars().any(|c| c.is_ascii_digit()), "no number comes from the language model: {text}");
+    assert!(
+        text.contains("long axis : <long> mm . short axis : <short> mm ."),
+        "{text}"
+    );
+    assert!(
+        !text.chars().any(|c| c.is_ascii_digit()),
+        "no number comes from the language model: {text}"
+    );
     let lesion = &truth.lesions[0];
     let class = match lesion.class {
         sonoflow_core::findings::FindingClass::Cyst => "cyst",
@@ -147,12 +217,19 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
     eprintln!("truth: {class}, {:?}", lesion.attributes);
 
     // Both task tokens were written; their hidden states become kernels.
-    let hidden: Vec<Vec<f32>> = g.task_hidden.into_iter().map(|h| h.expect("task token written")).collect();
+    let hidden: Vec<Vec<f32>> = g
+        .task_hidden
+        .into_iter()
+        .map(|h| h.expect("task token written"))
+        .collect();
     let kernels = generator.kernels(&hidden).expect("kernels");
     let size = model.manifest.default_kernels.size;
     assert_eq!(kernels.len(), 2 * size);
     assert!(kernels.iter().all(|k| k.is_finite()));
     let defaults = std::fs::read(model_dir().join("default_kernels.f32")).expect("default kernels");
     let first_default = f32::from_le_bytes([defaults[0], defaults[1], defaults[2], defaults[3]]);
-    assert_ne!(kernels[0], first_default, "the image specialises the kernels");
+    assert_ne!(
+        kernels[0], first_default,
+        "the image specialises the kernels"
+    );
 }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
-use gst::prelude::*;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sonoflow");
 
@@ -25,11 +25,18 @@ impl Run {
     }
 
     pub fn report(&self) -> &serde_json::Value {
-        self.report.as_ref().unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr()))
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr()))
     }
 
     pub fn assert_success(&self) -> &serde_json::Value {
-        assert!(self.output.status.success(), "sonoflow failed ({}):\n{}", self.output.status, self.stderr());
+        assert!(
+            self.output.status.success(),
+            "sonoflow failed ({}):\n{}",
+            self.output.status,
+            self.stderr()
+        );
         self.report()
     }
 }
@@ -70,7 +77,10 @@ pub fn run_pipeline(dir: &Path, definition: &str, args: &[&str], limit: Duration
         .spawn()
         .expect("start sonoflow");
     let output = wait_with_limit(child, limit);
-    Run { output, report: read_report(dir) }
+    Run {
+        output,
+        report: read_report(dir),
+    }
 }
 
 /// Waits for `child`, killing it (and failing the test) after `limit`:
@@ -83,7 +93,10 @@ pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
             None if started.elapsed() > limit => {
                 let _ = child.kill();
                 let out = child.wait_with_output().expect("collect output");
-                panic!("sonoflow did not finish within {limit:?}:\n{}", String::from_utf8_lossy(&out.stderr));
+                panic!(
+                    "sonoflow did not finish within {limit:?}:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             None => std::thread::sleep(Duration::from_millis(50)),
         }
@@ -91,15 +104,21 @@ pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
 }
 
 pub fn u64_at(v: &serde_json::Value, pointer: &str) -> u64 {
-    v.pointer(pointer).and_then(|x| x.as_u64()).unwrap_or_else(|| panic!("no integer at {pointer} in {v:#}"))
+    v.pointer(pointer)
+        .and_then(|x| x.as_u64())
+        .unwrap_or_else(|| panic!("no integer at {pointer} in {v:#}"))
 }
 
 pub fn f64_at(v: &serde_json::Value, pointer: &str) -> f64 {
-    v.pointer(pointer).and_then(|x| x.as_f64()).unwrap_or_else(|| panic!("no number at {pointer} in {v:#}"))
+    v.pointer(pointer)
+        .and_then(|x| x.as_f64())
+        .unwrap_or_else(|| panic!("no number at {pointer} in {v:#}"))
 }
 
 pub fn str_at<'a>(v: &'a serde_json::Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(|x| x.as_str()).unwrap_or_else(|| panic!("no string at {pointer} in {v:#}"))
+    v.pointer(pointer)
+        .and_then(|x| x.as_str())
+        .unwrap_or_else(|| panic!("no string at {pointer} in {v:#}"))
 }
 
 /// Frames that entered the pipeline and were dropped inside it.
@@ -109,7 +128,12 @@ pub fn pipeline_dropped(report: &serde_json::Value) -> u64 {
 
 /// Every dropped frame, including those lost before ingest.
 pub fn total_dropped(report: &serde_json::Value) -> u64 {
-    report["dropped"].as_object().expect("dropped is an object").values().filter_map(|v| v.as_u64()).sum()
+    report["dropped"]
+        .as_object()
+        .expect("dropped is an object")
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum()
 }
 
 /// Runs a GStreamer launch line to EOS (to make test media).
@@ -119,7 +143,10 @@ pub fn gst_run(launch: &str) {
     pipeline.set_state(gst::State::Playing).expect("play");
     let bus = pipeline.bus().expect("bus");
     let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(60), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
         .expect("pipeline finished within 60 s");
     pipeline.set_state(gst::State::Null).expect("stop");
     if let gst::MessageView::Error(err) = msg.view() {
@@ -136,7 +163,11 @@ pub struct Decoded {
 
 /// Decodes `path` completely with GStreamer (an independent check of a file sonoflow wrote).
 pub fn decode(path: &Path) -> Decoded {
-    let mut decoded = Decoded { frames: 0, width: 0, height: 0 };
+    let mut decoded = Decoded {
+        frames: 0,
+        width: 0,
+        height: 0,
+    };
     decode_with(path, "GRAY8", |_, width, height, _| {
         decoded.frames += 1;
         decoded.width = width as i32;
@@ -148,18 +179,36 @@ pub fn decode(path: &Path) -> Decoded {
 /// Decodes `path` completely to `format` (e.g. "GRAY8", "RGB"), calling
 /// `on_frame(index, width, height, mapped sample)` for each frame; panics
 /// if decoding fails.
-pub fn decode_with(path: &Path, format: &str, mut on_frame: impl FnMut(usize, usize, usize, &[u8])) {
+pub fn decode_with(
+    path: &Path,
+    format: &str,
+    mut on_frame: impl FnMut(usize, usize, usize, &[u8]),
+) {
     gst::init().expect("GStreamer init");
     let launch = format!(
         "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format={format} ! appsink name=out sync=false",
         path.display()
     );
-    let pipeline = gst::parse::launch(&launch).expect("decode pipeline").downcast::<gst::Pipeline>().expect("pipeline");
-    let sink = pipeline.by_name("out").expect("appsink").downcast::<gst_app::AppSink>().expect("appsink type");
+    let pipeline = gst::parse::launch(&launch)
+        .expect("decode pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+    let sink = pipeline
+        .by_name("out")
+        .expect("appsink")
+        .downcast::<gst_app::AppSink>()
+        .expect("appsink type");
     pipeline.set_state(gst::State::Playing).expect("play");
     let mut index = 0;
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
-        let size = sample.caps().and_then(|c| c.structure(0).map(|s| (s.get::<i32>("width").unwrap_or(0), s.get::<i32>("height").unwrap_or(0))));
+        let size = sample.caps().and_then(|c| {
+            c.structure(0).map(|s| {
+                (
+                    s.get::<i32>("width").unwrap_or(0),
+                    s.get::<i32>("height").unwrap_or(0),
+                )
+            })
+        });
         let (width, height) = size.unwrap_or((0, 0));
         let buffer = sample.buffer().expect("buffer");
         let map = buffer.map_readable().expect("map");
@@ -178,14 +227,20 @@ pub fn decode_with(path: &Path, format: &str, mut on_frame: impl FnMut(usize, us
 
 /// A UDP port on loopback that was free a moment ago.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// The onnxruntime library the bootstrap installed (or ORT_DYLIB_PATH).
 pub fn ort_dylib() -> PathBuf {
-    std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/libonnxruntime.so.1.31.1")
-    })
+    std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/libonnxruntime.so.1.31.1")
+        })
 }
 
 /// The tiny contract-test model (written by onnx/make_test_models.py).
@@ -208,6 +263,14 @@ pub fn edited_tiny_model(edit: impl Fn(String) -> String) -> tempfile::TempDir {
 
 /// Runs `sonoflow ARGS` with the onnxruntime library set; (exit code, stdout, stderr).
 pub fn sonoflow(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN).args(args).env("ORT_DYLIB_PATH", ort_dylib()).output().expect("run sonoflow");
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(BIN)
+        .args(args)
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .output()
+        .expect("run sonoflow");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -13,9 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use sonoflow_core::alloc_count::CountingAllocator;
 use sonoflow_phantom::export::{export, ExportOptions};
 use sonoflow_phantom::ProbeKind;
-use sonoflow_core::alloc_count::CountingAllocator;
 use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, RunOptions, RunReport, StopFlag};
 use tracing_subscriber::EnvFilter;
 
@@ -27,7 +27,11 @@ const DEFAULT_PIPELINE: &str = include_str!("../../../pipelines/default.toml");
 const DEFAULT_PIPELINE_PATH: &str = "pipelines/default.toml";
 
 #[derive(Parser)]
-#[command(name = "sonoflow", version, about = "Real-time ultrasound vision-language pipeline")]
+#[command(
+    name = "sonoflow",
+    version,
+    about = "Real-time ultrasound vision-language pipeline"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,7 +123,9 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -142,14 +148,24 @@ fn main() -> ExitCode {
 fn load_definition(path: Option<&Path>) -> Result<PipelineDefinition> {
     match path {
         Some(path) => Ok(PipelineDefinition::load(path)?),
-        None if Path::new(DEFAULT_PIPELINE_PATH).exists() => Ok(PipelineDefinition::load(Path::new(DEFAULT_PIPELINE_PATH))?),
+        None if Path::new(DEFAULT_PIPELINE_PATH).exists() => {
+            Ok(PipelineDefinition::load(Path::new(DEFAULT_PIPELINE_PATH))?)
+        }
         None => {
             // The source tree this binary was built from: outside a checkout,
             // its device profiles and its model serve the built-in default.
             let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-            let mut def =
-                PipelineDefinition::parse_at(DEFAULT_PIPELINE, "<built-in default pipeline>", "default", Some(&tree.join("pipelines")))?;
-            if let Some(model) = def.model.as_mut().filter(|m| m.dir.is_relative() && !m.dir.exists()) {
+            let mut def = PipelineDefinition::parse_at(
+                DEFAULT_PIPELINE,
+                "<built-in default pipeline>",
+                "default",
+                Some(&tree.join("pipelines")),
+            )?;
+            if let Some(model) = def
+                .model
+                .as_mut()
+                .filter(|m| m.dir.is_relative() && !m.dir.exists())
+            {
                 let built = tree.join(&model.dir);
                 if built.exists() {
                     model.dir = built;
@@ -165,7 +181,10 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
     if let Some(name) = &args.require_provider {
         let provider = sonoflow_inference::Provider::parse(name)
             .with_context(|| format!("--require-provider {name:?}: use tensorrt, cuda or cpu"))?;
-        let model = def.model.as_mut().context("--require-provider needs a pipeline whose process stage runs a model")?;
+        let model = def
+            .model
+            .as_mut()
+            .context("--require-provider needs a pipeline whose process stage runs a model")?;
         model.engine.require_provider(provider);
     }
     let stop = StopFlag::new();
@@ -177,11 +196,17 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
     let options = RunOptions {
         frames: args.frames,
         stop,
-        status_every: if interactive { Duration::from_millis(500) } else { Duration::from_secs(2) },
+        status_every: if interactive {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(2)
+        },
     };
     let mut line = status_line::StatusLine::new(interactive, args.quiet);
-    let stage = ProcessStage::for_definition(&def).with_context(|| format!("pipeline {}", def.name))?;
-    let report = run(&def, stage, &options, &mut |status| line.update(status)).with_context(|| format!("pipeline {}", def.name))?;
+    let stage =
+        ProcessStage::for_definition(&def).with_context(|| format!("pipeline {}", def.name))?;
+    let report = run(&def, stage, &options, &mut |status| line.update(status))
+        .with_context(|| format!("pipeline {}", def.name))?;
     line.finish();
     print_summary(&report);
     if let Some(path) = &args.stats_json {
@@ -208,9 +233,11 @@ fn export_command(args: ExportArgs) -> Result<ExitCode> {
         ..ExportOptions::default()
     };
     let bar = ProgressBar::new(options.frames).with_style(
-        ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} frames, {per_sec}, eta {eta}")
-            .context("progress bar template")?
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{prefix} [{bar:40}] {pos}/{len} frames, {per_sec}, eta {eta}",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
     );
     bar.set_prefix("phantom export");
     let summary = export(&options, &mut |done, _| bar.set_position(done))

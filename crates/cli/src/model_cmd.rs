@@ -27,13 +27,18 @@ pub struct InfoArgs {
 }
 
 fn provider(name: &str) -> Result<Provider> {
-    Provider::parse(name).with_context(|| format!("unknown provider {name:?}; use tensorrt, cuda or cpu"))
+    Provider::parse(name)
+        .with_context(|| format!("unknown provider {name:?}; use tensorrt, cuda or cpu"))
 }
 
 pub fn check(args: CheckArgs) -> Result<ExitCode> {
     let model = ModelDir::open(&args.dir)?;
     let mut options = EngineOptions {
-        providers: args.providers.iter().map(|p| provider(p)).collect::<Result<_>>()?,
+        providers: args
+            .providers
+            .iter()
+            .map(|p| provider(p))
+            .collect::<Result<_>>()?,
         ..EngineOptions::default()
     };
     if let Some(name) = &args.require_provider {
@@ -41,7 +46,10 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
     }
     let runtime = Runtime::load(&default_dylib(Path::new(".")))?;
     let checks = check_model(runtime, &model, &options)?;
-    println!("{}: manifest, files and hashes ok", ModelDir::manifest_path(&args.dir).display());
+    println!(
+        "{}: manifest, files and hashes ok",
+        ModelDir::manifest_path(&args.dir).display()
+    );
     for c in &checks {
         println!(
             "{:<18} ok  on {:<8} loaded in {:>7.1} ms, dummy run {:>7.2} ms",
@@ -54,12 +62,18 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
             println!("{:<18}     not on {}: {}", "", f.provider, f.reason);
         }
     }
-    println!("model {} {}: ok", model.manifest.name, model.manifest.version);
+    println!(
+        "model {} {}: ok",
+        model.manifest.name, model.manifest.version
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn tensors(ts: &[TensorSpec]) -> String {
-    ts.iter().map(|t| format!("{} {} {}", t.name, t.dtype.name(), shape_text(&t.shape))).collect::<Vec<_>>().join("; ")
+    ts.iter()
+        .map(|t| format!("{} {} {}", t.name, t.dtype.name(), shape_text(&t.shape)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 pub fn info(args: InfoArgs) -> Result<ExitCode> {
@@ -69,17 +83,33 @@ pub fn info(args: InfoArgs) -> Result<ExitCode> {
     if !m.description.is_empty() {
         println!("{}", m.description);
     }
-    println!("licence: {}; provenance: {}", m.license.weights, m.license.provenance);
+    println!(
+        "licence: {}; provenance: {}",
+        m.license.weights, m.license.provenance
+    );
     println!();
-    println!("{:<18} {:<24} {:>10} {:>12} {:>8} {:<12}", "graph", "file", "size", "parameters", "nodes", "opsets");
+    println!(
+        "{:<18} {:<24} {:>10} {:>12} {:>8} {:<12}",
+        "graph", "file", "size", "parameters", "nodes", "opsets"
+    );
     let mut total = 0u64;
     for (role, g) in &m.graphs {
         let path = model.root.join(&g.file);
         let s = summarize(&path).map_err(anyhow::Error::msg)?;
-        let size = model.graph_bytes(role).with_context(|| format!("cannot read the size of {}", path.display()))?;
+        let size = model
+            .graph_bytes(role)
+            .with_context(|| format!("cannot read the size of {}", path.display()))?;
         total += s.parameters;
         let opsets: Vec<String> = s.opsets.iter().map(|(d, v)| format!("{d}:{v}")).collect();
-        println!("{:<18} {:<24} {:>10} {:>12} {:>8} {:<12}", role, g.file, human_bytes(size), s.parameters, s.nodes, opsets.join(","));
+        println!(
+            "{:<18} {:<24} {:>10} {:>12} {:>8} {:<12}",
+            role,
+            g.file,
+            human_bytes(size),
+            s.parameters,
+            s.nodes,
+            opsets.join(",")
+        );
         println!("{:<18}   in:  {}", "", tensors(&g.inputs));
         println!("{:<18}   out: {}", "", tensors(&g.outputs));
     }
@@ -91,7 +121,15 @@ pub fn info(args: InfoArgs) -> Result<ExitCode> {
         p.crop, p.resize, p.channels, p.height, p.width, p.layout, p.mean, p.std, p.input
     );
     for t in &m.tasks {
-        println!("task token {:<8} drives {:?}{}", t.token, t.drives, t.target.as_deref().map(|s| format!(" ({s})")).unwrap_or_default());
+        println!(
+            "task token {:<8} drives {:?}{}",
+            t.token,
+            t.drives,
+            t.target
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        );
     }
     println!(
         "default kernels: {} x {} ({})",
@@ -118,4 +156,3 @@ fn human_bytes(n: u64) -> String {
         n => format!("{n} B"),
     }
 }
-

@@ -15,7 +15,12 @@ pub struct StatusLine {
 
 impl StatusLine {
     pub fn new(interactive: bool, quiet: bool) -> Self {
-        Self { interactive, quiet, last: None, drawn: false }
+        Self {
+            interactive,
+            quiet,
+            last: None,
+            drawn: false,
+        }
     }
 
     pub fn update(&mut self, s: &LiveStatus<'_>) {
@@ -25,7 +30,10 @@ impl StatusLine {
         let (fps_in, fps_out) = match self.last {
             Some((t, fin, fout)) if s.elapsed > t + Duration::from_millis(500) => {
                 let dt = (s.elapsed - t).as_secs_f64();
-                ((m.frames_in - fin) as f64 / dt, (m.frames_out - fout) as f64 / dt)
+                (
+                    (m.frames_in - fin) as f64 / dt,
+                    (m.frames_out - fout) as f64 / dt,
+                )
             }
             _ => (m.fps_in, m.fps_out),
         };
@@ -33,7 +41,10 @@ impl StatusLine {
         if self.quiet {
             return;
         }
-        let model = s.inference.map(|i| format!(" | model on {}{}", i.provider_summary(), self_check(i))).unwrap_or_default();
+        let model = s
+            .inference
+            .map(|i| format!(" | model on {}{}", i.provider_summary(), self_check(i)))
+            .unwrap_or_default();
         let line = format!(
             "[{:6.1}s] source {} | in {:5.1} fps  out {:5.1} fps | frames {} | dropped {} | latency p50 {:.1} ms  p99 {:.1} ms | restarts {}{model}",
             s.elapsed.as_secs_f64(),
@@ -47,7 +58,11 @@ impl StatusLine {
             s.source.restarts(),
         );
         let mut err = std::io::stderr().lock();
-        let _ = if self.interactive { write!(err, "\r\x1b[2K{line}") } else { writeln!(err, "{line}") };
+        let _ = if self.interactive {
+            write!(err, "\r\x1b[2K{line}")
+        } else {
+            writeln!(err, "{line}")
+        };
         let _ = err.flush();
         self.drawn = true;
     }
@@ -62,7 +77,9 @@ impl StatusLine {
 
 /// " | Dice 0.93  long axis ±0.41 mm" once frames with ground truth were scored.
 fn self_check(i: &sonoflow_runtime::InferenceStats) -> String {
-    let Ok(acc) = i.accuracy.lock() else { return String::new() };
+    let Ok(acc) = i.accuracy.lock() else {
+        return String::new();
+    };
     match (acc.dice_mean(), acc.long_axis_mae_mm()) {
         (Some(d), Some(l)) => format!(" | Dice {d:.2}  long axis ±{l:.2} mm"),
         (Some(d), None) => format!(" | Dice {d:.2}"),

@@ -82,16 +82,24 @@ impl FrameFindings {
     }
 
     pub fn segments(&self) -> impl Iterator<Item = &FrameFinding> {
-        self.findings.iter().filter(|f| f.kind == FindingKind::Segment)
+        self.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Segment)
     }
 
     pub fn detections(&self) -> impl Iterator<Item = &FrameFinding> {
-        self.findings.iter().filter(|f| f.kind == FindingKind::Detection)
+        self.findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Detection)
     }
 
     /// Empty, with room for `findings` findings and `points` contour points.
     pub fn with_capacity(findings: usize, points: usize) -> Self {
-        Self { findings: Vec::with_capacity(findings), points: Vec::with_capacity(points), ..Self::default() }
+        Self {
+            findings: Vec::with_capacity(findings),
+            points: Vec::with_capacity(points),
+            ..Self::default()
+        }
     }
 
     /// Becomes a copy of `other`, reusing this one's allocations (the

@@ -14,7 +14,11 @@ pub struct ConfigIssue {
 
 impl ConfigIssue {
     pub fn new(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { key: key.into(), problem: problem.into(), fix: fix.into() }
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -22,7 +26,11 @@ impl ConfigIssue {
 /// quoted (a double quote or a newline) with an issue naming `key`.
 pub fn launch_quoted(key: &str, value: &str) -> Result<String, ConfigIssue> {
     if value.contains('"') || value.contains('\n') {
-        return Err(ConfigIssue::new(key, "contains a double quote or a newline", "choose a value without either"));
+        return Err(ConfigIssue::new(
+            key,
+            "contains a double quote or a newline",
+            "choose a value without either",
+        ));
     }
     Ok(format!("\"{value}\""))
 }
@@ -40,7 +48,11 @@ pub fn reject_foreign_keys<K: Copy + PartialEq>(
             let valid: Vec<&str> = kinds.iter().map(|k| name(*k)).collect();
             return Err(ConfigIssue::new(
                 format!("{prefix}.{key}"),
-                format!("does not apply to kind \"{}\" (only to {})", name(kind), valid.join(", ")),
+                format!(
+                    "does not apply to kind \"{}\" (only to {})",
+                    name(kind),
+                    valid.join(", ")
+                ),
                 format!("remove {key}, or change kind"),
             ));
         }
@@ -56,7 +68,8 @@ mod tests {
     fn quoting_refuses_quotes_and_foreign_keys_are_named() {
         assert_eq!(launch_quoted("k", "a b").expect("plain"), "\"a b\"");
         assert_eq!(launch_quoted("k", "a\"b").expect_err("quote").key, "k");
-        let err = reject_foreign_keys("s", 1u8, |_| "one", &[("path", true, &[2u8])]).expect_err("foreign");
+        let err = reject_foreign_keys("s", 1u8, |_| "one", &[("path", true, &[2u8])])
+            .expect_err("foreign");
         assert_eq!(err.key, "s.path");
     }
 }

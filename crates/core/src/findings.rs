@@ -111,14 +111,19 @@ impl LesionAttributes {
             self.shape == Shape::Irregular,
             self.margin != Margin::Circumscribed,
             self.orientation == Orientation::NotParallel,
-            matches!(self.posterior, PosteriorFeatures::Shadowing | PosteriorFeatures::Combined),
+            matches!(
+                self.posterior,
+                PosteriorFeatures::Shadowing | PosteriorFeatures::Combined
+            ),
             self.calcifications == Calcifications::InMass,
         ]
         .into_iter()
         .filter(|&s| s)
         .count();
         match suspicious {
-            0 if self.echo_pattern == EchoPattern::Anechoic && self.posterior == PosteriorFeatures::Enhancement => {
+            0 if self.echo_pattern == EchoPattern::Anechoic
+                && self.posterior == PosteriorFeatures::Enhancement =>
+            {
                 Assessment::Benign
             }
             0 => Assessment::ProbablyBenign,
@@ -194,7 +199,12 @@ pub enum ImageRegion {
     Rect { x0: u32, y0: u32, x1: u32, y1: u32 },
     /// A convex probe's fan: points at radius `r0..r1` pixels from `apex`
     /// and angle `-half_angle..half_angle` radians from straight down.
-    Fan { apex: Point, r0: f32, r1: f32, half_angle: f32 },
+    Fan {
+        apex: Point,
+        r0: f32,
+        r1: f32,
+        half_angle: f32,
+    },
 }
 
 impl ImageRegion {
@@ -202,7 +212,12 @@ impl ImageRegion {
     pub fn contains(&self, x: u32, y: u32) -> bool {
         match *self {
             ImageRegion::Rect { x0, y0, x1, y1 } => x >= x0 && x < x1 && y >= y0 && y < y1,
-            ImageRegion::Fan { apex, r0, r1, half_angle } => {
+            ImageRegion::Fan {
+                apex,
+                r0,
+                r1,
+                half_angle,
+            } => {
                 let dx = x as f32 + 0.5 - apex.x;
                 let dy = y as f32 + 0.5 - apex.y;
                 let r = (dx * dx + dy * dy).sqrt();
@@ -214,8 +229,18 @@ impl ImageRegion {
     /// The smallest box holding the region.
     pub fn bounds(&self) -> BoundingBox {
         match *self {
-            ImageRegion::Rect { x0, y0, x1, y1 } => BoundingBox { x0: x0 as f32, y0: y0 as f32, x1: x1 as f32, y1: y1 as f32 },
-            ImageRegion::Fan { apex, r0, r1, half_angle } => {
+            ImageRegion::Rect { x0, y0, x1, y1 } => BoundingBox {
+                x0: x0 as f32,
+                y0: y0 as f32,
+                x1: x1 as f32,
+                y1: y1 as f32,
+            },
+            ImageRegion::Fan {
+                apex,
+                r0,
+                r1,
+                half_angle,
+            } => {
                 let half_width = r1 * half_angle.sin();
                 BoundingBox {
                     x0: apex.x - half_width,
@@ -240,8 +265,13 @@ pub mod label {
     pub const LESION_BASE: u8 = 10;
 
     /// Names of the tissue labels, for manifests.
-    pub const TISSUES: [(u8, &str); 5] =
-        [(BACKGROUND, "background"), (SKIN, "skin"), (FAT, "fat"), (GLAND, "gland"), (MUSCLE, "muscle")];
+    pub const TISSUES: [(u8, &str); 5] = [
+        (BACKGROUND, "background"),
+        (SKIN, "skin"),
+        (FAT, "fat"),
+        (GLAND, "gland"),
+        (MUSCLE, "muscle"),
+    ];
 }
 
 /// One byte per frame pixel: which tissue or lesion it shows (see [`label`]).
@@ -290,8 +320,21 @@ pub struct GroundTruth {
 mod tests {
     use super::*;
 
-    fn attrs(shape: Shape, margin: Margin, orientation: Orientation, echo: EchoPattern, posterior: PosteriorFeatures) -> LesionAttributes {
-        LesionAttributes { shape, orientation, margin, echo_pattern: echo, posterior, calcifications: Calcifications::None }
+    fn attrs(
+        shape: Shape,
+        margin: Margin,
+        orientation: Orientation,
+        echo: EchoPattern,
+        posterior: PosteriorFeatures,
+    ) -> LesionAttributes {
+        LesionAttributes {
+            shape,
+            orientation,
+            margin,
+            echo_pattern: echo,
+            posterior,
+            calcifications: Calcifications::None,
+        }
     }
 
     #[test]
@@ -301,16 +344,33 @@ mod tests {
         use Orientation::*;
         use PosteriorFeatures as P;
         use Shape::*;
-        assert_eq!(attrs(Oval, Circumscribed, Parallel, Anechoic, P::Enhancement).assessment(), Assessment::Benign);
-        assert_eq!(attrs(Oval, Circumscribed, Parallel, Hypoechoic, P::None).assessment(), Assessment::ProbablyBenign);
-        assert_eq!(attrs(Oval, Indistinct, Parallel, Hypoechoic, P::None).assessment(), Assessment::Suspicious);
-        assert_eq!(attrs(Irregular, Spiculated, NotParallel, Hypoechoic, P::Shadowing).assessment(), Assessment::HighlySuggestive);
+        assert_eq!(
+            attrs(Oval, Circumscribed, Parallel, Anechoic, P::Enhancement).assessment(),
+            Assessment::Benign
+        );
+        assert_eq!(
+            attrs(Oval, Circumscribed, Parallel, Hypoechoic, P::None).assessment(),
+            Assessment::ProbablyBenign
+        );
+        assert_eq!(
+            attrs(Oval, Indistinct, Parallel, Hypoechoic, P::None).assessment(),
+            Assessment::Suspicious
+        );
+        assert_eq!(
+            attrs(Irregular, Spiculated, NotParallel, Hypoechoic, P::Shadowing).assessment(),
+            Assessment::HighlySuggestive
+        );
         assert_eq!(Assessment::HighlySuggestive.category(), 5);
     }
 
     #[test]
     fn fan_region_contains_its_centre_line_but_not_its_corners() {
-        let fan = ImageRegion::Fan { apex: Point { x: 100.0, y: -50.0 }, r0: 60.0, r1: 300.0, half_angle: 0.5 };
+        let fan = ImageRegion::Fan {
+            apex: Point { x: 100.0, y: -50.0 },
+            r0: 60.0,
+            r1: 300.0,
+            half_angle: 0.5,
+        };
         assert!(fan.contains(100, 100));
         assert!(!fan.contains(0, 20));
         assert!(!fan.contains(100, 260));

@@ -62,7 +62,11 @@ impl FrameFormat {
         if width == 0 || height == 0 {
             return Err(FrameFormatError::Empty { width, height });
         }
-        let format = Self { pixel, width, height };
+        let format = Self {
+            pixel,
+            width,
+            height,
+        };
         (width as usize)
             .checked_mul(height as usize)
             .and_then(|n| n.checked_mul(pixel.bytes_per_pixel()))
@@ -122,7 +126,10 @@ pub struct StageStamps {
 
 impl StageStamps {
     pub fn new(captured: Timestamp) -> Self {
-        Self { captured, ..Self::default() }
+        Self {
+            captured,
+            ..Self::default()
+        }
     }
 
     pub fn enter(&mut self, stage: Stage, at: Timestamp) {
@@ -198,12 +205,18 @@ pub struct ModelGeometry {
 impl ModelGeometry {
     /// Frame coordinates of a model coordinate (both corner-based, sub-pixel).
     pub fn to_frame(&self, u: f32, v: f32) -> (f32, f32) {
-        (self.crop.0 as f32 + (u - self.pad_x) / self.scale_x, self.crop.1 as f32 + (v - self.pad_y) / self.scale_y)
+        (
+            self.crop.0 as f32 + (u - self.pad_x) / self.scale_x,
+            self.crop.1 as f32 + (v - self.pad_y) / self.scale_y,
+        )
     }
 
     /// Model coordinates of a frame coordinate (the inverse of [`Self::to_frame`]).
     pub fn to_model(&self, x: f32, y: f32) -> (f32, f32) {
-        ((x - self.crop.0 as f32) * self.scale_x + self.pad_x, (y - self.crop.1 as f32) * self.scale_y + self.pad_y)
+        (
+            (x - self.crop.0 as f32) * self.scale_x + self.pad_x,
+            (y - self.crop.1 as f32) * self.scale_y + self.pad_y,
+        )
     }
 }
 
@@ -266,7 +279,10 @@ mod tests {
         assert_eq!(f.len(), 2560 * 480);
         assert_eq!(
             FrameFormat::new(PixelFormat::Gray8, 0, 480),
-            Err(FrameFormatError::Empty { width: 0, height: 480 })
+            Err(FrameFormatError::Empty {
+                width: 0,
+                height: 480
+            })
         );
     }
 
@@ -276,7 +292,10 @@ mod tests {
         s.enter(Stage::Process, Timestamp(2_000));
         s.leave(Stage::Process, Timestamp(5_000));
         assert_eq!(s.time_in(Stage::Process), Some(Duration::from_nanos(3_000)));
-        assert_eq!(s.since_capture(Stage::Process), Some(Duration::from_nanos(4_000)));
+        assert_eq!(
+            s.since_capture(Stage::Process),
+            Some(Duration::from_nanos(4_000))
+        );
         assert_eq!(s.time_in(Stage::Output), None);
     }
 

@@ -30,7 +30,12 @@ pub struct Interpretation {
 impl Interpretation {
     /// A finished interpretation of keyframe `frame`.
     pub fn done(text: impl Into<String>, frame: FrameId, captured: Timestamp) -> Self {
-        Self { text: text.into(), frame, captured, state: InterpretationState::Done }
+        Self {
+            text: text.into(),
+            frame,
+            captured,
+            state: InterpretationState::Done,
+        }
     }
 }
 

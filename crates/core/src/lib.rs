@@ -22,9 +22,14 @@ mod frame;
 mod interpretation;
 mod pool;
 
-pub use config_issue::{launch_quoted, reject_foreign_keys, ConfigIssue};
-pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
-pub use frame::{Frame, FrameFormat, FrameFormatError, FrameId, ModelGeometry, ModelOutputs, PixelFormat, Stage, StageStamps};
 pub use annotations::FrameFindings;
+pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
+pub use config_issue::{launch_quoted, reject_foreign_keys, ConfigIssue};
+pub use frame::{
+    Frame, FrameFormat, FrameFormatError, FrameId, ModelGeometry, ModelOutputs, PixelFormat, Stage,
+    StageStamps,
+};
 pub use interpretation::{Interpretation, InterpretationBoard, InterpretationState};
-pub use pool::{BufferPool, FramePool, PoolCounters, Pooled, PooledBuffer, Recycled, Recycler, Reusable};
+pub use pool::{
+    BufferPool, FramePool, PoolCounters, Pooled, PooledBuffer, Recycled, Recycler, Reusable,
+};

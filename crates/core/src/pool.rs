@@ -16,7 +16,9 @@ pub struct BufferPool<T> {
 
 impl<T> Clone for BufferPool<T> {
     fn clone(&self) -> Self {
-        Self { inner: Arc::clone(&self.inner) }
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -67,7 +69,10 @@ impl<T: Copy + Default> BufferPool<T> {
                 vec![T::default(); len]
             }
         };
-        Pooled { buf, pool: Arc::clone(&self.inner) }
+        Pooled {
+            buf,
+            pool: Arc::clone(&self.inner),
+        }
     }
 
     /// Fills the free list to capacity with buffers of `len`, so that however
@@ -102,7 +107,9 @@ pub struct Pooled<T> {
 
 impl<T> std::fmt::Debug for Pooled<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pooled").field("len", &self.buf.len()).finish()
+        f.debug_struct("Pooled")
+            .field("len", &self.buf.len())
+            .finish()
     }
 }
 
@@ -142,14 +149,18 @@ pub struct Recycler<T> {
 
 impl<T> Clone for Recycler<T> {
     fn clone(&self) -> Self {
-        Self { free: Arc::clone(&self.free) }
+        Self {
+            free: Arc::clone(&self.free),
+        }
     }
 }
 
 impl<T: Reusable> Recycler<T> {
     /// A pool that keeps at most `capacity` free objects (at least 1).
     pub fn new(capacity: usize) -> Self {
-        Self { free: Arc::new(ArrayQueue::new(capacity.max(1))) }
+        Self {
+            free: Arc::new(ArrayQueue::new(capacity.max(1))),
+        }
     }
 
     /// Fills the free list to capacity with objects from `make` (e.g. with
@@ -166,7 +177,10 @@ impl<T: Reusable> Recycler<T> {
     pub fn acquire(&self) -> Recycled<T> {
         let mut item = self.free.pop().unwrap_or_default();
         item.reset();
-        Recycled { item: Some(item), free: Arc::clone(&self.free) }
+        Recycled {
+            item: Some(item),
+            free: Arc::clone(&self.free),
+        }
     }
 }
 
@@ -186,13 +200,17 @@ impl<T> Deref for Recycled<T> {
     type Target = T;
     fn deref(&self) -> &T {
         // Only `drop` takes the item.
-        self.item.as_deref().expect("a recycled object is present until dropped")
+        self.item
+            .as_deref()
+            .expect("a recycled object is present until dropped")
     }
 }
 
 impl<T> DerefMut for Recycled<T> {
     fn deref_mut(&mut self) -> &mut T {
-        self.item.as_deref_mut().expect("a recycled object is present until dropped")
+        self.item
+            .as_deref_mut()
+            .expect("a recycled object is present until dropped")
     }
 }
 
@@ -235,7 +253,13 @@ mod tests {
         drop(a);
         let b = pool.acquire(100);
         assert_eq!(b.len(), 100);
-        assert_eq!(pool.counters(), PoolCounters { fresh: 1, reused: 1 });
+        assert_eq!(
+            pool.counters(),
+            PoolCounters {
+                fresh: 1,
+                reused: 1
+            }
+        );
     }
 
     #[test]
@@ -247,7 +271,13 @@ mod tests {
         drop(small);
         let big = pool.acquire(200);
         assert_eq!(big.len(), 200);
-        assert_eq!(pool.counters(), PoolCounters { fresh: 2, reused: 1 });
+        assert_eq!(
+            pool.counters(),
+            PoolCounters {
+                fresh: 2,
+                reused: 1
+            }
+        );
     }
 
     #[test]
@@ -256,7 +286,13 @@ mod tests {
         pool.prefill(64);
         assert_eq!(pool.idle(), 3);
         let held: Vec<_> = (0..3).map(|_| pool.acquire(64)).collect();
-        assert_eq!(pool.counters(), PoolCounters { fresh: 0, reused: 3 });
+        assert_eq!(
+            pool.counters(),
+            PoolCounters {
+                fresh: 0,
+                reused: 3
+            }
+        );
         drop(held);
         assert_eq!(pool.idle(), 3);
     }

@@ -12,7 +12,7 @@ use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions};
 use ort::value::Tensor;
 use sonoflow_core::findings::ImageRegion;
 use sonoflow_core::{BufferPool, Clock, Frame, FrameFormat, ModelGeometry, ModelOutputs};
-use sonoflow_model::{Dim, DType, GraphSpec, ModelDir, MASK_DECODER, VISION_ENCODER};
+use sonoflow_model::{DType, Dim, GraphSpec, ModelDir, MASK_DECODER, VISION_ENCODER};
 
 use crate::graph::{EngineOptions, GraphSession};
 use crate::kernels::KernelSlot;
@@ -31,7 +31,10 @@ pub struct StepTimes {
 /// float32 values converted on the way in and out (models exported in FP16).
 enum HostTensor {
     F32(Tensor<f32>),
-    F16 { tensor: Tensor<half::f16>, scratch: Vec<f32> },
+    F16 {
+        tensor: Tensor<half::f16>,
+        scratch: Vec<f32>,
+    },
 }
 
 impl HostTensor {
@@ -39,10 +42,15 @@ impl HostTensor {
         let n: usize = shape.iter().product();
         match dtype {
             DType::Float16 => Ok(HostTensor::F16 {
-                tensor: Tensor::from_array(ndarray::ArrayD::from_elem(ndarray::IxDyn(shape), half::f16::ZERO))?,
+                tensor: Tensor::from_array(ndarray::ArrayD::from_elem(
+                    ndarray::IxDyn(shape),
+                    half::f16::ZERO,
+                ))?,
                 scratch: vec![0.0; n],
             }),
-            _ => Ok(HostTensor::F32(Tensor::from_array(ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(shape)))?)),
+            _ => Ok(HostTensor::F32(Tensor::from_array(
+                ndarray::ArrayD::<f32>::zeros(ndarray::IxDyn(shape)),
+            )?)),
         }
     }
 
@@ -116,7 +124,10 @@ pub struct FrameModel {
 
 /// Run options whose outputs are preallocated: "batch" is 1, "tasks" is
 /// `tasks`, other symbolic dimensions make preallocation impossible.
-fn preallocated(spec: &GraphSpec, tasks: usize) -> Result<Option<RunOptions<HasSelectedOutputs>>, ort::Error> {
+fn preallocated(
+    spec: &GraphSpec,
+    tasks: usize,
+) -> Result<Option<RunOptions<HasSelectedOutputs>>, ort::Error> {
     let mut selector = OutputSelector::default();
     for t in &spec.outputs {
         let mut shape = Vec::with_capacity(t.shape.len());
@@ -129,8 +140,14 @@ fn preallocated(spec: &GraphSpec, tasks: usize) -> Result<Option<RunOptions<HasS
             });
         }
         selector = match t.dtype {
-            DType::Float32 => selector.preallocate(t.name.clone(), Tensor::<f32>::new(&Allocator::default(), shape)?),
-            DType::Float16 => selector.preallocate(t.name.clone(), Tensor::<half::f16>::new(&Allocator::default(), shape)?),
+            DType::Float32 => selector.preallocate(
+                t.name.clone(),
+                Tensor::<f32>::new(&Allocator::default(), shape)?,
+            ),
+            DType::Float16 => selector.preallocate(
+                t.name.clone(),
+                Tensor::<half::f16>::new(&Allocator::default(), shape)?,
+            ),
             _ => return Ok(None),
         };
     }
@@ -138,7 +155,10 @@ fn preallocated(spec: &GraphSpec, tasks: usize) -> Result<Option<RunOptions<HasS
 }
 
 fn run_error(file: &std::path::Path) -> impl Fn(ort::Error) -> InferenceError + '_ {
-    move |e| InferenceError::Run { file: file.display().to_string(), message: e.to_string() }
+    move |e| InferenceError::Run {
+        file: file.display().to_string(),
+        message: e.to_string(),
+    }
 }
 
 impl FrameModel {
@@ -174,12 +194,21 @@ impl FrameModel {
         let features_first = decoder_inputs[0] == m.decoder_io.features;
         let file = encoder.file.clone();
         let input_dtype = encoder.spec.inputs[0].dtype;
-        let input = HostTensor::zeros(input_dtype, &[1, p.channels as usize, p.height as usize, p.width as usize])
-            .map_err(run_error(&file))?;
+        let input = HostTensor::zeros(
+            input_dtype,
+            &[1, p.channels as usize, p.height as usize, p.width as usize],
+        )
+        .map_err(run_error(&file))?;
         let k = &m.default_kernels;
-        let slot = slot.unwrap_or_else(|| KernelSlot::new(k.tokens.clone(), k.size, model.default_kernels.clone()));
-        let kernels_dtype = decoder.spec.input(&m.decoder_io.kernels).map_or(DType::Float32, |t| t.dtype);
-        let kernels = HostTensor::zeros(kernels_dtype, &[1, k.tokens.len(), k.size]).map_err(run_error(&file))?;
+        let slot = slot.unwrap_or_else(|| {
+            KernelSlot::new(k.tokens.clone(), k.size, model.default_kernels.clone())
+        });
+        let kernels_dtype = decoder
+            .spec
+            .input(&m.decoder_io.kernels)
+            .map_or(DType::Float32, |t| t.dtype);
+        let kernels = HostTensor::zeros(kernels_dtype, &[1, k.tokens.len(), k.size])
+            .map_err(run_error(&file))?;
         let encoder_run = preallocated(&encoder.spec, k.tokens.len()).map_err(run_error(&file))?;
         let image_tokens = m.image_tokens().map(|t| t.name.clone());
         Ok(Self {
@@ -219,14 +248,18 @@ impl FrameModel {
                 self.kernels = HostTensor::zeros(self.kernels_dtype, &[1, rows, current.size])
                     .map_err(run_error(&self.decoder.file))?;
             }
-            self.kernels.fill(|data| data.copy_from_slice(&current.data));
+            self.kernels
+                .fill(|data| data.copy_from_slice(&current.data));
             self.kernels_version = Some(current.version);
         }
         Ok(current.version)
     }
 
     /// Runs encoder and decoder on the current input tensor.
-    fn run_graphs(&mut self, clock: &dyn Clock) -> Result<(ModelOutputs, Duration, Duration), InferenceError> {
+    fn run_graphs(
+        &mut self,
+        clock: &dyn Clock,
+    ) -> Result<(ModelOutputs, Duration, Duration), InferenceError> {
         let kernel_version = self.refresh_kernels()?;
         let io = &self.model.manifest.decoder_io;
         let tasks = self.kernels.rows().max(0) as usize;
@@ -237,18 +270,27 @@ impl FrameModel {
         }
         let t0 = clock.now();
         let encoded = match &self.encoder_run {
-            Some(options) => self.encoder.session.run_with_options(ort::inputs![self.input.input()], options),
+            Some(options) => self
+                .encoder
+                .session
+                .run_with_options(ort::inputs![self.input.input()], options),
             None => self.encoder.session.run(ort::inputs![self.input.input()]),
         }
         .map_err(run_error(&self.encoder.file))?;
-        let features = encoded.get(io.features.as_str()).ok_or_else(|| InferenceError::Tensor {
-            file: self.encoder.file.display().to_string(),
-            tensor: io.features.clone(),
-            expected: "an encoder output".into(),
-            found: "nothing".into(),
-        })?;
+        let features = encoded
+            .get(io.features.as_str())
+            .ok_or_else(|| InferenceError::Tensor {
+                file: self.encoder.file.display().to_string(),
+                tensor: io.features.clone(),
+                expected: "an encoder output".into(),
+                found: "nothing".into(),
+            })?;
         self.tokens_f32.clear();
-        if let Some(value) = self.image_tokens.as_deref().and_then(|name| encoded.get(name)) {
+        if let Some(value) = self
+            .image_tokens
+            .as_deref()
+            .and_then(|name| encoded.get(name))
+        {
             read_f32(value, &mut self.tokens_f32).map_err(run_error(&self.encoder.file))?;
         }
         let t1 = clock.now();
@@ -262,12 +304,15 @@ impl FrameModel {
             None => self.decoder.session.run(inputs),
         }
         .map_err(run_error(&self.decoder.file))?;
-        let logits_value = decoded.get(io.mask_logits.as_str()).ok_or_else(|| InferenceError::Tensor {
-            file: self.decoder.file.display().to_string(),
-            tensor: io.mask_logits.clone(),
-            expected: "a decoder output".into(),
-            found: "nothing".into(),
-        })?;
+        let logits_value =
+            decoded
+                .get(io.mask_logits.as_str())
+                .ok_or_else(|| InferenceError::Tensor {
+                    file: self.decoder.file.display().to_string(),
+                    tensor: io.mask_logits.clone(),
+                    expected: "a decoder output".into(),
+                    found: "nothing".into(),
+                })?;
         read_f32(logits_value, &mut self.logits_f32).map_err(run_error(&self.decoder.file))?;
         let shape = logits_value.shape();
         let [_, tasks, height, width] = shape[..] else {
@@ -278,7 +323,11 @@ impl FrameModel {
                 found: format!("{:?}", &shape[..]),
             });
         };
-        let (tasks, height, width) = (tasks.max(0) as usize, height.max(0) as usize, width.max(0) as usize);
+        let (tasks, height, width) = (
+            tasks.max(0) as usize,
+            height.max(0) as usize,
+            width.max(0) as usize,
+        );
         self.scores_f32.clear();
         if let Some(value) = io.scores.as_deref().and_then(|name| decoded.get(name)) {
             read_f32(value, &mut self.scores_f32).map_err(run_error(&self.decoder.file))?;
@@ -300,14 +349,25 @@ impl FrameModel {
             tokens
         });
         let t2 = clock.now();
-        let outputs =
-            ModelOutputs { geometry: ModelGeometry::default(), kernel_version, tasks, height, width, mask_logits, scores, image_tokens };
+        let outputs = ModelOutputs {
+            geometry: ModelGeometry::default(),
+            kernel_version,
+            tasks,
+            height,
+            width,
+            mask_logits,
+            scores,
+            image_tokens,
+        };
         Ok((outputs, t1.saturating_since(t0), t2.saturating_since(t1)))
     }
 
     /// Encoder + decoder on the input already in place (the bare-inference
     /// floor: no preprocessing); returns encoder and decoder times.
-    pub fn run_preloaded(&mut self, clock: &dyn Clock) -> Result<(Duration, Duration), InferenceError> {
+    pub fn run_preloaded(
+        &mut self,
+        clock: &dyn Clock,
+    ) -> Result<(Duration, Duration), InferenceError> {
         let (_, encoder, decoder) = self.run_graphs(clock)?;
         Ok((encoder, decoder))
     }
@@ -323,24 +383,40 @@ impl FrameModel {
     }
 
     /// Preprocesses `frame` and runs the model on it.
-    pub fn infer(&mut self, frame: &Frame, clock: &dyn Clock) -> Result<(ModelOutputs, StepTimes), InferenceError> {
+    pub fn infer(
+        &mut self,
+        frame: &Frame,
+        clock: &dyn Clock,
+    ) -> Result<(ModelOutputs, StepTimes), InferenceError> {
         let t0 = clock.now();
         let region = frame.image_region;
         let stale = !matches!(&self.plan, Some((f, r, _)) if *f == frame.format && *r == region);
         if stale {
-            let plan = ResizePlan::new(&self.model.manifest.preprocess, frame.format, region.as_ref());
+            let plan = ResizePlan::new(
+                &self.model.manifest.preprocess,
+                frame.format,
+                region.as_ref(),
+            );
             self.plan = Some((frame.format, region, plan));
         }
         if let Some((_, _, plan)) = &self.plan {
             let preprocess = &self.model.manifest.preprocess;
-            self.input.fill(|data| fill_input(frame, plan, preprocess, data));
+            self.input
+                .fill(|data| fill_input(frame, plan, preprocess, data));
         }
         let preprocess = clock.now().saturating_since(t0);
         let (mut outputs, encoder, decoder) = self.run_graphs(clock)?;
         if let Some((_, _, plan)) = &self.plan {
             outputs.geometry = plan.geometry();
         }
-        Ok((outputs, StepTimes { preprocess, encoder, decoder }))
+        Ok((
+            outputs,
+            StepTimes {
+                preprocess,
+                encoder,
+                decoder,
+            },
+        ))
     }
 
     /// How model coordinates map back to the last frame's pixels.

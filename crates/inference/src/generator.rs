@@ -32,7 +32,11 @@ pub struct Generation {
 
 /// The greedy choice: the index of the largest logit.
 pub fn argmax(logits: &[f32]) -> i64 {
-    logits.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i as i64)
+    logits
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i as i64)
 }
 
 /// embed_tokens + decoder + kernel_projector sessions of one model.
@@ -55,34 +59,82 @@ fn fixed(dims: &[Dim], i: usize) -> Option<usize> {
 
 impl Generator {
     /// Opens the reasoning graphs of `model` (they must all be present).
-    pub fn load(runtime: &Runtime, model: &ModelDir, options: &EngineOptions) -> Result<Self, InferenceError> {
+    pub fn load(
+        runtime: &Runtime,
+        model: &ModelDir,
+        options: &EngineOptions,
+    ) -> Result<Self, InferenceError> {
         let embed = GraphSession::open(runtime, model, "embed_tokens", options)?;
         let decoder = GraphSession::open(runtime, model, "decoder", options)?;
         let projector = GraphSession::open(runtime, model, "kernel_projector", options)?;
-        let past: Vec<_> = decoder.spec.inputs.iter().filter(|t| t.name.starts_with("past_key_values.")).collect();
+        let past: Vec<_> = decoder
+            .spec
+            .inputs
+            .iter()
+            .filter(|t| t.name.starts_with("past_key_values."))
+            .collect();
         let layers = past.len() / 2;
-        let shape_error = |what: &str| InferenceError::Tensor {
+        let shape_error = |what: &str| {
+            InferenceError::Tensor {
             file: decoder.file.display().to_string(),
             tensor: what.to_owned(),
             expected: "fixed dimensions (past_key_values: [batch, heads, past_sequence, head_dim]; inputs_embeds: [batch, sequence, width])".into(),
             found: "symbolic or missing dimensions".into(),
+        }
         };
-        let first = past.first().ok_or_else(|| shape_error("past_key_values.0.key"))?;
+        let first = past
+            .first()
+            .ok_or_else(|| shape_error("past_key_values.0.key"))?;
         let heads = fixed(&first.shape, 1).ok_or_else(|| shape_error(&first.name))?;
         let head_dim = fixed(&first.shape, 3).ok_or_else(|| shape_error(&first.name))?;
-        let embeds = decoder.spec.inputs.iter().find(|t| t.name == "inputs_embeds").ok_or_else(|| shape_error("inputs_embeds"))?;
+        let embeds = decoder
+            .spec
+            .inputs
+            .iter()
+            .find(|t| t.name == "inputs_embeds")
+            .ok_or_else(|| shape_error("inputs_embeds"))?;
         let width = fixed(&embeds.shape, 2).ok_or_else(|| shape_error("inputs_embeds"))?;
-        Ok(Self { embed, decoder, projector, layers, heads, head_dim, width })
+        Ok(Self {
+            embed,
+            decoder,
+            projector,
+            layers,
+            heads,
+            head_dim,
+            width,
+        })
     }
 
     /// Embeddings [1, n, width] of `ids`.
     fn embed_ids(&mut self, ids: &[i64]) -> Result<Array3<f32>, InferenceError> {
         let file = self.embed.file.display().to_string();
-        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
-        let input = Tensor::from_array(Array2::from_shape_vec((1, ids.len()), ids.to_vec()).map_err(|e| InferenceError::Run { file: file.clone(), message: e.to_string() })?).map_err(err)?;
-        let out = self.embed.session.run(ort::inputs!["input_ids" => input]).map_err(err)?;
-        let (_, data) = out["inputs_embeds"].try_extract_tensor::<f32>().map_err(err)?;
-        Array3::from_shape_vec((1, ids.len(), self.width), data.to_vec()).map_err(|e| InferenceError::Run { file, message: e.to_string() })
+        let err = |e: ort::Error| InferenceError::Run {
+            file: file.clone(),
+            message: e.to_string(),
+        };
+        let input = Tensor::from_array(
+            Array2::from_shape_vec((1, ids.len()), ids.to_vec()).map_err(|e| {
+                InferenceError::Run {
+                    file: file.clone(),
+                    message: e.to_string(),
+                }
+            })?,
+        )
+        .map_err(err)?;
+        let out = self
+            .embed
+            .session
+            .run(ort::inputs!["input_ids" => input])
+            .map_err(err)?;
+        let (_, data) = out["inputs_embeds"]
+            .try_extract_tensor::<f32>()
+            .map_err(err)?;
+        Array3::from_shape_vec((1, ids.len(), self.width), data.to_vec()).map_err(|e| {
+            InferenceError::Run {
+                file,
+                message: e.to_string(),
+            }
+        })
     }
 
     /// Generation after `image_embeds` ([image_tokens x width], row-major)
@@ -102,51 +154,96 @@ impl Generator {
     ) -> Result<Generation, InferenceError> {
         let started = Instant::now();
         let image_tokens = image_embeds.len() / self.width;
-        let image = Array3::from_shape_vec((1, image_tokens, self.width), image_embeds[..image_tokens * self.width].to_vec())
-            .map_err(|e| InferenceError::Run { file: self.decoder.file.display().to_string(), message: e.to_string() })?;
+        let image = Array3::from_shape_vec(
+            (1, image_tokens, self.width),
+            image_embeds[..image_tokens * self.width].to_vec(),
+        )
+        .map_err(|e| InferenceError::Run {
+            file: self.decoder.file.display().to_string(),
+            message: e.to_string(),
+        })?;
         let prompt = self.embed_ids(prompt)?;
         let mut embeds = ndarray::concatenate(ndarray::Axis(1), &[image.view(), prompt.view()])
-            .map_err(|e| InferenceError::Run { file: self.decoder.file.display().to_string(), message: e.to_string() })?;
+            .map_err(|e| InferenceError::Run {
+                file: self.decoder.file.display().to_string(),
+                message: e.to_string(),
+            })?;
         let (mut total, mut tokens, mut hidden) = (0usize, Vec::new(), vec![None; task_ids.len()]);
         let (mut first_token, mut stopped) = (None, false);
         let file = self.decoder.file.display().to_string();
-        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
-        let kv_name = |prefix: &str, i: usize| format!("{prefix}.{}.{}", i / 2, if i % 2 == 0 { "key" } else { "value" });
+        let err = |e: ort::Error| InferenceError::Run {
+            file: file.clone(),
+            message: e.to_string(),
+        };
+        let kv_name = |prefix: &str, i: usize| {
+            format!(
+                "{prefix}.{}.{}",
+                i / 2,
+                if i % 2 == 0 { "key" } else { "value" }
+            )
+        };
         // The cache: empty before the prefill, then each step's presents,
         // moved (not copied) into the next step's inputs.
         let mut past: Vec<DynValue> = (0..2 * self.layers)
-            .map(|_| Tensor::from_array(Array4::<f32>::zeros((1, self.heads, 0, self.head_dim))).map(|t| t.into_dyn()))
+            .map(|_| {
+                Tensor::from_array(Array4::<f32>::zeros((1, self.heads, 0, self.head_dim)))
+                    .map(|t| t.into_dyn())
+            })
             .collect::<Result<_, _>>()
             .map_err(err)?;
         for _ in 0..max_new {
             let s = embeds.shape()[1];
             let mut inputs: Vec<(String, DynValue)> = vec![
-                ("inputs_embeds".into(), Tensor::from_array(embeds).map_err(err)?.into_dyn()),
-                ("attention_mask".into(), Tensor::from_array(Array2::<i64>::ones((1, total + s))).map_err(err)?.into_dyn()),
+                (
+                    "inputs_embeds".into(),
+                    Tensor::from_array(embeds).map_err(err)?.into_dyn(),
+                ),
+                (
+                    "attention_mask".into(),
+                    Tensor::from_array(Array2::<i64>::ones((1, total + s)))
+                        .map_err(err)?
+                        .into_dyn(),
+                ),
                 (
                     "position_ids".into(),
-                    Tensor::from_array(Array2::from_shape_fn((1, s), |(_, j)| (total + j) as i64)).map_err(err)?.into_dyn(),
+                    Tensor::from_array(Array2::from_shape_fn((1, s), |(_, j)| (total + j) as i64))
+                        .map_err(err)?
+                        .into_dyn(),
                 ),
             ];
-            inputs.extend(past.drain(..).enumerate().map(|(i, p)| (kv_name("past_key_values", i), p)));
+            inputs.extend(
+                past.drain(..)
+                    .enumerate()
+                    .map(|(i, p)| (kv_name("past_key_values", i), p)),
+            );
             let mut out = self.decoder.session.run(inputs).map_err(err)?;
             let next = {
                 let (shape, logits) = out["logits"].try_extract_tensor::<f32>().map_err(err)?;
                 let vocab = *shape.last().unwrap_or(&1) as usize;
-                logits.get((s - 1) * vocab..s * vocab).map_or(eos, &mut *pick)
+                logits
+                    .get((s - 1) * vocab..s * vocab)
+                    .map_or(eos, &mut *pick)
             };
-            if let Some(k) = tokens.last().and_then(|prev| task_ids.iter().position(|t| t == prev)) {
-                let (_, states) = out["hidden_states"].try_extract_tensor::<f32>().map_err(err)?;
+            if let Some(k) = tokens
+                .last()
+                .and_then(|prev| task_ids.iter().position(|t| t == prev))
+            {
+                let (_, states) = out["hidden_states"]
+                    .try_extract_tensor::<f32>()
+                    .map_err(err)?;
                 hidden[k] = Some(states[(s - 1) * self.width..s * self.width].to_vec());
             }
             for i in 0..2 * self.layers {
                 let name = kv_name("present", i);
-                past.push(out.remove(name.as_str()).ok_or_else(|| InferenceError::Tensor {
-                    file: file.clone(),
-                    tensor: name,
-                    expected: "a decoder output".into(),
-                    found: "nothing".into(),
-                })?);
+                past.push(
+                    out.remove(name.as_str())
+                        .ok_or_else(|| InferenceError::Tensor {
+                            file: file.clone(),
+                            tensor: name,
+                            expected: "a decoder output".into(),
+                            found: "nothing".into(),
+                        })?,
+                );
             }
             drop(out);
             total += s;
@@ -161,23 +258,52 @@ impl Generator {
             }
             embeds = self.embed_ids(&[next])?;
         }
-        Ok(Generation { tokens, task_hidden: hidden, time_to_first_token: first_token.unwrap_or_default(), total: started.elapsed(), stopped })
+        Ok(Generation {
+            tokens,
+            task_hidden: hidden,
+            time_to_first_token: first_token.unwrap_or_default(),
+            total: started.elapsed(),
+            stopped,
+        })
     }
 
     /// Image tokens for the language model: runs the vision encoder on a
     /// preprocessed input (`pixels`, the encoder's input shape with batch 1)
     /// and returns its output that is not the decoder's features.
-    pub fn image_embeds(encoder: &mut GraphSession, model: &ModelDir, pixels: &[f32]) -> Result<Vec<f32>, InferenceError> {
+    pub fn image_embeds(
+        encoder: &mut GraphSession,
+        model: &ModelDir,
+        pixels: &[f32],
+    ) -> Result<Vec<f32>, InferenceError> {
         let file = encoder.file.display().to_string();
-        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
-        let input = encoder.spec.inputs.first().ok_or_else(|| InferenceError::Tensor {
+        let err = |e: ort::Error| InferenceError::Run {
             file: file.clone(),
-            tensor: "pixel input".into(),
-            expected: "one input".into(),
-            found: "none".into(),
+            message: e.to_string(),
+        };
+        let input = encoder
+            .spec
+            .inputs
+            .first()
+            .ok_or_else(|| InferenceError::Tensor {
+                file: file.clone(),
+                tensor: "pixel input".into(),
+                expected: "one input".into(),
+                found: "none".into(),
+            })?;
+        let shape: Vec<usize> = input
+            .shape
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => (*n).max(0) as usize,
+                Dim::Named(_) => 1,
+            })
+            .collect();
+        let array = ArrayD::from_shape_vec(IxDyn(&shape), pixels.to_vec()).map_err(|e| {
+            InferenceError::Run {
+                file: file.clone(),
+                message: e.to_string(),
+            }
         })?;
-        let shape: Vec<usize> = input.shape.iter().map(|d| match d { Dim::Fixed(n) => (*n).max(0) as usize, Dim::Named(_) => 1 }).collect();
-        let array = ArrayD::from_shape_vec(IxDyn(&shape), pixels.to_vec()).map_err(|e| InferenceError::Run { file: file.clone(), message: e.to_string() })?;
         let name = input.name.clone();
         let tokens = model
             .manifest
@@ -189,19 +315,49 @@ impl Generator {
                 expected: "an encoder output besides the decoder's features".into(),
                 found: "none".into(),
             })?;
-        let out = encoder.session.run(vec![(name, Tensor::from_array(array).map_err(err)?.into_dyn())]).map_err(err)?;
-        let (_, data) = out[tokens.as_str()].try_extract_tensor::<f32>().map_err(err)?;
+        let out = encoder
+            .session
+            .run(vec![(
+                name,
+                Tensor::from_array(array).map_err(err)?.into_dyn(),
+            )])
+            .map_err(err)?;
+        let (_, data) = out[tokens.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(err)?;
         Ok(data.to_vec())
     }
 
     /// Kernels [tasks x size] for task hidden states (each `width` long).
     pub fn kernels(&mut self, task_hidden: &[Vec<f32>]) -> Result<Vec<f32>, InferenceError> {
         let file = self.projector.file.display().to_string();
-        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
+        let err = |e: ort::Error| InferenceError::Run {
+            file: file.clone(),
+            message: e.to_string(),
+        };
         let flat: Vec<f32> = task_hidden.iter().flatten().copied().collect();
-        let input = Array3::from_shape_vec((1, task_hidden.len(), self.width), flat).map_err(|e| InferenceError::Run { file: file.clone(), message: e.to_string() })?;
-        let input_name = self.projector.spec.inputs.first().map(|t| t.name.clone()).unwrap_or_default();
-        let out = self.projector.session.run(vec![(input_name, Tensor::from_array(input).map_err(err)?.into_dyn())]).map_err(err)?;
+        let input =
+            Array3::from_shape_vec((1, task_hidden.len(), self.width), flat).map_err(|e| {
+                InferenceError::Run {
+                    file: file.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+        let input_name = self
+            .projector
+            .spec
+            .inputs
+            .first()
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        let out = self
+            .projector
+            .session
+            .run(vec![(
+                input_name,
+                Tensor::from_array(input).map_err(err)?.into_dyn(),
+            )])
+            .map_err(err)?;
         let (_, data) = out[0].try_extract_tensor::<f32>().map_err(err)?;
         Ok(data.to_vec())
     }

@@ -58,7 +58,10 @@ impl Default for EngineOptions {
             intra_threads: 1,
             inter_threads: 1,
             optimization: Optimization::All,
-            tensorrt: TensorRtOptions { fp16: true, cache_dir: PathBuf::from("out/cache") },
+            tensorrt: TensorRtOptions {
+                fp16: true,
+                cache_dir: PathBuf::from("out/cache"),
+            },
         }
     }
 }
@@ -75,7 +78,12 @@ impl EngineOptions {
 
     /// The chain actually tried: the configured order with CPU last.
     pub fn chain(&self) -> Vec<Provider> {
-        let mut chain: Vec<Provider> = self.providers.iter().copied().filter(|p| *p != Provider::Cpu).collect();
+        let mut chain: Vec<Provider> = self
+            .providers
+            .iter()
+            .copied()
+            .filter(|p| *p != Provider::Cpu)
+            .collect();
         chain.push(Provider::Cpu);
         chain
     }
@@ -114,8 +122,21 @@ fn dtype_of(ty: TensorElementType) -> Option<DType> {
 fn session_text(ty: TensorElementType, shape: &[i64], symbols: &[String]) -> String {
     let dims: Vec<String> = shape
         .iter()
-        .zip(symbols.iter().map(String::as_str).chain(std::iter::repeat("")))
-        .map(|(d, s)| if *d >= 0 { d.to_string() } else if s.is_empty() { "?".into() } else { s.to_owned() })
+        .zip(
+            symbols
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::repeat("")),
+        )
+        .map(|(d, s)| {
+            if *d >= 0 {
+                d.to_string()
+            } else if s.is_empty() {
+                "?".into()
+            } else {
+                s.to_owned()
+            }
+        })
         .collect();
     let ty = dtype_of(ty).map_or_else(|| format!("{ty:?}"), |d| d.name().to_owned());
     format!("{ty} [{}]", dims.join(", "))
@@ -123,16 +144,32 @@ fn session_text(ty: TensorElementType, shape: &[i64], symbols: &[String]) -> Str
 
 impl GraphSession {
     /// Opens `role` of `model` through the provider chain.
-    pub fn open(runtime: &crate::Runtime, model: &ModelDir, role: &str, options: &EngineOptions) -> Result<Self, InferenceError> {
+    pub fn open(
+        runtime: &crate::Runtime,
+        model: &ModelDir,
+        role: &str,
+        options: &EngineOptions,
+    ) -> Result<Self, InferenceError> {
         let spec = model
             .manifest
             .graphs
             .get(role)
-            .ok_or_else(|| InferenceError::MissingGraph { role: role.to_owned() })?
+            .ok_or_else(|| InferenceError::MissingGraph {
+                role: role.to_owned(),
+            })?
             .clone();
         let file = model.root.join(&spec.file);
-        let inputs: Vec<String> = spec.inputs.iter().map(|t| format!("{} {}", t.name, sonoflow_model::shape_text(&t.shape))).collect();
-        let cache_key = crate::provider::engine_cache_key(role, &spec.sha256, &inputs.join("; "), options.tensorrt.fp16);
+        let inputs: Vec<String> = spec
+            .inputs
+            .iter()
+            .map(|t| format!("{} {}", t.name, sonoflow_model::shape_text(&t.shape)))
+            .collect();
+        let cache_key = crate::provider::engine_cache_key(
+            role,
+            &spec.sha256,
+            &inputs.join("; "),
+            options.tensorrt.fp16,
+        );
         let mut fallbacks = Vec::new();
         for provider in options.chain() {
             let started = Instant::now();
@@ -152,41 +189,69 @@ impl GraphSession {
                         let reason = fallbacks
                             .iter()
                             .find(|f: &&Fallback| f.provider == required)
-                            .map_or_else(|| "not in the provider chain".to_owned(), |f| f.reason.clone());
-                        return Err(InferenceError::RequiredProvider { provider: required, file: file.display().to_string(), reason });
+                            .map_or_else(
+                                || "not in the provider chain".to_owned(),
+                                |f| f.reason.clone(),
+                            );
+                        return Err(InferenceError::RequiredProvider {
+                            provider: required,
+                            file: file.display().to_string(),
+                            reason,
+                        });
                     }
                     info!(graph = role, %provider, "session ready in {:?}", started.elapsed());
-                    let graph = Self { role: role.to_owned(), file, spec, provider, fallbacks, load_time: started.elapsed(), session };
+                    let graph = Self {
+                        role: role.to_owned(),
+                        file,
+                        spec,
+                        provider,
+                        fallbacks,
+                        load_time: started.elapsed(),
+                        session,
+                    };
                     graph.check_against_manifest()?;
                     return Ok(graph);
                 }
                 Err(reason) => {
                     warn!(graph = role, %provider, "provider not used: {reason}");
                     if options.require == Some(provider) {
-                        return Err(InferenceError::RequiredProvider { provider, file: file.display().to_string(), reason });
+                        return Err(InferenceError::RequiredProvider {
+                            provider,
+                            file: file.display().to_string(),
+                            reason,
+                        });
                     }
                     fallbacks.push(Fallback { provider, reason });
                 }
             }
         }
-        let reasons: Vec<String> = fallbacks.iter().map(|f| format!("{}: {}", f.provider, f.reason)).collect();
-        Err(InferenceError::NoProvider { file: file.display().to_string(), reasons: reasons.join("; ") })
+        let reasons: Vec<String> = fallbacks
+            .iter()
+            .map(|f| format!("{}: {}", f.provider, f.reason))
+            .collect();
+        Err(InferenceError::NoProvider {
+            file: file.display().to_string(),
+            reasons: reasons.join("; "),
+        })
     }
 
     /// Every manifest tensor exists in the graph with its dtype and shape,
     /// and the graph has no tensor the manifest does not declare.
     fn check_against_manifest(&self) -> Result<(), InferenceError> {
         let file = self.file.display().to_string();
-        for (kind, declared, actual) in
-            [("input", &self.spec.inputs, self.session.inputs()), ("output", &self.spec.outputs, self.session.outputs())]
-        {
+        for (kind, declared, actual) in [
+            ("input", &self.spec.inputs, self.session.inputs()),
+            ("output", &self.spec.outputs, self.session.outputs()),
+        ] {
             let names: Vec<&str> = actual.iter().map(|o| o.name()).collect();
             for t in declared {
-                let outlet = actual.iter().find(|o| o.name() == t.name).ok_or_else(|| InferenceError::Tensor {
-                    file: file.clone(),
-                    tensor: t.name.clone(),
-                    expected: format!("an {kind} of the graph (the manifest declares it)"),
-                    found: format!("{kind}s {names:?}"),
+                let outlet = actual.iter().find(|o| o.name() == t.name).ok_or_else(|| {
+                    InferenceError::Tensor {
+                        file: file.clone(),
+                        tensor: t.name.clone(),
+                        expected: format!("an {kind} of the graph (the manifest declares it)"),
+                        found: format!("{kind}s {names:?}"),
+                    }
                 })?;
                 check_tensor(&file, t, outlet.dtype())?;
             }
@@ -208,19 +273,39 @@ impl GraphSession {
     /// and checks the outputs' fixed dimensions. Returns the run time.
     pub fn dummy_run(&mut self, dims: &dyn Fn(&str) -> usize) -> Result<Duration, InferenceError> {
         let file = self.file.display().to_string();
-        let err = |e: ort::Error| InferenceError::Run { file: file.clone(), message: e.to_string() };
+        let err = |e: ort::Error| InferenceError::Run {
+            file: file.clone(),
+            message: e.to_string(),
+        };
         let mut inputs: Vec<(String, DynValue)> = Vec::new();
         for t in &self.spec.inputs {
-            let shape: Vec<usize> = t.shape.iter().map(|d| match d {
-                Dim::Fixed(n) => (*n).max(0) as usize,
-                Dim::Named(name) => dims(name),
-            }).collect();
+            let shape: Vec<usize> = t
+                .shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => (*n).max(0) as usize,
+                    Dim::Named(name) => dims(name),
+                })
+                .collect();
             let value: DynValue = match t.dtype {
-                DType::Float32 => Tensor::from_array(ArrayD::<f32>::zeros(IxDyn(&shape))).map_err(err)?.into_dyn(),
-                DType::Float16 => Tensor::from_array(ArrayD::<half::f16>::from_elem(IxDyn(&shape), half::f16::ZERO)).map_err(err)?.into_dyn(),
-                DType::Int64 => Tensor::from_array(ArrayD::<i64>::zeros(IxDyn(&shape))).map_err(err)?.into_dyn(),
-                DType::Int32 => Tensor::from_array(ArrayD::<i32>::zeros(IxDyn(&shape))).map_err(err)?.into_dyn(),
-                DType::Bool => Tensor::from_array(ArrayD::<bool>::from_elem(IxDyn(&shape), false)).map_err(err)?.into_dyn(),
+                DType::Float32 => Tensor::from_array(ArrayD::<f32>::zeros(IxDyn(&shape)))
+                    .map_err(err)?
+                    .into_dyn(),
+                DType::Float16 => Tensor::from_array(ArrayD::<half::f16>::from_elem(
+                    IxDyn(&shape),
+                    half::f16::ZERO,
+                ))
+                .map_err(err)?
+                .into_dyn(),
+                DType::Int64 => Tensor::from_array(ArrayD::<i64>::zeros(IxDyn(&shape)))
+                    .map_err(err)?
+                    .into_dyn(),
+                DType::Int32 => Tensor::from_array(ArrayD::<i32>::zeros(IxDyn(&shape)))
+                    .map_err(err)?
+                    .into_dyn(),
+                DType::Bool => Tensor::from_array(ArrayD::<bool>::from_elem(IxDyn(&shape), false))
+                    .map_err(err)?
+                    .into_dyn(),
             };
             inputs.push((t.name.clone(), value));
         }
@@ -228,12 +313,14 @@ impl GraphSession {
         let outputs = self.session.run(inputs).map_err(err)?;
         let elapsed = started.elapsed();
         for t in &self.spec.outputs {
-            let value = outputs.get(t.name.as_str()).ok_or_else(|| InferenceError::Tensor {
-                file: file.clone(),
-                tensor: t.name.clone(),
-                expected: "an output of the dummy run".into(),
-                found: "nothing".into(),
-            })?;
+            let value = outputs
+                .get(t.name.as_str())
+                .ok_or_else(|| InferenceError::Tensor {
+                    file: file.clone(),
+                    tensor: t.name.clone(),
+                    expected: "an output of the dummy run".into(),
+                    found: "nothing".into(),
+                })?;
             let shape: &[i64] = value.shape();
             let fits = shape.len() == t.shape.len()
                 && t.shape.iter().zip(shape).all(|(d, n)| match d {
@@ -267,14 +354,23 @@ fn builder(env: &crate::Runtime, options: &EngineOptions) -> Result<SessionBuild
         .map_err(text)
 }
 
-fn check_tensor(file: &str, declared: &TensorSpec, actual: &ValueType) -> Result<(), InferenceError> {
+fn check_tensor(
+    file: &str,
+    declared: &TensorSpec,
+    actual: &ValueType,
+) -> Result<(), InferenceError> {
     let mismatch = |found: String| InferenceError::Tensor {
         file: file.to_owned(),
         tensor: declared.name.clone(),
         expected: format!("{} {}", declared.dtype.name(), shape_text(&declared.shape)),
         found,
     };
-    let ValueType::Tensor { ty, shape, dimension_symbols } = actual else {
+    let ValueType::Tensor {
+        ty,
+        shape,
+        dimension_symbols,
+    } = actual
+    else {
         return Err(mismatch(format!("{actual}")));
     };
     let found = || session_text(*ty, shape, dimension_symbols);
@@ -284,7 +380,12 @@ fn check_tensor(file: &str, declared: &TensorSpec, actual: &ValueType) -> Result
     for (i, (d, n)) in declared.shape.iter().zip(shape.iter()).enumerate() {
         let ok = match d {
             Dim::Fixed(f) => f == n,
-            Dim::Named(name) => *n < 0 && dimension_symbols.get(i).is_none_or(|s| s.is_empty() || s == name),
+            Dim::Named(name) => {
+                *n < 0
+                    && dimension_symbols
+                        .get(i)
+                        .is_none_or(|s| s.is_empty() || s == name)
+            }
         };
         if !ok {
             return Err(mismatch(found()));
@@ -298,5 +399,8 @@ fn check_tensor(file: &str, declared: &TensorSpec, actual: &ValueType) -> Result
 pub fn default_dylib(root: &Path) -> PathBuf {
     std::env::var_os("ORT_DYLIB_PATH")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".venv").join(format!("libonnxruntime.so.{}", crate::ORT_VERSION)))
+        .unwrap_or_else(|| {
+            root.join(".venv")
+                .join(format!("libonnxruntime.so.{}", crate::ORT_VERSION))
+        })
 }

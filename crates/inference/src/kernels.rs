@@ -29,7 +29,12 @@ impl KernelSlot {
     /// Starts with `tokens`/`data` (the model's default kernels) as version 0.
     pub fn new(tokens: Vec<String>, size: usize, data: Vec<f32>) -> Arc<Self> {
         Arc::new(Self {
-            current: ArcSwap::from_pointee(Kernels { version: 0, tokens, size, data }),
+            current: ArcSwap::from_pointee(Kernels {
+                version: 0,
+                tokens,
+                size,
+                data,
+            }),
             next_version: AtomicU64::new(1),
         })
     }
@@ -39,10 +44,19 @@ impl KernelSlot {
     pub fn publish(&self, tokens: Vec<String>, data: Vec<f32>) -> Result<u64, String> {
         let size = self.current.load().size;
         if data.len() != tokens.len() * size || tokens.is_empty() {
-            return Err(format!("kernels need {} x {size} values, got {}", tokens.len(), data.len()));
+            return Err(format!(
+                "kernels need {} x {size} values, got {}",
+                tokens.len(),
+                data.len()
+            ));
         }
         let version = self.next_version.fetch_add(1, Ordering::Relaxed);
-        self.current.store(Arc::new(Kernels { version, tokens, size, data }));
+        self.current.store(Arc::new(Kernels {
+            version,
+            tokens,
+            size,
+            data,
+        }));
         Ok(version)
     }
 

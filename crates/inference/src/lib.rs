@@ -38,9 +38,18 @@ pub enum InferenceError {
     #[error("the model has no `{role}` graph")]
     MissingGraph { role: String },
     #[error("{file}: tensor `{tensor}`: expected {expected}, found {found}")]
-    Tensor { file: String, tensor: String, expected: String, found: String },
+    Tensor {
+        file: String,
+        tensor: String,
+        expected: String,
+        found: String,
+    },
     #[error("{file}: the required provider {provider} cannot run it: {reason}")]
-    RequiredProvider { provider: Provider, file: String, reason: String },
+    RequiredProvider {
+        provider: Provider,
+        file: String,
+        reason: String,
+    },
     #[error("{file}: no execution provider could run it ({reasons})")]
     NoProvider { file: String, reasons: String },
     #[error("{file}: inference failed: {message}")]
@@ -65,11 +74,17 @@ impl Runtime {
                     return Err("no such file".to_owned());
                 }
                 let builder = ort::init_from(dylib).map_err(|e| e.to_string())?;
-                let env = builder.with_name("sonoflow").build().map_err(|e| e.to_string())?;
+                let env = builder
+                    .with_name("sonoflow")
+                    .build()
+                    .map_err(|e| e.to_string())?;
                 Ok(Runtime { env })
             })
             .as_ref()
-            .map_err(|cause| InferenceError::Load { path: shown, cause: cause.clone() })
+            .map_err(|cause| InferenceError::Load {
+                path: shown,
+                cause: cause.clone(),
+            })
     }
 
     pub fn environment(&self) -> &ort::environment::Environment {
@@ -101,7 +116,11 @@ pub fn dummy_dim(name: &str, tasks: usize) -> usize {
 
 /// Opens every graph of `model`, checks it against the manifest and runs it
 /// once on zeros (dimensions as [`dummy_dim`] says).
-pub fn check_model(runtime: &Runtime, model: &ModelDir, options: &EngineOptions) -> Result<Vec<GraphCheck>, InferenceError> {
+pub fn check_model(
+    runtime: &Runtime,
+    model: &ModelDir,
+    options: &EngineOptions,
+) -> Result<Vec<GraphCheck>, InferenceError> {
     let tasks = model.manifest.default_kernels.tokens.len();
     let dims = move |name: &str| dummy_dim(name, tasks);
     let mut checks = Vec::new();

@@ -45,7 +45,12 @@ impl ResizePlan {
                 let y0 = b.y0.max(0.0).floor() as u32;
                 let x1 = (b.x1.ceil() as u32).clamp(x0 + 1, frame.width);
                 let y1 = (b.y1.ceil() as u32).clamp(y0 + 1, frame.height);
-                (x0.min(frame.width - 1), y0.min(frame.height - 1), x1 - x0.min(frame.width - 1), y1 - y0.min(frame.height - 1))
+                (
+                    x0.min(frame.width - 1),
+                    y0.min(frame.height - 1),
+                    x1 - x0.min(frame.width - 1),
+                    y1 - y0.min(frame.height - 1),
+                )
             }
             _ => (0, 0, frame.width, frame.height),
         };
@@ -92,7 +97,12 @@ impl ResizePlan {
 }
 
 fn axis(model: u32, start: u32, len: u32, scale: f32, pad: f32) -> Axis {
-    let mut a = Axis { lo: Vec::new(), hi: Vec::new(), w: Vec::new(), pad: Vec::new() };
+    let mut a = Axis {
+        lo: Vec::new(),
+        hi: Vec::new(),
+        w: Vec::new(),
+        pad: Vec::new(),
+    };
     for u in 0..model {
         let src = (u as f32 + 0.5 - pad) / scale - 0.5;
         let inside = (u as f32 + 0.5) >= pad && (u as f32 + 0.5) <= pad + len as f32 * scale;
@@ -141,14 +151,24 @@ pub fn fill_input(frame: &Frame, plan: &ResizePlan, p: &Preprocess, out: &mut [f
                 row.fill(pad);
                 continue;
             }
-            let (y0, y1, wy) = (plan.y.lo[v] as usize * width, plan.y.hi[v] as usize * width, plan.y.w[v]);
+            let (y0, y1, wy) = (
+                plan.y.lo[v] as usize * width,
+                plan.y.hi[v] as usize * width,
+                plan.y.w[v],
+            );
             for (u, o) in row.iter_mut().enumerate() {
                 if plan.x.pad[u] {
                     *o = pad;
                     continue;
                 }
                 let (x0, x1, wx) = (plan.x.lo[u] as usize, plan.x.hi[u] as usize, plan.x.w[u]);
-                let sample = |i: usize| if p.channels == 1 { luma(&frame.data, pixel, i) } else { channel(&frame.data, pixel, i, c) };
+                let sample = |i: usize| {
+                    if p.channels == 1 {
+                        luma(&frame.data, pixel, i)
+                    } else {
+                        channel(&frame.data, pixel, i, c)
+                    }
+                };
                 let top = sample(y0 + x0) * (1.0 - wx) + sample(y0 + x1) * wx;
                 let bottom = sample(y1 + x0) * (1.0 - wx) + sample(y1 + x1) * wx;
                 *o = ((top * (1.0 - wy) + bottom * wy) / 255.0 - mean) * inv_std;
@@ -160,7 +180,7 @@ pub fn fill_input(frame: &Frame, plan: &ResizePlan, p: &Preprocess, out: &mut [f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sonoflow_core::{FramePool, FrameId, StageStamps};
+    use sonoflow_core::{FrameId, FramePool, StageStamps};
 
     fn preprocess(resize: Resize) -> Preprocess {
         Preprocess {
@@ -191,7 +211,12 @@ mod tests {
     #[test]
     fn letterbox_pads_the_short_side_and_maps_back_exactly() {
         // A 16x8 crop into 8x8: scale 0.5, 2 rows of padding top and bottom.
-        let region = ImageRegion::Rect { x0: 4, y0: 2, x1: 20, y1: 10 };
+        let region = ImageRegion::Rect {
+            x0: 4,
+            y0: 2,
+            x1: 20,
+            y1: 10,
+        };
         let f = frame(32, 16, |x, _| if x >= 12 { 255 } else { 0 });
         let p = preprocess(Resize::Letterbox);
         let plan = ResizePlan::new(&p, f.format, Some(&region));
@@ -201,7 +226,11 @@ mod tests {
         fill_input(&f, &plan, &p, &mut out);
         assert!(out[..16].iter().all(|v| *v == 0.0), "top padding");
         // Left half of the crop is black, right half white.
-        assert!(out[2 * 8] < 0.05 && out[2 * 8 + 7] > 0.95, "{:?}", &out[16..24]);
+        assert!(
+            out[2 * 8] < 0.05 && out[2 * 8 + 7] > 0.95,
+            "{:?}",
+            &out[16..24]
+        );
         // Model (0, 2) (top-left of content) is frame (4, 2); model (8, 6) is frame (20, 10).
         assert_eq!(plan.to_frame(0.0, 2.0), (4.0, 2.0));
         assert_eq!(plan.to_frame(8.0, 6.0), (20.0, 10.0));

@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
-use sha2::Digest;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::SessionBuilder;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,7 +65,12 @@ pub struct TensorRtOptions {
 /// engine is only valid for one model, GPU, TensorRT version, ONNX Runtime
 /// version, input shapes and precision, so all of them go into the key
 /// (`ROLE-HASH16`); `key.txt` in the directory lists them in words.
-pub fn engine_cache_key(role: &str, graph_sha256: &str, inputs: &str, fp16: bool) -> (String, String) {
+pub fn engine_cache_key(
+    role: &str,
+    graph_sha256: &str,
+    inputs: &str,
+    fp16: bool,
+) -> (String, String) {
     let facts = format!(
         "role: {role}\ngraph sha256: {graph_sha256}\ninputs: {inputs}\nfp16: {fp16}\ngpu: {}\ntensorrt: {}\nonnxruntime: {}\n",
         gpu_name().unwrap_or_else(|| "none found".into()),
@@ -82,7 +87,10 @@ fn onnxruntime_library() -> String {
     std::env::var("ORT_DYLIB_PATH")
         .ok()
         .map(|p| std::fs::canonicalize(&p).map_or(p, |c| c.display().to_string()))
-        .map_or_else(|| format!("api {}", ort::MINOR_VERSION), |p| p.rsplit('/').next().unwrap_or_default().to_owned())
+        .map_or_else(
+            || format!("api {}", ort::MINOR_VERSION),
+            |p| p.rsplit('/').next().unwrap_or_default().to_owned(),
+        )
 }
 
 /// The first NVIDIA GPU's model name, from the driver's /proc files.
@@ -91,7 +99,8 @@ fn gpu_name() -> Option<String> {
     let mut entries: Vec<_> = dir.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     entries.sort();
     let info = std::fs::read_to_string(entries.first()?.join("information")).ok()?;
-    info.lines().find_map(|l| l.strip_prefix("Model:").map(|m| m.trim().to_owned()))
+    info.lines()
+        .find_map(|l| l.strip_prefix("Model:").map(|m| m.trim().to_owned()))
 }
 
 /// TensorRT's version, from the file name of a `libnvinfer.so.X.Y.Z` on the
@@ -106,11 +115,25 @@ fn tensorrt_version() -> Option<String> {
     if let Ok(ort) = std::env::var("ORT_DYLIB_PATH") {
         dirs.extend(std::path::Path::new(&ort).parent().map(Into::into));
     }
-    dirs.extend(["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib", "/usr/lib"].map(Into::into));
-    dirs.iter().filter_map(|d| std::fs::read_dir(d).ok()).flatten().filter_map(|e| e.ok()).find_map(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        name.strip_prefix("libnvinfer.so.").filter(|v| v.matches('.').count() >= 2).map(str::to_owned)
-    })
+    dirs.extend(
+        [
+            "/usr/lib/x86_64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
+            "/usr/local/lib",
+            "/usr/lib",
+        ]
+        .map(Into::into),
+    );
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("libnvinfer.so.")
+                .filter(|v| v.matches('.').count() >= 2)
+                .map(str::to_owned)
+        })
 }
 
 /// Registers `provider` on `builder`, failing loudly if it cannot be.
@@ -123,8 +146,10 @@ pub(crate) fn register(
     let dispatch = match provider {
         Provider::TensorRt => {
             let dir = trt.cache_dir.join(&cache_key.0);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create the engine cache {}: {e}", dir.display()))?;
-            std::fs::write(dir.join("key.txt"), &cache_key.1).map_err(|e| format!("cannot write {}: {e}", dir.join("key.txt").display()))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create the engine cache {}: {e}", dir.display()))?;
+            std::fs::write(dir.join("key.txt"), &cache_key.1)
+                .map_err(|e| format!("cannot write {}: {e}", dir.join("key.txt").display()))?;
             let dir = dir.display().to_string();
             ep::TensorRT::default()
                 .with_fp16(trt.fp16)
@@ -136,9 +161,14 @@ pub(crate) fn register(
                 .error_on_failure()
         }
         Provider::Cuda => ep::CUDA::default().build().error_on_failure(),
-        Provider::Cpu => ep::CPU::default().with_arena_allocator(true).build().error_on_failure(),
+        Provider::Cpu => ep::CPU::default()
+            .with_arena_allocator(true)
+            .build()
+            .error_on_failure(),
     };
-    builder.with_execution_providers([dispatch]).map_err(|e| e.to_string())
+    builder
+        .with_execution_providers([dispatch])
+        .map_err(|e| e.to_string())
 }
 
 /// Names of the providers the loaded ONNX Runtime library offers.
@@ -147,12 +177,19 @@ pub fn available_providers() -> Vec<String> {
     // valid until ReleaseAvailableProviders, which is called right after copying.
     unsafe {
         let api = ort::api();
-        let (mut list, mut n): (*mut *mut std::ffi::c_char, std::ffi::c_int) = (std::ptr::null_mut(), 0);
-        if ort::Error::result_from_status((api.GetAvailableProviders)(&mut list, &mut n)).is_err() || list.is_null() {
+        let (mut list, mut n): (*mut *mut std::ffi::c_char, std::ffi::c_int) =
+            (std::ptr::null_mut(), 0);
+        if ort::Error::result_from_status((api.GetAvailableProviders)(&mut list, &mut n)).is_err()
+            || list.is_null()
+        {
             return Vec::new();
         }
         let names = (0..n as usize)
-            .map(|i| std::ffi::CStr::from_ptr(*list.add(i)).to_string_lossy().into_owned())
+            .map(|i| {
+                std::ffi::CStr::from_ptr(*list.add(i))
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         let _ = ort::Error::result_from_status((api.ReleaseAvailableProviders)(list, n));
         names
@@ -166,11 +203,31 @@ mod cache_key_tests {
     #[test]
     fn engine_cache_key_changes_with_shapes_precision_and_model() {
         let (a, facts) = engine_cache_key("vision_encoder", "ab12", "x [1, 1, 256, 256]", true);
-        assert!(a.starts_with("vision_encoder-") && a.len() == "vision_encoder-".len() + 16, "{a}");
-        assert!(facts.contains("gpu: ") && facts.contains("tensorrt: ") && facts.contains("onnxruntime: "), "{facts}");
-        assert_ne!(a, engine_cache_key("vision_encoder", "ab12", "x [1, 1, 320, 320]", true).0);
-        assert_ne!(a, engine_cache_key("vision_encoder", "ab12", "x [1, 1, 256, 256]", false).0);
-        assert_ne!(a, engine_cache_key("vision_encoder", "cd34", "x [1, 1, 256, 256]", true).0);
-        assert_eq!(a, engine_cache_key("vision_encoder", "ab12", "x [1, 1, 256, 256]", true).0);
+        assert!(
+            a.starts_with("vision_encoder-") && a.len() == "vision_encoder-".len() + 16,
+            "{a}"
+        );
+        assert!(
+            facts.contains("gpu: ")
+                && facts.contains("tensorrt: ")
+                && facts.contains("onnxruntime: "),
+            "{facts}"
+        );
+        assert_ne!(
+            a,
+            engine_cache_key("vision_encoder", "ab12", "x [1, 1, 320, 320]", true).0
+        );
+        assert_ne!(
+            a,
+            engine_cache_key("vision_encoder", "ab12", "x [1, 1, 256, 256]", false).0
+        );
+        assert_ne!(
+            a,
+            engine_cache_key("vision_encoder", "cd34", "x [1, 1, 256, 256]", true).0
+        );
+        assert_eq!(
+            a,
+            engine_cache_key("vision_encoder", "ab12", "x [1, 1, 256, 256]", true).0
+        );
     }
 }

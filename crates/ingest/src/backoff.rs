@@ -13,7 +13,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
-        Self { initial, max, next: initial }
+        Self {
+            initial,
+            max,
+            next: initial,
+        }
     }
 
     /// The wait before the next restart; later calls wait longer.

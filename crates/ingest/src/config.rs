@@ -118,7 +118,12 @@ pub struct RestartConfig {
 
 impl Default for RestartConfig {
     fn default() -> Self {
-        Self { initial_backoff_ms: 100, max_backoff_ms: 5_000, stall_timeout_ms: 2_000, startup_timeout_ms: 10_000 }
+        Self {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 5_000,
+            stall_timeout_ms: 2_000,
+            startup_timeout_ms: 10_000,
+        }
     }
 }
 
@@ -147,7 +152,11 @@ impl SourceSpec {
     }
 
     pub fn startup_timeout(&self) -> Duration {
-        Duration::from_millis(self.restart.startup_timeout_ms.max(self.restart.stall_timeout_ms))
+        Duration::from_millis(
+            self.restart
+                .startup_timeout_ms
+                .max(self.restart.stall_timeout_ms),
+        )
     }
 }
 
@@ -190,20 +199,36 @@ impl SourceConfig {
             ConfigIssue::new(key("kind"), "is missing", "set kind = \"phantom\", \"test\", \"file\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
         })?;
         self.reject_foreign_keys(kind, prefix)?;
-        for (name, value) in [("width", self.width), ("height", self.height), ("fps", self.fps)] {
+        for (name, value) in [
+            ("width", self.width),
+            ("height", self.height),
+            ("fps", self.fps),
+        ] {
             if value == Some(0) {
-                return Err(ConfigIssue::new(key(name), "is 0", format!("give a positive {name} or remove the key")));
+                return Err(ConfigIssue::new(
+                    key(name),
+                    "is 0",
+                    format!("give a positive {name} or remove the key"),
+                ));
             }
         }
         if self.width.is_some() != self.height.is_some() {
             return Err(ConfigIssue::new(
-                key(if self.width.is_some() { "height" } else { "width" }),
+                key(if self.width.is_some() {
+                    "height"
+                } else {
+                    "width"
+                }),
                 "is missing while the other dimension is set",
                 "set both width and height, or neither",
             ));
         }
         let r = self.restart;
-        if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms || r.stall_timeout_ms == 0 || r.startup_timeout_ms == 0 {
+        if r.initial_backoff_ms == 0
+            || r.max_backoff_ms < r.initial_backoff_ms
+            || r.stall_timeout_ms == 0
+            || r.startup_timeout_ms == 0
+        {
             return Err(ConfigIssue::new(
                 key("restart"),
                 format!(
@@ -215,7 +240,11 @@ impl SourceConfig {
         }
         let required = |name: &str, v: Option<&str>, example: &str| {
             v.map(str::to_owned).ok_or_else(|| {
-                ConfigIssue::new(key(name), format!("is required for kind \"{}\"", kind.name()), format!("add {name} = {example}"))
+                ConfigIssue::new(
+                    key(name),
+                    format!("is required for kind \"{}\"", kind.name()),
+                    format!("add {name} = {example}"),
+                )
             })
         };
         let latency = self.latency_ms.unwrap_or(100);
@@ -248,36 +277,79 @@ impl SourceConfig {
             }
             SourceKind::Test => {
                 let pattern = self.pattern.as_deref().unwrap_or("ball");
-                if !pattern.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-                    return Err(ConfigIssue::new(key("pattern"), format!("\"{pattern}\" is not a pattern name"), "use a videotestsrc pattern such as \"ball\", \"smpte\" or \"snow\""));
+                if !pattern
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    return Err(ConfigIssue::new(
+                        key("pattern"),
+                        format!("\"{pattern}\" is not a pattern name"),
+                        "use a videotestsrc pattern such as \"ball\", \"smpte\" or \"snow\"",
+                    ));
                 }
                 let live = self.live.unwrap_or(true);
-                (format!("videotestsrc is-live={live} pattern={pattern}"), live, false)
+                (
+                    format!("videotestsrc is-live={live} pattern={pattern}"),
+                    live,
+                    false,
+                )
             }
             SourceKind::File => {
                 let path = self.path.as_ref().ok_or_else(|| {
-                    ConfigIssue::new(key("path"), "is required for kind \"file\"", "add path = \"videos/scan.mp4\"")
+                    ConfigIssue::new(
+                        key("path"),
+                        "is required for kind \"file\"",
+                        "add path = \"videos/scan.mp4\"",
+                    )
                 })?;
                 let location = launch_quoted(&key("path"), &path.to_string_lossy())?;
-                (format!("filesrc location={location} ! decodebin"), false, self.realtime.unwrap_or(false))
+                (
+                    format!("filesrc location={location} ! decodebin"),
+                    false,
+                    self.realtime.unwrap_or(false),
+                )
             }
             SourceKind::V4l2 => {
                 let device = self.device.as_deref().unwrap_or("/dev/video0");
-                (format!("v4l2src device={}", launch_quoted(&key("device"), device)?), true, false)
+                (
+                    format!("v4l2src device={}", launch_quoted(&key("device"), device)?),
+                    true,
+                    false,
+                )
             }
             SourceKind::Rtsp => {
-                let url = required("url", self.url.as_deref(), "\"rtsp://cart.local:8554/probe\"")?;
+                let url = required(
+                    "url",
+                    self.url.as_deref(),
+                    "\"rtsp://cart.local:8554/probe\"",
+                )?;
                 if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
-                    return Err(ConfigIssue::new(key("url"), format!("\"{url}\" is not an rtsp:// URL"), "give a URL starting with rtsp://"));
+                    return Err(ConfigIssue::new(
+                        key("url"),
+                        format!("\"{url}\" is not an rtsp:// URL"),
+                        "give a URL starting with rtsp://",
+                    ));
                 }
-                (format!("rtspsrc location={} latency={latency} ! decodebin", launch_quoted(&key("url"), &url)?), true, false)
+                (
+                    format!(
+                        "rtspsrc location={} latency={latency} ! decodebin",
+                        launch_quoted(&key("url"), &url)?
+                    ),
+                    true,
+                    false,
+                )
             }
             SourceKind::Udp => {
                 let port = self.port.ok_or_else(|| {
-                    ConfigIssue::new(key("port"), "is required for kind \"udp\"", "add port = 5004")
+                    ConfigIssue::new(
+                        key("port"),
+                        "is required for kind \"udp\"",
+                        "add port = 5004",
+                    )
                 })?;
                 let address = self.address.as_deref().unwrap_or("0.0.0.0");
-                let caps = "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96";
+                let caps =
+                    "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96";
                 (
                     format!(
                         "udpsrc address={} port={port} caps=\"{caps}\" ! rtpjitterbuffer latency={latency} ! rtph264depay ! h264parse ! decodebin",
@@ -288,13 +360,25 @@ impl SourceConfig {
                 )
             }
             SourceKind::Launch => {
-                let launch = required("launch", self.launch.as_deref(), "\"videotestsrc is-live=true\"")?;
+                let launch = required(
+                    "launch",
+                    self.launch.as_deref(),
+                    "\"videotestsrc is-live=true\"",
+                )?;
                 let head = launch.trim().trim_end_matches('!').trim().to_owned();
                 if head.is_empty() {
-                    return Err(ConfigIssue::new(key("launch"), "is empty", "give a GStreamer launch string such as \"videotestsrc is-live=true\""));
+                    return Err(ConfigIssue::new(
+                        key("launch"),
+                        "is empty",
+                        "give a GStreamer launch string such as \"videotestsrc is-live=true\"",
+                    ));
                 }
                 if head.contains("appsink") {
-                    return Err(ConfigIssue::new(key("launch"), "contains an appsink", "end the string before the sink; sonoflow adds its own appsink"));
+                    return Err(ConfigIssue::new(
+                        key("launch"),
+                        "contains an appsink",
+                        "end the string before the sink; sonoflow adds its own appsink",
+                    ));
                 }
                 (head, self.live.unwrap_or(true), false)
             }
@@ -323,7 +407,11 @@ impl SourceConfig {
             ("lesions", self.lesions.is_some(), &[Phantom]),
             ("lesion_kind", self.lesion_kind.is_some(), &[Phantom]),
             ("gain_db", self.gain_db.is_some(), &[Phantom]),
-            ("dynamic_range_db", self.dynamic_range_db.is_some(), &[Phantom]),
+            (
+                "dynamic_range_db",
+                self.dynamic_range_db.is_some(),
+                &[Phantom],
+            ),
             ("motion", self.motion.is_some(), &[Phantom]),
             ("pattern", self.pattern.is_some(), &[Test]),
             ("path", self.path.is_some(), &[File]),
@@ -350,7 +438,9 @@ mod tests {
 
     #[test]
     fn test_source_launch_string() {
-        let spec = parse("kind = \"test\"\nwidth = 640\nheight = 480\nfps = 60").validate("source").expect("valid");
+        let spec = parse("kind = \"test\"\nwidth = 640\nheight = 480\nfps = 60")
+            .validate("source")
+            .expect("valid");
         assert_eq!(
             spec.launch_string(),
             "videotestsrc is-live=true pattern=ball ! videoconvert ! videoscale ! \
@@ -361,52 +451,101 @@ mod tests {
 
     #[test]
     fn file_source_is_not_live_and_rate_converts() {
-        let spec = parse("kind = \"file\"\npath = \"a b.mp4\"\nfps = 30").validate("source").expect("valid");
+        let spec = parse("kind = \"file\"\npath = \"a b.mp4\"\nfps = 30")
+            .validate("source")
+            .expect("valid");
         assert!(!spec.live);
-        assert!(spec.launch_string().starts_with("filesrc location=\"a b.mp4\" ! decodebin ! videoconvert ! videoscale ! videorate ! "));
+        assert!(spec.launch_string().starts_with(
+            "filesrc location=\"a b.mp4\" ! decodebin ! videoconvert ! videoscale ! videorate ! "
+        ));
     }
 
     #[test]
     fn missing_kind_names_the_key() {
-        let err = SourceConfig::default().validate("source").expect_err("invalid");
+        let err = SourceConfig::default()
+            .validate("source")
+            .expect_err("invalid");
         assert_eq!(err.key, "source.kind");
     }
 
     #[test]
     fn key_of_another_kind_is_rejected() {
-        let err = parse("kind = \"test\"\npath = \"x.mp4\"").validate("source").expect_err("invalid");
+        let err = parse("kind = \"test\"\npath = \"x.mp4\"")
+            .validate("source")
+            .expect_err("invalid");
         assert_eq!(err.key, "source.path");
         assert!(err.problem.contains("only to file"), "{err}");
     }
 
     #[test]
     fn zero_size_and_half_size_are_rejected() {
-        assert_eq!(parse("kind = \"test\"\nwidth = 0\nheight = 4").validate("source").expect_err("0").key, "source.width");
-        assert_eq!(parse("kind = \"test\"\nwidth = 4").validate("source").expect_err("half").key, "source.height");
+        assert_eq!(
+            parse("kind = \"test\"\nwidth = 0\nheight = 4")
+                .validate("source")
+                .expect_err("0")
+                .key,
+            "source.width"
+        );
+        assert_eq!(
+            parse("kind = \"test\"\nwidth = 4")
+                .validate("source")
+                .expect_err("half")
+                .key,
+            "source.height"
+        );
     }
 
     #[test]
     fn launch_must_not_bring_its_own_appsink() {
-        let err = parse("kind = \"launch\"\nlaunch = \"videotestsrc ! appsink\"").validate("source").expect_err("invalid");
+        let err = parse("kind = \"launch\"\nlaunch = \"videotestsrc ! appsink\"")
+            .validate("source")
+            .expect_err("invalid");
         assert_eq!(err.key, "source.launch");
-        let ok = parse("kind = \"launch\"\nlaunch = \"videotestsrc ! \"").validate("source").expect("valid");
+        let ok = parse("kind = \"launch\"\nlaunch = \"videotestsrc ! \"")
+            .validate("source")
+            .expect("valid");
         assert_eq!(ok.head, "videotestsrc");
     }
 
     #[test]
     fn phantom_settings_are_validated_and_foreign_to_other_kinds() {
-        let spec = parse("kind = \"phantom\"\nprobe = \"convex\"\ndepth_cm = 8\nfps = 60").validate("source").expect("valid");
+        let spec = parse("kind = \"phantom\"\nprobe = \"convex\"\ndepth_cm = 8\nfps = 60")
+            .validate("source")
+            .expect("valid");
         assert!(spec.live && spec.head.starts_with("appsrc name=sonoflow_phantom"));
-        assert!(!spec.launch_string().contains("videorate"), "the phantom paces itself: no invented frames");
+        assert!(
+            !spec.launch_string().contains("videorate"),
+            "the phantom paces itself: no invented frames"
+        );
         assert_eq!(spec.phantom.expect("phantom config").depth_cm, 8);
-        assert_eq!(parse("kind = \"phantom\"\ndepth_cm = 7").validate("source").expect_err("7").key, "source.depth_cm");
-        assert_eq!(parse("kind = \"test\"\nseed = 3").validate("source").expect_err("foreign").key, "source.seed");
+        assert_eq!(
+            parse("kind = \"phantom\"\ndepth_cm = 7")
+                .validate("source")
+                .expect_err("7")
+                .key,
+            "source.depth_cm"
+        );
+        assert_eq!(
+            parse("kind = \"test\"\nseed = 3")
+                .validate("source")
+                .expect_err("foreign")
+                .key,
+            "source.seed"
+        );
     }
 
     #[test]
     fn udp_needs_a_port() {
-        assert_eq!(parse("kind = \"udp\"").validate("source").expect_err("no port").key, "source.port");
-        let spec = parse("kind = \"udp\"\nport = 5004").validate("source").expect("valid");
+        assert_eq!(
+            parse("kind = \"udp\"")
+                .validate("source")
+                .expect_err("no port")
+                .key,
+            "source.port"
+        );
+        let spec = parse("kind = \"udp\"\nport = 5004")
+            .validate("source")
+            .expect("valid");
         assert!(spec.head.contains("port=5004"));
     }
 }

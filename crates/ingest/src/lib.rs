@@ -22,12 +22,14 @@ mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gst_video::prelude::*;
 use gstreamer as gst;
 use gstreamer_video as gst_video;
-use gst_video::prelude::*;
 use sonoflow_core::alloc_count::FramePathGuard;
 use sonoflow_core::findings::{ImageRegion, PixelSpacing};
-use sonoflow_core::{Clock, Frame, FrameFormat, FrameId, FramePool, PixelFormat, Stage, StageStamps, Timestamp};
+use sonoflow_core::{
+    Clock, Frame, FrameFormat, FrameId, FramePool, PixelFormat, Stage, StageStamps, Timestamp,
+};
 use tracing::{info, info_span, warn};
 
 pub use backoff::Backoff;
@@ -110,7 +112,11 @@ impl Ingest {
     /// Builds the source pipeline once (without starting it), so a launch
     /// string with an unknown element or a bad property fails here, before
     /// any thread starts.
-    pub fn new(spec: SourceSpec, clock: Arc<dyn Clock>, pool: FramePool) -> Result<Self, IngestError> {
+    pub fn new(
+        spec: SourceSpec,
+        clock: Arc<dyn Clock>,
+        pool: FramePool,
+    ) -> Result<Self, IngestError> {
         init_gstreamer()?;
         RunningSource::build(&spec)?;
         Ok(Self {
@@ -156,7 +162,11 @@ impl Ingest {
             };
             let reason = match outcome {
                 Ok(end) => {
-                    let state = if end == IngestEnd::EndOfStream { SourceState::Ended } else { SourceState::Stopped };
+                    let state = if end == IngestEnd::EndOfStream {
+                        SourceState::Ended
+                    } else {
+                        SourceState::Stopped
+                    };
                     self.status.set_state(state);
                     return Ok(end);
                 }
@@ -170,7 +180,10 @@ impl Ingest {
             let delay = backoff.next_delay();
             self.status.note_restart(reason.to_string());
             self.status.set_state(SourceState::Restarting);
-            warn!(restarts = self.status.restarts(), "live source lost ({reason}); restarting in {delay:?}");
+            warn!(
+                restarts = self.status.restarts(),
+                "live source lost ({reason}); restarting in {delay:?}"
+            );
             if sleep_unless_stopped(delay, should_stop) {
                 self.status.set_state(SourceState::Stopped);
                 return Ok(IngestEnd::Stopped);
@@ -219,9 +232,16 @@ impl Ingest {
                 }
                 Pulled::Idle => {
                     let quiet = self.clock.now().saturating_since(last_frame_at);
-                    let limit = if seen_frame { self.spec.stall_timeout() } else { self.spec.startup_timeout() };
+                    let limit = if seen_frame {
+                        self.spec.stall_timeout()
+                    } else {
+                        self.spec.startup_timeout()
+                    };
                     if self.spec.live && quiet >= limit {
-                        return Err(IngestError::Source(format!("no frame for {} ms", quiet.as_millis())));
+                        return Err(IngestError::Source(format!(
+                            "no frame for {} ms",
+                            quiet.as_millis()
+                        )));
                     }
                 }
                 Pulled::EndOfStream if self.spec.live => {
@@ -234,19 +254,32 @@ impl Ingest {
     }
 
     /// Copies one sample into a pooled, tightly packed frame.
-    fn frame_from_sample(&mut self, sample: &gst::Sample, captured: Timestamp) -> Result<Frame, IngestError> {
-        let caps = sample.caps().ok_or_else(|| IngestError::Frame("sample without caps".into()))?;
+    fn frame_from_sample(
+        &mut self,
+        sample: &gst::Sample,
+        captured: Timestamp,
+    ) -> Result<Frame, IngestError> {
+        let caps = sample
+            .caps()
+            .ok_or_else(|| IngestError::Frame("sample without caps".into()))?;
         self.follow_caps(caps)?;
-        let buffer = sample.buffer().ok_or_else(|| IngestError::Frame("sample without buffer".into()))?;
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| IngestError::Frame("sample without buffer".into()))?;
         self.count_lost(buffer.offset());
-        let negotiated = self.negotiated.as_ref().ok_or_else(|| IngestError::Frame("no negotiated format".into()))?;
+        let negotiated = self
+            .negotiated
+            .as_ref()
+            .ok_or_else(|| IngestError::Frame("no negotiated format".into()))?;
 
         let format = negotiated.format;
         let video = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &negotiated.info)
             .map_err(|e| IngestError::Frame(format!("cannot map buffer: {e}")))?;
         let src_stride = usize::try_from(video.plane_stride()[0])
             .map_err(|_| IngestError::Frame("negative stride".into()))?;
-        let src = video.plane_data(0).map_err(|e| IngestError::Frame(format!("no plane 0: {e}")))?;
+        let src = video
+            .plane_data(0)
+            .map_err(|e| IngestError::Frame(format!("no plane 0: {e}")))?;
         let row = format.stride();
         let needed = src_stride * (format.height as usize - 1) + row;
         if src_stride < row || src.len() < needed {
@@ -294,7 +327,11 @@ impl Ingest {
         let pixel = match info.format() {
             gst_video::VideoFormat::Gray8 => PixelFormat::Gray8,
             gst_video::VideoFormat::Rgba => PixelFormat::Rgba,
-            other => return Err(IngestError::Frame(format!("unexpected pixel format {other:?}"))),
+            other => {
+                return Err(IngestError::Frame(format!(
+                    "unexpected pixel format {other:?}"
+                )))
+            }
         };
         let format = FrameFormat::new(pixel, info.width(), info.height())
             .map_err(|e| IngestError::Frame(e.to_string()))?;
@@ -303,21 +340,38 @@ impl Ingest {
                 self.status.note_caps_change();
                 info!(
                     "caps changed: {}x{} {} -> {}x{} {}",
-                    old.format.width, old.format.height, old.format.pixel.gst_name(),
-                    format.width, format.height, format.pixel.gst_name()
+                    old.format.width,
+                    old.format.height,
+                    old.format.pixel.gst_name(),
+                    format.width,
+                    format.height,
+                    format.pixel.gst_name()
                 );
             }
-            None => info!("negotiated {}x{} {}", format.width, format.height, format.pixel.gst_name()),
+            None => info!(
+                "negotiated {}x{} {}",
+                format.width,
+                format.height,
+                format.pixel.gst_name()
+            ),
         }
         self.status.set_format(format);
         self.pool.prefill(format.len());
-        self.negotiated = Some(Negotiated { caps: caps.to_owned(), info, format });
+        self.negotiated = Some(Negotiated {
+            caps: caps.to_owned(),
+            info,
+            format,
+        });
         Ok(())
     }
 
     /// Raw sources number their buffers; a gap means frames lost before us.
     fn count_lost(&mut self, offset: u64) {
-        if !matches!(self.spec.kind, SourceKind::Test | SourceKind::V4l2 | SourceKind::Phantom) || offset == gst::ffi::GST_BUFFER_OFFSET_NONE {
+        if !matches!(
+            self.spec.kind,
+            SourceKind::Test | SourceKind::V4l2 | SourceKind::Phantom
+        ) || offset == gst::ffi::GST_BUFFER_OFFSET_NONE
+        {
             return;
         }
         if let Some(last) = self.last_offset {

@@ -117,7 +117,9 @@ fn feed(config: PhantomConfig, appsrc: &gst_app::AppSrc, truths: &TruthQueue, st
             buf.set_pts(gst::ClockTime::from_nseconds(index * 1_000_000_000 / fps));
             buf.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / fps));
             buf.set_offset(index);
-            let Ok(mut map) = buf.map_writable() else { break };
+            let Ok(mut map) = buf.map_writable() else {
+                break;
+            };
             phantom.render(index, &mut map)
         };
         truths.push(index, Arc::new(truth));

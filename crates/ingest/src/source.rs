@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
-use gst::prelude::*;
 
 use std::sync::Arc;
 
@@ -34,23 +34,37 @@ impl RunningSource {
     /// Builds the pipeline in the NULL state.
     pub(crate) fn build(spec: &SourceSpec) -> Result<Self, IngestError> {
         let launch = spec.launch_string();
-        let element = gst::parse::launch(&launch)
-            .map_err(|e| IngestError::Launch { launch: launch.clone(), message: e.to_string() })?;
+        let element = gst::parse::launch(&launch).map_err(|e| IngestError::Launch {
+            launch: launch.clone(),
+            message: e.to_string(),
+        })?;
         let pipeline = element
             .downcast::<gst::Pipeline>()
-            .map_err(|_| IngestError::Launch { launch: launch.clone(), message: "did not build a pipeline".into() })?;
+            .map_err(|_| IngestError::Launch {
+                launch: launch.clone(),
+                message: "did not build a pipeline".into(),
+            })?;
         let appsink = pipeline
             .by_name(APPSINK_NAME)
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| IngestError::Launch { launch: launch.clone(), message: format!("no appsink named {APPSINK_NAME}") })?;
+            .ok_or_else(|| IngestError::Launch {
+                launch: launch.clone(),
+                message: format!("no appsink named {APPSINK_NAME}"),
+            })?;
         // Live: hold one frame and let GStreamer drop older ones so our copy
         // is always of the newest; offline: hold two and push back upstream.
         appsink.set_max_buffers(if spec.live { 1 } else { 2 });
         appsink.set_drop(spec.live);
-        let bus = pipeline
-            .bus()
-            .ok_or_else(|| IngestError::Launch { launch: launch.clone(), message: "pipeline has no bus".into() })?;
-        Ok(Self { feed: None, pipeline, appsink, bus })
+        let bus = pipeline.bus().ok_or_else(|| IngestError::Launch {
+            launch: launch.clone(),
+            message: "pipeline has no bus".into(),
+        })?;
+        Ok(Self {
+            feed: None,
+            pipeline,
+            appsink,
+            bus,
+        })
     }
 
     /// Builds the pipeline and sets it playing; a phantom source starts its
@@ -59,7 +73,9 @@ impl RunningSource {
         let mut source = Self::build(spec)?;
         if source.pipeline.set_state(gst::State::Playing).is_err() {
             let launch = spec.launch_string();
-            let cause = source.take_error().unwrap_or_else(|| "state change to PLAYING failed".into());
+            let cause = source
+                .take_error()
+                .unwrap_or_else(|| "state change to PLAYING failed".into());
             return Err(IngestError::Start { launch, cause });
         }
         if let Some(config) = &spec.phantom {
@@ -71,7 +87,11 @@ impl RunningSource {
                     launch: spec.launch_string(),
                     message: format!("no appsrc named {PHANTOM_APPSRC}"),
                 })?;
-            source.feed = Some(PhantomFeed::start(config.clone(), appsrc, Arc::clone(truths)));
+            source.feed = Some(PhantomFeed::start(
+                config.clone(),
+                appsrc,
+                Arc::clone(truths),
+            ));
         }
         Ok(source)
     }
@@ -86,7 +106,10 @@ impl RunningSource {
 
     /// Waits up to `timeout` for the next sample, reporting errors and EOS first.
     pub(crate) fn next(&self, timeout: Duration) -> Pulled {
-        if let Some(msg) = self.bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
+        if let Some(msg) = self
+            .bus
+            .pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos])
+        {
             match msg.view() {
                 gst::MessageView::Error(err) => return Pulled::Error(describe_error(&msg, err)),
                 gst::MessageView::Eos(_) => return Pulled::EndOfStream,
@@ -94,7 +117,10 @@ impl RunningSource {
             }
         }
         let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        match self.appsink.try_pull_sample(gst::ClockTime::from_nseconds(nanos)) {
+        match self
+            .appsink
+            .try_pull_sample(gst::ClockTime::from_nseconds(nanos))
+        {
             Some(sample) => Pulled::Sample(sample),
             None if self.appsink.is_eos() => Pulled::EndOfStream,
             None => Pulled::Idle,
@@ -103,7 +129,10 @@ impl RunningSource {
 }
 
 fn describe_error(msg: &gst::Message, err: &gst::message::Error) -> String {
-    let from = msg.src().map(|s| s.path_string().to_string()).unwrap_or_else(|| "pipeline".into());
+    let from = msg
+        .src()
+        .map(|s| s.path_string().to_string())
+        .unwrap_or_else(|| "pipeline".into());
     match err.debug() {
         Some(debug) => format!("{} (from {from}: {debug})", err.error()),
         None => format!("{} (from {from})", err.error()),

@@ -81,7 +81,10 @@ impl SourceStatus {
 
     pub fn state(&self) -> SourceState {
         let v = self.state.load(Ordering::Relaxed);
-        SourceState::ALL.into_iter().find(|s| *s as u8 == v).unwrap_or(SourceState::Failed)
+        SourceState::ALL
+            .into_iter()
+            .find(|s| *s as u8 == v)
+            .unwrap_or(SourceState::Failed)
     }
 
     pub fn restarts(&self) -> u64 {

@@ -25,16 +25,39 @@ pub enum ModelError {
     Read { path: String, cause: String },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
-    #[error("{path}: manifest format {found} is not supported; this build reads format {expected}")]
-    Format { path: String, expected: u32, found: u32 },
+    #[error(
+        "{path}: manifest format {found} is not supported; this build reads format {expected}"
+    )]
+    Format {
+        path: String,
+        expected: u32,
+        found: u32,
+    },
     #[error("{path}: key `{key}`: {problem}")]
-    Invalid { path: String, key: String, problem: String },
+    Invalid {
+        path: String,
+        key: String,
+        problem: String,
+    },
     #[error("{file}: sha256 {found} does not match the manifest's {expected}. Fix: re-export the file or update its sha256 in the manifest")]
-    Hash { file: String, expected: String, found: String },
+    Hash {
+        file: String,
+        expected: String,
+        found: String,
+    },
     #[error("{file}: tensor `{tensor}`: expected {expected}, found {found}")]
-    Tensor { file: String, tensor: String, expected: String, found: String },
+    Tensor {
+        file: String,
+        tensor: String,
+        expected: String,
+        found: String,
+    },
     #[error("{path}: task token `{token}` in `{key}` is not declared in [[tasks]]. Fix: declare it with what it drives, or remove it")]
-    UnknownTaskToken { path: String, key: String, token: String },
+    UnknownTaskToken {
+        path: String,
+        key: String,
+        token: String,
+    },
 }
 
 /// A model directory whose manifest has been read and checked.
@@ -58,7 +81,11 @@ pub fn sha256_hex(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 impl ModelDir {
@@ -70,22 +97,40 @@ impl ModelDir {
     pub fn open(root: &Path) -> Result<Self, ModelError> {
         let path = Self::manifest_path(root);
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::Read { path: shown.clone(), cause: e.to_string() })?;
-        let manifest: Manifest =
-            toml::from_str(&text).map_err(|e| ModelError::Parse { path: shown.clone(), message: e.to_string().trim_end().to_owned() })?;
-        let checker = Checker { root, manifest_path: shown, manifest: &manifest };
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::Read {
+            path: shown.clone(),
+            cause: e.to_string(),
+        })?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Parse {
+            path: shown.clone(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let checker = Checker {
+            root,
+            manifest_path: shown,
+            manifest: &manifest,
+        };
         let default_kernels = checker.check()?;
-        Ok(Self { root: root.to_owned(), manifest, default_kernels })
+        Ok(Self {
+            root: root.to_owned(),
+            manifest,
+            default_kernels,
+        })
     }
 
     /// Path of a graph's ONNX file.
     pub fn graph_path(&self, role: &str) -> Option<PathBuf> {
-        self.manifest.graphs.get(role).map(|g| self.root.join(&g.file))
+        self.manifest
+            .graphs
+            .get(role)
+            .map(|g| self.root.join(&g.file))
     }
 
     /// Size in bytes of a graph's ONNX file.
     pub fn graph_bytes(&self, role: &str) -> Option<u64> {
-        self.graph_path(role).and_then(|p| std::fs::metadata(p).ok()).map(|m| m.len())
+        self.graph_path(role)
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
     }
 }
 
@@ -97,22 +142,36 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn invalid(&self, key: impl Into<String>, problem: impl Into<String>) -> ModelError {
-        ModelError::Invalid { path: self.manifest_path.clone(), key: key.into(), problem: problem.into() }
+        ModelError::Invalid {
+            path: self.manifest_path.clone(),
+            key: key.into(),
+            problem: problem.into(),
+        }
     }
 
     fn check(&self) -> Result<Vec<f32>, ModelError> {
         let m = self.manifest;
         if m.format != MANIFEST_FORMAT {
-            return Err(ModelError::Format { path: self.manifest_path.clone(), expected: MANIFEST_FORMAT, found: m.format });
+            return Err(ModelError::Format {
+                path: self.manifest_path.clone(),
+                expected: MANIFEST_FORMAT,
+                found: m.format,
+            });
         }
         for role in m.graphs.keys() {
             if !GRAPH_ROLES.contains(&role.as_str()) {
-                return Err(self.invalid(format!("graphs.{role}"), format!("is not a graph role; use one of {GRAPH_ROLES:?}")));
+                return Err(self.invalid(
+                    format!("graphs.{role}"),
+                    format!("is not a graph role; use one of {GRAPH_ROLES:?}"),
+                ));
             }
         }
         for role in [VISION_ENCODER, MASK_DECODER] {
             if !m.graphs.contains_key(role) {
-                return Err(self.invalid(format!("graphs.{role}"), "is missing; every model needs a vision encoder and a mask decoder"));
+                return Err(self.invalid(
+                    format!("graphs.{role}"),
+                    "is missing; every model needs a vision encoder and a mask decoder",
+                ));
             }
         }
         for (role, graph) in &m.graphs {
@@ -133,9 +192,16 @@ impl Checker<'_> {
         if !path.is_file() {
             return Err(self.invalid(key, format!("names {shown}, which does not exist")));
         }
-        let found = sha256_hex(&path).map_err(|e| ModelError::Read { path: shown.clone(), cause: e.to_string() })?;
+        let found = sha256_hex(&path).map_err(|e| ModelError::Read {
+            path: shown.clone(),
+            cause: e.to_string(),
+        })?;
         if !found.eq_ignore_ascii_case(sha256) {
-            return Err(ModelError::Hash { file: shown, expected: sha256.to_owned(), found });
+            return Err(ModelError::Hash {
+                file: shown,
+                expected: sha256.to_owned(),
+                found,
+            });
         }
         Ok(())
     }
@@ -151,27 +217,52 @@ impl Checker<'_> {
     fn check_preprocess(&self) -> Result<(), ModelError> {
         let p = &self.manifest.preprocess;
         if p.layout != "nchw" {
-            return Err(self.invalid("preprocess.layout", format!("\"{}\" is not supported; use \"nchw\"", p.layout)));
+            return Err(self.invalid(
+                "preprocess.layout",
+                format!("\"{}\" is not supported; use \"nchw\"", p.layout),
+            ));
         }
         if !(p.channels == 1 || p.channels == 3) {
-            return Err(self.invalid("preprocess.channels", format!("is {}; use 1 (gray) or 3 (RGB)", p.channels)));
+            return Err(self.invalid(
+                "preprocess.channels",
+                format!("is {}; use 1 (gray) or 3 (RGB)", p.channels),
+            ));
         }
-        if p.mean.len() != p.channels as usize || p.std.len() != p.channels as usize || p.std.iter().any(|s| *s <= 0.0) {
-            return Err(self.invalid("preprocess.mean", format!("mean and std need {} values each, std > 0", p.channels)));
+        if p.mean.len() != p.channels as usize
+            || p.std.len() != p.channels as usize
+            || p.std.iter().any(|s| *s <= 0.0)
+        {
+            return Err(self.invalid(
+                "preprocess.mean",
+                format!("mean and std need {} values each, std > 0", p.channels),
+            ));
         }
         let encoder = self.graph(VISION_ENCODER);
         let input = encoder.input(&p.input).ok_or_else(|| ModelError::Tensor {
             file: self.graph_file(VISION_ENCODER),
             tensor: p.input.clone(),
             expected: "an input named by preprocess.input".into(),
-            found: format!("inputs {:?}", encoder.inputs.iter().map(|t| &t.name).collect::<Vec<_>>()),
+            found: format!(
+                "inputs {:?}",
+                encoder.inputs.iter().map(|t| &t.name).collect::<Vec<_>>()
+            ),
         })?;
-        let expected = [Dim::Fixed(i64::from(p.channels)), Dim::Fixed(i64::from(p.height)), Dim::Fixed(i64::from(p.width))];
-        if input.shape.len() != 4 || input.shape[1..] != expected || !matches!(input.dtype, DType::Float32 | DType::Float16) {
+        let expected = [
+            Dim::Fixed(i64::from(p.channels)),
+            Dim::Fixed(i64::from(p.height)),
+            Dim::Fixed(i64::from(p.width)),
+        ];
+        if input.shape.len() != 4
+            || input.shape[1..] != expected
+            || !matches!(input.dtype, DType::Float32 | DType::Float16)
+        {
             return Err(ModelError::Tensor {
                 file: self.graph_file(VISION_ENCODER),
                 tensor: p.input.clone(),
-                expected: format!("float [batch, {}, {}, {}] (from [preprocess])", p.channels, p.height, p.width),
+                expected: format!(
+                    "float [batch, {}, {}, {}] (from [preprocess])",
+                    p.channels, p.height, p.width
+                ),
                 found: format!("{} {}", input.dtype.name(), shape_text(&input.shape)),
             });
         }
@@ -187,17 +278,31 @@ impl Checker<'_> {
             expected: what.to_owned(),
             found: "no such tensor in the manifest".into(),
         };
-        let produced = encoder.output(&io.features).ok_or_else(|| missing(VISION_ENCODER, &io.features, "an output (decoder_io.features)"))?;
-        let consumed = decoder.input(&io.features).ok_or_else(|| missing(MASK_DECODER, &io.features, "an input (decoder_io.features)"))?;
+        let produced = encoder.output(&io.features).ok_or_else(|| {
+            missing(
+                VISION_ENCODER,
+                &io.features,
+                "an output (decoder_io.features)",
+            )
+        })?;
+        let consumed = decoder
+            .input(&io.features)
+            .ok_or_else(|| missing(MASK_DECODER, &io.features, "an input (decoder_io.features)"))?;
         if produced.dtype != consumed.dtype || produced.shape != consumed.shape {
             return Err(ModelError::Tensor {
                 file: self.graph_file(MASK_DECODER),
                 tensor: io.features.clone(),
-                expected: format!("{} {} (the encoder's output)", produced.dtype.name(), shape_text(&produced.shape)),
+                expected: format!(
+                    "{} {} (the encoder's output)",
+                    produced.dtype.name(),
+                    shape_text(&produced.shape)
+                ),
                 found: format!("{} {}", consumed.dtype.name(), shape_text(&consumed.shape)),
             });
         }
-        let kernels = decoder.input(&io.kernels).ok_or_else(|| missing(MASK_DECODER, &io.kernels, "an input (decoder_io.kernels)"))?;
+        let kernels = decoder
+            .input(&io.kernels)
+            .ok_or_else(|| missing(MASK_DECODER, &io.kernels, "an input (decoder_io.kernels)"))?;
         let size = self.manifest.default_kernels.size as i64;
         if kernels.shape.len() != 3 || kernels.shape[2] != Dim::Fixed(size) {
             return Err(ModelError::Tensor {
@@ -207,12 +312,26 @@ impl Checker<'_> {
                 found: shape_text(&kernels.shape),
             });
         }
-        decoder.output(&io.mask_logits).ok_or_else(|| missing(MASK_DECODER, &io.mask_logits, "an output (decoder_io.mask_logits)"))?;
+        decoder.output(&io.mask_logits).ok_or_else(|| {
+            missing(
+                MASK_DECODER,
+                &io.mask_logits,
+                "an output (decoder_io.mask_logits)",
+            )
+        })?;
         if let Some(scores) = &io.scores {
-            decoder.output(scores).ok_or_else(|| missing(MASK_DECODER, scores, "an output (decoder_io.scores)"))?;
+            decoder
+                .output(scores)
+                .ok_or_else(|| missing(MASK_DECODER, scores, "an output (decoder_io.scores)"))?;
         }
         if let Some(projector) = self.manifest.graphs.get(KERNEL_PROJECTOR) {
-            let out = projector.output(&io.kernels).ok_or_else(|| missing(KERNEL_PROJECTOR, &io.kernels, "an output named like decoder_io.kernels"))?;
+            let out = projector.output(&io.kernels).ok_or_else(|| {
+                missing(
+                    KERNEL_PROJECTOR,
+                    &io.kernels,
+                    "an output named like decoder_io.kernels",
+                )
+            })?;
             if out.shape.last() != Some(&Dim::Fixed(size)) {
                 return Err(ModelError::Tensor {
                     file: self.graph_file(KERNEL_PROJECTOR),
@@ -229,7 +348,10 @@ impl Checker<'_> {
         let tasks = &self.manifest.tasks;
         for (i, t) in tasks.iter().enumerate() {
             if tasks[..i].iter().any(|o| o.token == t.token) {
-                return Err(self.invalid(format!("tasks[{i}].token"), format!("{} is declared twice", t.token)));
+                return Err(self.invalid(
+                    format!("tasks[{i}].token"),
+                    format!("{} is declared twice", t.token),
+                ));
             }
         }
         for (i, token) in self.manifest.default_kernels.tokens.iter().enumerate() {
@@ -248,7 +370,10 @@ impl Checker<'_> {
         let k = &self.manifest.default_kernels;
         self.check_file("default_kernels.file", &k.file, &k.sha256)?;
         let path = self.root.join(&k.file);
-        let bytes = std::fs::read(&path).map_err(|e| ModelError::Read { path: path.display().to_string(), cause: e.to_string() })?;
+        let bytes = std::fs::read(&path).map_err(|e| ModelError::Read {
+            path: path.display().to_string(),
+            cause: e.to_string(),
+        })?;
         let expected = k.tokens.len() * k.size * 4;
         if bytes.len() != expected || k.tokens.is_empty() {
             return Err(ModelError::Tensor {
@@ -258,7 +383,10 @@ impl Checker<'_> {
                 found: format!("{} bytes", bytes.len()),
             });
         }
-        Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 }
 
@@ -271,7 +399,9 @@ mod tests {
     }
 
     /// A copy of the tiny model with its manifest edited by `edit`.
-    fn broken(edit: impl Fn(String) -> String) -> (tempfile::TempDir, Result<ModelDir, ModelError>) {
+    fn broken(
+        edit: impl Fn(String) -> String,
+    ) -> (tempfile::TempDir, Result<ModelDir, ModelError>) {
         let dir = tempfile::tempdir().expect("tempdir");
         for entry in std::fs::read_dir(fixture()).expect("fixture") {
             let path = entry.expect("entry").path();
@@ -290,7 +420,10 @@ mod tests {
     fn the_tiny_model_is_valid() {
         let model = ModelDir::open(&fixture()).expect("valid model");
         assert_eq!(model.manifest.tasks.len(), 2);
-        assert_eq!(model.default_kernels.len(), 2 * model.manifest.default_kernels.size);
+        assert_eq!(
+            model.default_kernels.len(),
+            2 * model.manifest.default_kernels.size
+        );
         assert!(model.graph_bytes(VISION_ENCODER).expect("size") > 0);
     }
 
@@ -298,14 +431,25 @@ mod tests {
     fn wrong_hash_names_the_file_and_both_hashes() {
         let (_d, r) = broken(|t| t.replacen("sha256 = \"", "sha256 = \"00", 1));
         let err = r.expect_err("wrong hash").to_string();
-        assert!(err.contains("vision_encoder.onnx") && err.contains("does not match the manifest's 00"), "{err}");
+        assert!(
+            err.contains("vision_encoder.onnx") && err.contains("does not match the manifest's 00"),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_tensor_is_named() {
-        let (_d, r) = broken(|t| t.replace("features = \"image_features\"", "features = \"dense_features\""));
+        let (_d, r) = broken(|t| {
+            t.replace(
+                "features = \"image_features\"",
+                "features = \"dense_features\"",
+            )
+        });
         let err = r.expect_err("missing tensor").to_string();
-        assert!(err.contains("vision_encoder.onnx: tensor `dense_features`"), "{err}");
+        assert!(
+            err.contains("vision_encoder.onnx: tensor `dense_features`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -313,7 +457,10 @@ mod tests {
         let (_d, r) = broken(|t| {
             let at = t.find("[graphs.mask_decoder]").expect("decoder section");
             let (head, tail) = t.split_at(at);
-            format!("{head}{}", tail.replacen("\"batch\", 8, 16, 16", "\"batch\", 8, 32, 32", 1))
+            format!(
+                "{head}{}",
+                tail.replacen("\"batch\", 8, 16, 16", "\"batch\", 8, 32, 32", 1)
+            )
         });
         let err = r.expect_err("mismatch").to_string();
         assert!(
@@ -324,24 +471,43 @@ mod tests {
 
     #[test]
     fn unknown_task_token_is_refused() {
-        let (_d, r) = broken(|t| t.replace("tokens = [\"[SEG]\", \"[DET]\"]", "tokens = [\"[SEG]\", \"[KPT]\"]"));
+        let (_d, r) = broken(|t| {
+            t.replace(
+                "tokens = [\"[SEG]\", \"[DET]\"]",
+                "tokens = [\"[SEG]\", \"[KPT]\"]",
+            )
+        });
         let err = r.expect_err("unknown token").to_string();
-        assert!(err.contains("task token `[KPT]` in `default_kernels.tokens[1]` is not declared in [[tasks]]"), "{err}");
+        assert!(
+            err.contains(
+                "task token `[KPT]` in `default_kernels.tokens[1]` is not declared in [[tasks]]"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn kernel_size_disagreeing_with_the_decoder_is_refused() {
         let (_d, r) = broken(|t| t.replace("size = 41", "size = 40"));
         let err = r.expect_err("size").to_string();
-        assert!(err.contains("tensor `kernels`: expected [batch, tasks, 40]"), "{err}");
+        assert!(
+            err.contains("tensor `kernels`: expected [batch, tasks, 40]"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unsupported_format_and_unknown_keys_are_refused() {
         let (_d, r) = broken(|t| t.replace("format = 1", "format = 2"));
-        assert!(r.expect_err("format").to_string().contains("format 2 is not supported"));
+        assert!(r
+            .expect_err("format")
+            .to_string()
+            .contains("format 2 is not supported"));
         let (_d, r) = broken(|t| t.replace("labels = [", "lables = ["));
-        assert!(r.expect_err("key").to_string().contains("unknown field `lables`"));
+        assert!(r
+            .expect_err("key")
+            .to_string()
+            .contains("unknown field `lables`"));
     }
 }
 
@@ -352,7 +518,8 @@ mod onnx_file_tests {
 
     #[test]
     fn counts_the_tiny_encoder_parameters() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny-model/vision_encoder.onnx");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/tiny-model/vision_encoder.onnx");
         let s = summarize(&path).expect("onnx");
         // conv 8x1x4x4 + 8, token projection 8x16, reshape shape 3.
         assert_eq!(s.parameters, 128 + 8 + 128 + 3);

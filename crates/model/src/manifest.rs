@@ -19,7 +19,13 @@ pub const MASK_DECODER: &str = "mask_decoder";
 pub const EMBED_TOKENS: &str = "embed_tokens";
 pub const DECODER: &str = "decoder";
 pub const KERNEL_PROJECTOR: &str = "kernel_projector";
-pub const GRAPH_ROLES: [&str; 5] = [VISION_ENCODER, MASK_DECODER, EMBED_TOKENS, DECODER, KERNEL_PROJECTOR];
+pub const GRAPH_ROLES: [&str; 5] = [
+    VISION_ENCODER,
+    MASK_DECODER,
+    EMBED_TOKENS,
+    DECODER,
+    KERNEL_PROJECTOR,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -232,6 +238,10 @@ impl Manifest {
     /// The vision encoder's output that is not the decoder's features: the
     /// language model's image tokens (None when the encoder writes none).
     pub fn image_tokens(&self) -> Option<&TensorSpec> {
-        self.graphs.get(VISION_ENCODER)?.outputs.iter().find(|t| t.name != self.decoder_io.features)
+        self.graphs
+            .get(VISION_ENCODER)?
+            .outputs
+            .iter()
+            .find(|t| t.name != self.decoder_io.features)
     }
 }

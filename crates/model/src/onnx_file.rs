@@ -58,7 +58,8 @@ pub struct OnnxSummary {
 /// Reads `path`'s header facts.
 pub fn summarize(path: &Path) -> Result<OnnxSummary, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let model = ModelProto::decode(bytes.as_slice()).map_err(|e| format!("{}: not an ONNX model: {e}", path.display()))?;
+    let model = ModelProto::decode(bytes.as_slice())
+        .map_err(|e| format!("{}: not an ONNX model: {e}", path.display()))?;
     let graph = model.graph.unwrap_or_default();
     let parameters = graph
         .initializer
@@ -70,7 +71,16 @@ pub fn summarize(path: &Path) -> Result<OnnxSummary, String> {
         opsets: model
             .opset_import
             .into_iter()
-            .map(|o| (if o.domain.is_empty() { "ai.onnx".to_owned() } else { o.domain }, o.version))
+            .map(|o| {
+                (
+                    if o.domain.is_empty() {
+                        "ai.onnx".to_owned()
+                    } else {
+                        o.domain
+                    },
+                    o.version,
+                )
+            })
             .collect(),
         nodes: graph.node.len(),
         parameters,

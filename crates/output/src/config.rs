@@ -62,18 +62,30 @@ impl SinkConfig {
     pub fn validate(&self, prefix: &str) -> Result<SinkSpec, ConfigIssue> {
         let key = |k: &str| format!("{prefix}.{k}");
         let kind = self.kind.ok_or_else(|| {
-            ConfigIssue::new(key("kind"), "is missing", "set kind = \"mp4\", \"mkv\", \"display\", \"rtp\" or \"fake\"")
+            ConfigIssue::new(
+                key("kind"),
+                "is missing",
+                "set kind = \"mp4\", \"mkv\", \"display\", \"rtp\" or \"fake\"",
+            )
         })?;
         let applies: [(&str, bool, &[SinkKind]); 4] = [
             ("path", self.path.is_some(), &[SinkKind::Mp4, SinkKind::Mkv]),
             ("host", self.host.is_some(), &[SinkKind::Rtp]),
             ("port", self.port.is_some(), &[SinkKind::Rtp]),
-            ("bitrate_kbps", self.bitrate_kbps.is_some(), &[SinkKind::Mp4, SinkKind::Mkv, SinkKind::Rtp]),
+            (
+                "bitrate_kbps",
+                self.bitrate_kbps.is_some(),
+                &[SinkKind::Mp4, SinkKind::Mkv, SinkKind::Rtp],
+            ),
         ];
         reject_foreign_keys(prefix, kind, SinkKind::name, &applies)?;
         let bitrate = self.bitrate_kbps.unwrap_or(4000);
         if bitrate == 0 {
-            return Err(ConfigIssue::new(key("bitrate_kbps"), "is 0", "use a positive bit rate such as 4000"));
+            return Err(ConfigIssue::new(
+                key("bitrate_kbps"),
+                "is 0",
+                "use a positive bit rate such as 4000",
+            ));
         }
         let h264 = format!(
             "videoconvert ! video/x-raw,format=I420 ! x264enc speed-preset=ultrafast tune=zerolatency bitrate={bitrate} key-int-max=60"
@@ -98,7 +110,11 @@ impl SinkConfig {
             }
             SinkKind::Fake => "queue leaky=downstream max-size-buffers=4 ! fakesink sync=false async=false".into(),
         };
-        Ok(SinkSpec { kind, path: self.path.clone(), branch })
+        Ok(SinkSpec {
+            kind,
+            path: self.path.clone(),
+            branch,
+        })
     }
 }
 
@@ -112,21 +128,33 @@ mod tests {
 
     #[test]
     fn mp4_needs_a_path() {
-        let err = sink("kind = \"mp4\"").validate("sinks[0]").expect_err("no path");
+        let err = sink("kind = \"mp4\"")
+            .validate("sinks[0]")
+            .expect_err("no path");
         assert_eq!(err.key, "sinks[0].path");
-        let ok = sink("kind = \"mp4\"\npath = \"out/a.mp4\"").validate("sinks[0]").expect("valid");
-        assert!(ok.branch.ends_with("mp4mux ! filesink location=\"out/a.mp4\""), "{}", ok.branch);
+        let ok = sink("kind = \"mp4\"\npath = \"out/a.mp4\"")
+            .validate("sinks[0]")
+            .expect("valid");
+        assert!(
+            ok.branch
+                .ends_with("mp4mux ! filesink location=\"out/a.mp4\""),
+            "{}",
+            ok.branch
+        );
     }
 
     #[test]
     fn rtp_keys_do_not_apply_to_files() {
-        let err = sink("kind = \"mkv\"\npath = \"a.mkv\"\nport = 5000").validate("sinks[1]").expect_err("foreign key");
+        let err = sink("kind = \"mkv\"\npath = \"a.mkv\"\nport = 5000")
+            .validate("sinks[1]")
+            .expect_err("foreign key");
         assert_eq!(err.key, "sinks[1].port");
     }
 
     #[test]
     fn unknown_keys_are_refused_by_the_parser() {
-        let err = toml::from_str::<SinkConfig>("kind = \"fake\"\npth = \"x\"").expect_err("unknown");
+        let err =
+            toml::from_str::<SinkConfig>("kind = \"fake\"\npth = \"x\"").expect_err("unknown");
         assert!(err.to_string().contains("unknown field `pth`"), "{err}");
     }
 }

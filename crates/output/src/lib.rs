@@ -17,9 +17,9 @@ pub mod config;
 
 use std::time::Duration;
 
+use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
-use gst::prelude::*;
 use sonoflow_core::{Frame, FrameFormat, Stage};
 use sonoflow_pipeline::{Delivery, FrameSink, Painter, StageError};
 use tracing::{debug, info, warn};
@@ -95,10 +95,19 @@ pub struct GstOutput {
 impl GstOutput {
     /// Builds the output pipeline and starts it; file sinks open their
     /// files here, so an unwritable path fails before any frame flows.
-    pub fn new(sinks: &[SinkSpec], options: OutputOptions, painter: Option<Box<dyn Painter>>) -> Result<Self, OutputError> {
+    pub fn new(
+        sinks: &[SinkSpec],
+        options: OutputOptions,
+        painter: Option<Box<dyn Painter>>,
+    ) -> Result<Self, OutputError> {
         gst::init().map_err(|e| OutputError::Init(e.to_string()))?;
         for sink in sinks {
-            if let Some(dir) = sink.path.as_ref().and_then(|p| p.parent()).filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = sink
+                .path
+                .as_ref()
+                .and_then(|p| p.parent())
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(|e| OutputError::Directory {
                     path: dir.display().to_string(),
                     cause: e.to_string(),
@@ -106,7 +115,10 @@ impl GstOutput {
             }
         }
         let launch = launch_string(sinks);
-        let built = |message: String| OutputError::Launch { launch: launch.clone(), message };
+        let built = |message: String| OutputError::Launch {
+            launch: launch.clone(),
+            message,
+        };
         let pipeline = gst::parse::launch(&launch)
             .map_err(|e| built(e.to_string()))?
             .downcast::<gst::Pipeline>()
@@ -118,7 +130,9 @@ impl GstOutput {
         let size_filter = pipeline
             .by_name(SIZE_FILTER_NAME)
             .ok_or_else(|| built(format!("no capsfilter named {SIZE_FILTER_NAME}")))?;
-        let bus = pipeline.bus().ok_or_else(|| built("pipeline has no bus".into()))?;
+        let bus = pipeline
+            .bus()
+            .ok_or_else(|| built("pipeline has no bus".into()))?;
         appsrc.set_format(gst::Format::Time);
         appsrc.set_is_live(true);
         appsrc.set_max_buffers(options.max_queued.max(1));
@@ -141,7 +155,9 @@ impl GstOutput {
             painter,
         };
         if output.pipeline.set_state(gst::State::Playing).is_err() {
-            let cause = output.take_error().unwrap_or_else(|| "state change to PLAYING failed".into());
+            let cause = output
+                .take_error()
+                .unwrap_or_else(|| "state change to PLAYING failed".into());
             return Err(OutputError::Start(cause));
         }
         info!("output: {launch}");
@@ -152,7 +168,10 @@ impl GstOutput {
         let msg = self.bus.pop_filtered(&[gst::MessageType::Error])?;
         match msg.view() {
             gst::MessageView::Error(err) => {
-                let from = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                let from = msg
+                    .src()
+                    .map(|s| s.path_string().to_string())
+                    .unwrap_or_default();
                 Some(format!("{} (from {from})", err.error()))
             }
             _ => None,
@@ -173,21 +192,30 @@ impl GstOutput {
             self.size_filter.set_property("caps", &size);
             info!("output size {w}x{h}");
         } else {
-            info!("output input changed to {}x{}; scaling into the output size", format.width, format.height);
+            info!(
+                "output input changed to {}x{}; scaling into the output size",
+                format.width, format.height
+            );
         }
         let caps = gst::Caps::builder("video/x-raw")
             .field("format", format.pixel.gst_name())
             .field("width", format.width as i32)
             .field("height", format.height as i32)
-            .field("framerate", gst::Fraction::new(self.options.fps.max(1) as i32, 1))
+            .field(
+                "framerate",
+                gst::Fraction::new(self.options.fps.max(1) as i32, 1),
+            )
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build();
-        let size = u32::try_from(format.len()).map_err(|_| OutputError::Sink("frame too large".into()))?;
+        let size =
+            u32::try_from(format.len()).map_err(|_| OutputError::Sink("frame too large".into()))?;
         let pool = gst::BufferPool::new();
         let mut config = pool.config();
         config.set_params(Some(&caps), size, 2, 0);
-        pool.set_config(config).map_err(|e| OutputError::Sink(format!("buffer pool config: {e}")))?;
-        pool.set_active(true).map_err(|e| OutputError::Sink(format!("buffer pool: {e}")))?;
+        pool.set_config(config)
+            .map_err(|e| OutputError::Sink(format!("buffer pool config: {e}")))?;
+        pool.set_active(true)
+            .map_err(|e| OutputError::Sink(format!("buffer pool: {e}")))?;
         if let Some(old) = self.negotiated.take() {
             let _ = old.pool.set_active(false);
         }
@@ -202,16 +230,19 @@ impl GstOutput {
     fn pts_for(&mut self, frame: &Frame) -> u64 {
         let frame_ns = 1_000_000_000 / u64::from(self.options.fps.max(1));
         let time_on = |timing: OutputTiming| match (timing, frame.source_pts) {
-            (OutputTiming::SourcePts, Some(pts)) => Some(u64::try_from(pts.as_nanos()).unwrap_or(u64::MAX)),
+            (OutputTiming::SourcePts, Some(pts)) => {
+                Some(u64::try_from(pts.as_nanos()).unwrap_or(u64::MAX))
+            }
             (OutputTiming::SourcePts, None) => None,
             (OutputTiming::Capture, _) => Some(frame.stamps.captured.nanos()),
         };
         let (timing, origin) = *self.origin.get_or_insert_with(|| {
-            let timing = if self.options.timing == OutputTiming::SourcePts && frame.source_pts.is_some() {
-                OutputTiming::SourcePts
-            } else {
-                OutputTiming::Capture
-            };
+            let timing =
+                if self.options.timing == OutputTiming::SourcePts && frame.source_pts.is_some() {
+                    OutputTiming::SourcePts
+                } else {
+                    OutputTiming::Capture
+                };
             (timing, time_on(timing).unwrap_or(0))
         });
         let next = self.last_pts.map_or(0, |last| last + frame_ns);
@@ -243,7 +274,10 @@ impl GstOutput {
         if let Some(err) = &self.failed {
             return Err(OutputError::Sink(err.clone()));
         }
-        let format = self.painter.as_ref().map_or(frame.format, |p| p.format_for(frame.format));
+        let format = self
+            .painter
+            .as_ref()
+            .map_or(frame.format, |p| p.format_for(frame.format));
         if self.negotiated.as_ref().map(|n| n.format) != Some(format) {
             self.negotiate(format)?;
         }
@@ -252,24 +286,42 @@ impl GstOutput {
         } else if self.appsrc.current_level_buffers() >= self.options.max_queued {
             return Ok(Delivery::Dropped);
         }
-        let pool = &self.negotiated.as_ref().ok_or_else(|| OutputError::Sink("not negotiated".into()))?.pool;
+        let pool = &self
+            .negotiated
+            .as_ref()
+            .ok_or_else(|| OutputError::Sink("not negotiated".into()))?
+            .pool;
         let mut buffer = pool
             .acquire_buffer(None)
             .map_err(|e| OutputError::Sink(format!("no buffer from the pool: {e:?}")))?;
         let pts = self.pts_for(frame);
         {
-            let buffer = buffer.get_mut().ok_or_else(|| OutputError::Sink("pooled buffer is shared".into()))?;
+            let buffer = buffer
+                .get_mut()
+                .ok_or_else(|| OutputError::Sink("pooled buffer is shared".into()))?;
             buffer.set_pts(gst::ClockTime::from_nseconds(pts));
-            buffer.set_duration(gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(self.options.fps.max(1))));
-            let mut map = buffer.map_writable().map_err(|e| OutputError::Sink(format!("cannot map buffer: {e}")))?;
+            buffer.set_duration(gst::ClockTime::from_nseconds(
+                1_000_000_000 / u64::from(self.options.fps.max(1)),
+            ));
+            let mut map = buffer
+                .map_writable()
+                .map_err(|e| OutputError::Sink(format!("cannot map buffer: {e}")))?;
             let len = format.len();
             if map.len() < len {
-                return Err(OutputError::Sink(format!("pool buffer of {} bytes for a {len}-byte frame", map.len())));
+                return Err(OutputError::Sink(format!(
+                    "pool buffer of {} bytes for a {len}-byte frame",
+                    map.len()
+                )));
             }
             match self.painter.as_mut() {
                 Some(painter) => painter.paint(frame, &mut map[..len]),
                 None => {
-                    let pixels = frame.data.get(..len).ok_or_else(|| OutputError::Sink(format!("a {}-byte frame for a {len}-byte format", frame.data.len())))?;
+                    let pixels = frame.data.get(..len).ok_or_else(|| {
+                        OutputError::Sink(format!(
+                            "a {}-byte frame for a {len}-byte format",
+                            frame.data.len()
+                        ))
+                    })?;
                     map[..len].copy_from_slice(pixels);
                 }
             }
@@ -277,7 +329,9 @@ impl GstOutput {
         match self.appsrc.push_buffer(buffer) {
             Ok(_) => Ok(Delivery::Delivered),
             Err(gst::FlowError::Flushing) => Ok(Delivery::Dropped),
-            Err(flow) => Err(OutputError::Sink(format!("appsrc refused a buffer: {flow:?}"))),
+            Err(flow) => Err(OutputError::Sink(format!(
+                "appsrc refused a buffer: {flow:?}"
+            ))),
         }
     }
 
@@ -291,9 +345,10 @@ impl GstOutput {
             return Err(OutputError::Sink(err));
         }
         let _ = self.appsrc.end_of_stream();
-        let msg = self
-            .bus
-            .timed_pop_filtered(gst::ClockTime::from_seconds(FINISH_TIMEOUT.as_secs()), &[gst::MessageType::Eos, gst::MessageType::Error]);
+        let msg = self.bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(FINISH_TIMEOUT.as_secs()),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
         let result = match msg.as_ref().map(|m| m.view()) {
             Some(gst::MessageView::Eos(_)) => Ok(()),
             Some(gst::MessageView::Error(err)) => Err(OutputError::Sink(err.error().to_string())),
@@ -306,11 +361,13 @@ impl GstOutput {
 
 impl FrameSink for GstOutput {
     fn push(&mut self, frame: &Frame) -> Result<Delivery, StageError> {
-        self.push_frame(frame).map_err(|e| StageError::new(Stage::Output, e))
+        self.push_frame(frame)
+            .map_err(|e| StageError::new(Stage::Output, e))
     }
 
     fn finish(&mut self) -> Result<(), StageError> {
-        self.finish_pipeline().map_err(|e| StageError::new(Stage::Output, e))
+        self.finish_pipeline()
+            .map_err(|e| StageError::new(Stage::Output, e))
     }
 }
 

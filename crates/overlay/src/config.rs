@@ -66,13 +66,24 @@ impl OverlayConfig {
     /// the process stage runs a model (the overlay's default).
     pub fn validate(&self, model: bool) -> Result<Option<OverlayOptions>, ConfigIssue> {
         let d = OverlayOptions::default();
-        for (key, v) in [("overlay.mask_opacity", self.mask_opacity), ("overlay.stale_opacity", self.stale_opacity)] {
+        for (key, v) in [
+            ("overlay.mask_opacity", self.mask_opacity),
+            ("overlay.stale_opacity", self.stale_opacity),
+        ] {
             if v.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
-                return Err(ConfigIssue::new(key, format!("is {}", v.unwrap_or_default()), "use a value from 0 (invisible) to 1 (opaque)"));
+                return Err(ConfigIssue::new(
+                    key,
+                    format!("is {}", v.unwrap_or_default()),
+                    "use a value from 0 (invisible) to 1 (opaque)",
+                ));
             }
         }
         if let Some(px) = self.font_px.filter(|px| !(6.0..=96.0).contains(px)) {
-            return Err(ConfigIssue::new("overlay.font_px", format!("is {px}"), "use 6 to 96 pixels, or leave it out to follow the frame height"));
+            return Err(ConfigIssue::new(
+                "overlay.font_px",
+                format!("is {px}"),
+                "use 6 to 96 pixels, or leave it out to follow the frame height",
+            ));
         }
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
         let options = OverlayOptions {
@@ -104,20 +115,47 @@ mod tests {
 
     #[test]
     fn defaults_follow_whether_a_model_runs() {
-        assert!(OverlayConfig::default().validate(false).expect("valid").is_none());
-        let on = OverlayConfig::default().validate(true).expect("valid").expect("on");
+        assert!(OverlayConfig::default()
+            .validate(false)
+            .expect("valid")
+            .is_none());
+        let on = OverlayConfig::default()
+            .validate(true)
+            .expect("valid")
+            .expect("on");
         assert_eq!(on, OverlayOptions::default());
-        let forced = OverlayConfig { enabled: Some(true), ..OverlayConfig::default() }.validate(false).expect("valid").expect("on");
+        let forced = OverlayConfig {
+            enabled: Some(true),
+            ..OverlayConfig::default()
+        }
+        .validate(false)
+        .expect("valid")
+        .expect("on");
         assert!(!forced.ai_expected);
     }
 
     #[test]
     fn bad_values_name_their_key() {
-        let e = OverlayConfig { mask_opacity: Some(1.5), ..OverlayConfig::default() }.validate(true).expect_err("invalid");
+        let e = OverlayConfig {
+            mask_opacity: Some(1.5),
+            ..OverlayConfig::default()
+        }
+        .validate(true)
+        .expect_err("invalid");
         assert_eq!(e.key, "overlay.mask_opacity");
-        let e = OverlayConfig { stale_after_ms: Some(2000), ..OverlayConfig::default() }.validate(true).expect_err("invalid");
+        let e = OverlayConfig {
+            stale_after_ms: Some(2000),
+            ..OverlayConfig::default()
+        }
+        .validate(true)
+        .expect_err("invalid");
         assert_eq!(e.key, "overlay.paused_after_ms");
-        let e = OverlayConfig { font_px: Some(2.0), ..OverlayConfig::default() }.validate(true).expect_err("invalid");
+        let e = OverlayConfig {
+            font_px: Some(2.0),
+            ..OverlayConfig::default()
+        }
+        .validate(true)
+        .expect_err("invalid");
         assert_eq!(e.key, "overlay.font_px");
     }
 }

@@ -27,7 +27,12 @@ pub struct Hud {
 
 impl Default for Hud {
     fn default() -> Self {
-        Self { at: [Timestamp::default(); WINDOW], latency_ms: [0.0; WINDOW], next: 0, filled: 0 }
+        Self {
+            at: [Timestamp::default(); WINDOW],
+            latency_ms: [0.0; WINDOW],
+            next: 0,
+            filled: 0,
+        }
     }
 }
 
@@ -46,13 +51,22 @@ impl Hud {
         let newest = self.at[(self.next + WINDOW - 1) % WINDOW];
         let oldest = self.at[(self.next + WINDOW - self.filled) % WINDOW];
         let span = newest.saturating_since(oldest).as_secs_f32();
-        let fps = if span > 0.0 { (self.filled - 1) as f32 / span } else { 0.0 };
+        let fps = if span > 0.0 {
+            (self.filled - 1) as f32 / span
+        } else {
+            0.0
+        };
         let mut sorted = [0.0f32; WINDOW];
         let window = &mut sorted[..self.filled];
         window.copy_from_slice(&self.latency_ms[..self.filled]);
         window.sort_unstable_by(f32::total_cmp);
-        let at = |q: f32| window[((q * self.filled as f32).ceil() as usize).clamp(1, self.filled) - 1];
-        HudSummary { fps, p50_ms: at(0.5), p99_ms: at(0.99) }
+        let at =
+            |q: f32| window[((q * self.filled as f32).ceil() as usize).clamp(1, self.filled) - 1];
+        HudSummary {
+            fps,
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+        }
     }
 }
 

@@ -54,8 +54,14 @@ const DETECTION: Paint = Paint::rgb(64, 224, 128);
 const LONG_AXIS: Paint = Paint::rgb(0, 224, 255);
 const SHORT_AXIS: Paint = Paint::rgb(255, 96, 208);
 const WHITE: Paint = Paint::rgb(255, 255, 255);
-const SHADE: Paint = Paint { rgb: [0, 0, 0], alpha: 0.6 };
-const BANNER: Paint = Paint { rgb: [200, 24, 24], alpha: 0.85 };
+const SHADE: Paint = Paint {
+    rgb: [0, 0, 0],
+    alpha: 0.6,
+};
+const BANNER: Paint = Paint {
+    rgb: [200, 24, 24],
+    alpha: 0.85,
+};
 const MUTED: Paint = Paint::rgb(170, 170, 170);
 
 /// The CPU overlay.
@@ -90,7 +96,11 @@ impl Overlay {
     /// An overlay; the font size follows the frame height (set at the
     /// first frame) unless the options fix one. Fails only if the bundled
     /// font cannot be read.
-    pub fn new(options: OverlayOptions, clock: Arc<dyn Clock>, board: Arc<InterpretationBoard>) -> Result<Self, FontError> {
+    pub fn new(
+        options: OverlayOptions,
+        clock: Arc<dyn Clock>,
+        board: Arc<InterpretationBoard>,
+    ) -> Result<Self, FontError> {
         Ok(Self {
             text: Text::new(options.font_px.unwrap_or(16.0))?,
             text_for_height: None,
@@ -114,7 +124,9 @@ impl Overlay {
 
     /// The text size for frames `height` pixels high.
     pub fn font_px_for(&self, height: u32) -> f32 {
-        self.options.font_px.unwrap_or_else(|| (height as f32 / 34.0).clamp(11.0, 40.0).round())
+        self.options
+            .font_px
+            .unwrap_or_else(|| (height as f32 / 34.0).clamp(11.0, 40.0).round())
     }
 
     /// Draws `frame` (its pixels and overlays) into `target` (RGBA, frame size).
@@ -141,9 +153,15 @@ impl Overlay {
         let findings_age = self.have_last.then(|| age(now, self.last.captured));
         let stale = findings_age.is_some_and(|a| a > self.options.stale_after);
         let since_fresh = self.last_fresh.map_or(Duration::MAX, |t| age(now, t));
-        let paused = self.options.ai_expected && since_fresh > self.options.paused_after && frame.findings.is_none();
+        let paused = self.options.ai_expected
+            && since_fresh > self.options.paused_after
+            && frame.findings.is_none();
         if self.have_last && !(paused && since_fresh > self.options.forget_after) {
-            let fade = if stale { self.options.stale_opacity } else { 1.0 };
+            let fade = if stale {
+                self.options.stale_opacity
+            } else {
+                1.0
+            };
             self.draw_findings(&mut canvas, fade);
         }
         if self.options.panel {
@@ -162,27 +180,61 @@ impl Overlay {
             self.stats.stale_frames.fetch_add(1, Ordering::Relaxed);
         }
         self.stats.frames.fetch_add(1, Ordering::Relaxed);
-        self.stats.paint.record(self.clock.now().saturating_since(t0));
+        self.stats
+            .paint
+            .record(self.clock.now().saturating_since(t0));
     }
 
     fn draw_findings(&mut self, canvas: &mut Canvas<'_>, fade: f32) {
         let thick = (self.text.px / 7.0).round().max(2.0);
-        for f in self.last.findings.iter().filter(|f| f.kind == FindingKind::Segment) {
+        for f in self
+            .last
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Segment)
+        {
             let contour = self.last.contour(f);
-            canvas.fill_polygon(contour, LESION.with_alpha(self.options.mask_opacity * fade), &mut self.crossings);
+            canvas.fill_polygon(
+                contour,
+                LESION.with_alpha(self.options.mask_opacity * fade),
+                &mut self.crossings,
+            );
             canvas.polyline(contour, thick, LESION.with_alpha(0.9 * fade));
         }
-        for f in self.last.findings.iter().filter(|f| f.kind == FindingKind::Detection) {
+        for f in self
+            .last
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Detection)
+        {
             let b = f.bbox;
-            canvas.stroke_rect(b.x0.floor() as i32, b.y0.floor() as i32, b.x1.ceil() as i32, b.y1.ceil() as i32, thick as i32, DETECTION.with_alpha(fade));
+            canvas.stroke_rect(
+                b.x0.floor() as i32,
+                b.y0.floor() as i32,
+                b.x1.ceil() as i32,
+                b.y1.ceil() as i32,
+                thick as i32,
+                DETECTION.with_alpha(fade),
+            );
             self.line.clear();
             let _ = write!(self.line, "lesion {:.2}", f.confidence);
             let y = (b.y0 - self.text.line_height - 4.0).max(0.0);
-            self.text.label(canvas, b.x0, y, &self.line, Paint::rgb(0, 0, 0).with_alpha(fade), DETECTION.with_alpha(0.85 * fade), 2.0);
+            self.text.label(
+                canvas,
+                b.x0,
+                y,
+                &self.line,
+                Paint::rgb(0, 0, 0).with_alpha(fade),
+                DETECTION.with_alpha(0.85 * fade),
+                2.0,
+            );
         }
         for i in 0..self.last.findings.len() {
             let f = self.last.findings[i];
-            for (m, paint, tag) in [(f.long_axis, LONG_AXIS, "L"), (f.short_axis, SHORT_AXIS, "S")] {
+            for (m, paint, tag) in [
+                (f.long_axis, LONG_AXIS, "L"),
+                (f.short_axis, SHORT_AXIS, "S"),
+            ] {
                 if let Some(m) = m {
                     self.draw_caliper(canvas, &m, paint.with_alpha(fade), tag);
                 }
@@ -201,27 +253,61 @@ impl Overlay {
         let _ = write!(self.line, "{tag} {}", Millimetres(m));
         // Beside end b, away from the finding's middle.
         let (dx, dy) = (b.x - a.x, b.y - a.y);
-        let x = if dx >= 0.0 { b.x + mark + 2.0 } else { b.x - mark - 2.0 - self.text.width(&self.line) - 4.0 };
-        let y = if dy >= 0.0 { b.y + 2.0 } else { b.y - self.text.line_height - 6.0 };
-        let x = x.clamp(0.0, (canvas.width as f32 - self.text.width(&self.line) - 4.0).max(0.0));
-        let y = y.clamp(0.0, (canvas.height as f32 - self.text.line_height - 4.0).max(0.0));
+        let x = if dx >= 0.0 {
+            b.x + mark + 2.0
+        } else {
+            b.x - mark - 2.0 - self.text.width(&self.line) - 4.0
+        };
+        let y = if dy >= 0.0 {
+            b.y + 2.0
+        } else {
+            b.y - self.text.line_height - 6.0
+        };
+        let x = x.clamp(
+            0.0,
+            (canvas.width as f32 - self.text.width(&self.line) - 4.0).max(0.0),
+        );
+        let y = y.clamp(
+            0.0,
+            (canvas.height as f32 - self.text.line_height - 4.0).max(0.0),
+        );
         // Stale labels fade less than the shapes: still readable, visibly old.
         let ink = paint.with_alpha(paint.alpha.max(0.75));
         self.text.label(canvas, x, y, &self.line, ink, SHADE, 2.0);
     }
 
-    fn draw_panel(&mut self, canvas: &mut Canvas<'_>, now: Timestamp, findings_age: Option<Duration>, stale: bool) {
+    fn draw_panel(
+        &mut self,
+        canvas: &mut Canvas<'_>,
+        now: Timestamp,
+        findings_age: Option<Duration>,
+        stale: bool,
+    ) {
         let lh = self.text.line_height;
         let pad = 4.0;
-        let width = (canvas.width as f32 - 2.0 * pad).min(self.text.advance * 56.0).max(self.text.advance * 20.0);
+        let width = (canvas.width as f32 - 2.0 * pad)
+            .min(self.text.advance * 56.0)
+            .max(self.text.advance * 20.0);
         let chars = self.text.fits(width - 2.0 * pad);
-        let segments = self.last.findings.iter().filter(|f| f.kind == FindingKind::Segment).count().min(3);
+        let segments = self
+            .last
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Segment)
+            .count()
+            .min(3);
         let interpretation = self.board.load();
         let text_lines = if interpretation.is_some() { 3usize } else { 0 };
         let lines = 1 + segments.max(usize::from(self.have_last)) + 1 + text_lines;
         let height = lines as f32 * lh + 2.0 * pad;
         let (x0, y0) = (pad, canvas.height as f32 - height - pad);
-        canvas.fill_rect(x0 as i32, y0 as i32, (x0 + width) as i32, (y0 + height) as i32, SHADE);
+        canvas.fill_rect(
+            x0 as i32,
+            y0 as i32,
+            (x0 + width) as i32,
+            (y0 + height) as i32,
+            SHADE,
+        );
         let (x, mut y) = (x0 + pad, y0 + pad);
 
         self.line.clear();
@@ -236,15 +322,28 @@ impl Overlay {
                 let _ = write!(self.line, "Findings · none yet");
             }
         }
-        self.text.draw(canvas, x, y, &self.line, if stale { MUTED } else { WHITE });
+        self.text
+            .draw(canvas, x, y, &self.line, if stale { MUTED } else { WHITE });
         y += lh;
-        let shown = self.last.findings.iter().filter(|f| f.kind == FindingKind::Segment).take(3).copied();
+        let shown = self
+            .last
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Segment)
+            .take(3)
+            .copied();
         let mut any = false;
         for f in shown {
             any = true;
             self.line.clear();
             finding_line(&mut self.line, &mut self.part, &f, chars);
-            self.text.draw(canvas, x, y, &self.line, LESION.with_alpha(if stale { 0.6 } else { 1.0 }));
+            self.text.draw(
+                canvas,
+                x,
+                y,
+                &self.line,
+                LESION.with_alpha(if stale { 0.6 } else { 1.0 }),
+            );
             y += lh;
         }
         if !any && self.have_last {
@@ -256,7 +355,12 @@ impl Overlay {
         match interpretation.as_deref() {
             Some(i) => match i.state {
                 InterpretationState::Done => {
-                    let _ = write!(self.line, "Interpretation · frame {} · {:.1} s ago", i.frame.0, secs(age(now, i.captured)));
+                    let _ = write!(
+                        self.line,
+                        "Interpretation · frame {} · {:.1} s ago",
+                        i.frame.0,
+                        secs(age(now, i.captured))
+                    );
                 }
                 InterpretationState::Writing => {
                     let _ = write!(self.line, "Interpretation · frame {} · writing…", i.frame.0);
@@ -277,7 +381,11 @@ impl Overlay {
             for row in 0..text_lines {
                 self.line.clear();
                 while let Some(&w) = words.peek() {
-                    let need = if self.line.is_empty() { w.chars().count() } else { self.line.chars().count() + 1 + w.chars().count() };
+                    let need = if self.line.is_empty() {
+                        w.chars().count()
+                    } else {
+                        self.line.chars().count() + 1 + w.chars().count()
+                    };
                     if need > chars && !self.line.is_empty() {
                         break;
                     }
@@ -292,7 +400,11 @@ impl Overlay {
                     self.line.push('…');
                 }
                 truncate(&mut self.line, chars);
-                let ink = if i.state == InterpretationState::Unavailable { MUTED } else { Paint::rgb(220, 220, 220) };
+                let ink = if i.state == InterpretationState::Unavailable {
+                    MUTED
+                } else {
+                    Paint::rgb(220, 220, 220)
+                };
                 self.text.draw(canvas, x, y, &self.line, ink);
                 y += lh;
             }
@@ -304,20 +416,37 @@ impl Overlay {
         if since_fresh == Duration::MAX {
             let _ = write!(self.line, "AI paused · no result yet");
         } else {
-            let _ = write!(self.line, "AI paused · last result {:.1} s ago", secs(since_fresh));
+            let _ = write!(
+                self.line,
+                "AI paused · last result {:.1} s ago",
+                secs(since_fresh)
+            );
         }
         let w = self.text.width(&self.line) + 16.0;
         let x = ((canvas.width as f32 - w) / 2.0).max(0.0);
         // Below the HUD's line, so both stay readable on a narrow frame.
-        self.text.label(canvas, x, self.text.line_height + 16.0, &self.line, WHITE, BANNER, 8.0);
+        self.text.label(
+            canvas,
+            x,
+            self.text.line_height + 16.0,
+            &self.line,
+            WHITE,
+            BANNER,
+            8.0,
+        );
     }
 
     fn draw_hud(&mut self, canvas: &mut Canvas<'_>) {
         self.line.clear();
         let s = self.hud.summary();
-        let _ = write!(self.line, "{:.1} fps · p50 {:.0} ms · p99 {:.0} ms", s.fps, s.p50_ms, s.p99_ms);
+        let _ = write!(
+            self.line,
+            "{:.1} fps · p50 {:.0} ms · p99 {:.0} ms",
+            s.fps, s.p50_ms, s.p99_ms
+        );
         let x = (canvas.width as f32 - self.text.width(&self.line) - 12.0).max(0.0);
-        self.text.label(canvas, x, 4.0, &self.line, WHITE, SHADE, 4.0);
+        self.text
+            .label(canvas, x, 4.0, &self.line, WHITE, SHADE, 4.0);
     }
 }
 
@@ -326,7 +455,12 @@ pub struct Millimetres<'a>(pub &'a Measurement);
 
 impl std::fmt::Display for Millimetres<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.1} ± {:.1} mm", self.0.caliper.length_mm, self.0.uncertainty_mm.max(0.05))
+        write!(
+            f,
+            "{:.1} ± {:.1} mm",
+            self.0.caliper.length_mm,
+            self.0.uncertainty_mm.max(0.05)
+        )
     }
 }
 
@@ -378,7 +512,10 @@ fn copy_as_rgba(frame: &Frame, target: &mut [u8]) {
 
 impl Painter for Overlay {
     fn format_for(&self, input: FrameFormat) -> FrameFormat {
-        FrameFormat { pixel: PixelFormat::Rgba, ..input }
+        FrameFormat {
+            pixel: PixelFormat::Rgba,
+            ..input
+        }
     }
 
     fn paint(&mut self, frame: &Frame, target: &mut [u8]) {
@@ -393,7 +530,14 @@ mod tests {
     use sonoflow_core::findings::{BoundingBox, Caliper, Point};
 
     fn finding() -> FrameFinding {
-        let m = |mm: f64| Measurement { caliper: Caliper { a: Point::default(), b: Point::default(), length_mm: mm }, uncertainty_mm: 0.31 };
+        let m = |mm: f64| Measurement {
+            caliper: Caliper {
+                a: Point::default(),
+                b: Point::default(),
+                length_mm: mm,
+            },
+            uncertainty_mm: 0.31,
+        };
         FrameFinding {
             track: 3,
             kind: FindingKind::Segment,

@@ -14,11 +14,17 @@ pub struct Paint {
 
 impl Paint {
     pub const fn rgb(r: u8, g: u8, b: u8) -> Self {
-        Self { rgb: [r, g, b], alpha: 1.0 }
+        Self {
+            rgb: [r, g, b],
+            alpha: 1.0,
+        }
     }
 
     pub fn with_alpha(self, alpha: f32) -> Self {
-        Self { alpha: alpha.clamp(0.0, 1.0), ..self }
+        Self {
+            alpha: alpha.clamp(0.0, 1.0),
+            ..self
+        }
     }
 }
 
@@ -32,7 +38,11 @@ pub struct Canvas<'a> {
 impl<'a> Canvas<'a> {
     /// None when `data` is too short for `width` x `height` RGBA pixels.
     pub fn new(data: &'a mut [u8], width: u32, height: u32) -> Option<Self> {
-        (data.len() >= width as usize * height as usize * 4).then_some(Self { data, width, height })
+        (data.len() >= width as usize * height as usize * 4).then_some(Self {
+            data,
+            width,
+            height,
+        })
     }
 
     /// Blends `paint` at `coverage` (0..1) into pixel (x, y), if on the frame.
@@ -64,7 +74,15 @@ impl<'a> Canvas<'a> {
     }
 
     /// The outline of a rectangle, `thickness` pixels inward.
-    pub fn stroke_rect(&mut self, x0: i32, y0: i32, x1: i32, y1: i32, thickness: i32, paint: Paint) {
+    pub fn stroke_rect(
+        &mut self,
+        x0: i32,
+        y0: i32,
+        x1: i32,
+        y1: i32,
+        thickness: i32,
+        paint: Paint,
+    ) {
         let t = thickness.max(1);
         self.fill_rect(x0, y0, x1, y0 + t, paint);
         self.fill_rect(x0, y1 - t, x1, y1, paint);
@@ -151,8 +169,30 @@ impl<'a> Canvas<'a> {
 
     /// A caliper end mark: a "+" of `size` pixels each way.
     pub fn cross(&mut self, at: Point, size: f32, thickness: f32, paint: Paint) {
-        self.line(Point { x: at.x - size, y: at.y }, Point { x: at.x + size, y: at.y }, thickness, paint);
-        self.line(Point { x: at.x, y: at.y - size }, Point { x: at.x, y: at.y + size }, thickness, paint);
+        self.line(
+            Point {
+                x: at.x - size,
+                y: at.y,
+            },
+            Point {
+                x: at.x + size,
+                y: at.y,
+            },
+            thickness,
+            paint,
+        );
+        self.line(
+            Point {
+                x: at.x,
+                y: at.y - size,
+            },
+            Point {
+                x: at.x,
+                y: at.y + size,
+            },
+            thickness,
+            paint,
+        );
     }
 
     /// A dashed line (dash and gap `dash` pixels).
@@ -165,7 +205,18 @@ impl<'a> Canvas<'a> {
         let mut t = 0.0;
         while t < len {
             let e = (t + dash).min(len);
-            self.line(Point { x: a.x + ux * t, y: a.y + uy * t }, Point { x: a.x + ux * e, y: a.y + uy * e }, thickness, paint);
+            self.line(
+                Point {
+                    x: a.x + ux * t,
+                    y: a.y + uy * t,
+                },
+                Point {
+                    x: a.x + ux * e,
+                    y: a.y + uy * e,
+                },
+                thickness,
+                paint,
+            );
             t += 2.0 * dash;
         }
     }
@@ -187,9 +238,17 @@ mod tests {
     fn a_polygon_fills_its_inside_only() {
         let mut data = canvas_data(20, 20);
         let mut c = Canvas::new(&mut data, 20, 20).expect("sized");
-        let square = [Point { x: 5.0, y: 5.0 }, Point { x: 15.0, y: 5.0 }, Point { x: 15.0, y: 15.0 }, Point { x: 5.0, y: 15.0 }];
+        let square = [
+            Point { x: 5.0, y: 5.0 },
+            Point { x: 15.0, y: 5.0 },
+            Point { x: 15.0, y: 15.0 },
+            Point { x: 5.0, y: 15.0 },
+        ];
         c.fill_polygon(&square, Paint::rgb(255, 0, 0), &mut Vec::new());
-        let filled = (0..20).flat_map(|y| (0..20).map(move |x| (x, y))).filter(|&(x, y)| red_at(&data, 20, x, y) == 255).count();
+        let filled = (0..20)
+            .flat_map(|y| (0..20).map(move |x| (x, y)))
+            .filter(|&(x, y)| red_at(&data, 20, x, y) == 255)
+            .count();
         assert_eq!(filled, 100);
         assert_eq!(red_at(&data, 20, 4, 4), 0);
     }
@@ -200,10 +259,31 @@ mod tests {
         let mut c = Canvas::new(&mut data, 10, 10).expect("sized");
         let far = Point { x: -1e9, y: 5.0 };
         c.line(far, Point { x: 5.0, y: 5.0 }, 3.0, Paint::rgb(255, 0, 0));
-        c.line(Point { x: f32::NAN, y: 0.0 }, Point { x: 5.0, y: 5.0 }, 3.0, Paint::rgb(255, 0, 0));
-        c.fill_polygon(&[Point { x: -5.0, y: -5.0 }, Point { x: 50.0, y: -5.0 }, Point { x: 50.0, y: 50.0 }], Paint::rgb(0, 255, 0), &mut Vec::new());
+        c.line(
+            Point {
+                x: f32::NAN,
+                y: 0.0,
+            },
+            Point { x: 5.0, y: 5.0 },
+            3.0,
+            Paint::rgb(255, 0, 0),
+        );
+        c.fill_polygon(
+            &[
+                Point { x: -5.0, y: -5.0 },
+                Point { x: 50.0, y: -5.0 },
+                Point { x: 50.0, y: 50.0 },
+            ],
+            Paint::rgb(0, 255, 0),
+            &mut Vec::new(),
+        );
         c.fill_rect(-10, -10, 100, 100, Paint::rgb(0, 0, 255).with_alpha(0.5));
-        c.cross(Point { x: 0.0, y: 0.0 }, 4.0, 2.0, Paint::rgb(255, 255, 255));
+        c.cross(
+            Point { x: 0.0, y: 0.0 },
+            4.0,
+            2.0,
+            Paint::rgb(255, 255, 255),
+        );
         assert!(Canvas::new(&mut [0u8; 10], 10, 10).is_none());
     }
 
@@ -219,8 +299,15 @@ mod tests {
     fn a_line_is_as_thick_as_asked() {
         let mut data = canvas_data(20, 20);
         let mut c = Canvas::new(&mut data, 20, 20).expect("sized");
-        c.line(Point { x: 2.0, y: 10.0 }, Point { x: 17.0, y: 10.0 }, 3.0, Paint::rgb(255, 0, 0));
-        let column: Vec<u32> = (0..20).filter(|&y| red_at(&data, 20, 10, y) == 255).collect();
+        c.line(
+            Point { x: 2.0, y: 10.0 },
+            Point { x: 17.0, y: 10.0 },
+            3.0,
+            Paint::rgb(255, 0, 0),
+        );
+        let column: Vec<u32> = (0..20)
+            .filter(|&y| red_at(&data, 20, 10, y) == 255)
+            .collect();
         assert_eq!(column, vec![9, 10, 11]);
     }
 }

@@ -41,12 +41,21 @@ pub struct Text {
 impl Text {
     /// The bundled font at `px` pixels (em size).
     pub fn new(px: f32) -> Result<Self, FontError> {
-        let font = fontdue::Font::from_bytes(FONT, fontdue::FontSettings::default()).map_err(|e| FontError(e.to_string()))?;
+        let font = fontdue::Font::from_bytes(FONT, fontdue::FontSettings::default())
+            .map_err(|e| FontError(e.to_string()))?;
         let raster = |c: char| {
             let (m, coverage) = font.rasterize(c, px);
-            Glyph { xmin: m.xmin, ymin: m.ymin, width: m.width, height: m.height, coverage }
+            Glyph {
+                xmin: m.xmin,
+                ymin: m.ymin,
+                width: m.width,
+                height: m.height,
+                coverage,
+            }
         };
-        let lines = font.horizontal_line_metrics(px).ok_or_else(|| FontError("no horizontal metrics".into()))?;
+        let lines = font
+            .horizontal_line_metrics(px)
+            .ok_or_else(|| FontError("no horizontal metrics".into()))?;
         Ok(Self {
             ascii: (32u8..127).map(|b| raster(char::from(b))).collect(),
             extra: EXTRA.iter().map(|&c| (c, raster(c))).collect(),
@@ -61,7 +70,11 @@ impl Text {
         let ascii = |b: u8| &self.ascii[usize::from(b - 32)];
         match c {
             ' '..='~' => ascii(c as u8),
-            _ => self.extra.iter().find(|(e, _)| *e == c).map_or_else(|| ascii(b'?'), |(_, g)| g),
+            _ => self
+                .extra
+                .iter()
+                .find(|(e, _)| *e == c)
+                .map_or_else(|| ascii(b'?'), |(_, g)| g),
         }
     }
 
@@ -87,7 +100,12 @@ impl Text {
                 for col in 0..g.width {
                     let cov = g.coverage[row * g.width + col];
                     if cov > 0 {
-                        canvas.blend(left + col as i32, top + row as i32, paint, f32::from(cov) / 255.0);
+                        canvas.blend(
+                            left + col as i32,
+                            top + row as i32,
+                            paint,
+                            f32::from(cov) / 255.0,
+                        );
                     }
                 }
             }
@@ -97,9 +115,27 @@ impl Text {
 
     /// Draws `s` on a box of `background` with `pad` pixels around it;
     /// returns the box (x0, y0, x1, y1).
-    pub fn label(&self, canvas: &mut Canvas<'_>, x: f32, y: f32, s: &str, paint: Paint, background: Paint, pad: f32) -> (f32, f32, f32, f32) {
-        let (x1, y1) = (x + self.width(s) + 2.0 * pad, y + self.line_height + 2.0 * pad);
-        canvas.fill_rect(x.round() as i32, y.round() as i32, x1.round() as i32, y1.round() as i32, background);
+    pub fn label(
+        &self,
+        canvas: &mut Canvas<'_>,
+        x: f32,
+        y: f32,
+        s: &str,
+        paint: Paint,
+        background: Paint,
+        pad: f32,
+    ) -> (f32, f32, f32, f32) {
+        let (x1, y1) = (
+            x + self.width(s) + 2.0 * pad,
+            y + self.line_height + 2.0 * pad,
+        );
+        canvas.fill_rect(
+            x.round() as i32,
+            y.round() as i32,
+            x1.round() as i32,
+            y1.round() as i32,
+            background,
+        );
         self.draw(canvas, x + pad, y + pad, s, paint);
         (x, y, x1, y1)
     }
@@ -112,9 +148,19 @@ mod tests {
     #[test]
     fn the_bundled_font_draws_every_character_the_overlay_uses() {
         let text = Text::new(16.0).expect("font");
-        assert!(text.advance > 8.0 && text.advance < 11.0, "{}", text.advance);
-        for c in "12.4 ± 0.3 mm · 3.2 s ago ×".chars().filter(|c| !c.is_whitespace()) {
-            assert!(text.glyph(c).coverage.iter().any(|&v| v > 0), "{c:?} has no ink");
+        assert!(
+            text.advance > 8.0 && text.advance < 11.0,
+            "{}",
+            text.advance
+        );
+        for c in "12.4 ± 0.3 mm · 3.2 s ago ×"
+            .chars()
+            .filter(|c| !c.is_whitespace())
+        {
+            assert!(
+                text.glyph(c).coverage.iter().any(|&v| v > 0),
+                "{c:?} has no ink"
+            );
         }
         // Not in the subset: drawn as '?'.
         assert_eq!(text.glyph('€').coverage, text.glyph('?').coverage);
@@ -126,9 +172,24 @@ mod tests {
         let (w, h) = (120u32, 30u32);
         let mut data = vec![0u8; (w * h * 4) as usize];
         let mut canvas = Canvas::new(&mut data, w, h).expect("sized");
-        text.draw(&mut canvas, 10.0, 5.0, "AI paused", Paint::rgb(255, 255, 255));
-        text.draw(&mut canvas, 100.0, 20.0, "clipped at the edge", Paint::rgb(255, 255, 255));
-        let inked: Vec<(u32, u32)> = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| data[((y * w + x) * 4) as usize] > 128).collect();
+        text.draw(
+            &mut canvas,
+            10.0,
+            5.0,
+            "AI paused",
+            Paint::rgb(255, 255, 255),
+        );
+        text.draw(
+            &mut canvas,
+            100.0,
+            20.0,
+            "clipped at the edge",
+            Paint::rgb(255, 255, 255),
+        );
+        let inked: Vec<(u32, u32)> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| data[((y * w + x) * 4) as usize] > 128)
+            .collect();
         assert!(!inked.is_empty());
         assert!(inked.iter().all(|&(x, y)| (x >= 10 && y >= 5) || x >= 100));
         let left_text: Vec<_> = inked.iter().filter(|&&(x, _)| x < 100).collect();

@@ -59,7 +59,10 @@ pub struct FrameScore {
 impl FrameScore {
     /// Scores a frame's segmentation `mask` and `findings` against `truth`.
     pub fn of(mask: &FrameMask, findings: &FrameFindings, truth: &GroundTruth) -> Self {
-        let mut score = FrameScore { dice: lesion_dice(mask, truth), ..Self::default() };
+        let mut score = FrameScore {
+            dice: lesion_dice(mask, truth),
+            ..Self::default()
+        };
         let mut matched = [false; 64];
         for d in findings.detections() {
             let best = truth
@@ -77,7 +80,8 @@ impl FrameScore {
                 _ => score.false_positives += 1,
             }
         }
-        score.false_negatives = truth.lesions.len() as u32 - score.true_positives.min(truth.lesions.len() as u32);
+        score.false_negatives =
+            truth.lesions.len() as u32 - score.true_positives.min(truth.lesions.len() as u32);
         let largest = truth.lesions.iter().max_by_key(|l| l.area_px);
         if let (Some(lesion), Some(found)) = (largest, findings.segments().next()) {
             if let (Some(long), Some(short)) = (found.long_axis, found.short_axis) {
@@ -109,7 +113,11 @@ impl ErrorHistogram {
         if self.counts.is_empty() {
             self.counts.resize(BINS, 0);
         }
-        let bin = if error_mm.is_finite() { ((error_mm.max(0.0) / BIN_MM).round() as usize).min(BINS - 1) } else { BINS - 1 };
+        let bin = if error_mm.is_finite() {
+            ((error_mm.max(0.0) / BIN_MM).round() as usize).min(BINS - 1)
+        } else {
+            BINS - 1
+        };
         self.counts[bin] += 1;
         self.total += 1;
     }
@@ -214,18 +222,51 @@ mod tests {
 
     #[test]
     fn iou_of_identical_disjoint_and_half_overlapping_boxes() {
-        let a = BoundingBox { x0: 0.0, y0: 0.0, x1: 10.0, y1: 10.0 };
+        let a = BoundingBox {
+            x0: 0.0,
+            y0: 0.0,
+            x1: 10.0,
+            y1: 10.0,
+        };
         assert_eq!(iou(&a, &a), 1.0);
-        assert_eq!(iou(&a, &BoundingBox { x0: 20.0, y0: 0.0, x1: 30.0, y1: 10.0 }), 0.0);
-        let half = BoundingBox { x0: 5.0, y0: 0.0, x1: 15.0, y1: 10.0 };
+        assert_eq!(
+            iou(
+                &a,
+                &BoundingBox {
+                    x0: 20.0,
+                    y0: 0.0,
+                    x1: 30.0,
+                    y1: 10.0
+                }
+            ),
+            0.0
+        );
+        let half = BoundingBox {
+            x0: 5.0,
+            y0: 0.0,
+            x1: 15.0,
+            y1: 10.0,
+        };
         assert!((iou(&a, &half) - 1.0 / 3.0).abs() < 1e-6);
     }
 
     #[test]
     fn accuracy_adds_frames_up() {
         let mut acc = Accuracy::default();
-        acc.add(&FrameScore { dice: Some(0.8), true_positives: 1, false_positives: 1, false_negatives: 0, caliper_errors: Some((0.2, 0.4)) });
-        acc.add(&FrameScore { dice: None, true_positives: 0, false_positives: 0, false_negatives: 1, caliper_errors: None });
+        acc.add(&FrameScore {
+            dice: Some(0.8),
+            true_positives: 1,
+            false_positives: 1,
+            false_negatives: 0,
+            caliper_errors: Some((0.2, 0.4)),
+        });
+        acc.add(&FrameScore {
+            dice: None,
+            true_positives: 0,
+            false_positives: 0,
+            false_negatives: 1,
+            caliper_errors: None,
+        });
         let s = acc.summary();
         assert_eq!((s.frames, s.measured), (2, 1));
         assert_eq!(s.dice_mean, Some(0.8));

@@ -29,22 +29,45 @@ fn cross(o: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
 
 impl Scratch {
     /// Long and short axis of component `c` of `parts`, lengths in mm.
-    pub fn measure(&mut self, parts: &Components, c: Component, spacing: &PixelSpacing) -> (Caliper, Caliper) {
-        self.measure_region((c.x0, c.y0, c.x1, c.y1), |x, y| parts.contains(&c, x, y), spacing)
+    pub fn measure(
+        &mut self,
+        parts: &Components,
+        c: Component,
+        spacing: &PixelSpacing,
+    ) -> (Caliper, Caliper) {
+        self.measure_region(
+            (c.x0, c.y0, c.x1, c.y1),
+            |x, y| parts.contains(&c, x, y),
+            spacing,
+        )
     }
 
     /// Long and short axis of the pixels `inside` says belong to a finding,
     /// all of which lie in `bounds` (x0, y0, x1, y1; the ends exclusive).
-    pub fn measure_region(&mut self, bounds: (u32, u32, u32, u32), inside: impl Fn(u32, u32) -> bool, spacing: &PixelSpacing) -> (Caliper, Caliper) {
+    pub fn measure_region(
+        &mut self,
+        bounds: (u32, u32, u32, u32),
+        inside: impl Fn(u32, u32) -> bool,
+        spacing: &PixelSpacing,
+    ) -> (Caliper, Caliper) {
         let (x0, y0, x1, y1) = bounds;
         let inside_at = |x: i64, y: i64| {
-            x >= i64::from(x0) && y >= i64::from(y0) && x < i64::from(x1) && y < i64::from(y1) && inside(x as u32, y as u32)
+            x >= i64::from(x0)
+                && y >= i64::from(y0)
+                && x < i64::from(x1)
+                && y < i64::from(y1)
+                && inside(x as u32, y as u32)
         };
         self.points.clear();
         for y in y0..y1 {
             for x in x0..x1 {
                 let (xi, yi) = (i64::from(x), i64::from(y));
-                if inside_at(xi, yi) && !(inside_at(xi - 1, yi) && inside_at(xi + 1, yi) && inside_at(xi, yi - 1) && inside_at(xi, yi + 1)) {
+                if inside_at(xi, yi)
+                    && !(inside_at(xi - 1, yi)
+                        && inside_at(xi + 1, yi)
+                        && inside_at(xi, yi - 1)
+                        && inside_at(xi, yi + 1))
+                {
                     self.points.push((x as f32 + 0.5, y as f32 + 0.5));
                 }
             }
@@ -63,14 +86,31 @@ impl Scratch {
         let pa = Point { x: a.0, y: a.1 };
         let pb = Point { x: b.0, y: b.1 };
         if length == 0.0 {
-            let one = Caliper { a: pa, b: pb, length_mm: spacing.length_mm(pa, Point { x: pa.x + 1.0, y: pa.y }) };
+            let one = Caliper {
+                a: pa,
+                b: pb,
+                length_mm: spacing.length_mm(
+                    pa,
+                    Point {
+                        x: pa.x + 1.0,
+                        y: pa.y,
+                    },
+                ),
+            };
             return (one, one);
         }
         let (ux, uy) = ((b.0 - a.0) / length, (b.1 - a.1) / length);
         // Half a pixel more, shared between both ends.
-        let extend = |p: Point, s: f32| Point { x: p.x + s * 0.25 * ux, y: p.y + s * 0.25 * uy };
+        let extend = |p: Point, s: f32| Point {
+            x: p.x + s * 0.25 * ux,
+            y: p.y + s * 0.25 * uy,
+        };
         let (la, lb) = (extend(pa, -1.0), extend(pb, 1.0));
-        let long = Caliper { a: la, b: lb, length_mm: spacing.length_mm(la, lb) };
+        let long = Caliper {
+            a: la,
+            b: lb,
+            length_mm: spacing.length_mm(la, lb),
+        };
 
         let slices = length as usize + 1;
         self.lo.clear();
@@ -97,15 +137,23 @@ impl Scratch {
             }
         }
         let t = at as f32 + 0.5;
-        let point = |w: f32| Point { x: a.0 + t * ux - w * uy, y: a.1 + t * uy + w * ux };
+        let point = |w: f32| Point {
+            x: a.0 + t * ux - w * uy,
+            y: a.1 + t * uy + w * ux,
+        };
         let (sa, sb) = (point(self.lo[at] - 0.25), point(self.hi[at] + 0.25));
-        let short = Caliper { a: sa, b: sb, length_mm: spacing.length_mm(sa, sb) };
+        let short = Caliper {
+            a: sa,
+            b: sb,
+            length_mm: spacing.length_mm(sa, sb),
+        };
         (long, short)
     }
 
     /// Andrew's monotone chain over `points` into `hull`.
     fn convex_hull(&mut self) {
-        self.points.sort_unstable_by(|p, q| p.0.total_cmp(&q.0).then(p.1.total_cmp(&q.1)));
+        self.points
+            .sort_unstable_by(|p, q| p.0.total_cmp(&q.0).then(p.1.total_cmp(&q.1)));
         self.points.dedup();
         self.hull.clear();
         if self.points.len() < 3 {
@@ -113,14 +161,26 @@ impl Scratch {
             return;
         }
         for &p in &self.points {
-            while self.hull.len() >= 2 && cross(self.hull[self.hull.len() - 2], self.hull[self.hull.len() - 1], p) <= 0.0 {
+            while self.hull.len() >= 2
+                && cross(
+                    self.hull[self.hull.len() - 2],
+                    self.hull[self.hull.len() - 1],
+                    p,
+                ) <= 0.0
+            {
                 self.hull.pop();
             }
             self.hull.push(p);
         }
         let lower = self.hull.len() + 1;
         for &p in self.points.iter().rev().skip(1) {
-            while self.hull.len() >= lower && cross(self.hull[self.hull.len() - 2], self.hull[self.hull.len() - 1], p) <= 0.0 {
+            while self.hull.len() >= lower
+                && cross(
+                    self.hull[self.hull.len() - 2],
+                    self.hull[self.hull.len() - 1],
+                    p,
+                ) <= 0.0
+            {
                 self.hull.pop();
             }
             self.hull.push(p);
@@ -137,7 +197,11 @@ mod tests {
     fn ellipse_parts(a: f32, b: f32) -> Components {
         let m = FrameMask::from_logits(200, 120, |x, y| {
             let (dx, dy) = ((x as f32 + 0.5 - 100.0) / a, (y as f32 + 0.5 - 60.0) / b);
-            if dx * dx + dy * dy <= 1.0 { 1.0 } else { -1.0 }
+            if dx * dx + dy * dy <= 1.0 {
+                1.0
+            } else {
+                -1.0
+            }
         });
         let mut parts = Components::default();
         parts.label(&m, 1);

@@ -25,7 +25,12 @@ pub struct Component {
 
 impl Component {
     pub fn bbox(&self) -> BoundingBox {
-        BoundingBox { x0: self.x0 as f32, y0: self.y0 as f32, x1: self.x1 as f32, y1: self.y1 as f32 }
+        BoundingBox {
+            x0: self.x0 as f32,
+            y0: self.y0 as f32,
+            x1: self.x1 as f32,
+            y1: self.y1 as f32,
+        }
     }
 
     /// Sigmoid of the strongest logit.
@@ -86,12 +91,21 @@ impl Components {
         if self.dirty_rows.0 > self.dirty_rows.1 {
             self.dirty_rows = (0, 0);
         }
-        self.found.sort_unstable_by(|a, b| b.area.cmp(&a.area).then(a.label.cmp(&b.label)));
+        self.found
+            .sort_unstable_by(|a, b| b.area.cmp(&a.area).then(a.label.cmp(&b.label)));
     }
 
     fn fill(&mut self, mask: &FrameMask, x: u32, y: u32, label: u32) -> Component {
         let w = self.width;
-        let mut c = Component { label, area: 0, x0: x, y0: y, x1: x + 1, y1: y + 1, max_logit: f32::NEG_INFINITY };
+        let mut c = Component {
+            label,
+            area: 0,
+            x0: x,
+            y0: y,
+            x1: x + 1,
+            y1: y + 1,
+            max_logit: f32::NEG_INFINITY,
+        };
         self.stack.clear();
         self.stack.push(y * w + x);
         self.labels[(y * w + x) as usize] = label;
@@ -160,12 +174,25 @@ mod tests {
 
     #[test]
     fn two_blobs_and_specks_give_two_components_largest_first() {
-        let m = mask(40, 20, |x, y| (2..12).contains(&x) && (2..8).contains(&y) || (20..26).contains(&x) && (10..16).contains(&y) || (x == 35 && y == 3));
+        let m = mask(40, 20, |x, y| {
+            (2..12).contains(&x) && (2..8).contains(&y)
+                || (20..26).contains(&x) && (10..16).contains(&y)
+                || (x == 35 && y == 3)
+        });
         let mut c = Components::default();
         c.label(&m, 5);
         let found: Vec<Component> = c.iter().collect();
         assert_eq!(found.len(), 2);
-        assert_eq!((found[0].area, found[0].x0, found[0].y0, found[0].x1, found[0].y1), (60, 2, 2, 12, 8));
+        assert_eq!(
+            (
+                found[0].area,
+                found[0].x0,
+                found[0].y0,
+                found[0].x1,
+                found[0].y1
+            ),
+            (60, 2, 2, 12, 8)
+        );
         assert_eq!(found[1].area, 36);
         assert!(!c.contains(&found[0], 35, 3));
         assert!((found[0].confidence() - 0.8808).abs() < 1e-3);

@@ -72,7 +72,14 @@ impl Tracer {
 
     /// Appends the simplified outer contour of component `c` (a closed
     /// polygon, first point not repeated) to `out`; returns how many points.
-    pub fn trace(&mut self, mask: &FrameMask, parts: &Components, c: &Component, tolerance: f32, out: &mut Vec<Point>) -> usize {
+    pub fn trace(
+        &mut self,
+        mask: &FrameMask,
+        parts: &Components,
+        c: &Component,
+        tolerance: f32,
+        out: &mut Vec<Point>,
+    ) -> usize {
         self.trace_raw(mask, parts, c);
         self.simplify(tolerance, out)
     }
@@ -80,10 +87,16 @@ impl Tracer {
     fn trace_raw(&mut self, mask: &FrameMask, parts: &Components, c: &Component) {
         self.raw.clear();
         let (w, h) = (i64::from(parts.width), i64::from(parts.height));
-        let member = |x: i64, y: i64| x >= 0 && y >= 0 && x < w && y < h && parts.contains(c, x as u32, y as u32);
+        let member = |x: i64, y: i64| {
+            x >= 0 && y >= 0 && x < w && y < h && parts.contains(c, x as u32, y as u32)
+        };
         // Logit at a pixel centre, signed by membership, never zero.
         let value = |x: i64, y: i64| -> f32 {
-            let l = if x >= 0 && y >= 0 && x < w && y < h { mask.logits[(y * w + x) as usize] } else { -1.0 };
+            let l = if x >= 0 && y >= 0 && x < w && y < h {
+                mask.logits[(y * w + x) as usize]
+            } else {
+                -1.0
+            };
             let l = if l.is_nan() { 0.0 } else { l };
             if member(x, y) {
                 l.clamp(1e-3, LOGIT_CLAMP)
@@ -92,12 +105,18 @@ impl Tracer {
             }
         };
         let case = |i: i64, j: i64| -> u8 {
-            u8::from(member(i, j)) << 3 | u8::from(member(i + 1, j)) << 2 | u8::from(member(i + 1, j + 1)) << 1 | u8::from(member(i, j + 1))
+            u8::from(member(i, j)) << 3
+                | u8::from(member(i + 1, j)) << 2
+                | u8::from(member(i + 1, j + 1)) << 1
+                | u8::from(member(i, j + 1))
         };
         let crossing = |(ax, ay): (i64, i64), (bx, by): (i64, i64)| {
             let (va, vb) = (value(ax, ay), value(bx, by));
             let t = va / (va - vb);
-            Point { x: ax as f32 + 0.5 + t * (bx - ax) as f32, y: ay as f32 + 0.5 + t * (by - ay) as f32 }
+            Point {
+                x: ax as f32 + 0.5 + t * (bx - ax) as f32,
+                y: ay as f32 + 0.5 + t * (by - ay) as f32,
+            }
         };
         // The top row's leftmost pixel: the cell above-left of it has only
         // its bottom-right corner inside.
@@ -137,7 +156,13 @@ impl Tracer {
         self.keep.clear();
         self.keep.resize(n, false);
         // Split the ring at point 0 and the point farthest from it.
-        let far = (1..n).max_by(|&a, &b| self.raw[0].distance(self.raw[a]).total_cmp(&self.raw[0].distance(self.raw[b]))).unwrap_or(n / 2);
+        let far = (1..n)
+            .max_by(|&a, &b| {
+                self.raw[0]
+                    .distance(self.raw[a])
+                    .total_cmp(&self.raw[0].distance(self.raw[b]))
+            })
+            .unwrap_or(n / 2);
         self.keep[0] = true;
         self.keep[far] = true;
         self.stack.clear();
@@ -159,7 +184,13 @@ impl Tracer {
             }
         }
         let before = out.len();
-        out.extend(self.raw.iter().zip(&self.keep).filter(|(_, &k)| k).map(|(p, _)| *p));
+        out.extend(
+            self.raw
+                .iter()
+                .zip(&self.keep)
+                .filter(|(_, &k)| k)
+                .map(|(p, _)| *p),
+        );
         out.len() - before
     }
 }
@@ -171,16 +202,21 @@ fn distance_to_segment(p: Point, a: Point, b: Point) -> f32 {
         return p.distance(a);
     }
     let t = (((p.x - a.x) * dx + (p.y - a.y) * dy) / len2).clamp(0.0, 1.0);
-    p.distance(Point { x: a.x + t * dx, y: a.y + t * dy })
+    p.distance(Point {
+        x: a.x + t * dx,
+        y: a.y + t * dy,
+    })
 }
 
 /// Area of a closed polygon (shoelace), in square pixels.
 pub fn polygon_area(points: &[Point]) -> f32 {
     let n = points.len();
-    let twice: f32 = (0..n).map(|i| {
-        let (p, q) = (points[i], points[(i + 1) % n]);
-        p.x * q.y - q.x * p.y
-    }).sum();
+    let twice: f32 = (0..n)
+        .map(|i| {
+            let (p, q) = (points[i], points[(i + 1) % n]);
+            p.x * q.y - q.x * p.y
+        })
+        .sum();
     twice.abs() / 2.0
 }
 
@@ -210,19 +246,29 @@ mod tests {
     #[test]
     fn a_disc_traces_to_a_closed_polygon_of_its_area_and_radius() {
         // Logits are the signed distance to a circle of radius 20 at (50, 40).
-        let m = FrameMask::from_logits(100, 80, |x, y| 20.0 - ((x as f32 + 0.5 - 50.0).powi(2) + (y as f32 + 0.5 - 40.0).powi(2)).sqrt());
+        let m = FrameMask::from_logits(100, 80, |x, y| {
+            20.0 - ((x as f32 + 0.5 - 50.0).powi(2) + (y as f32 + 0.5 - 40.0).powi(2)).sqrt()
+        });
         let contours = contour_of(&m, 0.0);
         assert_eq!(contours.len(), 1);
         let ring = &contours[0];
         let area = polygon_area(ring);
         let expected = std::f32::consts::PI * 400.0;
-        assert!((area - expected).abs() / expected < 0.01, "area {area} vs {expected}");
+        assert!(
+            (area - expected).abs() / expected < 0.01,
+            "area {area} vs {expected}"
+        );
         for p in ring {
             let r = ((p.x - 50.0).powi(2) + (p.y - 40.0).powi(2)).sqrt();
             assert!((r - 20.0).abs() < 0.05, "point {p:?} at radius {r}");
         }
         let simplified = contour_of(&m, SIMPLIFY_PX);
-        assert!(simplified[0].len() < ring.len() / 2 && simplified[0].len() >= 8, "{} of {}", simplified[0].len(), ring.len());
+        assert!(
+            simplified[0].len() < ring.len() / 2 && simplified[0].len() >= 8,
+            "{} of {}",
+            simplified[0].len(),
+            ring.len()
+        );
     }
 
     #[test]
@@ -230,16 +276,28 @@ mod tests {
         let m = FrameMask::from_logits(10, 10, |x, y| if x < 4 && y < 3 { 1.0 } else { -1.0 });
         let ring = &contour_of(&m, 0.01)[0];
         // Crossings halfway between centres: a 4 x 3 box, corners cut.
-        assert!((polygon_area(ring) - 11.5).abs() < 1e-3, "{}", polygon_area(ring));
+        assert!(
+            (polygon_area(ring) - 11.5).abs() < 1e-3,
+            "{}",
+            polygon_area(ring)
+        );
         let full = FrameMask::from_logits(6, 5, |_, _| 1.0);
         let ring = &contour_of(&full, 0.0)[0];
-        assert!(ring.iter().all(|p| p.x >= -0.01 && p.y >= -0.01 && p.x <= 6.01 && p.y <= 5.01));
+        assert!(ring
+            .iter()
+            .all(|p| p.x >= -0.01 && p.y >= -0.01 && p.x <= 6.01 && p.y <= 5.01));
         assert!(ring.len() >= 4);
     }
 
     #[test]
     fn diagonal_neighbours_are_separate_contours_and_nan_logits_do_not_panic() {
-        let m = FrameMask::from_logits(6, 6, |x, y| if (x, y) == (1, 1) || (x, y) == (2, 2) { f32::NAN.max(1.0) } else { f32::NAN });
+        let m = FrameMask::from_logits(6, 6, |x, y| {
+            if (x, y) == (1, 1) || (x, y) == (2, 2) {
+                f32::NAN.max(1.0)
+            } else {
+                f32::NAN
+            }
+        });
         let contours = contour_of(&m, 0.0);
         assert_eq!(contours.len(), 2);
         for ring in contours {

@@ -10,7 +10,11 @@ use sonoflow_core::findings::{PixelSpacing, Point};
 
 /// Fits an ellipse to the pixels `inside` says belong to a finding, all in
 /// `bounds` (x0, y0, x1, y1; the ends exclusive). None for an empty finding.
-pub fn fit(bounds: (u32, u32, u32, u32), inside: impl Fn(u32, u32) -> bool, spacing: &PixelSpacing) -> Option<Ellipse> {
+pub fn fit(
+    bounds: (u32, u32, u32, u32),
+    inside: impl Fn(u32, u32) -> bool,
+    spacing: &PixelSpacing,
+) -> Option<Ellipse> {
     let (x0, y0, x1, y1) = bounds;
     let (mut n, mut sx, mut sy) = (0.0f64, 0.0f64, 0.0f64);
     for y in y0..y1 {
@@ -44,10 +48,15 @@ pub fn fit(bounds: (u32, u32, u32, u32), inside: impl Fn(u32, u32) -> bool, spac
     let angle = 0.5 * (2.0 * mxy).atan2(mxx - myy);
     let (a, b) = (2.0 * l1.sqrt(), 2.0 * l2.sqrt());
     // A semi-axis in mm along its own direction.
-    let mm = |len: f64, theta: f64| len * ((theta.cos() * spacing.x_mm).powi(2) + (theta.sin() * spacing.y_mm).powi(2)).sqrt();
+    let mm = |len: f64, theta: f64| {
+        len * ((theta.cos() * spacing.x_mm).powi(2) + (theta.sin() * spacing.y_mm).powi(2)).sqrt()
+    };
     let (am, bm) = (mm(a, angle), mm(b, angle + std::f64::consts::FRAC_PI_2));
     Some(Ellipse {
-        centre: Point { x: cx as f32, y: cy as f32 },
+        centre: Point {
+            x: cx as f32,
+            y: cy as f32,
+        },
         semi_major_px: a as f32,
         semi_minor_px: b as f32,
         angle: angle as f32,
@@ -75,14 +84,26 @@ mod tests {
         let (a, b, theta) = (60.0f32, 25.0f32, 0.5f32);
         let inside = |x: u32, y: u32| {
             let (dx, dy) = (x as f32 + 0.5 - 100.0, y as f32 + 0.5 - 80.0);
-            let (u, v) = (dx * theta.cos() + dy * theta.sin(), -dx * theta.sin() + dy * theta.cos());
+            let (u, v) = (
+                dx * theta.cos() + dy * theta.sin(),
+                -dx * theta.sin() + dy * theta.cos(),
+            );
             (u / a).powi(2) + (v / b).powi(2) <= 1.0
         };
         let e = fit((0, 0, 200, 160), inside, &PixelSpacing::isotropic(0.1)).expect("non-empty");
-        assert!((e.semi_major_px - a).abs() < 0.3 && (e.semi_minor_px - b).abs() < 0.3, "{e:?}");
+        assert!(
+            (e.semi_major_px - a).abs() < 0.3 && (e.semi_minor_px - b).abs() < 0.3,
+            "{e:?}"
+        );
         assert!((e.angle - theta).abs() < 0.01, "{e:?}");
-        assert!((e.major_mm - 12.0).abs() < 0.06 && (e.minor_mm - 5.0).abs() < 0.06, "{e:?}");
-        assert!((e.circumference_mm - circumference(6.0, 2.5)).abs() < 0.2, "{e:?}");
+        assert!(
+            (e.major_mm - 12.0).abs() < 0.06 && (e.minor_mm - 5.0).abs() < 0.06,
+            "{e:?}"
+        );
+        assert!(
+            (e.circumference_mm - circumference(6.0, 2.5)).abs() < 0.2,
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -38,7 +38,11 @@ pub fn peaks(heatmap: &[f32], width: usize, height: usize, floor: f32, out: &mut
             return f32::NEG_INFINITY;
         }
         let v = heatmap[y as usize * width + x as usize];
-        if v.is_nan() { f32::NEG_INFINITY } else { v }
+        if v.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            v
+        }
     };
     for y in 0..height as i64 {
         for x in 0..width as i64 {
@@ -59,7 +63,11 @@ pub fn peaks(heatmap: &[f32], width: usize, height: usize, floor: f32, out: &mut
             let fill = |v: f32| if v.is_finite() { v } else { c };
             let ox = vertex(fill(at(x - 1, y)), c, fill(at(x + 1, y)));
             let oy = vertex(fill(at(x, y - 1)), c, fill(at(x, y + 1)));
-            out.push(Peak { x: x as f32 + 0.5 + ox, y: y as f32 + 0.5 + oy, value: c });
+            out.push(Peak {
+                x: x as f32 + 0.5 + ox,
+                y: y as f32 + 0.5 + oy,
+                value: c,
+            });
         }
     }
     out.sort_by(|a, b| b.value.total_cmp(&a.value));
@@ -97,13 +105,23 @@ mod tests {
         let mut out = Vec::new();
         peaks(&h, 32, 24, 0.1, &mut out);
         assert_eq!(out.len(), 2, "{out:?}");
-        assert!((out[0].x - 22.7).abs() < 0.1 && (out[0].y - 15.2).abs() < 0.1, "{out:?}");
-        assert!((out[1].x - 10.3).abs() < 0.1 && (out[1].y - 8.8).abs() < 0.1, "{out:?}");
+        assert!(
+            (out[0].x - 22.7).abs() < 0.1 && (out[0].y - 15.2).abs() < 0.1,
+            "{out:?}"
+        );
+        assert!(
+            (out[1].x - 10.3).abs() < 0.1 && (out[1].y - 8.8).abs() < 0.1,
+            "{out:?}"
+        );
     }
 
     #[test]
     fn flat_nan_and_short_heatmaps_give_no_points() {
-        let mut out = vec![Peak { x: 0.0, y: 0.0, value: 1.0 }];
+        let mut out = vec![Peak {
+            x: 0.0,
+            y: 0.0,
+            value: 1.0,
+        }];
         peaks(&[0.0; 16], 4, 4, 0.1, &mut out);
         assert!(out.is_empty());
         peaks(&[f32::NAN; 16], 4, 4, 0.1, &mut out);
@@ -121,8 +139,25 @@ mod tests {
 
     #[test]
     fn grid_points_map_to_the_frame_through_the_geometry() {
-        let g = ModelGeometry { input_width: 64, input_height: 64, crop: (10, 20, 128, 128), scale_x: 0.5, scale_y: 0.5, pad_x: 0.0, pad_y: 0.0 };
-        let p = to_frame(&g, Peak { x: 16.0, y: 8.0, value: 1.0 }, 32, 32);
+        let g = ModelGeometry {
+            input_width: 64,
+            input_height: 64,
+            crop: (10, 20, 128, 128),
+            scale_x: 0.5,
+            scale_y: 0.5,
+            pad_x: 0.0,
+            pad_y: 0.0,
+        };
+        let p = to_frame(
+            &g,
+            Peak {
+                x: 16.0,
+                y: 8.0,
+                value: 1.0,
+            },
+            32,
+            32,
+        );
         assert_eq!((p.x, p.y), (10.0 + 64.0, 20.0 + 32.0));
     }
 }

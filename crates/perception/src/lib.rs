@@ -65,7 +65,12 @@ pub struct PerceptionOptions {
 
 impl Default for PerceptionOptions {
     fn default() -> Self {
-        Self { ellipse: false, smoothing: Some(Smoothing::default()), band: ThresholdBand::default(), contour_tolerance_px: contour::SIMPLIFY_PX }
+        Self {
+            ellipse: false,
+            smoothing: Some(Smoothing::default()),
+            band: ThresholdBand::default(),
+            contour_tolerance_px: contour::SIMPLIFY_PX,
+        }
     }
 }
 
@@ -86,7 +91,10 @@ pub struct Perception {
 
 impl Perception {
     pub fn new(options: PerceptionOptions) -> Self {
-        let mut p = Self { options, ..Self::default() };
+        let mut p = Self {
+            options,
+            ..Self::default()
+        };
         p.recut.reserve(1 << 17);
         p.tracer.reserve(8192);
         p
@@ -96,35 +104,70 @@ impl Perception {
     /// `out` (its `frame` and `captured` are the caller's): the
     /// segmentation row's components with contours and calipers, then the
     /// detection row's components with boxes and confidences.
-    pub fn perceive(&mut self, outputs: &ModelOutputs, rows: TaskRows, width: u32, height: u32, spacing: Option<PixelSpacing>, out: &mut FrameFindings) {
+    pub fn perceive(
+        &mut self,
+        outputs: &ModelOutputs,
+        rows: TaskRows,
+        width: u32,
+        height: u32,
+        spacing: Option<PixelSpacing>,
+        out: &mut FrameFindings,
+    ) {
         out.findings.clear();
         out.points.clear();
         // Below the lowest threshold the uncertainty re-cuts at, nothing matters.
         let floor = uncertainty::logit(self.options.band.low).min(0.0) - 1.0;
-        self.seg.sample_above(outputs, rows.segmentation, width, height, floor);
-        self.det.sample_above(outputs, rows.detection, width, height, floor);
+        self.seg
+            .sample_above(outputs, rows.segmentation, width, height, floor);
+        self.det
+            .sample_above(outputs, rows.detection, width, height, floor);
         self.seg_parts.label(&self.seg, MIN_COMPONENT_PX);
         self.det_parts.label(&self.det, MIN_COMPONENT_PX);
         for c in self.seg_parts.iter() {
             let start = out.points.len() as u32;
-            let len = self.tracer.trace(&self.seg, &self.seg_parts, &c, self.options.contour_tolerance_px, &mut out.points) as u32;
+            let len = self.tracer.trace(
+                &self.seg,
+                &self.seg_parts,
+                &c,
+                self.options.contour_tolerance_px,
+                &mut out.points,
+            ) as u32;
             let mut f = finding(FindingKind::Segment, &c, (start, len));
             if let Some(s) = spacing {
                 let (long, short) = self.measure.measure(&self.seg_parts, c, &s);
-                let (ul, us) = self.recut.uncertainty(&self.seg, &self.seg_parts, &c, (&long, &short), self.options.band, &s);
-                f.long_axis = Some(Measurement { caliper: long, uncertainty_mm: ul });
-                f.short_axis = Some(Measurement { caliper: short, uncertainty_mm: us });
+                let (ul, us) = self.recut.uncertainty(
+                    &self.seg,
+                    &self.seg_parts,
+                    &c,
+                    (&long, &short),
+                    self.options.band,
+                    &s,
+                );
+                f.long_axis = Some(Measurement {
+                    caliper: long,
+                    uncertainty_mm: ul,
+                });
+                f.short_axis = Some(Measurement {
+                    caliper: short,
+                    uncertainty_mm: us,
+                });
                 if self.options.ellipse {
                     let parts = &self.seg_parts;
-                    f.ellipse = ellipse::fit((c.x0, c.y0, c.x1, c.y1), |x, y| parts.contains(&c, x, y), &s);
+                    f.ellipse = ellipse::fit(
+                        (c.x0, c.y0, c.x1, c.y1),
+                        |x, y| parts.contains(&c, x, y),
+                        &s,
+                    );
                 }
             }
             out.findings.push(f);
         }
         for c in self.det_parts.iter() {
-            out.findings.push(finding(FindingKind::Detection, &c, (0, 0)));
+            out.findings
+                .push(finding(FindingKind::Detection, &c, (0, 0)));
         }
-        self.tracker.update(out, spacing.as_ref(), self.options.smoothing.as_ref());
+        self.tracker
+            .update(out, spacing.as_ref(), self.options.smoothing.as_ref());
     }
 
     /// The last frame's segmentation mask.
@@ -169,14 +212,44 @@ mod tests {
                 }
             }
         }
-        let geometry = ModelGeometry { input_width: side as u32, input_height: side as u32, crop: (0, 0, side as u32, side as u32), scale_x: 1.0, scale_y: 1.0, pad_x: 0.0, pad_y: 0.0 };
-        ModelOutputs { geometry, kernel_version: 0, tasks: 2, height: side, width: side, mask_logits, scores: pool.acquire(0), image_tokens: None }
+        let geometry = ModelGeometry {
+            input_width: side as u32,
+            input_height: side as u32,
+            crop: (0, 0, side as u32, side as u32),
+            scale_x: 1.0,
+            scale_y: 1.0,
+            pad_x: 0.0,
+            pad_y: 0.0,
+        };
+        ModelOutputs {
+            geometry,
+            kernel_version: 0,
+            tasks: 2,
+            height: side,
+            width: side,
+            mask_logits,
+            scores: pool.acquire(0),
+            image_tokens: None,
+        }
     }
 
     fn perceive(o: &ModelOutputs) -> FrameFindings {
-        let mut p = Perception::new(PerceptionOptions { ellipse: true, ..PerceptionOptions::default() });
+        let mut p = Perception::new(PerceptionOptions {
+            ellipse: true,
+            ..PerceptionOptions::default()
+        });
         let mut out = FrameFindings::default();
-        p.perceive(o, TaskRows { segmentation: 0, detection: 1 }, 64, 64, Some(PixelSpacing::isotropic(0.1)), &mut out);
+        p.perceive(
+            o,
+            TaskRows {
+                segmentation: 0,
+                detection: 1,
+            },
+            64,
+            64,
+            Some(PixelSpacing::isotropic(0.1)),
+            &mut out,
+        );
         out
     }
 
@@ -185,7 +258,10 @@ mod tests {
         assert!(perceive(&outputs(64, |_, _| -3.0)).findings.is_empty());
         assert!(perceive(&outputs(64, |_, _| f32::NAN)).findings.is_empty());
         // A checkerboard: thousands of one-pixel components, all under the minimum.
-        let specks = perceive(&outputs(64, |x, y| if (x + y) % 2 == 0 { 3.0 } else { -3.0 }));
+        let specks = perceive(&outputs(
+            64,
+            |x, y| if (x + y) % 2 == 0 { 3.0 } else { -3.0 },
+        ));
         assert!(specks.findings.is_empty(), "{:?}", specks.findings.len());
     }
 
@@ -197,7 +273,10 @@ mod tests {
         assert_eq!(seg[0].area_px, 64 * 64);
         let long = seg[0].long_axis.expect("measured");
         // The diagonal of 6.4 mm x 6.4 mm.
-        assert!((long.caliper.length_mm - 6.4 * 2f64.sqrt()).abs() < 0.1, "{long:?}");
+        assert!(
+            (long.caliper.length_mm - 6.4 * 2f64.sqrt()).abs() < 0.1,
+            "{long:?}"
+        );
         assert!(long.uncertainty_mm > 0.0 && long.uncertainty_mm.is_finite());
         assert!(found.contour(seg[0]).len() >= 4);
         assert_eq!(found.detections().count(), 1);

@@ -33,7 +33,14 @@ impl FrameMask {
     /// above `floor` are not interpolated: their logits are set to `floor`
     /// (they are below every threshold anyone cuts at), which keeps mostly
     /// empty masks cheap on large frames.
-    pub fn sample_above(&mut self, outputs: &ModelOutputs, task: usize, width: u32, height: u32, floor: f32) {
+    pub fn sample_above(
+        &mut self,
+        outputs: &ModelOutputs,
+        task: usize,
+        width: u32,
+        height: u32,
+        floor: f32,
+    ) {
         let g = outputs.geometry;
         let key = (g, outputs.width, outputs.height, width, height);
         let n = (width * height) as usize;
@@ -47,16 +54,27 @@ impl FrameMask {
             self.inside.resize(n, 0);
             let x1 = (g.crop.0 + g.crop.2).min(width);
             let y1 = (g.crop.1 + g.crop.3).min(height);
-            self.crop = (g.crop.0.min(x1), g.crop.1.min(y1), x1 - g.crop.0.min(x1), y1 - g.crop.1.min(y1));
+            self.crop = (
+                g.crop.0.min(x1),
+                g.crop.1.min(y1),
+                x1 - g.crop.0.min(x1),
+                y1 - g.crop.1.min(y1),
+            );
             self.cols.clear();
             for x in self.crop.0..self.crop.0 + self.crop.2 {
                 let (u, _) = g.to_model(x as f32 + 0.5, 0.0);
-                self.cols.push(tap(u / g.input_width.max(1) as f32 * outputs.width as f32 - 0.5, outputs.width));
+                self.cols.push(tap(
+                    u / g.input_width.max(1) as f32 * outputs.width as f32 - 0.5,
+                    outputs.width,
+                ));
             }
             self.rows.clear();
             for y in self.crop.1..self.crop.1 + self.crop.3 {
                 let (_, v) = g.to_model(0.0, y as f32 + 0.5);
-                self.rows.push(tap(v / g.input_height.max(1) as f32 * outputs.height as f32 - 0.5, outputs.height));
+                self.rows.push(tap(
+                    v / g.input_height.max(1) as f32 * outputs.height as f32 - 0.5,
+                    outputs.height,
+                ));
             }
             self.key = Some(key);
         }
@@ -69,10 +87,15 @@ impl FrameMask {
         let (cx, cy) = (self.crop.0 as usize, self.crop.1 as usize);
         // Grid rows with a logit above the floor, widened by one row each way.
         self.live_rows.clear();
-        self.live_rows.extend(grid.chunks_exact(outputs.width.max(1)).map(|row| row.iter().any(|&l| l > floor)));
+        self.live_rows.extend(
+            grid.chunks_exact(outputs.width.max(1))
+                .map(|row| row.iter().any(|&l| l > floor)),
+        );
         let gh = self.live_rows.len();
         for (j, &(r0, r1, wy)) in self.rows.iter().enumerate() {
-            let live = (r0.saturating_sub(1) as usize..=(r1 as usize + 1).min(gh.saturating_sub(1))).any(|r| self.live_rows[r]);
+            let live = (r0.saturating_sub(1) as usize
+                ..=(r1 as usize + 1).min(gh.saturating_sub(1)))
+                .any(|r| self.live_rows[r]);
             if !live {
                 let at = (cy + j) * width as usize + cx;
                 self.logits[at..at + self.cols.len()].fill(floor);
@@ -100,7 +123,12 @@ impl FrameMask {
     /// A mask over a whole `width` x `height` frame from a logit per pixel
     /// (hand-made masks, tests).
     pub fn from_logits(width: u32, height: u32, logit: impl Fn(u32, u32) -> f32) -> Self {
-        let mut m = FrameMask { width, height, crop: (0, 0, width, height), ..FrameMask::default() };
+        let mut m = FrameMask {
+            width,
+            height,
+            crop: (0, 0, width, height),
+            ..FrameMask::default()
+        };
         for y in 0..height {
             for x in 0..width {
                 let l = logit(x, y);

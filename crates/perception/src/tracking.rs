@@ -34,7 +34,11 @@ pub struct Smoothing {
 
 impl Default for Smoothing {
     fn default() -> Self {
-        Self { alpha: 0.35, reset_sigmas: 2.0, reset_degrees: 12.0 }
+        Self {
+            alpha: 0.35,
+            reset_sigmas: 2.0,
+            reset_degrees: 12.0,
+        }
     }
 }
 
@@ -50,14 +54,27 @@ struct Shape {
 impl Shape {
     fn of(c: &Caliper, centre: (f32, f32)) -> Self {
         let mid = ((c.a.x + c.b.x) / 2.0, (c.a.y + c.b.y) / 2.0);
-        Self { offset: (mid.0 - centre.0, mid.1 - centre.1), half: ((c.b.x - c.a.x) / 2.0, (c.b.y - c.a.y) / 2.0) }
+        Self {
+            offset: (mid.0 - centre.0, mid.1 - centre.1),
+            half: ((c.b.x - c.a.x) / 2.0, (c.b.y - c.a.y) / 2.0),
+        }
     }
 
     fn at(&self, centre: (f32, f32), spacing: &PixelSpacing) -> Caliper {
         let mid = (centre.0 + self.offset.0, centre.1 + self.offset.1);
-        let a = Point { x: mid.0 - self.half.0, y: mid.1 - self.half.1 };
-        let b = Point { x: mid.0 + self.half.0, y: mid.1 + self.half.1 };
-        Caliper { a, b, length_mm: spacing.length_mm(a, b) }
+        let a = Point {
+            x: mid.0 - self.half.0,
+            y: mid.1 - self.half.1,
+        };
+        let b = Point {
+            x: mid.0 + self.half.0,
+            y: mid.1 + self.half.1,
+        };
+        Caliper {
+            a,
+            b,
+            length_mm: spacing.length_mm(a, b),
+        }
     }
 }
 
@@ -88,7 +105,13 @@ fn length(h: (f32, f32)) -> f32 {
 }
 
 /// The steadied measurement and the shape to remember.
-fn steady(previous: Option<Shape>, m: Measurement, centre: (f32, f32), spacing: &PixelSpacing, s: &Smoothing) -> (Measurement, Shape) {
+fn steady(
+    previous: Option<Shape>,
+    m: Measurement,
+    centre: (f32, f32),
+    spacing: &PixelSpacing,
+    s: &Smoothing,
+) -> (Measurement, Shape) {
     let mut new = Shape::of(&m.caliper, centre);
     let Some(old) = previous else {
         return (m, new);
@@ -99,7 +122,11 @@ fn steady(previous: Option<Shape>, m: Measurement, centre: (f32, f32), spacing: 
     }
     let old_mm = old.at(centre, spacing).length_mm;
     let (lo, ln) = (length(old.half), length(new.half));
-    let cos = if lo > 0.0 && ln > 0.0 { (old.half.0 * new.half.0 + old.half.1 * new.half.1) / (lo * ln) } else { 1.0 };
+    let cos = if lo > 0.0 && ln > 0.0 {
+        (old.half.0 * new.half.0 + old.half.1 * new.half.1) / (lo * ln)
+    } else {
+        1.0
+    };
     let turned = cos.clamp(-1.0, 1.0).acos().to_degrees() > s.reset_degrees;
     let jumped = (m.caliper.length_mm - old_mm).abs() > s.reset_sigmas * m.uncertainty_mm;
     if turned || jumped {
@@ -107,16 +134,30 @@ fn steady(previous: Option<Shape>, m: Measurement, centre: (f32, f32), spacing: 
     }
     let mix = |o: f32, n: f32| o + s.alpha * (n - o);
     let shape = Shape {
-        offset: (mix(old.offset.0, new.offset.0), mix(old.offset.1, new.offset.1)),
+        offset: (
+            mix(old.offset.0, new.offset.0),
+            mix(old.offset.1, new.offset.1),
+        ),
         half: (mix(old.half.0, new.half.0), mix(old.half.1, new.half.1)),
     };
-    (Measurement { caliper: shape.at(centre, spacing), uncertainty_mm: m.uncertainty_mm }, shape)
+    (
+        Measurement {
+            caliper: shape.at(centre, spacing),
+            uncertainty_mm: m.uncertainty_mm,
+        },
+        shape,
+    )
 }
 
 impl Tracker {
     /// Gives `found`'s findings their track ids and, with `smoothing`,
     /// steadies their calipers against the previous frame's.
-    pub fn update(&mut self, found: &mut FrameFindings, spacing: Option<&PixelSpacing>, smoothing: Option<&Smoothing>) {
+    pub fn update(
+        &mut self,
+        found: &mut FrameFindings,
+        spacing: Option<&PixelSpacing>,
+        smoothing: Option<&Smoothing>,
+    ) {
         self.taken.clear();
         self.taken.resize(self.tracks.len(), false);
         self.next.clear();
@@ -142,11 +183,25 @@ impl Tracker {
                 |t| t.id,
             );
             f.track = id;
-            let mut track = Track { id, kind: f.kind, bbox: f.bbox, long: None, short: None };
+            let mut track = Track {
+                id,
+                kind: f.kind,
+                bbox: f.bbox,
+                long: None,
+                short: None,
+            };
             let c = centre(&f.bbox);
             for (measured, old, keep) in [
-                (&mut f.long_axis, previous.and_then(|t| t.long), &mut track.long),
-                (&mut f.short_axis, previous.and_then(|t| t.short), &mut track.short),
+                (
+                    &mut f.long_axis,
+                    previous.and_then(|t| t.long),
+                    &mut track.long,
+                ),
+                (
+                    &mut f.short_axis,
+                    previous.and_then(|t| t.short),
+                    &mut track.short,
+                ),
             ] {
                 let Some(m) = *measured else { continue };
                 let (shown, shape) = match (spacing, smoothing) {
@@ -173,7 +228,12 @@ mod tests {
     use sonoflow_core::annotations::FrameFinding;
 
     /// A segment with calipers, as the tracker sees it.
-    fn segment(bbox: BoundingBox, long: Caliper, short: Caliper, uncertainty_mm: f64) -> FrameFinding {
+    fn segment(
+        bbox: BoundingBox,
+        long: Caliper,
+        short: Caliper,
+        uncertainty_mm: f64,
+    ) -> FrameFinding {
         FrameFinding {
             track: 0,
             kind: FindingKind::Segment,
@@ -181,23 +241,47 @@ mod tests {
             area_px: 0,
             confidence: 1.0,
             contour: (0, 0),
-            long_axis: Some(Measurement { caliper: long, uncertainty_mm }),
-            short_axis: Some(Measurement { caliper: short, uncertainty_mm }),
+            long_axis: Some(Measurement {
+                caliper: long,
+                uncertainty_mm,
+            }),
+            short_axis: Some(Measurement {
+                caliper: short,
+                uncertainty_mm,
+            }),
             ellipse: None,
         }
     }
 
     fn caliper(x0: f32, y0: f32, x1: f32, y1: f32, spacing: &PixelSpacing) -> Caliper {
         let (a, b) = (Point { x: x0, y: y0 }, Point { x: x1, y: y1 });
-        Caliper { a, b, length_mm: spacing.length_mm(a, b) }
+        Caliper {
+            a,
+            b,
+            length_mm: spacing.length_mm(a, b),
+        }
     }
 
     fn frame(shift: f32, long_px: f32, spacing: &PixelSpacing) -> FrameFindings {
-        let bbox = BoundingBox { x0: 100.0 + shift, y0: 100.0, x1: 100.0 + shift + long_px, y1: 140.0 };
+        let bbox = BoundingBox {
+            x0: 100.0 + shift,
+            y0: 100.0,
+            x1: 100.0 + shift + long_px,
+            y1: 140.0,
+        };
         let mid = 100.0 + shift + long_px / 2.0;
-        let long = caliper(mid - long_px / 2.0, 120.0, mid + long_px / 2.0, 120.0, spacing);
+        let long = caliper(
+            mid - long_px / 2.0,
+            120.0,
+            mid + long_px / 2.0,
+            120.0,
+            spacing,
+        );
         let short = caliper(mid, 100.0, mid, 140.0, spacing);
-        FrameFindings { findings: vec![segment(bbox, long, short, 0.3)], ..FrameFindings::default() }
+        FrameFindings {
+            findings: vec![segment(bbox, long, short, 0.3)],
+            ..FrameFindings::default()
+        }
     }
 
     #[test]
@@ -213,8 +297,12 @@ mod tests {
             assert_eq!(f.findings[0].track, 1);
         }
         let late = &shown[20..];
-        let spread = late.iter().cloned().fold(f64::MIN, f64::max) - late.iter().cloned().fold(f64::MAX, f64::min);
-        assert!(spread < 0.2, "shown lengths still swing {spread} mm: {late:?}");
+        let spread = late.iter().cloned().fold(f64::MIN, f64::max)
+            - late.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(
+            spread < 0.2,
+            "shown lengths still swing {spread} mm: {late:?}"
+        );
     }
 
     #[test]
@@ -226,7 +314,10 @@ mod tests {
             let mut f = frame(shift, 60.0, &sp);
             t.update(&mut f, Some(&sp), Some(&Smoothing::default()));
             let long = f.findings[0].long_axis.expect("measured").caliper;
-            assert!((long.a.x - (100.0 + shift)).abs() < 1e-3, "frame {k}: {long:?}");
+            assert!(
+                (long.a.x - (100.0 + shift)).abs() < 1e-3,
+                "frame {k}: {long:?}"
+            );
         }
         // The section changes: 6 mm to 9 mm, well beyond 2 x 0.3 mm.
         let mut f = frame(45.0, 90.0, &sp);

@@ -28,7 +28,10 @@ pub struct ThresholdBand {
 
 impl Default for ThresholdBand {
     fn default() -> Self {
-        Self { low: 0.3, high: 0.7 }
+        Self {
+            low: 0.3,
+            high: 0.7,
+        }
     }
 }
 
@@ -84,13 +87,24 @@ impl Recut {
             long_dev = long_dev.max((l - measured.0.length_mm).abs());
             short_dev = short_dev.max((s - measured.1.length_mm).abs());
         }
-        let combine = |dev: f64, c: &Caliper| (dev * dev + pixel_term_mm(c, spacing).powi(2)).sqrt();
-        (combine(long_dev, measured.0), combine(short_dev, measured.1))
+        let combine =
+            |dev: f64, c: &Caliper| (dev * dev + pixel_term_mm(c, spacing).powi(2)).sqrt();
+        (
+            combine(long_dev, measured.0),
+            combine(short_dev, measured.1),
+        )
     }
 
     /// Calipers of the finding cut at logit `threshold` inside its box
     /// grown by a margin; None when nothing of it is left.
-    fn measure_at(&mut self, mask: &FrameMask, parts: &Components, c: &Component, threshold: f32, spacing: &PixelSpacing) -> Option<(Caliper, Caliper)> {
+    fn measure_at(
+        &mut self,
+        mask: &FrameMask,
+        parts: &Components,
+        c: &Component,
+        threshold: f32,
+        spacing: &PixelSpacing,
+    ) -> Option<(Caliper, Caliper)> {
         let margin = 8u32.max((c.x1 - c.x0).max(c.y1 - c.y0) / 4);
         let (cx0, cy0, cw, ch) = mask.crop;
         let x0 = c.x0.saturating_sub(margin).max(cx0);
@@ -121,11 +135,21 @@ impl Recut {
         }
         let labels = &self.labels;
         let inside = |x: u32, y: u32| labels[((y - y0) * rw + (x - x0)) as usize] == best;
-        Some(self.measure.measure_region((x0, y0, x1, y1), inside, spacing))
+        Some(
+            self.measure
+                .measure_region((x0, y0, x1, y1), inside, spacing),
+        )
     }
 
     /// 4-connected flood fill of region pixels above the threshold; returns the area.
-    fn fill(&mut self, x: u32, y: u32, region: (u32, u32, u32, u32), label: u32, above: &impl Fn(u32, u32) -> bool) -> u32 {
+    fn fill(
+        &mut self,
+        x: u32,
+        y: u32,
+        region: (u32, u32, u32, u32),
+        label: u32,
+        above: &impl Fn(u32, u32) -> bool,
+    ) -> u32 {
         let (x0, y0, rw, rh) = region;
         self.stack.clear();
         self.stack.push(y * rw + x);
@@ -169,7 +193,14 @@ mod tests {
         let c = parts.iter().next().expect("one finding");
         let spacing = PixelSpacing::isotropic(0.1);
         let (l, s) = calipers::Scratch::default().measure(&parts, c, &spacing);
-        let u = Recut::default().uncertainty(m, &parts, &c, (&l, &s), ThresholdBand::default(), &spacing);
+        let u = Recut::default().uncertainty(
+            m,
+            &parts,
+            &c,
+            (&l, &s),
+            ThresholdBand::default(),
+            &spacing,
+        );
         ((l, s), u)
     }
 
@@ -186,7 +217,13 @@ mod tests {
 
     #[test]
     fn a_finding_that_vanishes_at_the_high_threshold_is_wholly_uncertain() {
-        let ((l, _), u) = uncertainty_of(&FrameMask::from_logits(40, 40, |x, y| if (10..20).contains(&x) && (10..20).contains(&y) { 0.2 } else { -5.0 }));
+        let ((l, _), u) = uncertainty_of(&FrameMask::from_logits(40, 40, |x, y| {
+            if (10..20).contains(&x) && (10..20).contains(&y) {
+                0.2
+            } else {
+                -5.0
+            }
+        }));
         assert!(u.0 >= l.length_mm, "{u:?} vs {l:?}");
     }
 }

@@ -4,7 +4,11 @@ use sonoflow_phantom::{export::write_png, LesionKind, Phantom, PhantomConfig, Pr
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let out = args.get(1).map(String::as_str).unwrap_or("frame.png");
-    let probe = if args.get(2).map(String::as_str) == Some("convex") { ProbeKind::Convex } else { ProbeKind::Linear };
+    let probe = if args.get(2).map(String::as_str) == Some("convex") {
+        ProbeKind::Convex
+    } else {
+        ProbeKind::Linear
+    };
     let depth_cm = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(4);
     let seed = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1);
     let lesion_kind = match args.get(5).map(String::as_str) {
@@ -15,13 +19,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => None,
     };
     let (width, height) = (480, 360);
-    let config = PhantomConfig { probe, depth_cm, seed, lesion_kind, width, height, ..PhantomConfig::default() };
+    let config = PhantomConfig {
+        probe,
+        depth_cm,
+        seed,
+        lesion_kind,
+        width,
+        height,
+        ..PhantomConfig::default()
+    };
     let mut phantom = Phantom::new(config)?;
     let mut pixels = vec![0u8; (width * height) as usize];
     let truth = phantom.render(0, &mut pixels);
     write_png(std::path::Path::new(out), width, height, &pixels)?;
     for l in &truth.lesions {
-        println!("{:?} {:?} long {:.2} mm short {:.2} mm", l.class, l.attributes, l.long_axis.length_mm, l.short_axis.length_mm);
+        println!(
+            "{:?} {:?} long {:.2} mm short {:.2} mm",
+            l.class, l.attributes, l.long_axis.length_mm, l.short_axis.length_mm
+        );
     }
     Ok(())
 }

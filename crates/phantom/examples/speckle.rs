@@ -4,9 +4,14 @@ use sonoflow_phantom::{speckle_ratio, ProbeKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for probe in [ProbeKind::Linear, ProbeKind::Convex] {
-        let ratios: Vec<f64> = (1..=5).map(|seed| speckle_ratio(probe, seed)).collect::<Result<_, _>>()?;
+        let ratios: Vec<f64> = (1..=5)
+            .map(|seed| speckle_ratio(probe, seed))
+            .collect::<Result<_, _>>()?;
         let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
-        println!("{}: envelope mean/std {mean:.3} over 5 seeds (Rayleigh 1.913)", probe.name());
+        println!(
+            "{}: envelope mean/std {mean:.3} over 5 seeds (Rayleigh 1.913)",
+            probe.name()
+        );
     }
     Ok(())
 }

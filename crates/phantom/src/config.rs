@@ -40,8 +40,12 @@ pub enum LesionKind {
 }
 
 impl LesionKind {
-    pub const ALL: [LesionKind; 4] =
-        [LesionKind::SimpleCyst, LesionKind::ComplexCyst, LesionKind::BenignSolid, LesionKind::MalignantSolid];
+    pub const ALL: [LesionKind; 4] = [
+        LesionKind::SimpleCyst,
+        LesionKind::ComplexCyst,
+        LesionKind::BenignSolid,
+        LesionKind::MalignantSolid,
+    ];
 }
 
 /// What the probe looks at.
@@ -113,23 +117,42 @@ impl PhantomConfig {
             ));
         }
         if self.lesions > 3 {
-            return Err(ConfigIssue::new(key("lesions"), format!("is {}", self.lesions), "use 0 to 3"));
+            return Err(ConfigIssue::new(
+                key("lesions"),
+                format!("is {}", self.lesions),
+                "use 0 to 3",
+            ));
         }
         if self.width < 320 || self.height < 240 || self.width > 3840 || self.height > 2160 {
             return Err(ConfigIssue::new(
                 key("width"),
-                format!("{}x{} is outside 320x240 to 3840x2160", self.width, self.height),
+                format!(
+                    "{}x{} is outside 320x240 to 3840x2160",
+                    self.width, self.height
+                ),
                 "use e.g. width = 640, height = 480",
             ));
         }
         if self.fps == 0 || self.fps > 240 {
-            return Err(ConfigIssue::new(key("fps"), format!("is {}", self.fps), "use 1 to 240"));
+            return Err(ConfigIssue::new(
+                key("fps"),
+                format!("is {}", self.fps),
+                "use 1 to 240",
+            ));
         }
         if !(20.0..=100.0).contains(&self.dynamic_range_db) {
-            return Err(ConfigIssue::new(key("dynamic_range_db"), format!("is {}", self.dynamic_range_db), "use 20 to 100 (55 is typical)"));
+            return Err(ConfigIssue::new(
+                key("dynamic_range_db"),
+                format!("is {}", self.dynamic_range_db),
+                "use 20 to 100 (55 is typical)",
+            ));
         }
         if !(-30.0..=30.0).contains(&self.gain_db) {
-            return Err(ConfigIssue::new(key("gain_db"), format!("is {}", self.gain_db), "use -30 to 30"));
+            return Err(ConfigIssue::new(
+                key("gain_db"),
+                format!("is {}", self.gain_db),
+                "use -30 to 30",
+            ));
         }
         Ok(())
     }
@@ -153,8 +176,16 @@ mod tests {
 
     #[test]
     fn default_is_valid_and_bad_depth_names_the_key() {
-        PhantomConfig::default().validate("source").expect("default valid");
-        let bad = PhantomConfig { depth_cm: 7, ..PhantomConfig::default() };
-        assert_eq!(bad.validate("source").expect_err("7 cm").key, "source.depth_cm");
+        PhantomConfig::default()
+            .validate("source")
+            .expect("default valid");
+        let bad = PhantomConfig {
+            depth_cm: 7,
+            ..PhantomConfig::default()
+        };
+        assert_eq!(
+            bad.validate("source").expect_err("7 cm").key,
+            "source.depth_cm"
+        );
     }
 }

@@ -67,7 +67,10 @@ pub enum ExportError {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
-    move |e| ExportError::Io { path: path.display().to_string(), cause: e.to_string() }
+    move |e| ExportError::Io {
+        path: path.display().to_string(),
+        cause: e.to_string(),
+    }
 }
 
 /// One line of `truth.jsonl`.
@@ -111,7 +114,11 @@ struct Manifest<'a> {
 /// The scene settings of sequence `index` of an export.
 pub fn sequence_config(options: &ExportOptions, index: u64) -> PhantomConfig {
     let mut rng = Rng::fork(options.seed, 1000 + index);
-    let probe = options.probe.unwrap_or(if index % 2 == 0 { ProbeKind::Linear } else { ProbeKind::Convex });
+    let probe = options.probe.unwrap_or(if index % 2 == 0 {
+        ProbeKind::Linear
+    } else {
+        ProbeKind::Convex
+    });
     let depths: &[u32] = match probe {
         ProbeKind::Linear => &DEPTH_PRESETS_CM[..4],
         ProbeKind::Convex => &DEPTH_PRESETS_CM[2..],
@@ -141,7 +148,10 @@ pub struct ExportSummary {
 }
 
 /// Writes the dataset; `progress(done, total)` is called after each frame.
-pub fn export(options: &ExportOptions, progress: &mut dyn FnMut(u64, u64)) -> Result<ExportSummary, ExportError> {
+pub fn export(
+    options: &ExportOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportSummary, ExportError> {
     if options.frames == 0 || options.sequence_length == 0 {
         return Err(ExportError::Empty);
     }
@@ -159,13 +169,23 @@ pub fn export(options: &ExportOptions, progress: &mut dyn FnMut(u64, u64)) -> Re
         let seq = index / options.sequence_length;
         let config = sequence_config(options, seq);
         let frames = options.sequence_length.min(options.frames - index);
-        sequences.push(SequenceRecord { index: seq, first_frame: index, frames, config: config.clone() });
+        sequences.push(SequenceRecord {
+            index: seq,
+            first_frame: index,
+            frames,
+            config: config.clone(),
+        });
         let mut phantom = Phantom::new(config.clone())?;
         for k in 0..frames {
             let gt = phantom.render(k, &mut pixels);
             let name = format!("{index:06}.png");
             write_png(&images.join(&name), options.width, options.height, &pixels)?;
-            write_png(&labels.join(&name), options.width, options.height, &gt.labels.data)?;
+            write_png(
+                &labels.join(&name),
+                options.width,
+                options.height,
+                &gt.labels.data,
+            )?;
             let record = FrameRecord {
                 index,
                 image: format!("images/{name}"),
@@ -193,7 +213,10 @@ pub fn export(options: &ExportOptions, progress: &mut dyn FnMut(u64, u64)) -> Re
     for (v, name) in label::TISSUES {
         values.insert(v.to_string(), name.into());
     }
-    values.insert(format!("{}+i", label::LESION_BASE), "lesion i (its id in truth.jsonl)".into());
+    values.insert(
+        format!("{}+i", label::LESION_BASE),
+        "lesion i (its id in truth.jsonl)".into(),
+    );
     let manifest_path = options.out.join("manifest.json");
     let manifest = Manifest {
         format: EXPORT_FORMAT,
@@ -208,15 +231,24 @@ pub fn export(options: &ExportOptions, progress: &mut dyn FnMut(u64, u64)) -> Re
         label_values: serde_json::Value::Object(values),
         sequences: &sequences,
     };
-    let text = serde_json::to_string_pretty(&manifest)
-        .map_err(|e| ExportError::Io { path: manifest_path.display().to_string(), cause: e.to_string() })?;
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| ExportError::Io {
+        path: manifest_path.display().to_string(),
+        cause: e.to_string(),
+    })?;
     std::fs::write(&manifest_path, text + "\n").map_err(io_error(&manifest_path))?;
-    Ok(ExportSummary { frames: options.frames, sequences, manifest: manifest_path })
+    Ok(ExportSummary {
+        frames: options.frames,
+        sequences,
+        manifest: manifest_path,
+    })
 }
 
 /// Writes a GRAY8 image as PNG.
 pub fn write_png(path: &Path, width: u32, height: u32, pixels: &[u8]) -> Result<(), ExportError> {
-    let png_error = |e: png::EncodingError| ExportError::Io { path: path.display().to_string(), cause: e.to_string() };
+    let png_error = |e: png::EncodingError| ExportError::Io {
+        path: path.display().to_string(),
+        cause: e.to_string(),
+    };
     let file = File::create(path).map_err(io_error(path))?;
     let mut encoder = png::Encoder::new(BufWriter::new(file), width, height);
     encoder.set_color(png::ColorType::Grayscale);
@@ -229,13 +261,23 @@ pub fn write_png(path: &Path, width: u32, height: u32, pixels: &[u8]) -> Result<
 
 /// Reads a GRAY8 PNG: (width, height, pixels).
 pub fn read_png(path: &Path) -> Result<(u32, u32, Vec<u8>), ExportError> {
-    let bad = |cause: String| ExportError::Io { path: path.display().to_string(), cause };
-    let decoder = png::Decoder::new(std::io::BufReader::new(File::open(path).map_err(io_error(path))?));
+    let bad = |cause: String| ExportError::Io {
+        path: path.display().to_string(),
+        cause,
+    };
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        File::open(path).map_err(io_error(path))?,
+    ));
     let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
     let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).map_err(|e| bad(e.to_string()))?;
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| bad(e.to_string()))?;
     if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
-        return Err(bad(format!("expected 8-bit grayscale, found {:?} {:?}", info.color_type, info.bit_depth)));
+        return Err(bad(format!(
+            "expected 8-bit grayscale, found {:?} {:?}",
+            info.color_type, info.bit_depth
+        )));
     }
     buf.truncate(info.buffer_size());
     Ok((info.width, info.height, buf))

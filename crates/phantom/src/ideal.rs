@@ -37,7 +37,11 @@ pub fn letterbox(truth: &GroundTruth, width: u32, height: u32, input: u32) -> Mo
 pub fn outputs(truth: &GroundTruth, geometry: ModelGeometry, grid: usize) -> ModelOutputs {
     let labels = &truth.labels;
     let lesion = |x: i64, y: i64| {
-        x >= 0 && y >= 0 && (x as u32) < labels.width && (y as u32) < labels.height && labels.get(x as u32, y as u32) >= label::LESION_BASE
+        x >= 0
+            && y >= 0
+            && (x as u32) < labels.width
+            && (y as u32) < labels.height
+            && labels.get(x as u32, y as u32) >= label::LESION_BASE
     };
     let mut edges = Vec::new();
     for y in 0..i64::from(labels.height) {
@@ -58,7 +62,11 @@ pub fn outputs(truth: &GroundTruth, geometry: ModelGeometry, grid: usize) -> Mod
             let u = (gx as f32 + 0.5) / grid as f32 * geometry.input_width as f32;
             let v = (gy as f32 + 0.5) / grid as f32 * geometry.input_height as f32;
             let (x, y) = geometry.to_frame(u, v);
-            let d = edges.iter().map(|&(ex, ey)| (ex - x).powi(2) + (ey - y).powi(2)).fold(f32::MAX, f32::min).sqrt();
+            let d = edges
+                .iter()
+                .map(|&(ex, ey)| (ex - x).powi(2) + (ey - y).powi(2))
+                .fold(f32::MAX, f32::min)
+                .sqrt();
             let l = match (edges.is_empty(), lesion(x.floor() as i64, y.floor() as i64)) {
                 (true, _) => -8.0,
                 (false, true) => d / 2.0,
@@ -68,5 +76,14 @@ pub fn outputs(truth: &GroundTruth, geometry: ModelGeometry, grid: usize) -> Mod
             logits[plane + gy * grid + gx] = l;
         }
     }
-    ModelOutputs { geometry, kernel_version: 0, tasks: 2, height: grid, width: grid, mask_logits: logits, scores: pool.acquire(0), image_tokens: None }
+    ModelOutputs {
+        geometry,
+        kernel_version: 0,
+        tasks: 2,
+        height: grid,
+        width: grid,
+        mask_logits: logits,
+        scores: pool.acquire(0),
+        image_tokens: None,
+    }
 }

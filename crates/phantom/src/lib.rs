@@ -56,7 +56,14 @@ impl Phantom {
         let renderer = render::Renderer::new(&config, &geometry, &layout, background);
         let scene = scene::Scene::new(&config);
         let motion = MotionModel::new(config.seed, config.motion);
-        Ok(Self { config, geometry, layout, scene, motion, renderer })
+        Ok(Self {
+            config,
+            geometry,
+            layout,
+            scene,
+            motion,
+            renderer,
+        })
     }
 
     pub fn config(&self) -> &PhantomConfig {
@@ -76,12 +83,17 @@ impl Phantom {
     }
 
     pub fn format(&self) -> FrameFormat {
-        FrameFormat { pixel: PixelFormat::Gray8, width: self.config.width, height: self.config.height }
+        FrameFormat {
+            pixel: PixelFormat::Gray8,
+            width: self.config.width,
+            height: self.config.height,
+        }
     }
 
     /// The probe's pose at frame `index`.
     pub fn pose(&self, index: u64) -> Pose {
-        self.motion.pose_at(index as f64 / f64::from(self.config.fps))
+        self.motion
+            .pose_at(index as f64 / f64::from(self.config.fps))
     }
 
     /// Renders frame `index` into `out` (GRAY8, width x height) without ground truth.
@@ -98,7 +110,12 @@ impl Phantom {
     }
 
     fn truth_for(&self, index: u64, pose: &Pose) -> GroundTruth {
-        let labels = truth::label_map(&self.scene, &self.layout, pose, self.renderer.region_pixels());
+        let labels = truth::label_map(
+            &self.scene,
+            &self.layout,
+            pose,
+            self.renderer.region_pixels(),
+        );
         let lesions = truth::lesions(&self.scene, &self.layout, pose, &labels);
         GroundTruth {
             frame_index: index,
@@ -121,7 +138,13 @@ impl Phantom {
 /// Rayleigh distributed, for which the ratio is 1.913).
 pub fn speckle_ratio(probe: ProbeKind, seed: u64) -> Result<f64, PhantomError> {
     use probe::{BEAMS, SAMPLES};
-    let config = PhantomConfig { probe, scene: SceneKind::Uniform, seed, motion: false, ..PhantomConfig::default() };
+    let config = PhantomConfig {
+        probe,
+        scene: SceneKind::Uniform,
+        seed,
+        motion: false,
+        ..PhantomConfig::default()
+    };
     let mut phantom = Phantom::new(config)?;
     let mut pixels = vec![0u8; phantom.format().len()];
     phantom.render_image(0, &mut pixels);

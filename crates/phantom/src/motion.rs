@@ -20,13 +20,21 @@ pub struct Pose {
 }
 
 impl Pose {
-    pub const STILL: Pose = Pose { slide_mm: 0.0, tilt_rad: 0.0, compression: 0.0, elevation_rad: 0.0 };
+    pub const STILL: Pose = Pose {
+        slide_mm: 0.0,
+        tilt_rad: 0.0,
+        compression: 0.0,
+        elevation_rad: 0.0,
+    };
 
     /// Tissue coordinates of a probe point.
     #[inline]
     pub fn to_tissue(&self, x: f64, z: f64) -> (f64, f64) {
         let (s, c) = self.tilt_rad.sin_cos();
-        (self.slide_mm + x * c - z * s, (x * s + z * c) / (1.0 - self.compression))
+        (
+            self.slide_mm + x * c - z * s,
+            (x * s + z * c) / (1.0 - self.compression),
+        )
     }
 
     /// Probe coordinates of a tissue point (the inverse of [`Pose::to_tissue`]).
@@ -39,7 +47,10 @@ impl Pose {
     /// The linear part of [`Pose::to_tissue`] applied to a direction.
     pub fn direction_to_tissue(&self, dx: f64, dz: f64) -> (f64, f64) {
         let (s, c) = self.tilt_rad.sin_cos();
-        (dx * c - dz * s, (dx * s + dz * c) / (1.0 - self.compression))
+        (
+            dx * c - dz * s,
+            (dx * s + dz * c) / (1.0 - self.compression),
+        )
     }
 }
 
@@ -59,7 +70,10 @@ impl MotionModel {
         let mut r = Rng::fork(seed, 5);
         Self {
             enabled,
-            slide: [(r.range(7.0, 11.0), r.range(0.0, TAU)), (r.range(3.0, 5.0), r.range(0.0, TAU))],
+            slide: [
+                (r.range(7.0, 11.0), r.range(0.0, TAU)),
+                (r.range(3.0, 5.0), r.range(0.0, TAU)),
+            ],
             tilt: (r.range(6.0, 10.0), r.range(0.0, TAU)),
             breath: (r.range(3.5, 5.0), r.range(0.0, TAU)),
             elevation_rate: r.range(0.25, 0.45),
@@ -87,7 +101,12 @@ mod tests {
 
     #[test]
     fn to_probe_inverts_to_tissue() {
-        let pose = Pose { slide_mm: 1.3, tilt_rad: 0.02, compression: 0.03, elevation_rad: 0.4 };
+        let pose = Pose {
+            slide_mm: 1.3,
+            tilt_rad: 0.02,
+            compression: 0.03,
+            elevation_rad: 0.4,
+        };
         let (x, z) = pose.to_tissue(-7.0, 21.0);
         let (px, pz) = pose.to_probe(x, z);
         assert!((px + 7.0).abs() < 1e-9 && (pz - 21.0).abs() < 1e-9);

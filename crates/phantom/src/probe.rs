@@ -77,7 +77,10 @@ impl ProbeGeometry {
             ProbeKind::Convex => {
                 let phi = self.half_angle * (2.0 * t - 1.0);
                 let (s, c) = phi.sin_cos();
-                ((self.radius_mm * s, self.radius_mm * c - self.radius_mm), (s, c))
+                (
+                    (self.radius_mm * s, self.radius_mm * c - self.radius_mm),
+                    (s, c),
+                )
             }
         }
     }
@@ -90,17 +93,22 @@ impl ProbeGeometry {
     /// Fractional (beam, sample) of a probe point, if it lies in the image.
     pub fn beam_sample(&self, x: f64, z: f64) -> Option<(f64, f64)> {
         let (b, s) = match self.kind {
-            ProbeKind::Linear => {
-                ((x / self.footprint_mm + 0.5) * BEAMS as f64 - 0.5, z / self.sample_mm() - 0.5)
-            }
+            ProbeKind::Linear => (
+                (x / self.footprint_mm + 0.5) * BEAMS as f64 - 0.5,
+                z / self.sample_mm() - 0.5,
+            ),
             ProbeKind::Convex => {
                 let zc = z + self.radius_mm;
                 let r = (x * x + zc * zc).sqrt();
                 let phi = x.atan2(zc);
-                ((phi / self.half_angle + 1.0) / 2.0 * BEAMS as f64 - 0.5, (r - self.radius_mm) / self.sample_mm() - 0.5)
+                (
+                    (phi / self.half_angle + 1.0) / 2.0 * BEAMS as f64 - 0.5,
+                    (r - self.radius_mm) / self.sample_mm() - 0.5,
+                )
             }
         };
-        let inside = (-0.5..BEAMS as f64 - 0.5).contains(&b) && (-0.5..SAMPLES as f64 - 0.5).contains(&s);
+        let inside =
+            (-0.5..BEAMS as f64 - 0.5).contains(&b) && (-0.5..SAMPLES as f64 - 0.5).contains(&s);
         inside.then_some((b, s))
     }
 
@@ -188,7 +196,10 @@ impl Layout {
                 y1: image_top + image_height,
             },
             ProbeKind::Convex => ImageRegion::Fan {
-                apex: Point { x: origin_x as f32, y: (origin_y - geometry.radius_mm / spacing_mm) as f32 },
+                apex: Point {
+                    x: origin_x as f32,
+                    y: (origin_y - geometry.radius_mm / spacing_mm) as f32,
+                },
                 r0: (geometry.radius_mm / spacing_mm) as f32,
                 r1: ((geometry.radius_mm + geometry.depth_mm) / spacing_mm) as f32,
                 half_angle: geometry.half_angle as f32,
@@ -224,6 +235,9 @@ impl Layout {
 
     /// Pixel position (sub-pixel, corner-based) of a probe point.
     pub fn to_pixel(&self, x: f64, z: f64) -> Point {
-        Point { x: (self.origin.0 + x / self.spacing_mm) as f32, y: (self.origin.1 + z / self.spacing_mm) as f32 }
+        Point {
+            x: (self.origin.0 + x / self.spacing_mm) as f32,
+            y: (self.origin.1 + z / self.spacing_mm) as f32,
+        }
     }
 }

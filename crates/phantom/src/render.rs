@@ -88,22 +88,38 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    pub fn new(config: &PhantomConfig, geometry: &ProbeGeometry, layout: &Layout, background: Vec<u8>) -> Self {
+    pub fn new(
+        config: &PhantomConfig,
+        geometry: &ProbeGeometry,
+        layout: &Layout,
+        background: Vec<u8>,
+    ) -> Self {
         let dz = geometry.sample_mm();
         let axial = Kernel::gaussian(geometry.axial_width_mm() / 2.355 / dz, 16);
         let lateral = (0..SAMPLES)
             .map(|s| {
                 let r = geometry.range_mm(s as f64);
-                Kernel::gaussian(geometry.beam_width_mm(r) / 2.355 / geometry.beam_spacing_mm(r), 24)
+                Kernel::gaussian(
+                    geometry.beam_width_mm(r) / 2.355 / geometry.beam_spacing_mm(r),
+                    24,
+                )
             })
             .collect();
         let f = geometry.frequency_mhz;
         let tgc_power: Vec<f32> = (0..SAMPLES)
-            .map(|s| 10f64.powf(2.0 * f * NOMINAL_ATTENUATION * geometry.range_mm(s as f64) / 100.0) as f32)
+            .map(|s| {
+                10f64.powf(2.0 * f * NOMINAL_ATTENUATION * geometry.range_mm(s as f64) / 100.0)
+                    as f32
+            })
             .collect();
-        let noise_power = tgc_power.iter().map(|g| NOISE_AMPLITUDE * NOISE_AMPLITUDE * g).collect();
+        let noise_power = tgc_power
+            .iter()
+            .map(|g| NOISE_AMPLITUDE * NOISE_AMPLITUDE * g)
+            .collect();
         let mut rng = Rng::fork(config.seed, 6);
-        let noise = (0..BEAMS * SAMPLES + 8192).map(|_| -(rng.uniform().max(1e-12).ln()) as f32).collect();
+        let noise = (0..BEAMS * SAMPLES + 8192)
+            .map(|_| -(rng.uniform().max(1e-12).ln()) as f32)
+            .collect();
         let dr = config.dynamic_range_db;
         // Mean log power of unit-power speckle is -2.51 dB (Euler's constant).
         let db_floor = -2.51 - TISSUE_GRAY * dr / 255.0 - config.gain_db;
@@ -135,7 +151,9 @@ impl Renderer {
 
     /// Pixels of the image region: (frame index, x, y).
     pub fn region_pixels(&self) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
-        self.scan.iter().map(|p| (p.pixel, u32::from(p.x), u32::from(p.y)))
+        self.scan
+            .iter()
+            .map(|p| (p.pixel, u32::from(p.x), u32::from(p.y)))
     }
 
     /// Renders one frame into `out` (width x height GRAY8, tightly packed).
@@ -150,10 +168,14 @@ impl Renderer {
 
     fn sample_beams(&mut self, scene: &Scene, pose: &Pose) {
         let grid = &scene.grid;
-        let (ce, se) = (pose.elevation_rad.cos() as f32, pose.elevation_rad.sin() as f32);
+        let (ce, se) = (
+            pose.elevation_rad.cos() as f32,
+            pose.elevation_rad.sin() as f32,
+        );
         let dz = self.geometry.sample_mm();
         // Round-trip loss per sample and unit attenuation, as a log2 amplitude factor.
-        let loss_per_att = 2.0 * self.frequency * (dz / 10.0) as f32 / 20.0 * std::f32::consts::LOG2_10;
+        let loss_per_att =
+            2.0 * self.frequency * (dz / 10.0) as f32 / 20.0 * std::f32::consts::LOG2_10;
         let inv_h = 1.0 / GRID_MM;
         for b in 0..BEAMS {
             let ((ox, oz), (dx, dzr)) = self.geometry.beam(b);
@@ -167,10 +189,19 @@ impl Renderer {
             let row = &mut self.iq[b * SAMPLES..(b + 1) * SAMPLES];
             for out in row.iter_mut() {
                 let (fx, fz) = (gx.floor(), gz.floor());
-                if fx >= 0.0 && fz >= 0.0 && (fx as usize + 1) < grid.nx && (fz as usize + 1) < grid.nz {
+                if fx >= 0.0
+                    && fz >= 0.0
+                    && (fx as usize + 1) < grid.nx
+                    && (fz as usize + 1) < grid.nz
+                {
                     let i = fx as usize * grid.nz + fz as usize;
                     let (wx, wz) = ((gx - fx) as f32, (gz - fz) as f32);
-                    let w = [(1.0 - wx) * (1.0 - wz), (1.0 - wx) * wz, wx * (1.0 - wz), wx * wz];
+                    let w = [
+                        (1.0 - wx) * (1.0 - wz),
+                        (1.0 - wx) * wz,
+                        wx * (1.0 - wz),
+                        wx * wz,
+                    ];
                     let cells = [i, i + 1, i + grid.nz, i + grid.nz + 1];
                     let (mut re, mut im) = (0.0f32, 0.0f32);
                     for (wk, &ck) in w.iter().zip(&cells) {
@@ -180,7 +211,8 @@ impl Renderer {
                     }
                     // Interpolation must not change speckle power with position.
                     // The echo from here is attenuated by the path so far.
-                    let norm = (w.iter().map(|x| x * x).sum::<f32>()).sqrt().recip() * (-loss).exp2();
+                    let norm =
+                        (w.iter().map(|x| x * x).sum::<f32>()).sqrt().recip() * (-loss).exp2();
                     *out = [re * norm, im * norm];
                     let nearest = if wx < 0.5 { 0 } else { 2 } + usize::from(wz >= 0.5);
                     loss += loss_per_att * grid.attenuation[cells[nearest]];
@@ -236,7 +268,8 @@ impl Renderer {
                 let power = (re * re + im * im) * tgc;
                 envelope[b] = power.sqrt();
                 let p = power + noise_power * noise[b];
-                image[b] = (p.max(1e-20).log2() * gray_per_log2 + gray_offset).clamp(0.0, 255.0) as u8;
+                image[b] =
+                    (p.max(1e-20).log2() * gray_per_log2 + gray_offset).clamp(0.0, 255.0) as u8;
             }
         }
     }
@@ -245,7 +278,10 @@ impl Renderer {
         for p in &self.scan {
             let i = p.index as usize;
             let (a, b) = (f32::from(self.image[i]), f32::from(self.image[i + 1]));
-            let (c, d) = (f32::from(self.image[i + BEAMS]), f32::from(self.image[i + BEAMS + 1]));
+            let (c, d) = (
+                f32::from(self.image[i + BEAMS]),
+                f32::from(self.image[i + BEAMS + 1]),
+            );
             let top = a + (b - a) * p.fb;
             let bottom = c + (d - c) * p.fb;
             out[p.pixel as usize] = (top + (bottom - top) * p.fs + 0.5) as u8;
@@ -276,9 +312,17 @@ fn scan_table(geometry: &ProbeGeometry, layout: &Layout) -> Vec<ScanPixel> {
                 continue;
             }
             let (px, pz) = layout.to_probe(x, y);
-            let Some((b, s)) = geometry.beam_sample(px, pz) else { continue };
-            let (b, s) = (b.clamp(0.0, (BEAMS - 1) as f64 - 1e-6), s.clamp(0.0, (SAMPLES - 1) as f64 - 1e-6));
-            let (b0, s0) = ((b.floor() as usize).min(BEAMS - 2), (s.floor() as usize).min(SAMPLES - 2));
+            let Some((b, s)) = geometry.beam_sample(px, pz) else {
+                continue;
+            };
+            let (b, s) = (
+                b.clamp(0.0, (BEAMS - 1) as f64 - 1e-6),
+                s.clamp(0.0, (SAMPLES - 1) as f64 - 1e-6),
+            );
+            let (b0, s0) = (
+                (b.floor() as usize).min(BEAMS - 2),
+                (s.floor() as usize).min(SAMPLES - 2),
+            );
             table.push(ScanPixel {
                 pixel: y * layout.width + x,
                 // Frames are at most 3840x2160 (checked by the config).

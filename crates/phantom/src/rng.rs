@@ -18,7 +18,14 @@ fn splitmix(state: &mut u64) -> u64 {
 impl Rng {
     pub fn new(seed: u64) -> Self {
         let mut state = seed;
-        Self { s: [splitmix(&mut state), splitmix(&mut state), splitmix(&mut state), splitmix(&mut state)] }
+        Self {
+            s: [
+                splitmix(&mut state),
+                splitmix(&mut state),
+                splitmix(&mut state),
+                splitmix(&mut state),
+            ],
+        }
     }
 
     /// An independent stream for a named purpose, so adding draws to one
@@ -101,6 +108,9 @@ mod tests {
         }
         let mean = sum / (2 * n) as f64;
         let var = sq / (2 * n) as f64 - mean * mean;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean} var {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "mean {mean} var {var}"
+        );
     }
 }

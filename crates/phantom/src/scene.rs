@@ -11,8 +11,8 @@
 use std::f64::consts::{PI, TAU};
 
 use sonoflow_core::findings::{
-    label, Calcifications, EchoPattern, FindingClass, LesionAttributes, Margin, Orientation, PosteriorFeatures,
-    Shape,
+    label, Calcifications, EchoPattern, FindingClass, LesionAttributes, Margin, Orientation,
+    PosteriorFeatures, Shape,
 };
 
 use crate::config::{LesionKind, PhantomConfig, SceneKind};
@@ -108,7 +108,10 @@ impl Lesion {
             .map(|i| {
                 let phi = TAU * i as f64 / points as f64;
                 let r = self.boundary(phi);
-                let (u, v) = (r * phi.cos() * self.semi_axes.0, r * phi.sin() * self.semi_axes.1);
+                let (u, v) = (
+                    r * phi.cos() * self.semi_axes.0,
+                    r * phi.sin() * self.semi_axes.1,
+                );
                 (self.center.0 + u * c - v * s, self.center.1 + u * s + v * c)
             })
             .collect()
@@ -163,11 +166,18 @@ struct Texture {
 impl Texture {
     fn new(rng: &mut Rng, cell_mm: f64) -> Self {
         let n = 128;
-        Self { cell_mm, n, values: (0..n * n).map(|_| rng.uniform() as f32).collect() }
+        Self {
+            cell_mm,
+            n,
+            values: (0..n * n).map(|_| rng.uniform() as f32).collect(),
+        }
     }
 
     fn at(&self, x: f64, z: f64) -> f32 {
-        let (gx, gz) = ((x / self.cell_mm).rem_euclid(self.n as f64), (z / self.cell_mm).rem_euclid(self.n as f64));
+        let (gx, gz) = (
+            (x / self.cell_mm).rem_euclid(self.n as f64),
+            (z / self.cell_mm).rem_euclid(self.n as f64),
+        );
         let (ix, iz) = (gx as usize % self.n, gz as usize % self.n);
         let (fx, fz) = ((gx - gx.floor()) as f32, (gz - gz.floor()) as f32);
         let (sx, sz) = (fx * fx * (3.0 - 2.0 * fx), fz * fz * (3.0 - 2.0 * fz));
@@ -233,13 +243,32 @@ impl Scene {
         let depth = config.depth_mm();
         let layers = Layers {
             skin: rng.range(1.5, 2.2),
-            fat: (rng.range(4.5, 8.0), [rng.range(0.8, 1.6), rng.range(0.0, TAU), rng.range(0.3, 0.8), rng.range(0.0, TAU)]),
-            gland: (rng.range(20.0, 27.0), [rng.range(1.5, 3.5), rng.range(0.0, TAU)]),
+            fat: (
+                rng.range(4.5, 8.0),
+                [
+                    rng.range(0.8, 1.6),
+                    rng.range(0.0, TAU),
+                    rng.range(0.3, 0.8),
+                    rng.range(0.0, TAU),
+                ],
+            ),
+            gland: (
+                rng.range(20.0, 27.0),
+                [rng.range(1.5, 3.5), rng.range(0.0, TAU)],
+            ),
             muscle_thickness: rng.range(7.0, 11.0),
-            septa: (rng.range(0.3, 0.9), rng.range(4.0, 7.0), rng.range(0.0, TAU)),
+            septa: (
+                rng.range(0.3, 0.9),
+                rng.range(4.0, 7.0),
+                rng.range(0.0, TAU),
+            ),
         };
         let uniform = config.scene == SceneKind::Uniform;
-        let lesions = if uniform { Vec::new() } else { place_lesions(config, &layers, &mut rng) };
+        let lesions = if uniform {
+            Vec::new()
+        } else {
+            place_lesions(config, &layers, &mut rng)
+        };
 
         let half = visible_half_width(config, depth) + MAX_SLIDE_MM + depth * 0.06 + 2.0;
         let nx = (2.0 * half / GRID_MM).ceil() as usize;
@@ -283,7 +312,12 @@ impl Scene {
                 let (ar, ai) = speckle.normal_pair();
                 let (br, bi) = speckle.normal_pair();
                 let a = amp * scale;
-                grid.scatterers.push(Scatterers { a_re: ar * a, a_im: ai * a, b_re: br * a, b_im: bi * a });
+                grid.scatterers.push(Scatterers {
+                    a_re: ar * a,
+                    a_im: ai * a,
+                    b_re: br * a,
+                    b_im: bi * a,
+                });
                 grid.attenuation.push(att);
                 grid.labels.push(lab);
             }
@@ -313,7 +347,15 @@ fn add_calcification(grid: &mut TissueGrid, x: f64, z: f64) {
     }
 }
 
-fn base_tissue(layers: &Layers, x: f64, z: f64, fat_bottom: f64, gland_bottom: f64, texture: &Texture, fine: &Texture) -> (f32, f32, u8) {
+fn base_tissue(
+    layers: &Layers,
+    x: f64,
+    z: f64,
+    fat_bottom: f64,
+    gland_bottom: f64,
+    texture: &Texture,
+    fine: &Texture,
+) -> (f32, f32, u8) {
     if z < layers.skin {
         // The skin line: brightest at the surface.
         let boost = if z < 0.35 { 1.6 } else { 1.0 };
@@ -322,7 +364,9 @@ fn base_tissue(layers: &Layers, x: f64, z: f64, fat_bottom: f64, gland_bottom: f
     if z < fat_bottom {
         // Fat lobules separated by thin, bright, oblique septa (Cooper's ligaments).
         let (tilt, period, phase) = layers.septa;
-        let t = (x * tilt.cos() + z * 3.0 * tilt.sin()) / period * TAU + phase + 2.0 * f64::from(texture.at(x, z));
+        let t = (x * tilt.cos() + z * 3.0 * tilt.sin()) / period * TAU
+            + phase
+            + 2.0 * f64::from(texture.at(x, z));
         let septum = t.sin() > 0.96;
         let (amp, att) = if septum { tissue::SEPTUM } else { tissue::FAT };
         return (amp * (0.85 + 0.3 * fine.at(x, z)), att, label::FAT);
@@ -330,7 +374,11 @@ fn base_tissue(layers: &Layers, x: f64, z: f64, fat_bottom: f64, gland_bottom: f
     if z < gland_bottom {
         // Fibroglandular tissue: bright, patchy.
         let patch = texture.at(x, z);
-        return (tissue::GLAND.0 * (0.65 + 0.6 * patch), tissue::GLAND.1, label::GLAND);
+        return (
+            tissue::GLAND.0 * (0.65 + 0.6 * patch),
+            tissue::GLAND.1,
+            label::GLAND,
+        );
     }
     let muscle_top = gland_bottom;
     if z < muscle_top + 0.5 {
@@ -338,8 +386,16 @@ fn base_tissue(layers: &Layers, x: f64, z: f64, fat_bottom: f64, gland_bottom: f
     }
     // Muscle: fibres run roughly horizontally, giving striations.
     let stria = 0.6 + 0.8 * ((z * TAU / 1.4 + 0.15 * x).sin().abs() as f32).powi(3);
-    let deep = if z > muscle_top + layers.muscle_thickness { 0.8 } else { 1.0 };
-    (tissue::MUSCLE.0 * stria * deep, tissue::MUSCLE.1, label::MUSCLE)
+    let deep = if z > muscle_top + layers.muscle_thickness {
+        0.8
+    } else {
+        1.0
+    };
+    (
+        tissue::MUSCLE.0 * stria * deep,
+        tissue::MUSCLE.1,
+        label::MUSCLE,
+    )
 }
 
 fn attributes_for(kind: LesionKind, rng: &mut Rng) -> LesionAttributes {
@@ -347,7 +403,11 @@ fn attributes_for(kind: LesionKind, rng: &mut Rng) -> LesionAttributes {
     use PosteriorFeatures as P;
     match kind {
         LesionKind::SimpleCyst => LesionAttributes {
-            shape: if rng.chance(0.6) { Shape::Oval } else { Shape::Round },
+            shape: if rng.chance(0.6) {
+                Shape::Oval
+            } else {
+                Shape::Round
+            },
             orientation: Orientation::Parallel,
             margin: Margin::Circumscribed,
             echo_pattern: EchoPattern::Anechoic,
@@ -355,9 +415,17 @@ fn attributes_for(kind: LesionKind, rng: &mut Rng) -> LesionAttributes {
             calcifications: C::None,
         },
         LesionKind::ComplexCyst => LesionAttributes {
-            shape: if rng.chance(0.7) { Shape::Oval } else { Shape::Round },
+            shape: if rng.chance(0.7) {
+                Shape::Oval
+            } else {
+                Shape::Round
+            },
             orientation: Orientation::Parallel,
-            margin: if rng.chance(0.7) { Margin::Circumscribed } else { Margin::Microlobulated },
+            margin: if rng.chance(0.7) {
+                Margin::Circumscribed
+            } else {
+                Margin::Microlobulated
+            },
             echo_pattern: EchoPattern::ComplexCysticSolid,
             posterior: P::Enhancement,
             calcifications: C::None,
@@ -365,23 +433,55 @@ fn attributes_for(kind: LesionKind, rng: &mut Rng) -> LesionAttributes {
         LesionKind::BenignSolid => LesionAttributes {
             shape: Shape::Oval,
             orientation: Orientation::Parallel,
-            margin: if rng.chance(0.8) { Margin::Circumscribed } else { Margin::Microlobulated },
-            echo_pattern: rng.pick(&[EchoPattern::Hypoechoic, EchoPattern::Hypoechoic, EchoPattern::Isoechoic, EchoPattern::Hyperechoic]),
+            margin: if rng.chance(0.8) {
+                Margin::Circumscribed
+            } else {
+                Margin::Microlobulated
+            },
+            echo_pattern: rng.pick(&[
+                EchoPattern::Hypoechoic,
+                EchoPattern::Hypoechoic,
+                EchoPattern::Isoechoic,
+                EchoPattern::Hyperechoic,
+            ]),
             posterior: rng.pick(&[P::None, P::None, P::Enhancement]),
             calcifications: C::None,
         },
         LesionKind::MalignantSolid => LesionAttributes {
-            shape: if rng.chance(0.85) { Shape::Irregular } else { Shape::Round },
-            orientation: if rng.chance(0.6) { Orientation::NotParallel } else { Orientation::Parallel },
-            margin: rng.pick(&[Margin::Spiculated, Margin::Angular, Margin::Indistinct, Margin::Spiculated]),
-            echo_pattern: rng.pick(&[EchoPattern::Hypoechoic, EchoPattern::Hypoechoic, EchoPattern::Heterogeneous]),
+            shape: if rng.chance(0.85) {
+                Shape::Irregular
+            } else {
+                Shape::Round
+            },
+            orientation: if rng.chance(0.6) {
+                Orientation::NotParallel
+            } else {
+                Orientation::Parallel
+            },
+            margin: rng.pick(&[
+                Margin::Spiculated,
+                Margin::Angular,
+                Margin::Indistinct,
+                Margin::Spiculated,
+            ]),
+            echo_pattern: rng.pick(&[
+                EchoPattern::Hypoechoic,
+                EchoPattern::Hypoechoic,
+                EchoPattern::Heterogeneous,
+            ]),
             posterior: rng.pick(&[P::Shadowing, P::Shadowing, P::None, P::Combined]),
             calcifications: if rng.chance(0.4) { C::InMass } else { C::None },
         },
     }
 }
 
-fn build_lesion(id: u32, kind: LesionKind, center: (f64, f64), long_mm: f64, rng: &mut Rng) -> Lesion {
+fn build_lesion(
+    id: u32,
+    kind: LesionKind,
+    center: (f64, f64),
+    long_mm: f64,
+    rng: &mut Rng,
+) -> Lesion {
     let attributes = attributes_for(kind, rng);
     let aspect = match attributes.shape {
         Shape::Round => rng.range(0.85, 1.0),
@@ -403,15 +503,27 @@ fn build_lesion(id: u32, kind: LesionKind, center: (f64, f64), long_mm: f64, rng
     let mut edge_blur = 0.0;
     match attributes.margin {
         Margin::Circumscribed => {}
-        Margin::Microlobulated => harmonics.push((rng.range(9.0, 13.0).round(), rng.range(0.04, 0.06), rng.range(0.0, TAU))),
+        Margin::Microlobulated => harmonics.push((
+            rng.range(9.0, 13.0).round(),
+            rng.range(0.04, 0.06),
+            rng.range(0.0, TAU),
+        )),
         Margin::Angular => {
             for i in 0..rng.range(4.0, 6.0) as usize {
-                spikes.push((TAU * i as f64 / 5.0 + rng.range(-0.3, 0.3), rng.range(0.15, 0.25), rng.range(0.5, 0.7)));
+                spikes.push((
+                    TAU * i as f64 / 5.0 + rng.range(-0.3, 0.3),
+                    rng.range(0.15, 0.25),
+                    rng.range(0.5, 0.7),
+                ));
             }
         }
         Margin::Spiculated => {
             for _ in 0..rng.range(10.0, 16.0) as usize {
-                spikes.push((rng.range(0.0, TAU), rng.range(0.25, 0.55), rng.range(0.06, 0.12)));
+                spikes.push((
+                    rng.range(0.0, TAU),
+                    rng.range(0.25, 0.55),
+                    rng.range(0.06, 0.12),
+                ));
             }
         }
         Margin::Indistinct => edge_blur = rng.range(0.25, 0.4),
@@ -430,8 +542,12 @@ fn build_lesion(id: u32, kind: LesionKind, center: (f64, f64), long_mm: f64, rng
         PosteriorFeatures::Combined => 2.0,
         _ => attenuation,
     };
-    let nodule = (attributes.echo_pattern == EchoPattern::ComplexCysticSolid)
-        .then(|| ((rng.range(-0.4, 0.4), rng.range(0.1, 0.4)), rng.range(0.3, 0.45)));
+    let nodule = (attributes.echo_pattern == EchoPattern::ComplexCysticSolid).then(|| {
+        (
+            (rng.range(-0.4, 0.4), rng.range(0.1, 0.4)),
+            rng.range(0.3, 0.45),
+        )
+    });
     let class = match kind {
         LesionKind::SimpleCyst => FindingClass::Cyst,
         _ => FindingClass::Mass,
@@ -469,13 +585,17 @@ fn place_lesions(config: &PhantomConfig, layers: &Layers, rng: &mut Rng) -> Vec<
     let depth = config.depth_mm();
     let mut lesions: Vec<Lesion> = Vec::new();
     for _ in 0..config.lesions {
-        let kind = config.lesion_kind.unwrap_or_else(|| rng.pick(&LesionKind::ALL));
+        let kind = config
+            .lesion_kind
+            .unwrap_or_else(|| rng.pick(&LesionKind::ALL));
         for _attempt in 0..50 {
             // Sized to the view: at most about 40% of the depth.
             let long = rng.range(6.0, (0.4 * depth).clamp(8.0, 22.0));
             let reach = long * 0.75;
             let z_lo = (layers.fat.0 + reach * 0.6).max(reach + 3.0);
-            let z_hi = (depth * (1.0 - MAX_COMPRESSION) - reach - 2.0).min(layers.gland.0 + 6.0).max(z_lo + 0.1);
+            let z_hi = (depth * (1.0 - MAX_COMPRESSION) - reach - 2.0)
+                .min(layers.gland.0 + 6.0)
+                .max(z_lo + 0.1);
             let z = rng.range(z_lo, z_hi);
             let half = visible_half_width(config, z - reach) - MAX_SLIDE_MM - reach - 1.0;
             if half <= 0.0 {

@@ -104,17 +104,36 @@ impl Canvas<'_> {
 }
 
 /// The screen without the image: banner, settings panel, depth scale.
-pub fn draw_background(config: &PhantomConfig, geometry: &ProbeGeometry, layout: &Layout) -> Vec<u8> {
+pub fn draw_background(
+    config: &PhantomConfig,
+    geometry: &ProbeGeometry,
+    layout: &Layout,
+) -> Vec<u8> {
     let mut pixels = vec![0u8; (layout.width * layout.height) as usize];
-    let mut c = Canvas { pixels: &mut pixels, width: layout.width, height: layout.height };
+    let mut c = Canvas {
+        pixels: &mut pixels,
+        width: layout.width,
+        height: layout.height,
+    };
     let s = layout.text_scale;
     let line = i64::from(10 * s);
     let probe = match config.probe {
         ProbeKind::Linear => format!("L{:.1}", geometry.frequency_mhz),
         ProbeKind::Convex => format!("C{:.1}", geometry.frequency_mhz),
     };
-    c.text(6, 4, &format!("SONOFLOW PHANTOM  {probe}  BREAST  - NOT FOR DIAGNOSIS"), s, INK);
-    c.hline(0, i64::from(layout.width) - 1, i64::from(layout.banner_height) - 3, 90);
+    c.text(
+        6,
+        4,
+        &format!("SONOFLOW PHANTOM  {probe}  BREAST  - NOT FOR DIAGNOSIS"),
+        s,
+        INK,
+    );
+    c.hline(
+        0,
+        i64::from(layout.width) - 1,
+        i64::from(layout.banner_height) - 3,
+        90,
+    );
     let fields = [
         format!("PRESET {probe}"),
         format!("DEPTH {:.1}CM", geometry.depth_mm / 10.0),
@@ -132,7 +151,12 @@ pub fn draw_background(config: &PhantomConfig, geometry: &ProbeGeometry, layout:
     // The orientation marker, top left of the image, as carts show it.
     let mx = i64::from(layout.region_left()) - 2;
     for d in 0..4 * i64::from(s) {
-        c.hline(mx - 4 * i64::from(s), mx - 4 * i64::from(s) + d, i64::from(layout.image_top) + d, INK);
+        c.hline(
+            mx - 4 * i64::from(s),
+            mx - 4 * i64::from(s) + d,
+            i64::from(layout.image_top) + d,
+            INK,
+        );
     }
     pixels
 }
@@ -145,10 +169,18 @@ fn draw_depth_scale(c: &mut Canvas<'_>, geometry: &ProbeGeometry, layout: &Layou
     c.vline(x, top, top + i64::from(layout.image_height) - 1, INK);
     let mut mm = 0u32;
     while f64::from(mm) <= geometry.depth_mm + 1e-9 {
-        let y = layout.depth_row(f64::from(mm)).min(top + i64::from(layout.image_height) - 1);
+        let y = layout
+            .depth_row(f64::from(mm))
+            .min(top + i64::from(layout.image_height) - 1);
         if mm % 10 == 0 {
             c.hline(x, x + 6 * s, y, INK);
-            c.text(x + 8 * s, (y - 3 * s).max(top), &(mm / 10).to_string(), s as u32, INK);
+            c.text(
+                x + 8 * s,
+                (y - 3 * s).max(top),
+                &(mm / 10).to_string(),
+                s as u32,
+                INK,
+            );
         } else {
             c.hline(x, x + 3 * s, y, INK);
         }

@@ -4,7 +4,9 @@
 //! perpendicular to it), measured on the lesion's exact boundary mapped
 //! into the frame.
 
-use sonoflow_core::findings::{label, BoundingBox, Caliper, LabelMap, LesionTruth, PixelSpacing, Point};
+use sonoflow_core::findings::{
+    label, BoundingBox, Caliper, LabelMap, LesionTruth, PixelSpacing, Point,
+};
 
 use crate::motion::Pose;
 use crate::probe::Layout;
@@ -14,7 +16,12 @@ use crate::scene::Scene;
 const POLYGON_POINTS: usize = 256;
 
 /// Labels every pixel of the image region (`region` yields (index, x, y)).
-pub fn label_map(scene: &Scene, layout: &Layout, pose: &Pose, region: impl Iterator<Item = (u32, u32, u32)>) -> LabelMap {
+pub fn label_map(
+    scene: &Scene,
+    layout: &Layout,
+    pose: &Pose,
+    region: impl Iterator<Item = (u32, u32, u32)>,
+) -> LabelMap {
     let mut data = vec![label::BACKGROUND; (layout.width * layout.height) as usize];
     // Pixel to tissue is affine: tissue = origin + x * dx + y * dy.
     let (ox, oz) = {
@@ -31,7 +38,11 @@ pub fn label_map(scene: &Scene, layout: &Layout, pose: &Pose, region: impl Itera
             data[pixel as usize] = scene.grid.labels[cell];
         }
     }
-    LabelMap { width: layout.width, height: layout.height, data }
+    LabelMap {
+        width: layout.width,
+        height: layout.height,
+        data,
+    }
 }
 
 /// The visible lesions of one frame.
@@ -43,7 +54,10 @@ pub fn lesions(scene: &Scene, layout: &Layout, pose: &Pose, labels: &LabelMap) -
         .iter()
         .filter_map(|lesion| {
             let value = label::LESION_BASE + lesion.id as u8;
-            let (bbox, area) = extents.get(usize::from(value - label::LESION_BASE)).copied().flatten()?;
+            let (bbox, area) = extents
+                .get(usize::from(value - label::LESION_BASE))
+                .copied()
+                .flatten()?;
             let polygon: Vec<Point> = lesion
                 .polygon(POLYGON_POINTS)
                 .into_iter()
@@ -89,7 +103,19 @@ fn extents(labels: &LabelMap) -> Vec<Option<(BoundingBox, u32)>> {
     }
     found
         .into_iter()
-        .map(|e| e.map(|(x0, y0, x1, y1, n)| (BoundingBox { x0: x0 as f32, y0: y0 as f32, x1: x1 as f32, y1: y1 as f32 }, n)))
+        .map(|e| {
+            e.map(|(x0, y0, x1, y1, n)| {
+                (
+                    BoundingBox {
+                        x0: x0 as f32,
+                        y0: y0 as f32,
+                        x1: x1 as f32,
+                        y1: y1 as f32,
+                    },
+                    n,
+                )
+            })
+        })
         .collect()
 }
 
@@ -108,13 +134,22 @@ pub fn calipers(polygon: &[Point], spacing: &PixelSpacing) -> (Caliper, Caliper)
         }
     }
     let best = best_sq.sqrt();
-    let long = Caliper { a, b, length_mm: spacing.length_mm(a, b) };
+    let long = Caliper {
+        a,
+        b,
+        length_mm: spacing.length_mm(a, b),
+    };
     if best <= 0.0 {
         return (long, long);
     }
     // In the long axis' frame: t along it, w across it.
     let (ux, uy) = ((b.x - a.x) / best, (b.y - a.y) / best);
-    let to_frame = |p: Point| ((p.x - a.x) * ux + (p.y - a.y) * uy, -(p.x - a.x) * uy + (p.y - a.y) * ux);
+    let to_frame = |p: Point| {
+        (
+            (p.x - a.x) * ux + (p.y - a.y) * uy,
+            -(p.x - a.x) * uy + (p.y - a.y) * ux,
+        )
+    };
     let local: Vec<(f32, f32)> = polygon.iter().map(|&p| to_frame(p)).collect();
     let (mut best_chord, mut short) = (0.0f32, (0.0f32, 0.0f32, 0.0f32));
     let steps = 200;
@@ -134,9 +169,19 @@ pub fn calipers(polygon: &[Point], spacing: &PixelSpacing) -> (Caliper, Caliper)
             short = (t, lo, hi);
         }
     }
-    let from_frame = |t: f32, w: f32| Point { x: a.x + t * ux - w * uy, y: a.y + t * uy + w * ux };
+    let from_frame = |t: f32, w: f32| Point {
+        x: a.x + t * ux - w * uy,
+        y: a.y + t * uy + w * ux,
+    };
     let (sa, sb) = (from_frame(short.0, short.1), from_frame(short.0, short.2));
-    (long, Caliper { a: sa, b: sb, length_mm: spacing.length_mm(sa, sb) })
+    (
+        long,
+        Caliper {
+            a: sa,
+            b: sb,
+            length_mm: spacing.length_mm(sa, sb),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -148,7 +193,10 @@ mod tests {
         let poly: Vec<Point> = (0..360)
             .map(|i| {
                 let t = (i as f32).to_radians();
-                Point { x: 100.0 + 40.0 * t.cos(), y: 80.0 + 15.0 * t.sin() }
+                Point {
+                    x: 100.0 + 40.0 * t.cos(),
+                    y: 80.0 + 15.0 * t.sin(),
+                }
             })
             .collect();
         let (long, short) = calipers(&poly, &PixelSpacing::isotropic(0.1));

@@ -105,7 +105,10 @@ pub enum RecvError {
 }
 
 /// A hand-off holding at most `depth` items (at least 1).
-pub fn handoff<T: Send + 'static>(depth: usize, policy: DropPolicy) -> (Sender<T>, Receiver<T>, HandoffStats) {
+pub fn handoff<T: Send + 'static>(
+    depth: usize,
+    policy: DropPolicy,
+) -> (Sender<T>, Receiver<T>, HandoffStats) {
     let shared = Arc::new(Shared {
         queue: ArrayQueue::new(depth.max(1)),
         policy,
@@ -222,7 +225,10 @@ mod tests {
         assert_eq!(stats.dropped(), 1);
         assert_eq!(rx.recv_timeout(T), Ok(2));
         assert_eq!(rx.recv_timeout(T), Ok(3));
-        assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvError::Timeout));
+        assert_eq!(
+            rx.recv_timeout(Duration::from_millis(1)),
+            Err(RecvError::Timeout)
+        );
     }
 
     #[test]

@@ -12,7 +12,10 @@ pub mod metrics;
 pub mod stage;
 
 pub use handoff::{handoff, DropPolicy, HandoffStats, Receiver, RecvError, Sender, Sent};
-pub use metrics::{LatencyRecorder, LatencySplit, LatencySummary, MetricsSnapshot, PipelineMetrics};
+pub use metrics::{
+    LatencyRecorder, LatencySplit, LatencySummary, MetricsSnapshot, PipelineMetrics,
+};
 pub use stage::{
-    run_output_stage, run_process_stage, Delivery, FrameSink, Painter, PassThrough, Processor, StageError, StopFlag,
+    run_output_stage, run_process_stage, Delivery, FrameSink, Painter, PassThrough, Processor,
+    StageError, StopFlag,
 };

@@ -33,11 +33,15 @@ impl LatencyRecorder {
     pub fn new() -> Self {
         let hist = Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
             .expect("constant histogram bounds are valid");
-        Self { hist: Mutex::new(hist) }
+        Self {
+            hist: Mutex::new(hist),
+        }
     }
 
     pub fn record(&self, latency: Duration) {
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_LATENCY_US);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, MAX_LATENCY_US);
         if let Ok(mut hist) = self.hist.lock() {
             hist.saturating_record(us);
         }
@@ -77,17 +81,25 @@ impl Span {
     const NONE: u64 = u64::MAX;
 
     fn new() -> Self {
-        Self { first: AtomicU64::new(Self::NONE), last: AtomicU64::new(Self::NONE) }
+        Self {
+            first: AtomicU64::new(Self::NONE),
+            last: AtomicU64::new(Self::NONE),
+        }
     }
 
     fn mark(&self, at: Timestamp) {
-        let _ = self.first.compare_exchange(Self::NONE, at.0, Ordering::Relaxed, Ordering::Relaxed);
+        let _ = self
+            .first
+            .compare_exchange(Self::NONE, at.0, Ordering::Relaxed, Ordering::Relaxed);
         self.last.store(at.0, Ordering::Relaxed);
     }
 
     /// Events per second over the span, counting `n` events.
     fn rate(&self, n: u64) -> f64 {
-        let (first, last) = (self.first.load(Ordering::Relaxed), self.last.load(Ordering::Relaxed));
+        let (first, last) = (
+            self.first.load(Ordering::Relaxed),
+            self.last.load(Ordering::Relaxed),
+        );
         if n < 2 || first == Self::NONE || last <= first {
             return 0.0;
         }
@@ -105,7 +117,11 @@ pub struct LatencySplit {
 
 impl LatencySplit {
     pub fn new(condition: Arc<AtomicBool>) -> Self {
-        Self { condition, when_set: LatencyRecorder::new(), when_clear: LatencyRecorder::new() }
+        Self {
+            condition,
+            when_set: LatencyRecorder::new(),
+            when_clear: LatencyRecorder::new(),
+        }
     }
 }
 
@@ -179,7 +195,11 @@ impl PipelineMetrics {
         self.out_span.mark(at);
         self.end_to_end.record(latency);
         if let Some(split) = self.split.get() {
-            let into = if split.condition.load(Ordering::Relaxed) { &split.when_set } else { &split.when_clear };
+            let into = if split.condition.load(Ordering::Relaxed) {
+                &split.when_set
+            } else {
+                &split.when_clear
+            };
             into.record(latency);
         }
     }

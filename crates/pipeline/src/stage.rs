@@ -28,7 +28,10 @@ pub struct StageError {
 
 impl StageError {
     pub fn new(stage: Stage, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self { stage: stage.name(), source: source.into() }
+        Self {
+            stage: stage.name(),
+            source: source.into(),
+        }
     }
 }
 

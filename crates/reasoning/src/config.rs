@@ -78,8 +78,25 @@ impl ReasoningConfig {
         macro_rules! pick {
             ($($f:ident),*) => { ReasoningConfig { $($f: self.$f.clone().or_else(|| defaults.$f.clone())),* } };
         }
-        pick!(enabled, model, prompt, max_new_tokens, temperature, top_p, seed, intra_threads, nice, timeout_ms, stale_after_ms,
-              min_interval_ms, max_interval_ms, still_below, still_frames, stable_iou, scene_change_above)
+        pick!(
+            enabled,
+            model,
+            prompt,
+            max_new_tokens,
+            temperature,
+            top_p,
+            seed,
+            intra_threads,
+            nice,
+            timeout_ms,
+            stale_after_ms,
+            min_interval_ms,
+            max_interval_ms,
+            still_below,
+            still_frames,
+            stable_iou,
+            scene_change_above
+        )
     }
 
     /// The head's spec, or None when it is off. `model`: whether the
@@ -98,50 +115,107 @@ impl ReasoningConfig {
         if keyframes.max_interval < keyframes.min_interval {
             return Err(ConfigIssue::new(
                 "reasoning.max_interval_ms",
-                format!("({} ms) is shorter than min_interval_ms ({} ms)", keyframes.max_interval.as_millis(), keyframes.min_interval.as_millis()),
+                format!(
+                    "({} ms) is shorter than min_interval_ms ({} ms)",
+                    keyframes.max_interval.as_millis(),
+                    keyframes.min_interval.as_millis()
+                ),
                 "make max_interval_ms at least min_interval_ms",
             ));
         }
         if !(0.0..=1.0).contains(&keyframes.stable_iou) {
-            return Err(ConfigIssue::new("reasoning.stable_iou", format!("is {}", keyframes.stable_iou), "use an IoU from 0 to 1"));
+            return Err(ConfigIssue::new(
+                "reasoning.stable_iou",
+                format!("is {}", keyframes.stable_iou),
+                "use an IoU from 0 to 1",
+            ));
         }
-        for (key, v) in [("reasoning.still_below", keyframes.still_below), ("reasoning.scene_change_above", keyframes.scene_change_above)] {
+        for (key, v) in [
+            ("reasoning.still_below", keyframes.still_below),
+            ("reasoning.scene_change_above", keyframes.scene_change_above),
+        ] {
             if !(v > 0.0 && v.is_finite()) {
-                return Err(ConfigIssue::new(key, format!("is {v}"), "use a relative change above 0, e.g. 0.08 (still) or 0.45 (new scene)"));
+                return Err(ConfigIssue::new(
+                    key,
+                    format!("is {v}"),
+                    "use a relative change above 0, e.g. 0.08 (still) or 0.45 (new scene)",
+                ));
             }
         }
         let max_new_tokens = self.max_new_tokens.unwrap_or(96);
         if !(1..=1024).contains(&max_new_tokens) {
-            return Err(ConfigIssue::new("reasoning.max_new_tokens", format!("is {max_new_tokens}"), "use 1 to 1024 tokens"));
+            return Err(ConfigIssue::new(
+                "reasoning.max_new_tokens",
+                format!("is {max_new_tokens}"),
+                "use 1 to 1024 tokens",
+            ));
         }
         let temperature = self.temperature.unwrap_or(0.0);
         let top_p = self.top_p.unwrap_or(0.9);
         if !(0.0..=5.0).contains(&temperature) {
-            return Err(ConfigIssue::new("reasoning.temperature", format!("is {temperature}"), "use 0 (greedy) or a temperature up to 5"));
+            return Err(ConfigIssue::new(
+                "reasoning.temperature",
+                format!("is {temperature}"),
+                "use 0 (greedy) or a temperature up to 5",
+            ));
         }
         if !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(ConfigIssue::new("reasoning.top_p", format!("is {top_p}"), "use a probability mass above 0 and at most 1"));
+            return Err(ConfigIssue::new(
+                "reasoning.top_p",
+                format!("is {top_p}"),
+                "use a probability mass above 0 and at most 1",
+            ));
         }
-        let sampling = if temperature > 0.0 { Sampling::Nucleus { temperature, top_p, seed: self.seed.unwrap_or(0) } } else { Sampling::Greedy };
+        let sampling = if temperature > 0.0 {
+            Sampling::Nucleus {
+                temperature,
+                top_p,
+                seed: self.seed.unwrap_or(0),
+            }
+        } else {
+            Sampling::Greedy
+        };
         let intra_threads = self.intra_threads.unwrap_or(1);
         if !(1..=64).contains(&intra_threads) {
-            return Err(ConfigIssue::new("reasoning.intra_threads", format!("is {intra_threads}"), "use 1 to 64 threads"));
+            return Err(ConfigIssue::new(
+                "reasoning.intra_threads",
+                format!("is {intra_threads}"),
+                "use 1 to 64 threads",
+            ));
         }
         let nice = self.nice.unwrap_or(10);
         if !(0..=19).contains(&nice) {
-            return Err(ConfigIssue::new("reasoning.nice", format!("is {nice}"), "use 0 (same priority as the frame path) to 19 (lowest)"));
+            return Err(ConfigIssue::new(
+                "reasoning.nice",
+                format!("is {nice}"),
+                "use 0 (same priority as the frame path) to 19 (lowest)",
+            ));
         }
-        let prompt = self.prompt.clone().unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
+        let prompt = self
+            .prompt
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
         if prompt.trim().is_empty() {
-            return Err(ConfigIssue::new("reasoning.prompt", "is empty", "write a task, e.g. \"[DIAG]\" or \"[SEG] cyst\""));
+            return Err(ConfigIssue::new(
+                "reasoning.prompt",
+                "is empty",
+                "write a task, e.g. \"[DIAG]\" or \"[SEG] cyst\"",
+            ));
         }
-        for (key, v) in [("reasoning.timeout_ms", self.timeout_ms), ("reasoning.stale_after_ms", self.stale_after_ms)] {
+        for (key, v) in [
+            ("reasoning.timeout_ms", self.timeout_ms),
+            ("reasoning.stale_after_ms", self.stale_after_ms),
+        ] {
             if v == Some(0) {
                 return Err(ConfigIssue::new(key, "is 0", "use at least 1 ms"));
             }
         }
         if self.enabled == Some(true) && !model {
-            return Err(ConfigIssue::new("reasoning.enabled", "is true but the process stage runs no model", "set process.kind = \"model\" with a [model], or drop [reasoning]"));
+            return Err(ConfigIssue::new(
+                "reasoning.enabled",
+                "is true but the process stage runs no model",
+                "set process.kind = \"model\" with a [model], or drop [reasoning]",
+            ));
         }
         let spec = HeadSpec {
             model: self.model.clone(),
@@ -165,29 +239,106 @@ mod tests {
 
     #[test]
     fn defaults_are_greedy_on_one_nice_thread_and_follow_the_model() {
-        let spec = ReasoningConfig::default().validate(true).expect("valid").expect("on");
+        let spec = ReasoningConfig::default()
+            .validate(true)
+            .expect("valid")
+            .expect("on");
         assert_eq!(spec.sampling, Sampling::Greedy);
-        assert_eq!((spec.intra_threads, spec.nice, spec.prompt.as_str()), (1, 10, "[DIAG]"));
+        assert_eq!(
+            (spec.intra_threads, spec.nice, spec.prompt.as_str()),
+            (1, 10, "[DIAG]")
+        );
         assert!(!spec.required);
-        assert!(ReasoningConfig::default().validate(false).expect("valid").is_none());
-        let sampled = ReasoningConfig { temperature: Some(0.7), seed: Some(3), ..Default::default() }.validate(true).expect("valid").expect("on");
-        assert_eq!(sampled.sampling, Sampling::Nucleus { temperature: 0.7, top_p: 0.9, seed: 3 });
+        assert!(ReasoningConfig::default()
+            .validate(false)
+            .expect("valid")
+            .is_none());
+        let sampled = ReasoningConfig {
+            temperature: Some(0.7),
+            seed: Some(3),
+            ..Default::default()
+        }
+        .validate(true)
+        .expect("valid")
+        .expect("on");
+        assert_eq!(
+            sampled.sampling,
+            Sampling::Nucleus {
+                temperature: 0.7,
+                top_p: 0.9,
+                seed: 3
+            }
+        );
     }
 
     #[test]
     fn bad_values_name_their_key() {
         let key = |c: ReasoningConfig, model: bool| c.validate(model).expect_err("invalid").key;
-        assert_eq!(key(ReasoningConfig { min_interval_ms: Some(5000), max_interval_ms: Some(1000), ..Default::default() }, true), "reasoning.max_interval_ms");
-        assert_eq!(key(ReasoningConfig { top_p: Some(0.0), ..Default::default() }, true), "reasoning.top_p");
-        assert_eq!(key(ReasoningConfig { nice: Some(-5), ..Default::default() }, true), "reasoning.nice");
-        assert_eq!(key(ReasoningConfig { prompt: Some(" ".into()), ..Default::default() }, true), "reasoning.prompt");
-        assert_eq!(key(ReasoningConfig { enabled: Some(true), ..Default::default() }, false), "reasoning.enabled");
+        assert_eq!(
+            key(
+                ReasoningConfig {
+                    min_interval_ms: Some(5000),
+                    max_interval_ms: Some(1000),
+                    ..Default::default()
+                },
+                true
+            ),
+            "reasoning.max_interval_ms"
+        );
+        assert_eq!(
+            key(
+                ReasoningConfig {
+                    top_p: Some(0.0),
+                    ..Default::default()
+                },
+                true
+            ),
+            "reasoning.top_p"
+        );
+        assert_eq!(
+            key(
+                ReasoningConfig {
+                    nice: Some(-5),
+                    ..Default::default()
+                },
+                true
+            ),
+            "reasoning.nice"
+        );
+        assert_eq!(
+            key(
+                ReasoningConfig {
+                    prompt: Some(" ".into()),
+                    ..Default::default()
+                },
+                true
+            ),
+            "reasoning.prompt"
+        );
+        assert_eq!(
+            key(
+                ReasoningConfig {
+                    enabled: Some(true),
+                    ..Default::default()
+                },
+                false
+            ),
+            "reasoning.enabled"
+        );
     }
 
     #[test]
     fn a_profile_fills_only_what_the_pipeline_left_out() {
-        let profile = ReasoningConfig { intra_threads: Some(2), nice: Some(5), ..Default::default() };
-        let merged = ReasoningConfig { nice: Some(12), ..Default::default() }.or(&profile);
+        let profile = ReasoningConfig {
+            intra_threads: Some(2),
+            nice: Some(5),
+            ..Default::default()
+        };
+        let merged = ReasoningConfig {
+            nice: Some(12),
+            ..Default::default()
+        }
+        .or(&profile);
         assert_eq!((merged.intra_threads, merged.nice), (Some(2), Some(12)));
     }
 }

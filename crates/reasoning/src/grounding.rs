@@ -65,7 +65,9 @@ fn value(m: &Measurement) -> String {
 
 fn is_number(word: &str) -> bool {
     let w = word.trim_end_matches([',', ';']);
-    w.chars().any(|c| c.is_ascii_digit()) && w.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+    w.chars().any(|c| c.is_ascii_digit())
+        && w.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
 }
 
 /// Special tokens ([SEG], [EOS], ...) that are for the runtime, not the reader.
@@ -99,7 +101,11 @@ pub fn ground(raw: &str, calipers: &Calipers) -> GroundedText {
                 words.push(":".into());
             }
             "<long>" | "<short>" => {
-                let axis = if word == "<long>" { Axis::Long } else { Axis::Short };
+                let axis = if word == "<long>" {
+                    Axis::Long
+                } else {
+                    Axis::Short
+                };
                 match measured(calipers, axis) {
                     Some(m) => {
                         out.filled += 1;
@@ -178,9 +184,14 @@ fn field_of(key: &str) -> &str {
 pub fn fields(raw: &str, vocabulary: &BTreeMap<String, Vec<String>>) -> ReportFields {
     let words: Vec<&str> = raw.split_whitespace().filter(|w| !is_special(w)).collect();
     let text = words.join(" ");
-    let mut out = ReportFields { lesion: !text.is_empty() && !text.starts_with("no focal lesion"), ..ReportFields::default() };
+    let mut out = ReportFields {
+        lesion: !text.is_empty() && !text.starts_with("no focal lesion"),
+        ..ReportFields::default()
+    };
     for clause in text.split(" .") {
-        let Some((key, value)) = clause.split_once(" : ") else { continue };
+        let Some((key, value)) = clause.split_once(" : ") else {
+            continue;
+        };
         let key = key.trim().replace(' ', "_");
         let value = value.trim().trim_end_matches('.').trim().replace(' ', "_");
         if value.is_empty() {
@@ -221,11 +232,21 @@ mod tests {
 
     fn mm(length: f64, uncertainty: f64) -> Measurement {
         let p = Point { x: 0.0, y: 0.0 };
-        Measurement { caliper: Caliper { a: p, b: p, length_mm: length }, uncertainty_mm: uncertainty }
+        Measurement {
+            caliper: Caliper {
+                a: p,
+                b: p,
+                length_mm: length,
+            },
+            uncertainty_mm: uncertainty,
+        }
     }
 
     fn calipers() -> Calipers {
-        Calipers { long: Some(mm(15.94, 0.31)), short: Some(mm(9.02, 0.24)) }
+        Calipers {
+            long: Some(mm(15.94, 0.31)),
+            short: Some(mm(9.02, 0.24)),
+        }
     }
 
     const REPORT: &str = "finding : mass . shape : oval . echo pattern : hypoechoic . posterior features : none . assessment : probably benign . long axis : <long> mm . short axis : <short> mm . [SEG] [DET]";
@@ -236,20 +257,38 @@ mod tests {
         assert_eq!(g.filled, 2);
         assert!(g.text.contains("long axis: 15.9 ± 0.3 mm."), "{}", g.text);
         assert!(g.text.contains("short axis: 9.0 ± 0.2 mm."), "{}", g.text);
-        assert!(!g.text.contains('['), "task tokens are not for the reader: {}", g.text);
+        assert!(
+            !g.text.contains('['),
+            "task tokens are not for the reader: {}",
+            g.text
+        );
         assert!(g.replaced.is_empty() && g.unverified.is_empty());
     }
 
     #[test]
     fn a_number_the_model_wrote_is_replaced_by_the_measurement_or_marked_unverified() {
         let raw = "finding : mass . long axis : 23.5 mm . short axis : 7 mm . depth : 12 mm .";
-        let g = ground(raw, &Calipers { long: Some(mm(15.94, 0.31)), short: None });
+        let g = ground(
+            raw,
+            &Calipers {
+                long: Some(mm(15.94, 0.31)),
+                short: None,
+            },
+        );
         assert_eq!(g.replaced, vec!["23.5"]);
         assert!(g.text.contains("long axis: 15.9 ± 0.3 mm"), "{}", g.text);
-        assert!(!g.text.contains("23.5"), "the free number is gone: {}", g.text);
+        assert!(
+            !g.text.contains("23.5"),
+            "the free number is gone: {}",
+            g.text
+        );
         // No short-axis caliper and no measurement for depth: both flagged.
         assert_eq!(g.unverified, vec!["7", "12"]);
-        assert!(g.text.contains("short axis: 7 (unverified) mm"), "{}", g.text);
+        assert!(
+            g.text.contains("short axis: 7 (unverified) mm"),
+            "{}",
+            g.text
+        );
         assert!(g.text.contains("depth: 12 (unverified) mm"), "{}", g.text);
     }
 
@@ -262,10 +301,14 @@ mod tests {
 
     #[test]
     fn fields_are_read_from_the_clauses() {
-        let vocabulary: BTreeMap<String, Vec<String>> = [("shape", vec!["oval"]), ("echo_pattern", vec!["hypoechoic"]), ("posterior", vec!["none"])]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
-            .collect();
+        let vocabulary: BTreeMap<String, Vec<String>> = [
+            ("shape", vec!["oval"]),
+            ("echo_pattern", vec!["hypoechoic"]),
+            ("posterior", vec!["none"]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
+        .collect();
         let f = fields(REPORT, &vocabulary);
         assert!(f.lesion);
         assert_eq!(f.class.as_deref(), Some("mass"));
@@ -276,6 +319,9 @@ mod tests {
         assert!(!f.attributes.contains_key("long_axis"));
         let none = fields("no focal lesion . [SEG] [DET]", &vocabulary);
         assert!(!none.lesion && none.class.is_none());
-        assert_eq!(summary(&f, &calipers()), "mass, probably benign; L 15.9 ± 0.3 mm");
+        assert_eq!(
+            summary(&f, &calipers()),
+            "mass, probably benign; L 15.9 ± 0.3 mm"
+        );
     }
 }

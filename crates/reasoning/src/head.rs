@@ -22,7 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use sonoflow_core::{FrameId, Interpretation, InterpretationBoard, InterpretationState, Recycled, Recycler, Reusable, Timestamp};
+use sonoflow_core::{
+    FrameId, Interpretation, InterpretationBoard, InterpretationState, Recycled, Recycler,
+    Reusable, Timestamp,
+};
 use sonoflow_inference::{EngineOptions, Generator, KernelSlot, Runtime};
 use sonoflow_model::ModelDir;
 use tracing::{debug, info, info_span, warn};
@@ -79,10 +82,16 @@ impl Shared {
 
     /// Whether a newer keyframe waits that makes `running` stale.
     fn supersedes(&self, running: &Keyframe, stale_after: Duration) -> bool {
-        let Ok(mailbox) = self.mailbox.lock() else { return false };
-        let Some(newer) = mailbox.as_ref() else { return false };
-        matches!(newer.reason, KeyframeReason::Request | KeyframeReason::SceneChange)
-            || running.queued.is_some_and(|q| q.elapsed() > stale_after)
+        let Ok(mailbox) = self.mailbox.lock() else {
+            return false;
+        };
+        let Some(newer) = mailbox.as_ref() else {
+            return false;
+        };
+        matches!(
+            newer.reason,
+            KeyframeReason::Request | KeyframeReason::SceneChange
+        ) || running.queued.is_some_and(|q| q.elapsed() > stale_after)
     }
 
     async fn next(&self) -> Option<Recycled<Keyframe>> {
@@ -190,8 +199,14 @@ impl ReasoningHead {
         });
         let keyframes = Recycler::new(3);
         // Sized up front: handing a keyframe over never allocates on the frame path.
-        keyframes.prefill(|| Keyframe { image_tokens: Vec::with_capacity(image_token_values), ..Keyframe::default() });
-        let handle = HeadHandle { shared: Arc::clone(&shared), keyframes };
+        keyframes.prefill(|| Keyframe {
+            image_tokens: Vec::with_capacity(image_token_values),
+            ..Keyframe::default()
+        });
+        let handle = HeadHandle {
+            shared: Arc::clone(&shared),
+            keyframes,
+        };
         let model_dir = spec.model.clone().unwrap_or_else(|| frame_model.to_owned());
         let thread = std::thread::Builder::new()
             .name("sonoflow-reason".into())
@@ -215,7 +230,10 @@ impl ReasoningHead {
                 });
             })
             .map_err(|e| ReasoningError::Thread(e.to_string()))?;
-        Ok(Self { handle, thread: Some(thread) })
+        Ok(Self {
+            handle,
+            thread: Some(thread),
+        })
     }
 
     pub fn handle(&self) -> HeadHandle {
@@ -256,9 +274,14 @@ fn lower_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: setpriority on this thread's own id; no memory is touched.
-        let done = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, libc::gettid() as libc::id_t, nice) };
+        let done = unsafe {
+            libc::setpriority(libc::PRIO_PROCESS as _, libc::gettid() as libc::id_t, nice)
+        };
         if done != 0 {
-            warn!("could not lower the reasoning head's priority to nice {nice}: {}", std::io::Error::last_os_error());
+            warn!(
+                "could not lower the reasoning head's priority to nice {nice}: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
 }
@@ -317,8 +340,18 @@ impl Head {
         })
     }
 
-    fn publish(&self, text: String, kf: &Keyframe, state: InterpretationState) -> Arc<Interpretation> {
-        let i = Arc::new(Interpretation { text, frame: kf.frame, captured: kf.captured, state });
+    fn publish(
+        &self,
+        text: String,
+        kf: &Keyframe,
+        state: InterpretationState,
+    ) -> Arc<Interpretation> {
+        let i = Arc::new(Interpretation {
+            text,
+            frame: kf.frame,
+            captured: kf.captured,
+            state,
+        });
         self.board.store(Some(Arc::clone(&i)));
         i
     }
@@ -331,14 +364,28 @@ impl Head {
         } else {
             debug!(keyframe = kf.frame.0, "reasoning failed again: {cause}");
         }
-        self.publish(format!("unavailable: {cause}"), kf, InterpretationState::Unavailable);
+        self.publish(
+            format!("unavailable: {cause}"),
+            kf,
+            InterpretationState::Unavailable,
+        );
     }
 
     /// Generates for one keyframe and publishes what came of it.
     fn answer(&mut self, kf: &Keyframe) {
-        let _span = info_span!("reasoning", keyframe = kf.frame.0, reason = kf.reason.name()).entered();
+        let _span = info_span!(
+            "reasoning",
+            keyframe = kf.frame.0,
+            reason = kf.reason.name()
+        )
+        .entered();
         let stats = Arc::clone(&self.shared.stats);
-        let prompt = self.shared.task.lock().map(|t| t.clone()).unwrap_or_else(|_| self.spec.prompt.clone());
+        let prompt = self
+            .shared
+            .task
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_else(|_| self.spec.prompt.clone());
         let prompt_ids = match self.codec.encode(&prompt) {
             Ok(ids) => ids,
             Err(e) => {
@@ -351,7 +398,11 @@ impl Head {
         let mut sampler = Sampler::new(self.spec.sampling, kf.frame.0);
         let (mut streamed, mut ending) = (Vec::new(), Ending::Finished);
         let (timeout, stale_after) = (self.spec.timeout, self.spec.stale_after);
-        let (shared, board, codec) = (Arc::clone(&self.shared), Arc::clone(&self.board), &self.codec);
+        let (shared, board, codec) = (
+            Arc::clone(&self.shared),
+            Arc::clone(&self.board),
+            &self.codec,
+        );
         let result = self.generator.generate(
             &kf.image_tokens,
             &prompt_ids,
@@ -393,23 +444,41 @@ impl Head {
             Ending::Closed => return,
             Ending::Stale => {
                 stats.cancelled_stale.fetch_add(1, Ordering::Relaxed);
-                debug!(tokens = generation.tokens.len(), "a newer keyframe made this one stale: cancelled");
+                debug!(
+                    tokens = generation.tokens.len(),
+                    "a newer keyframe made this one stale: cancelled"
+                );
                 self.board.store(self.last_done.clone());
                 return;
             }
             Ending::TimedOut => {
                 stats.timeouts.fetch_add(1, Ordering::Relaxed);
-                let cause = format!("generation timed out after {} ms ({} tokens)", timeout.as_millis(), generation.tokens.len());
+                let cause = format!(
+                    "generation timed out after {} ms ({} tokens)",
+                    timeout.as_millis(),
+                    generation.tokens.len()
+                );
                 return self.fail(kf, cause, |h| &mut h.warned_timeout);
             }
         }
 
         // Kernels from the task tokens, when the model wrote all of them.
         let mut kernel_version = None;
-        if let Some(hidden) = generation.task_hidden.iter().cloned().collect::<Option<Vec<_>>>() {
-            match self.generator.kernels(&hidden).map_err(ReasoningError::from).and_then(|data| {
-                self.slot.publish(self.codec.task_tokens.clone(), data).map_err(ReasoningError::Kernels)
-            }) {
+        if let Some(hidden) = generation
+            .task_hidden
+            .iter()
+            .cloned()
+            .collect::<Option<Vec<_>>>()
+        {
+            match self
+                .generator
+                .kernels(&hidden)
+                .map_err(ReasoningError::from)
+                .and_then(|data| {
+                    self.slot
+                        .publish(self.codec.task_tokens.clone(), data)
+                        .map_err(ReasoningError::Kernels)
+                }) {
                 Ok(version) => {
                     stats.kernel_swaps.fetch_add(1, Ordering::Relaxed);
                     kernel_version = Some(version);
@@ -429,11 +498,20 @@ impl Head {
         stats.ttft.record(ttft);
         stats.total.record(generation.total);
         if generation.tokens.len() > 1 {
-            stats.decode_tokens.fetch_add(generation.tokens.len() as u64 - 1, Ordering::Relaxed);
-            stats.decode_ns.fetch_add(generation.total.saturating_sub(ttft).as_nanos() as u64, Ordering::Relaxed);
+            stats
+                .decode_tokens
+                .fetch_add(generation.tokens.len() as u64 - 1, Ordering::Relaxed);
+            stats.decode_ns.fetch_add(
+                generation.total.saturating_sub(ttft).as_nanos() as u64,
+                Ordering::Relaxed,
+            );
         }
-        stats.unverified_numbers.fetch_add(grounded.unverified.len() as u64, Ordering::Relaxed);
-        stats.replaced_numbers.fetch_add(grounded.replaced.len() as u64, Ordering::Relaxed);
+        stats
+            .unverified_numbers
+            .fetch_add(grounded.unverified.len() as u64, Ordering::Relaxed);
+        stats
+            .replaced_numbers
+            .fetch_add(grounded.replaced.len() as u64, Ordering::Relaxed);
         info!(
             tokens = generation.tokens.len(),
             ttft_ms = ttft.as_secs_f64() * 1e3,
@@ -442,7 +520,11 @@ impl Head {
             "report: {}",
             summary(&parsed, &kf.calipers)
         );
-        let text = if grounded.text.is_empty() { format!("{prompt}: done") } else { grounded.text.clone() };
+        let text = if grounded.text.is_empty() {
+            format!("{prompt}: done")
+        } else {
+            grounded.text.clone()
+        };
         self.last_done = Some(self.publish(text, kf, InterpretationState::Done));
         let report = Report {
             keyframe: kf.frame.0,
@@ -483,7 +565,10 @@ mod tests {
     fn handle() -> HeadHandle {
         let keyframes = Recycler::new(3);
         keyframes.prefill(Keyframe::default);
-        HeadHandle { shared: Arc::new(shared()), keyframes }
+        HeadHandle {
+            shared: Arc::new(shared()),
+            keyframes,
+        }
     }
 
     fn keyframe(h: &HeadHandle, reason: KeyframeReason) -> Recycled<Keyframe> {
@@ -500,7 +585,10 @@ mod tests {
         let stats = h.stats();
         assert_eq!(stats.keyframes.load(Ordering::Relaxed), 2);
         assert_eq!(stats.superseded.load(Ordering::Relaxed), 1);
-        let next = tokio::runtime::Builder::new_current_thread().build().expect("rt").block_on(h.shared.next());
+        let next = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt")
+            .block_on(h.shared.next());
         assert_eq!(next.map(|k| k.reason), Some(KeyframeReason::Still));
     }
 
@@ -508,14 +596,32 @@ mod tests {
     fn a_running_generation_goes_stale_on_a_new_scene_a_request_or_age() {
         let h = handle();
         let stale_after = Duration::from_millis(500);
-        let running = Keyframe { queued: Some(Instant::now()), ..Keyframe::default() };
-        assert!(!h.shared.supersedes(&running, stale_after), "nothing newer waits");
+        let running = Keyframe {
+            queued: Some(Instant::now()),
+            ..Keyframe::default()
+        };
+        assert!(
+            !h.shared.supersedes(&running, stale_after),
+            "nothing newer waits"
+        );
         h.submit(keyframe(&h, KeyframeReason::Still));
-        assert!(!h.shared.supersedes(&running, stale_after), "a fresh running keyframe finishes");
-        let old = Keyframe { queued: Instant::now().checked_sub(Duration::from_secs(1)), ..Keyframe::default() };
-        assert!(h.shared.supersedes(&old, stale_after), "an old one gives way");
+        assert!(
+            !h.shared.supersedes(&running, stale_after),
+            "a fresh running keyframe finishes"
+        );
+        let old = Keyframe {
+            queued: Instant::now().checked_sub(Duration::from_secs(1)),
+            ..Keyframe::default()
+        };
+        assert!(
+            h.shared.supersedes(&old, stale_after),
+            "an old one gives way"
+        );
         h.submit(keyframe(&h, KeyframeReason::SceneChange));
-        assert!(h.shared.supersedes(&running, stale_after), "a new scene wins at once");
+        assert!(
+            h.shared.supersedes(&running, stale_after),
+            "a new scene wins at once"
+        );
     }
 
     #[test]

@@ -31,8 +31,13 @@ pub enum KeyframeReason {
 }
 
 impl KeyframeReason {
-    pub const ALL: [KeyframeReason; 5] =
-        [KeyframeReason::First, KeyframeReason::Request, KeyframeReason::Still, KeyframeReason::SceneChange, KeyframeReason::MaxInterval];
+    pub const ALL: [KeyframeReason; 5] = [
+        KeyframeReason::First,
+        KeyframeReason::Request,
+        KeyframeReason::Still,
+        KeyframeReason::SceneChange,
+        KeyframeReason::MaxInterval,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -172,7 +177,11 @@ impl KeyframeSelector {
 
     /// Looks at one frame; `requested`: a freeze or a question is waiting.
     /// Returns why this frame is a keyframe, if it is one.
-    pub fn observe(&mut self, signals: &FrameSignals<'_>, requested: bool) -> Option<KeyframeReason> {
+    pub fn observe(
+        &mut self,
+        signals: &FrameSignals<'_>,
+        requested: bool,
+    ) -> Option<KeyframeReason> {
         let motion = relative_change(signals.image_tokens, &self.previous_tokens);
         self.previous_tokens.clear();
         self.previous_tokens.extend_from_slice(signals.image_tokens);
@@ -186,7 +195,12 @@ impl KeyframeSelector {
         if motion >= self.options.still_below {
             self.moved_since_keyframe = true;
         }
-        self.observation = Observation { motion, drift, mask_iou, steady_frames: self.steady_frames };
+        self.observation = Observation {
+            motion,
+            drift,
+            mask_iou,
+            steady_frames: self.steady_frames,
+        };
         let reason = self.decide(signals.now, drift, requested)?;
         self.last = Some(signals.now);
         self.keyframe_tokens.clear();
@@ -196,7 +210,9 @@ impl KeyframeSelector {
     }
 
     fn decide(&self, now: Timestamp, drift: f32, requested: bool) -> Option<KeyframeReason> {
-        let Some(last) = self.last else { return Some(KeyframeReason::First) };
+        let Some(last) = self.last else {
+            return Some(KeyframeReason::First);
+        };
         if requested {
             return Some(KeyframeReason::Request);
         }
@@ -232,19 +248,31 @@ mod tests {
 
     impl Feed {
         fn new(options: KeyframeOptions) -> Self {
-            Self { selector: KeyframeSelector::new(options), ms: 0, mask: vec![-1.0; 16] }
+            Self {
+                selector: KeyframeSelector::new(options),
+                ms: 0,
+                mask: vec![-1.0; 16],
+            }
         }
 
         /// One frame 33 ms after the last, with image tokens `tokens`.
         fn frame(&mut self, tokens: &[f32], requested: bool) -> Option<KeyframeReason> {
             self.ms += 33;
-            let s = FrameSignals { now: at(self.ms), image_tokens: tokens, mask_logits: &self.mask };
+            let s = FrameSignals {
+                now: at(self.ms),
+                image_tokens: tokens,
+                mask_logits: &self.mask,
+            };
             self.selector.observe(&s, requested)
         }
     }
 
     fn options() -> KeyframeOptions {
-        KeyframeOptions { min_interval: Duration::from_millis(500), max_interval: Duration::from_millis(3000), ..KeyframeOptions::default() }
+        KeyframeOptions {
+            min_interval: Duration::from_millis(500),
+            max_interval: Duration::from_millis(3000),
+            ..KeyframeOptions::default()
+        }
     }
 
     #[test]
@@ -259,7 +287,12 @@ mod tests {
             }
         }
         // Never moved: no "still" keyframe, only the interval ones (every ~3 s).
-        assert!(reasons.iter().all(|(_, r)| *r == KeyframeReason::MaxInterval), "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .all(|(_, r)| *r == KeyframeReason::MaxInterval),
+            "{reasons:?}"
+        );
         assert_eq!(reasons.len(), 2, "{reasons:?}");
     }
 
@@ -287,7 +320,11 @@ mod tests {
     fn a_new_scene_is_looked_at_after_min_interval_and_a_request_at_once() {
         let mut feed = Feed::new(options());
         feed.frame(&[1.0, 0.0, 0.0, 0.0], false);
-        assert_eq!(feed.frame(&[0.0, 1.0, 0.0, 0.0], false), None, "within min_interval");
+        assert_eq!(
+            feed.frame(&[0.0, 1.0, 0.0, 0.0], false),
+            None,
+            "within min_interval"
+        );
         let mut got = None;
         for _ in 0..20 {
             if let Some(r) = feed.frame(&[0.0, 1.0, 0.0, 0.0], false) {
@@ -298,7 +335,10 @@ mod tests {
         let (ms, r) = got.expect("a keyframe");
         assert_eq!(r, KeyframeReason::SceneChange);
         assert!(ms >= 33 + 500, "{ms}");
-        assert_eq!(feed.frame(&[0.0, 1.0, 0.0, 0.0], true), Some(KeyframeReason::Request));
+        assert_eq!(
+            feed.frame(&[0.0, 1.0, 0.0, 0.0], true),
+            Some(KeyframeReason::Request)
+        );
     }
 
     #[test]
@@ -309,7 +349,9 @@ mod tests {
         let mut reasons = Vec::new();
         for i in 0..40 {
             // Same tokens, but the mask flickers between two disjoint halves.
-            feed.mask = (0..16).map(|c| if (c < 8) == (i % 2 == 0) { 1.0 } else { -1.0 }).collect();
+            feed.mask = (0..16)
+                .map(|c| if (c < 8) == (i % 2 == 0) { 1.0 } else { -1.0 })
+                .collect();
             reasons.extend(feed.frame(&[1.3, 1.0], false));
         }
         assert!(reasons.is_empty(), "{reasons:?}");

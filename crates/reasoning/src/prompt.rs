@@ -24,34 +24,64 @@ impl PromptCodec {
     /// Loads the tokenizer `model`'s manifest names; every kernel task
     /// token and the end token must be in its vocabulary.
     pub fn load(model: &ModelDir) -> Result<Self, ReasoningError> {
-        let file = model.manifest.tokenizer.as_ref().ok_or_else(|| ReasoningError::NoTokenizer {
-            model: ModelDir::manifest_path(&model.root).display().to_string(),
-        })?;
+        let file =
+            model
+                .manifest
+                .tokenizer
+                .as_ref()
+                .ok_or_else(|| ReasoningError::NoTokenizer {
+                    model: ModelDir::manifest_path(&model.root).display().to_string(),
+                })?;
         let path = model.root.join(&file.file).display().to_string();
-        let tokenizer =
-            Tokenizer::from_file(&path).map_err(|e| ReasoningError::Tokenizer { path: path.clone(), cause: e.to_string() })?;
+        let tokenizer = Tokenizer::from_file(&path).map_err(|e| ReasoningError::Tokenizer {
+            path: path.clone(),
+            cause: e.to_string(),
+        })?;
         let id = |token: &str| {
-            tokenizer.token_to_id(token).map(i64::from).ok_or_else(|| ReasoningError::Tokenizer {
-                path: path.clone(),
-                cause: format!("the vocabulary has no `{token}`, which the model's manifest names"),
-            })
+            tokenizer
+                .token_to_id(token)
+                .map(i64::from)
+                .ok_or_else(|| ReasoningError::Tokenizer {
+                    path: path.clone(),
+                    cause: format!(
+                        "the vocabulary has no `{token}`, which the model's manifest names"
+                    ),
+                })
         };
         let eos = id(EOS)?;
         let task_tokens = model.manifest.default_kernels.tokens.clone();
-        let task_ids = task_tokens.iter().map(|t| id(t)).collect::<Result<_, _>>()?;
-        Ok(Self { tokenizer, path, eos, task_tokens, task_ids })
+        let task_ids = task_tokens
+            .iter()
+            .map(|t| id(t))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            tokenizer,
+            path,
+            eos,
+            task_tokens,
+            task_ids,
+        })
     }
 
     /// Token ids of a prompt ("[DIAG]", "[SEG] cyst"). Words outside the
     /// vocabulary are refused, naming them: the model would not understand.
     pub fn encode(&self, prompt: &str) -> Result<Vec<i64>, ReasoningError> {
-        let encoding = self
-            .tokenizer
-            .encode(prompt, false)
-            .map_err(|e| ReasoningError::Tokenizer { path: self.path.clone(), cause: e.to_string() })?;
-        let unknown: Vec<&str> = prompt.split_whitespace().filter(|w| self.tokenizer.token_to_id(w).is_none()).collect();
+        let encoding =
+            self.tokenizer
+                .encode(prompt, false)
+                .map_err(|e| ReasoningError::Tokenizer {
+                    path: self.path.clone(),
+                    cause: e.to_string(),
+                })?;
+        let unknown: Vec<&str> = prompt
+            .split_whitespace()
+            .filter(|w| self.tokenizer.token_to_id(w).is_none())
+            .collect();
         if !unknown.is_empty() || encoding.get_ids().is_empty() {
-            return Err(ReasoningError::Prompt { prompt: prompt.to_owned(), unknown: unknown.join(", ") });
+            return Err(ReasoningError::Prompt {
+                prompt: prompt.to_owned(),
+                unknown: unknown.join(", "),
+            });
         }
         Ok(encoding.get_ids().iter().map(|&i| i64::from(i)).collect())
     }

@@ -40,6 +40,10 @@ pub struct GroundingCounts {
 
 impl From<&GroundedText> for GroundingCounts {
     fn from(g: &GroundedText) -> Self {
-        Self { filled: g.filled, replaced: g.replaced.clone(), unverified: g.unverified.clone() }
+        Self {
+            filled: g.filled,
+            replaced: g.replaced.clone(),
+            unverified: g.unverified.clone(),
+        }
     }
 }

@@ -9,7 +9,11 @@ pub enum Sampling {
     Greedy,
     /// Softmax at `temperature`, then a draw among the most likely tokens
     /// whose probabilities add up to `top_p`.
-    Nucleus { temperature: f32, top_p: f32, seed: u64 },
+    Nucleus {
+        temperature: f32,
+        top_p: f32,
+        seed: u64,
+    },
 }
 
 /// A sampler for one generation.
@@ -36,14 +40,20 @@ impl Sampler {
             Sampling::Greedy => 0,
             Sampling::Nucleus { seed, .. } => seed ^ keyframe.wrapping_mul(0xA24B_AED4_963E_E407),
         };
-        Self { sampling, state, order: Vec::new() }
+        Self {
+            sampling,
+            state,
+            order: Vec::new(),
+        }
     }
 
     /// The next token id.
     pub fn pick(&mut self, logits: &[f32]) -> i64 {
         match self.sampling {
             Sampling::Greedy => sonoflow_inference::argmax(logits),
-            Sampling::Nucleus { temperature, top_p, .. } => self.nucleus(logits, temperature, top_p),
+            Sampling::Nucleus {
+                temperature, top_p, ..
+            } => self.nucleus(logits, temperature, top_p),
         }
     }
 
@@ -94,7 +104,11 @@ mod tests {
     #[test]
     fn nucleus_draws_within_top_p_and_repeats_for_the_same_seed_and_keyframe() {
         let logits = [2.0f32, 1.9, 1.8, -8.0, -9.0];
-        let sampling = Sampling::Nucleus { temperature: 1.0, top_p: 0.9, seed: 7 };
+        let sampling = Sampling::Nucleus {
+            temperature: 1.0,
+            top_p: 0.9,
+            seed: 7,
+        };
         let draw = |keyframe| {
             let mut s = Sampler::new(sampling, keyframe);
             (0..200).map(|_| s.pick(&logits)).collect::<Vec<_>>()
@@ -102,7 +116,10 @@ mod tests {
         let a = draw(1);
         assert_eq!(a, draw(1), "same seed and keyframe, same tokens");
         assert_ne!(a, draw(2), "another keyframe draws differently");
-        assert!(a.iter().all(|t| *t <= 2), "the unlikely tail is never drawn: {a:?}");
+        assert!(
+            a.iter().all(|t| *t <= 2),
+            "the unlikely tail is never drawn: {a:?}"
+        );
         for t in 0..3 {
             assert!(a.contains(&t), "token {t} of the nucleus is drawn");
         }
@@ -110,7 +127,14 @@ mod tests {
 
     #[test]
     fn a_tiny_top_p_is_greedy() {
-        let mut s = Sampler::new(Sampling::Nucleus { temperature: 1.0, top_p: 1e-6, seed: 1 }, 3);
+        let mut s = Sampler::new(
+            Sampling::Nucleus {
+                temperature: 1.0,
+                top_p: 1e-6,
+                seed: 1,
+            },
+            3,
+        );
         assert!((0..50).all(|_| s.pick(&[0.0, 0.5, 0.2]) == 1));
     }
 }

@@ -108,7 +108,10 @@ pub struct ReasoningReport {
 impl ReasoningStats {
     pub fn report(&self, duration_s: f64) -> ReasoningReport {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (idle, busy) = (self.frame_latency.when_clear.summary(), self.frame_latency.when_set.summary());
+        let (idle, busy) = (
+            self.frame_latency.when_clear.summary(),
+            self.frame_latency.when_set.summary(),
+        );
         let (ttft, total) = (self.ttft.summary(), self.total.summary());
         let decode_s = n(&self.decode_ns) as f64 / 1e9;
         ReasoningReport {
@@ -116,21 +119,39 @@ impl ReasoningStats {
             reports: n(&self.reports),
             cancelled_stale: n(&self.cancelled_stale),
             kernel_swaps: n(&self.kernel_swaps),
-            ttft_ms: Percentiles { p50: ttft.p50, p99: ttft.p99 },
-            tokens_per_s: if decode_s > 0.0 { n(&self.decode_tokens) as f64 / decode_s } else { 0.0 },
+            ttft_ms: Percentiles {
+                p50: ttft.p50,
+                p99: ttft.p99,
+            },
+            tokens_per_s: if decode_s > 0.0 {
+                n(&self.decode_tokens) as f64 / decode_s
+            } else {
+                0.0
+            },
             frame_p99_ms_head_idle: idle.p99,
             frame_p99_ms_head_busy: busy.p99,
             frame_p50_ms_head_idle: idle.p50,
             frame_p50_ms_head_busy: busy.p50,
             frames_head_idle: idle.count,
             frames_head_busy: busy.count,
-            frame_p99_ratio: (idle.count > 0 && busy.count > 0 && idle.p99 > 0.0).then(|| busy.p99 / idle.p99),
-            keyframes_per_min: if duration_s > 0.0 { n(&self.keyframes) as f64 * 60.0 / duration_s } else { 0.0 },
-            keyframes_by_reason: KeyframeReason::ALL.iter().map(|r| (r.name(), n(&self.by_reason[r.index()]))).collect(),
+            frame_p99_ratio: (idle.count > 0 && busy.count > 0 && idle.p99 > 0.0)
+                .then(|| busy.p99 / idle.p99),
+            keyframes_per_min: if duration_s > 0.0 {
+                n(&self.keyframes) as f64 * 60.0 / duration_s
+            } else {
+                0.0
+            },
+            keyframes_by_reason: KeyframeReason::ALL
+                .iter()
+                .map(|r| (r.name(), n(&self.by_reason[r.index()])))
+                .collect(),
             superseded: n(&self.superseded),
             timeouts: n(&self.timeouts),
             failures: n(&self.failures),
-            total_ms: Percentiles { p50: total.p50, p99: total.p99 },
+            total_ms: Percentiles {
+                p50: total.p50,
+                p99: total.p99,
+            },
             unverified_numbers: n(&self.unverified_numbers),
             replaced_numbers: n(&self.replaced_numbers),
             latest: self.latest.lock().ok().and_then(|l| l.clone()),

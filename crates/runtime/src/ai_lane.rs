@@ -58,7 +58,15 @@ impl ModelProcessor {
                 debug!("AI lane: the process stage has stopped");
             })
             .map_err(|e| RunError::Thread("ai", e.to_string()))?;
-        Ok(Self { jobs, done, busy: false, stall_after, copies: FramePool::new(3), stats, slot })
+        Ok(Self {
+            jobs,
+            done,
+            busy: false,
+            stall_after,
+            copies: FramePool::new(3),
+            stats,
+            slot,
+        })
     }
 
     pub fn kernel_slot(&self) -> Arc<KernelSlot> {
@@ -123,7 +131,11 @@ impl ModelProcessor {
             Err(RecvTimeoutError::Timeout) => {
                 let n = self.stats.passed_without_ai.fetch_add(1, Ordering::Relaxed) + 1;
                 if n == 1 || n % 100 == 0 {
-                    warn!(frame = frame.id.0, "the model took over {:?}; frames go on without it until it catches up", self.stall_after.unwrap_or_default());
+                    warn!(
+                        frame = frame.id.0,
+                        "the model took over {:?}; frames go on without it until it catches up",
+                        self.stall_after.unwrap_or_default()
+                    );
                 }
                 None
             }

@@ -152,10 +152,17 @@ impl PipelineDefinition {
     /// Reads and validates a definition file.
     pub fn load(path: &Path) -> Result<Self, DefinitionError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DefinitionError::Read { path: shown.clone(), cause: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| DefinitionError::Read {
+            path: shown.clone(),
+            cause: e.to_string(),
+        })?;
         let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-        let mut def = Self::parse_at(&text, &shown, name.as_deref().unwrap_or("pipeline"), path.parent())?;
+        let mut def = Self::parse_at(
+            &text,
+            &shown,
+            name.as_deref().unwrap_or("pipeline"),
+            path.parent(),
+        )?;
         def.path = Some(path.to_owned());
         Ok(def)
     }
@@ -168,33 +175,59 @@ impl PipelineDefinition {
 
     /// Validates definition text read from folder `dir` (device profiles are
     /// also looked for beside it, in dir/../firmware-config/devices).
-    pub fn parse_at(text: &str, shown: &str, default_name: &str, dir: Option<&Path>) -> Result<Self, DefinitionError> {
-        let file: DefinitionFile = toml::from_str(text)
-            .map_err(|e| DefinitionError::Parse { path: shown.to_owned(), message: e.to_string().trim_end().to_owned() })?;
+    pub fn parse_at(
+        text: &str,
+        shown: &str,
+        default_name: &str,
+        dir: Option<&Path>,
+    ) -> Result<Self, DefinitionError> {
+        let file: DefinitionFile = toml::from_str(text).map_err(|e| DefinitionError::Parse {
+            path: shown.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
         let profile = match &file.device {
             Some(name) => Some(device::load(name, &device::search_dirs(dir), shown)?),
             None => None,
         };
         let (defaults, reasoning) = profile.map(|p| (p.model, p.reasoning)).unwrap_or_default();
-        file.validate(&defaults, &reasoning).map_err(|issue| DefinitionError::Invalid { path: shown.to_owned(), issue }).map(|mut def| {
-            if def.name.is_empty() {
-                def.name = default_name.to_owned();
-            }
-            def
-        })
+        file.validate(&defaults, &reasoning)
+            .map_err(|issue| DefinitionError::Invalid {
+                path: shown.to_owned(),
+                issue,
+            })
+            .map(|mut def| {
+                if def.name.is_empty() {
+                    def.name = default_name.to_owned();
+                }
+                def
+            })
     }
 }
 
 impl DefinitionFile {
     /// `defaults`, `reasoning`: the device profile's [model] and [reasoning] keys.
-    fn validate(&self, defaults: &ModelConfig, reasoning: &ReasoningConfig) -> Result<PipelineDefinition, ConfigIssue> {
+    fn validate(
+        &self,
+        defaults: &ModelConfig,
+        reasoning: &ReasoningConfig,
+    ) -> Result<PipelineDefinition, ConfigIssue> {
         let source = self
             .source
             .as_ref()
-            .ok_or_else(|| ConfigIssue::new("source", "is missing", "add a [source] section, e.g. kind = \"test\""))?
+            .ok_or_else(|| {
+                ConfigIssue::new(
+                    "source",
+                    "is missing",
+                    "add a [source] section, e.g. kind = \"test\"",
+                )
+            })?
             .validate("source")?;
         // Live sources drop to stay current; files wait so nothing is lost.
-        let default_policy = if source.live { DropPolicy::DropOldest } else { DropPolicy::Block };
+        let default_policy = if source.live {
+            DropPolicy::DropOldest
+        } else {
+            DropPolicy::Block
+        };
         let queue = |name: &str, q: Option<QueueConfig>| -> Result<QueueSpec, ConfigIssue> {
             let q = q.unwrap_or_default();
             let depth = q.depth.unwrap_or(2);
@@ -205,7 +238,10 @@ impl DefinitionFile {
                     format!("use a depth from 1 to {MAX_QUEUE_DEPTH} (2 keeps latency low)"),
                 ));
             }
-            Ok(QueueSpec { depth, policy: q.policy.unwrap_or(default_policy) })
+            Ok(QueueSpec {
+                depth,
+                policy: q.policy.unwrap_or(default_policy),
+            })
         };
         if self.sinks.is_empty() {
             return Err(ConfigIssue::new(
@@ -235,16 +271,28 @@ impl DefinitionFile {
                 Some(spec)
             }
             (ProcessKind::Model, None) => {
-                return Err(ConfigIssue::new("model", "is missing while process.kind = \"model\"", "add a [model] section with dir = \"...\""))
+                return Err(ConfigIssue::new(
+                    "model",
+                    "is missing while process.kind = \"model\"",
+                    "add a [model] section with dir = \"...\"",
+                ))
             }
             (ProcessKind::Passthrough, Some(_)) => {
-                return Err(ConfigIssue::new("process.kind", "is \"passthrough\" but a [model] section is present", "set kind = \"model\", or remove [model]"))
+                return Err(ConfigIssue::new(
+                    "process.kind",
+                    "is \"passthrough\" but a [model] section is present",
+                    "set kind = \"model\", or remove [model]",
+                ))
             }
             (ProcessKind::Passthrough, None) => None,
         };
         let max_queued = self.output.max_queued.unwrap_or(4);
         if max_queued == 0 {
-            return Err(ConfigIssue::new("output.max_queued", "is 0", "use at least 1 (4 is the default)"));
+            return Err(ConfigIssue::new(
+                "output.max_queued",
+                "is 0",
+                "use at least 1 (4 is the default)",
+            ));
         }
         Ok(PipelineDefinition {
             name: self.name.clone().unwrap_or_default(),
@@ -281,7 +329,13 @@ mod tests {
     fn minimal_definition_gets_live_defaults() {
         let def = PipelineDefinition::parse(MINIMAL, "p.toml", "p").expect("valid");
         assert_eq!(def.name, "p");
-        assert_eq!(def.process_queue, QueueSpec { depth: 2, policy: DropPolicy::DropOldest });
+        assert_eq!(
+            def.process_queue,
+            QueueSpec {
+                depth: 2,
+                policy: DropPolicy::DropOldest
+            }
+        );
     }
 
     #[test]
@@ -295,24 +349,45 @@ mod tests {
     fn errors_name_the_key() {
         assert_eq!(invalid_key("[[sinks]]\nkind = \"fake\"\n"), "source");
         assert_eq!(invalid_key("[source]\nkind = \"test\"\n"), "sinks");
-        assert_eq!(invalid_key(&format!("{MINIMAL}[queues.process]\ndepth = 0\n")), "queues.process.depth");
-        assert_eq!(invalid_key("[source]\nkind = \"test\"\n[[sinks]]\nkind = \"mp4\"\n"), "sinks[0].path");
+        assert_eq!(
+            invalid_key(&format!("{MINIMAL}[queues.process]\ndepth = 0\n")),
+            "queues.process.depth"
+        );
+        assert_eq!(
+            invalid_key("[source]\nkind = \"test\"\n[[sinks]]\nkind = \"mp4\"\n"),
+            "sinks[0].path"
+        );
     }
 
     #[test]
     fn the_overlay_is_on_with_a_model_and_off_without() {
         let def = PipelineDefinition::parse(MINIMAL, "p.toml", "p").expect("valid");
         assert!(def.overlay.is_none());
-        let def = PipelineDefinition::parse(&format!("{MINIMAL}[overlay]\nenabled = true\nfont_px = 14\n"), "p.toml", "p").expect("valid");
+        let def = PipelineDefinition::parse(
+            &format!("{MINIMAL}[overlay]\nenabled = true\nfont_px = 14\n"),
+            "p.toml",
+            "p",
+        )
+        .expect("valid");
         assert_eq!(def.overlay.map(|o| o.font_px), Some(Some(14.0)));
-        assert_eq!(invalid_key(&format!("{MINIMAL}[overlay]\nmask_opacity = 2.0\n")), "overlay.mask_opacity");
-        assert_eq!(invalid_key(&format!("{MINIMAL}[perception]\nsmoothing_alpha = 0\n")), "perception.smoothing_alpha");
+        assert_eq!(
+            invalid_key(&format!("{MINIMAL}[overlay]\nmask_opacity = 2.0\n")),
+            "overlay.mask_opacity"
+        );
+        assert_eq!(
+            invalid_key(&format!("{MINIMAL}[perception]\nsmoothing_alpha = 0\n")),
+            "perception.smoothing_alpha"
+        );
     }
 
     #[test]
     fn unknown_key_is_a_parse_error_with_the_file_and_line() {
-        let err = PipelineDefinition::parse(&format!("{MINIMAL}[queues.process]\ndepht = 3\n"), "p.toml", "p")
-            .expect_err("unknown key");
+        let err = PipelineDefinition::parse(
+            &format!("{MINIMAL}[queues.process]\ndepht = 3\n"),
+            "p.toml",
+            "p",
+        )
+        .expect_err("unknown key");
         let text = err.to_string();
         assert!(text.starts_with("p.toml: "), "{text}");
         assert!(text.contains("unknown field `depht`"), "{text}");

@@ -59,7 +59,12 @@ fn available(dirs: &[PathBuf]) -> Vec<String> {
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
         .flatten()
-        .filter_map(|e| e.ok()?.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter_map(|e| {
+            e.ok()?
+                .path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .collect();
     names.sort();
     names.dedup();
@@ -68,30 +73,70 @@ fn available(dirs: &[PathBuf]) -> Vec<String> {
 
 /// Loads profile `name` from the first of `dirs` that has it.
 pub fn load(name: &str, dirs: &[PathBuf], shown: &str) -> Result<DeviceProfile, DefinitionError> {
-    let invalid = |issue: ConfigIssue| DefinitionError::Invalid { path: shown.to_owned(), issue };
+    let invalid = |issue: ConfigIssue| DefinitionError::Invalid {
+        path: shown.to_owned(),
+        issue,
+    };
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return Err(invalid(ConfigIssue::new("device", format!("\"{name}\" is not a profile name"), "name a file of firmware-config/devices/ without .toml, e.g. device = \"cpu-2core\"")));
+        return Err(invalid(ConfigIssue::new(
+            "device",
+            format!("\"{name}\" is not a profile name"),
+            "name a file of firmware-config/devices/ without .toml, e.g. device = \"cpu-2core\"",
+        )));
     }
-    let Some(path) = dirs.iter().map(|d| d.join(format!("{name}.toml"))).find(|p| p.is_file()) else {
+    let Some(path) = dirs
+        .iter()
+        .map(|d| d.join(format!("{name}.toml")))
+        .find(|p| p.is_file())
+    else {
         let known = available(dirs);
         return Err(invalid(ConfigIssue::new(
             "device",
-            format!("no profile \"{name}\" in {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" or ")),
-            if known.is_empty() { "run from the repository root, or remove the key".to_owned() } else { format!("use one of {}", known.join(", ")) },
+            format!(
+                "no profile \"{name}\" in {}",
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+            if known.is_empty() {
+                "run from the repository root, or remove the key".to_owned()
+            } else {
+                format!("use one of {}", known.join(", "))
+            },
         )));
     };
     let file_shown = path.display().to_string();
-    let text = std::fs::read_to_string(&path).map_err(|e| DefinitionError::Read { path: file_shown.clone(), cause: e.to_string() })?;
-    let file: ProfileFile =
-        toml::from_str(&text).map_err(|e| DefinitionError::Parse { path: file_shown.clone(), message: e.to_string().trim_end().to_owned() })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| DefinitionError::Read {
+        path: file_shown.clone(),
+        cause: e.to_string(),
+    })?;
+    let file: ProfileFile = toml::from_str(&text).map_err(|e| DefinitionError::Parse {
+        path: file_shown.clone(),
+        message: e.to_string().trim_end().to_owned(),
+    })?;
     if file.model.dir.is_some() {
         return Err(DefinitionError::Invalid {
             path: file_shown,
-            issue: ConfigIssue::new("model.dir", "is set in a device profile", "remove it: the pipeline definition chooses the model"),
+            issue: ConfigIssue::new(
+                "model.dir",
+                "is set in a device profile",
+                "remove it: the pipeline definition chooses the model",
+            ),
         });
     }
-    let reasoning = ReasoningConfig { intra_threads: file.reasoning.intra_threads, nice: file.reasoning.nice, ..ReasoningConfig::default() };
-    Ok(DeviceProfile { name: name.to_owned(), path, description: file.description, model: file.model, reasoning })
+    let reasoning = ReasoningConfig {
+        intra_threads: file.reasoning.intra_threads,
+        nice: file.reasoning.nice,
+        ..ReasoningConfig::default()
+    };
+    Ok(DeviceProfile {
+        name: name.to_owned(),
+        path,
+        description: file.description,
+        model: file.model,
+        reasoning,
+    })
 }
 
 #[cfg(test)]
@@ -106,12 +151,22 @@ mod tests {
     fn shipped_profiles_load_and_validate() {
         let dirs = repo_dirs();
         let names = available(&dirs);
-        assert!(names.contains(&"cpu-2core".to_owned()) && names.contains(&"jetson-orin".to_owned()), "{names:?}");
+        assert!(
+            names.contains(&"cpu-2core".to_owned()) && names.contains(&"jetson-orin".to_owned()),
+            "{names:?}"
+        );
         for name in names {
             let p = load(&name, &dirs, "p.toml").unwrap_or_else(|e| panic!("{e}"));
-            let merged = ModelConfig { dir: Some("m".into()), ..ModelConfig::default() }.or(&p.model);
+            let merged = ModelConfig {
+                dir: Some("m".into()),
+                ..ModelConfig::default()
+            }
+            .or(&p.model);
             merged.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
-            ReasoningConfig::default().or(&p.reasoning).validate(true).unwrap_or_else(|e| panic!("{name}: {e}"));
+            ReasoningConfig::default()
+                .or(&p.reasoning)
+                .validate(true)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 
@@ -125,9 +180,19 @@ mod tests {
 
     #[test]
     fn pipeline_keys_win_over_the_profile() {
-        let profile = ModelConfig { intra_threads: Some(4), inter_threads: Some(2), ..ModelConfig::default() };
-        let mine = ModelConfig { intra_threads: Some(1), ..ModelConfig::default() };
+        let profile = ModelConfig {
+            intra_threads: Some(4),
+            inter_threads: Some(2),
+            ..ModelConfig::default()
+        };
+        let mine = ModelConfig {
+            intra_threads: Some(1),
+            ..ModelConfig::default()
+        };
         let merged = mine.or(&profile);
-        assert_eq!((merged.intra_threads, merged.inter_threads), (Some(1), Some(2)));
+        assert_eq!(
+            (merged.intra_threads, merged.inter_threads),
+            (Some(1), Some(2))
+        );
     }
 }

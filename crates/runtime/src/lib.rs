@@ -14,12 +14,14 @@ mod report;
 mod run;
 mod usage;
 
-pub use definition::{
-    DefinitionError, DefinitionFile, OutputConfig, PipelineDefinition, ProcessConfig, ProcessKind, QueueConfig,
-    QueueSpec, QueuesConfig,
-};
 pub use ai_lane::ModelProcessor;
+pub use definition::{
+    DefinitionError, DefinitionFile, OutputConfig, PipelineDefinition, ProcessConfig, ProcessKind,
+    QueueConfig, QueueSpec, QueuesConfig,
+};
 pub use model_stage::{FrameWork, InferenceStats, ModelConfig, ModelSpec, PerceptionConfig};
-pub use report::{CpuReport, InferenceReport, LatencyMs, OverlayReport, Percentiles, RunReport, StageMs};
+pub use report::{
+    CpuReport, InferenceReport, LatencyMs, OverlayReport, Percentiles, RunReport, StageMs,
+};
 pub use run::{run, LiveStatus, ProcessStage, RunError, RunOptions};
 pub use sonoflow_pipeline::{PassThrough, Processor, StageError, StopFlag};

@@ -10,12 +10,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sonoflow_core::annotations::FindingKind;
-use sonoflow_core::{Clock, ConfigIssue, Frame, FrameFindings, ModelOutputs, MonotonicClock, Recycler};
+use sonoflow_core::{
+    Clock, ConfigIssue, Frame, FrameFindings, ModelOutputs, MonotonicClock, Recycler,
+};
 use sonoflow_inference::{
-    default_dylib, EngineOptions, Fallback, FrameModel, KernelSlot, Optimization, Provider, Runtime, TensorRtOptions,
+    default_dylib, EngineOptions, Fallback, FrameModel, KernelSlot, Optimization, Provider,
+    Runtime, TensorRtOptions,
 };
 use sonoflow_model::{Dim, ModelDir, TaskKind, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR};
-use sonoflow_perception::{Accuracy, FrameScore, Perception, PerceptionOptions, Smoothing, TaskRows, ThresholdBand};
+use sonoflow_perception::{
+    Accuracy, FrameScore, Perception, PerceptionOptions, Smoothing, TaskRows, ThresholdBand,
+};
 use sonoflow_pipeline::LatencyRecorder;
 use sonoflow_reasoning::{Calipers, FrameSignals, HeadHandle, KeyframeOptions, KeyframeSelector};
 use tracing::{info, warn};
@@ -72,10 +77,16 @@ impl PerceptionConfig {
         let d = PerceptionOptions::default();
         let alpha = self.smoothing_alpha.unwrap_or(Smoothing::default().alpha);
         if !(alpha > 0.0 && alpha <= 1.0) {
-            return Err(ConfigIssue::new("perception.smoothing_alpha", format!("is {alpha}"), "use a weight above 0 and at most 1 (1: no smoothing)"));
+            return Err(ConfigIssue::new(
+                "perception.smoothing_alpha",
+                format!("is {alpha}"),
+                "use a weight above 0 and at most 1 (1: no smoothing)",
+            ));
         }
         let band = match self.uncertainty_thresholds {
-            Some([low, high]) if 0.0 < low && low < 0.5 && 0.5 < high && high < 1.0 => ThresholdBand { low, high },
+            Some([low, high]) if 0.0 < low && low < 0.5 && 0.5 < high && high < 1.0 => {
+                ThresholdBand { low, high }
+            }
             Some([low, high]) => {
                 return Err(ConfigIssue::new(
                     "perception.uncertainty_thresholds",
@@ -87,7 +98,10 @@ impl PerceptionConfig {
         };
         Ok(PerceptionOptions {
             ellipse: self.ellipse.unwrap_or(false),
-            smoothing: self.smoothing.unwrap_or(true).then_some(Smoothing { alpha, ..Smoothing::default() }),
+            smoothing: self.smoothing.unwrap_or(true).then_some(Smoothing {
+                alpha,
+                ..Smoothing::default()
+            }),
             band,
             ..d
         })
@@ -105,7 +119,13 @@ pub struct ModelSpec {
 }
 
 fn provider(key: &str, name: &str) -> Result<Provider, ConfigIssue> {
-    Provider::parse(name).ok_or_else(|| ConfigIssue::new(key, format!("\"{name}\" is not a provider"), "use \"tensorrt\", \"cuda\" or \"cpu\""))
+    Provider::parse(name).ok_or_else(|| {
+        ConfigIssue::new(
+            key,
+            format!("\"{name}\" is not a provider"),
+            "use \"tensorrt\", \"cuda\" or \"cpu\"",
+        )
+    })
 }
 
 impl ModelConfig {
@@ -113,31 +133,58 @@ impl ModelConfig {
     pub fn or(&self, defaults: &ModelConfig) -> ModelConfig {
         ModelConfig {
             dir: self.dir.clone().or_else(|| defaults.dir.clone()),
-            providers: self.providers.clone().or_else(|| defaults.providers.clone()),
-            require_provider: self.require_provider.clone().or_else(|| defaults.require_provider.clone()),
+            providers: self
+                .providers
+                .clone()
+                .or_else(|| defaults.providers.clone()),
+            require_provider: self
+                .require_provider
+                .clone()
+                .or_else(|| defaults.require_provider.clone()),
             intra_threads: self.intra_threads.or(defaults.intra_threads),
             inter_threads: self.inter_threads.or(defaults.inter_threads),
             optimization: self.optimization.or(defaults.optimization),
             warmup_runs: self.warmup_runs.or(defaults.warmup_runs),
             tensorrt_fp16: self.tensorrt_fp16.or(defaults.tensorrt_fp16),
-            cache_dir: self.cache_dir.clone().or_else(|| defaults.cache_dir.clone()),
+            cache_dir: self
+                .cache_dir
+                .clone()
+                .or_else(|| defaults.cache_dir.clone()),
             stall_after_ms: self.stall_after_ms.or(defaults.stall_after_ms),
         }
     }
 
     pub fn validate(&self) -> Result<ModelSpec, ConfigIssue> {
         let dir = self.dir.clone().ok_or_else(|| {
-            ConfigIssue::new("model.dir", "is required when process.kind = \"model\"", "add dir = \"onnx/umind-nano\" under [model]")
+            ConfigIssue::new(
+                "model.dir",
+                "is required when process.kind = \"model\"",
+                "add dir = \"onnx/umind-nano\" under [model]",
+            )
         })?;
         let defaults = EngineOptions::default();
         let providers = match &self.providers {
-            Some(list) => list.iter().map(|p| provider("model.providers", p)).collect::<Result<Vec<_>, _>>()?,
+            Some(list) => list
+                .iter()
+                .map(|p| provider("model.providers", p))
+                .collect::<Result<Vec<_>, _>>()?,
             None => defaults.providers.clone(),
         };
-        let require = self.require_provider.as_deref().map(|p| provider("model.require_provider", p)).transpose()?;
-        for (key, v) in [("model.intra_threads", self.intra_threads), ("model.inter_threads", self.inter_threads)] {
+        let require = self
+            .require_provider
+            .as_deref()
+            .map(|p| provider("model.require_provider", p))
+            .transpose()?;
+        for (key, v) in [
+            ("model.intra_threads", self.intra_threads),
+            ("model.inter_threads", self.inter_threads),
+        ] {
             if v == Some(0) || v.is_some_and(|n| n > 64) {
-                return Err(ConfigIssue::new(key, format!("is {}", v.unwrap_or(0)), "use 1 to 64 threads"));
+                return Err(ConfigIssue::new(
+                    key,
+                    format!("is {}", v.unwrap_or(0)),
+                    "use 1 to 64 threads",
+                ));
             }
         }
         let mut engine = EngineOptions {
@@ -148,17 +195,29 @@ impl ModelConfig {
             optimization: self.optimization.unwrap_or_default(),
             tensorrt: TensorRtOptions {
                 fp16: self.tensorrt_fp16.unwrap_or(defaults.tensorrt.fp16),
-                cache_dir: self.cache_dir.clone().unwrap_or(defaults.tensorrt.cache_dir),
+                cache_dir: self
+                    .cache_dir
+                    .clone()
+                    .unwrap_or(defaults.tensorrt.cache_dir),
             },
         };
         if let Some(r) = require {
             engine.require_provider(r);
         }
         if self.stall_after_ms == Some(0) {
-            return Err(ConfigIssue::new("model.stall_after_ms", "is 0", "use at least 1 ms (250 is the default)"));
+            return Err(ConfigIssue::new(
+                "model.stall_after_ms",
+                "is 0",
+                "use at least 1 ms (250 is the default)",
+            ));
         }
         let stall_after = Some(Duration::from_millis(self.stall_after_ms.unwrap_or(250)));
-        Ok(ModelSpec { dir, engine, warmup_runs: self.warmup_runs.unwrap_or(3), stall_after })
+        Ok(ModelSpec {
+            dir,
+            engine,
+            warmup_runs: self.warmup_runs.unwrap_or(3),
+            stall_after,
+        })
     }
 }
 
@@ -191,7 +250,11 @@ impl InferenceStats {
         if unique.len() == 1 {
             unique[0].clone()
         } else {
-            self.providers.iter().map(|(g, p)| format!("{g}={p}")).collect::<Vec<_>>().join(",")
+            self.providers
+                .iter()
+                .map(|(g, p)| format!("{g}={p}"))
+                .collect::<Vec<_>>()
+                .join(",")
         }
     }
 }
@@ -231,7 +294,10 @@ fn primary_calipers(findings: &FrameFindings) -> Calipers {
         .iter()
         .filter(|f| f.kind == FindingKind::Segment)
         .max_by_key(|f| f.area_px)
-        .map_or_else(Calipers::default, |f| Calipers { long: f.long_axis, short: f.short_axis })
+        .map_or_else(Calipers::default, |f| Calipers {
+            long: f.long_axis,
+            short: f.short_axis,
+        })
 }
 
 impl Keyframing {
@@ -239,14 +305,32 @@ impl Keyframing {
         if !self.head.is_open() {
             return;
         }
-        let Some(tokens) = outputs.image_tokens.as_deref() else { return };
+        let Some(tokens) = outputs.image_tokens.as_deref() else {
+            return;
+        };
         let plane = outputs.height * outputs.width;
-        let mask = outputs.mask_logits.get(self.mask_row * plane..(self.mask_row + 1) * plane).unwrap_or(&[]);
-        let signals = FrameSignals { now: frame.stamps.captured, image_tokens: tokens, mask_logits: mask };
+        let mask = outputs
+            .mask_logits
+            .get(self.mask_row * plane..(self.mask_row + 1) * plane)
+            .unwrap_or(&[]);
+        let signals = FrameSignals {
+            now: frame.stamps.captured,
+            image_tokens: tokens,
+            mask_logits: mask,
+        };
         let requested = self.head.take_request();
-        let Some(reason) = self.selector.observe(&signals, requested) else { return };
+        let Some(reason) = self.selector.observe(&signals, requested) else {
+            return;
+        };
         let o = self.selector.observation();
-        tracing::debug!(frame = frame.id.0, reason = reason.name(), motion = o.motion, drift = o.drift, iou = o.mask_iou, "keyframe");
+        tracing::debug!(
+            frame = frame.id.0,
+            reason = reason.name(),
+            motion = o.motion,
+            drift = o.drift,
+            iou = o.mask_iou,
+            "keyframe"
+        );
         let mut keyframe = self.head.blank_keyframe();
         keyframe.frame = frame.id;
         keyframe.captured = frame.stamps.captured;
@@ -261,9 +345,16 @@ impl Keyframing {
 fn task_rows(model: &ModelDir) -> Option<TaskRows> {
     let m = &model.manifest;
     let row = |kind: TaskKind| {
-        m.default_kernels.tokens.iter().position(|t| m.tasks.iter().any(|task| &task.token == t && task.drives == kind))
+        m.default_kernels.tokens.iter().position(|t| {
+            m.tasks
+                .iter()
+                .any(|task| &task.token == t && task.drives == kind)
+        })
     };
-    Some(TaskRows { segmentation: row(TaskKind::Segmentation)?, detection: row(TaskKind::Detection)? })
+    Some(TaskRows {
+        segmentation: row(TaskKind::Segmentation)?,
+        detection: row(TaskKind::Detection)?,
+    })
 }
 
 impl FrameWork {
@@ -284,7 +375,10 @@ impl FrameWork {
             .iter()
             .map(|g| (g.role.clone(), g.provider.name().to_owned()))
             .collect();
-        let fallbacks = [&model.encoder, &model.decoder].iter().map(|g| (g.role.clone(), g.fallbacks.clone())).collect();
+        let fallbacks = [&model.encoder, &model.decoder]
+            .iter()
+            .map(|g| (g.role.clone(), g.fallbacks.clone()))
+            .collect();
         info!(model = %model_dir.manifest.name, ?providers, "model ready; warm-up {warmup:?}");
         let stats = Arc::new(InferenceStats {
             model: format!("{} {}", model_dir.manifest.name, model_dir.manifest.version),
@@ -302,10 +396,22 @@ impl FrameWork {
         });
         let perception = task_rows(&model_dir).map(|rows| (Perception::new(perception), rows));
         let m = &model_dir.manifest;
-        let reasoning_graphs = [EMBED_TOKENS, DECODER, KERNEL_PROJECTOR].iter().all(|g| m.graphs.contains_key(*g)) && m.tokenizer.is_some();
-        let image_token_values = m
-            .image_tokens()
-            .map_or(0, |t| t.shape.iter().map(|d| if let Dim::Fixed(n) = d { (*n).max(0) as usize } else { 1 }).product());
+        let reasoning_graphs = [EMBED_TOKENS, DECODER, KERNEL_PROJECTOR]
+            .iter()
+            .all(|g| m.graphs.contains_key(*g))
+            && m.tokenizer.is_some();
+        let image_token_values = m.image_tokens().map_or(0, |t| {
+            t.shape
+                .iter()
+                .map(|d| {
+                    if let Dim::Fixed(n) = d {
+                        (*n).max(0) as usize
+                    } else {
+                        1
+                    }
+                })
+                .product()
+        });
         let findings = Recycler::new(in_flight);
         // Room for a busy frame up front, so steady frames never grow them.
         findings.prefill(|| FrameFindings::with_capacity(64, 16_384));
@@ -339,8 +445,15 @@ impl FrameWork {
 
     /// Chooses keyframes on every frame from now on and hands them to `head`.
     pub fn attach_head(&mut self, head: HeadHandle, options: KeyframeOptions) {
-        let mask_row = self.perception.as_ref().map_or(0, |(_, rows)| rows.segmentation);
-        self.keyframing = Some(Keyframing { selector: KeyframeSelector::new(options), head, mask_row });
+        let mask_row = self
+            .perception
+            .as_ref()
+            .map_or(0, |(_, rows)| rows.segmentation);
+        self.keyframing = Some(Keyframing {
+            selector: KeyframeSelector::new(options),
+            head,
+            mask_row,
+        });
     }
 
     /// The timings and self-check this work records into.
@@ -359,7 +472,10 @@ impl FrameWork {
             Err(err) => {
                 let failures = self.stats.failures.fetch_add(1, Ordering::Relaxed) + 1;
                 if failures == 1 || failures % 100 == 0 {
-                    warn!(frame = frame.id.0, failures, "the model failed; the frame passes without findings: {err}");
+                    warn!(
+                        frame = frame.id.0,
+                        failures, "the model failed; the frame passes without findings: {err}"
+                    );
                 }
                 return;
             }
@@ -367,7 +483,9 @@ impl FrameWork {
         self.stats.preprocess.record(times.preprocess);
         self.stats.encoder.record(times.encoder);
         self.stats.decoder.record(times.decoder);
-        self.stats.last_kernel_version.store(outputs.kernel_version, Ordering::Relaxed);
+        self.stats
+            .last_kernel_version
+            .store(outputs.kernel_version, Ordering::Relaxed);
         if let Some((perception, rows)) = &mut self.perception {
             let _span = tracing::trace_span!("postprocess", frame = frame.id.0).entered();
             let t0 = self.clock.now();
@@ -378,7 +496,14 @@ impl FrameWork {
             let mut found = self.findings.acquire();
             found.frame = frame.id;
             found.captured = frame.stamps.captured;
-            perception.perceive(&outputs, *rows, frame.format.width, frame.format.height, frame.pixel_spacing, &mut found);
+            perception.perceive(
+                &outputs,
+                *rows,
+                frame.format.width,
+                frame.format.height,
+                frame.pixel_spacing,
+                &mut found,
+            );
             if let Some(truth) = &frame.truth {
                 let score = FrameScore::of(perception.segmentation(), &found, truth);
                 if let Ok(mut acc) = self.stats.accuracy.lock() {
@@ -386,7 +511,9 @@ impl FrameWork {
                 }
             }
             frame.findings = Some(found);
-            self.stats.postprocess.record(self.clock.now().saturating_since(t0));
+            self.stats
+                .postprocess
+                .record(self.clock.now().saturating_since(t0));
         }
         if let Some(keyframing) = &mut self.keyframing {
             keyframing.observe(frame, &outputs, frame.findings.as_deref());
@@ -401,15 +528,42 @@ mod tests {
 
     #[test]
     fn perception_keys_are_checked() {
-        let ok = PerceptionConfig { ellipse: Some(true), uncertainty_thresholds: Some([0.2, 0.8]), ..PerceptionConfig::default() };
+        let ok = PerceptionConfig {
+            ellipse: Some(true),
+            uncertainty_thresholds: Some([0.2, 0.8]),
+            ..PerceptionConfig::default()
+        };
         let o = ok.validate().expect("valid");
         assert!(o.ellipse && o.smoothing.is_some());
-        assert_eq!(o.band, ThresholdBand { low: 0.2, high: 0.8 });
-        let off = PerceptionConfig { smoothing: Some(false), ..PerceptionConfig::default() }.validate().expect("valid");
+        assert_eq!(
+            o.band,
+            ThresholdBand {
+                low: 0.2,
+                high: 0.8
+            }
+        );
+        let off = PerceptionConfig {
+            smoothing: Some(false),
+            ..PerceptionConfig::default()
+        }
+        .validate()
+        .expect("valid");
         assert!(off.smoothing.is_none());
-        let bad = PerceptionConfig { uncertainty_thresholds: Some([0.6, 0.7]), ..PerceptionConfig::default() };
-        assert_eq!(bad.validate().expect_err("invalid").key, "perception.uncertainty_thresholds");
-        let bad = PerceptionConfig { smoothing_alpha: Some(0.0), ..PerceptionConfig::default() };
-        assert_eq!(bad.validate().expect_err("invalid").key, "perception.smoothing_alpha");
+        let bad = PerceptionConfig {
+            uncertainty_thresholds: Some([0.6, 0.7]),
+            ..PerceptionConfig::default()
+        };
+        assert_eq!(
+            bad.validate().expect_err("invalid").key,
+            "perception.uncertainty_thresholds"
+        );
+        let bad = PerceptionConfig {
+            smoothing_alpha: Some(0.0),
+            ..PerceptionConfig::default()
+        };
+        assert_eq!(
+            bad.validate().expect_err("invalid").key,
+            "perception.smoothing_alpha"
+        );
     }
 }

@@ -83,7 +83,10 @@ pub struct Percentiles {
 
 impl From<LatencySummary> for Percentiles {
     fn from(s: LatencySummary) -> Self {
-        Self { p50: s.p50, p99: s.p99 }
+        Self {
+            p50: s.p50,
+            p99: s.p99,
+        }
     }
 }
 
@@ -155,7 +158,12 @@ impl OverlayReport {
 
 impl LatencyMs {
     fn from_summary(s: &LatencySummary) -> Self {
-        Self { p50: s.p50, p90: s.p90, p99: s.p99, max: s.max }
+        Self {
+            p50: s.p50,
+            p90: s.p90,
+            p99: s.p99,
+            max: s.max,
+        }
     }
 }
 
@@ -178,14 +186,25 @@ pub(crate) struct ReportExtras {
 
 impl RunReport {
     pub(crate) fn new(snap: &MetricsSnapshot, extras: ReportExtras) -> Self {
-        let mut dropped: BTreeMap<&'static str, u64> =
-            Stage::ALL.iter().map(|s| (s.name(), snap.dropped[s.index()])).collect();
-        *dropped.entry(Stage::Ingest.name()).or_default() += extras.source.lost_before_ingest + extras.source.rejected;
+        let mut dropped: BTreeMap<&'static str, u64> = Stage::ALL
+            .iter()
+            .map(|s| (s.name(), snap.dropped[s.index()]))
+            .collect();
+        *dropped.entry(Stage::Ingest.name()).or_default() +=
+            extras.source.lost_before_ingest + extras.source.rejected;
         let stages = Stage::ALL
             .iter()
             .map(|s| {
                 let t = &snap.stages[s.index()];
-                (s.name(), StageMs { p50_ms: t.p50, p99_ms: t.p99, max_ms: t.max, frames: t.count })
+                (
+                    s.name(),
+                    StageMs {
+                        p50_ms: t.p50,
+                        p99_ms: t.p99,
+                        max_ms: t.max,
+                        frames: t.count,
+                    },
+                )
             })
             .collect();
         Self {

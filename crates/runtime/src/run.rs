@@ -12,18 +12,18 @@ use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SourceStatus};
 use sonoflow_output::{GstOutput, OutputOptions, OutputTiming};
 use sonoflow_overlay::{InterpretationBoard, Overlay, OverlayStats};
 use sonoflow_pipeline::{
-    handoff, run_output_stage, run_process_stage, DropPolicy, MetricsSnapshot, PassThrough, PipelineMetrics, Processor,
-    StopFlag,
+    handoff, run_output_stage, run_process_stage, DropPolicy, MetricsSnapshot, PassThrough,
+    PipelineMetrics, Processor, StopFlag,
 };
 use tracing::{error, info, info_span};
 
-use crate::definition::{PipelineDefinition, ProcessKind};
 use crate::ai_lane::ModelProcessor;
+use crate::definition::{PipelineDefinition, ProcessKind};
 use crate::model_stage::{FrameWork, InferenceStats};
-use sonoflow_inference::{default_dylib, Runtime};
-use sonoflow_reasoning::{ReasoningHead, ReasoningStats};
 use crate::report::{CpuReport, InferenceReport, OverlayReport, ReportExtras, RunReport};
 use crate::usage;
+use sonoflow_inference::{default_dylib, Runtime};
+use sonoflow_reasoning::{ReasoningHead, ReasoningStats};
 
 /// Frames out before allocations per frame are counted (pools fill, caps settle).
 const WARMUP_FRAMES: u64 = 30;
@@ -59,7 +59,11 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { frames: None, stop: StopFlag::new(), status_every: Duration::from_millis(500) }
+        Self {
+            frames: None,
+            stop: StopFlag::new(),
+            status_every: Duration::from_millis(500),
+        }
     }
 }
 
@@ -90,7 +94,12 @@ fn frames_in_flight(def: &PipelineDefinition) -> usize {
 impl ProcessStage {
     /// A stage of the caller's own (tests, embedding applications).
     pub fn custom(processor: Box<dyn Processor>) -> Self {
-        Self { processor, inference: None, interpretations: Arc::new(InterpretationBoard::empty()), reasoning: None }
+        Self {
+            processor,
+            inference: None,
+            interpretations: Arc::new(InterpretationBoard::empty()),
+            reasoning: None,
+        }
     }
 
     /// The stage a definition asks for; a model is loaded, checked and
@@ -98,10 +107,13 @@ impl ProcessStage {
     pub fn for_definition(def: &PipelineDefinition) -> Result<Self, RunError> {
         match (def.process, &def.model) {
             (ProcessKind::Model, Some(spec)) => {
-                let (mut work, stats) = FrameWork::load(spec, def.perception, frames_in_flight(def), None)?;
+                let (mut work, stats) =
+                    FrameWork::load(spec, def.perception, frames_in_flight(def), None)?;
                 let interpretations = Arc::new(InterpretationBoard::empty());
                 let reasoning = match &def.reasoning {
-                    Some(head) if head.required || head.model.is_some() || work.has_reasoning_graphs() => {
+                    Some(head)
+                        if head.required || head.model.is_some() || work.has_reasoning_graphs() =>
+                    {
                         let runtime = Runtime::load(&default_dylib(std::path::Path::new(".")))?;
                         let started = ReasoningHead::start(
                             head.clone(),
@@ -118,7 +130,12 @@ impl ProcessStage {
                     _ => None,
                 };
                 let processor = ModelProcessor::start(work, spec.stall_after)?;
-                Ok(Self { processor: Box::new(processor), inference: Some(stats), interpretations, reasoning })
+                Ok(Self {
+                    processor: Box::new(processor),
+                    inference: Some(stats),
+                    interpretations,
+                    reasoning,
+                })
             }
             _ => Ok(Self::custom(Box::new(PassThrough))),
         }
@@ -144,9 +161,16 @@ pub fn run(
 
     // The source is checked first: a bad one must not leave an empty file behind.
     let mut ingest = Ingest::new(def.source.clone(), Arc::clone(&clock), pool.clone())?;
-    let (painter, overlay_stats): (Option<Box<dyn sonoflow_pipeline::Painter>>, Option<Arc<OverlayStats>>) = match &def.overlay {
+    let (painter, overlay_stats): (
+        Option<Box<dyn sonoflow_pipeline::Painter>>,
+        Option<Arc<OverlayStats>>,
+    ) = match &def.overlay {
         Some(options) => {
-            let overlay = Overlay::new(options.clone(), Arc::clone(&clock), Arc::clone(&stage.interpretations))?;
+            let overlay = Overlay::new(
+                options.clone(),
+                Arc::clone(&clock),
+                Arc::clone(&stage.interpretations),
+            )?;
             let stats = overlay.stats();
             (Some(Box::new(overlay)), Some(stats))
         }
@@ -155,7 +179,11 @@ pub fn run(
     let output = GstOutput::new(
         &def.sinks,
         OutputOptions {
-            timing: if def.source.live { OutputTiming::Capture } else { OutputTiming::SourcePts },
+            timing: if def.source.live {
+                OutputTiming::Capture
+            } else {
+                OutputTiming::SourcePts
+            },
             fps: def.source.fps.unwrap_or(30),
             max_queued: def.max_queued,
             block: def.output_queue.policy == DropPolicy::Block,
@@ -164,13 +192,19 @@ pub fn run(
     )?;
     let source = ingest.status();
 
-    let (to_process, process_in, process_stats) = handoff(def.process_queue.depth, def.process_queue.policy);
-    let (to_output, output_in, output_stats) = handoff(def.output_queue.depth, def.output_queue.policy);
+    let (to_process, process_in, process_stats) =
+        handoff(def.process_queue.depth, def.process_queue.policy);
+    let (to_output, output_in, output_stats) =
+        handoff(def.output_queue.depth, def.output_queue.policy);
     metrics.attach_inbound(Stage::Process, process_stats);
     metrics.attach_inbound(Stage::Output, output_stats);
 
     let output_thread = spawn("output", {
-        let (metrics, clock, stop) = (Arc::clone(&metrics), Arc::clone(&clock), options.stop.clone());
+        let (metrics, clock, stop) = (
+            Arc::clone(&metrics),
+            Arc::clone(&clock),
+            options.stop.clone(),
+        );
         move || run_output_stage(output_in, Box::new(output), metrics, clock, None, stop)
     })?;
     let inference = stage.inference;
@@ -180,7 +214,8 @@ pub fn run(
         metrics.split_latency_by(Arc::clone(&r.frame_latency));
     }
     let process_thread = spawn("process", {
-        let (metrics, clock, processor) = (Arc::clone(&metrics), Arc::clone(&clock), stage.processor);
+        let (metrics, clock, processor) =
+            (Arc::clone(&metrics), Arc::clone(&clock), stage.processor);
         move || run_process_stage(process_in, to_output, processor, metrics, clock)
     })?;
     let ingest_thread = spawn("ingest", {
@@ -196,7 +231,11 @@ pub fn run(
                 if to_process.send(frame).is_err() {
                     return Flow::Stop;
                 }
-                if limit.is_some_and(|n| count >= n) { Flow::Stop } else { Flow::Continue }
+                if limit.is_some_and(|n| count >= n) {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                }
             })
         }
     })?;
@@ -212,7 +251,10 @@ pub fn run(
     };
     let mut baseline: Option<(u64, u64)> = None;
     let mut next_status = Instant::now() + options.status_every;
-    while !(ingest_thread.is_finished() && process_thread.is_finished() && output_thread.is_finished()) {
+    while !(ingest_thread.is_finished()
+        && process_thread.is_finished()
+        && output_thread.is_finished())
+    {
         std::thread::sleep(Duration::from_millis(20));
         let snap = metrics.snapshot();
         if baseline.is_none() && snap.frames_out >= WARMUP_FRAMES {

@@ -93,6 +93,11 @@ impl FrameFindings {
             .filter(|f| f.kind == FindingKind::Detection)
     }
 
+    /// Findings a busy frame may hold without growing a preallocated set.
+    pub const ROOM_FINDINGS: usize = 64;
+    /// Contour points a busy frame may hold without growing a preallocated set.
+    pub const ROOM_POINTS: usize = 16_384;
+
     /// Empty, with room for `findings` findings and `points` contour points.
     pub fn with_capacity(findings: usize, points: usize) -> Self {
         Self {
@@ -100,6 +105,12 @@ impl FrameFindings {
             points: Vec::with_capacity(points),
             ..Self::default()
         }
+    }
+
+    /// Empty, with room for a busy frame ([`Self::ROOM_FINDINGS`],
+    /// [`Self::ROOM_POINTS`]), so that steady frames never grow it.
+    pub fn preallocated() -> Self {
+        Self::with_capacity(Self::ROOM_FINDINGS, Self::ROOM_POINTS)
     }
 
     /// Becomes a copy of `other`, reusing this one's allocations (the

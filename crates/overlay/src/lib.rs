@@ -109,7 +109,8 @@ impl Overlay {
             board,
             stats: Arc::new(OverlayStats::default()),
             hud: Hud::default(),
-            last: FrameFindings::default(),
+            // Copies of the findings land here: room for a busy frame up front.
+            last: FrameFindings::preallocated(),
             have_last: false,
             last_fresh: None,
             line: String::with_capacity(256),

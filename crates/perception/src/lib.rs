@@ -97,6 +97,7 @@ impl Perception {
         };
         p.recut.reserve(1 << 17);
         p.tracer.reserve(8192);
+        p.tracker.reserve(FrameFindings::ROOM_FINDINGS);
         p
     }
 

@@ -150,6 +150,16 @@ fn steady(
 }
 
 impl Tracker {
+    /// Makes room for `findings` tracks, so that frames with up to that
+    /// many findings never grow the tracker.
+    pub fn reserve(&mut self, findings: usize) {
+        for v in [&mut self.tracks, &mut self.next] {
+            v.reserve(findings.saturating_sub(v.len()));
+        }
+        self.taken
+            .reserve(findings.saturating_sub(self.taken.len()));
+    }
+
     /// Gives `found`'s findings their track ids and, with `smoothing`,
     /// steadies their calipers against the previous frame's.
     pub fn update(
@@ -282,6 +292,26 @@ mod tests {
             findings: vec![segment(bbox, long, short, 0.3)],
             ..FrameFindings::default()
         }
+    }
+
+    #[test]
+    fn a_reserved_tracker_takes_a_second_finding_without_growing() {
+        let sp = PixelSpacing::isotropic(0.1);
+        let mut t = Tracker::default();
+        t.reserve(4);
+        let room = (t.tracks.capacity(), t.next.capacity(), t.taken.capacity());
+        let mut one = frame(0.0, 60.0, &sp);
+        t.update(&mut one, Some(&sp), None);
+        // A second finding appears (a false positive, a second lesion).
+        let mut two = frame(0.0, 60.0, &sp);
+        two.findings.push(frame(300.0, 40.0, &sp).findings[0]);
+        t.update(&mut two, Some(&sp), None);
+        t.update(&mut two, Some(&sp), None);
+        assert_eq!((two.findings[0].track, two.findings[1].track), (1, 2));
+        assert_eq!(
+            (t.tracks.capacity(), t.next.capacity(), t.taken.capacity()),
+            room
+        );
     }
 
     #[test]

@@ -414,7 +414,7 @@ impl FrameWork {
         });
         let findings = Recycler::new(in_flight);
         // Room for a busy frame up front, so steady frames never grow them.
-        findings.prefill(|| FrameFindings::with_capacity(64, 16_384));
+        findings.prefill(FrameFindings::preallocated);
         let work = Self {
             model,
             stats: Arc::clone(&stats),

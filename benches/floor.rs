@@ -1,10 +1,12 @@
 //! The bare-inference floor: a model's vision encoder + mask decoder in a
 //! tight loop on a preloaded input, through ort, on one provider; prints
 //! per-frame latency p50/p99/max. The pipeline cannot beat it.
-//! Run: `cargo bench -p sonoflow-benches --bench floor -- [MODEL_DIR] [ITERATIONS] [PROVIDER] [FPS]`
-//! (defaults: tests/fixtures/tiny-model, 2000, cpu, unpaced). With FPS the
-//! loop sleeps between inferences like a live source does, so caches are as
-//! cold as in a live pipeline: the floor a live pipeline is measured against.
+//! Run: `cargo bench -p sonoflow-benches --bench floor -- [MODEL_DIR] [ITERATIONS] [PROVIDER] [FPS] [JSON]`
+//! (defaults: tests/fixtures/tiny-model, 2000, cpu, unpaced, none). With FPS
+//! (0: unpaced) the loop sleeps between inferences like a live source does,
+//! so caches are as cold as in a live pipeline: the floor a live pipeline is
+//! measured against. With JSON the figures are also written there as
+//! `{"provider", "intra_threads", "paced_fps", "iterations", "p50", "p90", "p99", "max"}` (ms).
 
 use std::path::PathBuf;
 
@@ -34,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let period = args
         .get(3)
         .and_then(|s| s.parse::<f64>().ok())
+        .filter(|fps| *fps > 0.0)
         .map(|fps| std::time::Duration::from_secs_f64(1.0 / fps));
     let model = ModelDir::open(&dir)?;
     let runtime = Runtime::load(&default_dylib(&root))?;
@@ -56,6 +59,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    if let Some(path) = args.get(4) {
+        let figures = serde_json::json!({
+            "provider": provider.to_string(),
+            "intra_threads": options.intra_threads,
+            "paced_fps": period.map(|p| 1.0 / p.as_secs_f64()),
+            "iterations": iterations,
+            "p50": ms(0.5),
+            "p90": ms(0.9),
+            "p99": ms(0.99),
+            "max": hist.max() as f64 / 1000.0,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&figures)?)
+            .map_err(|e| format!("cannot write the floor's figures to {path}: {e}"))?;
+    }
     println!(
         "bare floor (rust/ort, {provider}, intra_threads {}, {}): {} iterations, encoder+decoder p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
         options.intra_threads,

@@ -183,6 +183,16 @@ fn the_model_pipeline_allocates_nothing_per_frame_and_says_where_it_runs() {
         );
         f64_at(inference, &format!("/{step}/p99"));
     }
+    // The per-frame path as one figure: never less than its slowest step.
+    let path = |q: &str| f64_at(inference, &format!("/model_ms/{q}"));
+    assert!(
+        path("p50") >= f64_at(inference, "/encoder_ms/p50"),
+        "{inference:#}"
+    );
+    assert!(
+        path("p50") <= path("p99") && path("p99") <= path("max"),
+        "{inference:#}"
+    );
     f64_at(inference, "/warmup_ms");
 }
 

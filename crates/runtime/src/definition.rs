@@ -119,7 +119,8 @@ pub struct PipelineDefinition {
     pub sinks: Vec<SinkSpec>,
     /// The model, when the process stage runs one.
     pub model: Option<ModelSpec>,
-    pub perception: PerceptionOptions,
+    /// Model outputs to findings, when on (`[perception] enabled`).
+    pub perception: Option<PerceptionOptions>,
     /// The overlay, when it is on.
     pub overlay: Option<OverlayOptions>,
     /// The reasoning head, when it is on.
@@ -294,6 +295,16 @@ impl DefinitionFile {
                 "use at least 1 (4 is the default)",
             ));
         }
+        let perception = self.perception.validate()?;
+        // The overlay draws findings and the head grounds its report in them.
+        let findings = model.is_some() && perception.is_some();
+        if model.is_some() && perception.is_none() && self.reasoning.enabled == Some(true) {
+            return Err(ConfigIssue::new(
+                "reasoning.enabled",
+                "is true but [perception] is off (enabled = false)",
+                "the head writes its report from the frame's findings and calipers: turn [perception] back on, or set reasoning.enabled = false",
+            ));
+        }
         Ok(PipelineDefinition {
             name: self.name.clone().unwrap_or_default(),
             path: None,
@@ -304,9 +315,9 @@ impl DefinitionFile {
             output_queue: queue("output", self.queues.output)?,
             max_queued,
             sinks,
-            perception: self.perception.validate()?,
-            overlay: self.overlay.validate(model.is_some())?,
-            reasoning: self.reasoning.or(reasoning).validate(model.is_some())?,
+            perception,
+            overlay: self.overlay.validate(findings)?,
+            reasoning: self.reasoning.or(reasoning).validate(findings)?,
             model,
         })
     }
@@ -377,6 +388,21 @@ mod tests {
         assert_eq!(
             invalid_key(&format!("{MINIMAL}[perception]\nsmoothing_alpha = 0\n")),
             "perception.smoothing_alpha"
+        );
+    }
+
+    #[test]
+    fn perception_off_leaves_raw_outputs_without_overlay_or_head() {
+        let with_model = format!("{MINIMAL}[model]\ndir = \"m\"\n");
+        let def = PipelineDefinition::parse(&with_model, "p.toml", "p").expect("valid");
+        assert!(def.perception.is_some() && def.overlay.is_some() && def.reasoning.is_some());
+        let raw = format!("{with_model}[perception]\nenabled = false\n");
+        let def = PipelineDefinition::parse(&raw, "p.toml", "p").expect("valid");
+        assert!(def.model.is_some());
+        assert!(def.perception.is_none() && def.overlay.is_none() && def.reasoning.is_none());
+        assert_eq!(
+            invalid_key(&format!("{raw}[reasoning]\nenabled = true\n")),
+            "reasoning.enabled"
         );
     }
 

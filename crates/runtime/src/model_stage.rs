@@ -62,6 +62,10 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PerceptionConfig {
+    /// Turn model outputs into findings (default true). Off, frames carry the
+    /// raw model outputs only: no findings, calipers, self-check or
+    /// reasoning (a raw-inference benchmark, or findings made downstream).
+    pub enabled: Option<bool>,
     /// Fit an ellipse to each segment and report its circumference (default false).
     pub ellipse: Option<bool>,
     /// Steady calipers across frames (default true).
@@ -73,7 +77,9 @@ pub struct PerceptionConfig {
 }
 
 impl PerceptionConfig {
-    pub fn validate(&self) -> Result<PerceptionOptions, ConfigIssue> {
+    /// The options, or `None` when perception is off (`enabled = false`;
+    /// the other keys are still checked: a bad value is a mistake either way).
+    pub fn validate(&self) -> Result<Option<PerceptionOptions>, ConfigIssue> {
         let d = PerceptionOptions::default();
         let alpha = self.smoothing_alpha.unwrap_or(Smoothing::default().alpha);
         if !(alpha > 0.0 && alpha <= 1.0) {
@@ -96,7 +102,7 @@ impl PerceptionConfig {
             }
             None => d.band,
         };
-        Ok(PerceptionOptions {
+        let options = PerceptionOptions {
             ellipse: self.ellipse.unwrap_or(false),
             smoothing: self.smoothing.unwrap_or(true).then_some(Smoothing {
                 alpha,
@@ -104,7 +110,8 @@ impl PerceptionConfig {
             }),
             band,
             ..d
-        })
+        };
+        Ok(self.enabled.unwrap_or(true).then_some(options))
     }
 }
 
@@ -230,6 +237,9 @@ pub struct InferenceStats {
     pub preprocess: LatencyRecorder,
     pub encoder: LatencyRecorder,
     pub decoder: LatencyRecorder,
+    /// Preprocess + encoder + decoder of each frame: the per-frame inference
+    /// path, the figure benches set beside the bare-inference floor.
+    pub model_path: LatencyRecorder,
     /// Masks to findings (components, contours, calipers and their
     /// uncertainty, tracking) and the self-check.
     pub postprocess: LatencyRecorder,
@@ -362,7 +372,7 @@ impl FrameWork {
     /// many frames can be between this stage and the output's overlay.
     pub fn load(
         spec: &ModelSpec,
-        perception: PerceptionOptions,
+        perception: Option<PerceptionOptions>,
         in_flight: usize,
         slot: Option<Arc<KernelSlot>>,
     ) -> Result<(Self, Arc<InferenceStats>), RunError> {
@@ -388,13 +398,16 @@ impl FrameWork {
             preprocess: LatencyRecorder::new(),
             encoder: LatencyRecorder::new(),
             decoder: LatencyRecorder::new(),
+            model_path: LatencyRecorder::new(),
             postprocess: LatencyRecorder::new(),
             failures: AtomicU64::new(0),
             last_kernel_version: AtomicU64::new(0),
             accuracy: Mutex::new(Accuracy::default()),
             passed_without_ai: AtomicU64::new(0),
         });
-        let perception = task_rows(&model_dir).map(|rows| (Perception::new(perception), rows));
+        let perception = perception
+            .zip(task_rows(&model_dir))
+            .map(|(options, rows)| (Perception::new(options), rows));
         let m = &model_dir.manifest;
         let reasoning_graphs = [EMBED_TOKENS, DECODER, KERNEL_PROJECTOR]
             .iter()
@@ -484,6 +497,9 @@ impl FrameWork {
         self.stats.encoder.record(times.encoder);
         self.stats.decoder.record(times.decoder);
         self.stats
+            .model_path
+            .record(times.preprocess + times.encoder + times.decoder);
+        self.stats
             .last_kernel_version
             .store(outputs.kernel_version, Ordering::Relaxed);
         if let Some((perception, rows)) = &mut self.perception {
@@ -533,7 +549,7 @@ mod tests {
             uncertainty_thresholds: Some([0.2, 0.8]),
             ..PerceptionConfig::default()
         };
-        let o = ok.validate().expect("valid");
+        let o = ok.validate().expect("valid").expect("on by default");
         assert!(o.ellipse && o.smoothing.is_some());
         assert_eq!(
             o.band,
@@ -547,8 +563,26 @@ mod tests {
             ..PerceptionConfig::default()
         }
         .validate()
-        .expect("valid");
+        .expect("valid")
+        .expect("on by default");
         assert!(off.smoothing.is_none());
+        let raw = PerceptionConfig {
+            enabled: Some(false),
+            ..PerceptionConfig::default()
+        };
+        assert_eq!(raw.validate().expect("valid"), None);
+        let raw_but_bad = PerceptionConfig {
+            enabled: Some(false),
+            smoothing_alpha: Some(2.0),
+            ..PerceptionConfig::default()
+        };
+        assert_eq!(
+            raw_but_bad
+                .validate()
+                .expect_err("checked even when off")
+                .key,
+            "perception.smoothing_alpha"
+        );
         let bad = PerceptionConfig {
             uncertainty_thresholds: Some([0.6, 0.7]),
             ..PerceptionConfig::default()

@@ -102,6 +102,9 @@ pub struct InferenceReport {
     pub preprocess_ms: Percentiles,
     pub encoder_ms: Percentiles,
     pub decoder_ms: Percentiles,
+    /// Preprocess + encoder + decoder, per frame (not the sum of the
+    /// percentiles above): what `scripts/bench.sh` sets beside the bare floor.
+    pub model_ms: LatencyMs,
     /// Masks to findings: components, boxes, calipers (and the self-check).
     pub postprocess_ms: Percentiles,
     /// Frames the model failed on (passed on without findings).
@@ -124,6 +127,7 @@ impl InferenceReport {
             preprocess_ms: s.preprocess.summary().into(),
             encoder_ms: s.encoder.summary().into(),
             decoder_ms: s.decoder.summary().into(),
+            model_ms: LatencyMs::from_summary(&s.model_path.summary()),
             postprocess_ms: s.postprocess.summary().into(),
             failures: s.failures.load(Ordering::Relaxed),
             passed_without_ai: s.passed_without_ai.load(Ordering::Relaxed),

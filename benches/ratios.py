@@ -4,10 +4,12 @@
 scripts/bench.sh runs, in each round and one right after the other, the Rust
 floor paced at 30 fps (floor-paced-N.json), the raw pipeline
 (umind-raw-N.json: preprocess + encoder + decoder, nothing after) and the
-whole product (umind-N.json: findings, overlay, reasoning head). On a shared
-machine the speed drifts by 10-20 % between minutes; ratios taken within a
-round see the same drift on both sides, and the median over rounds is the
-figure to quote.
+whole product (umind-N.json: findings, overlay, reasoning head), and one more
+floor after the last round. On a shared machine (a VM beside others) the
+speed drifts by 10-30 % from one half-minute to the next, so a ratio of two
+runs minutes apart means little: each round's runs are set against the mean
+of the floors just before and just after them, and the median over rounds is
+the figure to quote.
 
 Prints a markdown table per round and the medians, and writes them to
 DIR/ratios.json. Usage: python3 benches/ratios.py DIR ROUNDS
@@ -34,7 +36,8 @@ def main():
     out, rounds = Path(sys.argv[1]), int(sys.argv[2])
     per_round = []
     for n in range(1, rounds + 1):
-        floor = load(out / f"floor-paced-{n}.json")
+        before, after = load(out / f"floor-paced-{n}.json"), load(out / f"floor-paced-{n + 1}.json")
+        floor = {q: (before[q] + after[q]) / 2 for q in ("p50", "p99", "max")}
         raw = load(out / f"umind-raw-{n}.json")
         full = load(out / f"umind-{n}.json")
         per_round.append(
@@ -53,7 +56,7 @@ def main():
     summary = {"rounds": rounds, "rows": {}}
     for n, r in enumerate(per_round, 1):
         f = r["floor"]
-        print(f"\nround {n}: floor (Rust ort, paced at 30 fps) p50 {f['p50']:.2f} ms, p99 {f['p99']:.2f} ms, max {f['max']:.2f} ms")
+        print(f"\nround {n}: floor (Rust ort, paced at 30 fps; mean of the runs before and after) p50 {f['p50']:.2f} ms, p99 {f['p99']:.2f} ms, max {f['max']:.2f} ms")
         print("| | p50 | p99 | max | p50 / floor | p99 / floor |")
         print("| --- | --- | --- | --- | --- | --- |")
         for name, fig, ratio in r["rows"]:

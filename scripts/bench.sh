@@ -11,13 +11,13 @@
 #     benches/ratios.py (per-round ratios and their medians, out/bench/ratios.json);
 #  3. the criterion benches of the pipeline's own pieces, the phantom, and
 #     post-processing and the overlay at 640x480 and 1920x1080.
-# Usage: scripts/bench.sh [--frames N (600)] [--rounds N (3)] [--no-criterion]
+# Usage: scripts/bench.sh [--frames N (300)] [--rounds N (8)] [--no-criterion]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
-frames=600; rounds=3; criterion=1
+frames=300; rounds=8; criterion=1
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --frames) frames="$2"; shift 2 ;;
@@ -52,8 +52,8 @@ cargo bench --locked -q -p sonoflow-benches --bench floor -- tests/fixtures/tiny
 "$SONOFLOW_VENV/bin/python" benches/bare_floor.py tests/fixtures/tiny-model "$frames"
 
 # The demo model umind-nano: rounds of the floor paced at 30 fps, the raw
-# pipeline and the whole product, one right after the other, so that drift of
-# a shared machine's speed hits both sides of each ratio alike.
+# pipeline and the whole product, one right after the other, and a last floor,
+# so that drift of a shared machine's speed hits both sides of each ratio alike.
 cargo bench --locked -q -p sonoflow-benches --bench floor -- onnx/umind-nano "$frames" cpu 0 "$ROOT/out/bench/floor-tight.json"
 "$SONOFLOW_VENV/bin/python" benches/bare_floor.py onnx/umind-nano "$frames" 0 out/bench/floor-python.json
 "$SONOFLOW_VENV/bin/python" benches/bare_floor.py onnx/umind-nano "$frames" 30 out/bench/floor-python-paced.json
@@ -63,6 +63,7 @@ for round in $(seq 1 "$rounds"); do
   ./target/release/sonoflow run pipelines/bench-umind-raw.toml --frames "$frames" --quiet --stats-json "out/bench/umind-raw-$round.json"
   ./target/release/sonoflow run pipelines/bench-umind.toml --frames "$frames" --quiet --stats-json "out/bench/umind-$round.json"
 done
+cargo bench --locked -q -p sonoflow-benches --bench floor -- onnx/umind-nano "$frames" cpu 30 "$ROOT/out/bench/floor-paced-$((rounds + 1)).json"
 python3 benches/ratios.py out/bench "$rounds"
 if [ "$criterion" -eq 1 ]; then
   cargo bench --locked -p sonoflow-benches

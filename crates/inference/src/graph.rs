@@ -212,7 +212,8 @@ impl GraphSession {
                     graph.check_against_manifest()?;
                     return Ok(graph);
                 }
-                Err(reason) => {
+                Err(raw) => {
+                    let reason = crate::provider::explain_failure(provider, &raw);
                     warn!(graph = role, %provider, "provider not used: {reason}");
                     if options.require == Some(provider) {
                         return Err(InferenceError::RequiredProvider {

@@ -171,6 +171,44 @@ pub(crate) fn register(
         .map_err(|e| e.to_string())
 }
 
+/// ONNX Runtime's words for a provider that would not start, made short and
+/// given the fix: its source-file prefix goes, and a provider library that
+/// cannot load for want of another (CUDA, cuDNN, TensorRT) says which one is
+/// missing and where it must come from.
+pub fn explain_failure(provider: Provider, raw: &str) -> String {
+    let text = raw
+        .rsplit_once("[ONNXRuntimeError] : ")
+        .map_or(raw, |(_, rest)| {
+            rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ' || c == ':')
+        })
+        .trim_start_matches("FAIL : ")
+        .trim();
+    let Some((_, after)) = text.split_once(" with error: ") else {
+        return text.to_owned();
+    };
+    let Some(missing) =
+        after.strip_suffix(": cannot open shared object file: No such file or directory")
+    else {
+        return text.to_owned();
+    };
+    let library = text
+        .split_once("Failed to load library ")
+        .and_then(|(_, rest)| rest.split_once(" with error"))
+        .map_or("its provider library", |(path, _)| {
+            path.rsplit('/').next().unwrap_or(path)
+        });
+    let needs = match provider {
+        Provider::TensorRt => "TensorRT, CUDA and cuDNN",
+        Provider::Cuda => "CUDA and cuDNN",
+        Provider::Cpu => "nothing more",
+    };
+    format!(
+        "{library} needs {missing}, which is not on the library path: install the {needs} versions this \
+         ONNX Runtime build was made for (system packages, or scripts/check-gpu.sh --cuda-libs for the CUDA \
+         and cuDNN wheels) or add their lib folders to LD_LIBRARY_PATH"
+    )
+}
+
 /// Names of the providers the loaded ONNX Runtime library offers.
 pub fn available_providers() -> Vec<String> {
     // SAFETY: GetAvailableProviders fills a pointer to `n` C strings that stay
@@ -199,6 +237,32 @@ pub fn available_providers() -> Vec<String> {
 #[cfg(test)]
 mod cache_key_tests {
     use super::*;
+
+    #[test]
+    fn a_provider_library_that_cannot_load_names_what_is_missing() {
+        // Word for word what onnxruntime-gpu 1.31.1 says on a machine without CUDA.
+        let raw = "/onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 onnxruntime::Provider& \
+                   onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed to load library \
+                   /v/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime_providers_cuda.so with error: \
+                   libcublasLt.so.13: cannot open shared object file: No such file or directory";
+        let said = explain_failure(Provider::Cuda, raw);
+        assert!(said.starts_with("libonnxruntime_providers_cuda.so needs libcublasLt.so.13, which is not on the library path"), "{said}");
+        assert!(
+            said.contains("CUDA and cuDNN") && said.contains("LD_LIBRARY_PATH"),
+            "{said}"
+        );
+        assert!(!said.contains("onnxruntime_src"), "{said}");
+        // Anything else keeps ONNX Runtime's own words, less the source-file prefix.
+        let other = "/src/x.cc:12 f() [ONNXRuntimeError] : 1 : FAIL : CUDA failure 100: no CUDA-capable device is detected";
+        assert_eq!(
+            explain_failure(Provider::Cuda, other),
+            "CUDA failure 100: no CUDA-capable device is detected"
+        );
+        assert_eq!(
+            explain_failure(Provider::TensorRt, "plain words"),
+            "plain words"
+        );
+    }
 
     #[test]
     fn engine_cache_key_changes_with_shapes_precision_and_model() {

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The inference engine's GPU paths (TensorRT -> CUDA -> CPU), checked on the
+# machine at hand. Not part of the test suite: it installs ONNX Runtime's GPU
+# build, which the README's two commands never do.
+#
+#  1. Installs onnxruntime-gpu==$ORT_VERSION (built for CUDA 13; its TensorRT and CUDA
+#     providers, without CUDA, cuDNN or TensorRT themselves) into .venv-gpu.
+#     With --cuda-libs it also installs the CUDA and cuDNN wheels the build
+#     names (its [cuda,cudnn] extras) and puts them on LD_LIBRARY_PATH;
+#     TensorRT's libnvinfer must come from the system (or LD_LIBRARY_PATH).
+#  2. `sonoflow model check onnx/umind-nano` on that library: which provider
+#     each graph lands on, and why each one before it was skipped.
+#  3. `--require-provider tensorrt` and `cuda`: either every graph runs there,
+#     or the check fails and says why (no GPU, a missing library).
+#  4. Where a provider works: the bare-inference floor on it (TensorRT FP16,
+#     TensorRT FP32, CUDA; CPU beside them), the TensorRT engine build cold
+#     (empty cache) and cached (the session load times), and the raw and
+#     whole pipelines on it (pipelines/bench-umind-raw.toml, bench-umind.toml).
+# Reports land in out/gpu/. Usage: scripts/check-gpu.sh [--cuda-libs] [--frames N]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/bootstrap.sh"
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+frames=600; cuda_libs=0
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --cuda-libs) cuda_libs=1; shift ;;
+    --frames) frames="$2"; shift 2 ;;
+    *) echo "unknown argument $1 (use --cuda-libs, --frames N)" >&2; exit 2 ;;
+  esac
+done
+say() { printf '\033[1;34m[gpu]\033[0m %s\n' "$*" >&2; }
+
+# --- 1. ONNX Runtime's GPU build ---------------------------------------------
+GPU_VENV="$ROOT/.venv-gpu"
+[ -x "$GPU_VENV/bin/python" ] || python3 -m venv "$GPU_VENV"
+wheel="onnxruntime-gpu==$ORT_VERSION"
+if [ "$cuda_libs" -eq 1 ]; then
+  wheel="onnxruntime-gpu[cuda,cudnn]==$ORT_VERSION"
+  "$GPU_VENV/bin/python" -m pip install -q --disable-pip-version-check "$wheel"
+else
+  # The library alone: the Python side's dependencies are not needed.
+  "$GPU_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$wheel"
+fi
+capi="$(ls -d "$GPU_VENV"/lib/python3*/site-packages/onnxruntime/capi | head -n1)"
+export ORT_DYLIB_PATH="$capi/libonnxruntime.so.$ORT_VERSION"
+[ -f "$ORT_DYLIB_PATH" ] || { echo "the $wheel wheel has no libonnxruntime.so.$ORT_VERSION in $capi" >&2; exit 1; }
+if [ "$cuda_libs" -eq 1 ]; then
+  for lib in "$GPU_VENV"/lib/python3*/site-packages/nvidia/*/lib; do
+    LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  done
+  export LD_LIBRARY_PATH
+fi
+say "ONNX Runtime GPU build: $ORT_DYLIB_PATH"
+say "its provider libraries: $(cd "$capi" && ls libonnxruntime_providers_*.so | tr '\n' ' ')"
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/[gpu] GPU: /' >&2
+else
+  say "no nvidia-smi: no NVIDIA driver on this machine"
+fi
+
+mkdir -p out/gpu
+sonoflow=./target/release/sonoflow
+
+# --- 2. Where each graph lands -----------------------------------------------
+say "model check, providers tensorrt,cuda,cpu"
+$sonoflow model check onnx/umind-nano | tee out/gpu/check.txt
+
+# --- 3. Requiring each GPU provider ------------------------------------------
+working=()
+for p in tensorrt cuda; do
+  say "model check --require-provider $p"
+  if $sonoflow model check onnx/umind-nano --providers "$p" --require-provider "$p" > "out/gpu/require-$p.txt" 2>&1; then
+    say "$p: every graph runs on it"
+    working+=("$p")
+  else
+    say "$p: refused, as it must be where it cannot run:"
+    tail -n 3 "out/gpu/require-$p.txt" >&2
+  fi
+done
+
+# --- 4. Figures where a GPU provider works -----------------------------------
+if [ "${#working[@]}" -eq 0 ]; then
+  say "no GPU provider runs here: nothing to time (CPU figures: scripts/bench.sh)"
+  exit 0
+fi
+floor() { cargo bench --locked -q -p sonoflow-benches --bench floor -- onnx/umind-nano "$frames" "$@"; }
+pipeline() { # NAME PROVIDER FP16 DEFINITION
+  local def="out/gpu/$1.toml" t0 t1
+  sed -e "s|^providers = .*|providers = [\"$2\", \"cpu\"]\nrequire_provider = \"$2\"\ntensorrt_fp16 = $3\ncache_dir = \"$ROOT/out/gpu/cache\"|" "$4" > "$def"
+  t0="$(date +%s%N)"
+  $sonoflow run "$def" --frames "$frames" --quiet --stats-json "out/gpu/$1.json"
+  t1="$(date +%s%N)"
+  # Start-up (sessions, engine build or cache load, warm-up) is the wall time less the run's own.
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); r['startup_s']=(int(sys.argv[2])-int(sys.argv[3]))/1e9-r['duration_s']; json.dump(r,open(sys.argv[1],'w'))" \
+    "out/gpu/$1.json" "$t1" "$t0"
+}
+floor cpu 30 "$ROOT/out/gpu/floor-cpu.json"
+for p in "${working[@]}"; do
+  if [ "$p" = tensorrt ]; then
+    for fp16 in true false; do
+      rm -rf out/gpu/cache
+      say "TensorRT fp16=$fp16: engine build, cold (empty cache)"
+      pipeline "trt-fp16-$fp16-cold" tensorrt "$fp16" pipelines/bench-umind-raw.toml
+      say "TensorRT fp16=$fp16: cached engine"
+      pipeline "trt-fp16-$fp16-raw" tensorrt "$fp16" pipelines/bench-umind-raw.toml
+      pipeline "trt-fp16-$fp16-whole" tensorrt "$fp16" pipelines/bench-umind.toml
+    done
+  else
+    pipeline cuda-raw cuda false pipelines/bench-umind-raw.toml
+    pipeline cuda-whole cuda false pipelines/bench-umind.toml
+  fi
+  floor "$p" 30 "$ROOT/out/gpu/floor-$p.json"
+done
+python3 - out/gpu <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+print("| run | providers | start-up s (engine build or load) | warm-up ms | model_ms p50 / p99 | end to end p50 / p99 | dropped |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+for f in sorted(out.glob("*.json")):
+    r = json.loads(f.read_text())
+    if "inference" not in r:
+        print(f"| {f.stem} (bare floor) | | | | {r['p50']:.2f} / {r['p99']:.2f} | | |")
+        continue
+    i, l = r["inference"], r["latency_ms"]
+    print(f"| {f.stem} | {i['providers']} | {r['startup_s']:.1f} | {i['warmup_ms']:.0f} | {i['model_ms']['p50']:.2f} / {i['model_ms']['p99']:.2f} "
+          f"| {l['p50']:.2f} / {l['p99']:.2f} | {sum(r['dropped'].values())} |")
+PY

@@ -6,13 +6,11 @@
 //! Run: `cargo bench -p sonoflow-benches --bench decode_floor -- [MODEL_DIR] [GENERATIONS]`
 //! (defaults: onnx/umind-nano, 200).
 
+use sonoflow_benches::BenchArgs;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
 
 use hdrhistogram::Histogram;
-use sonoflow_core::{
-    Frame, FrameFormat, FrameId, FramePool, MonotonicClock, PixelFormat, StageStamps,
-};
+use sonoflow_core::{FramePool, MonotonicClock};
 use sonoflow_inference::{
     argmax, default_dylib, EngineOptions, FrameModel, Generator, Provider, Runtime,
 };
@@ -20,19 +18,12 @@ use sonoflow_model::ModelDir;
 use sonoflow_phantom::{Phantom, PhantomConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = root.join(
-        args.first()
-            .map(String::as_str)
-            .unwrap_or("onnx/umind-nano"),
-    );
-    let generations: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let args = BenchArgs::from_env();
+    let root = &args.root;
+    let dir = args.path(0, "onnx/umind-nano");
+    let generations: usize = args.parsed(1, 200);
     let model = ModelDir::open(&dir)?;
-    let runtime = Runtime::load(&default_dylib(&root))?;
+    let runtime = Runtime::load(&default_dylib(root))?;
     let options = EngineOptions {
         providers: vec![Provider::Cpu],
         intra_threads: 1,
@@ -45,12 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         lesions: 1,
         ..PhantomConfig::default()
     };
-    let format = FrameFormat::new(PixelFormat::Gray8, config.width, config.height)?;
-    let mut phantom = Phantom::new(config)?;
-    let mut data = FramePool::new(1).acquire(format.len());
-    let truth = phantom.render(0, &mut data);
-    let mut frame = Frame::new(FrameId(0), format, data, StageStamps::default());
-    frame.image_region = Some(truth.region);
+    let (frame, _) = Phantom::new(config)?.render_frame(0, &FramePool::new(1));
     let clock = MonotonicClock::new();
     let mut frame_model = FrameModel::load(runtime, &model, &options, None)?;
     let (outputs, _) = frame_model.infer(&frame, &clock)?;

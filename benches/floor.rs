@@ -5,10 +5,10 @@
 //! (defaults: tests/fixtures/tiny-model, 2000, cpu, unpaced, none). With FPS
 //! (0: unpaced) the loop sleeps between inferences like a live source does,
 //! so caches are as cold as in a live pipeline: the floor a live pipeline is
-//! measured against. With JSON the figures are also written there as
+//! measured against. With JSON (a path from the workspace root) the figures are also written there as
 //! `{"provider", "intra_threads", "paced_fps", "iterations", "p50", "p90", "p99", "max"}` (ms).
 
-use std::path::PathBuf;
+use sonoflow_benches::BenchArgs;
 
 use hdrhistogram::Histogram;
 use sonoflow_core::{Clock, MonotonicClock};
@@ -16,30 +16,19 @@ use sonoflow_inference::{default_dylib, EngineOptions, FrameModel, Provider, Run
 use sonoflow_model::ModelDir;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // cargo bench passes "--bench"; skip flags.
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    // Relative paths are from the workspace root (cargo runs benches in benches/).
-    let dir = root.join(
-        args.first()
-            .map(String::as_str)
-            .unwrap_or("tests/fixtures/tiny-model"),
-    );
-    let iterations: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let args = BenchArgs::from_env();
+    let root = &args.root;
+    let dir = args.path(0, "tests/fixtures/tiny-model");
+    let iterations: u64 = args.parsed(1, 2000);
     let provider = args
         .get(2)
-        .and_then(|s| Provider::parse(s))
+        .and_then(Provider::parse)
         .unwrap_or(Provider::Cpu);
-    let period = args
-        .get(3)
-        .and_then(|s| s.parse::<f64>().ok())
+    let period = Some(args.parsed(3, 0.0_f64))
         .filter(|fps| *fps > 0.0)
         .map(|fps| std::time::Duration::from_secs_f64(1.0 / fps));
     let model = ModelDir::open(&dir)?;
-    let runtime = Runtime::load(&default_dylib(&root))?;
+    let runtime = Runtime::load(&default_dylib(root))?;
     let options = EngineOptions {
         providers: vec![provider],
         require: Some(provider),
@@ -59,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
-    if let Some(path) = args.get(4) {
+    if let Some(path) = args.get(4).map(|p| root.join(p)) {
         let figures = serde_json::json!({
             "provider": provider.to_string(),
             "intra_threads": options.intra_threads,
@@ -70,8 +59,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "p99": ms(0.99),
             "max": hist.max() as f64 / 1000.0,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&figures)?)
-            .map_err(|e| format!("cannot write the floor's figures to {path}: {e}"))?;
+        std::fs::write(&path, serde_json::to_string_pretty(&figures)?).map_err(|e| {
+            format!(
+                "cannot write the floor's figures to {}: {e}",
+                path.display()
+            )
+        })?;
     }
     println!(
         "bare floor (rust/ort, {provider}, intra_threads {}, {}): {} iterations, encoder+decoder p50 {:.3} ms p99 {:.3} ms max {:.3} ms",

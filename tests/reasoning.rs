@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use sonoflow_core::findings::{FindingClass, GroundTruth, LesionTruth};
-use sonoflow_core::{
-    Frame, FrameFormat, FrameId, FramePool, ModelOutputs, MonotonicClock, PixelFormat, StageStamps,
-};
+use sonoflow_core::{Frame, FramePool, ModelOutputs, MonotonicClock};
 use sonoflow_inference::{EngineOptions, FrameModel, Generator, KernelSlot, Runtime};
 use sonoflow_model::ModelDir;
 use sonoflow_phantom::{Phantom, PhantomConfig};
@@ -36,11 +34,8 @@ fn cyst_and_mass_frame() -> (Frame, GroundTruth) {
             lesions: 2,
             ..PhantomConfig::default()
         };
-        let (w, h) = (config.width, config.height);
         let mut phantom = Phantom::new(config).expect("phantom");
-        let format = FrameFormat::new(PixelFormat::Gray8, w, h).expect("format");
-        let mut data = FramePool::new(1).acquire(format.len());
-        let truth = phantom.render(0, &mut data);
+        let (frame, truth) = phantom.render_frame(0, &FramePool::new(1));
         let has = |c: FindingClass| {
             truth
                 .lesions
@@ -48,9 +43,6 @@ fn cyst_and_mass_frame() -> (Frame, GroundTruth) {
                 .any(|l| l.class == c && l.area_px > 3000)
         };
         if has(FindingClass::Cyst) && has(FindingClass::Mass) {
-            let mut frame = Frame::new(FrameId(0), format, data, StageStamps::default());
-            frame.image_region = Some(truth.region);
-            frame.pixel_spacing = Some(truth.pixel_spacing);
             eprintln!(
                 "seed {seed}: {:?}",
                 truth

@@ -139,7 +139,7 @@ fn vocabulary() -> std::collections::BTreeMap<String, i64> {
 
 #[test]
 fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame() {
-    use sonoflow_core::{FrameFormat, FrameId, FramePool, PixelFormat, StageStamps};
+    use sonoflow_core::FramePool;
     use sonoflow_inference::preprocess::{fill_input, ResizePlan};
     use sonoflow_inference::{
         argmax, default_dylib, EngineOptions, Generator, GraphSession, Runtime,
@@ -152,16 +152,11 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
         lesions: 1,
         ..PhantomConfig::default()
     };
-    let (w, h) = (config.width, config.height);
     let mut phantom = Phantom::new(config).expect("phantom");
-    let format = FrameFormat::new(PixelFormat::Gray8, w, h).expect("format");
-    let mut data = FramePool::new(1).acquire(format.len());
-    let truth = phantom.render(0, &mut data);
-    let mut frame = sonoflow_core::Frame::new(FrameId(0), format, data, StageStamps::default());
-    frame.image_region = Some(truth.region);
+    let (frame, truth) = phantom.render_frame(0, &FramePool::new(1));
     let model = sonoflow_model::ModelDir::open(&model_dir()).expect("model");
     let p = &model.manifest.preprocess;
-    let plan = ResizePlan::new(p, format, frame.image_region.as_ref());
+    let plan = ResizePlan::new(p, frame.format, frame.image_region.as_ref());
     let mut input = vec![0.0f32; (p.width * p.height) as usize];
     fill_input(&frame, &plan, p, &mut input);
 

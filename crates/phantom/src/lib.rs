@@ -25,7 +25,9 @@ pub mod truth;
 mod tests;
 
 use sonoflow_core::findings::GroundTruth;
-use sonoflow_core::{ConfigIssue, FrameFormat, PixelFormat};
+use sonoflow_core::{
+    ConfigIssue, Frame, FrameFormat, FrameId, FramePool, PixelFormat, StageStamps,
+};
 
 pub use config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
 pub use motion::{MotionModel, Pose};
@@ -100,6 +102,19 @@ impl Phantom {
     pub fn render_image(&mut self, index: u64, out: &mut [u8]) {
         let pose = self.pose(index);
         self.renderer.render(&self.scene, &pose, index, out);
+    }
+
+    /// Frame `index` as the pipeline carries it (GRAY8 pixels from `pool`,
+    /// its image region and pixel spacing set), beside its ground truth: for
+    /// tests and benches that hand a model single frames.
+    pub fn render_frame(&mut self, index: u64, pool: &FramePool) -> (Frame, GroundTruth) {
+        let format = self.format();
+        let mut data = pool.acquire(format.len());
+        let truth = self.render(index, &mut data);
+        let mut frame = Frame::new(FrameId(index), format, data, StageStamps::default());
+        frame.image_region = Some(truth.region);
+        frame.pixel_spacing = Some(truth.pixel_spacing);
+        (frame, truth)
     }
 
     /// Renders frame `index` into `out` and returns its ground truth.

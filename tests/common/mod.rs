@@ -84,22 +84,40 @@ pub fn run_pipeline(dir: &Path, definition: &str, args: &[&str], limit: Duration
 }
 
 /// Waits for `child`, killing it (and failing the test) after `limit`:
-/// a run that does not end is a deadlock.
+/// a run that does not end is a deadlock. Its piped stdout and stderr are
+/// read while it runs, so a chatty child never blocks on a full pipe.
 pub fn wait_with_limit(mut child: Child, limit: Duration) -> Output {
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
     let started = Instant::now();
-    loop {
+    let status = loop {
         match child.try_wait().expect("poll child") {
-            Some(_) => return child.wait_with_output().expect("collect output"),
+            Some(status) => break status,
             None if started.elapsed() > limit => {
                 let _ = child.kill();
-                let out = child.wait_with_output().expect("collect output");
+                let _ = child.wait();
+                let err = stderr.join().unwrap_or_default();
                 panic!(
                     "sonoflow did not finish within {limit:?}:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
+                    String::from_utf8_lossy(&err)
                 );
             }
             None => std::thread::sleep(Duration::from_millis(50)),
         }
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
 }
 

@@ -2,12 +2,14 @@
 //! up logging and the counting allocator, prints the live status line and
 //! writes the report; everything else is in the library crates.
 
+mod install;
 mod model_cmd;
 mod status_line;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -25,6 +27,8 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 /// The default pipeline, used when pipelines/default.toml is not in the working directory.
 const DEFAULT_PIPELINE: &str = include_str!("../../../pipelines/default.toml");
 const DEFAULT_PIPELINE_PATH: &str = "pipelines/default.toml";
+/// Exit status of a run cut short by a second stop signal (128 + SIGINT).
+const FORCED_EXIT: i32 = 130;
 
 #[derive(Parser)]
 #[command(
@@ -122,9 +126,13 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // --quiet keeps warnings and errors only; RUST_LOG still wins when set.
+    let quiet = matches!(&cli.command, Command::Run(args) if args.quiet);
+    let default_level = if quiet { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
@@ -152,28 +160,67 @@ fn load_definition(path: Option<&Path>) -> Result<PipelineDefinition> {
             Ok(PipelineDefinition::load(Path::new(DEFAULT_PIPELINE_PATH))?)
         }
         None => {
-            // The source tree this binary was built from: outside a checkout,
-            // its device profiles and its model serve the built-in default.
-            let tree = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+            // Outside a checkout: the installed tree beside the binary (or
+            // $SONOFLOW_HOME) holds the device profiles and the demo model.
+            let home = install::home().with_context(|| {
+                format!(
+                    "no {DEFAULT_PIPELINE_PATH} in the working directory and no sonoflow tree found \
+                     ({}); run from a checkout, name a pipeline file, or set SONOFLOW_HOME",
+                    install::searched()
+                )
+            })?;
             let mut def = PipelineDefinition::parse_at(
                 DEFAULT_PIPELINE,
                 "<built-in default pipeline>",
                 "default",
-                Some(&tree.join("pipelines")),
+                Some(&home.join("pipelines")),
             )?;
             if let Some(model) = def
                 .model
                 .as_mut()
                 .filter(|m| m.dir.is_relative() && !m.dir.exists())
             {
-                let built = tree.join(&model.dir);
-                if built.exists() {
-                    model.dir = built;
-                }
+                model.dir = home.join(&model.dir);
             }
             Ok(def)
         }
     }
+}
+
+/// Stops the run on SIGINT, SIGTERM or SIGHUP (drain, finalise, report);
+/// a second signal exits at once, for a drain that is stuck.
+fn install_stop_handler(stop: StopFlag) -> Result<()> {
+    let signals = AtomicU32::new(0);
+    ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+            tracing::warn!(
+                "stop requested (SIGINT/SIGTERM/SIGHUP): draining and finalising; send it again to exit at once"
+            );
+            stop.stop();
+        } else {
+            tracing::error!(
+                "second stop signal: exiting now without draining (fragmented recordings keep everything up to their last fragment)"
+            );
+            std::process::exit(FORCED_EXIT);
+        }
+    })
+    .context("installing the SIGINT/SIGTERM/SIGHUP handler")
+}
+
+/// Creates (or truncates) the report file before the run, so that an
+/// unwritable path is found in the first second, not after the whole run.
+fn check_report_path(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--stats-json: creating the folder {}", dir.display()))?;
+    }
+    std::fs::File::create(path).with_context(|| {
+        format!(
+            "--stats-json {}: the report cannot be written there; choose a writable path",
+            path.display()
+        )
+    })?;
+    Ok(())
 }
 
 fn run_command(args: RunArgs) -> Result<ExitCode> {
@@ -187,11 +234,11 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
             .context("--require-provider needs a pipeline whose process stage runs a model")?;
         model.engine.require_provider(provider);
     }
-    let stop = StopFlag::new();
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.stop()).context("installing the Ctrl-C handler")?;
+    if let Some(path) = &args.stats_json {
+        check_report_path(path)?;
     }
+    let stop = StopFlag::new();
+    install_stop_handler(stop.clone())?;
     let interactive = std::io::stderr().is_terminal();
     let options = RunOptions {
         frames: args.frames,
@@ -254,9 +301,6 @@ fn export_command(args: ExportArgs) -> Result<ExitCode> {
 }
 
 fn write_report(path: &Path, report: &RunReport) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     let json = serde_json::to_string_pretty(report).context("serialising the report")?;
     std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
 }

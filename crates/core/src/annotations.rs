@@ -61,11 +61,26 @@ pub struct FrameFinding {
     pub ellipse: Option<Ellipse>,
 }
 
+/// Whether the model's outputs for a frame could be used at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AiVerdict {
+    /// The outputs were checked and read; an empty finding list means nothing was found.
+    #[default]
+    Valid,
+    /// The outputs held non-finite values (NaN, infinity): nothing can be
+    /// said about the frame, and above all not "no lesion".
+    InvalidOutput,
+}
+
 /// Everything perception found on one frame.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FrameFindings {
     /// The frame these were computed on.
     pub frame: FrameId,
+    /// Whether the model's output was usable; when it was not, `findings` is empty
+    /// and means "unknown", never "nothing there".
+    pub verdict: AiVerdict,
     /// When that frame was captured.
     pub captured: Timestamp,
     /// Segments first (largest first), then detections.
@@ -117,6 +132,7 @@ impl FrameFindings {
     /// derived `clone_from` would allocate afresh).
     pub fn copy_from(&mut self, other: &FrameFindings) {
         self.frame = other.frame;
+        self.verdict = other.verdict;
         self.captured = other.captured;
         self.findings.clone_from(&other.findings);
         self.points.clone_from(&other.points);
@@ -126,6 +142,7 @@ impl FrameFindings {
 impl Reusable for FrameFindings {
     fn reset(&mut self) {
         self.frame = FrameId::default();
+        self.verdict = AiVerdict::Valid;
         self.captured = Timestamp::default();
         self.findings.clear();
         self.points.clear();

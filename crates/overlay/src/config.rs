@@ -27,6 +27,10 @@ pub struct OverlayConfig {
     pub hud: Option<bool>,
     /// The findings and interpretation panel, bottom left (default true).
     pub panel: Option<bool>,
+    /// Report clauses (by key) the panel shows first and never cuts
+    /// (default ["assessment", "long axis", "short axis"]); the rest follow
+    /// and are cut with "…" when the panel's rows run out.
+    pub panel_first: Option<Vec<String>>,
 }
 
 /// A validated `[overlay]`.
@@ -40,6 +44,8 @@ pub struct OverlayOptions {
     pub font_px: Option<f32>,
     pub hud: bool,
     pub panel: bool,
+    /// Report clauses shown first in the panel and never cut.
+    pub panel_first: Vec<String>,
     /// Whether an AI result is expected on every frame (a model runs);
     /// only then can the AI be "paused".
     pub ai_expected: bool,
@@ -56,6 +62,9 @@ impl Default for OverlayOptions {
             font_px: None,
             hud: true,
             panel: true,
+            panel_first: ["assessment", "long axis", "short axis"]
+                .map(String::from)
+                .to_vec(),
             ai_expected: true,
         }
     }
@@ -95,6 +104,7 @@ impl OverlayConfig {
             font_px: self.font_px,
             hud: self.hud.unwrap_or(true),
             panel: self.panel.unwrap_or(true),
+            panel_first: self.panel_first.clone().unwrap_or(d.panel_first),
             ai_expected: model,
         };
         if options.paused_after < options.stale_after {

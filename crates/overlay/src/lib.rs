@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod hud;
+pub mod panel_text;
 pub mod raster;
 pub mod text;
 
@@ -26,12 +27,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measurement};
+use sonoflow_core::annotations::{
+    AiVerdict, FindingKind, FrameFinding, FrameFindings, Measurement,
+};
 use sonoflow_core::{Clock, Frame, FrameFormat, PixelFormat, Timestamp};
 use sonoflow_pipeline::{LatencyRecorder, Painter};
 
 pub use config::{OverlayConfig, OverlayOptions};
 use hud::Hud;
+use panel_text::PanelText;
 use raster::{Canvas, Paint};
 pub use text::{FontError, Text};
 
@@ -47,6 +51,9 @@ pub struct OverlayStats {
     pub stale_frames: AtomicU64,
     /// Frames drawn with the "AI paused" banner.
     pub paused_frames: AtomicU64,
+    /// Frames drawn with the "AI output invalid" banner (the model's output
+    /// was not finite; no findings, and never "no lesion").
+    pub invalid_frames: AtomicU64,
 }
 
 const LESION: Paint = Paint::rgb(255, 176, 0);
@@ -82,6 +89,8 @@ pub struct Overlay {
     line: String,
     part: String,
     crossings: Vec<f32>,
+    /// The interpretation laid out for the panel (reused rows).
+    panel_text: PanelText,
 }
 
 fn age(now: Timestamp, then: Timestamp) -> Duration {
@@ -116,6 +125,7 @@ impl Overlay {
             line: String::with_capacity(256),
             part: String::with_capacity(64),
             crossings: Vec::with_capacity(64),
+            panel_text: PanelText::default(),
         })
     }
 
@@ -168,7 +178,10 @@ impl Overlay {
         if self.options.panel {
             self.draw_panel(&mut canvas, now, findings_age, stale);
         }
-        if paused {
+        if self.output_invalid() {
+            self.draw_invalid_banner(&mut canvas);
+            self.stats.invalid_frames.fetch_add(1, Ordering::Relaxed);
+        } else if paused {
             self.draw_banner(&mut canvas, since_fresh);
             self.stats.paused_frames.fetch_add(1, Ordering::Relaxed);
         }
@@ -298,7 +311,14 @@ impl Overlay {
             .count()
             .min(3);
         let interpretation = self.board.load();
-        let text_lines = if interpretation.is_some() { 3usize } else { 0 };
+        let text_lines = match interpretation.as_deref() {
+            Some(i) => {
+                self.panel_text
+                    .layout(&i.text, &self.options.panel_first, chars);
+                self.panel_text.rows().count()
+            }
+            None => 0,
+        };
         let lines = 1 + segments.max(usize::from(self.have_last)) + 1 + text_lines;
         let height = lines as f32 * lh + 2.0 * pad;
         let (x0, y0) = (pad, canvas.height as f32 - height - pad);
@@ -347,7 +367,11 @@ impl Overlay {
             );
             y += lh;
         }
-        if !any && self.have_last {
+        if self.output_invalid() {
+            self.text
+                .draw(canvas, x, y, "AI output invalid · findings withheld", WHITE);
+            y += lh;
+        } else if !any && self.have_last {
             self.text.draw(canvas, x, y, "no lesion in view", MUTED);
             y += lh;
         }
@@ -378,38 +402,36 @@ impl Overlay {
         self.text.draw(canvas, x, y, &self.line, WHITE);
         y += lh;
         if let Some(i) = interpretation.as_deref() {
-            let mut words = i.text.split_whitespace().peekable();
-            for row in 0..text_lines {
-                self.line.clear();
-                while let Some(&w) = words.peek() {
-                    let need = if self.line.is_empty() {
-                        w.chars().count()
-                    } else {
-                        self.line.chars().count() + 1 + w.chars().count()
-                    };
-                    if need > chars && !self.line.is_empty() {
-                        break;
-                    }
-                    if !self.line.is_empty() {
-                        self.line.push(' ');
-                    }
-                    self.line.push_str(w);
-                    words.next();
-                }
-                if row + 1 == text_lines && words.peek().is_some() {
-                    truncate(&mut self.line, chars.saturating_sub(1));
-                    self.line.push('…');
-                }
-                truncate(&mut self.line, chars);
-                let ink = if i.state == InterpretationState::Unavailable {
-                    MUTED
-                } else {
-                    Paint::rgb(220, 220, 220)
-                };
-                self.text.draw(canvas, x, y, &self.line, ink);
+            let ink = if i.state == InterpretationState::Unavailable {
+                MUTED
+            } else {
+                Paint::rgb(220, 220, 220)
+            };
+            for row in self.panel_text.rows() {
+                self.text.draw(canvas, x, y, row, ink);
                 y += lh;
             }
         }
+    }
+
+    /// The newest result the model gave was unusable (non-finite outputs).
+    fn output_invalid(&self) -> bool {
+        self.have_last && self.last.verdict == AiVerdict::InvalidOutput
+    }
+
+    fn draw_invalid_banner(&mut self, canvas: &mut Canvas<'_>) {
+        let line = "AI output invalid · not for diagnosis";
+        let w = self.text.width(line) + 16.0;
+        let x = ((canvas.width as f32 - w) / 2.0).max(0.0);
+        self.text.label(
+            canvas,
+            x,
+            self.text.line_height + 16.0,
+            line,
+            WHITE,
+            BANNER,
+            8.0,
+        );
     }
 
     fn draw_banner(&mut self, canvas: &mut Canvas<'_>, since_fresh: Duration) {

@@ -13,6 +13,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
@@ -27,7 +28,11 @@ use crate::run::RunError;
 
 /// The model process stage: frames in order on the frame path, the model on its lane.
 pub struct ModelProcessor {
-    jobs: Sender<Frame>,
+    /// None once dropped: the AI thread then ends its loop.
+    jobs: Option<Sender<Frame>>,
+    /// Joined on drop, so the run's report is taken only after the model's
+    /// last frame is recorded and its sessions are gone.
+    worker: Option<JoinHandle<()>>,
     done: Receiver<Frame>,
     /// The AI thread has a frame it has not given back yet.
     busy: bool,
@@ -44,7 +49,7 @@ impl ModelProcessor {
         let (stats, slot) = (work.stats(), work.kernel_slot());
         let (jobs, job_in) = bounded::<Frame>(1);
         let (done_out, done) = bounded::<Frame>(2);
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name("sonoflow-ai".into())
             .spawn(move || {
                 for mut frame in job_in.iter() {
@@ -59,7 +64,8 @@ impl ModelProcessor {
             })
             .map_err(|e| RunError::Thread("ai", e.to_string()))?;
         Ok(Self {
-            jobs,
+            jobs: Some(jobs),
+            worker: Some(worker),
             done,
             busy: false,
             stall_after,
@@ -113,7 +119,11 @@ impl ModelProcessor {
     /// Hands a copy of `frame` to the AI thread and waits for it (up to
     /// `stall_after`); None when it did not come back in time.
     fn submit_and_wait(&mut self, frame: &Frame) -> Option<Frame> {
-        if self.jobs.send(self.copy_of(frame)).is_err() {
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.send(self.copy_of(frame)).is_ok(),
+            None => false,
+        };
+        if !sent {
             // The AI thread is gone (it panicked): frames pass without it.
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -162,5 +172,17 @@ impl Processor for ModelProcessor {
             Self::attach(frame, done);
         }
         Ok(())
+    }
+}
+
+impl Drop for ModelProcessor {
+    fn drop(&mut self) {
+        // Closing the job channel ends the AI thread after its current frame.
+        self.jobs.take();
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                warn!("the AI thread panicked");
+            }
+        }
     }
 }

@@ -264,8 +264,10 @@ impl DefinitionFile {
         };
         let model = match (process, &self.model) {
             (ProcessKind::Model, Some(m)) => {
-                let mut spec = m.or(defaults).validate()?;
-                if !source.live && m.stall_after_ms.is_none() {
+                let merged = m.or(defaults);
+                let mut spec = merged.validate()?;
+                // Tested after merging: a device profile's stall_after_ms holds for files too.
+                if !source.live && merged.stall_after_ms.is_none() {
                     // Files wait for the model: nothing is lost.
                     spec.stall_after = None;
                 }
@@ -404,6 +406,27 @@ mod tests {
             invalid_key(&format!("{raw}[reasoning]\nenabled = true\n")),
             "reasoning.enabled"
         );
+    }
+
+    #[test]
+    fn a_device_profiles_stall_after_holds_for_file_sources() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let devices = root.path().join("firmware-config/devices");
+        std::fs::create_dir_all(&devices).expect("devices dir");
+        std::fs::write(
+            devices.join("slow-box.toml"),
+            "[model]\nstall_after_ms = 900\n",
+        )
+        .expect("profile");
+        let pipelines = root.path().join("pipelines");
+        let text = "device = \"slow-box\"\n[source]\nkind = \"file\"\npath = \"a.mp4\"\n[[sinks]]\nkind = \"fake\"\n[model]\ndir = \"m\"\n";
+        let def = PipelineDefinition::parse_at(text, "p.toml", "p", Some(&pipelines)).expect("valid");
+        let stall = def.model.and_then(|m| m.stall_after);
+        assert_eq!(stall, Some(std::time::Duration::from_millis(900)));
+        // Without the profile's key, a file source waits for the model.
+        let own = text.replace("device = \"slow-box\"\n", "");
+        let def = PipelineDefinition::parse_at(&own, "p.toml", "p", Some(&pipelines)).expect("valid");
+        assert_eq!(def.model.and_then(|m| m.stall_after), None);
     }
 
     #[test]

@@ -107,8 +107,11 @@ pub struct InferenceReport {
     pub model_ms: LatencyMs,
     /// Masks to findings: components, boxes, calipers (and the self-check).
     pub postprocess_ms: Percentiles,
-    /// Frames the model failed on (passed on without findings).
+    /// Frames the model failed on (passed on without findings), invalid outputs included.
     pub failures: u64,
+    /// Of `failures`, frames whose outputs held NaN or infinity (shown as
+    /// "AI output invalid", never as "no lesion").
+    pub invalid_outputs: u64,
     /// Frames that went on without waiting for the model (it was busy on an
     /// earlier frame, or past `model.stall_after_ms`).
     pub passed_without_ai: u64,
@@ -130,6 +133,7 @@ impl InferenceReport {
             model_ms: LatencyMs::from_summary(&s.model_path.summary()),
             postprocess_ms: s.postprocess.summary().into(),
             failures: s.failures.load(Ordering::Relaxed),
+            invalid_outputs: s.invalid_outputs.load(Ordering::Relaxed),
             passed_without_ai: s.passed_without_ai.load(Ordering::Relaxed),
             kernel_version: s.last_kernel_version.load(Ordering::Relaxed),
         }
@@ -146,6 +150,8 @@ pub struct OverlayReport {
     pub stale_frames: u64,
     /// Frames drawn with the "AI paused" banner.
     pub paused_frames: u64,
+    /// Frames drawn with the "AI output invalid" banner.
+    pub invalid_frames: u64,
 }
 
 impl OverlayReport {
@@ -156,6 +162,7 @@ impl OverlayReport {
             paint_ms: s.paint.summary().into(),
             stale_frames: s.stale_frames.load(Ordering::Relaxed),
             paused_frames: s.paused_frames.load(Ordering::Relaxed),
+            invalid_frames: s.invalid_frames.load(Ordering::Relaxed),
         }
     }
 }

@@ -244,6 +244,8 @@ pub struct InferenceStats {
     /// uncertainty, tracking) and the self-check.
     pub postprocess: LatencyRecorder,
     pub failures: AtomicU64,
+    /// Of `failures`: outputs with NaN or infinity in them.
+    pub invalid_outputs: AtomicU64,
     pub last_kernel_version: AtomicU64,
     /// The self-check against ground truth (phantom frames only).
     pub accuracy: Mutex<Accuracy>,
@@ -401,6 +403,7 @@ impl FrameWork {
             model_path: LatencyRecorder::new(),
             postprocess: LatencyRecorder::new(),
             failures: AtomicU64::new(0),
+            invalid_outputs: AtomicU64::new(0),
             last_kernel_version: AtomicU64::new(0),
             accuracy: Mutex::new(Accuracy::default()),
             passed_without_ai: AtomicU64::new(0),

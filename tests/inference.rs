@@ -297,3 +297,79 @@ fn the_fp16_model_pipeline_also_allocates_nothing_per_frame() {
     assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
     assert_eq!(u64_at(&r, "/inference/failures"), 0);
 }
+
+fn cpu() -> EngineOptions {
+    EngineOptions {
+        providers: vec![Provider::Cpu],
+        ..EngineOptions::default()
+    }
+}
+
+#[test]
+fn a_model_that_writes_nan_on_a_real_frame_fails_that_frame_naming_graph_and_tensor() {
+    let runtime = Runtime::load(&ort_dylib()).expect("onnxruntime");
+    let model = ModelDir::open(&tiny_model().with_file_name("tiny-model-nan")).expect("model");
+    let mut fm = FrameModel::load(runtime, &model, &cpu(), None).expect("loads");
+    let clock = MonotonicClock::new();
+    fm.warm_up(2, &clock)
+        .expect("finite on the blank warm-up input");
+    let pool = FramePool::new(2);
+    let err = fm
+        .infer(&test_frame(&pool), &clock)
+        .expect_err("NaN is not a result");
+    assert!(err.is_invalid_output(), "{err}");
+    let said = err.to_string();
+    assert!(
+        said.contains("vision_encoder.onnx: output `image_features` of the vision_encoder: ")
+            && said.contains("values are not finite (NaN or infinity)"),
+        "{said}"
+    );
+}
+
+#[test]
+fn nan_default_kernels_stop_the_frame_path_at_load() {
+    let err = ModelDir::open(&tiny_model().with_file_name("tiny-model-nan-kernels"))
+        .expect_err("refused at load");
+    assert!(
+        err.to_string()
+            .contains("default_kernels.f32: 2 of 82 default kernel values are not finite"),
+        "{err}"
+    );
+}
+
+#[test]
+fn kernels_that_overflow_the_decoder_make_the_frame_invalid_and_nan_kernels_are_refused() {
+    let (dir, mut fm) = model();
+    let clock = MonotonicClock::new();
+    let pool = FramePool::new(2);
+    let frame = test_frame(&pool);
+    let slot = fm.kernel_slot();
+    let tokens = dir.manifest.default_kernels.tokens.clone();
+    let (good, _) = fm.infer(&frame, &clock).expect("default kernels");
+    let good_logits = good.mask_logits.to_vec();
+    drop(good);
+
+    // Finite kernels whose products overflow float32, as FP16 overflows under TensorRT.
+    let huge = vec![1e30f32; dir.default_kernels.len()];
+    let v = slot.publish(tokens.clone(), huge).expect("finite kernels");
+    let err = fm.infer(&frame, &clock).expect_err("infinite logits");
+    assert!(err.is_invalid_output(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("mask_decoder.onnx: output `mask_logits` of the mask_decoder: "),
+        "{err}"
+    );
+
+    // NaN kernels never reach the decoder: the slot keeps the last good ones.
+    let restored = slot
+        .publish(tokens.clone(), dir.default_kernels.clone())
+        .expect("defaults");
+    assert!(restored > v);
+    let mut nan = dir.default_kernels.clone();
+    nan[5] = f32::NAN;
+    let refused = slot.publish(tokens, nan).expect_err("refused");
+    assert!(refused.is_invalid_output(), "{refused}");
+    let (out, _) = fm.infer(&frame, &clock).expect("the last good kernels");
+    assert_eq!(out.kernel_version, restored);
+    assert_eq!(out.mask_logits.to_vec(), good_logits);
+}

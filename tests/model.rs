@@ -146,3 +146,155 @@ fn an_fp16_model_checks_out() {
         "{stdout}"
     );
 }
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    tiny_model().with_file_name(name)
+}
+
+fn umind_nano() -> std::path::PathBuf {
+    tiny_model().join("../../../onnx/umind-nano")
+}
+
+/// A copy of umind-nano (files, not links) that `change` may alter.
+fn umind_copy(change: impl Fn(&std::path::Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(umind_nano()).expect("umind-nano") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    change(dir.path());
+    dir
+}
+
+/// Points `file`'s sha256 in the manifest of `dir` at the file as it is now.
+fn rehash(dir: &std::path::Path, file: &str) {
+    let manifest = dir.join("sonoflow-model.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    let at = text
+        .find(&format!("file = \"{file}\"\nsha256 = \""))
+        .expect("file in the manifest");
+    let start = at + format!("file = \"{file}\"\nsha256 = \"").len();
+    let digest = sonoflow_model::sha256_hex(&dir.join(file)).expect("hash");
+    let updated = format!("{}{digest}{}", &text[..start], &text[start + 64..]);
+    std::fs::write(&manifest, updated).expect("write manifest");
+}
+
+#[test]
+fn the_shipped_model_checks_out_on_a_real_frame_with_its_tokenizer() {
+    let (code, stdout, stderr) = check(&umind_nano(), &["--providers", "cpu"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("tokenizer          ok  "), "{stdout}");
+    assert!(
+        stdout
+            .contains("sample frame       ok  a phantom frame 640x480 through the per-frame path"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sample reasoning   ok  4 tokens after its image tokens"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("model umind-nano 0.1.0: ok"), "{stdout}");
+}
+
+#[test]
+fn nan_default_kernels_with_a_matching_hash_fail_the_check_naming_the_file() {
+    let (code, stdout, stderr) = check(&fixture("tiny-model-nan-kernels"), &[]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("tiny-model-nan-kernels/default_kernels.f32: 2 of 82 default kernel values are not finite (NaN or infinity)"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(": ok"), "{stdout}");
+}
+
+#[test]
+fn a_model_that_writes_nan_on_real_frames_fails_the_check_naming_graph_and_tensor() {
+    // Finite on zeros (a dummy run alone said "ok"), NaN on a phantom frame.
+    let (code, stdout, stderr) = check(&fixture("tiny-model-nan"), &["--providers", "cpu"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("vision_encoder.onnx: output `image_features` of the vision_encoder: ")
+            && stderr.contains("values are not finite (NaN or infinity)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_kernel_projector_that_writes_nan_fails_the_check() {
+    let dir = umind_copy(|d| {
+        std::fs::copy(
+            fixture("umind-nan-projector").join("kernel_projector.onnx"),
+            d.join("kernel_projector.onnx"),
+        )
+        .expect("swap the projector");
+        rehash(d, "kernel_projector.onnx");
+    });
+    let (code, stdout, stderr) = check(dir.path(), &["--providers", "cpu"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("kernel_projector.onnx: output `kernels` of the kernel_projector: 722 of 722 values are not finite"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_check_reads_the_tokenizer_and_names_it_when_it_is_missing_or_broken() {
+    let missing = umind_copy(|d| std::fs::remove_file(d.join("tokenizer.json")).expect("rm"));
+    let (code, stdout, stderr) = check(missing.path(), &["--providers", "cpu"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("key `tokenizer.file`: names ")
+            && stderr.contains("tokenizer.json, which does not exist"),
+        "{stderr}"
+    );
+    // Not JSON a tokenizer can be read from, though its hash matches.
+    let broken = umind_copy(|d| {
+        std::fs::write(d.join("tokenizer.json"), "{\"model\": 12}").expect("write");
+        rehash(d, "tokenizer.json");
+    });
+    let (code, stdout, stderr) = check(broken.path(), &["--providers", "cpu"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("tokenizer.json"), "{stderr}");
+}
+
+#[test]
+fn manifest_files_outside_the_directory_are_refused_naming_the_key() {
+    let dir = edited_tiny_model(|t| {
+        t.replace(
+            "file = \"mask_decoder.onnx\"",
+            "file = \"../tiny-model/mask_decoder.onnx\"",
+        )
+    });
+    let (code, _, stderr) = check(dir.path(), &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("key `graphs.mask_decoder.file`: \"../tiny-model/mask_decoder.onnx\" climbs out with `..`, outside the model directory. Fix:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn gpu_providers_missing_from_the_build_are_said_once_at_info_not_warned_per_graph() {
+    let (code, stdout, stderr) = check(&umind_nano(), &["--providers", "tensorrt,cuda,cpu"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("not in this ONNX Runtime build"))
+        .collect();
+    assert!(
+        said.iter().all(|l| !l.contains("WARN")),
+        "a build without GPU providers is not a failure: {stderr}"
+    );
+    if stdout.contains("not on tensorrt: not in this ONNX Runtime build") {
+        assert_eq!(said.len(), 1, "once per run: {stderr}");
+        assert!(
+            said[0].contains("INFO")
+                && said[0].contains("GPU providers not in this ONNX Runtime build")
+                && said[0].contains("tensorrt"),
+            "{}",
+            said[0]
+        );
+        // Still reported per graph, in the check's output and a run's fallbacks.
+        assert_eq!(stdout.matches("not on tensorrt:").count(), 5, "{stdout}");
+    }
+}

@@ -178,6 +178,16 @@ fn a_task_prompt_changes_what_the_per_frame_decoder_segments() {
 
 /// A live phantom run with the head; returns the run.
 fn run_with_head(dir: &std::path::Path, reasoning: &str, frames: u32) -> Run {
+    run_with_head_on(dir, &model_dir(), reasoning, frames)
+}
+
+/// [`run_with_head`] with the model in `model`.
+fn run_with_head_on(
+    dir: &std::path::Path,
+    model: &std::path::Path,
+    reasoning: &str,
+    frames: u32,
+) -> Run {
     let definition = format!(
         "name = \"reasoning\"\n\
          [source]\nkind = \"phantom\"\nseed = 1\nlesions = 1\nfps = 30\n\
@@ -185,7 +195,7 @@ fn run_with_head(dir: &std::path::Path, reasoning: &str, frames: u32) -> Run {
          [model]\ndir = \"{}\"\nintra_threads = 1\nstall_after_ms = 10000\n\
          [reasoning]\n{reasoning}\n\
          [[sinks]]\nkind = \"fake\"\n",
-        model_dir().display()
+        model.display()
     );
     run_pipeline(dir, &definition, &["--frames", &frames.to_string()], LIMIT)
 }
@@ -311,5 +321,167 @@ fn a_prompt_outside_the_vocabulary_is_refused_naming_the_words() {
     assert!(
         error.contains("thyroid, nodule") && error.contains("[SEG] cyst"),
         "{error}"
+    );
+}
+
+/// A copy of umind-nano (files, not links) that `change` may alter.
+fn umind_copy(change: impl Fn(&std::path::Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(model_dir()).expect("umind-nano") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    change(dir.path());
+    dir
+}
+
+#[test]
+fn generation_stops_at_the_decoders_position_table_and_says_it_was_cut_short() {
+    let model = ModelDir::open(&model_dir()).expect("model");
+    let limit = model
+        .manifest
+        .max_positions()
+        .expect("graphs.decoder.max_positions");
+    let runtime = Runtime::load(&ort_dylib()).expect("onnx runtime");
+    let options = EngineOptions::default();
+    let clock = MonotonicClock::new();
+    let mut frame_model = FrameModel::load(runtime, &model, &options, None).expect("frame model");
+    let mut generator = Generator::load(runtime, &model, &options).expect("reasoning graphs");
+    let codec = PromptCodec::load(&model).expect("tokenizer");
+    let (frame, _) = Phantom::new(PhantomConfig::default())
+        .expect("phantom")
+        .render_frame(0, &FramePool::new(1));
+    let (outputs, _) = frame_model.infer(&frame, &clock).expect("infer");
+    let image_tokens = outputs
+        .image_tokens
+        .as_deref()
+        .expect("image tokens")
+        .to_vec();
+    let image = model
+        .manifest
+        .image_token_count()
+        .expect("image token count");
+    let prompt = codec.encode("[DIAG]").expect("prompt");
+    // A model that never writes its end token (the best token other than it).
+    let eos = codec.eos;
+    let mut never_ends = |logits: &[f32]| {
+        logits
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as i64 != eos)
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i as i64)
+    };
+    let g = generator
+        .generate(
+            &image_tokens,
+            &prompt,
+            eos,
+            &codec.task_ids,
+            1024,
+            &mut never_ends,
+            &mut |_| std::ops::ControlFlow::Continue(()),
+        )
+        .expect("cut short, not an ONNX Runtime error");
+    assert!(g.truncated && !g.stopped);
+    // Every fed position is below the limit; the last token comes from the last position.
+    assert_eq!(g.tokens.len(), limit + 1 - image - prompt.len());
+
+    // A limit of its own ends it the same way.
+    let g = generator
+        .generate(
+            &image_tokens,
+            &prompt,
+            eos,
+            &codec.task_ids,
+            5,
+            &mut never_ends,
+            &mut |_| std::ops::ControlFlow::Continue(()),
+        )
+        .expect("generate");
+    assert!(g.truncated && g.tokens.len() == 5);
+
+    // A prompt that cannot fit is refused before anything runs, saying why.
+    let long = vec![prompt[0]; limit];
+    let err = generator
+        .generate(
+            &image_tokens,
+            &long,
+            eos,
+            &codec.task_ids,
+            8,
+            &mut never_ends,
+            &mut |_| std::ops::ControlFlow::Continue(()),
+        )
+        .expect_err("too long");
+    assert!(
+        err.to_string().contains(&format!(
+            "more than the decoder's {limit} (graphs.decoder.max_positions)"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_tokenizer_disables_the_head_not_the_run() {
+    let model = umind_copy(|d| std::fs::remove_file(d.join("tokenizer.json")).expect("rm"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_with_head_on(dir.path(), model.path(), "", 60);
+    let r = run.assert_success();
+    assert!(u64_at(r, "/frames_out") >= 10, "frames went through");
+    assert!(u64_at(r, "/accuracy/frames") > 0, "the per-frame model ran");
+    let s = &r["reasoning"];
+    assert!(
+        str_at(s, "/error").contains("tokenizer.json, which does not exist"),
+        "the cause names the file: {s}"
+    );
+    assert_eq!(u64_at(s, "/reports"), 0);
+    let log = run.stderr();
+    assert_eq!(
+        log.matches("the reasoning head is unavailable").count(),
+        1,
+        "logged once: {log}"
+    );
+}
+
+#[test]
+fn nan_kernels_from_the_head_are_refused_counted_and_the_decoder_keeps_its_own() {
+    let model = umind_copy(|d| {
+        let projector = d.join("kernel_projector.onnx");
+        std::fs::copy(
+            model_dir().join("../../tests/fixtures/umind-nan-projector/kernel_projector.onnx"),
+            &projector,
+        )
+        .expect("swap the projector");
+        let manifest = d.join("sonoflow-model.toml");
+        let text = std::fs::read_to_string(&manifest).expect("manifest");
+        let old =
+            sonoflow_model::sha256_hex(&model_dir().join("kernel_projector.onnx")).expect("hash");
+        let new = sonoflow_model::sha256_hex(&projector).expect("hash");
+        std::fs::write(&manifest, text.replace(&old, &new)).expect("write");
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_with_head_on(
+        dir.path(),
+        model.path(),
+        "min_interval_ms = 500\nmax_interval_ms = 1000",
+        120,
+    );
+    let r = run.assert_success();
+    let s = &r["reasoning"];
+    assert!(u64_at(s, "/reports") >= 1, "the reports stand: {s}");
+    assert!(u64_at(s, "/rejected_kernels") >= 1, "{s}");
+    assert_eq!(u64_at(s, "/kernel_swaps"), 0, "{s}");
+    assert_eq!(
+        u64_at(r, "/inference/kernel_version"),
+        0,
+        "the decoder kept its default kernels"
+    );
+    assert!(s["latest"]["kernel_version"].is_null(), "{s}");
+    let log = run.stderr();
+    assert_eq!(
+        log.matches("kernels refused").count(),
+        1,
+        "logged once: {log}"
     );
 }

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import torch
 
 from . import data, report
-from .model import D_MODEL, FEATURES, HEADS, IMAGE_TOKENS, KERNEL_SIZE, LAYERS, UMindNano
+from .model import D_MODEL, FEATURES, HEADS, IMAGE_TOKENS, KERNEL_SIZE, LAYERS, MAX_POSITIONS, UMindNano
 from .train import CACHE, TRAIN_SPLITS, batch_tensors, encode_reports
 
 OPSET = 17
@@ -113,8 +113,11 @@ def tensor(name, dtype, shape):
     return f'{{ name = "{name}", dtype = "{dtype}", shape = [{dims}] }}'
 
 
-def graph_section(role, file, out, inputs, outputs):
-    lines = [f"[graphs.{role}]", f'file = "{file}"', f'sha256 = "{sha256(out / file)}"', "inputs = ["]
+def graph_section(role, file, out, inputs, outputs, max_positions=None):
+    lines = [f"[graphs.{role}]", f'file = "{file}"', f'sha256 = "{sha256(out / file)}"']
+    if max_positions is not None:  # the decoder's position table: generation never goes past it
+        lines.append(f"max_positions = {max_positions}")
+    lines.append("inputs = [")
     lines += [f"  {tensor(*t)}," for t in inputs]
     lines += ["]", "outputs = ["]
     lines += [f"  {tensor(*t)}," for t in outputs]
@@ -157,7 +160,8 @@ def manifest(out, vocab, version, provenance):
         graph_section("decoder", "decoder.onnx", out,
                       [("inputs_embeds", f32, ["batch", "sequence", D_MODEL]), ("attention_mask", "int64", ["batch", "total_sequence"]),
                        ("position_ids", "int64", ["batch", "sequence"]), *kv_past],
-                      [("logits", f32, ["batch", "sequence", vocab]), ("hidden_states", f32, ["batch", "sequence", D_MODEL]), *kv_present]),
+                      [("logits", f32, ["batch", "sequence", vocab]), ("hidden_states", f32, ["batch", "sequence", D_MODEL]), *kv_present],
+                      max_positions=MAX_POSITIONS),
         "[preprocess]",
         'input = "pixel_values"',
         f"width = {data.SIZE}",

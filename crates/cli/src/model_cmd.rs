@@ -4,9 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use sonoflow_core::FramePool;
 use sonoflow_inference::{check_model, default_dylib, EngineOptions, Provider, Runtime};
 use sonoflow_model::onnx_file::summarize;
 use sonoflow_model::{shape_text, ModelDir, TensorSpec};
+use sonoflow_phantom::{Phantom, PhantomConfig};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -44,13 +46,22 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
     if let Some(name) = &args.require_provider {
         options.require_provider(provider(name)?);
     }
+    let tokenizer = check_tokenizer(&model)?;
+    // A real frame, so that the model sees what it will see in a run
+    // (zeros hide a model that writes NaN on real images).
+    let (sample, _) = Phantom::new(PhantomConfig::default())
+        .context("the sample frame (the phantom) could not be made")?
+        .render_frame(0, &FramePool::new(1));
     let runtime = Runtime::load(&default_dylib(Path::new(".")))?;
-    let checks = check_model(runtime, &model, &options)?;
+    let checks = check_model(runtime, &model, &options, &sample)?;
     println!(
         "{}: manifest, files and hashes ok",
         ModelDir::manifest_path(&args.dir).display()
     );
-    for c in &checks {
+    if let Some(said) = &tokenizer {
+        println!("{:<18} ok  {said}", "tokenizer");
+    }
+    for c in &checks.graphs {
         println!(
             "{:<18} ok  on {:<8} loaded in {:>7.1} ms, dummy run {:>7.2} ms",
             c.role,
@@ -63,10 +74,36 @@ pub fn check(args: CheckArgs) -> Result<ExitCode> {
         }
     }
     println!(
+        "{:<18} ok  a phantom frame {}x{} through the per-frame path in {:.1} ms, every output finite",
+        "sample frame",
+        sample.format.width,
+        sample.format.height,
+        checks.sample_run.as_secs_f64() * 1e3
+    );
+    if let Some(tokens) = checks.sample_tokens {
+        println!(
+            "{:<18} ok  {tokens} tokens after its image tokens, kernels from their hidden states, every output finite",
+            "sample reasoning"
+        );
+    }
+    println!(
         "model {} {}: ok",
         model.manifest.name, model.manifest.version
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The tokenizer the manifest names, read as the reasoning head reads it
+/// (None: it names none). It is the head's alone (a broken one disables the
+/// head, not the run), so `ModelDir::open` leaves it to the head and to this.
+fn check_tokenizer(model: &ModelDir) -> Result<Option<String>> {
+    if model.manifest.tokenizer.is_none() {
+        return Ok(None);
+    }
+    // Until sonoflow-reasoning is a dependency of this crate: present, inside
+    // the directory and matching its hash, but not parsed.
+    let file = model.tokenizer_file()?;
+    Ok(file.map(|f| format!("{} present, its sha256 matching", f.display())))
 }
 
 fn tensors(ts: &[TensorSpec]) -> String {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use sonoflow_runtime::LiveStatus;
+use sonoflow_runtime::{LiveStatus, LoadStep};
 
 pub struct StatusLine {
     interactive: bool,
@@ -45,8 +45,14 @@ impl StatusLine {
             .inference
             .map(|i| format!(" | model on {}{}", i.provider_summary(), self_check(i)))
             .unwrap_or_default();
+        let load = s
+            .load
+            .map(|l| l.step())
+            .filter(|step| *step != LoadStep::Full)
+            .map(|step| format!(" | load: {}", step.shown()))
+            .unwrap_or_default();
         let line = format!(
-            "[{:6.1}s] source {} | in {:5.1} fps  out {:5.1} fps | frames {} | dropped {} | latency p50 {:.1} ms  p99 {:.1} ms | restarts {}{model}",
+            "[{:6.1}s] source {} | in {:5.1} fps  out {:5.1} fps | frames {} | dropped {} | latency p50 {:.1} ms  p99 {:.1} ms | restarts {}{model}{load}",
             s.elapsed.as_secs_f64(),
             s.source.state().name(),
             fps_in,

@@ -2,7 +2,9 @@
 //! decoder with the current kernels. Inputs live in tensors allocated once
 //! and refilled in place; the kernels tensor is refilled only when the slot's
 //! version changes; outputs are copied into pooled buffers and travel with
-//! the frame.
+//! the frame. Every output the frame path reads is checked finite as it is
+//! read or copied (see [`crate::finite`]): NaN masks are a model failure
+//! ([`InferenceError::NonFinite`]), never "nothing in view".
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,8 +84,9 @@ impl HostTensor {
     }
 }
 
-/// Copies a float32 or float16 tensor value into `out` as float32.
-fn read_f32(value: &ort::value::DynValue, out: &mut Vec<f32>) -> Result<(), ort::Error> {
+/// Copies a float32 or float16 tensor value into `out` as float32; returns
+/// how many of the values are not finite.
+fn read_f32(value: &ort::value::DynValue, out: &mut Vec<f32>) -> Result<usize, ort::Error> {
     out.clear();
     match value.data_type() {
         ort::value::TensorElementType::Float16 => {
@@ -92,7 +95,7 @@ fn read_f32(value: &ort::value::DynValue, out: &mut Vec<f32>) -> Result<(), ort:
         }
         _ => out.extend_from_slice(value.try_extract_tensor::<f32>()?.1),
     }
-    Ok(())
+    Ok(crate::finite::count(out))
 }
 
 pub struct FrameModel {
@@ -172,6 +175,17 @@ impl FrameModel {
     ) -> Result<Self, InferenceError> {
         let encoder = GraphSession::open(runtime, model, VISION_ENCODER, options)?;
         let decoder = GraphSession::open(runtime, model, MASK_DECODER, options)?;
+        Self::with_sessions(model, encoder, decoder, slot)
+    }
+
+    /// The per-frame model on sessions already open (`model check` opens
+    /// every graph first).
+    pub fn with_sessions(
+        model: &ModelDir,
+        encoder: GraphSession,
+        decoder: GraphSession,
+        slot: Option<Arc<KernelSlot>>,
+    ) -> Result<Self, InferenceError> {
         let m = &model.manifest;
         let p = &m.preprocess;
         if encoder.spec.inputs.len() != 1 {
@@ -285,13 +299,32 @@ impl FrameModel {
                 expected: "an encoder output".into(),
                 found: "nothing".into(),
             })?;
+        // Read in place (the decoder takes them as they are): the decoder's
+        // outputs would carry a NaN on, but the encoder must be named.
+        let (bad, total) =
+            crate::finite::in_value(features).map_err(run_error(&self.encoder.file))?;
+        crate::finite::ensure(
+            &self.encoder.file,
+            &self.encoder.role,
+            &io.features,
+            bad,
+            total,
+        )?;
         self.tokens_f32.clear();
-        if let Some(value) = self
+        if let Some((name, value)) = self
             .image_tokens
             .as_deref()
-            .and_then(|name| encoded.get(name))
+            .and_then(|name| encoded.get(name).map(|v| (name, v)))
         {
-            read_f32(value, &mut self.tokens_f32).map_err(run_error(&self.encoder.file))?;
+            let bad =
+                read_f32(value, &mut self.tokens_f32).map_err(run_error(&self.encoder.file))?;
+            crate::finite::ensure(
+                &self.encoder.file,
+                &self.encoder.role,
+                name,
+                bad,
+                self.tokens_f32.len(),
+            )?;
         }
         let t1 = clock.now();
         let inputs = if self.features_first {
@@ -313,7 +346,15 @@ impl FrameModel {
                     expected: "a decoder output".into(),
                     found: "nothing".into(),
                 })?;
-        read_f32(logits_value, &mut self.logits_f32).map_err(run_error(&self.decoder.file))?;
+        let bad =
+            read_f32(logits_value, &mut self.logits_f32).map_err(run_error(&self.decoder.file))?;
+        crate::finite::ensure(
+            &self.decoder.file,
+            &self.decoder.role,
+            &io.mask_logits,
+            bad,
+            self.logits_f32.len(),
+        )?;
         let shape = logits_value.shape();
         let [_, tasks, height, width] = shape[..] else {
             return Err(InferenceError::Tensor {
@@ -329,8 +370,20 @@ impl FrameModel {
             width.max(0) as usize,
         );
         self.scores_f32.clear();
-        if let Some(value) = io.scores.as_deref().and_then(|name| decoded.get(name)) {
-            read_f32(value, &mut self.scores_f32).map_err(run_error(&self.decoder.file))?;
+        if let Some((name, value)) = io
+            .scores
+            .as_deref()
+            .and_then(|name| decoded.get(name).map(|v| (name, v)))
+        {
+            let bad =
+                read_f32(value, &mut self.scores_f32).map_err(run_error(&self.decoder.file))?;
+            crate::finite::ensure(
+                &self.decoder.file,
+                &self.decoder.role,
+                name,
+                bad,
+                self.scores_f32.len(),
+            )?;
         }
         if self.mask_pool.counters() == Default::default() {
             // The first outputs (in warm-up): their sizes are known now, so

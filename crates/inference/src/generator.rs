@@ -1,10 +1,13 @@
 //! The reasoning head's language model, run on token ids: image tokens
 //! from the vision encoder as a prefix, then the prompt, prefilled in one
 //! pass; then one token at a time with the KV cache until the end token, a
-//! limit, or the caller stops it. The caller picks each token from the
+//! limit (`max_new` tokens, or the decoder's position table,
+//! `graphs.decoder.max_positions`: no position at or past it is ever fed),
+//! or the caller stops it. The caller picks each token from the
 //! logits (greedy: [`argmax`]; sampling lives with the reasoning head). The hidden state of each task token the model writes
 //! ([SEG], [DET], ...) is kept: the kernel projector turns them into the
-//! per-frame decoder's kernels. Graph roles and tensor names follow the
+//! per-frame decoder's kernels. Every output read is checked finite
+//! ([`InferenceError::NonFinite`]). Graph roles and tensor names follow the
 //! model contract (docs/model-contract.md).
 
 use std::ops::ControlFlow;
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::{Array2, Array3, Array4, ArrayD, IxDyn};
 use ort::value::{DynValue, Tensor};
-use sonoflow_model::{Dim, ModelDir};
+use sonoflow_model::{Dim, ModelDir, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR};
 
 use crate::graph::{EngineOptions, GraphSession};
 use crate::{InferenceError, Runtime};
@@ -28,6 +31,9 @@ pub struct Generation {
     pub total: Duration,
     /// The caller stopped it before the end token or the limit.
     pub stopped: bool,
+    /// It was cut short: a limit (`max_new` tokens, or the decoder's
+    /// position table was full) ended it before the end token.
+    pub truncated: bool,
 }
 
 /// The greedy choice: the index of the largest logit.
@@ -48,6 +54,8 @@ pub struct Generator {
     heads: usize,
     head_dim: usize,
     width: usize,
+    /// The decoder's position table: positions fed are always below it.
+    max_positions: usize,
 }
 
 fn fixed(dims: &[Dim], i: usize) -> Option<usize> {
@@ -64,9 +72,31 @@ impl Generator {
         model: &ModelDir,
         options: &EngineOptions,
     ) -> Result<Self, InferenceError> {
-        let embed = GraphSession::open(runtime, model, "embed_tokens", options)?;
-        let decoder = GraphSession::open(runtime, model, "decoder", options)?;
-        let projector = GraphSession::open(runtime, model, "kernel_projector", options)?;
+        let embed = GraphSession::open(runtime, model, EMBED_TOKENS, options)?;
+        let decoder = GraphSession::open(runtime, model, DECODER, options)?;
+        let projector = GraphSession::open(runtime, model, KERNEL_PROJECTOR, options)?;
+        Self::with_sessions(model, embed, decoder, projector)
+    }
+
+    /// The generator on sessions already open (`model check` opens every
+    /// graph first).
+    pub fn with_sessions(
+        model: &ModelDir,
+        embed: GraphSession,
+        decoder: GraphSession,
+        projector: GraphSession,
+    ) -> Result<Self, InferenceError> {
+        let max_positions =
+            model
+                .manifest
+                .max_positions()
+                .ok_or_else(|| InferenceError::Tensor {
+                    file: decoder.file.display().to_string(),
+                    tensor: "position_ids".into(),
+                    expected: "the size of the position table in graphs.decoder.max_positions"
+                        .into(),
+                    found: "none in the manifest".into(),
+                })?;
         let past: Vec<_> = decoder
             .spec
             .inputs
@@ -102,7 +132,13 @@ impl Generator {
             heads,
             head_dim,
             width,
+            max_positions,
         })
+    }
+
+    /// The size of the decoder's position table.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
     }
 
     /// Embeddings [1, n, width] of `ids`.
@@ -129,6 +165,7 @@ impl Generator {
         let (_, data) = out["inputs_embeds"]
             .try_extract_tensor::<f32>()
             .map_err(err)?;
+        crate::finite::ensure_slice(&self.embed.file, &self.embed.role, "inputs_embeds", data)?;
         Array3::from_shape_vec((1, ids.len(), self.width), data.to_vec()).map_err(|e| {
             InferenceError::Run {
                 file,
@@ -139,8 +176,11 @@ impl Generator {
 
     /// Generation after `image_embeds` ([image_tokens x width], row-major)
     /// and `prompt`; `pick` chooses each token from the last position's
-    /// logits. Stops at `eos`, after `max_new` tokens, or when `on_token`
-    /// (which sees each token as it comes) breaks.
+    /// logits. Stops at `eos`, after `max_new` tokens, when the decoder's
+    /// position table is full (both: `truncated`), or when `on_token`
+    /// (which sees each token as it comes) breaks (`stopped`). Image tokens
+    /// and prompt that do not fit the position table are refused
+    /// ([`InferenceError::Positions`]) before anything runs.
     #[allow(clippy::too_many_arguments)]
     pub fn generate(
         &mut self,
@@ -154,23 +194,45 @@ impl Generator {
     ) -> Result<Generation, InferenceError> {
         let started = Instant::now();
         let image_tokens = image_embeds.len() / self.width;
+        let (mut tokens, mut hidden) = (Vec::new(), vec![None; task_ids.len()]);
+        let (mut first_token, mut stopped, mut truncated) = (None, false, false);
+        let file = self.decoder.file.display().to_string();
+        let needed = image_tokens + prompt.len();
+        if needed > self.max_positions {
+            return Err(InferenceError::Positions {
+                file,
+                image: image_tokens,
+                prompt: prompt.len(),
+                needed,
+                max_positions: self.max_positions,
+            });
+        }
+        if max_new == 0 {
+            return Ok(Generation {
+                tokens,
+                task_hidden: hidden,
+                time_to_first_token: Duration::ZERO,
+                total: started.elapsed(),
+                stopped,
+                truncated: true,
+            });
+        }
         let image = Array3::from_shape_vec(
             (1, image_tokens, self.width),
             image_embeds[..image_tokens * self.width].to_vec(),
         )
         .map_err(|e| InferenceError::Run {
-            file: self.decoder.file.display().to_string(),
+            file: file.clone(),
             message: e.to_string(),
         })?;
         let prompt = self.embed_ids(prompt)?;
         let mut embeds = ndarray::concatenate(ndarray::Axis(1), &[image.view(), prompt.view()])
             .map_err(|e| InferenceError::Run {
-                file: self.decoder.file.display().to_string(),
+                file: file.clone(),
                 message: e.to_string(),
             })?;
-        let (mut total, mut tokens, mut hidden) = (0usize, Vec::new(), vec![None; task_ids.len()]);
-        let (mut first_token, mut stopped) = (None, false);
-        let file = self.decoder.file.display().to_string();
+        // Positions already in the cache; the next step feeds total.. .
+        let mut total = 0usize;
         let err = |e: ort::Error| InferenceError::Run {
             file: file.clone(),
             message: e.to_string(),
@@ -191,7 +253,7 @@ impl Generator {
             })
             .collect::<Result<_, _>>()
             .map_err(err)?;
-        for _ in 0..max_new {
+        loop {
             let s = embeds.shape()[1];
             let mut inputs: Vec<(String, DynValue)> = vec![
                 (
@@ -220,9 +282,18 @@ impl Generator {
             let next = {
                 let (shape, logits) = out["logits"].try_extract_tensor::<f32>().map_err(err)?;
                 let vocab = *shape.last().unwrap_or(&1) as usize;
-                logits
-                    .get((s - 1) * vocab..s * vocab)
-                    .map_or(eos, &mut *pick)
+                match logits.get((s - 1) * vocab..s * vocab) {
+                    Some(row) => {
+                        crate::finite::ensure_slice(
+                            &self.decoder.file,
+                            &self.decoder.role,
+                            "logits",
+                            row,
+                        )?;
+                        pick(row)
+                    }
+                    None => eos,
+                }
             };
             if let Some(k) = tokens
                 .last()
@@ -231,7 +302,14 @@ impl Generator {
                 let (_, states) = out["hidden_states"]
                     .try_extract_tensor::<f32>()
                     .map_err(err)?;
-                hidden[k] = Some(states[(s - 1) * self.width..s * self.width].to_vec());
+                let row = &states[(s - 1) * self.width..s * self.width];
+                crate::finite::ensure_slice(
+                    &self.decoder.file,
+                    &self.decoder.role,
+                    "hidden_states",
+                    row,
+                )?;
+                hidden[k] = Some(row.to_vec());
             }
             for i in 0..2 * self.layers {
                 let name = kv_name("present", i);
@@ -256,6 +334,11 @@ impl Generator {
                 stopped = true;
                 break;
             }
+            // Feeding `next` takes position `total`, which must be in the table.
+            if tokens.len() >= max_new || total >= self.max_positions {
+                truncated = true;
+                break;
+            }
             embeds = self.embed_ids(&[next])?;
         }
         Ok(Generation {
@@ -264,7 +347,42 @@ impl Generator {
             time_to_first_token: first_token.unwrap_or_default(),
             total: started.elapsed(),
             stopped,
+            truncated,
         })
+    }
+
+    /// The reasoning graphs on real image tokens (`model check`): a short
+    /// greedy generation after them (`steps` tokens, the prompt the
+    /// vocabulary's first token), then the kernel projector on the hidden
+    /// states it wrote, `tasks` rows; every output read is checked finite.
+    /// Returns the tokens generated.
+    pub fn sample_run(
+        &mut self,
+        image_embeds: &[f32],
+        tasks: usize,
+        steps: usize,
+    ) -> Result<usize, InferenceError> {
+        // Every id counts as a "task token", so each fed token's hidden state is kept.
+        let vocab = self
+            .decoder
+            .spec
+            .output("logits")
+            .and_then(|t| fixed(&t.shape, 2))
+            .unwrap_or(1);
+        let ids: Vec<i64> = (0..vocab as i64).collect();
+        let generation = self.generate(
+            image_embeds,
+            &[0],
+            -1,
+            &ids,
+            steps.max(2),
+            &mut argmax,
+            &mut |_| ControlFlow::Continue(()),
+        )?;
+        if let Some(state) = generation.task_hidden.into_iter().flatten().last() {
+            self.kernels(&vec![state; tasks.max(1)])?;
+        }
+        Ok(generation.tokens.len())
     }
 
     /// Image tokens for the language model: runs the vision encoder on a
@@ -325,6 +443,7 @@ impl Generator {
         let (_, data) = out[tokens.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(err)?;
+        crate::finite::ensure_slice(&encoder.file, &encoder.role, &tokens, data)?;
         Ok(data.to_vec())
     }
 
@@ -359,6 +478,13 @@ impl Generator {
             )])
             .map_err(err)?;
         let (_, data) = out[0].try_extract_tensor::<f32>().map_err(err)?;
+        let name = self
+            .projector
+            .spec
+            .outputs
+            .first()
+            .map_or("kernels", |t| t.name.as_str());
+        crate::finite::ensure_slice(&self.projector.file, &self.projector.role, name, data)?;
         Ok(data.to_vec())
     }
 }

@@ -173,7 +173,8 @@ impl GraphSession {
         let mut fallbacks = Vec::new();
         for provider in options.chain() {
             let started = Instant::now();
-            let attempt = if provider.compiled_in() {
+            let compiled_in = provider.compiled_in();
+            let attempt = if compiled_in {
                 builder(runtime, options)
                     .and_then(|b| register(provider, b, &options.tensorrt, &cache_key))
                     .and_then(|mut b| b.commit_from_file(&file).map_err(|e| e.to_string()))
@@ -214,7 +215,12 @@ impl GraphSession {
                 }
                 Err(raw) => {
                     let reason = crate::provider::explain_failure(provider, &raw);
-                    warn!(graph = role, %provider, "provider not used: {reason}");
+                    if compiled_in {
+                        warn!(graph = role, %provider, "provider not used: {reason}");
+                    } else {
+                        // How the library was built, not a failure: said once per run.
+                        crate::provider::note_absent_gpu_providers();
+                    }
                     if options.require == Some(provider) {
                         return Err(InferenceError::RequiredProvider {
                             provider,
@@ -271,7 +277,8 @@ impl GraphSession {
     }
 
     /// Runs the graph once on zeros (symbolic dims bound by `dims`, else 1)
-    /// and checks the outputs' fixed dimensions. Returns the run time.
+    /// and checks the outputs' fixed dimensions and that every value is
+    /// finite. Returns the run time.
     pub fn dummy_run(&mut self, dims: &dyn Fn(&str) -> usize) -> Result<Duration, InferenceError> {
         let file = self.file.display().to_string();
         let err = |e: ort::Error| InferenceError::Run {
@@ -336,6 +343,8 @@ impl GraphSession {
                     found: format!("{shape:?} from a dummy run"),
                 });
             }
+            let (bad, total) = crate::finite::in_value(value).map_err(err)?;
+            crate::finite::ensure(&self.file, &self.role, &t.name, bad, total)?;
         }
         Ok(elapsed)
     }

@@ -5,8 +5,11 @@
 //! through the provider chain (TensorRT, CUDA, CPU; see [`provider`]),
 //! checked against the manifest tensor by tensor, and can be run once on
 //! zeros ([`GraphSession::dummy_run`]). [`check_model`] does all of that for
-//! every graph of a model.
+//! every graph of a model, then runs the model on a real frame. No output
+//! that is NaN or infinite is ever taken for a result
+//! ([`InferenceError::is_invalid_output`]).
 
+mod finite;
 mod frame_model;
 mod generator;
 mod graph;
@@ -18,12 +21,15 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use sonoflow_model::{ModelDir, ModelError};
+use sonoflow_core::{Frame, MonotonicClock};
+use sonoflow_model::{
+    ModelDir, ModelError, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR, MASK_DECODER, VISION_ENCODER,
+};
 
 pub use frame_model::{FrameModel, StepTimes};
 pub use generator::{argmax, Generation, Generator};
 pub use graph::{default_dylib, EngineOptions, Fallback, GraphSession, Optimization};
-pub use kernels::{KernelSlot, Kernels};
+pub use kernels::{KernelError, KernelSlot, Kernels};
 pub use provider::{available_providers, Provider, TensorRtOptions};
 
 /// The ONNX Runtime release the bootstrap installs and ort targets.
@@ -54,6 +60,31 @@ pub enum InferenceError {
     NoProvider { file: String, reasons: String },
     #[error("{file}: inference failed: {message}")]
     Run { file: String, message: String },
+    #[error("{file}: output `{tensor}` of the {graph}: {count} of {total} values are not finite (NaN or infinity), so the model's output is invalid. Fix: check the model on real frames; under TensorRT FP16 values past 65504 overflow (try model.tensorrt_fp16 = false)")]
+    NonFinite {
+        file: String,
+        graph: String,
+        tensor: String,
+        count: usize,
+        total: usize,
+    },
+    #[error("{file}: {image} image tokens and a {prompt}-token prompt need {needed} positions, more than the decoder's {max_positions} (graphs.decoder.max_positions). Fix: shorten the prompt")]
+    Positions {
+        file: String,
+        image: usize,
+        prompt: usize,
+        needed: usize,
+        max_positions: usize,
+    },
+}
+
+impl InferenceError {
+    /// The model ran but wrote values that are not results (NaN or
+    /// infinity): the frame's AI output is invalid, to be shown as such and
+    /// counted, never taken for "nothing found".
+    pub fn is_invalid_output(&self) -> bool {
+        matches!(self, InferenceError::NonFinite { .. })
+    }
 }
 
 /// The loaded ONNX Runtime: one per process.
@@ -114,26 +145,77 @@ pub fn dummy_dim(name: &str, tasks: usize) -> usize {
     }
 }
 
+/// What `check_model` found: each graph, and the run on a real frame.
+#[derive(Debug, Clone)]
+pub struct ModelCheck {
+    pub graphs: Vec<GraphCheck>,
+    /// Preprocessing, encoder and mask decoder (default kernels) on the sample frame.
+    pub sample_run: Duration,
+    /// Tokens the reasoning graphs generated after the sample frame's image
+    /// tokens (None: the model has no reasoning head).
+    pub sample_tokens: Option<usize>,
+}
+
+/// Tokens `check_model` generates after the sample frame's image tokens.
+const SAMPLE_TOKENS: usize = 4;
+
 /// Opens every graph of `model`, checks it against the manifest and runs it
-/// once on zeros (dimensions as [`dummy_dim`] says).
+/// once on zeros (dimensions as [`dummy_dim`] says); then runs the model on
+/// `sample`, a real frame (the per-frame path with the default kernels, and
+/// the reasoning graphs on its image tokens: a few greedy tokens, then the
+/// kernel projector on their hidden states). Every output of every run must
+/// be finite: an error names the graph and the tensor.
 pub fn check_model(
     runtime: &Runtime,
     model: &ModelDir,
     options: &EngineOptions,
-) -> Result<Vec<GraphCheck>, InferenceError> {
+    sample: &Frame,
+) -> Result<ModelCheck, InferenceError> {
     let tasks = model.manifest.default_kernels.tokens.len();
     let dims = move |name: &str| dummy_dim(name, tasks);
-    let mut checks = Vec::new();
+    let mut graphs = Vec::new();
+    let mut sessions = std::collections::BTreeMap::new();
     for role in model.manifest.graphs.keys() {
         let mut graph = GraphSession::open(runtime, model, role, options)?;
         let dummy_run = graph.dummy_run(&dims)?;
-        checks.push(GraphCheck {
+        graphs.push(GraphCheck {
             role: role.clone(),
             provider: graph.provider,
             fallbacks: graph.fallbacks.clone(),
             load_time: graph.load_time,
             dummy_run,
         });
+        sessions.insert(role.clone(), graph);
     }
-    Ok(checks)
+    let mut take = |role: &str| {
+        sessions
+            .remove(role)
+            .ok_or_else(|| InferenceError::MissingGraph {
+                role: role.to_owned(),
+            })
+    };
+    let mut frame_model =
+        FrameModel::with_sessions(model, take(VISION_ENCODER)?, take(MASK_DECODER)?, None)?;
+    let (outputs, times) = frame_model.infer(sample, &MonotonicClock::new())?;
+    let sample_run = times.preprocess + times.encoder + times.decoder;
+    let reasoning = [EMBED_TOKENS, DECODER, KERNEL_PROJECTOR]
+        .iter()
+        .all(|role| model.manifest.graphs.contains_key(*role));
+    let sample_tokens = match (&outputs.image_tokens, reasoning) {
+        (Some(image_tokens), true) => {
+            let mut generator = Generator::with_sessions(
+                model,
+                take(EMBED_TOKENS)?,
+                take(DECODER)?,
+                take(KERNEL_PROJECTOR)?,
+            )?;
+            Some(generator.sample_run(image_tokens, tasks, SAMPLE_TOKENS)?)
+        }
+        _ => None,
+    };
+    Ok(ModelCheck {
+        graphs,
+        sample_run,
+        sample_tokens,
+    })
 }

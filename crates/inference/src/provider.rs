@@ -136,6 +136,32 @@ fn tensorrt_version() -> Option<String> {
         })
 }
 
+/// Says once per process, at INFO, which GPU providers the loaded ONNX
+/// Runtime was built without (the PyPI wheel is CPU-only): that is how the
+/// library was built, not a failure, so it is neither repeated per graph
+/// nor a warning. Each graph still lists them in its fallbacks; a provider
+/// that is built in but fails stays a warning.
+pub(crate) fn note_absent_gpu_providers() {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let absent: Vec<&str> = [Provider::TensorRt, Provider::Cuda]
+            .into_iter()
+            .filter(|p| !p.compiled_in())
+            .map(Provider::name)
+            .collect();
+        let offered = available_providers();
+        let build = if offered.iter().all(|p| p == "CPUExecutionProvider") {
+            "CPU only".to_owned()
+        } else {
+            format!("it offers {}", offered.join(", "))
+        };
+        tracing::info!(
+            "GPU providers not in this ONNX Runtime build ({build}): {}",
+            absent.join(", ")
+        );
+    });
+}
+
 /// Registers `provider` on `builder`, failing loudly if it cannot be.
 pub(crate) fn register(
     provider: Provider,

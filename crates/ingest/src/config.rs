@@ -1,11 +1,18 @@
 //! The `[source]` section of a pipeline definition, and its validation into
-//! a [`SourceSpec`] that knows how to build its GStreamer launch string.
+//! a [`SourceSpec`] that knows how to build its GStreamer pipeline.
+//!
+//! Values from the definition that name things (a file path, a URL, a device,
+//! an address) never pass through GStreamer's launch-string parser: the
+//! launch string holds only sonoflow's own text and names the element, and
+//! the value is set on it as a property ([`SourceProperty`]). A path ending in
+//! a backslash or holding quotes is then just a path.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sonoflow_core::{launch_quoted, reject_foreign_keys, ConfigIssue, PixelFormat};
+use sonoflow_core::{reject_foreign_keys, ConfigIssue, PixelFormat};
 use sonoflow_phantom::{LesionKind, PhantomConfig, ProbeKind, SceneKind};
 
 use crate::phantom_feed::PHANTOM_APPSRC;
@@ -55,8 +62,9 @@ pub struct SourceConfig {
     pub width: Option<u32>,
     /// Output height in pixels; frames are scaled to it. Unset: the source's own.
     pub height: Option<u32>,
-    /// Frame rate; the test source produces it, others are rate-converted. Unset: the source's own.
-    pub fps: Option<u32>,
+    /// Frame rate: a number (30, 29.97) or a fraction ("30000/1001"); the
+    /// test source produces it, others are rate-converted. Unset: the source's own.
+    pub fps: Option<FpsSetting>,
     /// GRAY8 (B-mode, default) or RGBA (where colour matters).
     pub format: Option<PixelFormat>,
     /// test: the videotestsrc pattern (e.g. "ball", "smpte", "snow").
@@ -102,6 +110,146 @@ pub struct SourceConfig {
     pub restart: RestartConfig,
 }
 
+/// The largest frame a source may be scaled to (8K UHD); beyond it the frame
+/// pool and every per-frame copy would be unreasonably large.
+pub const MAX_WIDTH: u32 = 7680;
+/// See [`MAX_WIDTH`].
+pub const MAX_HEIGHT: u32 = 4320;
+/// The highest frame rate a source may ask for.
+pub const MAX_FPS: f64 = 1000.0;
+
+/// A frame rate as GStreamer carries it, a fraction: NTSC's 29.97 is 30000/1001.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framerate {
+    pub numer: u32,
+    pub denom: u32,
+}
+
+impl Framerate {
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.numer) / f64::from(self.denom)
+    }
+
+    /// The nearest whole rate (29.97 gives 30), at least 1.
+    pub fn nearest_whole(self) -> u32 {
+        ((self.numer + self.denom / 2) / self.denom).max(1)
+    }
+
+    pub fn is_whole(self) -> bool {
+        self.denom == 1
+    }
+
+    fn reduced(numer: u64, denom: u64) -> Option<Self> {
+        let (mut a, mut b) = (numer, denom);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        let g = a.max(1);
+        Some(Self {
+            numer: u32::try_from(numer / g).ok()?,
+            denom: u32::try_from(denom / g).ok()?,
+        })
+    }
+
+    /// A decimal rate as a fraction: whole rates over 1, the NTSC family
+    /// (23.976, 29.97, 59.94: k/1.001) over 1001, anything else in thousandths.
+    fn from_decimal(fps: f64) -> Option<Self> {
+        if fps.fract() == 0.0 {
+            return Self::reduced(fps as u64, 1);
+        }
+        let k = (fps * 1.001).round();
+        if k >= 1.0 && (fps - k / 1.001).abs() < 0.005 {
+            return Self::reduced(k as u64 * 1000, 1001);
+        }
+        Self::reduced((fps * 1000.0).round() as u64, 1000)
+    }
+}
+
+impl fmt::Display for Framerate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_whole() {
+            write!(f, "{}", self.numer)
+        } else {
+            write!(f, "{}/{}", self.numer, self.denom)
+        }
+    }
+}
+
+/// `fps` as written: a number (`30`, `29.97`) or a string holding a
+/// fraction (`"30000/1001"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FpsSetting {
+    Number(f64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for FpsSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = FpsSetting;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a frame rate: a number such as 30 or 29.97, or a fraction such as \"30000/1001\"")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<FpsSetting, E> {
+                Ok(FpsSetting::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<FpsSetting, E> {
+                Ok(FpsSetting::Number(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<FpsSetting, E> {
+                Ok(FpsSetting::Number(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<FpsSetting, E> {
+                Ok(FpsSetting::Text(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl FpsSetting {
+    /// The rate as a fraction; `key` names the setting in the issue.
+    pub fn framerate(&self, key: &str) -> Result<Framerate, ConfigIssue> {
+        let invalid = |shown: String| {
+            ConfigIssue::new(
+                key,
+                format!("{shown} is not a frame rate from 0 to {MAX_FPS}"),
+                "give a positive rate such as 30, 29.97 or \"30000/1001\", or remove the key",
+            )
+        };
+        let rate = match self {
+            FpsSetting::Number(fps) if fps.is_finite() && *fps > 0.0 && *fps <= MAX_FPS => {
+                Framerate::from_decimal(*fps)
+            }
+            FpsSetting::Number(fps) => return Err(invalid(fps.to_string())),
+            FpsSetting::Text(text) => match text.split_once('/') {
+                Some((n, d)) => match (n.trim().parse::<u32>(), d.trim().parse::<u32>()) {
+                    (Ok(n), Ok(d)) if n > 0 && d > 0 => Framerate::reduced(n.into(), d.into()),
+                    _ => None,
+                },
+                None => text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f > 0.0)
+                    .and_then(Framerate::from_decimal),
+            },
+        };
+        rate.filter(|r| r.as_f64() <= MAX_FPS)
+            .ok_or_else(|| invalid(format!("{self}")))
+    }
+}
+
+impl fmt::Display for FpsSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FpsSetting::Number(fps) => write!(f, "{fps}"),
+            FpsSetting::Text(text) => write!(f, "\"{text}\""),
+        }
+    }
+}
+
 /// `[source.restart]`: how a live source that fails or stalls is restarted.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -127,15 +275,72 @@ impl Default for RestartConfig {
     }
 }
 
+/// A value from the definition set on an element of the source pipeline
+/// after the launch string is parsed, so it is never parsed as launch syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceProperty {
+    /// The `name=` of the element in the launch string.
+    pub element: &'static str,
+    /// A string property of that element (`location`, `device`, `address`).
+    pub property: &'static str,
+    pub value: String,
+}
+
+/// Name of the element of the head that [`SourceProperty`]s are set on.
+pub const SOURCE_ELEMENT: &str = "sonoflow_source";
+
+impl RestartConfig {
+    /// Checks the table; `prefix` is its key path (e.g. `source.restart`),
+    /// and each problem names the one key to change.
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigIssue> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        let defaults = Self::default();
+        for (name, value, default) in [
+            ("initial_backoff_ms", self.initial_backoff_ms, defaults.initial_backoff_ms),
+            ("stall_timeout_ms", self.stall_timeout_ms, defaults.stall_timeout_ms),
+            ("startup_timeout_ms", self.startup_timeout_ms, defaults.startup_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigIssue::new(
+                    key(name),
+                    "is 0",
+                    format!("give a positive time in milliseconds (default {default})"),
+                ));
+            }
+        }
+        if self.max_backoff_ms < self.initial_backoff_ms {
+            return Err(ConfigIssue::new(
+                key("max_backoff_ms"),
+                format!(
+                    "is {}, below initial_backoff_ms ({})",
+                    self.max_backoff_ms, self.initial_backoff_ms
+                ),
+                format!(
+                    "use at least {} (default {})",
+                    self.initial_backoff_ms, defaults.max_backoff_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A validated source: what to launch and how to treat it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceSpec {
     pub kind: SourceKind,
-    /// The launch string up to (not including) sonoflow's conversion tail.
+    /// The launch string up to (not including) sonoflow's conversion tail;
+    /// sonoflow's own text only, never a value from the definition.
     pub head: String,
+    /// Values from the definition, set on the head's elements after parsing.
+    pub properties: Vec<SourceProperty>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// The frame rate asked for, rounded to whole frames per second
+    /// (29.97 gives 30): for what counts in whole frames.
     pub fps: Option<u32>,
+    /// The frame rate asked for, exactly (what the caps carry).
+    pub framerate: Option<Framerate>,
     pub format: PixelFormat,
     /// Live sources are restarted when they fail, stall or end.
     pub live: bool,
@@ -164,6 +369,16 @@ impl SourceSpec {
 pub const APPSINK_NAME: &str = "sonoflow_appsink";
 
 impl SourceSpec {
+    /// The launch string with the [`SourceProperty`]s shown beside it, for
+    /// logs and errors (not for parsing).
+    pub fn describe(&self) -> String {
+        let mut text = self.launch_string();
+        for p in &self.properties {
+            text.push_str(&format!(" [{}.{} = {:?}]", p.element, p.property, p.value));
+        }
+        text
+    }
+
     /// The full launch string: head, conversion to the negotiated format and
     /// size, and the appsink.
     pub fn launch_string(&self) -> String {
@@ -175,13 +390,13 @@ impl SourceSpec {
         if let Some(h) = self.height {
             caps.push_str(&format!(",height={h}"));
         }
-        if let Some(fps) = self.fps {
+        if let Some(rate) = self.framerate {
             // The test source and the phantom produce the rate themselves;
             // videorate would invent duplicate frames when they fall behind.
             if !matches!(self.kind, SourceKind::Test | SourceKind::Phantom) {
                 tail.push_str(" ! videorate");
             }
-            caps.push_str(&format!(",framerate={fps}/1"));
+            caps.push_str(&format!(",framerate={}/{}", rate.numer, rate.denom));
         }
         format!(
             "{head} ! {tail} ! {caps} ! appsink name={APPSINK_NAME} sync={sync}",
@@ -199,11 +414,7 @@ impl SourceConfig {
             ConfigIssue::new(key("kind"), "is missing", "set kind = \"phantom\", \"test\", \"file\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
         })?;
         self.reject_foreign_keys(kind, prefix)?;
-        for (name, value) in [
-            ("width", self.width),
-            ("height", self.height),
-            ("fps", self.fps),
-        ] {
+        for (name, value) in [("width", self.width), ("height", self.height)] {
             if value == Some(0) {
                 return Err(ConfigIssue::new(
                     key(name),
@@ -223,21 +434,26 @@ impl SourceConfig {
                 "set both width and height, or neither",
             ));
         }
-        let r = self.restart;
-        if r.initial_backoff_ms == 0
-            || r.max_backoff_ms < r.initial_backoff_ms
-            || r.stall_timeout_ms == 0
-            || r.startup_timeout_ms == 0
-        {
-            return Err(ConfigIssue::new(
-                key("restart"),
-                format!(
-                    "needs 0 < initial_backoff_ms ({}) <= max_backoff_ms ({}), stall_timeout_ms ({}) > 0 and startup_timeout_ms ({}) > 0",
-                    r.initial_backoff_ms, r.max_backoff_ms, r.stall_timeout_ms, r.startup_timeout_ms
-                ),
-                "use e.g. { initial_backoff_ms = 100, max_backoff_ms = 5000, stall_timeout_ms = 2000, startup_timeout_ms = 10000 }",
-            ));
+        // Every kind: a size GStreamer would accept can still be far too big
+        // for the frame pool (a 100000x100000 frame is 10 GB).
+        for (name, value, max) in [
+            ("width", self.width, MAX_WIDTH),
+            ("height", self.height, MAX_HEIGHT),
+        ] {
+            if let Some(v) = value.filter(|v| *v > max) {
+                return Err(ConfigIssue::new(
+                    key(name),
+                    format!("is {v}, above the largest {name} sonoflow takes ({max}; frames up to {MAX_WIDTH}x{MAX_HEIGHT})"),
+                    format!("use at most {max} (e.g. width = 1920, height = 1080), or remove width and height to keep the source's own size"),
+                ));
+            }
         }
+        let framerate = self
+            .fps
+            .as_ref()
+            .map(|f| f.framerate(&key("fps")))
+            .transpose()?;
+        self.restart.validate(&key("restart"))?;
         let required = |name: &str, v: Option<&str>, example: &str| {
             v.map(str::to_owned).ok_or_else(|| {
                 ConfigIssue::new(
@@ -249,8 +465,23 @@ impl SourceConfig {
         };
         let latency = self.latency_ms.unwrap_or(100);
         let mut phantom = None;
+        let mut properties = Vec::new();
+        let mut set = |property: &'static str, value: String| {
+            properties.push(SourceProperty {
+                element: SOURCE_ELEMENT,
+                property,
+                value,
+            })
+        };
         let (head, live, sync) = match kind {
             SourceKind::Phantom => {
+                if let Some(rate) = framerate.filter(|r| !r.is_whole()) {
+                    return Err(ConfigIssue::new(
+                        key("fps"),
+                        format!("is {rate} ({:.3}); the phantom renders whole frame rates", rate.as_f64()),
+                        format!("use a whole number such as fps = {}", rate.nearest_whole()),
+                    ));
+                }
                 let defaults = PhantomConfig::default();
                 let config = PhantomConfig {
                     probe: self.probe.unwrap_or(defaults.probe),
@@ -261,7 +492,7 @@ impl SourceConfig {
                     lesion_kind: self.lesion_kind,
                     width: self.width.unwrap_or(defaults.width),
                     height: self.height.unwrap_or(defaults.height),
-                    fps: self.fps.unwrap_or(defaults.fps),
+                    fps: framerate.map_or(defaults.fps, Framerate::nearest_whole),
                     gain_db: self.gain_db.unwrap_or(defaults.gain_db),
                     dynamic_range_db: self.dynamic_range_db.unwrap_or(defaults.dynamic_range_db),
                     motion: self.motion.unwrap_or(defaults.motion),
@@ -302,17 +533,18 @@ impl SourceConfig {
                         "add path = \"videos/scan.mp4\"",
                     )
                 })?;
-                let location = launch_quoted(&key("path"), &path.to_string_lossy())?;
+                set("location", path.to_string_lossy().into_owned());
                 (
-                    format!("filesrc location={location} ! decodebin"),
+                    format!("filesrc name={SOURCE_ELEMENT} ! decodebin"),
                     false,
                     self.realtime.unwrap_or(false),
                 )
             }
             SourceKind::V4l2 => {
                 let device = self.device.as_deref().unwrap_or("/dev/video0");
+                set("device", device.to_owned());
                 (
-                    format!("v4l2src device={}", launch_quoted(&key("device"), device)?),
+                    format!("v4l2src name={SOURCE_ELEMENT}"),
                     true,
                     false,
                 )
@@ -330,11 +562,9 @@ impl SourceConfig {
                         "give a URL starting with rtsp://",
                     ));
                 }
+                set("location", url);
                 (
-                    format!(
-                        "rtspsrc location={} latency={latency} ! decodebin",
-                        launch_quoted(&key("url"), &url)?
-                    ),
+                    format!("rtspsrc name={SOURCE_ELEMENT} latency={latency} ! decodebin"),
                     true,
                     false,
                 )
@@ -348,12 +578,12 @@ impl SourceConfig {
                     )
                 })?;
                 let address = self.address.as_deref().unwrap_or("0.0.0.0");
+                set("address", address.to_owned());
                 let caps =
                     "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96";
                 (
                     format!(
-                        "udpsrc address={} port={port} caps=\"{caps}\" ! rtpjitterbuffer latency={latency} ! rtph264depay ! h264parse ! decodebin",
-                        launch_quoted(&key("address"), address)?
+                        "udpsrc name={SOURCE_ELEMENT} port={port} caps=\"{caps}\" ! rtpjitterbuffer latency={latency} ! rtph264depay ! h264parse ! decodebin"
                     ),
                     true,
                     false,
@@ -386,9 +616,11 @@ impl SourceConfig {
         Ok(SourceSpec {
             kind,
             head,
+            properties,
             width: self.width,
             height: self.height,
-            fps: self.fps,
+            fps: framerate.map(Framerate::nearest_whole),
+            framerate,
             format: self.format.unwrap_or(PixelFormat::Gray8),
             live,
             sync,
@@ -456,8 +688,116 @@ mod tests {
             .expect("valid");
         assert!(!spec.live);
         assert!(spec.launch_string().starts_with(
-            "filesrc location=\"a b.mp4\" ! decodebin ! videoconvert ! videoscale ! videorate ! "
+            "filesrc name=sonoflow_source ! decodebin ! videoconvert ! videoscale ! videorate ! "
         ));
+    }
+
+    #[test]
+    fn values_that_name_things_are_properties_never_launch_text() {
+        // A trailing backslash would escape a closing quote; a quote would end it.
+        for path in [r"scans\", r#"a" ! filesink location=/tmp/x"#] {
+            let config = SourceConfig {
+                kind: Some(SourceKind::File),
+                path: Some(path.into()),
+                ..SourceConfig::default()
+            };
+            let spec = config.validate("source").expect("any path is valid");
+            assert!(!spec.launch_string().contains(path), "{}", spec.launch_string());
+            assert_eq!(
+                spec.properties,
+                vec![SourceProperty {
+                    element: SOURCE_ELEMENT,
+                    property: "location",
+                    value: path.to_owned(),
+                }]
+            );
+        }
+        let rtsp = parse("kind = \"rtsp\"\nurl = 'rtsp://cam/\\'")
+            .validate("source")
+            .expect("valid");
+        assert_eq!(rtsp.properties[0].value, r"rtsp://cam/\");
+        let udp = parse("kind = \"udp\"\nport = 5004\naddress = '1.2.3.4\" ! fakesink'")
+            .validate("source")
+            .expect("valid");
+        assert!(!udp.launch_string().contains("fakesink"));
+        assert_eq!(udp.properties[0].property, "address");
+    }
+
+    #[test]
+    fn fractional_frame_rates_become_exact_fractions() {
+        let rate = |text: &str| {
+            parse(&format!("kind = \"test\"\nfps = {text}"))
+                .validate("source")
+                .map(|s| (s.framerate.map(|r| (r.numer, r.denom)), s.fps))
+        };
+        assert_eq!(rate("29.97"), Ok((Some((30000, 1001)), Some(30))));
+        assert_eq!(rate("59.94"), Ok((Some((60000, 1001)), Some(60))));
+        assert_eq!(rate("23.976"), Ok((Some((24000, 1001)), Some(24))));
+        assert_eq!(rate("\"30000/1001\""), Ok((Some((30000, 1001)), Some(30))));
+        assert_eq!(rate("12.5"), Ok((Some((25, 2)), Some(13))));
+        assert_eq!(rate("25"), Ok((Some((25, 1)), Some(25))));
+        assert_eq!(rate("25.0"), Ok((Some((25, 1)), Some(25))));
+        for bad in ["0", "-30", "0.0", "\"30/0\"", "\"fast\"", "5000", "nan"] {
+            let err = rate(bad).expect_err(bad);
+            assert_eq!(err.key, "source.fps", "{bad}");
+        }
+        let spec = parse("kind = \"v4l2\"\nfps = 29.97")
+            .validate("source")
+            .expect("valid");
+        assert!(
+            spec.launch_string()
+                .contains("videorate ! video/x-raw,format=GRAY8,framerate=30000/1001 !"),
+            "{}",
+            spec.launch_string()
+        );
+        let err = parse("kind = \"phantom\"\nfps = 29.97")
+            .validate("source")
+            .expect_err("the phantom renders whole rates");
+        assert_eq!(err.key, "source.fps");
+        assert!(err.fix.contains("fps = 30"), "{err}");
+    }
+
+    #[test]
+    fn frame_size_is_limited_for_every_kind() {
+        for kind in [
+            "kind = \"test\"",
+            "kind = \"file\"\npath = \"a.mp4\"",
+            "kind = \"v4l2\"",
+            "kind = \"rtsp\"\nurl = \"rtsp://cam/probe\"",
+            "kind = \"udp\"\nport = 5004",
+            "kind = \"launch\"\nlaunch = \"videotestsrc\"",
+            "kind = \"phantom\"",
+        ] {
+            let err = parse(&format!("{kind}\nwidth = 100000\nheight = 100000"))
+                .validate("source")
+                .expect_err(kind);
+            assert_eq!(err.key, "source.width", "{kind}: {err}");
+            let err = parse(&format!("{kind}\nwidth = 640\nheight = 100000"))
+                .validate("source")
+                .expect_err(kind);
+            assert_eq!(err.key, "source.height", "{kind}: {err}");
+        }
+        parse("kind = \"test\"\nwidth = 7680\nheight = 4320")
+            .validate("source")
+            .expect("8K is allowed");
+    }
+
+    #[test]
+    fn restart_problems_name_the_key() {
+        for (table, key) in [
+            ("{ initial_backoff_ms = 0 }", "source.restart.initial_backoff_ms"),
+            ("{ stall_timeout_ms = 0 }", "source.restart.stall_timeout_ms"),
+            ("{ startup_timeout_ms = 0 }", "source.restart.startup_timeout_ms"),
+            (
+                "{ initial_backoff_ms = 500, max_backoff_ms = 100 }",
+                "source.restart.max_backoff_ms",
+            ),
+        ] {
+            let err = parse(&format!("kind = \"test\"\nrestart = {table}"))
+                .validate("source")
+                .expect_err(table);
+            assert_eq!(err.key, key, "{err}");
+        }
     }
 
     #[test]

@@ -54,12 +54,43 @@ pub enum IngestError {
     Source(String),
     #[error("the source delivered an unusable frame: {0}")]
     Frame(String),
+    #[error(
+        "the source delivered {rejected} frames and none could be used (the last: {cause}); \
+         check that the source's caps match its buffers (width, height, format, row stride)"
+    )]
+    Unusable { rejected: u64, cause: String },
 }
 
 impl IngestError {
     /// Worth a restart for a live source (a device or network that may come back).
     pub fn is_transient(&self) -> bool {
         matches!(self, IngestError::Start { .. } | IngestError::Source(_))
+    }
+}
+
+/// Samples rejected since the last frame that could be used, and why the
+/// latest was: a source whose every sample is rejected delivers nothing.
+#[derive(Default)]
+struct Rejections {
+    count: u64,
+    last: Option<String>,
+}
+
+impl Rejections {
+    fn note(&mut self, err: &IngestError) {
+        self.count += 1;
+        self.last = Some(err.to_string());
+    }
+
+    /// What a stall or an end adds when samples came but none could be used.
+    fn explain(&self) -> String {
+        match &self.last {
+            Some(last) if self.count > 0 => format!(
+                "; {} samples since the last usable frame were rejected, the last: {last}",
+                self.count
+            ),
+            _ => String::new(),
+        }
     }
 }
 
@@ -201,8 +232,11 @@ impl Ingest {
         emit: &mut dyn FnMut(Frame) -> Flow,
         backoff: &mut Backoff,
     ) -> Result<IngestEnd, IngestError> {
+        // Only frames that could be used count as signs of life: a source
+        // whose every sample is rejected is stalled, not running.
         let mut last_frame_at = self.clock.now();
         let mut seen_frame = false;
+        let mut rejections = Rejections::default();
         let mut rejected = 0u64;
         loop {
             if should_stop() {
@@ -212,43 +246,55 @@ impl Ingest {
             match source.next(POLL) {
                 Pulled::Sample(sample) => {
                     let captured = self.clock.now();
-                    last_frame_at = captured;
-                    seen_frame = true;
-                    let frame = match self.frame_from_sample(&sample, captured) {
-                        Ok(frame) => frame,
+                    match self.frame_from_sample(&sample, captured) {
+                        Ok(frame) => {
+                            last_frame_at = captured;
+                            seen_frame = true;
+                            rejections = Rejections::default();
+                            backoff.reset();
+                            if emit(frame) == Flow::Stop {
+                                return Ok(IngestEnd::Stopped);
+                            }
+                        }
                         Err(err) => {
                             rejected += 1;
                             self.status.note_rejected();
                             if rejected == 1 || rejected % 100 == 0 {
                                 warn!(rejected, "skipping frame: {err}");
                             }
-                            continue;
+                            rejections.note(&err);
                         }
-                    };
-                    backoff.reset();
-                    if emit(frame) == Flow::Stop {
-                        return Ok(IngestEnd::Stopped);
                     }
                 }
-                Pulled::Idle => {
-                    let quiet = self.clock.now().saturating_since(last_frame_at);
-                    let limit = if seen_frame {
-                        self.spec.stall_timeout()
-                    } else {
-                        self.spec.startup_timeout()
-                    };
-                    if self.spec.live && quiet >= limit {
-                        return Err(IngestError::Source(format!(
-                            "no frame for {} ms",
-                            quiet.as_millis()
-                        )));
-                    }
-                }
+                Pulled::Idle => {}
                 Pulled::EndOfStream if self.spec.live => {
-                    return Err(IngestError::Source("the live source ended".into()));
+                    return Err(IngestError::Source(format!(
+                        "the live source ended{}",
+                        rejections.explain()
+                    )));
+                }
+                Pulled::EndOfStream if self.next_id == 0 && rejections.count > 0 => {
+                    return Err(IngestError::Unusable {
+                        rejected: rejections.count,
+                        cause: rejections.last.unwrap_or_default(),
+                    });
                 }
                 Pulled::EndOfStream => return Ok(IngestEnd::EndOfStream),
                 Pulled::Error(message) => return Err(IngestError::Source(message)),
+            }
+            // Samples that were all rejected do not hold off the stall timer.
+            let quiet = self.clock.now().saturating_since(last_frame_at);
+            let limit = if seen_frame {
+                self.spec.stall_timeout()
+            } else {
+                self.spec.startup_timeout()
+            };
+            if self.spec.live && quiet >= limit {
+                return Err(IngestError::Source(format!(
+                    "no frame for {} ms{}",
+                    quiet.as_millis(),
+                    rejections.explain()
+                )));
             }
         }
     }
@@ -273,8 +319,19 @@ impl Ingest {
             .ok_or_else(|| IngestError::Frame("no negotiated format".into()))?;
 
         let format = negotiated.format;
-        let video = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &negotiated.info)
-            .map_err(|e| IngestError::Frame(format!("cannot map buffer: {e}")))?;
+        let info = &negotiated.info;
+        let video = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
+            .map_err(|e| {
+                IngestError::Frame(format!(
+                    "a buffer of {} bytes cannot be read as {}x{} {} ({} bytes, row stride {}): {e}",
+                    buffer.size(),
+                    format.width,
+                    format.height,
+                    format.pixel.gst_name(),
+                    info.size(),
+                    info.stride()[0]
+                ))
+            })?;
         let src_stride = usize::try_from(video.plane_stride()[0])
             .map_err(|_| IngestError::Frame("negative stride".into()))?;
         let src = video

@@ -1,6 +1,11 @@
 //! The phantom as a live GStreamer source: a thread renders frames at the
 //! requested frame rate and pushes them into an appsrc; each frame's ground
 //! truth travels beside it, keyed by the buffer offset (the frame index).
+//!
+//! Buffers are laid out as GStreamer lays out raw video of the appsrc's caps:
+//! GRAY8 rows padded to a multiple of 4 bytes. The phantom renders tightly
+//! packed rows, so a width that is not a multiple of 4 is rendered into a
+//! scratch image (allocated once) and copied row by row into the buffer.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
 use sonoflow_core::findings::GroundTruth;
 use sonoflow_phantom::{Phantom, PhantomConfig};
 use tracing::warn;
@@ -94,7 +100,25 @@ fn feed(config: PhantomConfig, appsrc: &gst_app::AppSrc, truths: &TruthQueue, st
             return;
         }
     };
-    let len = phantom.format().len();
+    let format = phantom.format();
+    let row = format.stride();
+    let layout = match gst_video::VideoInfo::builder(
+        gst_video::VideoFormat::Gray8,
+        format.width,
+        format.height,
+    )
+    .build()
+    {
+        Ok(info) => info,
+        Err(err) => {
+            warn!("phantom: no GStreamer layout for {}x{}: {err}", format.width, format.height);
+            let _ = appsrc.end_of_stream();
+            return;
+        }
+    };
+    let (len, stride) = (layout.size(), usize::try_from(layout.stride()[0]).unwrap_or(row));
+    // Rows padded by GStreamer: render tightly packed here, then copy.
+    let mut scratch = if stride == row { Vec::new() } else { vec![0u8; format.len()] };
     let period = Duration::from_nanos(1_000_000_000 / fps);
     let start = Instant::now();
     let mut index = 0u64;
@@ -120,7 +144,17 @@ fn feed(config: PhantomConfig, appsrc: &gst_app::AppSrc, truths: &TruthQueue, st
             let Ok(mut map) = buf.map_writable() else {
                 break;
             };
-            phantom.render(index, &mut map)
+            if scratch.is_empty() {
+                phantom.render(index, &mut map)
+            } else {
+                let truth = phantom.render(index, &mut scratch);
+                for (dst, src) in map.chunks_mut(stride).zip(scratch.chunks_exact(row)) {
+                    if let Some(dst) = dst.get_mut(..row) {
+                        dst.copy_from_slice(src);
+                    }
+                }
+                truth
+            }
         };
         truths.push(index, Arc::new(truth));
         if appsrc.push_buffer(buffer).is_err() {

@@ -9,9 +9,15 @@ use gstreamer_app as gst_app;
 
 use std::sync::Arc;
 
-use crate::config::{SourceSpec, APPSINK_NAME};
+use crate::config::{SourceProperty, SourceSpec, APPSINK_NAME};
 use crate::phantom_feed::{PhantomFeed, TruthQueue, PHANTOM_APPSRC};
 use crate::IngestError;
+
+/// How long, after the appsink saw end of stream, the bus is watched for an
+/// error that explains it. A failing element posts its error before the end
+/// of stream it causes reaches the appsink; another sink in a user's launch
+/// string may still be running, so the pipeline's own EOS can come later.
+const EOS_GRACE: Duration = Duration::from_millis(1000);
 
 /// What one poll of the source gave.
 pub(crate) enum Pulled {
@@ -33,11 +39,12 @@ pub(crate) struct RunningSource {
 impl RunningSource {
     /// Builds the pipeline in the NULL state.
     pub(crate) fn build(spec: &SourceSpec) -> Result<Self, IngestError> {
-        let launch = spec.launch_string();
-        let element = gst::parse::launch(&launch).map_err(|e| IngestError::Launch {
-            launch: launch.clone(),
-            message: e.to_string(),
-        })?;
+        let launch = spec.describe();
+        let element =
+            gst::parse::launch(&spec.launch_string()).map_err(|e| IngestError::Launch {
+                launch: launch.clone(),
+                message: e.to_string(),
+            })?;
         let pipeline = element
             .downcast::<gst::Pipeline>()
             .map_err(|_| IngestError::Launch {
@@ -51,6 +58,12 @@ impl RunningSource {
                 launch: launch.clone(),
                 message: format!("no appsink named {APPSINK_NAME}"),
             })?;
+        for property in &spec.properties {
+            set_property(&pipeline, property).map_err(|message| IngestError::Launch {
+                launch: launch.clone(),
+                message,
+            })?;
+        }
         // Live: hold one frame and let GStreamer drop older ones so our copy
         // is always of the newest; offline: hold two and push back upstream.
         appsink.set_max_buffers(if spec.live { 1 } else { 2 });
@@ -72,7 +85,7 @@ impl RunningSource {
     pub(crate) fn start(spec: &SourceSpec, truths: &Arc<TruthQueue>) -> Result<Self, IngestError> {
         let mut source = Self::build(spec)?;
         if source.pipeline.set_state(gst::State::Playing).is_err() {
-            let launch = spec.launch_string();
+            let launch = spec.describe();
             let cause = source
                 .take_error()
                 .unwrap_or_else(|| "state change to PLAYING failed".into());
@@ -84,7 +97,7 @@ impl RunningSource {
                 .by_name(PHANTOM_APPSRC)
                 .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
                 .ok_or_else(|| IngestError::Launch {
-                    launch: spec.launch_string(),
+                    launch: spec.describe(),
                     message: format!("no appsrc named {PHANTOM_APPSRC}"),
                 })?;
             source.feed = Some(PhantomFeed::start(
@@ -104,7 +117,9 @@ impl RunningSource {
         }
     }
 
-    /// Waits up to `timeout` for the next sample, reporting errors and EOS first.
+    /// Waits up to `timeout` for the next sample. An error on the bus wins
+    /// over end of stream: a source that fails mid-stream also ends its
+    /// stream, and that end is reported as the error that caused it.
     pub(crate) fn next(&self, timeout: Duration) -> Pulled {
         if let Some(msg) = self
             .bus
@@ -112,7 +127,7 @@ impl RunningSource {
         {
             match msg.view() {
                 gst::MessageView::Error(err) => return Pulled::Error(describe_error(&msg, err)),
-                gst::MessageView::Eos(_) => return Pulled::EndOfStream,
+                gst::MessageView::Eos(_) => return self.end_of_stream(Duration::ZERO),
                 _ => {}
             }
         }
@@ -122,10 +137,59 @@ impl RunningSource {
             .try_pull_sample(gst::ClockTime::from_nseconds(nanos))
         {
             Some(sample) => Pulled::Sample(sample),
-            None if self.appsink.is_eos() => Pulled::EndOfStream,
+            None if self.appsink.is_eos() => self.end_of_stream(EOS_GRACE),
             None => Pulled::Idle,
         }
     }
+
+    /// The stream ended: an error on the bus (now, or until the pipeline
+    /// posts its own EOS, at most `grace`) is why; without one it is a
+    /// normal end of stream.
+    fn end_of_stream(&self, grace: Duration) -> Pulled {
+        let nanos = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+        let mut waited_for_eos = grace.is_zero();
+        loop {
+            let msg = if waited_for_eos {
+                self.bus.pop_filtered(&[gst::MessageType::Error])
+            } else {
+                self.bus.timed_pop_filtered(
+                    gst::ClockTime::from_nseconds(nanos),
+                    &[gst::MessageType::Error, gst::MessageType::Eos],
+                )
+            };
+            match msg.as_ref().map(|m| (m, m.view())) {
+                Some((msg, gst::MessageView::Error(err))) => {
+                    return Pulled::Error(describe_error(msg, err))
+                }
+                // The pipeline's EOS: every sink is done; look once more for
+                // an error posted beside it.
+                Some((_, gst::MessageView::Eos(_))) if !waited_for_eos => waited_for_eos = true,
+                _ => return Pulled::EndOfStream,
+            }
+        }
+    }
+}
+
+/// Sets one value from the definition on its element, as a typed string
+/// property (never through the launch-string parser).
+fn set_property(pipeline: &gst::Pipeline, property: &SourceProperty) -> Result<(), String> {
+    let element = pipeline
+        .by_name(property.element)
+        .ok_or_else(|| format!("no element named {}", property.element))?;
+    let spec = element.find_property(property.property).ok_or_else(|| {
+        format!(
+            "{} has no property {}",
+            property.element, property.property
+        )
+    })?;
+    if spec.value_type() != String::static_type() {
+        return Err(format!(
+            "{}.{} is not a string property",
+            property.element, property.property
+        ));
+    }
+    element.set_property(property.property, &property.value);
+    Ok(())
 }
 
 fn describe_error(msg: &gst::Message, err: &gst::message::Error) -> String {

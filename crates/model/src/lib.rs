@@ -13,7 +13,7 @@ mod manifest;
 pub mod onnx_file;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -56,6 +56,21 @@ pub enum ModelError {
     UnknownTaskToken {
         path: String,
         key: String,
+        token: String,
+    },
+    #[error("{path}: key `{key}`: \"{file}\" {why}, outside the model directory. Fix: put the file in the model directory (a copy, not a link that leads out of it) and name it relative to the directory, without `..`")]
+    OutsideModelDir {
+        path: String,
+        key: String,
+        file: String,
+        why: String,
+    },
+    #[error("{file}: {count} of {total} default kernel values are not finite (NaN or infinity), the first in row {row} ({token}). Fix: re-export the default kernels from a model whose kernel projector writes finite values")]
+    NonFiniteKernels {
+        file: String,
+        count: usize,
+        total: usize,
+        row: usize,
         token: String,
     },
 }
@@ -118,6 +133,26 @@ impl ModelDir {
         })
     }
 
+    /// The tokenizer file the manifest names (None: it names none), checked
+    /// like every other file: inside the directory, present, its SHA-256
+    /// matching. Only the reasoning head reads it, so [`ModelDir::open`]
+    /// checks no more than where it points: a missing or broken tokenizer
+    /// disables the head, never the per-frame path. The head and
+    /// `sonoflow model check` call this.
+    pub fn tokenizer_file(&self) -> Result<Option<PathBuf>, ModelError> {
+        let Some(tokenizer) = &self.manifest.tokenizer else {
+            return Ok(None);
+        };
+        let checker = Checker {
+            root: &self.root,
+            manifest_path: Self::manifest_path(&self.root).display().to_string(),
+            manifest: &self.manifest,
+        };
+        checker
+            .check_file("tokenizer.file", &tokenizer.file, &tokenizer.sha256)
+            .map(Some)
+    }
+
     /// Path of a graph's ONNX file.
     pub fn graph_path(&self, role: &str) -> Option<PathBuf> {
         self.manifest
@@ -178,16 +213,50 @@ impl Checker<'_> {
             self.check_file(&format!("graphs.{role}.file"), &graph.file, &graph.sha256)?;
         }
         if let Some(tok) = &m.tokenizer {
-            self.check_file("tokenizer.file", &tok.file, &tok.sha256)?;
+            // Only where it points: the head checks the file itself (see
+            // ModelDir::tokenizer_file).
+            self.inside("tokenizer.file", &tok.file)?;
         }
+        self.check_positions()?;
         self.check_preprocess()?;
         self.check_decoder_io()?;
         self.check_tasks()?;
         self.load_default_kernels()
     }
 
-    fn check_file(&self, key: &str, file: &str, sha256: &str) -> Result<(), ModelError> {
-        let path = self.root.join(file);
+    /// `file` (as the manifest writes it under `key`) joined to the model
+    /// directory, refused unless it stays inside: relative, without `..`,
+    /// and not a link that resolves outside.
+    fn inside(&self, key: &str, file: &str) -> Result<PathBuf, ModelError> {
+        let outside = |why: String| ModelError::OutsideModelDir {
+            path: self.manifest_path.clone(),
+            key: key.to_owned(),
+            file: file.to_owned(),
+            why,
+        };
+        let relative = Path::new(file);
+        if relative.has_root() || relative.is_absolute() {
+            return Err(outside("is an absolute path".into()));
+        }
+        if relative
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)))
+        {
+            return Err(outside("climbs out with `..`".into()));
+        }
+        let path = self.root.join(relative);
+        // A path that does not resolve (missing) is reported as missing by
+        // the caller; one that does must resolve under the directory.
+        if let (Ok(real), Ok(root)) = (path.canonicalize(), self.root.canonicalize()) {
+            if !real.starts_with(&root) {
+                return Err(outside(format!("is a link to {}", real.display())));
+            }
+        }
+        Ok(path)
+    }
+
+    fn check_file(&self, key: &str, file: &str, sha256: &str) -> Result<PathBuf, ModelError> {
+        let path = self.inside(key, file)?;
         let shown = path.display().to_string();
         if !path.is_file() {
             return Err(self.invalid(key, format!("names {shown}, which does not exist")));
@@ -202,6 +271,44 @@ impl Checker<'_> {
                 expected: sha256.to_owned(),
                 found,
             });
+        }
+        Ok(path)
+    }
+
+    /// `max_positions`: on the decoder (required there) and nowhere else,
+    /// with room for the image tokens and at least one more position.
+    fn check_positions(&self) -> Result<(), ModelError> {
+        let m = self.manifest;
+        for (role, graph) in &m.graphs {
+            let key = format!("graphs.{role}.max_positions");
+            match (role.as_str(), graph.max_positions) {
+                (DECODER, None) => {
+                    return Err(self.invalid(
+                        key,
+                        "is missing. Fix: add the size of the decoder's position table, e.g. max_positions = 160 \
+                         (onnx/umind/export.py writes it); generation never goes past it",
+                    ))
+                }
+                (DECODER, Some(limit)) => {
+                    let image = m.image_token_count().unwrap_or(0);
+                    if limit <= image {
+                        return Err(self.invalid(
+                            key,
+                            format!(
+                                "is {limit}, which leaves no room after the encoder's {image} image tokens. \
+                                 Fix: write the size of the decoder's position table"
+                            ),
+                        ));
+                    }
+                }
+                (_, Some(_)) => {
+                    return Err(self.invalid(
+                        key,
+                        "only the decoder has a position table. Fix: remove it",
+                    ))
+                }
+                (_, None) => {}
+            }
         }
         Ok(())
     }
@@ -368,25 +475,47 @@ impl Checker<'_> {
 
     fn load_default_kernels(&self) -> Result<Vec<f32>, ModelError> {
         let k = &self.manifest.default_kernels;
-        self.check_file("default_kernels.file", &k.file, &k.sha256)?;
-        let path = self.root.join(&k.file);
+        let path = self.check_file("default_kernels.file", &k.file, &k.sha256)?;
         let bytes = std::fs::read(&path).map_err(|e| ModelError::Read {
             path: path.display().to_string(),
             cause: e.to_string(),
         })?;
-        let expected = k.tokens.len() * k.size * 4;
-        if bytes.len() != expected || k.tokens.is_empty() {
+        // Checked: `size` is the manifest's and may be any integer.
+        let expected = k
+            .tokens
+            .len()
+            .checked_mul(k.size)
+            .and_then(|n| n.checked_mul(4));
+        if expected != Some(bytes.len()) || k.tokens.is_empty() {
             return Err(ModelError::Tensor {
                 file: path.display().to_string(),
                 tensor: "default kernels".into(),
-                expected: format!("{} x {} float32 ({expected} bytes)", k.tokens.len(), k.size),
+                expected: format!(
+                    "{} x {} float32 ({} bytes)",
+                    k.tokens.len(),
+                    k.size,
+                    expected.map_or_else(|| "more than memory holds".to_owned(), |n| n.to_string())
+                ),
                 found: format!("{} bytes", bytes.len()),
             });
         }
-        Ok(bytes
+        let values: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+            .collect();
+        // The decoder would turn them into NaN masks that read as "nothing in view".
+        let count = values.iter().filter(|v| !v.is_finite()).count();
+        if let Some(first) = values.iter().position(|v| !v.is_finite()) {
+            let row = first / k.size.max(1);
+            return Err(ModelError::NonFiniteKernels {
+                file: path.display().to_string(),
+                count,
+                total: values.len(),
+                row,
+                token: k.tokens.get(row).cloned().unwrap_or_default(),
+            });
+        }
+        Ok(values)
     }
 }
 
@@ -492,6 +621,137 @@ mod tests {
         let err = r.expect_err("size").to_string();
         assert!(
             err.contains("tensor `kernels`: expected [batch, tasks, 40]"),
+            "{err}"
+        );
+    }
+
+    /// A copy of the model directory `from` (by file; no links).
+    fn copy_of(from: &Path) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for entry in std::fs::read_dir(from).expect("model directory") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+        }
+        dir
+    }
+
+    fn umind_nano() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../onnx/umind-nano")
+    }
+
+    #[test]
+    fn files_outside_the_model_directory_are_refused_naming_the_key() {
+        let (_d, r) = broken(|t| {
+            t.replace(
+                "file = \"mask_decoder.onnx\"",
+                "file = \"../mask_decoder.onnx\"",
+            )
+        });
+        let err = r.expect_err("..").to_string();
+        assert!(
+            err.contains("key `graphs.mask_decoder.file`: \"../mask_decoder.onnx\" climbs out with `..`, outside the model directory. Fix:"),
+            "{err}"
+        );
+        let (_d, r) =
+            broken(|t| t.replace("file = \"default_kernels.f32\"", "file = \"/etc/passwd\""));
+        let err = r.expect_err("absolute").to_string();
+        assert!(
+            err.contains("key `default_kernels.file`: \"/etc/passwd\" is an absolute path"),
+            "{err}"
+        );
+        // A link inside the directory that resolves outside it.
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        let dir = copy_of(&fixture());
+        let outside = elsewhere.path().join("vision_encoder.onnx");
+        std::fs::rename(dir.path().join("vision_encoder.onnx"), &outside).expect("move");
+        std::os::unix::fs::symlink(&outside, dir.path().join("vision_encoder.onnx")).expect("link");
+        let err = ModelDir::open(dir.path())
+            .expect_err("link out")
+            .to_string();
+        assert!(
+            err.contains("key `graphs.vision_encoder.file`: \"vision_encoder.onnx\" is a link to ")
+                && err.contains("outside the model directory"),
+            "{err}"
+        );
+        // A link that stays inside is fine.
+        std::fs::rename(&outside, dir.path().join("encoder-v1.onnx")).expect("move back");
+        std::fs::remove_file(dir.path().join("vision_encoder.onnx")).expect("unlink");
+        std::os::unix::fs::symlink("encoder-v1.onnx", dir.path().join("vision_encoder.onnx"))
+            .expect("link");
+        ModelDir::open(dir.path()).expect("a link inside the directory");
+        // The tokenizer is held to the same rule.
+        let (_d, r) = broken(|t| {
+            format!("{t}\n[tokenizer]\nfile = \"../../tokenizer.json\"\nsha256 = \"00\"\n")
+        });
+        let err = r.expect_err("tokenizer ..").to_string();
+        assert!(err.contains("key `tokenizer.file`"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_default_kernels_fail_at_load_naming_the_file() {
+        let fixture = fixture().with_file_name("tiny-model-nan-kernels");
+        let err = ModelDir::open(&fixture)
+            .expect_err("NaN kernels")
+            .to_string();
+        assert!(
+            err.contains("tiny-model-nan-kernels/default_kernels.f32: 2 of 82 default kernel values are not finite (NaN or infinity), the first in row 0 ([SEG])"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_tokenizer_is_left_to_the_head() {
+        let dir = copy_of(&umind_nano());
+        std::fs::remove_file(dir.path().join("tokenizer.json")).expect("remove");
+        let model = ModelDir::open(dir.path()).expect("the per-frame parts are fine");
+        let err = model.tokenizer_file().expect_err("missing").to_string();
+        assert!(
+            err.contains("key `tokenizer.file`: names ")
+                && err.contains("tokenizer.json, which does not exist"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("tokenizer.json"), "{}").expect("write");
+        let err = model.tokenizer_file().expect_err("hash").to_string();
+        assert!(err.contains("tokenizer.json: sha256 "), "{err}");
+        let good = ModelDir::open(&umind_nano()).expect("umind-nano");
+        assert!(good.tokenizer_file().expect("ok").is_some());
+    }
+
+    #[test]
+    fn max_positions_belongs_to_the_decoder_and_must_fit_the_image_tokens() {
+        let model = ModelDir::open(&umind_nano()).expect("umind-nano");
+        assert_eq!(model.manifest.max_positions(), Some(160));
+        assert_eq!(model.manifest.image_token_count(), Some(68));
+        let (_d, r) = broken(|t| {
+            t.replace(
+                "[graphs.mask_decoder]\n",
+                "[graphs.mask_decoder]\nmax_positions = 64\n",
+            )
+        });
+        let err = r.expect_err("not a decoder").to_string();
+        assert!(
+            err.contains(
+                "key `graphs.mask_decoder.max_positions`: only the decoder has a position table"
+            ),
+            "{err}"
+        );
+        let edit = |from: &str, to: &str| {
+            let dir = copy_of(&umind_nano());
+            let manifest = dir.path().join(MANIFEST_FILE);
+            let text = std::fs::read_to_string(&manifest).expect("manifest");
+            assert!(text.contains(from), "{from}");
+            std::fs::write(&manifest, text.replace(from, to)).expect("write");
+            let err = ModelDir::open(dir.path()).expect_err("refused").to_string();
+            err
+        };
+        let err = edit("max_positions = 160\n", "");
+        assert!(
+            err.contains("key `graphs.decoder.max_positions`: is missing"),
+            "{err}"
+        );
+        let err = edit("max_positions = 160\n", "max_positions = 68\n");
+        assert!(
+            err.contains("is 68, which leaves no room after the encoder's 68 image tokens"),
             "{err}"
         );
     }

@@ -89,6 +89,11 @@ pub struct GraphSpec {
     pub sha256: String,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+    /// The decoder only (required there): the size of its position table.
+    /// Image tokens, prompt and generated tokens together never take a
+    /// position at or past it; generation is cut short there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_positions: Option<usize>,
 }
 
 impl GraphSpec {
@@ -243,5 +248,19 @@ impl Manifest {
             .outputs
             .iter()
             .find(|t| t.name != self.decoder_io.features)
+    }
+
+    /// How many image tokens prefix the language model's input (the fixed
+    /// second dimension of [`Manifest::image_tokens`]).
+    pub fn image_token_count(&self) -> Option<usize> {
+        match self.image_tokens()?.shape.get(1)? {
+            Dim::Fixed(n) => usize::try_from(*n).ok(),
+            Dim::Named(_) => None,
+        }
+    }
+
+    /// The size of the decoder's position table (`graphs.decoder.max_positions`).
+    pub fn max_positions(&self) -> Option<usize> {
+        self.graphs.get(DECODER)?.max_positions
     }
 }

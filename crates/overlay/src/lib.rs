@@ -31,7 +31,7 @@ use sonoflow_core::annotations::{
     AiVerdict, FindingKind, FrameFinding, FrameFindings, Measurement,
 };
 use sonoflow_core::{Clock, Frame, FrameFormat, PixelFormat, Timestamp};
-use sonoflow_pipeline::{LatencyRecorder, Painter};
+use sonoflow_pipeline::{LatencyRecorder, LoadLevel, LoadStep, Painter};
 
 pub use config::{OverlayConfig, OverlayOptions};
 use hud::Hud;
@@ -91,6 +91,8 @@ pub struct Overlay {
     crossings: Vec<f32>,
     /// The interpretation laid out for the panel (reused rows).
     panel_text: PanelText,
+    /// The degradation ladder's step: extras are dropped from `overlay_lean` on.
+    load: LoadLevel,
 }
 
 fn age(now: Timestamp, then: Timestamp) -> Duration {
@@ -126,7 +128,16 @@ impl Overlay {
             part: String::with_capacity(64),
             crossings: Vec::with_capacity(64),
             panel_text: PanelText::default(),
+            load: LoadLevel::new(),
         })
+    }
+
+    /// Follows the run's degradation ladder: from `overlay_lean` on, the
+    /// mask fill and the interpretation's text are left out, and the HUD
+    /// says what is being shed.
+    pub fn following_load(mut self, level: LoadLevel) -> Self {
+        self.load = level;
+        self
     }
 
     pub fn stats(&self) -> Arc<OverlayStats> {
@@ -187,9 +198,7 @@ impl Overlay {
         }
         let painted = self.clock.now();
         self.hud.add(painted, age(painted, frame.stamps.captured));
-        if self.options.hud {
-            self.draw_hud(&mut canvas);
-        }
+        self.draw_hud(&mut canvas);
         if stale {
             self.stats.stale_frames.fetch_add(1, Ordering::Relaxed);
         }
@@ -200,6 +209,7 @@ impl Overlay {
     }
 
     fn draw_findings(&mut self, canvas: &mut Canvas<'_>, fade: f32) {
+        let lean = self.load.sheds(LoadStep::OverlayLean);
         let thick = (self.text.px / 7.0).round().max(2.0);
         for f in self
             .last
@@ -208,11 +218,13 @@ impl Overlay {
             .filter(|f| f.kind == FindingKind::Segment)
         {
             let contour = self.last.contour(f);
-            canvas.fill_polygon(
-                contour,
-                LESION.with_alpha(self.options.mask_opacity * fade),
-                &mut self.crossings,
-            );
+            if !lean {
+                canvas.fill_polygon(
+                    contour,
+                    LESION.with_alpha(self.options.mask_opacity * fade),
+                    &mut self.crossings,
+                );
+            }
             canvas.polyline(contour, thick, LESION.with_alpha(0.9 * fade));
         }
         for f in self
@@ -312,6 +324,7 @@ impl Overlay {
             .min(3);
         let interpretation = self.board.load();
         let text_lines = match interpretation.as_deref() {
+            Some(_) if self.load.sheds(LoadStep::OverlayLean) => 0,
             Some(i) => {
                 self.panel_text
                     .layout(&i.text, &self.options.panel_first, chars);
@@ -459,14 +472,27 @@ impl Overlay {
         );
     }
 
+    /// The latency HUD (when on) and, while work is shed, what is shed.
     fn draw_hud(&mut self, canvas: &mut Canvas<'_>) {
         self.line.clear();
-        let s = self.hud.summary();
-        let _ = write!(
-            self.line,
-            "{:.1} fps · p50 {:.0} ms · p99 {:.0} ms",
-            s.fps, s.p50_ms, s.p99_ms
-        );
+        if self.options.hud {
+            let s = self.hud.summary();
+            let _ = write!(
+                self.line,
+                "{:.1} fps · p50 {:.0} ms · p99 {:.0} ms",
+                s.fps, s.p50_ms, s.p99_ms
+            );
+        }
+        let step = self.load.step();
+        if step != LoadStep::Full {
+            if !self.line.is_empty() {
+                self.line.push_str(" · ");
+            }
+            let _ = write!(self.line, "load: {}", step.shown());
+        }
+        if self.line.is_empty() {
+            return;
+        }
         let x = (canvas.width as f32 - self.text.width(&self.line) - 12.0).max(0.0);
         self.text
             .label(canvas, x, 4.0, &self.line, WHITE, SHADE, 4.0);

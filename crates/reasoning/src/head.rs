@@ -11,9 +11,13 @@
 //!
 //! Tokens stream to the interpretation board as they come (grounded at
 //! every step). When the model writes every task token, their hidden states
-//! become kernels, published to the per-frame decoder's slot. A failure, a
-//! timeout or a missing model leaves the decoder on its last kernels, puts
-//! "unavailable" with the cause on the board, and is logged once.
+//! become kernels, published to the per-frame decoder's slot; kernels with a
+//! NaN or an infinity are refused (counted in `rejected_kernels`, logged
+//! once) and the decoder keeps its last good ones. Generation never runs past
+//! the decoder's position table: a report that reaches it is cut short
+//! (`truncated`). A failure, a timeout or a missing model (or tokenizer)
+//! leaves the decoder on its last kernels, puts "unavailable" with the cause
+//! on the board, and is logged once.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -26,7 +30,7 @@ use sonoflow_core::{
     FrameId, Interpretation, InterpretationBoard, InterpretationState, Recycled, Recycler,
     Reusable, Timestamp,
 };
-use sonoflow_inference::{EngineOptions, Generator, KernelSlot, Runtime};
+use sonoflow_inference::{EngineOptions, Generator, InferenceError, KernelSlot, Runtime};
 use sonoflow_model::ModelDir;
 use tracing::{debug, info, info_span, warn};
 
@@ -308,6 +312,7 @@ struct Head {
     warned_timeout: bool,
     warned_failure: bool,
     warned_prompt: bool,
+    warned_kernels: bool,
 }
 
 impl Head {
@@ -324,7 +329,28 @@ impl Head {
         let model = ModelDir::open(dir)?;
         let generator = Generator::load(runtime, &model, engine)?;
         let codec = PromptCodec::load(&model)?;
-        codec.encode(&spec.prompt)?;
+        let prompt = codec.encode(&spec.prompt)?.len();
+        // Image tokens, prompt and report share the decoder's position table.
+        let image = model.manifest.image_token_count().unwrap_or(0);
+        let limit = generator.max_positions();
+        if image + prompt > limit {
+            return Err(ReasoningError::Inference(InferenceError::Positions {
+                file: generator.decoder.file.display().to_string(),
+                image,
+                prompt,
+                needed: image + prompt,
+                max_positions: limit,
+            }));
+        }
+        let room = limit + 1 - image - prompt;
+        if spec.max_new_tokens > room {
+            info!(
+                "reports are at most {room} tokens (reasoning.max_new_tokens is {}): the decoder's \
+                 position table (graphs.decoder.max_positions = {limit}) holds the {image} image tokens, \
+                 the {prompt}-token prompt and the report; a longer one is cut short (truncated)",
+                spec.max_new_tokens
+            );
+        }
         Ok(Self {
             generator,
             codec,
@@ -337,6 +363,7 @@ impl Head {
             warned_timeout: false,
             warned_failure: false,
             warned_prompt: false,
+            warned_kernels: false,
         })
     }
 
@@ -477,11 +504,21 @@ impl Head {
                 .and_then(|data| {
                     self.slot
                         .publish(self.codec.task_tokens.clone(), data)
-                        .map_err(ReasoningError::Kernels)
+                        .map_err(ReasoningError::from)
                 }) {
                 Ok(version) => {
                     stats.kernel_swaps.fetch_add(1, Ordering::Relaxed);
                     kernel_version = Some(version);
+                }
+                Err(e) if e.is_invalid_output() => {
+                    // The report stands; only its kernels are not results.
+                    stats.rejected_kernels.fetch_add(1, Ordering::Relaxed);
+                    let kept = self.slot.load().version;
+                    if std::mem::replace(&mut self.warned_kernels, true) {
+                        debug!(keyframe = kf.frame.0, "kernels refused again: {e}");
+                    } else {
+                        warn!(keyframe = kf.frame.0, "kernels refused, the decoder keeps kernel version {kept} (logged once): {e}");
+                    }
                 }
                 Err(e) => {
                     stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -537,6 +574,7 @@ impl Head {
             generated,
             grounding: (&grounded).into(),
             tokens: generation.tokens.len(),
+            truncated: generation.truncated,
             ttft_ms: ttft.as_secs_f64() * 1e3,
             total_ms: generation.total.as_secs_f64() * 1e3,
             kernel_version,

@@ -36,7 +36,19 @@ pub enum ReasoningError {
     #[error("the prompt \"{prompt}\" has words outside the model's vocabulary ({unknown}). Fix: use the model's task words, e.g. \"[DIAG]\", \"[SEG] cyst\", \"[SEG] mass\", \"[SEG] lesion\"")]
     Prompt { prompt: String, unknown: String },
     #[error("the kernels could not be published: {0}")]
-    Kernels(String),
+    Kernels(#[from] sonoflow_inference::KernelError),
     #[error("could not start the reasoning thread: {0}")]
     Thread(String),
+}
+
+impl ReasoningError {
+    /// A model output that is not a result (NaN or infinity), from a graph
+    /// or refused by the kernel slot.
+    pub fn is_invalid_output(&self) -> bool {
+        match self {
+            ReasoningError::Inference(e) => e.is_invalid_output(),
+            ReasoningError::Kernels(e) => e.is_invalid_output(),
+            _ => false,
+        }
+    }
 }

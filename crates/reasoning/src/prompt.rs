@@ -21,18 +21,17 @@ pub struct PromptCodec {
 }
 
 impl PromptCodec {
-    /// Loads the tokenizer `model`'s manifest names; every kernel task
-    /// token and the end token must be in its vocabulary.
+    /// Loads the tokenizer `model`'s manifest names (checked like every
+    /// model file: inside the directory, present, its hash matching); every
+    /// kernel task token and the end token must be in its vocabulary. The
+    /// head and `sonoflow model check` load it this way.
     pub fn load(model: &ModelDir) -> Result<Self, ReasoningError> {
-        let file =
-            model
-                .manifest
-                .tokenizer
-                .as_ref()
-                .ok_or_else(|| ReasoningError::NoTokenizer {
-                    model: ModelDir::manifest_path(&model.root).display().to_string(),
-                })?;
-        let path = model.root.join(&file.file).display().to_string();
+        let file = model
+            .tokenizer_file()?
+            .ok_or_else(|| ReasoningError::NoTokenizer {
+                model: ModelDir::manifest_path(&model.root).display().to_string(),
+            })?;
+        let path = file.display().to_string();
         let tokenizer = Tokenizer::from_file(&path).map_err(|e| ReasoningError::Tokenizer {
             path: path.clone(),
             cause: e.to_string(),
@@ -61,6 +60,11 @@ impl PromptCodec {
             task_tokens,
             task_ids,
         })
+    }
+
+    /// Tokens in the vocabulary, special tokens included.
+    pub fn vocabulary_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
     }
 
     /// Token ids of a prompt ("[DIAG]", "[SEG] cyst"). Words outside the

@@ -23,6 +23,9 @@ pub struct Report {
     pub generated: String,
     pub grounding: GroundingCounts,
     pub tokens: usize,
+    /// Cut short: `max_new_tokens` or the decoder's position table
+    /// (`graphs.decoder.max_positions`) ended it before the end token.
+    pub truncated: bool,
     pub ttft_ms: f64,
     pub total_ms: f64,
     /// The kernel version published from its task tokens (None: it wrote

@@ -23,6 +23,9 @@ pub struct ReasoningStats {
     pub failures: AtomicU64,
     /// Kernel sets published to the per-frame decoder.
     pub kernel_swaps: AtomicU64,
+    /// Kernel sets refused because a value was NaN or infinite (the decoder
+    /// kept its last good kernels).
+    pub rejected_kernels: AtomicU64,
     /// Numbers the model wrote that no measurement backed (marked unverified).
     pub unverified_numbers: AtomicU64,
     /// Numbers the model wrote that were replaced by measured values.
@@ -52,6 +55,7 @@ impl Default for ReasoningStats {
             timeouts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             kernel_swaps: AtomicU64::new(0),
+            rejected_kernels: AtomicU64::new(0),
             unverified_numbers: AtomicU64::new(0),
             replaced_numbers: AtomicU64::new(0),
             ttft: LatencyRecorder::new(),
@@ -80,6 +84,8 @@ pub struct ReasoningReport {
     pub reports: u64,
     pub cancelled_stale: u64,
     pub kernel_swaps: u64,
+    /// Kernel sets refused for NaN or infinite values.
+    pub rejected_kernels: u64,
     pub ttft_ms: Percentiles,
     pub tokens_per_s: f64,
     /// Per-frame end-to-end latency p99 while the head was idle / generating.
@@ -119,6 +125,7 @@ impl ReasoningStats {
             reports: n(&self.reports),
             cancelled_stale: n(&self.cancelled_stale),
             kernel_swaps: n(&self.kernel_swaps),
+            rejected_kernels: n(&self.rejected_kernels),
             ttft_ms: Percentiles {
                 p50: ttft.p50,
                 p99: ttft.p99,

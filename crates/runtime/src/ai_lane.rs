@@ -20,7 +20,7 @@ use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use sonoflow_core::alloc_count::FramePathGuard;
 use sonoflow_core::{Frame, FramePool};
 use sonoflow_inference::KernelSlot;
-use sonoflow_pipeline::{Processor, StageError};
+use sonoflow_pipeline::{LoadLevel, LoadStep, Processor, StageError};
 use tracing::{debug, warn};
 
 use crate::model_stage::{FrameWork, InferenceStats};
@@ -40,12 +40,21 @@ pub struct ModelProcessor {
     copies: FramePool,
     stats: Arc<InferenceStats>,
     slot: Arc<KernelSlot>,
+    /// The degradation ladder's step; on `half_rate` the model skips every other frame.
+    load: LoadLevel,
+    /// Whether this frame is the model's; flips each frame at half rate.
+    model_turn: bool,
 }
 
 impl ModelProcessor {
     /// Starts `work` (a loaded, warmed-up model) on its own thread. A frame
     /// waits for it at most `stall_after` (None: always).
-    pub fn start(mut work: FrameWork, stall_after: Option<Duration>) -> Result<Self, RunError> {
+    pub fn start(
+        mut work: FrameWork,
+        stall_after: Option<Duration>,
+        load: LoadLevel,
+    ) -> Result<Self, RunError> {
+        work.follow_load(load.clone());
         let (stats, slot) = (work.stats(), work.kernel_slot());
         let (jobs, job_in) = bounded::<Frame>(1);
         let (done_out, done) = bounded::<Frame>(2);
@@ -72,6 +81,8 @@ impl ModelProcessor {
             copies: FramePool::new(3),
             stats,
             slot,
+            load,
+            model_turn: true,
         })
     }
 
@@ -160,7 +171,12 @@ impl ModelProcessor {
 impl Processor for ModelProcessor {
     fn process(&mut self, frame: &mut Frame) -> Result<(), StageError> {
         let late = self.collect_late();
-        let fresh = if self.busy {
+        self.model_turn = !self.load.sheds(LoadStep::HalfRate) || !self.model_turn;
+        let fresh = if !self.model_turn {
+            // Shedding load: this frame goes on with the last findings.
+            self.stats.skipped_under_load.fetch_add(1, Ordering::Relaxed);
+            None
+        } else if self.busy {
             // Still on an earlier frame: this one goes on now.
             self.stats.passed_without_ai.fetch_add(1, Ordering::Relaxed);
             None

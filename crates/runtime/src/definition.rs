@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sonoflow_core::ConfigIssue;
 use sonoflow_ingest::{SourceConfig, SourceSpec};
 use sonoflow_output::{SinkConfig, SinkSpec};
-use sonoflow_pipeline::DropPolicy;
+use sonoflow_pipeline::{DropPolicy, LadderOptions, LoadConfig};
 
 use crate::device;
 use crate::model_stage::{ModelConfig, ModelSpec, PerceptionConfig};
@@ -50,6 +50,9 @@ pub struct DefinitionFile {
     /// The asynchronous reasoning head (keyframes, reports, kernels).
     #[serde(default)]
     pub reasoning: ReasoningConfig,
+    /// The degradation ladder: what is shed when the frame path falls behind.
+    #[serde(default)]
+    pub load: LoadConfig,
 }
 
 /// `[process]`.
@@ -125,6 +128,8 @@ pub struct PipelineDefinition {
     pub overlay: Option<OverlayOptions>,
     /// The reasoning head, when it is on.
     pub reasoning: Option<HeadSpec>,
+    /// The degradation ladder, when it is on.
+    pub load: Option<LadderOptions>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -307,6 +312,7 @@ impl DefinitionFile {
                 "the head writes its report from the frame's findings and calipers: turn [perception] back on, or set reasoning.enabled = false",
             ));
         }
+        let load = self.load.validate(source.live && model.is_some())?;
         Ok(PipelineDefinition {
             name: self.name.clone().unwrap_or_default(),
             path: None,
@@ -320,6 +326,7 @@ impl DefinitionFile {
             perception,
             overlay: self.overlay.validate(findings)?,
             reasoning: self.reasoning.or(reasoning).validate(findings)?,
+            load,
             model,
         })
     }
@@ -419,6 +426,7 @@ mod tests {
         )
         .expect("profile");
         let pipelines = root.path().join("pipelines");
+        std::fs::create_dir_all(&pipelines).expect("pipelines dir");
         let text = "device = \"slow-box\"\n[source]\nkind = \"file\"\npath = \"a.mp4\"\n[[sinks]]\nkind = \"fake\"\n[model]\ndir = \"m\"\n";
         let def = PipelineDefinition::parse_at(text, "p.toml", "p", Some(&pipelines)).expect("valid");
         let stall = def.model.and_then(|m| m.stall_after);

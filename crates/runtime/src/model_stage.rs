@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sonoflow_core::annotations::FindingKind;
+use sonoflow_core::annotations::{AiVerdict, FindingKind};
 use sonoflow_core::{
     Clock, ConfigIssue, Frame, FrameFindings, ModelOutputs, MonotonicClock, Recycler,
 };
@@ -21,7 +21,7 @@ use sonoflow_model::{Dim, ModelDir, TaskKind, DECODER, EMBED_TOKENS, KERNEL_PROJ
 use sonoflow_perception::{
     Accuracy, FrameScore, Perception, PerceptionOptions, Smoothing, TaskRows, ThresholdBand,
 };
-use sonoflow_pipeline::LatencyRecorder;
+use sonoflow_pipeline::{LatencyRecorder, LoadLevel, LoadStep};
 use sonoflow_reasoning::{Calipers, FrameSignals, HeadHandle, KeyframeOptions, KeyframeSelector};
 use tracing::{info, warn};
 
@@ -252,6 +252,8 @@ pub struct InferenceStats {
     /// Frames that went on without waiting for the model: it was still busy
     /// (or past `stall_after_ms`) on an earlier frame.
     pub passed_without_ai: AtomicU64,
+    /// Frames the model skipped while the degradation ladder was at `half_rate`.
+    pub skipped_under_load: AtomicU64,
 }
 
 impl InferenceStats {
@@ -285,6 +287,8 @@ pub struct FrameWork {
     epoch: u32,
     /// Keyframe choice for the reasoning head, when it runs.
     keyframing: Option<Keyframing>,
+    /// The degradation ladder's step (read lock-free per frame).
+    load: LoadLevel,
     /// The model has the language-model graphs and tokenizer the head needs.
     reasoning_graphs: bool,
     /// Values in one frame's image tokens (0: the encoder writes none).
@@ -407,6 +411,7 @@ impl FrameWork {
             last_kernel_version: AtomicU64::new(0),
             accuracy: Mutex::new(Accuracy::default()),
             passed_without_ai: AtomicU64::new(0),
+            skipped_under_load: AtomicU64::new(0),
         });
         let perception = perception
             .zip(task_rows(&model_dir))
@@ -439,6 +444,7 @@ impl FrameWork {
             findings,
             epoch: 0,
             keyframing: None,
+            load: LoadLevel::new(),
             reasoning_graphs,
             image_token_values,
         };
@@ -472,6 +478,11 @@ impl FrameWork {
         });
     }
 
+    /// Follows `level`: keyframes stop while the ladder sheds the head.
+    pub fn follow_load(&mut self, level: LoadLevel) {
+        self.load = level;
+    }
+
     /// The timings and self-check this work records into.
     pub fn stats(&self) -> Arc<InferenceStats> {
         Arc::clone(&self.stats)
@@ -479,6 +490,20 @@ impl FrameWork {
 }
 
 impl FrameWork {
+    /// Gives `frame` empty findings marked [`AiVerdict::InvalidOutput`]: the
+    /// overlay says "AI output invalid" instead of drawing nothing as if
+    /// nothing were there; the tracker forgets what it followed.
+    fn mark_invalid(&mut self, frame: &mut Frame) {
+        if let Some((perception, _)) = &mut self.perception {
+            perception.forget();
+            let mut found = self.findings.acquire();
+            found.frame = frame.id;
+            found.captured = frame.stamps.captured;
+            found.verdict = AiVerdict::InvalidOutput;
+            frame.findings = Some(found);
+        }
+    }
+
     /// Runs the model and perception on `frame`, attaching the outputs and
     /// findings. A frame the model fails on is left without (the overlay
     /// shows the last findings as stale, then "AI paused"); the failure is counted.
@@ -487,7 +512,16 @@ impl FrameWork {
             Ok(done) => done,
             Err(err) => {
                 let failures = self.stats.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                if failures == 1 || failures % 100 == 0 {
+                if err.is_invalid_output() {
+                    let invalid = self.stats.invalid_outputs.fetch_add(1, Ordering::Relaxed) + 1;
+                    if invalid == 1 || invalid % 100 == 0 {
+                        warn!(
+                            frame = frame.id.0,
+                            invalid, "AI output invalid; the frame is marked so, never as \"no lesion\": {err}"
+                        );
+                    }
+                    self.mark_invalid(frame);
+                } else if failures == 1 || failures % 100 == 0 {
                     warn!(
                         frame = frame.id.0,
                         failures, "the model failed; the frame passes without findings: {err}"
@@ -534,7 +568,12 @@ impl FrameWork {
                 .postprocess
                 .record(self.clock.now().saturating_since(t0));
         }
-        if let Some(keyframing) = &mut self.keyframing {
+        // Under load the head is the first work shed: no new keyframes.
+        if let Some(keyframing) = self
+            .keyframing
+            .as_mut()
+            .filter(|_| !self.load.sheds(LoadStep::HeadPaused))
+        {
             keyframing.observe(frame, &outputs, frame.findings.as_deref());
         }
         frame.outputs = Some(outputs);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sonoflow_core::{PoolCounters, Stage};
 use sonoflow_ingest::SourceReport;
-use sonoflow_pipeline::{LatencySummary, MetricsSnapshot};
+use sonoflow_pipeline::{LadderOptions, LatencySummary, LoadLevel, LoadStep, MetricsSnapshot};
 
 use crate::model_stage::InferenceStats;
 
@@ -70,6 +70,9 @@ pub struct RunReport {
     pub overlay: Option<OverlayReport>,
     /// The reasoning head, when it runs.
     pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
+    /// The degradation ladder, when it runs (live sources with a model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -115,6 +118,8 @@ pub struct InferenceReport {
     /// Frames that went on without waiting for the model (it was busy on an
     /// earlier frame, or past `model.stall_after_ms`).
     pub passed_without_ai: u64,
+    /// Frames the model skipped while the degradation ladder ran it at half rate.
+    pub skipped_under_load: u64,
     /// The kernel version of the last frame's outputs (0 = the model's defaults).
     pub kernel_version: u64,
 }
@@ -135,7 +140,38 @@ impl InferenceReport {
             failures: s.failures.load(Ordering::Relaxed),
             invalid_outputs: s.invalid_outputs.load(Ordering::Relaxed),
             passed_without_ai: s.passed_without_ai.load(Ordering::Relaxed),
+            skipped_under_load: s.skipped_under_load.load(Ordering::Relaxed),
             kernel_version: s.last_kernel_version.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The `load` section: the degradation ladder over the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LoadReport {
+    pub budget_ms: f64,
+    /// The step at the end of the run, and the highest reached.
+    pub step: LoadStep,
+    pub highest: LoadStep,
+    /// Steps climbed (work shed) and descended (work restored).
+    pub climbs: u64,
+    pub descents: u64,
+    /// Frames that left while each step was in force.
+    pub frames_at: BTreeMap<&'static str, u64>,
+}
+
+impl LoadReport {
+    pub(crate) fn new(options: &LadderOptions, level: &LoadLevel) -> Self {
+        Self {
+            budget_ms: options.budget.as_secs_f64() * 1e3,
+            step: level.step(),
+            highest: level.highest(),
+            climbs: level.climbs(),
+            descents: level.descents(),
+            frames_at: LoadStep::ALL
+                .iter()
+                .map(|s| (s.name(), level.frames_at(*s)))
+                .collect(),
         }
     }
 }
@@ -192,6 +228,7 @@ pub(crate) struct ReportExtras {
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
     pub overlay: Option<OverlayReport>,
     pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
+    pub load: Option<LoadReport>,
     pub error: Option<String>,
 }
 
@@ -238,6 +275,7 @@ impl RunReport {
             accuracy: extras.accuracy,
             overlay: extras.overlay,
             reasoning: extras.reasoning,
+            load: extras.load,
             error: extras.error,
         }
     }

@@ -12,15 +12,18 @@ use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SourceStatus};
 use sonoflow_output::{GstOutput, OutputOptions, OutputTiming};
 use sonoflow_overlay::{InterpretationBoard, Overlay, OverlayStats};
 use sonoflow_pipeline::{
-    handoff, run_output_stage, run_process_stage, DropPolicy, MetricsSnapshot, PassThrough,
-    PipelineMetrics, Processor, StopFlag,
+    handoff, run_output_stage, run_process_stage, DropPolicy, FrameSink, Ladder, LoadLevel,
+    MetricsSnapshot, PassThrough, PipelineMetrics, Processor, StopFlag,
 };
 use tracing::{error, info, info_span};
 
 use crate::ai_lane::ModelProcessor;
 use crate::definition::{PipelineDefinition, ProcessKind};
+use crate::load_governor::GovernedSink;
 use crate::model_stage::{FrameWork, InferenceStats};
-use crate::report::{CpuReport, InferenceReport, OverlayReport, ReportExtras, RunReport};
+use crate::report::{
+    CpuReport, InferenceReport, LoadReport, OverlayReport, ReportExtras, RunReport,
+};
 use crate::usage;
 use sonoflow_inference::{default_dylib, Runtime};
 use sonoflow_reasoning::{ReasoningHead, ReasoningStats};
@@ -74,6 +77,8 @@ pub struct LiveStatus<'a> {
     pub source: &'a SourceStatus,
     pub inference: Option<&'a InferenceStats>,
     pub reasoning: Option<&'a ReasoningStats>,
+    /// The degradation ladder's step, when the ladder runs.
+    pub load: Option<&'a LoadLevel>,
 }
 
 /// The process stage of a run, and its inference statistics if it runs a model.
@@ -84,6 +89,8 @@ pub struct ProcessStage {
     pub interpretations: Arc<InterpretationBoard>,
     /// The reasoning head, when it runs (stopped when the run ends).
     pub reasoning: Option<ReasoningHead>,
+    /// The degradation ladder's step, read by the AI lane and the overlay.
+    pub load: LoadLevel,
 }
 
 /// Frames that can hold findings at once: both hand-offs, one per stage, spare.
@@ -99,6 +106,7 @@ impl ProcessStage {
             inference: None,
             interpretations: Arc::new(InterpretationBoard::empty()),
             reasoning: None,
+            load: LoadLevel::new(),
         }
     }
 
@@ -129,12 +137,14 @@ impl ProcessStage {
                     }
                     _ => None,
                 };
-                let processor = ModelProcessor::start(work, spec.stall_after)?;
+                let load = LoadLevel::new();
+                let processor = ModelProcessor::start(work, spec.stall_after, load.clone())?;
                 Ok(Self {
                     processor: Box::new(processor),
                     inference: Some(stats),
                     interpretations,
                     reasoning,
+                    load,
                 })
             }
             _ => Ok(Self::custom(Box::new(PassThrough))),
@@ -170,7 +180,8 @@ pub fn run(
                 options.clone(),
                 Arc::clone(&clock),
                 Arc::clone(&stage.interpretations),
-            )?;
+            )?
+            .following_load(stage.load.clone());
             let stats = overlay.stats();
             (Some(Box::new(overlay)), Some(stats))
         }
@@ -205,10 +216,19 @@ pub fn run(
             Arc::clone(&clock),
             options.stop.clone(),
         );
-        move || run_output_stage(output_in, Box::new(output), metrics, clock, None, stop)
+        let sink: Box<dyn FrameSink> = match def.load {
+            Some(ladder) => Box::new(GovernedSink::new(
+                Box::new(output),
+                Ladder::new(ladder, stage.load.clone()),
+                Arc::clone(&clock),
+            )),
+            None => Box::new(output),
+        };
+        move || run_output_stage(output_in, sink, metrics, clock, None, stop)
     })?;
     let inference = stage.inference;
     let head = stage.reasoning;
+    let load = def.load.map(|options| (options, stage.load.clone()));
     let reasoning: Option<Arc<ReasoningStats>> = head.as_ref().map(|h| h.handle().stats());
     if let Some(r) = &reasoning {
         metrics.split_latency_by(Arc::clone(&r.frame_latency));
@@ -247,6 +267,7 @@ pub fn run(
             source: &source,
             inference: inference.as_deref(),
             reasoning: reasoning.as_deref(),
+            load: load.as_ref().map(|(_, level)| level),
         })
     };
     let mut baseline: Option<(u64, u64)> = None;
@@ -323,6 +344,9 @@ pub fn run(
                 .filter(|a| a.frames > 0),
             overlay: overlay_stats.as_deref().map(OverlayReport::from_stats),
             reasoning: reasoning.as_deref().map(|r| r.report(duration)),
+            load: load
+                .as_ref()
+                .map(|(options, level)| LoadReport::new(options, level)),
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         },
     ))

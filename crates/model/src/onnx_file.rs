@@ -61,11 +61,16 @@ pub fn summarize(path: &Path) -> Result<OnnxSummary, String> {
     let model = ModelProto::decode(bytes.as_slice())
         .map_err(|e| format!("{}: not an ONNX model: {e}", path.display()))?;
     let graph = model.graph.unwrap_or_default();
+    // Saturating: the dims are the file's and may be any integers.
     let parameters = graph
         .initializer
         .iter()
-        .map(|t| t.dims.iter().map(|d| (*d).max(0) as u64).product::<u64>())
-        .sum();
+        .map(|t| {
+            t.dims
+                .iter()
+                .fold(1u64, |n, d| n.saturating_mul((*d).max(0) as u64))
+        })
+        .fold(0u64, u64::saturating_add);
     Ok(OnnxSummary {
         ir_version: model.ir_version,
         opsets: model

@@ -22,6 +22,7 @@ fn definition(extra_model: &str, overlay: &str, mp4: &Path) -> String {
         "[source]\nkind = \"phantom\"\nprobe = \"linear\"\ndepth_cm = 4\nseed = 424242\nlesions = 1\nfps = 15\n\
          [model]\ndir = \"{}\"\nintra_threads = 1\n{extra_model}\n\
          [overlay]\n{overlay}\n\
+         [load]\nenabled = false\n\
          [[sinks]]\nkind = \"mp4\"\npath = \"{}\"\n",
         model_dir().display(),
         mp4.display()

@@ -194,6 +194,7 @@ fn run_with_head_on(
          [process]\nkind = \"model\"\n\
          [model]\ndir = \"{}\"\nintra_threads = 1\nstall_after_ms = 10000\n\
          [reasoning]\n{reasoning}\n\
+         [load]\nenabled = false\n\
          [[sinks]]\nkind = \"fake\"\n",
         model.display()
     );

@@ -53,6 +53,7 @@ fn self_check(probe: &str, depth_cm: u32, seed: u64) -> serde_json::Value {
          [source]\nkind = \"phantom\"\nprobe = \"{probe}\"\ndepth_cm = {depth_cm}\nseed = {seed}\nlesions = 2\nfps = 10\n\
          [process]\nkind = \"model\"\n\
          [model]\ndir = \"{}\"\nintra_threads = 1\nstall_after_ms = 10000\n\
+         [load]\nenabled = false\n\
          [[sinks]]\nkind = \"fake\"\n",
         model_dir().display()
     );

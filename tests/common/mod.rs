@@ -62,9 +62,13 @@ pub fn run_command(dir: &Path, pipeline: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// Reads `dir/report.json` if the run wrote one.
+/// Reads `dir/report.json` if the run wrote one (the file is created empty
+/// before a run starts, so a run that failed to start leaves it empty).
 pub fn read_report(dir: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(dir.join("report.json")).ok()?;
+    if text.trim().is_empty() {
+        return None;
+    }
     Some(serde_json::from_str(&text).expect("report is JSON"))
 }
 
@@ -213,14 +217,18 @@ pub fn decode_with(
     mut on_frame: impl FnMut(usize, usize, usize, &[u8]),
 ) {
     gst::init().expect("GStreamer init");
+    // The path is set as a property, never quoted into the launch text.
     let launch = format!(
-        "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format={format} ! appsink name=out sync=false",
-        path.display()
+        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format={format} ! appsink name=out sync=false"
     );
     let pipeline = gst::parse::launch(&launch)
         .expect("decode pipeline")
         .downcast::<gst::Pipeline>()
         .expect("pipeline");
+    pipeline
+        .by_name("src")
+        .expect("filesrc")
+        .set_property("location", path.to_string_lossy().as_ref());
     let sink = pipeline
         .by_name("out")
         .expect("appsink")

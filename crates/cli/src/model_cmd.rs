@@ -9,6 +9,7 @@ use sonoflow_inference::{check_model, default_dylib, EngineOptions, Provider, Ru
 use sonoflow_model::onnx_file::summarize;
 use sonoflow_model::{shape_text, ModelDir, TensorSpec};
 use sonoflow_phantom::{Phantom, PhantomConfig};
+use sonoflow_reasoning::prompt::PromptCodec;
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -100,10 +101,11 @@ fn check_tokenizer(model: &ModelDir) -> Result<Option<String>> {
     if model.manifest.tokenizer.is_none() {
         return Ok(None);
     }
-    // Until sonoflow-reasoning is a dependency of this crate: present, inside
-    // the directory and matching its hash, but not parsed.
-    let file = model.tokenizer_file()?;
-    Ok(file.map(|f| format!("{} present, its sha256 matching", f.display())))
+    let codec = PromptCodec::load(model)?;
+    Ok(Some(format!(
+        "{} tokens, the end and task tokens among them",
+        codec.vocabulary_size()
+    )))
 }
 
 fn tensors(ts: &[TensorSpec]) -> String {

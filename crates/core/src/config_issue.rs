@@ -22,19 +22,6 @@ impl ConfigIssue {
     }
 }
 
-/// Quotes `value` for a GStreamer launch string; refuses what cannot be
-/// quoted (a double quote or a newline) with an issue naming `key`.
-pub fn launch_quoted(key: &str, value: &str) -> Result<String, ConfigIssue> {
-    if value.contains('"') || value.contains('\n') {
-        return Err(ConfigIssue::new(
-            key,
-            "contains a double quote or a newline",
-            "choose a value without either",
-        ));
-    }
-    Ok(format!("\"{value}\""))
-}
-
 /// Refuses keys that are set but do not apply to the section's `kind`.
 /// Each entry: (key, whether it is set, the kinds it applies to).
 pub fn reject_foreign_keys<K: Copy + PartialEq>(
@@ -65,9 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quoting_refuses_quotes_and_foreign_keys_are_named() {
-        assert_eq!(launch_quoted("k", "a b").expect("plain"), "\"a b\"");
-        assert_eq!(launch_quoted("k", "a\"b").expect_err("quote").key, "k");
+    fn foreign_keys_are_named() {
         let err = reject_foreign_keys("s", 1u8, |_| "one", &[("path", true, &[2u8])])
             .expect_err("foreign");
         assert_eq!(err.key, "s.path");

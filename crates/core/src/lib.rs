@@ -24,7 +24,7 @@ mod pool;
 
 pub use annotations::FrameFindings;
 pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
-pub use config_issue::{launch_quoted, reject_foreign_keys, ConfigIssue};
+pub use config_issue::{reject_foreign_keys, ConfigIssue};
 pub use frame::{
     Frame, FrameFormat, FrameFormatError, FrameId, ModelGeometry, ModelOutputs, PixelFormat, Stage,
     StageStamps,

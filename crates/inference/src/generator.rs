@@ -241,7 +241,7 @@ impl Generator {
             format!(
                 "{prefix}.{}.{}",
                 i / 2,
-                if i % 2 == 0 { "key" } else { "value" }
+                if i.is_multiple_of(2) { "key" } else { "value" }
             )
         };
         // The cache: empty before the prefill, then each step's presents,

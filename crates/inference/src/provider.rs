@@ -150,7 +150,9 @@ pub(crate) fn note_absent_gpu_providers() {
             .map(Provider::name)
             .collect();
         let offered = available_providers();
-        let build = if offered.iter().all(|p| p == "CPUExecutionProvider") {
+        // Azure's provider calls remote endpoints; it runs nothing on this machine.
+        let local = ["CPUExecutionProvider", "AzureExecutionProvider"];
+        let build = if offered.iter().all(|p| local.contains(&p.as_str())) {
             "CPU only".to_owned()
         } else {
             format!("it offers {}", offered.join(", "))

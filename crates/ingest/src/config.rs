@@ -132,7 +132,8 @@ impl Framerate {
 
     /// The nearest whole rate (29.97 gives 30), at least 1.
     pub fn nearest_whole(self) -> u32 {
-        ((self.numer + self.denom / 2) / self.denom).max(1)
+        let (n, d) = (u64::from(self.numer), u64::from(self.denom).max(1));
+        u32::try_from((n + d / 2) / d).unwrap_or(u32::MAX).max(1)
     }
 
     pub fn is_whole(self) -> bool {
@@ -236,7 +237,7 @@ impl FpsSetting {
                     .and_then(Framerate::from_decimal),
             },
         };
-        rate.filter(|r| r.as_f64() <= MAX_FPS)
+        rate.filter(|r| r.numer > 0 && r.as_f64() <= MAX_FPS)
             .ok_or_else(|| invalid(format!("{self}")))
     }
 }
@@ -296,9 +297,21 @@ impl RestartConfig {
         let key = |k: &str| format!("{prefix}.{k}");
         let defaults = Self::default();
         for (name, value, default) in [
-            ("initial_backoff_ms", self.initial_backoff_ms, defaults.initial_backoff_ms),
-            ("stall_timeout_ms", self.stall_timeout_ms, defaults.stall_timeout_ms),
-            ("startup_timeout_ms", self.startup_timeout_ms, defaults.startup_timeout_ms),
+            (
+                "initial_backoff_ms",
+                self.initial_backoff_ms,
+                defaults.initial_backoff_ms,
+            ),
+            (
+                "stall_timeout_ms",
+                self.stall_timeout_ms,
+                defaults.stall_timeout_ms,
+            ),
+            (
+                "startup_timeout_ms",
+                self.startup_timeout_ms,
+                defaults.startup_timeout_ms,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigIssue::new(
@@ -478,7 +491,10 @@ impl SourceConfig {
                 if let Some(rate) = framerate.filter(|r| !r.is_whole()) {
                     return Err(ConfigIssue::new(
                         key("fps"),
-                        format!("is {rate} ({:.3}); the phantom renders whole frame rates", rate.as_f64()),
+                        format!(
+                            "is {rate} ({:.3}); the phantom renders whole frame rates",
+                            rate.as_f64()
+                        ),
                         format!("use a whole number such as fps = {}", rate.nearest_whole()),
                     ));
                 }
@@ -543,11 +559,7 @@ impl SourceConfig {
             SourceKind::V4l2 => {
                 let device = self.device.as_deref().unwrap_or("/dev/video0");
                 set("device", device.to_owned());
-                (
-                    format!("v4l2src name={SOURCE_ELEMENT}"),
-                    true,
-                    false,
-                )
+                (format!("v4l2src name={SOURCE_ELEMENT}"), true, false)
             }
             SourceKind::Rtsp => {
                 let url = required(
@@ -702,7 +714,11 @@ mod tests {
                 ..SourceConfig::default()
             };
             let spec = config.validate("source").expect("any path is valid");
-            assert!(!spec.launch_string().contains(path), "{}", spec.launch_string());
+            assert!(
+                !spec.launch_string().contains(path),
+                "{}",
+                spec.launch_string()
+            );
             assert_eq!(
                 spec.properties,
                 vec![SourceProperty {
@@ -737,7 +753,22 @@ mod tests {
         assert_eq!(rate("12.5"), Ok((Some((25, 2)), Some(13))));
         assert_eq!(rate("25"), Ok((Some((25, 1)), Some(25))));
         assert_eq!(rate("25.0"), Ok((Some((25, 1)), Some(25))));
-        for bad in ["0", "-30", "0.0", "\"30/0\"", "\"fast\"", "5000", "nan"] {
+        // Near the top of u32 the rounding must not overflow.
+        assert_eq!(rate("\"4294967000/4294967\"").map(|r| r.1), Ok(Some(1000)));
+        for bad in [
+            "0",
+            "-30",
+            "0.0",
+            "1e-9",
+            "\"1e-300\"",
+            "\"30/0\"",
+            "\"0/1\"",
+            "\"4294967295/4294967\"",
+            "\"fast\"",
+            "5000",
+            "nan",
+            "inf",
+        ] {
             let err = rate(bad).expect_err(bad);
             assert_eq!(err.key, "source.fps", "{bad}");
         }
@@ -785,9 +816,18 @@ mod tests {
     #[test]
     fn restart_problems_name_the_key() {
         for (table, key) in [
-            ("{ initial_backoff_ms = 0 }", "source.restart.initial_backoff_ms"),
-            ("{ stall_timeout_ms = 0 }", "source.restart.stall_timeout_ms"),
-            ("{ startup_timeout_ms = 0 }", "source.restart.startup_timeout_ms"),
+            (
+                "{ initial_backoff_ms = 0 }",
+                "source.restart.initial_backoff_ms",
+            ),
+            (
+                "{ stall_timeout_ms = 0 }",
+                "source.restart.stall_timeout_ms",
+            ),
+            (
+                "{ startup_timeout_ms = 0 }",
+                "source.restart.startup_timeout_ms",
+            ),
             (
                 "{ initial_backoff_ms = 500, max_backoff_ms = 100 }",
                 "source.restart.max_backoff_ms",

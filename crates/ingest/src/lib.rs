@@ -55,7 +55,7 @@ pub enum IngestError {
     #[error("the source delivered an unusable frame: {0}")]
     Frame(String),
     #[error(
-        "the source delivered {rejected} frames and none could be used (the last: {cause}); \
+        "the source delivered {rejected} samples and none could be used as a frame (the last: {cause}); \
          check that the source's caps match its buffers (width, height, format, row stride)"
     )]
     Unusable { rejected: u64, cause: String },
@@ -73,13 +73,13 @@ impl IngestError {
 #[derive(Default)]
 struct Rejections {
     count: u64,
-    last: Option<String>,
+    last: Option<IngestError>,
 }
 
 impl Rejections {
-    fn note(&mut self, err: &IngestError) {
+    fn note(&mut self, err: IngestError) {
         self.count += 1;
-        self.last = Some(err.to_string());
+        self.last = Some(err);
     }
 
     /// What a stall or an end adds when samples came but none could be used.
@@ -259,10 +259,10 @@ impl Ingest {
                         Err(err) => {
                             rejected += 1;
                             self.status.note_rejected();
-                            if rejected == 1 || rejected % 100 == 0 {
+                            if rejected == 1 || rejected.is_multiple_of(100) {
                                 warn!(rejected, "skipping frame: {err}");
                             }
-                            rejections.note(&err);
+                            rejections.note(err);
                         }
                     }
                 }
@@ -276,7 +276,7 @@ impl Ingest {
                 Pulled::EndOfStream if self.next_id == 0 && rejections.count > 0 => {
                     return Err(IngestError::Unusable {
                         rejected: rejections.count,
-                        cause: rejections.last.unwrap_or_default(),
+                        cause: rejections.last.map(|e| e.to_string()).unwrap_or_default(),
                     });
                 }
                 Pulled::EndOfStream => return Ok(IngestEnd::EndOfStream),

@@ -111,14 +111,24 @@ fn feed(config: PhantomConfig, appsrc: &gst_app::AppSrc, truths: &TruthQueue, st
     {
         Ok(info) => info,
         Err(err) => {
-            warn!("phantom: no GStreamer layout for {}x{}: {err}", format.width, format.height);
+            warn!(
+                "phantom: no GStreamer layout for {}x{}: {err}",
+                format.width, format.height
+            );
             let _ = appsrc.end_of_stream();
             return;
         }
     };
-    let (len, stride) = (layout.size(), usize::try_from(layout.stride()[0]).unwrap_or(row));
+    let (len, stride) = (
+        layout.size(),
+        usize::try_from(layout.stride()[0]).unwrap_or(row),
+    );
     // Rows padded by GStreamer: render tightly packed here, then copy.
-    let mut scratch = if stride == row { Vec::new() } else { vec![0u8; format.len()] };
+    let mut scratch = if stride == row {
+        Vec::new()
+    } else {
+        vec![0u8; format.len()]
+    };
     let period = Duration::from_nanos(1_000_000_000 / fps);
     let start = Instant::now();
     let mut index = 0u64;

@@ -176,12 +176,9 @@ fn set_property(pipeline: &gst::Pipeline, property: &SourceProperty) -> Result<(
     let element = pipeline
         .by_name(property.element)
         .ok_or_else(|| format!("no element named {}", property.element))?;
-    let spec = element.find_property(property.property).ok_or_else(|| {
-        format!(
-            "{} has no property {}",
-            property.element, property.property
-        )
-    })?;
+    let spec = element
+        .find_property(property.property)
+        .ok_or_else(|| format!("{} has no property {}", property.element, property.property))?;
     if spec.value_type() != String::static_type() {
         return Err(format!(
             "{}.{} is not a string property",

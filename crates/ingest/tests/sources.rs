@@ -32,7 +32,10 @@ fn run(
             Flow::Continue
         }
     });
-    assert!(started.elapsed() < GUARD, "the source neither delivered nor failed");
+    assert!(
+        started.elapsed() < GUARD,
+        "the source neither delivered nor failed"
+    );
     (end, count)
 }
 
@@ -62,7 +65,10 @@ fn live_source_whose_every_sample_is_rejected_stalls_and_restarts_with_the_cause
     let status = ingest.status();
     let watched = Arc::clone(&status);
     let (end, frames) = run(&mut ingest, 1, move || watched.restarts() >= 1);
-    assert_eq!(end.expect("a live source is never fatal"), IngestEnd::Stopped);
+    assert_eq!(
+        end.expect("a live source is never fatal"),
+        IngestEnd::Stopped
+    );
     assert_eq!(frames, 0);
     let report = status.report();
     assert!(report.restarts >= 1, "{report:?}");
@@ -89,7 +95,9 @@ fn finite_source_whose_every_sample_is_rejected_fails_instead_of_ending() {
     assert!(err.to_string().contains("642x480"), "{err}");
     let report = status.report();
     assert_eq!(report.state, SourceState::Failed);
-    assert!(report.last_error.is_some_and(|e| e.contains("none could be used")));
+    assert!(report
+        .last_error
+        .is_some_and(|e| e.contains("none could be used")));
 }
 
 #[test]
@@ -104,10 +112,7 @@ fn error_that_comes_just_after_the_end_of_stream_is_the_outcome() {
     let (end, frames) = run(&mut ingest, 100, || false);
     assert_eq!(frames, 10);
     let err = end.expect_err("a failed source is not an end of stream");
-    assert!(
-        err.to_string().contains("Failed after iterations"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("Failed after iterations"), "{err}");
     assert_eq!(status.report().state, SourceState::Failed);
 }
 

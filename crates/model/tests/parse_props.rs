@@ -340,14 +340,10 @@ fn onnx_reader_reads_what_was_written() {
     });
 }
 
-/// BUG (issue 15): `onnx_file::summarize` multiplies and sums initializer
-/// dims with unchecked u64 arithmetic (`crates/model/src/onnx_file.rs`,
-/// `.product::<u64>()` and `.sum()`), so a file whose dims overflow a u64
-/// (e.g. one initializer with dims [4294967296, 4294967296]) panics with
-/// "attempt to multiply with overflow" in debug builds and reports a wrapped
-/// count in release. Un-ignore once it saturates or returns an error.
+/// Found by this test (issue 15): initializer dims whose product overflows
+/// a u64 (e.g. [4294967296, 4294967296]) made `onnx_file::summarize` panic;
+/// it now saturates.
 #[test]
-#[ignore = "finds a panic in onnx_file::summarize: parameter count overflow (issue 15)"]
 fn onnx_parameter_count_survives_any_dims() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("case.onnx");
@@ -528,17 +524,10 @@ fn manifest_survives_extreme_values_in_umind_nano() {
     );
 }
 
-/// BUG (issue 15): `ModelDir::open` computes the default kernels' byte
-/// length as `tokens.len() * size * 4` unchecked (`crates/model/src/lib.rs`,
-/// `Checker::load_default_kernels`). A manifest whose kernel size is huge
-/// everywhere it appears (default_kernels.size and the kernel tensors'
-/// last dimension, e.g. all `41` in the tiny model replaced by
-/// 4611686018427387904) passes every earlier check and then panics with
-/// "attempt to multiply with overflow" in debug builds (in release it
-/// wraps and may compare against a wrong length). Un-ignore once it is
-/// checked arithmetic.
+/// Found by this test (issue 15): a kernel size whose product with the
+/// task count overflows (e.g. 4611686018427387904) made `ModelDir::open`
+/// panic; the arithmetic is checked now.
 #[test]
-#[ignore = "finds a panic in ModelDir::open: default kernel length overflow (issue 15)"]
 fn manifest_kernel_size_may_be_any_integer() {
     let sandbox = Sandbox::copy_of("tests/fixtures/tiny-model");
     let size = prop_oneof![

@@ -181,7 +181,11 @@ impl SinkConfig {
             host: self.host.clone(),
             port: self.port,
             bitrate_kbps,
-            fragment_ms: if kind == SinkKind::Mp4 { fragment_ms } else { 0 },
+            fragment_ms: if kind == SinkKind::Mp4 {
+                fragment_ms
+            } else {
+                0
+            },
         })
     }
 }

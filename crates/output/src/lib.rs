@@ -95,8 +95,9 @@ pub enum OutputTiming {
 #[derive(Debug, Clone)]
 pub struct OutputOptions {
     pub timing: OutputTiming,
-    /// Nominal frame rate written into the caps.
-    pub fps: u32,
+    /// Nominal frame rate written into the caps, as (numerator, denominator):
+    /// (30, 1), or (30000, 1001) for NTSC's 29.97.
+    pub fps: (u32, u32),
     /// Frames that may wait in the appsrc before new ones are dropped.
     pub max_queued: u64,
     /// Wait for room instead of dropping (offline runs that must keep every frame).
@@ -319,7 +320,10 @@ impl GstOutput {
             .field("height", format.height as i32)
             .field(
                 "framerate",
-                gst::Fraction::new(self.options.fps.max(1) as i32, 1),
+                gst::Fraction::new(
+                    i32::try_from(self.options.fps.0.max(1)).unwrap_or(i32::MAX),
+                    i32::try_from(self.options.fps.1.max(1)).unwrap_or(i32::MAX),
+                ),
             )
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build();
@@ -340,11 +344,17 @@ impl GstOutput {
         Ok(())
     }
 
+    /// One frame's duration at the nominal rate.
+    fn frame_ns(&self) -> u64 {
+        let (numer, denom) = self.options.fps;
+        1_000_000_000 * u64::from(denom.max(1)) / u64::from(numer.max(1))
+    }
+
     /// A PTS on the output timeline, strictly increasing. The timeline
     /// (source PTS or capture time) is chosen at the first frame and kept;
     /// a frame without a usable time gets the previous PTS plus one frame.
     fn pts_for(&mut self, frame: &Frame) -> u64 {
-        let frame_ns = 1_000_000_000 / u64::from(self.options.fps.max(1));
+        let frame_ns = self.frame_ns();
         let time_on = |timing: OutputTiming| match (timing, frame.source_pts) {
             (OutputTiming::SourcePts, Some(pts)) => {
                 Some(u64::try_from(pts.as_nanos()).unwrap_or(u64::MAX))
@@ -408,9 +418,7 @@ impl GstOutput {
                 .get_mut()
                 .ok_or_else(|| OutputError::Sink("pooled buffer is shared".into()))?;
             buffer.set_pts(gst::ClockTime::from_nseconds(pts));
-            buffer.set_duration(gst::ClockTime::from_nseconds(
-                1_000_000_000 / u64::from(self.options.fps.max(1)),
-            ));
+            buffer.set_duration(gst::ClockTime::from_nseconds(self.frame_ns()));
             let mut map = buffer
                 .map_writable()
                 .map_err(|e| OutputError::Sink(format!("cannot map buffer: {e}")))?;
@@ -576,7 +584,8 @@ impl<'a> Branch<'a> {
 
     fn caps(&mut self, caps: gst::Caps) -> Result<(), OutputError> {
         let shown = caps.to_string();
-        self.push("capsfilter", &[], BASE)?.set_property("caps", &caps);
+        self.push("capsfilter", &[], BASE)?
+            .set_property("caps", &caps);
         if let Some(shape) = self.shape.last_mut() {
             *shape = shown;
         }
@@ -631,12 +640,11 @@ impl<'a> Branch<'a> {
                 self.set_value("location", &path.to_string_lossy())?;
             }
             SinkKind::Display => {
-                let video_sink = display_sink(
-                    env_set("WAYLAND_DISPLAY"),
-                    env_set("DISPLAY"),
-                    |f| gst::ElementFactory::find(f).is_some(),
-                )
-                .map_err(|problem| problem.into_error(self.sink.describe()))?;
+                let video_sink =
+                    display_sink(env_set("WAYLAND_DISPLAY"), env_set("DISPLAY"), |f| {
+                        gst::ElementFactory::find(f).is_some()
+                    })
+                    .map_err(|problem| problem.into_error(self.sink.describe()))?;
                 self.push("queue", leaky, BASE)?;
                 self.push("videoconvert", &[], BASE)?;
                 self.push(video_sink, &[("sync", "false")], BASE)?;

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
-use sonoflow_core::{
-    Frame, FrameFormat, FrameId, FramePool, PixelFormat, StageStamps, Timestamp,
-};
+use sonoflow_core::{Frame, FrameFormat, FrameId, FramePool, PixelFormat, StageStamps, Timestamp};
 use sonoflow_output::{GstOutput, OutputError, OutputOptions, OutputTiming, SinkConfig, SinkSpec};
 use sonoflow_pipeline::{Delivery, FrameSink};
 
@@ -30,7 +28,7 @@ fn output(specs: &[SinkSpec]) -> Result<GstOutput, OutputError> {
         specs,
         OutputOptions {
             timing: OutputTiming::Capture,
-            fps: 30,
+            fps: (30, 1),
             max_queued: 4,
             block: true,
         },
@@ -40,13 +38,34 @@ fn output(specs: &[SinkSpec]) -> Result<GstOutput, OutputError> {
 
 /// Pushes `n` GRAY8 frames of 160x120 (a moving gradient); how many were delivered.
 fn push_frames(output: &mut GstOutput, n: u64) -> u64 {
-    let format = FrameFormat::new(PixelFormat::Gray8, 160, 120).expect("format");
+    push_sized(output, n, 160, 120, |k, i| (k as u64 + i * 3) as u8)
+}
+
+/// Pushes `n` frames of noise, which encodes big: writes start at once.
+fn push_noise(output: &mut GstOutput, n: u64) -> u64 {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    push_sized(output, n, 640, 480, move |_, _| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as u8
+    })
+}
+
+fn push_sized(
+    output: &mut GstOutput,
+    n: u64,
+    width: u32,
+    height: u32,
+    mut pixel: impl FnMut(usize, u64) -> u8,
+) -> u64 {
+    let format = FrameFormat::new(PixelFormat::Gray8, width, height).expect("format");
     let pool = FramePool::new(4);
     let mut delivered = 0;
     for i in 0..n {
         let mut data = pool.acquire(format.len());
         for (k, px) in data.iter_mut().enumerate() {
-            *px = (k as u64 + i * 3) as u8;
+            *px = pixel(k, i);
         }
         let stamps = StageStamps::new(Timestamp(i * 33_333_333));
         let frame = Frame::new(FrameId(i), format, data, stamps);
@@ -146,11 +165,15 @@ fn a_full_disk_is_reported_as_such_not_as_the_multiplexer_that_failed_next() {
     // its filesink, and the run must name the first.
     let specs = sinks(&["kind = \"mp4\"\npath = \"/dev/full\""]);
     let mut out = output(&specs).expect("output starts");
-    push_frames(&mut out, 60);
+    // The output stage goes on pushing (and counting drops) after a failure.
+    push_noise(&mut out, 60);
     let err = out.finish().expect_err("nothing could be written");
     let text = err.to_string();
     assert!(text.contains("No space left"), "{text}");
-    assert!(text.contains("sinks[0]") && text.contains("/dev/full"), "{text}");
+    assert!(
+        text.contains("sinks[0]") && text.contains("/dev/full"),
+        "{text}"
+    );
     assert!(!text.contains("multiplex"), "{text}");
     drop(out);
     assert!(
@@ -172,12 +195,20 @@ fn a_file_that_received_no_frame_is_removed() {
     assert!(mp4.exists(), "the file opens at start");
     out.finish().expect("an empty run finishes");
     drop(out);
-    assert!(files_under(dir.path()).is_empty(), "{:?}", files_under(dir.path()));
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
 
     // Dropped without finish (a run that failed early): removed too.
     let out = output(&specs).expect("output starts");
     drop(out);
-    assert!(files_under(dir.path()).is_empty(), "{:?}", files_under(dir.path()));
+    assert!(
+        files_under(dir.path()).is_empty(),
+        "{:?}",
+        files_under(dir.path())
+    );
 }
 
 #[test]
@@ -190,5 +221,8 @@ fn a_display_sink_without_a_display_fails_at_start_naming_the_sink() {
     let err = output(&specs).err().expect("no display, no display sink");
     assert!(matches!(err, OutputError::NoDisplay { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("sinks[1]") && text.contains("DISPLAY"), "{text}");
+    assert!(
+        text.contains("sinks[1]") && text.contains("DISPLAY"),
+        "{text}"
+    );
 }

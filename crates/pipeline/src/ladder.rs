@@ -10,9 +10,9 @@
 //!
 //! [`Ladder`] is told each frame's end-to-end latency and the time (it reads
 //! no clock); it climbs one step when more than a tenth of the last
-//! [`WINDOW`] frames were over budget, and comes down one step when every
-//! frame of the window stayed under [`RESTORE_FRACTION`] of the budget for
-//! `restore_after`. Each step is held at least `hold` before the next climb,
+//! [`WINDOW`] frames were over budget, and comes down one step when the
+//! window stayed quiet (none over budget, all but one frame under
+//! [`RESTORE_FRACTION`] of it) for `restore_after`. Each step is held at least `hold` before the next climb,
 //! so one slow frame never sheds anything. The step is published through a
 //! [`LoadLevel`] (an atomic: readers on other threads never lock).
 
@@ -26,8 +26,11 @@ use sonoflow_core::{ConfigIssue, Timestamp};
 pub const WINDOW: usize = 30;
 /// More than this many frames of the window over budget: climb.
 const OVER_LIMIT: usize = WINDOW / 10;
-/// Every frame of the window under this fraction of the budget: step down.
+/// The window under this fraction of the budget (all but [`QUIET_BUSY`]
+/// frames, and none over budget): step down.
 pub const RESTORE_FRACTION: f64 = 0.6;
+/// Frames of a quiet window allowed past the restore mark (one hiccup).
+const QUIET_BUSY: usize = 1;
 
 /// One step of the ladder, in the order work is shed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -262,7 +265,8 @@ impl Ladder {
         let held = |since: Option<Timestamp>, d: Duration| {
             since.is_none_or(|t| now.saturating_since(t) >= d)
         };
-        if self.busy > 0 {
+        // Quiet: nothing over budget and at most one frame past the restore mark.
+        if self.over > 0 || self.busy > QUIET_BUSY {
             self.quiet_since = None;
         } else if self.quiet_since.is_none() {
             self.quiet_since = Some(now);

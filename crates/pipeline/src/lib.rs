@@ -7,11 +7,13 @@
 //!
 //! This crate must not depend on GStreamer, ONNX Runtime or tokio.
 
+pub mod activity;
 pub mod handoff;
 pub mod ladder;
 pub mod metrics;
 pub mod stage;
 
+pub use activity::{ActivityGuard, FrameActivity};
 pub use handoff::{handoff, DropPolicy, HandoffStats, Receiver, RecvError, Sender, Sent};
 pub use ladder::{Ladder, LadderOptions, LoadConfig, LoadLevel, LoadStep, StepChange};
 pub use metrics::{

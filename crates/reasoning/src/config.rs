@@ -20,7 +20,9 @@ pub struct ReasoningConfig {
     pub model: Option<PathBuf>,
     /// The task prompt (default "[DIAG]": the diagnostic report).
     pub prompt: Option<String>,
-    /// Tokens after which generation stops (default 96).
+    /// Tokens after which generation stops (default 96); it stops earlier
+    /// where the model's position table (`graphs.decoder.max_positions`)
+    /// is full. Either way the report is marked `truncated`.
     pub max_new_tokens: Option<usize>,
     /// 0 (default): greedy. Above 0: sampling at this temperature.
     pub temperature: Option<f32>,

@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,7 @@ use sonoflow_core::{
 };
 use sonoflow_inference::{EngineOptions, Generator, InferenceError, KernelSlot, Runtime};
 use sonoflow_model::ModelDir;
+use sonoflow_pipeline::FrameActivity;
 use tracing::{debug, info, info_span, warn};
 
 use crate::config::HeadSpec;
@@ -76,6 +77,11 @@ struct Shared {
     /// The task prompt keyframes are answered with.
     task: Mutex<String>,
     stats: Arc<ReasoningStats>,
+    /// The run sheds load: no generation (the running one is cancelled).
+    paused: AtomicBool,
+    /// The frame path's work in progress: between tokens the head waits
+    /// while a frame is in the model or being drawn (set once by the run).
+    frame_activity: OnceLock<FrameActivity>,
 }
 
 impl Shared {
@@ -136,6 +142,21 @@ impl HeadHandle {
             prompt.clone_into(&mut task);
         }
         self.shared.requested.store(true, Ordering::Release);
+    }
+
+    /// Pauses or resumes generation (the run's degradation ladder): while
+    /// paused, a running report is cancelled at its next token and waiting
+    /// keyframes are dropped; the decoder keeps its kernels.
+    pub fn set_paused(&self, paused: bool) {
+        self.shared.paused.store(paused, Ordering::Release);
+    }
+
+    /// Makes the head yield to the frame path: between tokens it waits (at
+    /// most [`MAX_YIELD_PER_TOKEN`]) while `activity` says a frame is being
+    /// worked on, so its tokens fill the frame path's gaps. Set once; later
+    /// calls are ignored.
+    pub fn yield_to(&self, activity: FrameActivity) {
+        let _ = self.shared.frame_activity.set(activity);
     }
 
     /// Asks for a keyframe now with the current task.
@@ -200,6 +221,8 @@ impl ReasoningHead {
             requested: AtomicBool::new(false),
             task: Mutex::new(spec.prompt.clone()),
             stats: Arc::new(ReasoningStats::default()),
+            paused: AtomicBool::new(false),
+            frame_activity: OnceLock::new(),
         });
         let keyframes = Recycler::new(3);
         // Sized up front: handing a keyframe over never allocates on the frame path.
@@ -296,6 +319,31 @@ enum Ending {
     Stale,
     TimedOut,
     Closed,
+    /// The run shed load and paused the head.
+    Paused,
+}
+
+/// The longest the head waits for the frame path before one token: a
+/// frame path that never rests slows the head down but cannot stop it (the
+/// degradation ladder pauses it when the frame path is over its budget).
+pub const MAX_YIELD_PER_TOKEN: Duration = Duration::from_millis(10);
+/// How often a yielding head looks again.
+const YIELD_POLL: Duration = Duration::from_micros(200);
+
+/// Waits while `activity` is busy (at most [`MAX_YIELD_PER_TOKEN`] or until
+/// `closed`); returns the time waited.
+fn yield_to_frames(activity: Option<&FrameActivity>, closed: &AtomicBool) -> Duration {
+    let Some(activity) = activity else {
+        return Duration::ZERO;
+    };
+    let t0 = Instant::now();
+    while activity.busy() && !closed.load(Ordering::Acquire) {
+        if t0.elapsed() >= MAX_YIELD_PER_TOKEN {
+            break;
+        }
+        std::thread::sleep(YIELD_POLL);
+    }
+    t0.elapsed()
 }
 
 /// The loaded head: sessions, tokenizer, and where it publishes.
@@ -420,8 +468,13 @@ impl Head {
                 return self.fail(kf, e.to_string(), |h| &mut h.warned_prompt);
             }
         };
+        if self.shared.paused.load(Ordering::Acquire) {
+            stats.cancelled_under_load.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         stats.busy.store(true, Ordering::Relaxed);
         let started = Instant::now();
+        let mut yielded = Duration::ZERO;
         let mut sampler = Sampler::new(self.spec.sampling, kf.frame.0);
         let (mut streamed, mut ending) = (Vec::new(), Ending::Finished);
         let (timeout, stale_after) = (self.spec.timeout, self.spec.stale_after);
@@ -446,9 +499,12 @@ impl Head {
                     captured: kf.captured,
                     state: InterpretationState::Writing,
                 })));
+                yielded += yield_to_frames(shared.frame_activity.get(), &shared.closed);
                 ending = if shared.closed.load(Ordering::Acquire) {
                     Ending::Closed
-                } else if started.elapsed() > timeout {
+                } else if shared.paused.load(Ordering::Acquire) {
+                    Ending::Paused
+                } else if started.elapsed().saturating_sub(yielded) > timeout {
                     Ending::TimedOut
                 } else if shared.supersedes(kf, stale_after) {
                     Ending::Stale
@@ -459,6 +515,9 @@ impl Head {
             },
         );
         stats.busy.store(false, Ordering::Relaxed);
+        stats
+            .yielded_ns
+            .fetch_add(yielded.as_nanos() as u64, Ordering::Relaxed);
         let generation = match result {
             Ok(g) => g,
             Err(e) => {
@@ -469,6 +528,15 @@ impl Head {
         match ending {
             Ending::Finished => {}
             Ending::Closed => return,
+            Ending::Paused => {
+                stats.cancelled_under_load.fetch_add(1, Ordering::Relaxed);
+                debug!(
+                    tokens = generation.tokens.len(),
+                    "the run is shedding load: report cancelled"
+                );
+                self.board.store(self.last_done.clone());
+                return;
+            }
             Ending::Stale => {
                 stats.cancelled_stale.fetch_add(1, Ordering::Relaxed);
                 debug!(
@@ -538,8 +606,13 @@ impl Head {
             stats
                 .decode_tokens
                 .fetch_add(generation.tokens.len() as u64 - 1, Ordering::Relaxed);
+            // Decode speed while decoding: the time yielded to frames is not the head's.
             stats.decode_ns.fetch_add(
-                generation.total.saturating_sub(ttft).as_nanos() as u64,
+                generation
+                    .total
+                    .saturating_sub(ttft)
+                    .saturating_sub(yielded)
+                    .as_nanos() as u64,
                 Ordering::Relaxed,
             );
         }
@@ -597,7 +670,35 @@ mod tests {
             requested: AtomicBool::new(false),
             task: Mutex::new("[DIAG]".into()),
             stats: Arc::new(ReasoningStats::default()),
+            paused: AtomicBool::new(false),
+            frame_activity: OnceLock::new(),
         }
+    }
+
+    #[test]
+    fn a_yielding_head_never_waits_past_its_cap_or_a_close() {
+        let activity = FrameActivity::new();
+        let _frame = activity.enter();
+        // Busy for good: the wait ends at the cap, not never.
+        let waited = yield_to_frames(Some(&activity), &AtomicBool::new(false));
+        assert!(waited >= MAX_YIELD_PER_TOKEN, "{waited:?}");
+        // Closed: no wait at all for a head that is stopping.
+        let waited = yield_to_frames(Some(&activity), &AtomicBool::new(true));
+        assert!(waited < MAX_YIELD_PER_TOKEN, "{waited:?}");
+        assert_eq!(yield_to_frames(None, &AtomicBool::new(false)), Duration::ZERO);
+    }
+
+    #[test]
+    fn pausing_and_yielding_are_set_through_the_handle() {
+        let h = handle();
+        h.set_paused(true);
+        assert!(h.shared.paused.load(Ordering::Acquire));
+        h.set_paused(false);
+        assert!(!h.shared.paused.load(Ordering::Acquire));
+        let activity = FrameActivity::new();
+        h.yield_to(activity.clone());
+        let _frame = activity.enter();
+        assert!(h.shared.frame_activity.get().is_some_and(FrameActivity::busy));
     }
 
     fn handle() -> HeadHandle {

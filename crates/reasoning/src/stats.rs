@@ -19,6 +19,10 @@ pub struct ReasoningStats {
     pub reports: AtomicU64,
     /// Generations stopped because a newer keyframe made theirs stale.
     pub cancelled_stale: AtomicU64,
+    /// Generations cancelled or keyframes dropped while the run shed load.
+    pub cancelled_under_load: AtomicU64,
+    /// Time generations waited between tokens for the frame path (ns).
+    pub yielded_ns: AtomicU64,
     pub timeouts: AtomicU64,
     pub failures: AtomicU64,
     /// Kernel sets published to the per-frame decoder.
@@ -52,6 +56,8 @@ impl Default for ReasoningStats {
             superseded: AtomicU64::new(0),
             reports: AtomicU64::new(0),
             cancelled_stale: AtomicU64::new(0),
+            cancelled_under_load: AtomicU64::new(0),
+            yielded_ns: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             kernel_swaps: AtomicU64::new(0),
@@ -83,6 +89,10 @@ pub struct ReasoningReport {
     pub keyframes: u64,
     pub reports: u64,
     pub cancelled_stale: u64,
+    /// Reports cancelled (or keyframes dropped) while the run shed load.
+    pub cancelled_under_load: u64,
+    /// Time the head waited between tokens for the frame path, in total.
+    pub yielded_ms: f64,
     pub kernel_swaps: u64,
     /// Kernel sets refused for NaN or infinite values.
     pub rejected_kernels: u64,
@@ -124,6 +134,8 @@ impl ReasoningStats {
             keyframes: n(&self.keyframes),
             reports: n(&self.reports),
             cancelled_stale: n(&self.cancelled_stale),
+            cancelled_under_load: n(&self.cancelled_under_load),
+            yielded_ms: n(&self.yielded_ns) as f64 / 1e6,
             kernel_swaps: n(&self.kernel_swaps),
             rejected_kernels: n(&self.rejected_kernels),
             ttft_ms: Percentiles {

@@ -20,7 +20,7 @@ use crossbeam::channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use sonoflow_core::alloc_count::FramePathGuard;
 use sonoflow_core::{Frame, FramePool};
 use sonoflow_inference::KernelSlot;
-use sonoflow_pipeline::{LoadLevel, LoadStep, Processor, StageError};
+use sonoflow_pipeline::{FrameActivity, LoadLevel, LoadStep, Processor, StageError};
 use tracing::{debug, warn};
 
 use crate::model_stage::{FrameWork, InferenceStats};
@@ -48,11 +48,13 @@ pub struct ModelProcessor {
 
 impl ModelProcessor {
     /// Starts `work` (a loaded, warmed-up model) on its own thread. A frame
-    /// waits for it at most `stall_after` (None: always).
+    /// waits for it at most `stall_after` (None: always). The model's work on
+    /// each frame is marked in `activity`; `load` is the ladder's step.
     pub fn start(
         mut work: FrameWork,
         stall_after: Option<Duration>,
         load: LoadLevel,
+        activity: FrameActivity,
     ) -> Result<Self, RunError> {
         work.follow_load(load.clone());
         let (stats, slot) = (work.stats(), work.kernel_slot());
@@ -63,6 +65,7 @@ impl ModelProcessor {
             .spawn(move || {
                 for mut frame in job_in.iter() {
                     let _guard = FramePathGuard::enter();
+                    let _working = activity.enter();
                     let _span = tracing::trace_span!("ai", frame = frame.id.0).entered();
                     work.run(&mut frame);
                     if done_out.send(frame).is_err() {

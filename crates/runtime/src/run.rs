@@ -12,7 +12,8 @@ use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SourceStatus};
 use sonoflow_output::{GstOutput, OutputOptions, OutputTiming};
 use sonoflow_overlay::{InterpretationBoard, Overlay, OverlayStats};
 use sonoflow_pipeline::{
-    handoff, run_output_stage, run_process_stage, DropPolicy, FrameSink, Ladder, LoadLevel,
+    handoff, run_output_stage, run_process_stage, DropPolicy, FrameActivity, FrameSink, Ladder,
+    LoadLevel,
     MetricsSnapshot, PassThrough, PipelineMetrics, Processor, StopFlag,
 };
 use tracing::{error, info, info_span};
@@ -91,6 +92,8 @@ pub struct ProcessStage {
     pub reasoning: Option<ReasoningHead>,
     /// The degradation ladder's step, read by the AI lane and the overlay.
     pub load: LoadLevel,
+    /// Frame work in progress (the model, drawing): the head yields to it.
+    pub activity: FrameActivity,
 }
 
 /// Frames that can hold findings at once: both hand-offs, one per stage, spare.
@@ -107,6 +110,7 @@ impl ProcessStage {
             interpretations: Arc::new(InterpretationBoard::empty()),
             reasoning: None,
             load: LoadLevel::new(),
+            activity: FrameActivity::new(),
         }
     }
 
@@ -137,14 +141,23 @@ impl ProcessStage {
                     }
                     _ => None,
                 };
-                let load = LoadLevel::new();
-                let processor = ModelProcessor::start(work, spec.stall_after, load.clone())?;
+                let (load, activity) = (LoadLevel::new(), FrameActivity::new());
+                if let Some(head) = &reasoning {
+                    head.handle().yield_to(activity.clone());
+                }
+                let processor = ModelProcessor::start(
+                    work,
+                    spec.stall_after,
+                    load.clone(),
+                    activity.clone(),
+                )?;
                 Ok(Self {
                     processor: Box::new(processor),
                     inference: Some(stats),
                     interpretations,
                     reasoning,
                     load,
+                    activity,
                 })
             }
             _ => Ok(Self::custom(Box::new(PassThrough))),
@@ -195,7 +208,10 @@ pub fn run(
             } else {
                 OutputTiming::SourcePts
             },
-            fps: def.source.fps.unwrap_or(30),
+            fps: def
+                .source
+                .framerate
+                .map_or((def.source.fps.unwrap_or(30), 1), |r| (r.numer, r.denom)),
             max_queued: def.max_queued,
             block: def.output_queue.policy == DropPolicy::Block,
         },
@@ -216,14 +232,14 @@ pub fn run(
             Arc::clone(&clock),
             options.stop.clone(),
         );
-        let sink: Box<dyn FrameSink> = match def.load {
-            Some(ladder) => Box::new(GovernedSink::new(
-                Box::new(output),
-                Ladder::new(ladder, stage.load.clone()),
-                Arc::clone(&clock),
-            )),
-            None => Box::new(output),
-        };
+        let sink: Box<dyn FrameSink> = Box::new(GovernedSink::new(
+            Box::new(output),
+            def.load
+                .map(|options| Ladder::new(options, stage.load.clone())),
+            Arc::clone(&clock),
+            stage.activity.clone(),
+            stage.reasoning.as_ref().map(|h| h.handle()),
+        ));
         move || run_output_stage(output_in, sink, metrics, clock, None, stop)
     })?;
     let inference = stage.inference;

@@ -240,7 +240,7 @@ fn checked(
             prop_assert_eq!(def.model.is_some(), def.process == ProcessKind::Model);
             prop_assert!(def.source.launch_string().contains("appsink"));
             for sink in &def.sinks {
-                prop_assert!(sink.branch.starts_with("queue"), "{}", sink.branch);
+                prop_assert!(sink.key.starts_with("sinks["), "{}", sink.key);
             }
             Ok(Some(def))
         }

@@ -90,3 +90,52 @@ fn unknown_gstreamer_element_in_a_launch_source_is_reported() {
     assert_eq!(run.output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("nosuchelement"), "{stderr}");
 }
+
+/// A copy of the binary outside any checkout finds no tree: it says where it
+/// looked and how to point it at one (it used to fall back on the build
+/// machine's source path, compiled in, which no installed copy has).
+#[test]
+fn an_installed_binary_finds_its_tree_from_where_it_is_not_where_it_was_built() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bin = root.path().join("bin/sonoflow");
+    std::fs::create_dir_all(root.path().join("bin")).expect("bin dir");
+    std::fs::copy(BIN, &bin).expect("copy the binary");
+    let work = root.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let run = |home: Option<&Path>| {
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.current_dir(&work)
+            .args(["run", "--frames", "3", "--quiet"])
+            .env("ORT_DYLIB_PATH", ort_dylib())
+            .env_remove("SONOFLOW_HOME");
+        if let Some(home) = home {
+            cmd.env("SONOFLOW_HOME", home);
+        }
+        cmd.output().expect("run the copy")
+    };
+    let lost = run(None);
+    let stderr = String::from_utf8_lossy(&lost.stderr);
+    assert_eq!(lost.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("SONOFLOW_HOME"), "{stderr}");
+    assert!(stderr.contains(&root.path().join("bin").display().to_string()), "{stderr}");
+    // Pointed at the checkout, the built-in default runs with its model.
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let found = run(Some(&checkout));
+    let stderr = String::from_utf8_lossy(&found.stderr);
+    assert!(found.status.success(), "{stderr}");
+}
+
+/// `--quiet` keeps warnings and errors only.
+#[test]
+fn quiet_runs_print_no_info_lines() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = run_pipeline(
+        dir.path(),
+        "[source]\nkind = \"test\"\n[[sinks]]\nkind = \"fake\"\n",
+        &["--frames", "10"],
+        LIMIT,
+    );
+    run.assert_success();
+    let stderr = run.stderr();
+    assert!(!stderr.contains(" INFO "), "{stderr}");
+}

@@ -181,7 +181,7 @@ pub fn value() -> impl Strategy<Value = Value> {
         2 => any::<i64>().prop_map(Value::Int),
         1 => any::<f64>().prop_map(Value::Float),
         2 => ".{0,40}".prop_map(Value::Str),
-        1 => (1u32..(1 << 20)).prop_map(Value::Huge),
+        1 => (1u32..(1 << 16)).prop_map(Value::Huge),
     ]
 }
 

@@ -117,7 +117,10 @@ fn an_installed_binary_finds_its_tree_from_where_it_is_not_where_it_was_built() 
     let stderr = String::from_utf8_lossy(&lost.stderr);
     assert_eq!(lost.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("SONOFLOW_HOME"), "{stderr}");
-    assert!(stderr.contains(&root.path().join("bin").display().to_string()), "{stderr}");
+    assert!(
+        stderr.contains(&root.path().join("bin").display().to_string()),
+        "{stderr}"
+    );
     // Pointed at the checkout, the built-in default runs with its model.
     let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let found = run(Some(&checkout));

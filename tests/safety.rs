@@ -13,7 +13,9 @@ use common::*;
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
 }
 
 fn umind() -> PathBuf {
@@ -45,7 +47,11 @@ fn nan_outputs_read_as_ai_output_invalid_never_as_no_lesion() {
     let mp4 = dir.path().join("nan.mp4");
     let run = run_pipeline(
         dir.path(),
-        &phantom_with(&fixture("tiny-model-nan"), "[overlay]\nenabled = true\n", &mp4),
+        &phantom_with(
+            &fixture("tiny-model-nan"),
+            "[overlay]\nenabled = true\n",
+            &mp4,
+        ),
         &["--frames", "20"],
         LIMIT,
     );
@@ -81,7 +87,11 @@ fn a_valid_model_shows_no_invalid_banner() {
     let mp4 = dir.path().join("valid.mp4");
     let run = run_pipeline(
         dir.path(),
-        &phantom_with(&umind(), "[reasoning]\nenabled = false\n[load]\nenabled = false\n", &mp4),
+        &phantom_with(
+            &umind(),
+            "[reasoning]\nenabled = false\n[load]\nenabled = false\n",
+            &mp4,
+        ),
         &["--frames", "20"],
         LIMIT,
     );
@@ -121,6 +131,9 @@ fn over_budget_the_ladder_sheds_in_order_and_reports_it() {
     assert!(u64_at(r, "/inference/skipped_under_load") >= 1, "{r:#}");
     assert_eq!(total_dropped(r), 0, "{r:#}");
     let stderr = run.stderr();
-    assert!(stderr.contains("shedding work, now head_paused"), "{stderr}");
+    assert!(
+        stderr.contains("shedding work, now head_paused"),
+        "{stderr}"
+    );
     assert!(stderr.contains("now half_rate"), "{stderr}");
 }

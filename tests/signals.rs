@@ -30,7 +30,10 @@ fn start(dir: &std::path::Path, mp4: &std::path::Path) -> Child {
 fn wait_for_frames(mp4: &std::path::Path) {
     let started = Instant::now();
     while std::fs::metadata(mp4).map_or(0, |m| m.len()) < 4096 {
-        assert!(started.elapsed() < Duration::from_secs(20), "no frames written");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no frames written"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -52,7 +55,11 @@ fn stops_cleanly_on(name: &str) {
     signal(&child, name);
     let output = wait_with_limit(child, LIMIT);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "SIGTERM: {}\n{stderr}", output.status);
+    assert!(
+        output.status.success(),
+        "SIGTERM: {}\n{stderr}",
+        output.status
+    );
     let r = read_report(dir.path()).expect("report written after the signal");
     let out = u64_at(&r, "/frames_out");
     assert!(out > 10, "{r:#}");

@@ -13,7 +13,9 @@ const LEVELS_UP: usize = 4;
 
 /// The first tree found, if any.
 pub fn home() -> Option<PathBuf> {
-    candidates().into_iter().find(|dir| dir.join(MARKER).is_file())
+    candidates()
+        .into_iter()
+        .find(|dir| dir.join(MARKER).is_file())
 }
 
 /// The places [`home`] looks, for an error message.
@@ -30,7 +32,10 @@ fn candidates() -> Vec<PathBuf> {
     if let Some(home) = std::env::var_os("SONOFLOW_HOME") {
         dirs.push(PathBuf::from(home));
     }
-    if let Some(exe) = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok()) {
+    if let Some(exe) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok())
+    {
         dirs.extend(above(&exe));
     }
     dirs

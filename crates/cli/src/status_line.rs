@@ -88,7 +88,9 @@ fn self_check(i: &sonoflow_runtime::InferenceStats) -> String {
         return String::new();
     };
     match (acc.dice_mean(), acc.long_axis_mae_mm()) {
-        (Some(d), Some(l)) => format!(" | vs phantom truth: Dice {d:.2}, long-axis error {l:.2} mm"),
+        (Some(d), Some(l)) => {
+            format!(" | vs phantom truth: Dice {d:.2}, long-axis error {l:.2} mm")
+        }
         (Some(d), None) => format!(" | vs phantom truth: Dice {d:.2}"),
         _ => String::new(),
     }

@@ -34,7 +34,9 @@ impl Default for PanelText {
 }
 
 fn clauses(text: &str) -> impl Iterator<Item = &str> {
-    text.split(" .").map(str::trim).filter(|c| !c.is_empty() && *c != ".")
+    text.split(" .")
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && *c != ".")
 }
 
 fn key_of(clause: &str) -> Option<&str> {
@@ -81,7 +83,11 @@ impl PanelText {
         let mut cut = false;
         for (w, end) in words {
             let len = self.rows[row].chars().count();
-            let need = if len == 0 { w.chars().count() } else { len + 1 + w.chars().count() };
+            let need = if len == 0 {
+                w.chars().count()
+            } else {
+                len + 1 + w.chars().count()
+            };
             if need > chars && len > 0 {
                 let limit = if end <= lead_len {
                     MAX_ROWS
@@ -128,7 +134,9 @@ mod tests {
     const REPORT: &str = "finding : mass . shape : irregular . orientation : not parallel . margin : spiculated . echo pattern : hypoechoic . posterior features : shadowing . calcifications : none . assessment : suspicious . long axis : 15.9 ± 0.3 mm . short axis : 9.0 ± 0.2 mm .";
 
     fn first() -> Vec<String> {
-        ["assessment", "long axis", "short axis"].map(String::from).to_vec()
+        ["assessment", "long axis", "short axis"]
+            .map(String::from)
+            .to_vec()
     }
 
     fn laid_out(text: &str, chars: usize) -> Vec<String> {
@@ -142,8 +150,14 @@ mod tests {
         for chars in [20, 32, 48] {
             let rows = laid_out(REPORT, chars);
             let all = rows.join(" ");
-            assert!(all.starts_with("assessment : suspicious . long axis : 15.9 ± 0.3 mm"), "{rows:?}");
-            assert!(all.contains("short axis : 9.0 ± 0.2 mm"), "{chars}: {rows:?}");
+            assert!(
+                all.starts_with("assessment : suspicious . long axis : 15.9 ± 0.3 mm"),
+                "{rows:?}"
+            );
+            assert!(
+                all.contains("short axis : 9.0 ± 0.2 mm"),
+                "{chars}: {rows:?}"
+            );
             assert!(rows.iter().all(|r| r.chars().count() <= chars), "{rows:?}");
         }
     }

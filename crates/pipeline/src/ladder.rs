@@ -322,7 +322,10 @@ mod tests {
 
     #[test]
     fn config_defaults_and_errors_name_the_key() {
-        assert!(LoadConfig::default().validate(false).expect("valid").is_none());
+        assert!(LoadConfig::default()
+            .validate(false)
+            .expect("valid")
+            .is_none());
         let on = LoadConfig::default().validate(true).expect("valid");
         assert_eq!(on, Some(LadderOptions::default()));
         let e = LoadConfig {

@@ -685,7 +685,10 @@ mod tests {
         // Closed: no wait at all for a head that is stopping.
         let waited = yield_to_frames(Some(&activity), &AtomicBool::new(true));
         assert!(waited < MAX_YIELD_PER_TOKEN, "{waited:?}");
-        assert_eq!(yield_to_frames(None, &AtomicBool::new(false)), Duration::ZERO);
+        assert_eq!(
+            yield_to_frames(None, &AtomicBool::new(false)),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -698,7 +701,11 @@ mod tests {
         let activity = FrameActivity::new();
         h.yield_to(activity.clone());
         let _frame = activity.enter();
-        assert!(h.shared.frame_activity.get().is_some_and(FrameActivity::busy));
+        assert!(h
+            .shared
+            .frame_activity
+            .get()
+            .is_some_and(FrameActivity::busy));
     }
 
     fn handle() -> HeadHandle {

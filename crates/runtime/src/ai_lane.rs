@@ -177,7 +177,9 @@ impl Processor for ModelProcessor {
         self.model_turn = !self.load.sheds(LoadStep::HalfRate) || !self.model_turn;
         let fresh = if !self.model_turn {
             // Shedding load: this frame goes on with the last findings.
-            self.stats.skipped_under_load.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .skipped_under_load
+                .fetch_add(1, Ordering::Relaxed);
             None
         } else if self.busy {
             // Still on an earlier frame: this one goes on now.

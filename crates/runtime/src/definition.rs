@@ -428,12 +428,14 @@ mod tests {
         let pipelines = root.path().join("pipelines");
         std::fs::create_dir_all(&pipelines).expect("pipelines dir");
         let text = "device = \"slow-box\"\n[source]\nkind = \"file\"\npath = \"a.mp4\"\n[[sinks]]\nkind = \"fake\"\n[model]\ndir = \"m\"\n";
-        let def = PipelineDefinition::parse_at(text, "p.toml", "p", Some(&pipelines)).expect("valid");
+        let def =
+            PipelineDefinition::parse_at(text, "p.toml", "p", Some(&pipelines)).expect("valid");
         let stall = def.model.and_then(|m| m.stall_after);
         assert_eq!(stall, Some(std::time::Duration::from_millis(900)));
         // Without the profile's key, a file source waits for the model.
         let own = text.replace("device = \"slow-box\"\n", "");
-        let def = PipelineDefinition::parse_at(&own, "p.toml", "p", Some(&pipelines)).expect("valid");
+        let def =
+            PipelineDefinition::parse_at(&own, "p.toml", "p", Some(&pipelines)).expect("valid");
         assert_eq!(def.model.and_then(|m| m.stall_after), None);
     }
 

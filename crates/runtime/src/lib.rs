@@ -8,8 +8,8 @@
 
 mod ai_lane;
 mod definition;
-mod load_governor;
 pub mod device;
+mod load_governor;
 mod model_stage;
 mod report;
 mod run;
@@ -22,7 +22,8 @@ pub use definition::{
 };
 pub use model_stage::{FrameWork, InferenceStats, ModelConfig, ModelSpec, PerceptionConfig};
 pub use report::{
-    CpuReport, InferenceReport, LatencyMs, LoadReport, OverlayReport, Percentiles, RunReport, StageMs,
+    CpuReport, InferenceReport, LatencyMs, LoadReport, OverlayReport, Percentiles, RunReport,
+    StageMs,
 };
 pub use run::{run, LiveStatus, ProcessStage, RunError, RunOptions};
 pub use sonoflow_pipeline::{LoadLevel, LoadStep, PassThrough, Processor, StageError, StopFlag};

@@ -13,8 +13,7 @@ use sonoflow_output::{GstOutput, OutputOptions, OutputTiming};
 use sonoflow_overlay::{InterpretationBoard, Overlay, OverlayStats};
 use sonoflow_pipeline::{
     handoff, run_output_stage, run_process_stage, DropPolicy, FrameActivity, FrameSink, Ladder,
-    LoadLevel,
-    MetricsSnapshot, PassThrough, PipelineMetrics, Processor, StopFlag,
+    LoadLevel, MetricsSnapshot, PassThrough, PipelineMetrics, Processor, StopFlag,
 };
 use tracing::{error, info, info_span};
 
@@ -145,12 +144,8 @@ impl ProcessStage {
                 if let Some(head) = &reasoning {
                     head.handle().yield_to(activity.clone());
                 }
-                let processor = ModelProcessor::start(
-                    work,
-                    spec.stall_after,
-                    load.clone(),
-                    activity.clone(),
-                )?;
+                let processor =
+                    ModelProcessor::start(work, spec.stall_after, load.clone(), activity.clone())?;
                 Ok(Self {
                     processor: Box::new(processor),
                     inference: Some(stats),

@@ -6,8 +6,9 @@
 # Every --interval seconds it samples the sonoflow process's resident memory
 # (/proc/PID/status VmRSS), open file descriptors (/proc/PID/fd), threads and
 # CPU time into out/soak/samples.csv. At the end it prints the RSS growth per
-# hour after the warm-up (a least-squares line through the samples after
-# --warmup seconds), the fd and thread counts at start and end, and the
+# hour in the steady state (a least-squares line through the samples from
+# --warmup seconds to one interval before the run's end, when it drains),
+# the fd and thread counts, and the
 # run report's latency p50/p99, drops and errors (out/soak/stats.json); all
 # of it also goes to out/soak/summary.json.
 #
@@ -107,17 +108,20 @@ wait "$pid" || status=$?
 pid=""
 cleanup
 
-python3 - "$samples" "$stats" "$out/summary.json" "$warmup" "$status" "$hog" <<'EOF'
+python3 - "$samples" "$stats" "$out/summary.json" "$warmup" "$status" "$hog" "$seconds" "$interval" <<'EOF'
 import json, sys
-samples_path, stats_path, summary_path, warmup, status, hog = sys.argv[1:]
+samples_path, stats_path, summary_path, warmup, status, hog, seconds, interval = sys.argv[1:]
 warmup = float(warmup)
+# The steady state: after the warm-up, and before the last interval of the
+# run's length (the pipeline drains and the process exits after it).
+steady_end = float(seconds) - float(interval)
 rows = []
 with open(samples_path) as f:
     next(f)
     for line in f:
         t, rss, fds, threads, cpu = line.strip().split(",")
         rows.append((float(t), int(rss) / 1024, int(fds), int(threads), float(cpu or 0)))
-steady = [r for r in rows if r[0] >= warmup]
+steady = [r for r in rows if warmup <= r[0] <= steady_end]
 
 def slope_per_hour(points):
     # Least-squares slope of (seconds, value), per hour.
@@ -137,12 +141,12 @@ summary = {
     "warmup_s": warmup,
     "hog": hog == "1",
     "exit_status": int(status),
-    "rss_mib": {"first": rows[0][1] if rows else None,
-                "after_warmup": steady[0][1] if steady else None,
-                "last": rows[-1][1] if rows else None,
+    "rss_mib": {"after_warmup": steady[0][1] if steady else None,
+                "steady_end": steady[-1][1] if steady else None,
                 "max": max((r[1] for r in rows), default=None)},
     "rss_growth_mib_per_h": slope_per_hour([(r[0], r[1]) for r in steady]),
-    "fds": {"after_warmup": steady[0][2] if steady else None, "last": rows[-1][2] if rows else None,
+    "fds": {"after_warmup": steady[0][2] if steady else None,
+            "steady_end": steady[-1][2] if steady else None,
             "max": max((r[2] for r in rows), default=None)},
     "fd_growth_per_h": slope_per_hour([(r[0], r[2]) for r in steady]),
     "threads": {"min": min((r[3] for r in rows), default=None),
@@ -172,10 +176,11 @@ json.dump(summary, open(summary_path, "w"), indent=2)
 
 def f(v, fmt="{:.1f}"):
     return "n/a" if v is None else fmt.format(v)
-print(f"soak: {len(rows)} samples ({len(steady)} after the {warmup:.0f} s warm-up), hog {'on' if hog == '1' else 'off'}, exit {status}")
-print(f"  RSS: {f(summary['rss_mib']['first'])} MiB at start, {f(summary['rss_mib']['after_warmup'])} after warm-up, "
-      f"{f(summary['rss_mib']['last'])} at end; growth after warm-up {f(summary['rss_growth_mib_per_h'], '{:+.2f}')} MiB/h")
-print(f"  fds: {summary['fds']['after_warmup']} after warm-up, {summary['fds']['last']} at end "
+print(f"soak: {len(rows)} samples, {len(steady)} in the steady state ({warmup:.0f} s to {steady_end:.0f} s), "
+      f"hog {'on' if hog == '1' else 'off'}, exit {status}")
+print(f"  RSS: {f(summary['rss_mib']['after_warmup'])} MiB after warm-up, {f(summary['rss_mib']['steady_end'])} MiB at "
+      f"{steady_end:.0f} s, max {f(summary['rss_mib']['max'])} MiB; growth {f(summary['rss_growth_mib_per_h'], '{:+.2f}')} MiB/h")
+print(f"  fds: {summary['fds']['after_warmup']} after warm-up, {summary['fds']['steady_end']} at {steady_end:.0f} s "
       f"(growth {f(summary['fd_growth_per_h'], '{:+.1f}')}/h); threads {summary['threads']['min']}..{summary['threads']['max']}")
 if report:
     lat = summary["latency_ms"]

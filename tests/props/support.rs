@@ -589,7 +589,7 @@ where
         }
     }
     let mut outcomes: Vec<(String, u64)> = OUTCOMES.with(|o| o.take().into_iter().collect());
-    outcomes.sort_by(|a, b| b.1.cmp(&a.1));
+    outcomes.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let mut shown: Vec<String> = outcomes
         .iter()
         .take(8)

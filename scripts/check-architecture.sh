@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Architecture invariants, stated as absences (see docs/ARCHITECTURE.md):
 # each line is "crate must-not-depend-on...". Fails naming the crate and the dependency.
+# Then: no import cycle between the top-level modules of any crate
+# (scripts/module_cycles.py; fails naming the cycle and the lines that make it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -28,4 +30,6 @@ for rule in "${rules[@]}"; do
   done
 done
 [ "$status" -eq 0 ] && echo "[architecture] ok: ${#rules[@]} crates keep their stated absences" >&2
+# No module of any crate may reach itself through `use crate::...` paths.
+python3 scripts/module_cycles.py crates/* benches || status=1
 exit "$status"

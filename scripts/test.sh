@@ -1,12 +1,35 @@
 #!/usr/bin/env bash
 # The whole test suite: set up what is missing, check the architecture's
-# stated absences, then run every unit and integration test.
+# stated absences, check formatting and clippy (warnings are errors), then
+# run every unit and integration test.
+#
+# SONOFLOW_LINT=1 runs `cargo fmt --all --check` and
+# `cargo clippy --workspace --all-targets --locked -- -D warnings` before the
+# tests, and fails the script if either does; SONOFLOW_LINT=0 skips them.
 set -euo pipefail
+# Off by default until the whole workspace is formatted and clippy-clean; then 1.
+SONOFLOW_LINT="${SONOFLOW_LINT:-0}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh" --no-build
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 bash scripts/check-architecture.sh
+if [[ "$SONOFLOW_LINT" == 1 ]]; then
+  for tool in fmt clippy; do
+    cargo "$tool" --version >/dev/null 2>&1 ||
+      { echo "[test] cargo $tool is not installed: rustup component add ${tool/fmt/rustfmt}" >&2; exit 1; }
+  done
+  echo "[test] cargo fmt --all --check" >&2
+  if ! cargo fmt --all --check; then
+    echo "[test] FAILED: the files above are not formatted; run cargo fmt --all (or SONOFLOW_LINT=0 to skip)" >&2
+    exit 1
+  fi
+  echo "[test] cargo clippy --workspace --all-targets --locked -- -D warnings" >&2
+  if ! cargo clippy --workspace --all-targets --locked -- -D warnings; then
+    echo "[test] FAILED: clippy warnings above; fix them, or allow one where it is wrong, with the reason (or SONOFLOW_LINT=0 to skip)" >&2
+    exit 1
+  fi
+fi
 echo "[test] cargo test --workspace" >&2
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

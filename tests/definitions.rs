@@ -14,17 +14,30 @@ const LIMIT: Duration = Duration::from_secs(30);
 #[test]
 fn every_shipped_pipeline_definition_validates() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
-    let mut checked = 0;
-    for entry in std::fs::read_dir(&dir).expect("pipelines/ exists") {
-        let path = entry.expect("dir entry").path();
+    // Every file in pipelines/, whatever its name: each must be a definition
+    // that loads, so a file the loop below skipped fails here.
+    let mut shipped: Vec<String> = std::fs::read_dir(&dir)
+        .expect("pipelines/ exists")
+        .map(|e| e.expect("dir entry"))
+        .filter(|e| e.file_type().expect("file type").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    shipped.sort();
+    assert!(
+        shipped.iter().any(|f| f == "default.toml"),
+        "the default definition ships: {shipped:?}"
+    );
+    let mut checked = Vec::new();
+    for name in &shipped {
+        let path = dir.join(name);
         if path.extension().is_some_and(|e| e == "toml") {
             PipelineDefinition::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            checked += 1;
+            checked.push(name.clone());
         }
     }
-    assert!(
-        checked >= 2,
-        "pipelines/ holds the default and the bench definitions"
+    assert_eq!(
+        checked, shipped,
+        "every file in pipelines/ was loaded and validated"
     );
 }
 

@@ -6,6 +6,7 @@ mod common;
 use std::ffi::OsStr;
 
 use common::*;
+use sonoflow_inference::{Provider, Runtime};
 
 fn check(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, String, String) {
     let mut args: Vec<&OsStr> = vec![OsStr::new("model"), OsStr::new("check"), dir.as_os_str()];
@@ -33,25 +34,70 @@ fn a_good_model_checks_out_and_says_where_each_graph_runs() {
     );
 }
 
+/// Whether the ONNX Runtime the tests use was built with `provider`, asked
+/// here directly, independently of what the binary under test says.
+fn built_with(provider: Provider) -> bool {
+    Runtime::load(&ort_dylib()).expect("onnxruntime");
+    provider.compiled_in()
+}
+
+/// Each graph of `model check` output: (role, provider it runs on, the
+/// providers it says it was not put on).
+fn placements(stdout: &str) -> Vec<(String, String, Vec<String>)> {
+    let mut graphs: Vec<(String, String, Vec<String>)> = Vec::new();
+    for line in stdout.lines() {
+        if let Some((role, rest)) = line.split_once(" ok  on ") {
+            let provider = rest.split_whitespace().next().unwrap_or_default();
+            graphs.push((role.trim().to_owned(), provider.to_owned(), Vec::new()));
+        } else if let Some((_, rest)) = line.split_once("     not on ") {
+            let provider = rest.split(':').next().unwrap_or_default();
+            if let Some(graph) = graphs.last_mut() {
+                graph.2.push(provider.to_owned());
+            }
+        }
+    }
+    graphs
+}
+
 #[test]
 fn absent_gpu_providers_are_reported_as_fallbacks_never_silently() {
-    let (code, stdout, _) = check(&tiny_model(), &["--providers", "tensorrt,cuda,cpu"]);
-    assert_eq!(code, Some(0));
-    let compiled_gpu = stdout.contains("on tensorrt") || stdout.contains("on cuda");
-    if !compiled_gpu {
-        // A CPU-only ONNX Runtime: every graph says why TensorRT and CUDA were skipped.
-        assert_eq!(stdout.matches("not on tensorrt:").count(), 3, "{stdout}");
-        assert_eq!(stdout.matches("not on cuda:").count(), 3, "{stdout}");
-        assert_eq!(stdout.matches(" ok  on cpu").count(), 3, "{stdout}");
+    let (code, stdout, stderr) = check(&tiny_model(), &["--providers", "tensorrt,cuda,cpu"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let chain = ["tensorrt", "cuda", "cpu"];
+    let graphs = placements(&stdout);
+    assert_eq!(graphs.len(), 3, "{stdout}");
+    for (role, provider, skipped) in &graphs {
+        // Whatever this machine has: every provider ahead of the one a graph
+        // runs on says why not, in order, and no other does.
+        let at = chain
+            .iter()
+            .position(|p| p == provider)
+            .unwrap_or_else(|| panic!("{role} on {provider}: {stdout}"));
+        assert_eq!(skipped, &chain[..at], "{role}: {stdout}");
+    }
+    if !built_with(Provider::TensorRt) && !built_with(Provider::Cuda) {
+        // A CPU-only ONNX Runtime: every graph is on the CPU.
+        assert!(graphs.iter().all(|g| g.1 == "cpu"), "{stdout}");
     }
 }
 
 #[test]
-fn require_provider_tensorrt_fails_cleanly_without_it() {
+fn require_provider_tensorrt_runs_on_it_or_fails_cleanly_without_it() {
     let (code, stdout, stderr) = check(&tiny_model(), &["--require-provider", "tensorrt"]);
-    if stdout.contains("on tensorrt") {
-        return; // a machine with TensorRT: nothing to refuse
+    if code == Some(0) {
+        // Accepted: then every graph really is on TensorRT, which this
+        // ONNX Runtime must have been built with.
+        assert!(built_with(Provider::TensorRt), "{stdout}{stderr}");
+        for graph in ["vision_encoder", "mask_decoder", "kernel_projector"] {
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(graph))
+                .unwrap_or_else(|| panic!("{graph} in {stdout}"));
+            assert!(line.contains(" ok  on tensorrt"), "{line}");
+        }
+        return;
     }
+    // Refused: cleanly, saying why (always so where TensorRT is not built in).
     assert_eq!(code, Some(2), "{stdout}{stderr}");
     assert!(
         stderr.contains("the required provider tensorrt cannot run it"),
@@ -285,7 +331,16 @@ fn gpu_providers_missing_from_the_build_are_said_once_at_info_not_warned_per_gra
         said.iter().all(|l| !l.contains("WARN")),
         "a build without GPU providers is not a failure: {stderr}"
     );
-    if stdout.contains("not on tensorrt: not in this ONNX Runtime build") {
+    if built_with(Provider::TensorRt) {
+        assert!(
+            !stdout.contains("not on tensorrt: not in this ONNX Runtime build"),
+            "TensorRT is built in: {stdout}"
+        );
+    } else {
+        assert!(
+            stdout.contains("not on tensorrt: not in this ONNX Runtime build"),
+            "{stdout}"
+        );
         assert_eq!(said.len(), 1, "once per run: {stderr}");
         assert!(
             said[0].contains("INFO")

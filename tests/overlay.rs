@@ -17,10 +17,14 @@ fn model_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx/umind-nano")
 }
 
+/// The phantom through umind-nano on the CPU into an MP4. The hand-offs
+/// block, so no frame is dropped inside the pipeline on any machine: the
+/// counts below are exact, whatever the speed.
 fn definition(extra_model: &str, overlay: &str, mp4: &Path) -> String {
     format!(
         "[source]\nkind = \"phantom\"\nprobe = \"linear\"\ndepth_cm = 4\nseed = 424242\nlesions = 1\nfps = 15\n\
-         [model]\ndir = \"{}\"\nintra_threads = 1\n{extra_model}\n\
+         [queues.process]\npolicy = \"block\"\n[queues.output]\npolicy = \"block\"\n\
+         [model]\ndir = \"{}\"\nproviders = [\"cpu\"]\nintra_threads = 1\n{extra_model}\n\
          [overlay]\n{overlay}\n\
          [load]\nenabled = false\n\
          [[sinks]]\nkind = \"mp4\"\npath = \"{}\"\n",
@@ -68,6 +72,7 @@ fn the_run_draws_the_overlay_onto_its_video() {
         LIMIT,
     );
     let r = run.assert_success();
+    assert_eq!(u64_at(r, "/frames_out"), 30, "{r:#}");
     assert_eq!(u64_at(r, "/overlay/frames"), 30, "{r:#}");
     assert!(f64_at(r, "/overlay/paint_ms/p50") > 0.0);
     assert_eq!(u64_at(r, "/overlay/paused_frames"), 0, "{r:#}");
@@ -91,8 +96,9 @@ fn the_run_draws_the_overlay_onto_its_video() {
 fn a_model_behind_the_video_leaves_it_flowing_with_stale_findings_and_ai_paused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mp4 = dir.path().join("stall.mp4");
-    // Frames wait 1 ms for a model that takes about 25: every frame goes on
-    // without fresh findings; the model's late findings ride on later frames.
+    // Frames wait 1 ms for a model that takes far longer on a CPU (about 25
+    // ms on a small one): every frame goes on without fresh findings; the
+    // model's late findings ride on later frames.
     let run = run_pipeline(
         dir.path(),
         &definition(
@@ -104,20 +110,28 @@ fn a_model_behind_the_video_leaves_it_flowing_with_stale_findings_and_ai_paused(
         LIMIT,
     );
     let r = run.assert_success();
-    assert_eq!(
-        u64_at(r, "/frames_out"),
-        u64_at(r, "/frames_in"),
-        "no frame waited for the model or was lost: {r:#}"
-    );
-    assert!(u64_at(r, "/inference/passed_without_ai") >= 40, "{r:#}");
+    assert_eq!(u64_at(r, "/frames_in"), 45, "{r:#}");
+    assert_eq!(u64_at(r, "/frames_out"), 45, "no frame was lost: {r:#}");
+    // A 1 ms wait for a model that needs far more is missed: frames go on
+    // without it (how many is the machine's business, not the test's).
+    let passed = u64_at(r, "/inference/passed_without_ai");
+    assert!(passed >= 1, "frames went on without the model: {r:#}");
+    // Frame 0 has nothing to show yet: "AI paused" from the start. Every
+    // frame drawn with findings draws an earlier frame's, at least one frame
+    // interval (67 ms) old, past stale_after_ms: stale.
+    assert!(u64_at(r, "/overlay/paused_frames") >= 1, "{r:#}");
+    let scored = u64_at(r, "/accuracy/frames");
     assert!(
-        u64_at(r, "/overlay/stale_frames") >= 20,
+        scored >= 1,
+        "the model still scored the frames it saw: {r:#}"
+    );
+    assert!(
+        u64_at(r, "/overlay/stale_frames") >= 1,
         "late findings are drawn as stale: {r:#}"
     );
-    assert!(u64_at(r, "/overlay/paused_frames") >= 1, "{r:#}");
     assert!(
-        u64_at(r, "/accuracy/frames") >= 20,
-        "the model still scored the frames it saw: {r:#}"
+        u64_at(r, "/overlay/stale_frames") + u64_at(r, "/overlay/paused_frames") >= passed,
+        "every frame that went on without the model is drawn stale or says AI paused: {r:#}"
     );
     // The banner: a red bar across the top middle of some frame.
     let banner = rgb_frames(&mp4, 1).iter().any(|(rgb, w, _)| {

@@ -16,8 +16,10 @@ use sonoflow_core::{Frame, FramePool, ModelOutputs, MonotonicClock};
 use sonoflow_inference::{EngineOptions, FrameModel, Generator, KernelSlot, Runtime};
 use sonoflow_model::ModelDir;
 use sonoflow_phantom::{Phantom, PhantomConfig};
+use sonoflow_reasoning::grounding::ground;
 use sonoflow_reasoning::prompt::PromptCodec;
-use sonoflow_reasoning::{Sampler, Sampling};
+use sonoflow_reasoning::stream::{ReportStream, PUBLISH_EVERY};
+use sonoflow_reasoning::{Calipers, Sampler, Sampling};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -485,4 +487,107 @@ fn nan_kernels_from_the_head_are_refused_counted_and_the_decoder_keeps_its_own()
         1,
         "logged once: {log}"
     );
+}
+
+#[test]
+fn a_long_report_streams_at_the_same_cost_per_token_with_the_models_tokenizer() {
+    let model = ModelDir::open(&model_dir()).expect("model");
+    let codec = PromptCodec::load(&model).expect("tokenizer");
+    let report =
+        "finding : mass . shape : oval . orientation : parallel . margin : circumscribed . \
+        echo pattern : hypoechoic . posterior features : none . calcifications : none . \
+        assessment : probably benign . long axis : <long> mm . short axis : <short> mm .";
+    // Forty reports' worth of tokens, ending with the task tokens.
+    let text = format!("{} [SEG] [DET]", vec![report; 40].join(" "));
+    let ids = codec.encode(&text).expect("every word in the vocabulary");
+    let calipers = Calipers::default();
+    let mut stream = ReportStream::new(&codec, &model.manifest.report, calipers);
+    let (t0, step) = (std::time::Instant::now(), Duration::from_micros(400));
+    let mut work = Vec::new();
+    for (i, &id) in ids.iter().enumerate() {
+        stream.push(id, t0 + step * i as u32);
+        work.push(stream.work());
+    }
+    let last = *work.last().expect("tokens");
+    assert_eq!(
+        last.decoded,
+        ids.len(),
+        "one decode step a token, never the whole text"
+    );
+    // The last tenth of the tokens cost what the first tenth did: nothing
+    // grows with the text so far (the longest word is "microlobulated").
+    let tenth = ids.len() / 10;
+    let bytes = |from: usize, to: usize| work[to].grounded_bytes - work[from].grounded_bytes;
+    let (early, late) = (bytes(0, tenth), bytes(ids.len() - 1 - tenth, ids.len() - 1));
+    assert!(
+        late <= early + 64,
+        "grounded bytes: first tenth {early}, last tenth {late}"
+    );
+    assert!(last.max_token_bytes <= "microlobulated".len(), "{last:?}");
+    // The board got a text at most once per PUBLISH_EVERY, not per token.
+    let written = step * ids.len() as u32;
+    assert!(
+        last.published <= (written.as_micros() / PUBLISH_EVERY.as_micros()) as usize + 1,
+        "{} texts for {} tokens",
+        last.published,
+        ids.len()
+    );
+    // And the result is the tokenizer's text, grounded as a whole.
+    let (generated, grounded) = stream.finish();
+    assert_eq!(generated, codec.decode(&ids));
+    assert_eq!(
+        grounded,
+        ground(&generated, &calipers, &model.manifest.report)
+    );
+    assert_eq!(
+        grounded.text.matches("long axis: not measured.").count(),
+        40
+    );
+}
+
+#[test]
+fn prompt_examples_and_report_placeholders_come_from_the_manifest() {
+    let manifest = |d: &std::path::Path| d.join("sonoflow-model.toml");
+    let edit = |from: &'static str, to: &'static str| {
+        move |d: &std::path::Path| {
+            let text = std::fs::read_to_string(manifest(d)).expect("manifest");
+            assert!(text.contains(from), "{from}");
+            std::fs::write(manifest(d), text.replacen(from, to, 1)).expect("write");
+        }
+    };
+    let refusal = |dir: &std::path::Path| {
+        let model = ModelDir::open(dir).expect("model");
+        let codec = PromptCodec::load(&model).expect("tokenizer");
+        codec
+            .encode("[SEG] thyroid")
+            .expect_err("not a word of the model")
+            .to_string()
+    };
+    // The manifest's prompts, as umind-nano ships them.
+    let error = refusal(&model_dir());
+    assert!(
+        error.contains(r#""[DIAG]", "[SEG] cyst", "[SEG] mass", "[SEG] lesion""#),
+        "{error}"
+    );
+    // Without them, the task tokens.
+    let plain = umind_copy(edit(
+        "prompts = [\"[DIAG]\", \"[SEG] cyst\", \"[SEG] mass\", \"[SEG] lesion\"]\n",
+        "",
+    ));
+    let error = refusal(plain.path());
+    assert!(
+        error.contains(r#""[SEG]", "[DET]", "[MEAS]", "[DIAG]""#),
+        "{error}"
+    );
+    // A placeholder the tokenizer does not know is refused when the head (or model check) loads it.
+    let unknown = umind_copy(edit(
+        "placeholder = \"<long>\"",
+        "placeholder = \"<length>\"",
+    ));
+    let model = ModelDir::open(unknown.path()).expect("model");
+    let error = PromptCodec::load(&model)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("no `<length>`"), "{error}");
 }

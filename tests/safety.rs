@@ -22,6 +22,7 @@ fn umind() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx/umind-nano")
 }
 
+/// The phantom through `model` into an MP4; `extra` adds sections.
 fn phantom_with(model: &Path, extra: &str, mp4: &Path) -> String {
     format!(
         "[source]\nkind = \"phantom\"\nprobe = \"linear\"\ndepth_cm = 4\nseed = 7\nlesions = 1\nfps = 15\n\
@@ -49,7 +50,10 @@ fn nan_outputs_read_as_ai_output_invalid_never_as_no_lesion() {
         dir.path(),
         &phantom_with(
             &fixture("tiny-model-nan"),
-            "[overlay]\nenabled = true\n",
+            // Blocking hand-offs and no load shedding: every frame reaches
+            // the model on any machine, so the counts below are exact.
+            "[overlay]\nenabled = true\n[load]\nenabled = false\n\
+             [queues.process]\npolicy = \"block\"\n[queues.output]\npolicy = \"block\"\n",
             &mp4,
         ),
         &["--frames", "20"],
@@ -60,9 +64,19 @@ fn nan_outputs_read_as_ai_output_invalid_never_as_no_lesion() {
     assert_eq!(frames, 20, "{r:#}");
     // Every frame the model ran on is an invalid output, counted as a failure.
     let invalid = u64_at(r, "/inference/invalid_outputs");
-    assert!(invalid >= 18, "{r:#}");
+    let waited_out = u64_at(r, "/inference/passed_without_ai");
+    assert!(invalid >= 1, "{r:#}");
+    assert_eq!(
+        invalid + waited_out,
+        20,
+        "every frame went to the model: {r:#}"
+    );
     assert_eq!(u64_at(r, "/inference/failures"), invalid, "{r:#}");
-    assert!(u64_at(r, "/overlay/invalid_frames") >= 18, "{r:#}");
+    assert_eq!(
+        u64_at(r, "/overlay/invalid_frames"),
+        20,
+        "every frame is drawn as invalid, none as \"no lesion\": {r:#}"
+    );
     // No self-check was scored on outputs that mean nothing.
     assert!(r.pointer("/accuracy").is_none_or(|a| a.is_null()), "{r:#}");
     let stderr = run.stderr();
@@ -121,7 +135,9 @@ fn over_budget_the_ladder_sheds_in_order_and_reports_it() {
     assert_eq!(u64_at(r, "/load/climbs"), 3, "{r:#}");
     assert_eq!(u64_at(r, "/load/descents"), 0, "{r:#}");
     let at = |step: &str| u64_at(r, &format!("/load/frames_at/{step}"));
-    assert!(at("full") >= 3 && at("half_rate") >= 1, "{r:#}");
+    // The first frames run in full before the first hold is over (how many
+    // depends on the machine's pace), the last ones at half rate.
+    assert!(at("full") >= 1 && at("half_rate") >= 1, "{r:#}");
     assert_eq!(
         at("full") + at("head_paused") + at("overlay_lean") + at("half_rate"),
         u64_at(r, "/frames_out"),

@@ -26,14 +26,12 @@ fn start(dir: &std::path::Path, mp4: &std::path::Path) -> Child {
         .expect("start sonoflow")
 }
 
-/// Waits until the run has written something (its file grows), at most 20 s.
+/// Waits until the run has written frames (its file holds a first
+/// fragment); LIMIT is a hang guard, not a speed limit.
 fn wait_for_frames(mp4: &std::path::Path) {
     let started = Instant::now();
     while std::fs::metadata(mp4).map_or(0, |m| m.len()) < 4096 {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no frames written"
-        );
+        assert!(started.elapsed() < LIMIT, "no frames written");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -57,12 +55,19 @@ fn stops_cleanly_on(name: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "SIGTERM: {}\n{stderr}",
+        "SIG{name}: {}\n{stderr}",
         output.status
     );
     let r = read_report(dir.path()).expect("report written after the signal");
+    // The file held a fragment before the signal, so frames were out; how
+    // many depends on the machine, that the file holds each of them does not.
     let out = u64_at(&r, "/frames_out");
-    assert!(out > 10, "{r:#}");
+    assert!(out > 0, "{r:#}");
+    assert_eq!(
+        out + pipeline_dropped(&r),
+        u64_at(&r, "/frames_in"),
+        "{r:#}"
+    );
     assert_eq!(decode(&mp4).frames, out, "the file was finalised");
 }
 

@@ -205,12 +205,49 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
         !text.chars().any(|c| c.is_ascii_digit()),
         "no number comes from the language model: {text}"
     );
+    // The report against the phantom's truth for its one lesion: the class
+    // and the six descriptors, in the report's words (the truth's serde
+    // names, spaces for underscores).
     let lesion = &truth.lesions[0];
     let class = match lesion.class {
         sonoflow_core::findings::FindingClass::Cyst => "cyst",
         sonoflow_core::findings::FindingClass::Mass => "mass",
     };
-    eprintln!("truth: {class}, {:?}", lesion.attributes);
+    let said: std::collections::BTreeMap<&str, &str> = text
+        .split(" . ")
+        .filter_map(|clause| clause.split_once(" : "))
+        .collect();
+    assert!(
+        ["cyst", "mass"].contains(&said.get("finding").copied().unwrap_or_default()),
+        "the finding is a class of the vocabulary: {text}"
+    );
+    let attributes = serde_json::to_value(lesion.attributes).expect("attributes");
+    let mut expected = vec![("finding", class.to_owned())];
+    for (field, key) in [
+        ("shape", "shape"),
+        ("orientation", "orientation"),
+        ("margin", "margin"),
+        ("echo_pattern", "echo pattern"),
+        ("posterior", "posterior features"),
+        ("calcifications", "calcifications"),
+    ] {
+        let word = attributes[field].as_str().expect("a named value");
+        expected.push((key, word.replace('_', " ")));
+    }
+    let agree: Vec<&str> = expected
+        .iter()
+        .filter(|(key, word)| said.get(key) == Some(&word.as_str()))
+        .map(|(key, _)| *key)
+        .collect();
+    eprintln!("truth: {expected:?}; the report agrees on {agree:?}");
+    // The model card gives 63-95 % per attribute (class 77 %); this frame's
+    // complex cyst is the documented hard case (cyst against mass, its echo
+    // pattern). Four of seven is a little under what it says here (five):
+    // a broken input, graph or tokenizer agrees on far fewer.
+    assert!(
+        agree.len() >= 4,
+        "the report agrees with the truth on {agree:?} only: {text}; truth {expected:?}"
+    );
 
     // Both task tokens were written; their hidden states become kernels.
     let hidden: Vec<Vec<f32>> = g

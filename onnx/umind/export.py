@@ -125,6 +125,32 @@ def graph_section(role, file, out, inputs, outputs, max_positions=None):
     return "\n".join(lines)
 
 
+# The task prompts umind-nano is taught (train.py: the report; finetune.py: the class prompts).
+PROMPTS = [report.PROMPT, "[SEG] cyst", "[SEG] mass", "[SEG] lesion"]
+
+
+def report_section():
+    """[report]: the grammar of report.py's reports, for the reasoning head."""
+    keys = {key: field for key, field in report.KEYS}
+    renamed = {key: field for key, field in report.KEYS if key.replace(" ", "_") != field and field not in ("class", "assessment")}
+    finding = next(key for key, field in report.KEYS if field == "class")
+    assessment = next(key for key, field in report.KEYS if field == "assessment")
+    assert keys[finding] == "class" and keys[assessment] == "assessment"
+    measurement = '  {{ key = "{}", placeholder = "{}", caliper = "{}", unit = "mm" }},'
+    return "\n".join([
+        "[report]",
+        f"finding = {json.dumps(finding)}",
+        f"assessment = {json.dumps(assessment)}",
+        f"no_finding = {json.dumps(report.NO_LESION.rstrip(' .'))}",
+        "attribute_keys = { " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in renamed.items()) + " }",
+        "measurements = [",
+        measurement.format("long axis", report.LONG, "long"),
+        measurement.format("short axis", report.SHORT, "short"),
+        "]",
+        "",
+    ])
+
+
 def manifest(out, vocab, version, provenance):
     f32 = "float32"
     kv_past = [(n, f32, ["batch", HEADS, "past_sequence", HEAD_DIM]) for n in past_names()]
@@ -139,10 +165,12 @@ def manifest(out, vocab, version, provenance):
         f'version = "{version}"',
         'description = "UMind-VL-style ultrasound VLM (CNN encoder, 4-layer LM, dynamic-kernel mask decoder), 256x256 gray, trained on the sonoflow phantom. Not a clinical device."',
         f"labels = [{', '.join(json.dumps(c) for c in report.CLASSES)}]",
+        f"prompts = [{', '.join(json.dumps(p) for p in PROMPTS)}]",
         "",
         "[attributes]",
         attrs,
         "",
+        report_section(),
         "[license]",
         'weights = "Apache-2.0"',
         f"provenance = {json.dumps(provenance)}",

@@ -216,25 +216,7 @@ pub fn decode_with(
     format: &str,
     mut on_frame: impl FnMut(usize, usize, usize, &[u8]),
 ) {
-    gst::init().expect("GStreamer init");
-    // The path is set as a property, never quoted into the launch text.
-    let launch = format!(
-        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format={format} ! appsink name=out sync=false"
-    );
-    let pipeline = gst::parse::launch(&launch)
-        .expect("decode pipeline")
-        .downcast::<gst::Pipeline>()
-        .expect("pipeline");
-    pipeline
-        .by_name("src")
-        .expect("filesrc")
-        .set_property("location", path.to_string_lossy().as_ref());
-    let sink = pipeline
-        .by_name("out")
-        .expect("appsink")
-        .downcast::<gst_app::AppSink>()
-        .expect("appsink type");
-    pipeline.set_state(gst::State::Playing).expect("play");
+    let (pipeline, sink) = decoder(path, format);
     let mut index = 0;
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(10)) {
         let size = sample.caps().and_then(|c| {
@@ -259,6 +241,46 @@ pub fn decode_with(
             panic!("decoding {} failed: {}", path.display(), err.error());
         }
     }
+}
+
+/// A playing pipeline that decodes `path` to `format` into an appsink.
+fn decoder(path: &Path, format: &str) -> (gst::Pipeline, gst_app::AppSink) {
+    gst::init().expect("GStreamer init");
+    // The path is set as a property, never quoted into the launch text.
+    let launch = format!(
+        "filesrc name=src ! decodebin ! videoconvert ! video/x-raw,format={format} ! appsink name=out sync=false"
+    );
+    let pipeline = gst::parse::launch(&launch)
+        .expect("decode pipeline")
+        .downcast::<gst::Pipeline>()
+        .expect("pipeline");
+    pipeline
+        .by_name("src")
+        .expect("filesrc")
+        .set_property("location", path.to_string_lossy().as_ref());
+    let sink = pipeline
+        .by_name("out")
+        .expect("appsink")
+        .downcast::<gst_app::AppSink>()
+        .expect("appsink type");
+    pipeline.set_state(gst::State::Playing).expect("play");
+    (pipeline, sink)
+}
+
+/// The frame rate a media file's decoded caps declare, as (numerator,
+/// denominator): what a player shows, read independently of sonoflow.
+pub fn decoded_framerate(path: &Path) -> (i32, i32) {
+    let (pipeline, sink) = decoder(path, "GRAY8");
+    let sample = sink
+        .try_pull_sample(gst::ClockTime::from_seconds(10))
+        .unwrap_or_else(|| panic!("{}: no frame decodes", path.display()));
+    pipeline.set_state(gst::State::Null).expect("stop");
+    let rate = sample
+        .caps()
+        .and_then(|c| c.structure(0))
+        .and_then(|s| s.get::<gst::Fraction>("framerate").ok())
+        .unwrap_or_else(|| panic!("{}: caps without a frame rate", path.display()));
+    (rate.numer(), rate.denom())
 }
 
 /// A UDP port on loopback that was free a moment ago.

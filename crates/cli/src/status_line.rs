@@ -84,10 +84,8 @@ impl StatusLine {
 /// " | vs phantom truth: Dice 0.93, long-axis error 0.41 mm" once frames with
 /// ground truth were scored (an error against the truth, not an uncertainty).
 fn self_check(i: &sonoflow_runtime::InferenceStats) -> String {
-    let Ok(acc) = i.accuracy.lock() else {
-        return String::new();
-    };
-    match (acc.dice_mean(), acc.long_axis_mae_mm()) {
+    let acc = i.accuracy();
+    match (acc.dice_mean, acc.long_axis_mae_mm) {
         (Some(d), Some(l)) => {
             format!(" | vs phantom truth: Dice {d:.2}, long-axis error {l:.2} mm")
         }

@@ -93,10 +93,38 @@ mod tests {
     }
 
     #[test]
-    fn monotonic_clock_never_goes_back() {
-        let clock = MonotonicClock::new();
-        let a = clock.now();
-        let b = clock.now();
-        assert!(b >= a);
+    fn manual_clock_is_set_to_given_timestamps() {
+        let clock = ManualClock::new();
+        clock.set(Timestamp(7_000_000_000));
+        assert_eq!(clock.now(), Timestamp(7_000_000_000));
+        clock.advance(Duration::from_nanos(5));
+        assert_eq!(clock.now(), Timestamp(7_000_000_005));
+        // Replaying an earlier timestamp moves it back: it is told, not asked.
+        clock.set(Timestamp(1));
+        assert_eq!(clock.now(), Timestamp(1));
+    }
+
+    #[test]
+    fn monotonic_clock_counts_from_its_own_origin() {
+        let early = MonotonicClock::new();
+        let gap = Duration::from_millis(20);
+        // A sleep lasts at least its duration on any machine: a lower bound only.
+        std::thread::sleep(gap);
+        let late = MonotonicClock::new();
+        let late_now = late.now();
+        let early_now = early.now();
+        // Each clock's zero is its own construction, so the earlier one reads
+        // at least `gap` more (read second, it can only have moved further).
+        assert!(
+            early_now.saturating_since(late_now) >= gap,
+            "{early_now:?} vs {late_now:?}"
+        );
+        // And it never goes back.
+        let mut last = early.now();
+        for _ in 0..1000 {
+            let now = early.now();
+            assert!(now >= last, "{now:?} after {last:?}");
+            last = now;
+        }
     }
 }

@@ -8,11 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::findings::{GroundTruth, ImageRegion, PixelSpacing};
-use crate::{FrameFindings, Pooled, PooledBuffer, Recycled, Timestamp};
+use crate::{FrameFindings, FrameId, Pooled, PooledBuffer, Recycled, Timestamp};
 
-/// Monotonic id of a frame within one run, assigned at ingest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
-pub struct FrameId(pub u64);
 
 /// The pixel formats frames are negotiated into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -19,6 +19,7 @@ mod clock;
 mod config_issue;
 pub mod findings;
 mod frame;
+mod frame_id;
 mod interpretation;
 mod pool;
 
@@ -26,9 +27,10 @@ pub use annotations::FrameFindings;
 pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
 pub use config_issue::{reject_foreign_keys, ConfigIssue};
 pub use frame::{
-    Frame, FrameFormat, FrameFormatError, FrameId, ModelGeometry, ModelOutputs, PixelFormat, Stage,
+    Frame, FrameFormat, FrameFormatError, ModelGeometry, ModelOutputs, PixelFormat, Stage,
     StageStamps,
 };
+pub use frame_id::FrameId;
 pub use interpretation::{Interpretation, InterpretationBoard, InterpretationState};
 pub use pool::{
     BufferPool, FramePool, PoolCounters, Pooled, PooledBuffer, Recycled, Recycler, Reusable,

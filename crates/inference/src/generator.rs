@@ -9,12 +9,23 @@
 //! per-frame decoder's kernels. Every output read is checked finite
 //! ([`InferenceError::NonFinite`]). Graph roles and tensor names follow the
 //! model contract (docs/model-contract.md).
+//!
+//! Each decode step costs what the graphs cost and little more: the new
+//! token's embedding (the embed_tokens output) is fed to the decoder as it
+//! is, without a copy; the cache's tensors move from one step's outputs to
+//! the next step's inputs (never copied on this side; the decoder graph
+//! itself appends to them); the attention mask and position ids are views
+//! of tables made once; tensor names are made once. No work on this side
+//! grows with the length of the text so far (the graph's own does: it
+//! attends over the cache and appends to it).
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, Array3, Array4, ArrayD, IxDyn};
-use ort::value::{DynValue, Tensor};
+use ndarray::{Array3, Array4, ArrayD, IxDyn};
+use ort::session::SessionInputValue;
+use ort::value::{DynValue, Tensor, TensorRef};
 use sonoflow_model::{Dim, ModelDir, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR};
 
 use crate::graph::{EngineOptions, GraphSession};
@@ -45,6 +56,30 @@ pub fn argmax(logits: &[f32]) -> i64 {
         .map_or(0, |(i, _)| i as i64)
 }
 
+/// Runs embed_tokens on `ids` ([1, n]); the output is checked finite.
+fn embed_ids(embed: &mut GraphSession, ids: &[i64]) -> Result<DynValue, InferenceError> {
+    let err = |e: ort::Error| InferenceError::Run {
+        file: embed.file.display().to_string(),
+        message: e.to_string(),
+    };
+    let input = TensorRef::from_array_view(([1, ids.len()], ids)).map_err(err)?;
+    let mut out = embed
+        .session
+        .run(ort::inputs!["input_ids" => input])
+        .map_err(err)?;
+    let (_, data) = out["inputs_embeds"]
+        .try_extract_tensor::<f32>()
+        .map_err(err)?;
+    crate::finite::ensure_slice(&embed.file, &embed.role, "inputs_embeds", data)?;
+    out.remove("inputs_embeds")
+        .ok_or_else(|| InferenceError::Tensor {
+            file: embed.file.display().to_string(),
+            tensor: "inputs_embeds".into(),
+            expected: "an embed_tokens output".into(),
+            found: "nothing".into(),
+        })
+}
+
 /// embed_tokens + decoder + kernel_projector sessions of one model.
 pub struct Generator {
     pub embed: GraphSession,
@@ -56,6 +91,13 @@ pub struct Generator {
     width: usize,
     /// The decoder's position table: positions fed are always below it.
     max_positions: usize,
+    /// The cache's input and output names, layer by layer (key, value).
+    past_names: Vec<String>,
+    present_names: Vec<String>,
+    /// Ones and 0, 1, 2, ... as long as the position table: the attention
+    /// mask and the position ids of every step are views of them.
+    ones: Vec<i64>,
+    positions: Vec<i64>,
 }
 
 fn fixed(dims: &[Dim], i: usize) -> Option<usize> {
@@ -124,6 +166,11 @@ impl Generator {
             .find(|t| t.name == "inputs_embeds")
             .ok_or_else(|| shape_error("inputs_embeds"))?;
         let width = fixed(&embeds.shape, 2).ok_or_else(|| shape_error("inputs_embeds"))?;
+        let names = |prefix: &str| -> Vec<String> {
+            (0..2 * layers)
+                .map(|i| format!("{prefix}.{}.{}", i / 2, ["key", "value"][i % 2]))
+                .collect()
+        };
         Ok(Self {
             embed,
             decoder,
@@ -133,45 +180,16 @@ impl Generator {
             head_dim,
             width,
             max_positions,
+            past_names: names("past_key_values"),
+            present_names: names("present"),
+            ones: vec![1; max_positions],
+            positions: (0..max_positions as i64).collect(),
         })
     }
 
     /// The size of the decoder's position table.
     pub fn max_positions(&self) -> usize {
         self.max_positions
-    }
-
-    /// Embeddings [1, n, width] of `ids`.
-    fn embed_ids(&mut self, ids: &[i64]) -> Result<Array3<f32>, InferenceError> {
-        let file = self.embed.file.display().to_string();
-        let err = |e: ort::Error| InferenceError::Run {
-            file: file.clone(),
-            message: e.to_string(),
-        };
-        let input = Tensor::from_array(
-            Array2::from_shape_vec((1, ids.len()), ids.to_vec()).map_err(|e| {
-                InferenceError::Run {
-                    file: file.clone(),
-                    message: e.to_string(),
-                }
-            })?,
-        )
-        .map_err(err)?;
-        let out = self
-            .embed
-            .session
-            .run(ort::inputs!["input_ids" => input])
-            .map_err(err)?;
-        let (_, data) = out["inputs_embeds"]
-            .try_extract_tensor::<f32>()
-            .map_err(err)?;
-        crate::finite::ensure_slice(&self.embed.file, &self.embed.role, "inputs_embeds", data)?;
-        Array3::from_shape_vec((1, ids.len(), self.width), data.to_vec()).map_err(|e| {
-            InferenceError::Run {
-                file,
-                message: e.to_string(),
-            }
-        })
     }
 
     /// Generation after `image_embeds` ([image_tokens x width], row-major)
@@ -207,7 +225,7 @@ impl Generator {
                 max_positions: self.max_positions,
             });
         }
-        if max_new == 0 {
+        if max_new == 0 || needed == 0 {
             return Ok(Generation {
                 tokens,
                 task_hidden: hidden,
@@ -217,33 +235,23 @@ impl Generator {
                 truncated: true,
             });
         }
-        let image = Array3::from_shape_vec(
-            (1, image_tokens, self.width),
-            image_embeds[..image_tokens * self.width].to_vec(),
-        )
-        .map_err(|e| InferenceError::Run {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
-        let prompt = self.embed_ids(prompt)?;
-        let mut embeds = ndarray::concatenate(ndarray::Axis(1), &[image.view(), prompt.view()])
-            .map_err(|e| InferenceError::Run {
-                file: file.clone(),
-                message: e.to_string(),
-            })?;
-        // Positions already in the cache; the next step feeds total.. .
-        let mut total = 0usize;
         let err = |e: ort::Error| InferenceError::Run {
             file: file.clone(),
             message: e.to_string(),
         };
-        let kv_name = |prefix: &str, i: usize| {
-            format!(
-                "{prefix}.{}.{}",
-                i / 2,
-                if i.is_multiple_of(2) { "key" } else { "value" }
-            )
-        };
+        // The prefill: image tokens, then the prompt's embeddings.
+        let mut prefill = Vec::with_capacity(needed * self.width);
+        prefill.extend_from_slice(&image_embeds[..image_tokens * self.width]);
+        {
+            let prompt = embed_ids(&mut self.embed, prompt)?;
+            let (_, data) = prompt.try_extract_tensor::<f32>().map_err(err)?;
+            prefill.extend_from_slice(data);
+        }
+        let mut embeds = Tensor::from_array(([1, needed, self.width], prefill))
+            .map_err(err)?
+            .into_dyn();
+        // Positions already in the cache; the next step feeds total.. .
+        let mut total = 0usize;
         // The cache: empty before the prefill, then each step's presents,
         // moved (not copied) into the next step's inputs.
         let mut past: Vec<DynValue> = (0..2 * self.layers)
@@ -254,29 +262,23 @@ impl Generator {
             .collect::<Result<_, _>>()
             .map_err(err)?;
         loop {
-            let s = embeds.shape()[1];
-            let mut inputs: Vec<(String, DynValue)> = vec![
-                (
-                    "inputs_embeds".into(),
-                    Tensor::from_array(embeds).map_err(err)?.into_dyn(),
-                ),
-                (
-                    "attention_mask".into(),
-                    Tensor::from_array(Array2::<i64>::ones((1, total + s)))
-                        .map_err(err)?
-                        .into_dyn(),
-                ),
-                (
-                    "position_ids".into(),
-                    Tensor::from_array(Array2::from_shape_fn((1, s), |(_, j)| (total + j) as i64))
-                        .map_err(err)?
-                        .into_dyn(),
-                ),
-            ];
+            // The prefill's length, then 1 (never 0: `needed` is not).
+            let s = embeds.shape().get(1).map_or(1, |&n| n.max(1) as usize);
+            // Both within the tables: total + s <= max_positions (checked above and below).
+            let mask = TensorRef::from_array_view(([1, total + s], &self.ones[..total + s]))
+                .map_err(err)?;
+            let positions = TensorRef::from_array_view(([1, s], &self.positions[total..total + s]))
+                .map_err(err)?;
+            let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+                Vec::with_capacity(3 + past.len());
+            inputs.push(("inputs_embeds".into(), embeds.into()));
+            inputs.push(("attention_mask".into(), mask.into()));
+            inputs.push(("position_ids".into(), positions.into()));
             inputs.extend(
-                past.drain(..)
-                    .enumerate()
-                    .map(|(i, p)| (kv_name("past_key_values", i), p)),
+                self.past_names
+                    .iter()
+                    .zip(past.drain(..))
+                    .map(|(name, p)| (Cow::Borrowed(name.as_str()), p.into())),
             );
             let mut out = self.decoder.session.run(inputs).map_err(err)?;
             let next = {
@@ -311,17 +313,13 @@ impl Generator {
                 )?;
                 hidden[k] = Some(row.to_vec());
             }
-            for i in 0..2 * self.layers {
-                let name = kv_name("present", i);
-                past.push(
-                    out.remove(name.as_str())
-                        .ok_or_else(|| InferenceError::Tensor {
-                            file: file.clone(),
-                            tensor: name,
-                            expected: "a decoder output".into(),
-                            found: "nothing".into(),
-                        })?,
-                );
+            for name in &self.present_names {
+                past.push(out.remove(name).ok_or_else(|| InferenceError::Tensor {
+                    file: file.clone(),
+                    tensor: name.clone(),
+                    expected: "a decoder output".into(),
+                    found: "nothing".into(),
+                })?);
             }
             drop(out);
             total += s;
@@ -339,7 +337,7 @@ impl Generator {
                 truncated = true;
                 break;
             }
-            embeds = self.embed_ids(&[next])?;
+            embeds = embed_ids(&mut self.embed, &[next])?;
         }
         Ok(Generation {
             tokens,

@@ -180,8 +180,8 @@ impl GraphSession {
                     .and_then(|mut b| b.commit_from_file(&file).map_err(|e| e.to_string()))
             } else {
                 Err(format!(
-                    "not in this ONNX Runtime build (it offers {})",
-                    crate::provider::available_providers().join(", ")
+                    "not in this ONNX Runtime build (of sonoflow's providers it offers {})",
+                    crate::provider::names(&crate::provider::available_providers())
                 ))
             };
             match attempt {

@@ -150,12 +150,10 @@ pub(crate) fn note_absent_gpu_providers() {
             .map(Provider::name)
             .collect();
         let offered = available_providers();
-        // Azure's provider calls remote endpoints; it runs nothing on this machine.
-        let local = ["CPUExecutionProvider", "AzureExecutionProvider"];
-        let build = if offered.iter().all(|p| local.contains(&p.as_str())) {
+        let build = if offered == [Provider::Cpu] {
             "CPU only".to_owned()
         } else {
-            format!("it offers {}", offered.join(", "))
+            format!("it offers {}", names(&offered))
         };
         tracing::info!(
             "GPU providers not in this ONNX Runtime build ({build}): {}",
@@ -237,29 +235,24 @@ pub fn explain_failure(provider: Provider, raw: &str) -> String {
     )
 }
 
-/// Names of the providers the loaded ONNX Runtime library offers.
-pub fn available_providers() -> Vec<String> {
-    // SAFETY: GetAvailableProviders fills a pointer to `n` C strings that stay
-    // valid until ReleaseAvailableProviders, which is called right after copying.
-    unsafe {
-        let api = ort::api();
-        let (mut list, mut n): (*mut *mut std::ffi::c_char, std::ffi::c_int) =
-            (std::ptr::null_mut(), 0);
-        if ort::Error::result_from_status((api.GetAvailableProviders)(&mut list, &mut n)).is_err()
-            || list.is_null()
-        {
-            return Vec::new();
-        }
-        let names = (0..n as usize)
-            .map(|i| {
-                std::ffi::CStr::from_ptr(*list.add(i))
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        let _ = ort::Error::result_from_status((api.ReleaseAvailableProviders)(list, n));
-        names
-    }
+/// The providers of sonoflow's chain that the loaded ONNX Runtime library
+/// was built with, fastest first. ort asks the library itself
+/// (`ExecutionProvider::is_available`), so no FFI of our own is needed;
+/// providers sonoflow never uses are not listed.
+pub fn available_providers() -> Vec<Provider> {
+    [Provider::TensorRt, Provider::Cuda, Provider::Cpu]
+        .into_iter()
+        .filter(|p| p.compiled_in())
+        .collect()
+}
+
+/// `providers` as words for a message: "tensorrt, cuda, cpu".
+pub(crate) fn names(providers: &[Provider]) -> String {
+    providers
+        .iter()
+        .map(|p| p.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 mod backoff;
 pub mod config;
+mod error;
 mod phantom_feed;
 mod source;
 mod status;
@@ -34,6 +35,7 @@ use tracing::{info, info_span, warn};
 
 pub use backoff::Backoff;
 pub use config::{RestartConfig, SourceConfig, SourceKind, SourceSpec};
+pub use error::{BuildError, BusError, IngestError, PropertyProblem, Rejections, SampleError};
 pub use status::{SourceReport, SourceState, SourceStatus};
 
 use phantom_feed::TruthQueue;
@@ -41,58 +43,6 @@ use source::{Pulled, RunningSource};
 
 /// How long one poll of the appsink waits before checking for stop.
 const POLL: Duration = Duration::from_millis(100);
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("GStreamer could not be initialised: {0}")]
-    Init(String),
-    #[error("the source pipeline `{launch}` could not be built: {message}")]
-    Launch { launch: String, message: String },
-    #[error("the source pipeline `{launch}` could not start: {cause}")]
-    Start { launch: String, cause: String },
-    #[error("the source failed: {0}")]
-    Source(String),
-    #[error("the source delivered an unusable frame: {0}")]
-    Frame(String),
-    #[error(
-        "the source delivered {rejected} samples and none could be used as a frame (the last: {cause}); \
-         check that the source's caps match its buffers (width, height, format, row stride)"
-    )]
-    Unusable { rejected: u64, cause: String },
-}
-
-impl IngestError {
-    /// Worth a restart for a live source (a device or network that may come back).
-    pub fn is_transient(&self) -> bool {
-        matches!(self, IngestError::Start { .. } | IngestError::Source(_))
-    }
-}
-
-/// Samples rejected since the last frame that could be used, and why the
-/// latest was: a source whose every sample is rejected delivers nothing.
-#[derive(Default)]
-struct Rejections {
-    count: u64,
-    last: Option<IngestError>,
-}
-
-impl Rejections {
-    fn note(&mut self, err: IngestError) {
-        self.count += 1;
-        self.last = Some(err);
-    }
-
-    /// What a stall or an end adds when samples came but none could be used.
-    fn explain(&self) -> String {
-        match &self.last {
-            Some(last) if self.count > 0 => format!(
-                "; {} samples since the last usable frame were rejected, the last: {last}",
-                self.count
-            ),
-            _ => String::new(),
-        }
-    }
-}
 
 /// Whether the consumer wants more frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +86,7 @@ pub struct Ingest {
 
 /// Initialises GStreamer once per process; safe to call again.
 pub fn init_gstreamer() -> Result<(), IngestError> {
-    gst::init().map_err(|e| IngestError::Init(e.to_string()))
+    gst::init().map_err(IngestError::Init)
 }
 
 impl Ingest {
@@ -268,19 +218,19 @@ impl Ingest {
                 }
                 Pulled::Idle => {}
                 Pulled::EndOfStream if self.spec.live => {
-                    return Err(IngestError::Source(format!(
-                        "the live source ended{}",
-                        rejections.explain()
-                    )));
+                    return Err(IngestError::LiveEnded { rejections });
                 }
-                Pulled::EndOfStream if self.next_id == 0 && rejections.count > 0 => {
-                    return Err(IngestError::Unusable {
-                        rejected: rejections.count,
-                        cause: rejections.last.map(|e| e.to_string()).unwrap_or_default(),
-                    });
+                Pulled::EndOfStream => {
+                    // A finite source that never gave a usable frame failed.
+                    return match rejections.last {
+                        Some(last) if self.next_id == 0 => Err(IngestError::Unusable {
+                            rejected: rejections.count,
+                            last,
+                        }),
+                        _ => Ok(IngestEnd::EndOfStream),
+                    };
                 }
-                Pulled::EndOfStream => return Ok(IngestEnd::EndOfStream),
-                Pulled::Error(message) => return Err(IngestError::Source(message)),
+                Pulled::Error(error) => return Err(IngestError::Failed(error)),
             }
             // Samples that were all rejected do not hold off the stall timer.
             let quiet = self.clock.now().saturating_since(last_frame_at);
@@ -290,11 +240,11 @@ impl Ingest {
                 self.spec.startup_timeout()
             };
             if self.spec.live && quiet >= limit {
-                return Err(IngestError::Source(format!(
-                    "no frame for {} ms{}",
-                    quiet.as_millis(),
-                    rejections.explain()
-                )));
+                return Err(IngestError::Stalled {
+                    quiet_ms: u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX),
+                    limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    rejections,
+                });
             }
         }
     }
@@ -304,48 +254,44 @@ impl Ingest {
         &mut self,
         sample: &gst::Sample,
         captured: Timestamp,
-    ) -> Result<Frame, IngestError> {
-        let caps = sample
-            .caps()
-            .ok_or_else(|| IngestError::Frame("sample without caps".into()))?;
+    ) -> Result<Frame, SampleError> {
+        let caps = sample.caps().ok_or(SampleError::NoCaps)?;
         self.follow_caps(caps)?;
-        let buffer = sample
-            .buffer()
-            .ok_or_else(|| IngestError::Frame("sample without buffer".into()))?;
+        let buffer = sample.buffer().ok_or(SampleError::NoBuffer)?;
         self.count_lost(buffer.offset());
-        let negotiated = self
-            .negotiated
-            .as_ref()
-            .ok_or_else(|| IngestError::Frame("no negotiated format".into()))?;
+        // `follow_caps` has just set it; a sample is never read without its caps.
+        let Some(negotiated) = self.negotiated.as_ref() else {
+            return Err(SampleError::NoCaps);
+        };
 
         let format = negotiated.format;
         let info = &negotiated.info;
-        let video = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info)
-            .map_err(|e| {
-                IngestError::Frame(format!(
-                    "a buffer of {} bytes cannot be read as {}x{} {} ({} bytes, row stride {}): {e}",
-                    buffer.size(),
-                    format.width,
-                    format.height,
-                    format.pixel.gst_name(),
-                    info.size(),
-                    info.stride()[0]
-                ))
+        let video =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, info).map_err(|cause| {
+                SampleError::Unmappable {
+                    buffer_bytes: buffer.size(),
+                    width: format.width,
+                    height: format.height,
+                    format: format.pixel.gst_name(),
+                    expected_bytes: info.size(),
+                    stride: info.stride()[0],
+                    cause,
+                }
             })?;
-        let src_stride = usize::try_from(video.plane_stride()[0])
-            .map_err(|_| IngestError::Frame("negative stride".into()))?;
-        let src = video
-            .plane_data(0)
-            .map_err(|e| IngestError::Frame(format!("no plane 0: {e}")))?;
+        let stride = video.plane_stride()[0];
+        let src_stride =
+            usize::try_from(stride).map_err(|_| SampleError::NegativeStride { stride })?;
+        let src = video.plane_data(0).map_err(SampleError::Plane)?;
         let row = format.stride();
         let needed = src_stride * (format.height as usize - 1) + row;
         if src_stride < row || src.len() < needed {
-            return Err(IngestError::Frame(format!(
-                "buffer of {} bytes (stride {src_stride}) too small for {}x{}",
-                src.len(),
-                format.width,
-                format.height
-            )));
+            return Err(SampleError::TooSmall {
+                buffer_bytes: src.len(),
+                stride: src_stride,
+                width: format.width,
+                height: format.height,
+                needed_bytes: src_stride.max(row) * (format.height as usize - 1) + row,
+            });
         }
         let mut data = self.pool.acquire(format.len());
         for (dst, src_row) in data.chunks_exact_mut(row).zip(src.chunks(src_stride)) {
@@ -373,25 +319,27 @@ impl Ingest {
     }
 
     /// Re-reads the format when the caps change (resolution, format).
-    fn follow_caps(&mut self, caps: &gst::CapsRef) -> Result<(), IngestError> {
+    fn follow_caps(&mut self, caps: &gst::CapsRef) -> Result<(), SampleError> {
         if let Some(n) = &self.negotiated {
             if n.caps.as_ref() == caps {
                 return Ok(());
             }
         }
-        let info = gst_video::VideoInfo::from_caps(caps)
-            .map_err(|e| IngestError::Frame(format!("unreadable caps {caps}: {e}")))?;
+        let info =
+            gst_video::VideoInfo::from_caps(caps).map_err(|cause| SampleError::UnreadableCaps {
+                caps: caps.to_string(),
+                cause,
+            })?;
         let pixel = match info.format() {
             gst_video::VideoFormat::Gray8 => PixelFormat::Gray8,
             gst_video::VideoFormat::Rgba => PixelFormat::Rgba,
             other => {
-                return Err(IngestError::Frame(format!(
-                    "unexpected pixel format {other:?}"
-                )))
+                return Err(SampleError::PixelFormat {
+                    format: other.to_str().to_string(),
+                })
             }
         };
-        let format = FrameFormat::new(pixel, info.width(), info.height())
-            .map_err(|e| IngestError::Frame(e.to_string()))?;
+        let format = FrameFormat::new(pixel, info.width(), info.height())?;
         match &self.negotiated {
             Some(old) => {
                 self.status.note_caps_change();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::{SourceProperty, SourceSpec, APPSINK_NAME};
 use crate::phantom_feed::{PhantomFeed, TruthQueue, PHANTOM_APPSRC};
-use crate::IngestError;
+use crate::{BuildError, BusError, IngestError, PropertyProblem};
 
 /// How long, after the appsink saw end of stream, the bus is watched for an
 /// error that explains it. A failing element posts its error before the end
@@ -25,7 +25,7 @@ pub(crate) enum Pulled {
     /// Nothing within the timeout.
     Idle,
     EndOfStream,
-    Error(String),
+    Error(BusError),
 }
 
 pub(crate) struct RunningSource {
@@ -39,39 +39,38 @@ pub(crate) struct RunningSource {
 impl RunningSource {
     /// Builds the pipeline in the NULL state.
     pub(crate) fn build(spec: &SourceSpec) -> Result<Self, IngestError> {
-        let launch = spec.describe();
+        let failed = |cause| IngestError::Launch {
+            launch: spec.describe(),
+            cause,
+        };
         let element =
-            gst::parse::launch(&spec.launch_string()).map_err(|e| IngestError::Launch {
-                launch: launch.clone(),
-                message: e.to_string(),
-            })?;
+            gst::parse::launch(&spec.launch_string()).map_err(|e| failed(BuildError::Parse(e)))?;
         let pipeline = element
             .downcast::<gst::Pipeline>()
-            .map_err(|_| IngestError::Launch {
-                launch: launch.clone(),
-                message: "did not build a pipeline".into(),
-            })?;
+            .map_err(|_| failed(BuildError::NotAPipeline))?;
         let appsink = pipeline
             .by_name(APPSINK_NAME)
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-            .ok_or_else(|| IngestError::Launch {
-                launch: launch.clone(),
-                message: format!("no appsink named {APPSINK_NAME}"),
+            .ok_or_else(|| {
+                failed(BuildError::MissingElement {
+                    kind: "appsink",
+                    name: APPSINK_NAME,
+                })
             })?;
         for property in &spec.properties {
-            set_property(&pipeline, property).map_err(|message| IngestError::Launch {
-                launch: launch.clone(),
-                message,
+            set_property(&pipeline, property).map_err(|problem| {
+                failed(BuildError::Property {
+                    element: property.element,
+                    property: property.property,
+                    problem,
+                })
             })?;
         }
         // Live: hold one frame and let GStreamer drop older ones so our copy
         // is always of the newest; offline: hold two and push back upstream.
         appsink.set_max_buffers(if spec.live { 1 } else { 2 });
         appsink.set_drop(spec.live);
-        let bus = pipeline.bus().ok_or_else(|| IngestError::Launch {
-            launch: launch.clone(),
-            message: "pipeline has no bus".into(),
-        })?;
+        let bus = pipeline.bus().ok_or_else(|| failed(BuildError::NoBus))?;
         Ok(Self {
             feed: None,
             pipeline,
@@ -85,11 +84,10 @@ impl RunningSource {
     pub(crate) fn start(spec: &SourceSpec, truths: &Arc<TruthQueue>) -> Result<Self, IngestError> {
         let mut source = Self::build(spec)?;
         if source.pipeline.set_state(gst::State::Playing).is_err() {
-            let launch = spec.describe();
-            let cause = source
-                .take_error()
-                .unwrap_or_else(|| "state change to PLAYING failed".into());
-            return Err(IngestError::Start { launch, cause });
+            return Err(IngestError::Start {
+                launch: spec.describe(),
+                error: source.take_error(),
+            });
         }
         if let Some(config) = &spec.phantom {
             let appsrc = source
@@ -98,7 +96,10 @@ impl RunningSource {
                 .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
                 .ok_or_else(|| IngestError::Launch {
                     launch: spec.describe(),
-                    message: format!("no appsrc named {PHANTOM_APPSRC}"),
+                    cause: BuildError::MissingElement {
+                        kind: "appsrc",
+                        name: PHANTOM_APPSRC,
+                    },
                 })?;
             source.feed = Some(PhantomFeed::start(
                 config.clone(),
@@ -109,10 +110,10 @@ impl RunningSource {
         Ok(source)
     }
 
-    fn take_error(&self) -> Option<String> {
+    fn take_error(&self) -> Option<BusError> {
         let msg = self.bus.pop_filtered(&[gst::MessageType::Error])?;
         match msg.view() {
-            gst::MessageView::Error(err) => Some(describe_error(&msg, err)),
+            gst::MessageView::Error(err) => Some(BusError::from_message(&msg, err)),
             _ => None,
         }
     }
@@ -126,7 +127,9 @@ impl RunningSource {
             .pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos])
         {
             match msg.view() {
-                gst::MessageView::Error(err) => return Pulled::Error(describe_error(&msg, err)),
+                gst::MessageView::Error(err) => {
+                    return Pulled::Error(BusError::from_message(&msg, err))
+                }
                 gst::MessageView::Eos(_) => return self.end_of_stream(Duration::ZERO),
                 _ => {}
             }
@@ -159,7 +162,7 @@ impl RunningSource {
             };
             match msg.as_ref().map(|m| (m, m.view())) {
                 Some((msg, gst::MessageView::Error(err))) => {
-                    return Pulled::Error(describe_error(msg, err))
+                    return Pulled::Error(BusError::from_message(msg, err))
                 }
                 // The pipeline's EOS: every sink is done; look once more for
                 // an error posted beside it.
@@ -172,32 +175,21 @@ impl RunningSource {
 
 /// Sets one value from the definition on its element, as a typed string
 /// property (never through the launch-string parser).
-fn set_property(pipeline: &gst::Pipeline, property: &SourceProperty) -> Result<(), String> {
+fn set_property(
+    pipeline: &gst::Pipeline,
+    property: &SourceProperty,
+) -> Result<(), PropertyProblem> {
     let element = pipeline
         .by_name(property.element)
-        .ok_or_else(|| format!("no element named {}", property.element))?;
+        .ok_or(PropertyProblem::NoElement)?;
     let spec = element
         .find_property(property.property)
-        .ok_or_else(|| format!("{} has no property {}", property.element, property.property))?;
+        .ok_or(PropertyProblem::NoProperty)?;
     if spec.value_type() != String::static_type() {
-        return Err(format!(
-            "{}.{} is not a string property",
-            property.element, property.property
-        ));
+        return Err(PropertyProblem::NotAString);
     }
     element.set_property(property.property, &property.value);
     Ok(())
-}
-
-fn describe_error(msg: &gst::Message, err: &gst::message::Error) -> String {
-    let from = msg
-        .src()
-        .map(|s| s.path_string().to_string())
-        .unwrap_or_else(|| "pipeline".into());
-    match err.debug() {
-        Some(debug) => format!("{} (from {from}: {debug})", err.error()),
-        None => format!("{} (from {from})", err.error()),
-    }
 }
 
 impl Drop for RunningSource {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sonoflow_core::{FramePool, MonotonicClock};
-use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SourceConfig, SourceState};
+use sonoflow_ingest::{
+    Flow, Ingest, IngestEnd, IngestError, SampleError, SourceConfig, SourceState,
+};
 
 /// A hang guard, not a speed limit: a test that reaches it has failed.
 const GUARD: Duration = Duration::from_secs(30);
@@ -88,10 +90,20 @@ fn finite_source_whose_every_sample_is_rejected_fails_instead_of_ending() {
     let (end, frames) = run(&mut ingest, 1, || false);
     assert_eq!(frames, 0);
     let err = end.expect_err("nothing usable is an error, not an end");
-    assert!(
-        matches!(err, IngestError::Unusable { rejected: 40, .. }),
-        "{err}"
-    );
+    // The cause as facts: the buffer's size against what its caps promise.
+    match &err {
+        IngestError::Unusable { rejected: 40, last } => match last.as_ref() {
+            SampleError::Unmappable {
+                buffer_bytes,
+                width: 642,
+                height: 480,
+                expected_bytes,
+                ..
+            } => assert!(buffer_bytes < expected_bytes, "{err}"),
+            other => panic!("not an unmappable buffer: {other}"),
+        },
+        other => panic!("not Unusable after 40 samples: {other}"),
+    }
     assert!(err.to_string().contains("642x480"), "{err}");
     let report = status.report();
     assert_eq!(report.state, SourceState::Failed);
@@ -131,6 +143,12 @@ fn streaming_error_is_reported_as_the_error_not_as_an_end_of_stream() {
             err.to_string().contains("Failed after iterations"),
             "attempt {attempt}: {err}"
         );
+        // GStreamer's error in its parts: which element, which domain.
+        let IngestError::Failed(bus) = &err else {
+            panic!("attempt {attempt}: not a bus error: {err}");
+        };
+        assert!(bus.element.contains("identity"), "{bus:?}");
+        assert_eq!(bus.domain, "gst-core-error-quark", "{bus:?}");
     }
 }
 

@@ -213,6 +213,85 @@ pub struct License {
     pub provenance: String,
 }
 
+/// Which caliper a measurement clause quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaliperAxis {
+    /// The longest diameter.
+    Long,
+    /// The longest diameter perpendicular to it.
+    Short,
+}
+
+/// A report clause whose value is a caliper measurement, e.g.
+/// `long axis : <long> mm .`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasurementClause {
+    /// The clause's key as written ("long axis"): a number the model writes
+    /// in this clause is replaced by the measurement.
+    pub key: String,
+    /// The token the model writes where the value belongs ("<long>").
+    pub placeholder: String,
+    /// The caliper whose length (with its uncertainty) fills it.
+    pub caliper: CaliperAxis,
+    /// The unit the model writes after the value ("mm"); dropped where no
+    /// caliper was measured ("not measured").
+    #[serde(default = "millimetres")]
+    pub unit: String,
+}
+
+fn millimetres() -> String {
+    "mm".into()
+}
+
+/// The grammar of the reports the language model writes: `key : value .`
+/// clauses, words separated by spaces. The reasoning head grounds them
+/// (every number from the calipers) and reads their fields with it. Every
+/// key is optional; the defaults are umind-nano's reports
+/// (onnx/umind/report.py).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportGrammar {
+    /// The clause whose value is the finding's class (default "finding").
+    pub finding: String,
+    /// The clause whose value is the assessment, the report's impression
+    /// (default "assessment").
+    pub assessment: String,
+    /// How a report of no finding begins (default "no focal lesion").
+    pub no_finding: String,
+    /// Clause keys of descriptor attributes whose name is not the key with
+    /// `_` for spaces: key as written -> `[attributes]` name (default
+    /// "posterior features" -> "posterior").
+    pub attribute_keys: BTreeMap<String, String>,
+    /// The clauses filled from the calipers (default: "long axis" with
+    /// `<long>` and "short axis" with `<short>`, in mm).
+    pub measurements: Vec<MeasurementClause>,
+}
+
+impl Default for ReportGrammar {
+    fn default() -> Self {
+        let clause = |key: &str, placeholder: &str, caliper| MeasurementClause {
+            key: key.into(),
+            placeholder: placeholder.into(),
+            caliper,
+            unit: millimetres(),
+        };
+        Self {
+            finding: "finding".into(),
+            assessment: "assessment".into(),
+            no_finding: "no focal lesion".into(),
+            attribute_keys: [("posterior features".to_owned(), "posterior".to_owned())]
+                .into_iter()
+                .collect(),
+            measurements: vec![
+                clause("long axis", "<long>", CaliperAxis::Long),
+                clause("short axis", "<short>", CaliperAxis::Short),
+            ],
+        }
+    }
+}
+
 /// The whole manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,6 +316,14 @@ pub struct Manifest {
     /// The tokenizer (tokenizers' tokenizer.json), for the reasoning head.
     #[serde(default)]
     pub tokenizer: Option<FileRef>,
+    /// The task prompts the language model was taught, e.g. `["[DIAG]",
+    /// "[SEG] cyst"]` (default: each `[[tasks]]` token alone; see
+    /// [`Manifest::task_prompts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<String>,
+    /// The grammar of its reports (default: umind-nano's).
+    #[serde(default)]
+    pub report: ReportGrammar,
 }
 
 impl Manifest {
@@ -256,6 +343,15 @@ impl Manifest {
         match self.image_tokens()?.shape.get(1)? {
             Dim::Fixed(n) => usize::try_from(*n).ok(),
             Dim::Named(_) => None,
+        }
+    }
+
+    /// The task prompts the model answers: `prompts`, or else each task token.
+    pub fn task_prompts(&self) -> Vec<&str> {
+        if self.prompts.is_empty() {
+            self.tasks.iter().map(|t| t.token.as_str()).collect()
+        } else {
+            self.prompts.iter().map(String::as_str).collect()
         }
     }
 

@@ -1,4 +1,4 @@
-//! The `[[sinks]]` sections of a pipeline definition.
+//! The `[output]` and `[[sinks]]` sections of a pipeline definition.
 //!
 //! A validated [`SinkSpec`] holds values, never GStreamer launch text: the
 //! output builds each branch from elements and sets paths and hosts as
@@ -190,6 +190,34 @@ impl SinkConfig {
     }
 }
 
+/// Default `output.max_queued`: frames that may wait in the appsrc.
+pub const DEFAULT_MAX_QUEUED: u64 = 4;
+
+/// `[output]`: settings shared by all sinks.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Frames that may wait in the output's appsrc before new ones are
+    /// dropped (default [`DEFAULT_MAX_QUEUED`]). More absorbs encoder
+    /// hiccups; each adds a frame of latency when the queue is full.
+    pub max_queued: Option<u64>,
+}
+
+impl OutputConfig {
+    /// The appsrc's queue limit ([`crate::OutputOptions::max_queued`]).
+    pub fn validate(&self) -> Result<u64, ConfigIssue> {
+        let max_queued = self.max_queued.unwrap_or(DEFAULT_MAX_QUEUED);
+        if max_queued == 0 {
+            return Err(ConfigIssue::new(
+                "output.max_queued",
+                "is 0",
+                format!("use at least 1 ({DEFAULT_MAX_QUEUED} is the default)"),
+            ));
+        }
+        Ok(max_queued)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +283,17 @@ mod tests {
         let err =
             toml::from_str::<SinkConfig>("kind = \"fake\"\npth = \"x\"").expect_err("unknown");
         assert!(err.to_string().contains("unknown field `pth`"), "{err}");
+    }
+
+    #[test]
+    fn output_max_queued_defaults_once_and_rejects_zero() {
+        assert_eq!(OutputConfig::default().validate(), Ok(DEFAULT_MAX_QUEUED));
+        let zero = OutputConfig {
+            max_queued: Some(0),
+        };
+        assert_eq!(
+            zero.validate().expect_err("0 holds nothing").key,
+            "output.max_queued"
+        );
     }
 }

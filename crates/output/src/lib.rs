@@ -45,21 +45,26 @@ const HEAD: &str = "appsrc name=sonoflow_appsrc ! videoconvert ! videoscale add-
                     capsfilter name=sonoflow_size ! tee name=sonoflow_tee";
 /// How long [`GstOutput::finish`] waits for the sinks to finalise.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(20);
+/// Frames a file branch's queue holds before it holds the appsrc back.
+const FILE_QUEUE_BUFFERS: u32 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     #[error("GStreamer could not be initialised: {0}")]
-    Init(String),
-    #[error("the output pipeline `{launch}` could not be built: {message}")]
-    Launch { launch: String, message: String },
+    Init(#[source] gst::glib::Error),
+    #[error("the output pipeline `{launch}` could not be built: {cause}")]
+    Launch {
+        launch: &'static str,
+        cause: HeadError,
+    },
     #[error("{sink}: the GStreamer element `{factory}` is not available. Fix: {fix}")]
     Element {
         sink: String,
         factory: &'static str,
         fix: &'static str,
     },
-    #[error("{sink}: its branch could not be built: {message}")]
-    Branch { sink: String, message: String },
+    #[error("{sink}: its branch could not be built: {problem}")]
+    Branch { sink: String, problem: BranchError },
     #[error(
         "{sink}: there is no display to show video on (neither DISPLAY nor WAYLAND_DISPLAY is set). \
          Fix: run inside a graphical session, or replace the sink with kind = \"rtp\" (watch it from \
@@ -73,13 +78,121 @@ pub enum OutputError {
     )]
     NoVideoSink { sink: String, tried: String },
     #[error("could not create the directory {path} for a sink: {cause}")]
-    Directory { path: String, cause: String },
-    #[error("the output pipeline could not start: {0}")]
-    Start(String),
+    Directory {
+        path: String,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("the output pipeline could not start: {}", describe_start(.error))]
+    Start {
+        /// The first error GStreamer posted while the state change failed, if any.
+        error: Option<Box<SinkFailure>>,
+    },
+    /// A sink's element posted an error: the first of the run, the root cause.
     #[error("a sink failed: {0}")]
-    Sink(String),
+    Sink(Box<SinkFailure>),
+    #[error("a frame of {bytes} bytes is larger than a GStreamer buffer can hold")]
+    FrameTooLarge { bytes: usize },
+    #[error("the output buffer pool could not be {step}: {cause}")]
+    Pool {
+        /// "configured" or "activated".
+        step: &'static str,
+        #[source]
+        cause: gst::glib::BoolError,
+    },
+    #[error("the output buffer pool gave no buffer: {0}")]
+    NoBuffer(#[source] gst::FlowError),
+    #[error("a buffer from the output pool is shared and cannot be written")]
+    SharedBuffer,
+    #[error("an output buffer could not be mapped for writing: {0}")]
+    Map(#[source] gst::glib::BoolError),
+    #[error("an output buffer of {buffer_bytes} bytes for a {frame_bytes}-byte frame")]
+    BufferTooSmall {
+        buffer_bytes: usize,
+        frame_bytes: usize,
+    },
+    #[error("a frame of {data_bytes} bytes where its format needs {format_bytes}")]
+    FrameTooShort {
+        data_bytes: usize,
+        format_bytes: usize,
+    },
+    #[error("the appsrc refused a buffer: {0}")]
+    Push(#[source] gst::FlowError),
     #[error("the sinks did not finish within {0:?}")]
     FinishTimeout(Duration),
+}
+
+fn describe_start(error: &Option<Box<SinkFailure>>) -> String {
+    match error {
+        Some(error) => error.to_string(),
+        None => "the state change to PLAYING failed".into(),
+    }
+}
+
+/// Why sonoflow's own head of the output pipeline could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("{0}")]
+    Parse(#[source] gst::glib::Error),
+    #[error("it built a single element, not a pipeline")]
+    NotAPipeline,
+    #[error("it has no {kind} named {name}")]
+    MissingElement {
+        kind: &'static str,
+        name: &'static str,
+    },
+    #[error("the pipeline has no bus")]
+    NoBus,
+}
+
+/// Why one sink's branch could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BranchError {
+    #[error("a file sink without a path")]
+    NoPath,
+    #[error("an rtp sink without a port")]
+    NoPort,
+    #[error("{factory} has no property {property}")]
+    NoProperty {
+        factory: &'static str,
+        property: String,
+    },
+    #[error("{factory} has no string property {property}")]
+    NotAString { factory: String, property: String },
+    #[error("no element to set {property} on")]
+    NoElement { property: String },
+    #[error("an empty branch")]
+    Empty,
+    #[error("its elements could not be added to the pipeline: {0}")]
+    Add(#[source] gst::glib::BoolError),
+    #[error("its elements could not be linked: {0}")]
+    Link(#[source] gst::glib::BoolError),
+    #[error("it could not be linked to the tee: {0}")]
+    Tee(#[source] gst::glib::BoolError),
+}
+
+/// An error a sink's element posted on the bus, in its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkFailure {
+    /// The sink it belongs to (`sinks[0] (mp4 out.mp4)`), if it came from a sink's branch.
+    pub sink: Option<String>,
+    /// The element that posted it, less the sink's name prefix (`filesink`).
+    pub element: String,
+    /// The GLib error domain (`gst-resource-error-quark`, ...).
+    pub domain: String,
+    /// GStreamer's message ("No space left on the resource.").
+    pub message: String,
+    /// The element's debug detail, if it gave one.
+    pub debug: Option<String>,
+}
+
+impl std::fmt::Display for SinkFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(sink) = &self.sink {
+            write!(f, "{sink}: ")?;
+        }
+        write!(f, "{} (from {})", self.message, self.element)
+    }
 }
 
 /// How output buffers are timestamped.
@@ -123,7 +236,7 @@ pub struct GstOutput {
     origin: Option<(OutputTiming, u64)>,
     last_pts: Option<u64>,
     /// The first sink error: the root cause; later ones follow from it.
-    failed: Option<String>,
+    failed: Option<SinkFailure>,
     /// How errors name each sink, by the prefix of its elements' names.
     sinks: Vec<(String, String)>,
     /// The files the sinks write, removed at the end if no frame reached them.
@@ -144,7 +257,7 @@ impl GstOutput {
         options: OutputOptions,
         painter: Option<Box<dyn Painter>>,
     ) -> Result<Self, OutputError> {
-        gst::init().map_err(|e| OutputError::Init(e.to_string()))?;
+        gst::init().map_err(OutputError::Init)?;
         for sink in sinks {
             if let Some(dir) = sink
                 .path
@@ -152,33 +265,32 @@ impl GstOutput {
                 .and_then(|p| p.parent())
                 .filter(|d| !d.as_os_str().is_empty())
             {
-                std::fs::create_dir_all(dir).map_err(|e| OutputError::Directory {
+                std::fs::create_dir_all(dir).map_err(|cause| OutputError::Directory {
                     path: dir.display().to_string(),
-                    cause: e.to_string(),
+                    cause,
                 })?;
             }
         }
-        let built = |message: String| OutputError::Launch {
-            launch: HEAD.into(),
-            message,
+        let built = |cause| OutputError::Launch {
+            launch: HEAD,
+            cause,
         };
+        let missing = |kind, name| built(HeadError::MissingElement { kind, name });
         let pipeline = gst::parse::launch(HEAD)
-            .map_err(|e| built(e.to_string()))?
+            .map_err(|e| built(HeadError::Parse(e)))?
             .downcast::<gst::Pipeline>()
-            .map_err(|_| built("did not build a pipeline".into()))?;
+            .map_err(|_| built(HeadError::NotAPipeline))?;
         let appsrc = pipeline
             .by_name(APPSRC_NAME)
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| built(format!("no appsrc named {APPSRC_NAME}")))?;
+            .ok_or_else(|| missing("appsrc", APPSRC_NAME))?;
         let size_filter = pipeline
             .by_name(SIZE_FILTER_NAME)
-            .ok_or_else(|| built(format!("no capsfilter named {SIZE_FILTER_NAME}")))?;
+            .ok_or_else(|| missing("capsfilter", SIZE_FILTER_NAME))?;
         let tee = pipeline
             .by_name(TEE_NAME)
-            .ok_or_else(|| built(format!("no tee named {TEE_NAME}")))?;
-        let bus = pipeline
-            .bus()
-            .ok_or_else(|| built("pipeline has no bus".into()))?;
+            .ok_or_else(|| missing("tee", TEE_NAME))?;
+        let bus = pipeline.bus().ok_or_else(|| built(HeadError::NoBus))?;
         let mut shapes = Vec::with_capacity(sinks.len());
         for (index, sink) in sinks.iter().enumerate() {
             shapes.push(Branch::new(&pipeline, index, sink).build(&tee)?);
@@ -218,12 +330,9 @@ impl GstOutput {
         };
         if output.pipeline.set_state(gst::State::Playing).is_err() {
             output.collect_errors();
-            let cause = output
-                .failed
-                .clone()
-                .unwrap_or_else(|| "state change to PLAYING failed".into());
+            let error = output.failed.take().map(Box::new);
             output.shut_down();
-            return Err(OutputError::Start(cause));
+            return Err(OutputError::Start { error });
         }
         info!("output: {HEAD} with {}", shapes.join("; "));
         Ok(output)
@@ -243,24 +352,32 @@ impl GstOutput {
             return;
         };
         let element = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-        if let Some(details) = err.debug() {
+        let debug = err.debug().map(|d| d.to_string());
+        if let Some(details) = &debug {
             debug!("output error from {element}: {details}");
         }
-        let text = match self
+        let error = err.error();
+        let (sink, element) = match self
             .sinks
             .iter()
             .find(|(prefix, _)| element.starts_with(prefix.as_str()))
         {
-            Some((prefix, sink)) => format!(
-                "{sink}: {} (from {})",
-                err.error(),
-                element.trim_start_matches(prefix.as_str())
+            Some((prefix, sink)) => (
+                Some(sink.clone()),
+                element.trim_start_matches(prefix.as_str()).to_owned(),
             ),
-            None => format!("{} (from {element})", err.error()),
+            None => (None, element),
+        };
+        let failure = SinkFailure {
+            sink,
+            element,
+            domain: error.domain().as_str().to_string(),
+            message: error.message().to_owned(),
+            debug,
         };
         match &self.failed {
-            None => self.failed = Some(text),
-            Some(first) => debug!("after the first sink error ({first}): {text}"),
+            None => self.failed = Some(failure),
+            Some(first) => debug!("after the first sink error ({first}): {failure}"),
         }
     }
 
@@ -268,7 +385,7 @@ impl GstOutput {
     fn check(&mut self) -> Result<(), OutputError> {
         self.collect_errors();
         match &self.failed {
-            Some(err) => Err(OutputError::Sink(err.clone())),
+            Some(err) => Err(OutputError::Sink(Box::new(err.clone()))),
             None => Ok(()),
         }
     }
@@ -295,8 +412,8 @@ impl GstOutput {
         }
     }
 
-    /// Sets caps and a buffer pool for a new frame format.
-    fn negotiate(&mut self, format: FrameFormat) -> Result<(), OutputError> {
+    /// Sets caps and a buffer pool for a new frame format; returns the pool.
+    fn negotiate(&mut self, format: FrameFormat) -> Result<gst::BufferPool, OutputError> {
         if self.negotiated.is_none() {
             // The first frame fixes the output size for the whole run.
             let (w, h) = ((format.width & !1).max(2), (format.height & !1).max(2));
@@ -327,21 +444,37 @@ impl GstOutput {
             )
             .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
             .build();
-        let size =
-            u32::try_from(format.len()).map_err(|_| OutputError::Sink("frame too large".into()))?;
+        let size = u32::try_from(format.len()).map_err(|_| OutputError::FrameTooLarge {
+            bytes: format.len(),
+        })?;
         let pool = gst::BufferPool::new();
         let mut config = pool.config();
-        config.set_params(Some(&caps), size, 2, 0);
-        pool.set_config(config)
-            .map_err(|e| OutputError::Sink(format!("buffer pool config: {e}")))?;
-        pool.set_active(true)
-            .map_err(|e| OutputError::Sink(format!("buffer pool: {e}")))?;
+        // Every buffer the output can have in flight, allocated now and never
+        // more: the appsrc's queue, each branch's queue and one in each
+        // converter. An unbounded pool would grow (and keep) one frame at each
+        // new high-water mark of a slow encoder, a ratchet in RSS.
+        let branches = u32::try_from(self.sinks.len().max(1)).unwrap_or(u32::MAX);
+        let buffers = u32::try_from(self.options.max_queued)
+            .unwrap_or(u32::MAX)
+            .saturating_add((FILE_QUEUE_BUFFERS + 4).saturating_mul(branches));
+        config.set_params(Some(&caps), size, buffers, buffers);
+        pool.set_config(config).map_err(|cause| OutputError::Pool {
+            step: "configured",
+            cause,
+        })?;
+        pool.set_active(true).map_err(|cause| OutputError::Pool {
+            step: "activated",
+            cause,
+        })?;
         if let Some(old) = self.negotiated.take() {
             let _ = old.pool.set_active(false);
         }
         self.appsrc.set_caps(Some(&caps));
-        self.negotiated = Some(Negotiated { format, pool });
-        Ok(())
+        self.negotiated = Some(Negotiated {
+            format,
+            pool: pool.clone(),
+        });
+        Ok(pool)
     }
 
     /// One frame's duration at the nominal rate.
@@ -396,48 +529,41 @@ impl GstOutput {
             .painter
             .as_ref()
             .map_or(frame.format, |p| p.format_for(frame.format));
-        if self.negotiated.as_ref().map(|n| n.format) != Some(format) {
-            self.negotiate(format)?;
-        }
+        // The pool is a reference-counted GStreamer object: cloning it allocates nothing.
+        let pool = match &self.negotiated {
+            Some(n) if n.format == format => n.pool.clone(),
+            _ => self.negotiate(format)?,
+        };
         if self.options.block {
             self.wait_for_room()?;
         } else if self.appsrc.current_level_buffers() >= self.options.max_queued {
             return Ok(Delivery::Dropped);
         }
-        let pool = &self
-            .negotiated
-            .as_ref()
-            .ok_or_else(|| OutputError::Sink("not negotiated".into()))?
-            .pool;
-        let mut buffer = pool
-            .acquire_buffer(None)
-            .map_err(|e| OutputError::Sink(format!("no buffer from the pool: {e:?}")))?;
+        let mut buffer = pool.acquire_buffer(None).map_err(OutputError::NoBuffer)?;
         let pts = self.pts_for(frame);
         {
-            let buffer = buffer
-                .get_mut()
-                .ok_or_else(|| OutputError::Sink("pooled buffer is shared".into()))?;
+            let buffer = buffer.get_mut().ok_or(OutputError::SharedBuffer)?;
             buffer.set_pts(gst::ClockTime::from_nseconds(pts));
             buffer.set_duration(gst::ClockTime::from_nseconds(self.frame_ns()));
-            let mut map = buffer
-                .map_writable()
-                .map_err(|e| OutputError::Sink(format!("cannot map buffer: {e}")))?;
+            let mut map = buffer.map_writable().map_err(OutputError::Map)?;
             let len = format.len();
             if map.len() < len {
-                return Err(OutputError::Sink(format!(
-                    "pool buffer of {} bytes for a {len}-byte frame",
-                    map.len()
-                )));
+                return Err(OutputError::BufferTooSmall {
+                    buffer_bytes: map.len(),
+                    frame_bytes: len,
+                });
             }
             match self.painter.as_mut() {
                 Some(painter) => painter.paint(frame, &mut map[..len]),
                 None => {
-                    let pixels = frame.data.get(..len).ok_or_else(|| {
-                        OutputError::Sink(format!(
-                            "a {}-byte frame for a {len}-byte format",
-                            frame.data.len()
-                        ))
-                    })?;
+                    let pixels =
+                        frame
+                            .data
+                            .get(..len)
+                            .ok_or_else(|| OutputError::FrameTooShort {
+                                data_bytes: frame.data.len(),
+                                format_bytes: len,
+                            })?;
                     map[..len].copy_from_slice(pixels);
                 }
             }
@@ -448,9 +574,7 @@ impl GstOutput {
                 Ok(Delivery::Delivered)
             }
             Err(gst::FlowError::Flushing) => Ok(Delivery::Dropped),
-            Err(flow) => Err(OutputError::Sink(format!(
-                "appsrc refused a buffer: {flow:?}"
-            ))),
+            Err(flow) => Err(OutputError::Push(flow)),
         }
     }
 
@@ -471,9 +595,10 @@ impl GstOutput {
         let result = match msg {
             Some(msg) if msg.type_() == gst::MessageType::Eos => Ok(()),
             Some(msg) => {
+                // An error message (the filter lets only EOS and errors
+                // through): `check` reports the run's first sink failure.
                 self.note_error(&msg);
-                self.collect_errors();
-                Err(OutputError::Sink(self.failed.clone().unwrap_or_default()))
+                self.check()
             }
             None => Err(OutputError::FinishTimeout(FINISH_TIMEOUT)),
         };
@@ -547,7 +672,10 @@ impl<'a> Branch<'a> {
         let mut shape = factory.to_owned();
         for (name, value) in settings {
             if element.find_property(name).is_none() {
-                return Err(self.error(format!("{factory} has no property {name}")));
+                return Err(self.error(BranchError::NoProperty {
+                    factory,
+                    property: (*name).to_owned(),
+                }));
             }
             element.set_property_from_str(name, value);
             shape.push_str(&format!(" {name}={value}"));
@@ -559,10 +687,11 @@ impl<'a> Branch<'a> {
 
     /// Sets a value from the definition (a path, a host) as a string property.
     fn set_value(&mut self, name: &str, value: &str) -> Result<(), OutputError> {
-        let element = self
-            .elements
-            .last()
-            .ok_or_else(|| self.error("no element to set a value on".into()))?;
+        let element = self.elements.last().ok_or_else(|| {
+            self.error(BranchError::NoElement {
+                property: name.to_owned(),
+            })
+        })?;
         match element.find_property(name) {
             Some(spec) if spec.value_type() == String::static_type() => {
                 element.set_property(name, value);
@@ -571,14 +700,19 @@ impl<'a> Branch<'a> {
                 }
                 Ok(())
             }
-            _ => Err(self.error(format!("no string property {name}"))),
+            _ => Err(self.error(BranchError::NotAString {
+                factory: element
+                    .factory()
+                    .map_or_else(|| element.name().to_string(), |f| f.name().to_string()),
+                property: name.to_owned(),
+            })),
         }
     }
 
-    fn error(&self, message: String) -> OutputError {
+    fn error(&self, problem: BranchError) -> OutputError {
         OutputError::Branch {
             sink: self.sink.describe(),
-            message,
+            problem,
         }
     }
 
@@ -624,8 +758,19 @@ impl<'a> Branch<'a> {
                     .sink
                     .path
                     .clone()
-                    .ok_or_else(|| self.error("a file sink without a path".into()))?;
-                self.push("queue", &[], BASE)?;
+                    .ok_or_else(|| self.error(BranchError::NoPath))?;
+                // Bounded in frames (a byte limit would hold one 4K frame or
+                // dozens of small ones); full, it holds the appsrc back.
+                let depth = FILE_QUEUE_BUFFERS.to_string();
+                self.push(
+                    "queue",
+                    &[
+                        ("max-size-buffers", depth.as_str()),
+                        ("max-size-bytes", "0"),
+                        ("max-size-time", "0"),
+                    ],
+                    BASE,
+                )?;
                 self.h264()?;
                 self.push("h264parse", &[], BAD)?;
                 if self.sink.kind == SinkKind::Mp4 {
@@ -654,7 +799,7 @@ impl<'a> Branch<'a> {
                 let port = self
                     .sink
                     .port
-                    .ok_or_else(|| self.error("an rtp sink without a port".into()))?
+                    .ok_or_else(|| self.error(BranchError::NoPort))?
                     .to_string();
                 self.push("queue", leaky, BASE)?;
                 self.h264()?;
@@ -677,13 +822,14 @@ impl<'a> Branch<'a> {
         }
         self.pipeline
             .add_many(&self.elements)
-            .map_err(|e| self.error(e.to_string()))?;
-        gst::Element::link_many(&self.elements).map_err(|e| self.error(e.to_string()))?;
+            .map_err(|e| self.error(BranchError::Add(e)))?;
+        gst::Element::link_many(&self.elements).map_err(|e| self.error(BranchError::Link(e)))?;
         let first = self
             .elements
             .first()
-            .ok_or_else(|| self.error("an empty branch".into()))?;
-        tee.link(first).map_err(|e| self.error(e.to_string()))?;
+            .ok_or_else(|| self.error(BranchError::Empty))?;
+        tee.link(first)
+            .map_err(|e| self.error(BranchError::Tee(e)))?;
         Ok(format!("{}: {}", self.sink.key, self.shape.join(" ! ")))
     }
 }
@@ -748,6 +894,43 @@ fn display_sink(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_name_the_sink_the_element_and_the_sizes() {
+        let failure = SinkFailure {
+            sink: Some("sinks[0] (mp4 \"/dev/full\")".into()),
+            element: "filesink".into(),
+            domain: "gst-resource-error-quark".into(),
+            message: "No space left on the resource.".into(),
+            debug: Some("gstfilesink.c(700): error while writing".into()),
+        };
+        assert_eq!(
+            OutputError::Sink(Box::new(failure.clone())).to_string(),
+            "a sink failed: sinks[0] (mp4 \"/dev/full\"): No space left on the resource. (from filesink)"
+        );
+        assert_eq!(
+            OutputError::Start {
+                error: Some(Box::new(SinkFailure {
+                    sink: None,
+                    ..failure
+                }))
+            }
+            .to_string(),
+            "the output pipeline could not start: No space left on the resource. (from filesink)"
+        );
+        assert_eq!(
+            OutputError::Start { error: None }.to_string(),
+            "the output pipeline could not start: the state change to PLAYING failed"
+        );
+        assert_eq!(
+            OutputError::BufferTooSmall {
+                buffer_bytes: 76_800,
+                frame_bytes: 307_200
+            }
+            .to_string(),
+            "an output buffer of 76800 bytes for a 307200-byte frame"
+        );
+    }
 
     #[test]
     fn display_sink_needs_a_display_and_picks_one_that_fits_it() {

@@ -175,6 +175,19 @@ fn a_full_disk_is_reported_as_such_not_as_the_multiplexer_that_failed_next() {
         "{text}"
     );
     assert!(!text.contains("multiplex"), "{text}");
+    // The same as facts a caller can act on: which sink, which element, which domain.
+    let Some(OutputError::Sink(failure)) = err.source.downcast_ref::<OutputError>() else {
+        panic!("not a sink failure: {err}");
+    };
+    assert!(
+        failure
+            .sink
+            .as_deref()
+            .is_some_and(|s| s.starts_with("sinks[0]")),
+        "{failure:?}"
+    );
+    assert_eq!(failure.element, "filesink", "{failure:?}");
+    assert_eq!(failure.domain, "gst-resource-error-quark", "{failure:?}");
     drop(out);
     assert!(
         Path::new("/dev/full").exists(),

@@ -247,8 +247,7 @@ impl Overlay {
             let y = (b.y0 - self.text.line_height - 4.0).max(0.0);
             self.text.label(
                 canvas,
-                b.x0,
-                y,
+                (b.x0, y),
                 &self.line,
                 Paint::rgb(0, 0, 0).with_alpha(fade),
                 DETECTION.with_alpha(0.85 * fade),
@@ -299,7 +298,7 @@ impl Overlay {
         );
         // Stale labels fade less than the shapes: still readable, visibly old.
         let ink = paint.with_alpha(paint.alpha.max(0.75));
-        self.text.label(canvas, x, y, &self.line, ink, SHADE, 2.0);
+        self.text.label(canvas, (x, y), &self.line, ink, SHADE, 2.0);
     }
 
     fn draw_panel(
@@ -438,8 +437,7 @@ impl Overlay {
         let x = ((canvas.width as f32 - w) / 2.0).max(0.0);
         self.text.label(
             canvas,
-            x,
-            self.text.line_height + 16.0,
+            (x, self.text.line_height + 16.0),
             line,
             WHITE,
             BANNER,
@@ -463,8 +461,7 @@ impl Overlay {
         // Below the HUD's line, so both stay readable on a narrow frame.
         self.text.label(
             canvas,
-            x,
-            self.text.line_height + 16.0,
+            (x, self.text.line_height + 16.0),
             &self.line,
             WHITE,
             BANNER,
@@ -495,7 +492,7 @@ impl Overlay {
         }
         let x = (canvas.width as f32 - self.text.width(&self.line) - 12.0).max(0.0);
         self.text
-            .label(canvas, x, 4.0, &self.line, WHITE, SHADE, 4.0);
+            .label(canvas, (x, 4.0), &self.line, WHITE, SHADE, 4.0);
     }
 }
 

@@ -92,7 +92,7 @@ impl PanelText {
                 let limit = if end <= lead_len {
                     MAX_ROWS
                 } else {
-                    (lead_rows + REST_ROWS).max(MIN_ROWS).min(MAX_ROWS)
+                    (lead_rows + REST_ROWS).clamp(MIN_ROWS, MAX_ROWS)
                 };
                 if row + 1 >= limit {
                     cut = true;
@@ -109,7 +109,7 @@ impl PanelText {
                 lead_rows = row + 1;
             }
         }
-        self.used = (row + 1).max(MIN_ROWS).min(MAX_ROWS);
+        self.used = (row + 1).clamp(MIN_ROWS, MAX_ROWS);
         let last = &mut self.rows[row];
         if cut {
             truncate_chars(last, chars.saturating_sub(1));

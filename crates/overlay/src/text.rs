@@ -113,13 +113,12 @@ impl Text {
         }
     }
 
-    /// Draws `s` on a box of `background` with `pad` pixels around it;
-    /// returns the box (x0, y0, x1, y1).
+    /// Draws `s` on a box of `background` with `pad` pixels around it, the
+    /// box's top left at `(x, y)`; returns the box (x0, y0, x1, y1).
     pub fn label(
         &self,
         canvas: &mut Canvas<'_>,
-        x: f32,
-        y: f32,
+        (x, y): (f32, f32),
         s: &str,
         paint: Paint,
         background: Paint,

@@ -47,7 +47,8 @@ pub fn peaks(heatmap: &[f32], width: usize, height: usize, floor: f32, out: &mut
     for y in 0..height as i64 {
         for x in 0..width as i64 {
             let c = at(x, y);
-            if !(c > floor) {
+            // Only cells above the floor (never NaN: `at` reads NaN as -inf).
+            if c.partial_cmp(&floor) != Some(std::cmp::Ordering::Greater) {
                 continue;
             }
             // Ties go to the first cell in scan order.

@@ -16,13 +16,16 @@
 //! - [`keypoints`]: heatmaps to sub-pixel points, for models with a keypoint output;
 //! - [`tracking`]: track ids across frames and caliper smoothing;
 //! - [`accuracy`]: the self-check of findings against phantom ground truth
-//!   (Dice, detection precision/recall at IoU 0.5, caliper errors).
+//!   (Dice, detection precision/recall at IoU 0.5, caliper errors);
+//! - [`config`]: `[perception]` of a pipeline definition, validated into
+//!   [`PerceptionOptions`].
 //!
 //! [`Perception`] runs them in order for one frame.
 
 pub mod accuracy;
 pub mod calipers;
 pub mod components;
+pub mod config;
 pub mod contour;
 pub mod ellipse;
 pub mod keypoints;
@@ -36,6 +39,7 @@ use sonoflow_core::ModelOutputs;
 
 pub use accuracy::{Accuracy, AccuracySummary, FrameScore};
 pub use components::{Component, Components};
+pub use config::PerceptionConfig;
 pub use mask::FrameMask;
 pub use tracking::{Smoothing, Tracker};
 pub use uncertainty::ThresholdBand;

@@ -114,7 +114,7 @@ struct Manifest<'a> {
 /// The scene settings of sequence `index` of an export.
 pub fn sequence_config(options: &ExportOptions, index: u64) -> PhantomConfig {
     let mut rng = Rng::fork(options.seed, 1000 + index);
-    let probe = options.probe.unwrap_or(if index % 2 == 0 {
+    let probe = options.probe.unwrap_or(if index.is_multiple_of(2) {
         ProbeKind::Linear
     } else {
         ProbeKind::Convex

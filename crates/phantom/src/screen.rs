@@ -172,7 +172,7 @@ fn draw_depth_scale(c: &mut Canvas<'_>, geometry: &ProbeGeometry, layout: &Layou
         let y = layout
             .depth_row(f64::from(mm))
             .min(top + i64::from(layout.image_height) - 1);
-        if mm % 10 == 0 {
+        if mm.is_multiple_of(10) {
             c.hline(x, x + 6 * s, y, INK);
             c.text(
                 x + 8 * s,

@@ -82,9 +82,19 @@ pub fn lesions(scene: &Scene, layout: &Layout, pose: &Pose, labels: &LabelMap) -
         .collect()
 }
 
+/// Pixel bounds (`x1`, `y1` exclusive) and pixel count of one label.
+#[derive(Debug, Clone, Copy)]
+struct Extent {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+    pixels: u32,
+}
+
 /// Bounding box and pixel count of every lesion label, in one pass.
 fn extents(labels: &LabelMap) -> Vec<Option<(BoundingBox, u32)>> {
-    let mut found: Vec<Option<(u32, u32, u32, u32, u32)>> = Vec::new();
+    let mut found: Vec<Option<Extent>> = Vec::new();
     for (i, &v) in labels.data.iter().enumerate() {
         if v < label::LESION_BASE {
             continue;
@@ -94,25 +104,31 @@ fn extents(labels: &LabelMap) -> Vec<Option<(BoundingBox, u32)>> {
             found.resize(k + 1, None);
         }
         let (x, y) = (i as u32 % labels.width, i as u32 / labels.width);
-        let e = found[k].get_or_insert((x, y, x + 1, y + 1, 0));
-        e.0 = e.0.min(x);
-        e.1 = e.1.min(y);
-        e.2 = e.2.max(x + 1);
-        e.3 = e.3.max(y + 1);
-        e.4 += 1;
+        let e = found[k].get_or_insert(Extent {
+            x0: x,
+            y0: y,
+            x1: x + 1,
+            y1: y + 1,
+            pixels: 0,
+        });
+        e.x0 = e.x0.min(x);
+        e.y0 = e.y0.min(y);
+        e.x1 = e.x1.max(x + 1);
+        e.y1 = e.y1.max(y + 1);
+        e.pixels += 1;
     }
     found
         .into_iter()
         .map(|e| {
-            e.map(|(x0, y0, x1, y1, n)| {
+            e.map(|e| {
                 (
                     BoundingBox {
-                        x0: x0 as f32,
-                        y0: y0 as f32,
-                        x1: x1 as f32,
-                        y1: y1 as f32,
+                        x0: e.x0 as f32,
+                        y0: e.y0 as f32,
+                        x1: e.x1 as f32,
+                        y1: e.y1 as f32,
                     },
-                    n,
+                    e.pixels,
                 )
             })
         })

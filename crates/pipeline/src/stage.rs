@@ -115,7 +115,7 @@ pub fn run_process_stage(
             failures += 1;
             metrics.dropped_by(Stage::Process);
             // Log the first failure and then every hundredth, not every frame.
-            if failures == 1 || failures % 100 == 0 {
+            if failures == 1 || failures.is_multiple_of(100) {
                 warn!(frame = frame.id.0, failures, "dropping frame: {err}");
             }
             continue;

@@ -201,7 +201,9 @@ impl ReasoningConfig {
             return Err(ConfigIssue::new(
                 "reasoning.prompt",
                 "is empty",
-                "write a task, e.g. \"[DIAG]\" or \"[SEG] cyst\"",
+                format!(
+                    "write one of the model's task prompts (its manifest's `prompts`), or drop the key for the default \"{DEFAULT_PROMPT}\""
+                ),
             ));
         }
         for (key, v) in [

@@ -1,18 +1,21 @@
 //! Every number a clinician reads comes from the measurement pipeline. The
-//! language model writes placeholders (`<long>`, `<short>`) where a caliper
-//! value belongs; they are filled from the keyframe's calipers, with the
-//! uncertainty and unit. A number the model wrote itself is never shown as
-//! generated: in a clause about a measured axis it is replaced by the
-//! measured value; anywhere else it is marked "(unverified)".
+//! language model writes placeholders (umind-nano: `<long>`, `<short>`)
+//! where a caliper value belongs; they are filled from the keyframe's
+//! calipers, with the uncertainty and unit. A number the model wrote itself
+//! is never shown as generated: in a measurement clause it is replaced by
+//! the measured value; anywhere else it is marked "(unverified)".
 //!
 //! Then the structured fields are read from the report's `key : value .`
-//! clauses (the umind-nano report format; see onnx/umind/report.py).
+//! clauses. Which keys are measurements, the finding, the assessment and
+//! the attributes is the model's, from its manifest ([`ReportGrammar`],
+//! `[report]`; umind-nano's is onnx/umind/report.py's).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 use sonoflow_core::annotations::Measurement;
+use sonoflow_model::{CaliperAxis, MeasurementClause, ReportGrammar};
 
 /// The keyframe's calipers that back the report's numbers.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -34,33 +37,23 @@ pub struct GroundedText {
     pub unverified: Vec<String>,
 }
 
-/// Which axis a clause is about, from its key ("long axis", "short axis").
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Axis {
-    Long,
-    Short,
-}
-
-fn axis_of(key: &str) -> Option<Axis> {
-    if key.contains("long") {
-        Some(Axis::Long)
-    } else if key.contains("short") {
-        Some(Axis::Short)
-    } else {
-        None
-    }
-}
-
-fn measured(c: &Calipers, axis: Axis) -> Option<Measurement> {
+fn measured(c: &Calipers, axis: CaliperAxis) -> Option<Measurement> {
     match axis {
-        Axis::Long => c.long,
-        Axis::Short => c.short,
+        CaliperAxis::Long => c.long,
+        CaliperAxis::Short => c.short,
     }
 }
 
-/// "15.9 ± 0.3" (the unit follows in the text).
+/// Writes "15.9 ± 0.3" (the unit follows in the text).
+fn write_value(out: &mut String, m: &Measurement) {
+    let _ = write!(out, "{:.1} ± {:.1}", m.caliper.length_mm, m.uncertainty_mm);
+}
+
+/// "15.9 ± 0.3".
 fn value(m: &Measurement) -> String {
-    format!("{:.1} ± {:.1}", m.caliper.length_mm, m.uncertainty_mm)
+    let mut s = String::new();
+    write_value(&mut s, m);
+    s
 }
 
 fn is_number(word: &str) -> bool {
@@ -75,90 +68,159 @@ fn is_special(word: &str) -> bool {
     word.starts_with('[') && word.ends_with(']') && word.len() > 2
 }
 
-/// Grounds `raw` (the generated text, words separated by spaces) in `calipers`.
-pub fn ground(raw: &str, calipers: &Calipers) -> GroundedText {
-    let mut out = GroundedText::default();
-    let mut words: Vec<String> = Vec::new();
-    // The current clause's key (the words before its ":") and whether we are past the ":".
-    let mut key = String::new();
-    let mut in_value = false;
-    let mut skip_unit = false;
-    for word in raw.split_whitespace() {
-        if skip_unit {
-            skip_unit = false;
-            if word == "mm" {
-                continue;
-            }
-        }
-        match word {
-            "." => {
-                key.clear();
-                in_value = false;
-                words.push(".".into());
-            }
-            ":" => {
-                in_value = true;
-                words.push(":".into());
-            }
-            "<long>" | "<short>" => {
-                let axis = if word == "<long>" {
-                    Axis::Long
-                } else {
-                    Axis::Short
-                };
-                match measured(calipers, axis) {
-                    Some(m) => {
-                        out.filled += 1;
-                        words.push(value(&m));
-                    }
-                    None => {
-                        words.push("not measured".into());
-                        skip_unit = true;
-                    }
-                }
-            }
-            w if is_special(w) => {}
-            w if is_number(w) => match axis_of(&key).and_then(|a| measured(calipers, a)) {
-                Some(m) => {
-                    out.replaced.push(w.to_owned());
-                    words.push(value(&m));
-                }
-                None => {
-                    out.unverified.push(w.to_owned());
-                    words.push(format!("{w} (unverified)"));
-                }
-            },
-            w => {
-                if !in_value {
-                    if !key.is_empty() {
-                        key.push(' ');
-                    }
-                    key.push_str(w);
-                }
-                words.push(w.to_owned());
-            }
-        }
-    }
-    out.text = tidy(&words);
-    out
+/// What one word did to the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WordEffect {
+    /// Nothing for the reader (a special token, a unit after "not measured").
+    Hidden,
+    /// The text grew.
+    Shown,
+    /// The text grew by the end of a clause (".").
+    ClauseEnd,
 }
 
-/// "finding : mass . shape : oval ." -> "finding: mass. shape: oval."
-fn tidy(words: &[String]) -> String {
-    let mut text = String::new();
-    for w in words {
-        if !(text.is_empty() || w == "." || w == ":") {
+/// Grounds a report word by word as it is written: the state is the current
+/// clause's key, so each word costs the same however long the report already
+/// is, and the text only grows (`text()` is always the grounding of the
+/// words so far). [`ground`] is this over a whole text.
+#[derive(Debug, Clone)]
+pub struct Grounder<'g> {
+    grammar: &'g ReportGrammar,
+    calipers: Calipers,
+    out: GroundedText,
+    /// The current clause's key (the words before its ":").
+    key: String,
+    /// Past the current clause's ":".
+    in_value: bool,
+    /// A unit to drop if it comes next ("not measured" has none).
+    skip_unit: Option<&'g str>,
+    /// Bytes of words grounded so far (the work done).
+    bytes: usize,
+}
+
+impl<'g> Grounder<'g> {
+    pub fn new(grammar: &'g ReportGrammar, calipers: Calipers) -> Self {
+        Self {
+            grammar,
+            calipers,
+            out: GroundedText::default(),
+            key: String::new(),
+            in_value: false,
+            skip_unit: None,
+            bytes: 0,
+        }
+    }
+
+    /// The measurement clause whose placeholder `word` is.
+    fn placeholder(&self, word: &str) -> Option<&'g MeasurementClause> {
+        let grammar: &'g ReportGrammar = self.grammar;
+        grammar.measurements.iter().find(|m| m.placeholder == word)
+    }
+
+    /// The measurement of the current clause, if it is a measurement clause
+    /// and its caliper was measured.
+    fn clause_measurement(&self) -> Option<Measurement> {
+        let m = self
+            .grammar
+            .measurements
+            .iter()
+            .find(|m| m.key == self.key)?;
+        measured(&self.calipers, m.caliper)
+    }
+
+    /// The grounded text so far.
+    pub fn text(&self) -> &str {
+        &self.out.text
+    }
+
+    /// Bytes of words grounded so far.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The grounded report.
+    pub fn finish(self) -> GroundedText {
+        self.out
+    }
+
+    /// Starts the next item of the text: "finding : mass ." reads
+    /// "finding: mass." (no space before "." and ":").
+    fn next_item(&mut self, tight: bool) -> &mut String {
+        let text = &mut self.out.text;
+        if !(tight || text.is_empty()) {
             text.push(' ');
         }
-        text.push_str(w);
+        text
     }
-    text
+
+    /// Grounds the next word (no whitespace in it).
+    pub fn word(&mut self, word: &str) -> WordEffect {
+        self.bytes += word.len();
+        if self.skip_unit.take() == Some(word) {
+            return WordEffect::Hidden;
+        }
+        if word == "." {
+            self.key.clear();
+            self.in_value = false;
+            self.next_item(true).push('.');
+            return WordEffect::ClauseEnd;
+        }
+        if word == ":" {
+            self.in_value = true;
+            self.next_item(true).push(':');
+        } else if let Some(clause) = self.placeholder(word) {
+            match measured(&self.calipers, clause.caliper) {
+                Some(m) => {
+                    self.out.filled += 1;
+                    write_value(self.next_item(false), &m);
+                }
+                None => {
+                    self.skip_unit = Some(&clause.unit);
+                    self.next_item(false).push_str("not measured");
+                }
+            }
+        } else if is_special(word) {
+            return WordEffect::Hidden;
+        } else if is_number(word) {
+            match self.clause_measurement() {
+                Some(m) => {
+                    self.out.replaced.push(word.to_owned());
+                    write_value(self.next_item(false), &m);
+                }
+                None => {
+                    self.out.unverified.push(word.to_owned());
+                    let t = self.next_item(false);
+                    t.push_str(word);
+                    t.push_str(" (unverified)");
+                }
+            }
+        } else {
+            if !self.in_value {
+                if !self.key.is_empty() {
+                    self.key.push(' ');
+                }
+                self.key.push_str(word);
+            }
+            self.next_item(false).push_str(word);
+        }
+        WordEffect::Shown
+    }
+}
+
+/// Grounds `raw` (the generated text, words separated by spaces) in
+/// `calipers`, reading it with `grammar`.
+pub fn ground(raw: &str, calipers: &Calipers, grammar: &ReportGrammar) -> GroundedText {
+    let mut g = Grounder::new(grammar, *calipers);
+    for word in raw.split_whitespace() {
+        g.word(word);
+    }
+    g.finish()
 }
 
 /// The structured fields of a report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReportFields {
-    /// False for "no focal lesion".
+    /// False for a report of no finding ("no focal lesion").
     pub lesion: bool,
     /// The finding class ("cyst", "mass").
     pub class: Option<String>,
@@ -168,52 +230,52 @@ pub struct ReportFields {
     pub impression: Option<String>,
 }
 
-/// Report keys as written, and the field each fills.
-fn field_of(key: &str) -> &str {
-    match key {
-        "finding" => "class",
-        "echo_pattern" => "echo_pattern",
-        "posterior_features" => "posterior",
-        other => other,
-    }
-}
-
-/// Reads the `key : value .` clauses of `raw`. `vocabulary` (the model's
-/// attribute vocabularies) says which keys are attributes; values outside
-/// it are kept as written.
-pub fn fields(raw: &str, vocabulary: &BTreeMap<String, Vec<String>>) -> ReportFields {
+/// Reads the `key : value .` clauses of `raw` with `grammar`.
+/// `vocabulary` (the model's attribute vocabularies) says which keys are
+/// attributes; values outside it are kept as written.
+pub fn fields(
+    raw: &str,
+    vocabulary: &BTreeMap<String, Vec<String>>,
+    grammar: &ReportGrammar,
+) -> ReportFields {
     let words: Vec<&str> = raw.split_whitespace().filter(|w| !is_special(w)).collect();
     let text = words.join(" ");
     let mut out = ReportFields {
-        lesion: !text.is_empty() && !text.starts_with("no focal lesion"),
+        lesion: !text.is_empty() && !text.starts_with(grammar.no_finding.as_str()),
         ..ReportFields::default()
     };
     for clause in text.split(" .") {
         let Some((key, value)) = clause.split_once(" : ") else {
             continue;
         };
-        let key = key.trim().replace(' ', "_");
+        let key = key.trim();
         let value = value.trim().trim_end_matches('.').trim().replace(' ', "_");
         if value.is_empty() {
             continue;
         }
-        match field_of(&key) {
-            "class" => out.class = Some(value),
-            "assessment" => out.impression = Some(value),
-            field if vocabulary.contains_key(field) => {
-                out.attributes.insert(field.to_owned(), value);
+        if key == grammar.finding {
+            out.class = Some(value);
+        } else if key == grammar.assessment {
+            out.impression = Some(value);
+        } else {
+            let attribute = grammar
+                .attribute_keys
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| key.replace(' ', "_"));
+            if vocabulary.contains_key(&attribute) {
+                out.attributes.insert(attribute, value);
             }
-            _ => {}
         }
     }
     out
 }
 
-/// A one-line summary for logs: "mass, oval, ..., probably benign; L 15.9 ± 0.3 mm".
-pub fn summary(fields: &ReportFields, calipers: &Calipers) -> String {
+/// A one-line summary for logs: "mass, probably benign; L 15.9 ± 0.3 mm".
+pub fn summary(fields: &ReportFields, calipers: &Calipers, grammar: &ReportGrammar) -> String {
     let mut s = String::new();
     if !fields.lesion {
-        return "no focal lesion".into();
+        return grammar.no_finding.clone();
     }
     let _ = write!(s, "{}", fields.class.as_deref().unwrap_or("lesion"));
     if let Some(i) = &fields.impression {
@@ -242,6 +304,10 @@ mod tests {
         }
     }
 
+    fn umind() -> ReportGrammar {
+        ReportGrammar::default()
+    }
+
     fn calipers() -> Calipers {
         Calipers {
             long: Some(mm(15.94, 0.31)),
@@ -253,7 +319,7 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_from_the_calipers_with_uncertainty_and_unit() {
-        let g = ground(REPORT, &calipers());
+        let g = ground(REPORT, &calipers(), &umind());
         assert_eq!(g.filled, 2);
         assert!(g.text.contains("long axis: 15.9 ± 0.3 mm."), "{}", g.text);
         assert!(g.text.contains("short axis: 9.0 ± 0.2 mm."), "{}", g.text);
@@ -274,6 +340,7 @@ mod tests {
                 long: Some(mm(15.94, 0.31)),
                 short: None,
             },
+            &umind(),
         );
         assert_eq!(g.replaced, vec!["23.5"]);
         assert!(g.text.contains("long axis: 15.9 ± 0.3 mm"), "{}", g.text);
@@ -294,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_placeholder_without_a_caliper_says_not_measured() {
-        let g = ground("long axis : <long> mm .", &Calipers::default());
+        let g = ground("long axis : <long> mm .", &Calipers::default(), &umind());
         assert_eq!(g.text, "long axis: not measured.");
         assert_eq!(g.filled, 0);
     }
@@ -309,7 +376,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.into_iter().map(str::to_owned).collect()))
         .collect();
-        let f = fields(REPORT, &vocabulary);
+        let f = fields(REPORT, &vocabulary, &umind());
         assert!(f.lesion);
         assert_eq!(f.class.as_deref(), Some("mass"));
         assert_eq!(f.impression.as_deref(), Some("probably_benign"));
@@ -317,11 +384,49 @@ mod tests {
         assert_eq!(f.attributes["echo_pattern"], "hypoechoic");
         assert_eq!(f.attributes["posterior"], "none");
         assert!(!f.attributes.contains_key("long_axis"));
-        let none = fields("no focal lesion . [SEG] [DET]", &vocabulary);
+        let none = fields("no focal lesion . [SEG] [DET]", &vocabulary, &umind());
         assert!(!none.lesion && none.class.is_none());
         assert_eq!(
-            summary(&f, &calipers()),
+            summary(&f, &calipers(), &umind()),
             "mass, probably benign; L 15.9 ± 0.3 mm"
         );
+    }
+
+    #[test]
+    fn another_models_grammar_from_its_manifest_is_read_the_same_way() {
+        let manifest = r#"
+            finding = "nodule"
+            assessment = "category"
+            no_finding = "normal study"
+            attribute_keys = { "echo" = "echogenicity" }
+            measurements = [
+                { key = "length", placeholder = "<L>", caliper = "long" },
+                { key = "width", placeholder = "<W>", caliper = "short", unit = "cm" },
+            ]
+        "#;
+        let grammar: ReportGrammar = toml::from_str(manifest).expect("grammar");
+        let raw = "nodule : solid . echo : hypoechoic . category : tr4 . length : <L> mm . \
+                   width : <W> cm . depth : 3 mm . long axis : 9 mm . [SEG]";
+        let g = ground(
+            raw,
+            &Calipers {
+                long: Some(mm(15.94, 0.31)),
+                short: None,
+            },
+            &grammar,
+        );
+        assert_eq!(
+            g.text,
+            "nodule: solid. echo: hypoechoic. category: tr4. length: 15.9 ± 0.3 mm. \
+             width: not measured. depth: 3 (unverified) mm. long axis: 9 (unverified) mm."
+        );
+        assert_eq!((g.filled, g.unverified.len()), (1, 2), "{g:?}");
+        let vocabulary: BTreeMap<String, Vec<String>> =
+            [("echogenicity".to_owned(), vec!["hypoechoic".to_owned()])].into();
+        let f = fields(raw, &vocabulary, &grammar);
+        assert_eq!(f.class.as_deref(), Some("solid"));
+        assert_eq!(f.impression.as_deref(), Some("tr4"));
+        assert_eq!(f.attributes["echogenicity"], "hypoechoic");
+        assert!(!fields("normal study .", &vocabulary, &grammar).lesion);
     }
 }

@@ -1,16 +1,21 @@
-//! The head: its own thread, running a tokio current-thread runtime whose
-//! one task waits for keyframes and generates. It holds its own ONNX Runtime
-//! sessions (its own thread budget, at a lower scheduling priority), so it
-//! never runs on, or waits for, the frame path.
+//! The head: its own thread, which waits for keyframes and generates. It
+//! holds its own ONNX Runtime sessions (its own thread budget, at a lower
+//! scheduling priority), so it never runs on, or waits for, the frame path.
+//! Generation is CPU-bound and the thread has nothing else to do, so it
+//! parks between keyframes rather than running an async runtime: waking it
+//! is one atomic and a futex, never a lock the frame path could wait on.
 //!
-//! Keyframes arrive in a one-slot mailbox: latest wins. A keyframe not yet
-//! started when a newer one comes is dropped (`superseded`); a running
-//! generation is cancelled when a newer keyframe waits and the running one
-//! has gone stale (older than `stale_after`, or the newer one is a new scene
-//! or an explicit request): `cancelled_stale`.
+//! Keyframes arrive in a one-slot mailbox ([`Mailbox`]: lock-free, latest
+//! wins). A keyframe not yet started when a newer one comes is dropped
+//! (`superseded`); a running generation is cancelled when a newer keyframe
+//! waits and the running one has gone stale (older than `stale_after`, or
+//! the newer one is a new scene or an explicit request): `cancelled_stale`.
 //!
-//! Tokens stream to the interpretation board as they come (grounded at
-//! every step). When the model writes every task token, their hidden states
+//! Tokens stream to the interpretation board as they come, at the same cost
+//! per token however long the report is ([`crate::stream`]: each token's
+//! text decoded once, each word grounded once, the board given the grounded
+//! text when a clause ends, at most once per [`crate::stream::PUBLISH_EVERY`]).
+//! When the model writes every task token, their hidden states
 //! become kernels, published to the per-frame decoder's slot; kernels with a
 //! NaN or an infinity are refused (counted in `rejected_kernels`, logged
 //! once) and the decoder keeps its last good ones. Generation never runs past
@@ -23,25 +28,27 @@ use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
+use crossbeam::queue::ArrayQueue;
 use sonoflow_core::{
     FrameId, Interpretation, InterpretationBoard, InterpretationState, Recycled, Recycler,
     Reusable, Timestamp,
 };
 use sonoflow_inference::{EngineOptions, Generator, InferenceError, KernelSlot, Runtime};
-use sonoflow_model::ModelDir;
+use sonoflow_model::{ModelDir, ReportGrammar};
 use sonoflow_pipeline::FrameActivity;
 use tracing::{debug, info, info_span, warn};
 
 use crate::config::HeadSpec;
-use crate::grounding::{fields, ground, summary, Calipers};
+use crate::grounding::{fields, summary, Calipers};
 use crate::keyframes::KeyframeReason;
 use crate::prompt::PromptCodec;
 use crate::report::Report;
 use crate::sampling::Sampler;
 use crate::stats::ReasoningStats;
+use crate::stream::ReportStream;
 use crate::ReasoningError;
 
 /// One keyframe handed to the head: what the frame path knew about it.
@@ -66,10 +73,49 @@ impl Reusable for Keyframe {
     }
 }
 
+/// The one-slot, latest-wins hand-off of keyframes to the head, lock-free
+/// on both sides: an `ArrayQueue` of one (as in sonoflow-pipeline's
+/// `handoff`, drop-oldest), whose `force_push` replaces a waiting keyframe
+/// in one atomic step; beside it, whether the waiting keyframe is urgent
+/// (a request or a new scene), so the head can look without taking it.
+struct Mailbox {
+    slot: ArrayQueue<Recycled<Keyframe>>,
+    urgent: AtomicBool,
+}
+
+impl Mailbox {
+    fn new() -> Self {
+        Self {
+            slot: ArrayQueue::new(1),
+            urgent: AtomicBool::new(false),
+        }
+    }
+
+    /// Puts `keyframe` in the slot; returns the one it replaced (back to its pool on drop).
+    fn put(&self, keyframe: Recycled<Keyframe>) -> Option<Recycled<Keyframe>> {
+        let urgent = matches!(
+            keyframe.reason,
+            KeyframeReason::Request | KeyframeReason::SceneChange
+        );
+        self.urgent.store(urgent, Ordering::Release);
+        self.slot.force_push(keyframe)
+    }
+
+    fn take(&self) -> Option<Recycled<Keyframe>> {
+        self.slot.pop()
+    }
+
+    /// Whether a keyframe waits, and if so whether it is urgent.
+    fn waiting(&self) -> Option<bool> {
+        (!self.slot.is_empty()).then(|| self.urgent.load(Ordering::Acquire))
+    }
+}
+
 /// What the head thread and its handles share.
 struct Shared {
-    mailbox: Mutex<Option<Recycled<Keyframe>>>,
-    notify: tokio::sync::Notify,
+    mailbox: Mailbox,
+    /// The head's thread, unparked when a keyframe comes or the head closes.
+    thread: OnceLock<Thread>,
     /// The head has stopped (the run ended, or it could not start).
     closed: AtomicBool,
     /// A freeze or a question wants a keyframe now.
@@ -85,35 +131,51 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(task: String) -> Self {
+        Self {
+            mailbox: Mailbox::new(),
+            thread: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            requested: AtomicBool::new(false),
+            task: Mutex::new(task),
+            stats: Arc::new(ReasoningStats::default()),
+            paused: AtomicBool::new(false),
+            frame_activity: OnceLock::new(),
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.notify.notify_one();
+        self.wake();
     }
 
-    /// Whether a newer keyframe waits that makes `running` stale.
+    /// Whether a newer keyframe waits that makes `running` stale (lock-free:
+    /// the head asks after every token).
     fn supersedes(&self, running: &Keyframe, stale_after: Duration) -> bool {
-        let Ok(mailbox) = self.mailbox.lock() else {
-            return false;
-        };
-        let Some(newer) = mailbox.as_ref() else {
-            return false;
-        };
-        matches!(
-            newer.reason,
-            KeyframeReason::Request | KeyframeReason::SceneChange
-        ) || running.queued.is_some_and(|q| q.elapsed() > stale_after)
+        self.mailbox.waiting().is_some_and(|urgent| {
+            urgent || running.queued.is_some_and(|q| q.elapsed() > stale_after)
+        })
     }
 
-    async fn next(&self) -> Option<Recycled<Keyframe>> {
+    /// The next keyframe; parks the calling (head) thread until one comes.
+    /// None once the head is closed.
+    fn next(&self) -> Option<Recycled<Keyframe>> {
         loop {
-            let notified = self.notify.notified();
             if self.closed.load(Ordering::Acquire) {
                 return None;
             }
-            if let Some(kf) = self.mailbox.lock().ok().and_then(|mut m| m.take()) {
+            if let Some(kf) = self.mailbox.take() {
                 return Some(kf);
             }
-            notified.await;
+            // An unpark between the look above and here is kept as a token:
+            // park returns at once, so no keyframe is missed.
+            std::thread::park();
         }
     }
 }
@@ -174,8 +236,9 @@ impl HeadHandle {
         self.keyframes.acquire()
     }
 
-    /// Hands `keyframe` to the head; never blocks on it. A keyframe the
-    /// head has not started yet is replaced (latest wins) and counted.
+    /// Hands `keyframe` to the head; never blocks on it and takes no lock.
+    /// A keyframe the head has not started yet is replaced (latest wins)
+    /// and counted (`superseded`).
     pub fn submit(&self, mut keyframe: Recycled<Keyframe>) {
         if !self.is_open() {
             return;
@@ -184,12 +247,11 @@ impl HeadHandle {
         stats.keyframes.fetch_add(1, Ordering::Relaxed);
         stats.by_reason[keyframe.reason.index()].fetch_add(1, Ordering::Relaxed);
         keyframe.queued = Some(Instant::now());
-        if let Ok(mut mailbox) = self.shared.mailbox.lock() {
-            if mailbox.replace(keyframe).is_some() {
-                stats.superseded.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(replaced) = self.shared.mailbox.put(keyframe) {
+            stats.superseded.fetch_add(1, Ordering::Relaxed);
+            drop(replaced);
         }
-        self.shared.notify.notify_one();
+        self.shared.wake();
     }
 }
 
@@ -214,16 +276,7 @@ impl ReasoningHead {
         board: Arc<InterpretationBoard>,
         image_token_values: usize,
     ) -> Result<Self, ReasoningError> {
-        let shared = Arc::new(Shared {
-            mailbox: Mutex::new(None),
-            notify: tokio::sync::Notify::new(),
-            closed: AtomicBool::new(false),
-            requested: AtomicBool::new(false),
-            task: Mutex::new(spec.prompt.clone()),
-            stats: Arc::new(ReasoningStats::default()),
-            paused: AtomicBool::new(false),
-            frame_activity: OnceLock::new(),
-        });
+        let shared = Arc::new(Shared::new(spec.prompt.clone()));
         let keyframes = Recycler::new(3);
         // Sized up front: handing a keyframe over never allocates on the frame path.
         keyframes.prefill(|| Keyframe {
@@ -235,28 +288,39 @@ impl ReasoningHead {
             keyframes,
         };
         let model_dir = spec.model.clone().unwrap_or_else(|| frame_model.to_owned());
+        let head_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("sonoflow-reason".into())
             .spawn(move || {
+                let shared = head_shared;
                 lower_priority(spec.nice);
-                let tokio = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
-                    Ok(rt) => rt,
-                    Err(e) => return unavailable(&shared, &board, &format!("the head's tokio runtime could not start: {e}")),
+                let engine = EngineOptions {
+                    intra_threads: spec.intra_threads,
+                    inter_threads: 1,
+                    ..engine
                 };
-                tokio.block_on(async move {
-                    let engine = EngineOptions { intra_threads: spec.intra_threads, inter_threads: 1, ..engine };
-                    let mut head = match Head::load(&model_dir, &spec, &engine, runtime, slot, Arc::clone(&board), Arc::clone(&shared)) {
-                        Ok(head) => head,
-                        Err(e) => return unavailable(&shared, &board, &e.to_string()),
-                    };
-                    info!(model = %model_dir.display(), threads = spec.intra_threads, nice = spec.nice, "reasoning head ready");
-                    while let Some(keyframe) = shared.next().await {
-                        head.answer(&keyframe);
-                    }
-                    debug!("reasoning head stopped");
-                });
+                let loaded = Head::load(
+                    &model_dir,
+                    &spec,
+                    &engine,
+                    runtime,
+                    slot,
+                    Arc::clone(&board),
+                    Arc::clone(&shared),
+                );
+                let mut head = match loaded {
+                    Ok(head) => head,
+                    Err(e) => return unavailable(&shared, &board, &e.to_string()),
+                };
+                info!(model = %model_dir.display(), threads = spec.intra_threads, nice = spec.nice, "reasoning head ready");
+                while let Some(keyframe) = shared.next() {
+                    head.answer(&keyframe);
+                }
+                debug!("reasoning head stopped");
             })
             .map_err(|e| ReasoningError::Thread(e.to_string()))?;
+        // Before any handle exists, so every submit can wake the thread.
+        let _ = shared.thread.set(thread.thread().clone());
         Ok(Self {
             handle,
             thread: Some(thread),
@@ -351,6 +415,8 @@ struct Head {
     generator: Generator,
     codec: PromptCodec,
     vocabulary: BTreeMap<String, Vec<String>>,
+    /// How the model's reports read (its manifest's `[report]`).
+    grammar: ReportGrammar,
     spec: HeadSpec,
     slot: Arc<KernelSlot>,
     board: Arc<InterpretationBoard>,
@@ -403,6 +469,7 @@ impl Head {
             generator,
             codec,
             vocabulary: model.manifest.attributes.clone(),
+            grammar: model.manifest.report.clone(),
             spec: spec.clone(),
             slot,
             board,
@@ -476,13 +543,14 @@ impl Head {
         let started = Instant::now();
         let mut yielded = Duration::ZERO;
         let mut sampler = Sampler::new(self.spec.sampling, kf.frame.0);
-        let (mut streamed, mut ending) = (Vec::new(), Ending::Finished);
+        let mut ending = Ending::Finished;
         let (timeout, stale_after) = (self.spec.timeout, self.spec.stale_after);
         let (shared, board, codec) = (
             Arc::clone(&self.shared),
             Arc::clone(&self.board),
             &self.codec,
         );
+        let mut stream = ReportStream::new(codec, &self.grammar, kf.calipers);
         let result = self.generator.generate(
             &kf.image_tokens,
             &prompt_ids,
@@ -491,14 +559,15 @@ impl Head {
             self.spec.max_new_tokens,
             &mut |logits| sampler.pick(logits),
             &mut |token| {
-                streamed.push(token);
-                let grounded = ground(&codec.decode(&streamed), &kf.calipers);
-                board.store(Some(Arc::new(Interpretation {
-                    text: grounded.text,
-                    frame: kf.frame,
-                    captured: kf.captured,
-                    state: InterpretationState::Writing,
-                })));
+                // A new text for the board only when a clause ends (rate-bounded).
+                if let Some(text) = stream.push(token, Instant::now()) {
+                    board.store(Some(Arc::new(Interpretation {
+                        text: text.to_owned(),
+                        frame: kf.frame,
+                        captured: kf.captured,
+                        state: InterpretationState::Writing,
+                    })));
+                }
                 yielded += yield_to_frames(shared.frame_activity.get(), &shared.closed);
                 ending = if shared.closed.load(Ordering::Acquire) {
                     Ending::Closed
@@ -515,6 +584,7 @@ impl Head {
             },
         );
         stats.busy.store(false, Ordering::Relaxed);
+        let (generated, grounded) = stream.finish();
         stats
             .yielded_ns
             .fetch_add(yielded.as_nanos() as u64, Ordering::Relaxed);
@@ -595,9 +665,7 @@ impl Head {
             }
         }
 
-        let generated = self.codec.decode(&generation.tokens);
-        let grounded = ground(&generated, &kf.calipers);
-        let parsed = fields(&generated, &self.vocabulary);
+        let parsed = fields(&generated, &self.vocabulary, &self.grammar);
         let ttft = generation.time_to_first_token;
         stats.reports.fetch_add(1, Ordering::Relaxed);
         stats.ttft.record(ttft);
@@ -628,7 +696,7 @@ impl Head {
             total_ms = generation.total.as_secs_f64() * 1e3,
             kernels = ?kernel_version,
             "report: {}",
-            summary(&parsed, &kf.calipers)
+            summary(&parsed, &kf.calipers, &self.grammar)
         );
         let text = if grounded.text.is_empty() {
             format!("{prompt}: done")
@@ -663,16 +731,7 @@ mod tests {
     use super::*;
 
     fn shared() -> Shared {
-        Shared {
-            mailbox: Mutex::new(None),
-            notify: tokio::sync::Notify::new(),
-            closed: AtomicBool::new(false),
-            requested: AtomicBool::new(false),
-            task: Mutex::new("[DIAG]".into()),
-            stats: Arc::new(ReasoningStats::default()),
-            paused: AtomicBool::new(false),
-            frame_activity: OnceLock::new(),
-        }
+        Shared::new("[DIAG]".into())
     }
 
     #[test]
@@ -710,7 +769,10 @@ mod tests {
 
     fn handle() -> HeadHandle {
         let keyframes = Recycler::new(3);
-        keyframes.prefill(Keyframe::default);
+        keyframes.prefill(|| Keyframe {
+            image_tokens: Vec::with_capacity(8),
+            ..Keyframe::default()
+        });
         HeadHandle {
             shared: Arc::new(shared()),
             keyframes,
@@ -731,11 +793,29 @@ mod tests {
         let stats = h.stats();
         assert_eq!(stats.keyframes.load(Ordering::Relaxed), 2);
         assert_eq!(stats.superseded.load(Ordering::Relaxed), 1);
-        let next = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("rt")
-            .block_on(h.shared.next());
+        let next = h.shared.next();
         assert_eq!(next.map(|k| k.reason), Some(KeyframeReason::Still));
+        // The replaced keyframe went back to the pool: three still to hand out.
+        let held: Vec<_> = (0..3).map(|_| h.blank_keyframe()).collect();
+        assert!(held.iter().all(|k| k.image_tokens.capacity() == 8));
+    }
+
+    #[test]
+    fn a_parked_head_wakes_for_a_keyframe_and_for_a_close() {
+        let h = handle();
+        let shared = Arc::clone(&h.shared);
+        let head = std::thread::spawn(move || {
+            let first = shared.next().map(|k| k.frame);
+            (first, shared.next().is_none())
+        });
+        let _ = h.shared.thread.set(head.thread().clone());
+        std::thread::sleep(Duration::from_millis(20));
+        let mut kf = keyframe(&h, KeyframeReason::First);
+        kf.frame = FrameId(7);
+        h.submit(kf);
+        std::thread::sleep(Duration::from_millis(20));
+        h.shared.close();
+        assert_eq!(head.join().expect("head"), (Some(FrameId(7)), true));
     }
 
     #[test]

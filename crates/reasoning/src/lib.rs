@@ -1,8 +1,9 @@
 //! sonoflow-reasoning: the asynchronous half of the model. The frame path
 //! picks keyframes ([`keyframes`]) from what it already computed and hands
 //! them to the [`ReasoningHead`], which runs the language model on its own
-//! thread and tokio task ([`head`]): prompt ([`prompt`]), generation with the
-//! KV cache (greedy or seeded sampling, [`sampling`]), task-token hidden
+//! thread ([`head`]): prompt ([`prompt`]), generation with the KV cache
+//! (greedy or seeded sampling, [`sampling`]), the report streamed to the
+//! overlay at a constant cost per token ([`stream`]), task-token hidden
 //! states to kernels for the per-frame decoder, and a report whose every
 //! number comes from the calipers ([`grounding`]).
 
@@ -14,6 +15,7 @@ pub mod prompt;
 pub mod report;
 pub mod sampling;
 pub mod stats;
+pub mod stream;
 
 pub use config::{HeadSpec, ReasoningConfig};
 pub use grounding::Calipers;
@@ -33,8 +35,13 @@ pub enum ReasoningError {
     NoTokenizer { model: String },
     #[error("tokenizer {path}: {cause}")]
     Tokenizer { path: String, cause: String },
-    #[error("the prompt \"{prompt}\" has words outside the model's vocabulary ({unknown}). Fix: use the model's task words, e.g. \"[DIAG]\", \"[SEG] cyst\", \"[SEG] mass\", \"[SEG] lesion\"")]
-    Prompt { prompt: String, unknown: String },
+    #[error("the prompt \"{prompt}\" has words outside the model's vocabulary ({unknown}). Fix: use one of the model's task prompts: {examples}")]
+    Prompt {
+        prompt: String,
+        unknown: String,
+        /// The model's task prompts (its manifest's `prompts`, else its task tokens), quoted.
+        examples: String,
+    },
     #[error("the kernels could not be published: {0}")]
     Kernels(#[from] sonoflow_inference::KernelError),
     #[error("could not start the reasoning thread: {0}")]

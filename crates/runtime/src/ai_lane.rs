@@ -2,14 +2,15 @@
 //! never stops the video.
 //!
 //! The process stage hands each frame's copy to the AI thread (when it is
-//! free) and waits for the findings up to `stall_after` (250 ms by
-//! default). In time, the frame goes on with its outputs and findings, as
-//! if the model ran inline. Too late, or the AI thread still busy with an
-//! earlier frame: the frame goes on without waiting, and the newest late
-//! findings (naming the frame they were computed on) ride on it, so the
-//! overlay can show them with their age, mark them stale, and raise "AI
-//! paused" while nothing fresh comes. A copy costs one memcpy of the frame
-//! from a pool (about 0.03 ms at 640x480).
+//! free) and waits for the findings up to `stall_after`
+//! ([`crate::model_config::DEFAULT_STALL_AFTER`] by default). In time, the
+//! frame goes on with its outputs and findings, as if the model ran inline.
+//! Too late, or the AI thread still busy with an earlier frame: the frame
+//! goes on without waiting, and the newest late findings (naming the frame
+//! they were computed on) ride on it, so the overlay can show them with
+//! their age, mark them stale, and raise "AI paused" while nothing fresh
+//! comes. A copy costs one memcpy of the frame from a pool (about 0.03 ms
+//! at 640x480).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,8 +24,8 @@ use sonoflow_inference::KernelSlot;
 use sonoflow_pipeline::{FrameActivity, LoadLevel, LoadStep, Processor, StageError};
 use tracing::{debug, warn};
 
-use crate::model_stage::{FrameWork, InferenceStats};
-use crate::run::RunError;
+use crate::error::RunError;
+use crate::frame_analysis::{FrameAnalysis, InferenceStats};
 
 /// The model process stage: frames in order on the frame path, the model on its lane.
 pub struct ModelProcessor {
@@ -47,17 +48,17 @@ pub struct ModelProcessor {
 }
 
 impl ModelProcessor {
-    /// Starts `work` (a loaded, warmed-up model) on its own thread. A frame
-    /// waits for it at most `stall_after` (None: always). The model's work on
-    /// each frame is marked in `activity`; `load` is the ladder's step.
+    /// Starts `analysis` (a loaded, warmed-up model) on its own thread. A
+    /// frame waits for it at most `stall_after` (None: always). The model's
+    /// work on each frame is marked in `activity`; `load` is the ladder's step.
     pub fn start(
-        mut work: FrameWork,
+        mut analysis: FrameAnalysis,
         stall_after: Option<Duration>,
         load: LoadLevel,
         activity: FrameActivity,
     ) -> Result<Self, RunError> {
-        work.follow_load(load.clone());
-        let (stats, slot) = (work.stats(), work.kernel_slot());
+        analysis.follow_load(load.clone());
+        let (stats, slot) = (analysis.stats(), analysis.kernel_slot());
         let (jobs, job_in) = bounded::<Frame>(1);
         let (done_out, done) = bounded::<Frame>(2);
         let worker = std::thread::Builder::new()
@@ -67,7 +68,7 @@ impl ModelProcessor {
                     let _guard = FramePathGuard::enter();
                     let _working = activity.enter();
                     let _span = tracing::trace_span!("ai", frame = frame.id.0).entered();
-                    work.run(&mut frame);
+                    analysis.analyse(&mut frame);
                     if done_out.send(frame).is_err() {
                         break;
                     }
@@ -154,7 +155,7 @@ impl ModelProcessor {
             }
             Err(RecvTimeoutError::Timeout) => {
                 let n = self.stats.passed_without_ai.fetch_add(1, Ordering::Relaxed) + 1;
-                if n == 1 || n % 100 == 0 {
+                if n == 1 || n.is_multiple_of(100) {
                     warn!(
                         frame = frame.id.0,
                         "the model took over {:?}; frames go on without it until it catches up",

@@ -1,20 +1,26 @@
 //! Pipeline definitions: the TOML files in pipelines/. Each section's
-//! config type lives in the crate that uses it; this file assembles them
-//! and adds the file's path to every error.
+//! config type lives in the crate that uses it (`[source]` in
+//! sonoflow-ingest, `[output]` and `[[sinks]]` in sonoflow-output,
+//! `[perception]` in sonoflow-perception, `[overlay]`, `[reasoning]`,
+//! `[load]` in theirs; `[model]` in this crate's [`crate::model_config`],
+//! `[process]` and `[queues]` here); this file assembles them, checks what
+//! spans sections, and adds the file's path to every error.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sonoflow_core::ConfigIssue;
 use sonoflow_ingest::{SourceConfig, SourceSpec};
+use sonoflow_output::config::OutputConfig;
 use sonoflow_output::{SinkConfig, SinkSpec};
+use sonoflow_overlay::{OverlayConfig, OverlayOptions};
+use sonoflow_perception::{PerceptionConfig, PerceptionOptions};
 use sonoflow_pipeline::{DropPolicy, LadderOptions, LoadConfig};
+use sonoflow_reasoning::{HeadSpec, ReasoningConfig};
 
 use crate::device;
-use crate::model_stage::{ModelConfig, ModelSpec, PerceptionConfig};
-use sonoflow_overlay::{OverlayConfig, OverlayOptions};
-use sonoflow_perception::PerceptionOptions;
-use sonoflow_reasoning::{HeadSpec, ReasoningConfig};
+use crate::error::DefinitionError;
+use crate::model_config::{ModelConfig, ModelSpec};
 
 /// A pipeline definition file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -23,7 +29,7 @@ pub struct DefinitionFile {
     /// Shown in logs and the report; defaults to the file name.
     pub name: Option<String>,
     /// A device profile (firmware-config/devices/NAME.toml) giving the
-    /// [model] defaults for this class of computer.
+    /// `[model]` defaults for this class of computer.
     pub device: Option<String>,
     /// Where frames come from.
     pub source: Option<SourceConfig>,
@@ -59,7 +65,7 @@ pub struct DefinitionFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessConfig {
-    /// "passthrough", or "model" (the default when [model] is present).
+    /// "passthrough", or "model" (the default when `[model]` is present).
     pub kind: Option<ProcessKind>,
 }
 
@@ -68,7 +74,7 @@ pub struct ProcessConfig {
 pub enum ProcessKind {
     #[default]
     Passthrough,
-    /// Vision encoder + mask decoder on every frame (see [model]).
+    /// Vision encoder + mask decoder on every frame (see `[model]`).
     Model,
 }
 
@@ -82,22 +88,20 @@ pub struct QueuesConfig {
     pub output: Option<QueueConfig>,
 }
 
+/// Default depth of each hand-off: room for jitter, little latency.
+pub const DEFAULT_QUEUE_DEPTH: usize = 2;
+/// The deepest hand-off a definition may ask for.
+const MAX_QUEUE_DEPTH: usize = 64;
+
 /// One hand-off: `{ depth = 2, policy = "drop-oldest" }`.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
-    /// Frames it holds. Deeper absorbs jitter but adds latency when full.
+    /// Frames it holds (default [`DEFAULT_QUEUE_DEPTH`]). Deeper absorbs
+    /// jitter but adds latency when full.
     pub depth: Option<usize>,
     /// "drop-oldest" (live default: bounded latency) or "block" (file default: no loss).
     pub policy: Option<DropPolicy>,
-}
-
-/// `[output]`.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutputConfig {
-    /// Frames that may wait in the output's appsrc before new ones are dropped (default 4).
-    pub max_queued: Option<u64>,
 }
 
 /// A hand-off after validation.
@@ -112,7 +116,7 @@ pub struct QueueSpec {
 pub struct PipelineDefinition {
     pub name: String,
     pub path: Option<PathBuf>,
-    /// The device profile the [model] defaults came from.
+    /// The device profile the `[model]` defaults came from.
     pub device: Option<String>,
     pub source: SourceSpec,
     pub process: ProcessKind,
@@ -132,29 +136,13 @@ pub struct PipelineDefinition {
     pub load: Option<LadderOptions>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DefinitionError {
-    #[error("{path}: cannot read the pipeline definition: {cause}")]
-    Read { path: String, cause: String },
-    #[error("{path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("{path}: {issue}")]
-    Invalid { path: String, issue: ConfigIssue },
-}
-
-impl DefinitionError {
-    /// The offending key, for errors that name one.
-    pub fn key(&self) -> Option<&str> {
-        match self {
-            DefinitionError::Invalid { issue, .. } => Some(&issue.key),
-            _ => None,
-        }
-    }
-}
-
-const MAX_QUEUE_DEPTH: usize = 64;
-
 impl PipelineDefinition {
+    /// Frames that can be in flight at once (each holds a pooled buffer and
+    /// may hold findings): both hand-offs, one per stage, spare.
+    pub fn frames_in_flight(&self) -> usize {
+        self.process_queue.depth + self.output_queue.depth + 4
+    }
+
     /// Reads and validates a definition file.
     pub fn load(path: &Path) -> Result<Self, DefinitionError> {
         let shown = path.display().to_string();
@@ -236,12 +224,14 @@ impl DefinitionFile {
         };
         let queue = |name: &str, q: Option<QueueConfig>| -> Result<QueueSpec, ConfigIssue> {
             let q = q.unwrap_or_default();
-            let depth = q.depth.unwrap_or(2);
+            let depth = q.depth.unwrap_or(DEFAULT_QUEUE_DEPTH);
             if depth == 0 || depth > MAX_QUEUE_DEPTH {
                 return Err(ConfigIssue::new(
                     format!("queues.{name}.depth"),
                     format!("is {depth}"),
-                    format!("use a depth from 1 to {MAX_QUEUE_DEPTH} (2 keeps latency low)"),
+                    format!(
+                        "use a depth from 1 to {MAX_QUEUE_DEPTH} ({DEFAULT_QUEUE_DEPTH} keeps latency low)"
+                    ),
                 ));
             }
             Ok(QueueSpec {
@@ -294,14 +284,7 @@ impl DefinitionFile {
             }
             (ProcessKind::Passthrough, None) => None,
         };
-        let max_queued = self.output.max_queued.unwrap_or(4);
-        if max_queued == 0 {
-            return Err(ConfigIssue::new(
-                "output.max_queued",
-                "is 0",
-                "use at least 1 (4 is the default)",
-            ));
-        }
+        let max_queued = self.output.validate()?;
         let perception = self.perception.validate()?;
         // The overlay draws findings and the head grounds its report in them.
         let findings = model.is_some() && perception.is_some();
@@ -352,7 +335,7 @@ mod tests {
         assert_eq!(
             def.process_queue,
             QueueSpec {
-                depth: 2,
+                depth: DEFAULT_QUEUE_DEPTH,
                 policy: DropPolicy::DropOldest
             }
         );

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sonoflow_core::ConfigIssue;
-
-use crate::definition::DefinitionError;
-use crate::model_stage::ModelConfig;
 use sonoflow_reasoning::ReasoningConfig;
+
+use crate::error::DefinitionError;
+use crate::model_config::ModelConfig;
 
 /// A device profile file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -176,23 +176,5 @@ mod tests {
         let text = err.to_string();
         assert_eq!(err.key(), Some("device"));
         assert!(text.contains("cpu-2core"), "{text}");
-    }
-
-    #[test]
-    fn pipeline_keys_win_over_the_profile() {
-        let profile = ModelConfig {
-            intra_threads: Some(4),
-            inter_threads: Some(2),
-            ..ModelConfig::default()
-        };
-        let mine = ModelConfig {
-            intra_threads: Some(1),
-            ..ModelConfig::default()
-        };
-        let merged = mine.or(&profile);
-        assert_eq!(
-            (merged.intra_threads, merged.inter_threads),
-            (Some(1), Some(2))
-        );
     }
 }

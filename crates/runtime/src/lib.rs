@@ -5,25 +5,49 @@
 //! [`run`], which wires [`sonoflow_ingest`] → process → [`sonoflow_output`]
 //! with [`sonoflow_pipeline`] hand-offs and returns a [`RunReport`] (the
 //! `--stats-json` document).
+//!
+//! Modules, from the bottom up (each imports only from those above it;
+//! `scripts/check-architecture.sh` keeps them free of cycles):
+//!
+//! - `error`: [`RunError`], [`DefinitionError`]; imports nothing of this crate;
+//! - `usage`: CPU time and peak memory from /proc;
+//! - `model_config`: `[model]` ([`ModelConfig`] → [`ModelSpec`]);
+//! - [`device`]: device profiles, the `[model]` defaults of a class of computer;
+//! - `definition`: the definition file, assembling every section's config;
+//! - `frame_analysis`: the AI's work on one frame ([`FrameAnalysis`]) and
+//!   what it records ([`InferenceStats`]);
+//! - `ai_lane`: [`ModelProcessor`], the model's thread beside the frame path;
+//! - `load_governor`: the output's sink, feeding the degradation ladder;
+//! - `process_stage`: [`ProcessStage`], the process stage a definition asks for;
+//! - `report`: [`RunReport`], the `--stats-json` document;
+//! - `run`: [`run`], the composition root that wires the stages.
 
 mod ai_lane;
 mod definition;
 pub mod device;
+mod error;
+mod frame_analysis;
 mod load_governor;
-mod model_stage;
+mod model_config;
+mod process_stage;
 mod report;
 mod run;
 mod usage;
 
 pub use ai_lane::ModelProcessor;
 pub use definition::{
-    DefinitionError, DefinitionFile, OutputConfig, PipelineDefinition, ProcessConfig, ProcessKind,
-    QueueConfig, QueueSpec, QueuesConfig,
+    DefinitionFile, PipelineDefinition, ProcessConfig, ProcessKind, QueueConfig, QueueSpec,
+    QueuesConfig, DEFAULT_QUEUE_DEPTH,
 };
-pub use model_stage::{FrameWork, InferenceStats, ModelConfig, ModelSpec, PerceptionConfig};
+pub use error::{DefinitionError, RunError};
+pub use frame_analysis::{AnalysisError, FrameAnalysis, InferenceStats};
+pub use model_config::{ModelConfig, ModelSpec, DEFAULT_STALL_AFTER, DEFAULT_WARMUP_RUNS};
+pub use process_stage::ProcessStage;
 pub use report::{
     CpuReport, InferenceReport, LatencyMs, LoadReport, OverlayReport, Percentiles, RunReport,
     StageMs,
 };
-pub use run::{run, LiveStatus, ProcessStage, RunError, RunOptions};
+pub use run::{run, LiveStatus, RunOptions};
+pub use sonoflow_output::config::OutputConfig;
+pub use sonoflow_perception::PerceptionConfig;
 pub use sonoflow_pipeline::{LoadLevel, LoadStep, PassThrough, Processor, StageError, StopFlag};

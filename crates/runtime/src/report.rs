@@ -7,7 +7,7 @@ use sonoflow_core::{PoolCounters, Stage};
 use sonoflow_ingest::SourceReport;
 use sonoflow_pipeline::{LadderOptions, LatencySummary, LoadLevel, LoadStep, MetricsSnapshot};
 
-use crate::model_stage::InferenceStats;
+use crate::frame_analysis::InferenceStats;
 
 /// Capture to hand-off to the sink, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

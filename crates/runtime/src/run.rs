@@ -8,46 +8,28 @@ use std::time::{Duration, Instant};
 
 use sonoflow_core::alloc_count::frame_path_allocations;
 use sonoflow_core::{Clock, FramePool, MonotonicClock, Stage};
-use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SourceStatus};
+use sonoflow_ingest::{Flow, Ingest, IngestEnd, SourceStatus};
 use sonoflow_output::{GstOutput, OutputOptions, OutputTiming};
-use sonoflow_overlay::{InterpretationBoard, Overlay, OverlayStats};
+use sonoflow_overlay::{Overlay, OverlayStats};
 use sonoflow_pipeline::{
-    handoff, run_output_stage, run_process_stage, DropPolicy, FrameActivity, FrameSink, Ladder,
-    LoadLevel, MetricsSnapshot, PassThrough, PipelineMetrics, Processor, StopFlag,
+    handoff, run_output_stage, run_process_stage, DropPolicy, FrameSink, Ladder, LoadLevel,
+    MetricsSnapshot, PipelineMetrics, StopFlag,
 };
+use sonoflow_reasoning::ReasoningStats;
 use tracing::{error, info, info_span};
 
-use crate::ai_lane::ModelProcessor;
-use crate::definition::{PipelineDefinition, ProcessKind};
+use crate::definition::PipelineDefinition;
+use crate::error::RunError;
+use crate::frame_analysis::InferenceStats;
 use crate::load_governor::GovernedSink;
-use crate::model_stage::{FrameWork, InferenceStats};
+use crate::process_stage::ProcessStage;
 use crate::report::{
     CpuReport, InferenceReport, LoadReport, OverlayReport, ReportExtras, RunReport,
 };
 use crate::usage;
-use sonoflow_inference::{default_dylib, Runtime};
-use sonoflow_reasoning::{ReasoningHead, ReasoningStats};
 
 /// Frames out before allocations per frame are counted (pools fill, caps settle).
 const WARMUP_FRAMES: u64 = 30;
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Ingest(#[from] IngestError),
-    #[error(transparent)]
-    Model(#[from] sonoflow_model::ModelError),
-    #[error(transparent)]
-    Inference(#[from] sonoflow_inference::InferenceError),
-    #[error(transparent)]
-    Output(#[from] sonoflow_output::OutputError),
-    #[error("could not start the {0} thread: {1}")]
-    Thread(&'static str, String),
-    #[error("the overlay could not be built: {0}")]
-    Overlay(#[from] sonoflow_overlay::FontError),
-    #[error(transparent)]
-    Reasoning(#[from] sonoflow_reasoning::ReasoningError),
-}
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -81,85 +63,6 @@ pub struct LiveStatus<'a> {
     pub load: Option<&'a LoadLevel>,
 }
 
-/// The process stage of a run, and its inference statistics if it runs a model.
-pub struct ProcessStage {
-    pub processor: Box<dyn Processor>,
-    pub inference: Option<Arc<InferenceStats>>,
-    /// Where interpretations are published for the overlay's panel.
-    pub interpretations: Arc<InterpretationBoard>,
-    /// The reasoning head, when it runs (stopped when the run ends).
-    pub reasoning: Option<ReasoningHead>,
-    /// The degradation ladder's step, read by the AI lane and the overlay.
-    pub load: LoadLevel,
-    /// Frame work in progress (the model, drawing): the head yields to it.
-    pub activity: FrameActivity,
-}
-
-/// Frames that can hold findings at once: both hand-offs, one per stage, spare.
-fn frames_in_flight(def: &PipelineDefinition) -> usize {
-    def.process_queue.depth + def.output_queue.depth + 4
-}
-
-impl ProcessStage {
-    /// A stage of the caller's own (tests, embedding applications).
-    pub fn custom(processor: Box<dyn Processor>) -> Self {
-        Self {
-            processor,
-            inference: None,
-            interpretations: Arc::new(InterpretationBoard::empty()),
-            reasoning: None,
-            load: LoadLevel::new(),
-            activity: FrameActivity::new(),
-        }
-    }
-
-    /// The stage a definition asks for; a model is loaded, checked and
-    /// warmed up here, before any frame flows.
-    pub fn for_definition(def: &PipelineDefinition) -> Result<Self, RunError> {
-        match (def.process, &def.model) {
-            (ProcessKind::Model, Some(spec)) => {
-                let (mut work, stats) =
-                    FrameWork::load(spec, def.perception, frames_in_flight(def), None)?;
-                let interpretations = Arc::new(InterpretationBoard::empty());
-                let reasoning = match &def.reasoning {
-                    Some(head)
-                        if head.required || head.model.is_some() || work.has_reasoning_graphs() =>
-                    {
-                        let runtime = Runtime::load(&default_dylib(std::path::Path::new(".")))?;
-                        let started = ReasoningHead::start(
-                            head.clone(),
-                            &spec.dir,
-                            spec.engine.clone(),
-                            runtime,
-                            work.kernel_slot(),
-                            Arc::clone(&interpretations),
-                            work.image_token_values(),
-                        )?;
-                        work.attach_head(started.handle(), head.keyframes.clone());
-                        Some(started)
-                    }
-                    _ => None,
-                };
-                let (load, activity) = (LoadLevel::new(), FrameActivity::new());
-                if let Some(head) = &reasoning {
-                    head.handle().yield_to(activity.clone());
-                }
-                let processor =
-                    ModelProcessor::start(work, spec.stall_after, load.clone(), activity.clone())?;
-                Ok(Self {
-                    processor: Box::new(processor),
-                    inference: Some(stats),
-                    interpretations,
-                    reasoning,
-                    load,
-                    activity,
-                })
-            }
-            _ => Ok(Self::custom(Box::new(PassThrough))),
-        }
-    }
-}
-
 /// Runs `def` with `processor` as its process stage. Errors that stop the
 /// run before any frame flows (a sink that cannot open, a source that cannot
 /// be built) are returned; errors later end the run and are in the report.
@@ -175,7 +78,7 @@ pub fn run(
     let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
     let metrics = Arc::new(PipelineMetrics::new());
     // Every frame in flight holds one buffer.
-    let pool = FramePool::new(frames_in_flight(def));
+    let pool = FramePool::new(def.frames_in_flight());
 
     // The source is checked first: a bad one must not leave an empty file behind.
     let mut ingest = Ingest::new(def.source.clone(), Arc::clone(&clock), pool.clone())?;
@@ -288,13 +191,17 @@ pub fn run(
         && output_thread.is_finished())
     {
         std::thread::sleep(Duration::from_millis(20));
-        let snap = metrics.snapshot();
-        if baseline.is_none() && snap.frames_out >= WARMUP_FRAMES {
-            baseline = frame_path_allocations().map(|a| (a, snap.frames_out));
+        // Polling reads one counter; the histograms are read only when a
+        // status line is due.
+        if baseline.is_none() {
+            let frames_out = metrics.frames_out();
+            if frames_out >= WARMUP_FRAMES {
+                baseline = frame_path_allocations().map(|a| (a, frames_out));
+            }
         }
         if Instant::now() >= next_status {
             next_status += options.status_every;
-            status(&snap);
+            status(&metrics.snapshot());
         }
     }
 
@@ -351,7 +258,7 @@ pub fn run(
             inference: inference.as_deref().map(InferenceReport::from_stats),
             accuracy: inference
                 .as_deref()
-                .and_then(|s| s.accuracy.lock().ok().map(|a| a.summary()))
+                .map(InferenceStats::accuracy)
                 .filter(|a| a.frames > 0),
             overlay: overlay_stats.as_deref().map(OverlayReport::from_stats),
             reasoning: reasoning.as_deref().map(|r| r.report(duration)),

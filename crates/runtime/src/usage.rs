@@ -28,11 +28,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_own_usage_on_linux() {
+    fn cpu_time_grows_with_work_and_rss_with_memory_touched() {
         if cfg!(target_os = "linux") {
-            let (user, system) = cpu_seconds().expect("/proc/self/stat");
-            assert!(user >= 0.0 && system >= 0.0);
-            assert!(max_rss_mib().expect("/proc/self/status") > 0.0);
+            let (user0, system0) = cpu_seconds().expect("/proc/self/stat");
+            // Work until the clock tick (10 ms) shows it: CPU time must move.
+            let mut x = 0u64;
+            while cpu_seconds().map_or(0.0, |(u, s)| u + s) <= user0 + system0 {
+                for i in 0..1_000_000u64 {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+                }
+            }
+            std::hint::black_box(x);
+            // The peak after touching 256 MiB is at least what was resident
+            // before plus most of it, whatever peak other tests left.
+            let resident = |status: &str| -> f64 {
+                let line = status.lines().find(|l| l.starts_with("VmRSS:"));
+                let kib = line.and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok());
+                kib.expect("VmRSS") / 1024.0
+            };
+            let before = resident(&std::fs::read_to_string("/proc/self/status").expect("status"));
+            let touched = vec![1u8; 256 << 20];
+            std::hint::black_box(&touched);
+            let peak = max_rss_mib().expect("/proc/self/status");
+            assert!(peak >= before + 200.0, "{before} MiB resident -> peak {peak} MiB");
         }
     }
 }

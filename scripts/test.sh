@@ -7,8 +7,7 @@
 # `cargo clippy --workspace --all-targets --locked -- -D warnings` before the
 # tests, and fails the script if either does; SONOFLOW_LINT=0 skips them.
 set -euo pipefail
-# Off by default until the whole workspace is formatted and clippy-clean; then 1.
-SONOFLOW_LINT="${SONOFLOW_LINT:-0}"
+SONOFLOW_LINT="${SONOFLOW_LINT:-1}"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh" --no-build
 source "$ROOT/scripts/env.sh"
@@ -16,8 +15,13 @@ cd "$ROOT"
 bash scripts/check-architecture.sh
 if [[ "$SONOFLOW_LINT" == 1 ]]; then
   for tool in fmt clippy; do
+    component="${tool/fmt/rustfmt}"
+    if ! cargo "$tool" --version >/dev/null 2>&1 && command -v rustup >/dev/null; then
+      echo "[test] installing $component (rustup component add $component)" >&2
+      rustup component add "$component" >/dev/null 2>&1 || true
+    fi
     cargo "$tool" --version >/dev/null 2>&1 ||
-      { echo "[test] cargo $tool is not installed: rustup component add ${tool/fmt/rustfmt}" >&2; exit 1; }
+      { echo "[test] cargo $tool is not installed: rustup component add $component" >&2; exit 1; }
   done
   echo "[test] cargo fmt --all --check" >&2
   if ! cargo fmt --all --check; then

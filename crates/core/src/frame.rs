@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::findings::{GroundTruth, ImageRegion, PixelSpacing};
 use crate::{FrameFindings, FrameId, Pooled, PooledBuffer, Recycled, Timestamp};
 
-
 /// The pixel formats frames are negotiated into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "UPPERCASE")]

@@ -50,7 +50,10 @@ mod tests {
             let touched = vec![1u8; 256 << 20];
             std::hint::black_box(&touched);
             let peak = max_rss_mib().expect("/proc/self/status");
-            assert!(peak >= before + 200.0, "{before} MiB resident -> peak {peak} MiB");
+            assert!(
+                peak >= before + 200.0,
+                "{before} MiB resident -> peak {peak} MiB"
+            );
         }
     }
 }

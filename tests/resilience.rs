@@ -234,51 +234,6 @@ fn slow_stage_drops_counted_frames_instead_of_holding_the_source_back() {
     assert_eq!(seen.last(), Some(&119), "{seen:?}");
 }
 
-#[test]
-fn ctrl_c_stops_cleanly_with_a_valid_file_and_a_report() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mp4 = dir.path().join("interrupted.mp4");
-    let pipeline = write_definition(
-        dir.path(),
-        &format!(
-            "[source]\nkind = \"test\"\nwidth = 320\nheight = 240\nfps = 30\n[[sinks]]\nkind = \"mp4\"\npath = \"{}\"\n",
-            mp4.display()
-        ),
-    );
-    let child = run_command(dir.path(), &pipeline, &[])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start sonoflow");
-    // Not a speed check: wait (at most LIMIT) until a first fragment is on disk.
-    let started = std::time::Instant::now();
-    while std::fs::metadata(&mp4).map_or(0, |m| m.len()) < 4096 {
-        assert!(started.elapsed() < LIMIT, "no frames written");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = std::process::Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let output = wait_with_limit(child, LIMIT);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let r = read_report(dir.path()).expect("report written after Ctrl-C");
-    let out = u64_at(&r, "/frames_out");
-    assert!(out > 0, "{r:#}");
-    assert_eq!(
-        out + pipeline_dropped(&r),
-        u64_at(&r, "/frames_in"),
-        "{r:#}"
-    );
-    assert_eq!(decode(&mp4).frames, out, "the file was finalised");
-}
-
 /// Runs the phantom into `sink` (a `[[sinks]]` body), kills the process
 /// with SIGKILL once the file has grown past a few fragments, and returns
 /// the frames that decode from what it left.

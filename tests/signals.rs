@@ -72,6 +72,11 @@ fn stops_cleanly_on(name: &str) {
 }
 
 #[test]
+fn ctrl_c_drains_finalises_and_reports() {
+    stops_cleanly_on("INT");
+}
+
+#[test]
 fn sigterm_drains_finalises_and_reports() {
     stops_cleanly_on("TERM");
 }

@@ -3,12 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use gst::prelude::*;
-use gstreamer as gst;
-use gstreamer_app as gst_app;
 use sonoflow_core::{Frame, FrameFormat, FrameId, FramePool, PixelFormat, StageStamps, Timestamp};
 use sonoflow_output::{GstOutput, OutputError, OutputOptions, OutputTiming, SinkConfig, SinkSpec};
 use sonoflow_pipeline::{Delivery, FrameSink};
+
+/// Reading back what a recording holds, shared with the workspace's tests.
+#[path = "../../../tests/salvage/mod.rs"]
+mod salvage;
+use salvage::decodable_frames;
 
 fn sinks(toml_sinks: &[&str]) -> Vec<SinkSpec> {
     toml_sinks
@@ -74,47 +76,6 @@ fn push_sized(
         }
     }
     delivered
-}
-
-/// Frames that decode from `path`, up to the first error (a file cut short
-/// by a crash or a full disk plays up to there).
-fn decodable_frames(path: &Path) -> u64 {
-    gst::init().expect("GStreamer init");
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("filesrc")
-        .property("location", path.to_string_lossy().as_ref())
-        .build()
-        .expect("filesrc");
-    let decode = gst::ElementFactory::make("decodebin")
-        .build()
-        .expect("decodebin");
-    let convert = gst::ElementFactory::make("videoconvert")
-        .build()
-        .expect("videoconvert");
-    let sink = gst_app::AppSink::builder().sync(false).build();
-    pipeline
-        .add_many([&src, &decode, &convert, sink.upcast_ref()])
-        .expect("add");
-    src.link(&decode).expect("link");
-    convert.link(&sink).expect("link");
-    let convert_weak = convert.downgrade();
-    decode.connect_pad_added(move |_, pad| {
-        if let Some(convert) = convert_weak.upgrade() {
-            if let Some(sink_pad) = convert.static_pad("sink") {
-                let _ = pad.link(&sink_pad);
-            }
-        }
-    });
-    let _ = pipeline.set_state(gst::State::Playing);
-    let mut frames = 0;
-    while sink
-        .try_pull_sample(gst::ClockTime::from_seconds(5))
-        .is_some()
-    {
-        frames += 1;
-    }
-    let _ = pipeline.set_state(gst::State::Null);
-    frames
 }
 
 /// Every file under `dir`, recursively.

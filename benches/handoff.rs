@@ -1,6 +1,9 @@
 //! The frame pipeline's own cost: a pooled 640x480 GRAY8 frame acquired,
 //! handed from one thread to another through a drop-oldest hand-off and
-//! returned to the pool, against an empty baseline. Run:
+//! returned to the pool, against an empty baseline; and the AI lane's one
+//! extra cost, the copy of a frame's pixels into a pooled buffer for the
+//! model's thread (`ai_lane_copy_*`, at the phantom's and capture cards'
+//! sizes; docs/ARCHITECTURE.md sets it beside the model's time). Run:
 //! `cargo bench -p sonoflow-benches --bench handoff`.
 
 use std::sync::Arc;
@@ -58,6 +61,23 @@ fn benches(c: &mut Criterion) {
         drop(tx);
         let _ = consumer.join();
     });
+    for (name, format, width, height) in [
+        ("640x480_gray8", PixelFormat::Gray8, 640, 480),
+        ("1280x720_rgba", PixelFormat::Rgba, 1280, 720),
+        ("1920x1080_rgba", PixelFormat::Rgba, 1920, 1080),
+    ] {
+        let format = FrameFormat::new(format, width, height).expect("valid format");
+        let copies = FramePool::new(3);
+        let source = pool.acquire(format.len());
+        group.bench_function(format!("ai_lane_copy_{name}"), |b| {
+            b.iter(|| {
+                // What `ModelProcessor::copy_of` does to the pixels.
+                let mut copy = copies.acquire(source.len());
+                copy.copy_from_slice(&source);
+                black_box(copy);
+            })
+        });
+    }
     group.finish();
 }
 

@@ -291,8 +291,10 @@ fn overlay_image(paused: bool) -> (Vec<u8>, u32, u32) {
         font_px: Some(14.0),
         ..OverlayOptions::default()
     };
-    let mut overlay =
-        Overlay::new(options, clock.clone() as Arc<dyn Clock>, board).expect("overlay");
+    // The word umind-nano's manifest gives its detection task's target.
+    let mut overlay = Overlay::new(options, clock.clone() as Arc<dyn Clock>, board)
+        .expect("overlay")
+        .naming_findings("lesion");
     let pool = BufferPool::new(2);
     let format =
         sonoflow_core::FrameFormat::new(sonoflow_core::PixelFormat::Gray8, w, h).expect("format");

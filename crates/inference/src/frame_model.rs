@@ -1,8 +1,9 @@
 //! The per-frame half of the model: preprocess, vision encoder, mask
 //! decoder with the current kernels. Inputs live in tensors allocated once
 //! and refilled in place; the kernels tensor is refilled only when the slot's
-//! version changes; outputs are copied into pooled buffers and travel with
-//! the frame. Every output the frame path reads is checked finite as it is
+//! version changes; outputs are copied once, straight from ONNX Runtime's
+//! tensors into pooled buffers (float16 converted on the way), and travel
+//! with the frame. Every output the frame path reads is checked finite as it is
 //! read or copied (see [`crate::finite`]): NaN masks are a model failure
 //! ([`InferenceError::NonFinite`]), never "nothing in view".
 
@@ -13,7 +14,7 @@ use ort::memory::Allocator;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions};
 use ort::value::Tensor;
 use sonoflow_core::findings::ImageRegion;
-use sonoflow_core::{BufferPool, Clock, Frame, FrameFormat, ModelGeometry, ModelOutputs};
+use sonoflow_core::{BufferPool, Clock, Frame, FrameFormat, ModelGeometry, ModelOutputs, Pooled};
 use sonoflow_model::{DType, Dim, GraphSpec, ModelDir, MASK_DECODER, VISION_ENCODER};
 
 use crate::graph::{EngineOptions, GraphSession};
@@ -21,12 +22,23 @@ use crate::kernels::KernelSlot;
 use crate::preprocess::{fill_input, ResizePlan};
 use crate::{InferenceError, Runtime};
 
-/// Time spent in each step of one frame.
+/// Time spent in each step of one frame. `encoder` and `decoder` are the
+/// graph runs alone; `readout` is everything between and after them that
+/// reads their outputs: the finite checks and the one copy of each output
+/// into its pooled buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StepTimes {
     pub preprocess: Duration,
     pub encoder: Duration,
     pub decoder: Duration,
+    pub readout: Duration,
+}
+
+impl StepTimes {
+    /// The whole per-frame model path.
+    pub fn total(&self) -> Duration {
+        self.preprocess + self.encoder + self.decoder + self.readout
+    }
 }
 
 /// A host tensor of the dtype a graph declares. Float16 models get their
@@ -84,18 +96,38 @@ impl HostTensor {
     }
 }
 
-/// Copies a float32 or float16 tensor value into `out` as float32; returns
-/// how many of the values are not finite.
-fn read_f32(value: &ort::value::DynValue, out: &mut Vec<f32>) -> Result<usize, ort::Error> {
-    out.clear();
-    match value.data_type() {
+/// Copies a float32 or float16 tensor value into a buffer from `pool`, as
+/// float32 (the one copy an output gets); returns it and how many of its
+/// values are not finite. The pool is filled on its first use, when the
+/// output's size becomes known, so later frames never allocate.
+fn read_pooled(
+    value: &ort::value::DynValue,
+    pool: &BufferPool<f32>,
+) -> Result<(Pooled<f32>, usize), ort::Error> {
+    let fill = |len: usize| {
+        if pool.counters() == Default::default() {
+            pool.prefill(len);
+        }
+        pool.acquire(len)
+    };
+    let out = match value.data_type() {
         ort::value::TensorElementType::Float16 => {
             let (_, data) = value.try_extract_tensor::<half::f16>()?;
-            out.extend(data.iter().map(|v| v.to_f32()));
+            let mut out = fill(data.len());
+            for (d, s) in out.iter_mut().zip(data) {
+                *d = s.to_f32();
+            }
+            out
         }
-        _ => out.extend_from_slice(value.try_extract_tensor::<f32>()?.1),
-    }
-    Ok(crate::finite::count(out))
+        _ => {
+            let (_, data) = value.try_extract_tensor::<f32>()?;
+            let mut out = fill(data.len());
+            out.copy_from_slice(data);
+            out
+        }
+    };
+    let bad = crate::finite::count(&out);
+    Ok((out, bad))
 }
 
 pub struct FrameModel {
@@ -105,10 +137,6 @@ pub struct FrameModel {
     input: HostTensor,
     kernels: HostTensor,
     kernels_dtype: DType,
-    /// Float32 copies of the decoder outputs (reused; no per-frame allocation).
-    logits_f32: Vec<f32>,
-    scores_f32: Vec<f32>,
-    tokens_f32: Vec<f32>,
     /// The encoder output holding the language model's image tokens, if any.
     image_tokens: Option<String>,
     kernels_version: Option<u64>,
@@ -232,9 +260,6 @@ impl FrameModel {
             input,
             kernels,
             kernels_dtype,
-            logits_f32: Vec::new(),
-            scores_f32: Vec::new(),
-            tokens_f32: Vec::new(),
             image_tokens,
             kernels_version: None,
             slot,
@@ -269,11 +294,12 @@ impl FrameModel {
         Ok(current.version)
     }
 
-    /// Runs encoder and decoder on the current input tensor.
+    /// Runs encoder and decoder on the current input tensor and reads
+    /// their outputs; the step times leave preprocessing at zero.
     fn run_graphs(
         &mut self,
         clock: &dyn Clock,
-    ) -> Result<(ModelOutputs, Duration, Duration), InferenceError> {
+    ) -> Result<(ModelOutputs, StepTimes), InferenceError> {
         let kernel_version = self.refresh_kernels()?;
         let io = &self.model.manifest.decoder_io;
         let tasks = self.kernels.rows().max(0) as usize;
@@ -291,6 +317,7 @@ impl FrameModel {
             None => self.encoder.session.run(ort::inputs![self.input.input()]),
         }
         .map_err(run_error(&self.encoder.file))?;
+        let t1 = clock.now();
         let features = encoded
             .get(io.features.as_str())
             .ok_or_else(|| InferenceError::Tensor {
@@ -310,23 +337,26 @@ impl FrameModel {
             bad,
             total,
         )?;
-        self.tokens_f32.clear();
-        if let Some((name, value)) = self
+        let image_tokens = match self
             .image_tokens
             .as_deref()
             .and_then(|name| encoded.get(name).map(|v| (name, v)))
         {
-            let bad =
-                read_f32(value, &mut self.tokens_f32).map_err(run_error(&self.encoder.file))?;
-            crate::finite::ensure(
-                &self.encoder.file,
-                &self.encoder.role,
-                name,
-                bad,
-                self.tokens_f32.len(),
-            )?;
-        }
-        let t1 = clock.now();
+            Some((name, value)) => {
+                let (tokens, bad) =
+                    read_pooled(value, &self.token_pool).map_err(run_error(&self.encoder.file))?;
+                crate::finite::ensure(
+                    &self.encoder.file,
+                    &self.encoder.role,
+                    name,
+                    bad,
+                    tokens.len(),
+                )?;
+                Some(tokens)
+            }
+            None => None,
+        };
+        let t2 = clock.now();
         let inputs = if self.features_first {
             ort::inputs![features, self.kernels.input()]
         } else {
@@ -337,6 +367,7 @@ impl FrameModel {
             None => self.decoder.session.run(inputs),
         }
         .map_err(run_error(&self.decoder.file))?;
+        let t3 = clock.now();
         let logits_value =
             decoded
                 .get(io.mask_logits.as_str())
@@ -346,15 +377,6 @@ impl FrameModel {
                     expected: "a decoder output".into(),
                     found: "nothing".into(),
                 })?;
-        let bad =
-            read_f32(logits_value, &mut self.logits_f32).map_err(run_error(&self.decoder.file))?;
-        crate::finite::ensure(
-            &self.decoder.file,
-            &self.decoder.role,
-            &io.mask_logits,
-            bad,
-            self.logits_f32.len(),
-        )?;
         let shape = logits_value.shape();
         let [_, tasks, height, width] = shape[..] else {
             return Err(InferenceError::Tensor {
@@ -369,39 +391,35 @@ impl FrameModel {
             height.max(0) as usize,
             width.max(0) as usize,
         );
-        self.scores_f32.clear();
-        if let Some((name, value)) = io
+        let (mask_logits, bad) =
+            read_pooled(logits_value, &self.mask_pool).map_err(run_error(&self.decoder.file))?;
+        crate::finite::ensure(
+            &self.decoder.file,
+            &self.decoder.role,
+            &io.mask_logits,
+            bad,
+            mask_logits.len(),
+        )?;
+        let scores = match io
             .scores
             .as_deref()
             .and_then(|name| decoded.get(name).map(|v| (name, v)))
         {
-            let bad =
-                read_f32(value, &mut self.scores_f32).map_err(run_error(&self.decoder.file))?;
-            crate::finite::ensure(
-                &self.decoder.file,
-                &self.decoder.role,
-                name,
-                bad,
-                self.scores_f32.len(),
-            )?;
-        }
-        if self.mask_pool.counters() == Default::default() {
-            // The first outputs (in warm-up): their sizes are known now, so
-            // fill the pools once; later frames never allocate.
-            self.mask_pool.prefill(self.logits_f32.len());
-            self.score_pool.prefill(self.scores_f32.len());
-            self.token_pool.prefill(self.tokens_f32.len());
-        }
-        let mut mask_logits = self.mask_pool.acquire(self.logits_f32.len());
-        mask_logits.copy_from_slice(&self.logits_f32);
-        let mut scores = self.score_pool.acquire(self.scores_f32.len());
-        scores.copy_from_slice(&self.scores_f32);
-        let image_tokens = (!self.tokens_f32.is_empty()).then(|| {
-            let mut tokens = self.token_pool.acquire(self.tokens_f32.len());
-            tokens.copy_from_slice(&self.tokens_f32);
-            tokens
-        });
-        let t2 = clock.now();
+            Some((name, value)) => {
+                let (scores, bad) =
+                    read_pooled(value, &self.score_pool).map_err(run_error(&self.decoder.file))?;
+                crate::finite::ensure(
+                    &self.decoder.file,
+                    &self.decoder.role,
+                    name,
+                    bad,
+                    scores.len(),
+                )?;
+                scores
+            }
+            None => self.score_pool.acquire(0),
+        };
+        let t4 = clock.now();
         let outputs = ModelOutputs {
             geometry: ModelGeometry::default(),
             kernel_version,
@@ -412,17 +430,20 @@ impl FrameModel {
             scores,
             image_tokens,
         };
-        Ok((outputs, t1.saturating_since(t0), t2.saturating_since(t1)))
+        let times = StepTimes {
+            preprocess: Duration::ZERO,
+            encoder: t1.saturating_since(t0),
+            decoder: t3.saturating_since(t2),
+            readout: t2.saturating_since(t1) + t4.saturating_since(t3),
+        };
+        Ok((outputs, times))
     }
 
-    /// Encoder + decoder on the input already in place (the bare-inference
-    /// floor: no preprocessing); returns encoder and decoder times.
-    pub fn run_preloaded(
-        &mut self,
-        clock: &dyn Clock,
-    ) -> Result<(Duration, Duration), InferenceError> {
-        let (_, encoder, decoder) = self.run_graphs(clock)?;
-        Ok((encoder, decoder))
+    /// Encoder + decoder on the input already in place, outputs read (the
+    /// bare-inference floor: no preprocessing); returns the step times.
+    pub fn run_preloaded(&mut self, clock: &dyn Clock) -> Result<StepTimes, InferenceError> {
+        let (_, times) = self.run_graphs(clock)?;
+        Ok(times)
     }
 
     /// Runs the model `runs` times on a blank input (sessions allocate and
@@ -458,7 +479,7 @@ impl FrameModel {
                 .fill(|data| fill_input(frame, plan, preprocess, data));
         }
         let preprocess = clock.now().saturating_since(t0);
-        let (mut outputs, encoder, decoder) = self.run_graphs(clock)?;
+        let (mut outputs, times) = self.run_graphs(clock)?;
         if let Some((_, _, plan)) = &self.plan {
             outputs.geometry = plan.geometry();
         }
@@ -466,8 +487,7 @@ impl FrameModel {
             outputs,
             StepTimes {
                 preprocess,
-                encoder,
-                decoder,
+                ..times
             },
         ))
     }

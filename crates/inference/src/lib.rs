@@ -197,7 +197,7 @@ pub fn check_model(
     let mut frame_model =
         FrameModel::with_sessions(model, take(VISION_ENCODER)?, take(MASK_DECODER)?, None)?;
     let (outputs, times) = frame_model.infer(sample, &MonotonicClock::new())?;
-    let sample_run = times.preprocess + times.encoder + times.decoder;
+    let sample_run = times.total();
     let reasoning = [EMBED_TOKENS, DECODER, KERNEL_PROJECTOR]
         .iter()
         .all(|role| model.manifest.graphs.contains_key(*role));

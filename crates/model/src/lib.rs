@@ -557,6 +557,26 @@ mod tests {
     }
 
     #[test]
+    fn the_finding_name_is_the_detection_target_from_the_manifest() {
+        let model = ModelDir::open(&umind_nano()).expect("umind-nano");
+        assert_eq!(model.manifest.finding_name(), "lesion");
+        let mut m = model.manifest.clone();
+        for task in &mut m.tasks {
+            task.target = match task.drives {
+                TaskKind::Detection => Some("nodule".into()),
+                _ => Some("thyroid".into()),
+            };
+        }
+        assert_eq!(m.finding_name(), "nodule");
+        m.tasks.retain(|t| t.drives != TaskKind::Detection);
+        assert_eq!(m.finding_name(), "thyroid");
+        for task in &mut m.tasks {
+            task.target = None;
+        }
+        assert_eq!(m.finding_name(), "finding");
+    }
+
+    #[test]
     fn wrong_hash_names_the_file_and_both_hashes() {
         let (_d, r) = broken(|t| t.replacen("sha256 = \"", "sha256 = \"00", 1));
         let err = r.expect_err("wrong hash").to_string();

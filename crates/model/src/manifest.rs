@@ -327,6 +327,21 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The word for what the model finds, as the overlay labels it: the
+    /// detection task's target (else the segmentation task's), e.g.
+    /// "lesion"; "finding" when the manifest names neither.
+    pub fn finding_name(&self) -> &str {
+        [TaskKind::Detection, TaskKind::Segmentation]
+            .iter()
+            .find_map(|kind| {
+                self.tasks
+                    .iter()
+                    .find(|t| t.drives == *kind)
+                    .and_then(|t| t.target.as_deref())
+            })
+            .unwrap_or("finding")
+    }
+
     /// The vision encoder's output that is not the decoder's features: the
     /// language model's image tokens (None when the encoder writes none).
     pub fn image_tokens(&self) -> Option<&TensorSpec> {

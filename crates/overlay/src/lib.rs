@@ -93,6 +93,10 @@ pub struct Overlay {
     panel_text: PanelText,
     /// The degradation ladder's step: extras are dropped from `overlay_lean` on.
     load: LoadLevel,
+    /// What the model finds, in its manifest's word (e.g. "lesion").
+    finding_name: String,
+    /// "no {finding_name} in view", written once.
+    nothing_in_view: String,
 }
 
 fn age(now: Timestamp, then: Timestamp) -> Duration {
@@ -129,7 +133,19 @@ impl Overlay {
             crossings: Vec::with_capacity(64),
             panel_text: PanelText::default(),
             load: LoadLevel::new(),
-        })
+            finding_name: String::new(),
+            nothing_in_view: String::new(),
+        }
+        .naming_findings("finding"))
+    }
+
+    /// Labels findings with `name`: the model's own word for what it finds
+    /// (`Manifest::finding_name`, e.g. "lesion"), so another model's
+    /// overlay says "nodule" without a rebuild.
+    pub fn naming_findings(mut self, name: &str) -> Self {
+        self.finding_name = name.to_owned();
+        self.nothing_in_view = format!("no {name} in view");
+        self
     }
 
     /// Follows the run's degradation ladder: from `overlay_lean` on, the
@@ -243,7 +259,7 @@ impl Overlay {
                 DETECTION.with_alpha(fade),
             );
             self.line.clear();
-            let _ = write!(self.line, "lesion {:.2}", f.confidence);
+            let _ = write!(self.line, "{} {:.2}", self.finding_name, f.confidence);
             let y = (b.y0 - self.text.line_height - 4.0).max(0.0);
             self.text.label(
                 canvas,
@@ -369,7 +385,13 @@ impl Overlay {
         for f in shown {
             any = true;
             self.line.clear();
-            finding_line(&mut self.line, &mut self.part, &f, chars);
+            finding_line(
+                &mut self.line,
+                &mut self.part,
+                &self.finding_name,
+                &f,
+                chars,
+            );
             self.text.draw(
                 canvas,
                 x,
@@ -384,7 +406,7 @@ impl Overlay {
                 .draw(canvas, x, y, "AI output invalid · findings withheld", WHITE);
             y += lh;
         } else if !any && self.have_last {
-            self.text.draw(canvas, x, y, "no lesion in view", MUTED);
+            self.text.draw(canvas, x, y, &self.nothing_in_view, MUTED);
             y += lh;
         }
 
@@ -512,8 +534,8 @@ impl std::fmt::Display for Millimetres<'_> {
 
 /// One finding's panel line, with only whole measurements (never a
 /// number cut from its unit): parts that do not fit in `chars` are left out.
-fn finding_line(line: &mut String, part: &mut String, f: &FrameFinding, chars: usize) {
-    let _ = write!(line, "#{} lesion {:.2}", f.track, f.confidence);
+fn finding_line(line: &mut String, part: &mut String, name: &str, f: &FrameFinding, chars: usize) {
+    let _ = write!(line, "#{} {name} {:.2}", f.track, f.confidence);
     for (tag, m) in [('L', f.long_axis), ('S', f.short_axis)] {
         if let Some(m) = m {
             part.clear();
@@ -600,11 +622,11 @@ mod tests {
     #[test]
     fn panel_lines_keep_whole_measurements_with_their_units() {
         let (mut line, mut part) = (String::new(), String::new());
-        finding_line(&mut line, &mut part, &finding(), 80);
+        finding_line(&mut line, &mut part, "lesion", &finding(), 80);
         assert_eq!(line, "#3 lesion 0.97  L 12.4 ± 0.3 mm  S 8.1 ± 0.3 mm");
         line.clear();
-        finding_line(&mut line, &mut part, &finding(), 34);
-        assert_eq!(line, "#3 lesion 0.97  L 12.4 ± 0.3 mm");
+        finding_line(&mut line, &mut part, "nodule", &finding(), 34);
+        assert_eq!(line, "#3 nodule 0.97  L 12.4 ± 0.3 mm");
     }
 
     #[test]

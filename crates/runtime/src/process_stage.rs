@@ -27,6 +27,9 @@ pub struct ProcessStage {
     pub load: LoadLevel,
     /// Frame work in progress (the model, drawing): the head yields to it.
     pub activity: FrameActivity,
+    /// What the overlay calls a finding: the model's own word from its
+    /// manifest ("finding" without a model).
+    pub finding_name: String,
 }
 
 impl ProcessStage {
@@ -39,6 +42,7 @@ impl ProcessStage {
             reasoning: None,
             load: LoadLevel::new(),
             activity: FrameActivity::new(),
+            finding_name: "finding".to_owned(),
         }
     }
 
@@ -71,6 +75,7 @@ impl ProcessStage {
             _ => None,
         };
         let (load, activity) = (LoadLevel::new(), FrameActivity::new());
+        let finding_name = analysis.finding_name().to_owned();
         if let Some(head) = &reasoning {
             head.handle().yield_to(activity.clone());
         }
@@ -83,6 +88,7 @@ impl ProcessStage {
             reasoning,
             load,
             activity,
+            finding_name,
         })
     }
 }

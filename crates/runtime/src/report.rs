@@ -105,7 +105,10 @@ pub struct InferenceReport {
     pub preprocess_ms: Percentiles,
     pub encoder_ms: Percentiles,
     pub decoder_ms: Percentiles,
-    /// Preprocess + encoder + decoder, per frame (not the sum of the
+    /// Reading the outputs (finite checks, one copy each), apart from the
+    /// graph runs that `encoder_ms` and `decoder_ms` time.
+    pub readout_ms: Percentiles,
+    /// Preprocess + encoder + decoder + readout, per frame (not the sum of the
     /// percentiles above): what `scripts/bench.sh` sets beside the bare floor.
     pub model_ms: LatencyMs,
     /// Masks to findings: components, boxes, calipers (and the self-check).
@@ -135,6 +138,7 @@ impl InferenceReport {
             preprocess_ms: s.preprocess.summary().into(),
             encoder_ms: s.encoder.summary().into(),
             decoder_ms: s.decoder.summary().into(),
+            readout_ms: s.readout.summary().into(),
             model_ms: LatencyMs::from_summary(&s.model_path.summary()),
             postprocess_ms: s.postprocess.summary().into(),
             failures: s.failures.load(Ordering::Relaxed),

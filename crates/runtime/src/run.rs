@@ -92,7 +92,8 @@ pub fn run(
                 Arc::clone(&clock),
                 Arc::clone(&stage.interpretations),
             )?
-            .following_load(stage.load.clone());
+            .following_load(stage.load.clone())
+            .naming_findings(&stage.finding_name);
             let stats = overlay.stats();
             (Some(Box::new(overlay)), Some(stats))
         }

@@ -78,6 +78,8 @@ pub struct FrameAnalysis {
     reasoning_graphs: bool,
     /// Values in one frame's image tokens (0: the encoder writes none).
     image_token_values: usize,
+    /// The model's word for what it finds (`Manifest::finding_name`).
+    finding_name: String,
 }
 
 /// The decoder rows (default-kernel order) that drive segmentation and detection.
@@ -168,6 +170,7 @@ impl FrameAnalysis {
             load: LoadLevel::new(),
             reasoning_graphs: has_reasoning_graphs(&model_dir),
             image_token_values: image_token_values(&model_dir),
+            finding_name: model_dir.manifest.finding_name().to_owned(),
         };
         Ok((analysis, stats))
     }
@@ -184,6 +187,11 @@ impl FrameAnalysis {
     /// Values in one frame's image tokens.
     pub fn image_token_values(&self) -> usize {
         self.image_token_values
+    }
+
+    /// The model's word for what it finds, e.g. "lesion".
+    pub fn finding_name(&self) -> &str {
+        &self.finding_name
     }
 
     /// Chooses keyframes on every frame from now on and hands them to `head`.
@@ -248,9 +256,8 @@ impl FrameAnalysis {
         self.stats.preprocess.record(times.preprocess);
         self.stats.encoder.record(times.encoder);
         self.stats.decoder.record(times.decoder);
-        self.stats
-            .model_path
-            .record(times.preprocess + times.encoder + times.decoder);
+        self.stats.readout.record(times.readout);
+        self.stats.model_path.record(times.total());
         self.stats
             .last_kernel_version
             .store(outputs.kernel_version, Ordering::Relaxed);

@@ -21,8 +21,11 @@ pub struct InferenceStats {
     pub preprocess: LatencyRecorder,
     pub encoder: LatencyRecorder,
     pub decoder: LatencyRecorder,
-    /// Preprocess + encoder + decoder of each frame: the per-frame inference
-    /// path, the figure benches set beside the bare-inference floor.
+    /// Reading the graphs' outputs: finite checks and the one copy of each
+    /// output into its pooled buffer (not in `encoder` or `decoder`).
+    pub readout: LatencyRecorder,
+    /// Preprocess + encoder + decoder + readout of each frame: the per-frame
+    /// inference path, the figure benches set beside the bare-inference floor.
     pub model_path: LatencyRecorder,
     /// Masks to findings (components, contours, calipers and their
     /// uncertainty, tracking) and the self-check.
@@ -56,6 +59,7 @@ impl InferenceStats {
             preprocess: LatencyRecorder::new(),
             encoder: LatencyRecorder::new(),
             decoder: LatencyRecorder::new(),
+            readout: LatencyRecorder::new(),
             model_path: LatencyRecorder::new(),
             postprocess: LatencyRecorder::new(),
             failures: AtomicU64::new(0),

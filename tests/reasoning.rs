@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use sonoflow_core::findings::{FindingClass, GroundTruth, LesionTruth};
+use sonoflow_core::findings::{GroundTruth, LesionTruth};
 use sonoflow_core::{Frame, FramePool, ModelOutputs, MonotonicClock};
 use sonoflow_inference::{EngineOptions, FrameModel, Generator, KernelSlot, Runtime};
 use sonoflow_model::ModelDir;
-use sonoflow_phantom::{Phantom, PhantomConfig};
+use sonoflow_phantom::{FindingClass, Phantom, PhantomConfig};
 use sonoflow_reasoning::grounding::ground;
 use sonoflow_reasoning::prompt::PromptCodec;
 use sonoflow_reasoning::stream::{ReportStream, PUBLISH_EVERY};
@@ -42,7 +42,7 @@ fn cyst_and_mass_frame() -> (Frame, GroundTruth) {
             truth
                 .lesions
                 .iter()
-                .any(|l| l.class == c && l.area_px > 3000)
+                .any(|l| l.class == c.name() && l.area_px > 3000)
         };
         if has(FindingClass::Cyst) && has(FindingClass::Mass) {
             eprintln!(
@@ -50,7 +50,7 @@ fn cyst_and_mass_frame() -> (Frame, GroundTruth) {
                 truth
                     .lesions
                     .iter()
-                    .map(|l| (l.class, l.area_px))
+                    .map(|l| (l.class.as_str(), l.area_px))
                     .collect::<Vec<_>>()
             );
             return (frame, truth);
@@ -110,7 +110,7 @@ fn a_task_prompt_changes_what_the_per_frame_decoder_segments() {
         truth
             .lesions
             .iter()
-            .filter(|l| l.class == c)
+            .filter(|l| l.class == c.name())
             .max_by_key(|l| l.area_px)
             .expect("lesion")
     };

@@ -206,13 +206,9 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
         "no number comes from the language model: {text}"
     );
     // The report against the phantom's truth for its one lesion: the class
-    // and the six descriptors, in the report's words (the truth's serde
-    // names, spaces for underscores).
+    // and the six descriptors, in the report's words (the truth's words,
+    // spaces for underscores).
     let lesion = &truth.lesions[0];
-    let class = match lesion.class {
-        sonoflow_core::findings::FindingClass::Cyst => "cyst",
-        sonoflow_core::findings::FindingClass::Mass => "mass",
-    };
     let said: std::collections::BTreeMap<&str, &str> = text
         .split(" . ")
         .filter_map(|clause| clause.split_once(" : "))
@@ -221,8 +217,7 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
         ["cyst", "mass"].contains(&said.get("finding").copied().unwrap_or_default()),
         "the finding is a class of the vocabulary: {text}"
     );
-    let attributes = serde_json::to_value(lesion.attributes).expect("attributes");
-    let mut expected = vec![("finding", class.to_owned())];
+    let mut expected = vec![("finding", lesion.class.clone())];
     for (field, key) in [
         ("shape", "shape"),
         ("orientation", "orientation"),
@@ -231,7 +226,7 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
         ("posterior", "posterior features"),
         ("calcifications", "calcifications"),
     ] {
-        let word = attributes[field].as_str().expect("a named value");
+        let word = lesion.attributes.get(field).expect("a named value");
         expected.push((key, word.replace('_', " ")));
     }
     let agree: Vec<&str> = expected

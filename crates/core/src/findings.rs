@@ -1,145 +1,14 @@
-//! What a finding is: the lesion descriptor vocabulary sonographers use
-//! (after the ACR BI-RADS ultrasound lexicon), geometry in frame pixels,
-//! calipers in millimetres, and the per-frame ground truth the phantom
-//! produces. The model's outputs use the same types, so they can be scored
-//! against the truth directly.
+//! What a finding is: geometry in frame pixels, calipers in millimetres,
+//! and the per-frame ground truth the phantom produces. A lesion in the
+//! truth is described in the model's own words (class, descriptors and
+//! assessment as strings, the vocabulary of the model manifest), so the
+//! model's outputs can be scored against the truth directly; the typed
+//! lexicon the phantom draws from lives with the phantom
+//! (`sonoflow_phantom::lexicon`).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Shape {
-    Oval,
-    Round,
-    Irregular,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Orientation {
-    /// Wider than tall.
-    Parallel,
-    /// Taller than wide.
-    NotParallel,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Margin {
-    Circumscribed,
-    Indistinct,
-    Angular,
-    Microlobulated,
-    Spiculated,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EchoPattern {
-    Anechoic,
-    Hypoechoic,
-    /// Same echo level as subcutaneous fat.
-    Isoechoic,
-    Hyperechoic,
-    Heterogeneous,
-    ComplexCysticSolid,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PosteriorFeatures {
-    None,
-    Enhancement,
-    Shadowing,
-    Combined,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Calcifications {
-    None,
-    InMass,
-    OutsideMass,
-}
-
-/// The descriptors of one lesion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct LesionAttributes {
-    pub shape: Shape,
-    pub orientation: Orientation,
-    pub margin: Margin,
-    pub echo_pattern: EchoPattern,
-    pub posterior: PosteriorFeatures,
-    pub calcifications: Calcifications,
-}
-
-/// Assessment category, BI-RADS style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Assessment {
-    /// 2: e.g. a simple cyst.
-    Benign,
-    /// 3: oval, circumscribed, parallel solid mass.
-    ProbablyBenign,
-    /// 4: one suspicious feature.
-    Suspicious,
-    /// 5: several suspicious features together.
-    HighlySuggestive,
-}
-
-impl Assessment {
-    pub fn category(self) -> u8 {
-        match self {
-            Assessment::Benign => 2,
-            Assessment::ProbablyBenign => 3,
-            Assessment::Suspicious => 4,
-            Assessment::HighlySuggestive => 5,
-        }
-    }
-}
-
-impl LesionAttributes {
-    /// A simplified, deterministic mapping from descriptors to a category,
-    /// good for phantom data only (it is not the clinical BI-RADS process):
-    /// each of irregular shape, a non-circumscribed margin, not-parallel
-    /// orientation, shadowing and calcifications in a mass counts as one
-    /// suspicious feature; three or more give 5, one or two give 4; none
-    /// gives 2 for an anechoic lesion with posterior enhancement (a simple
-    /// cyst) and 3 otherwise.
-    pub fn assessment(&self) -> Assessment {
-        let suspicious = [
-            self.shape == Shape::Irregular,
-            self.margin != Margin::Circumscribed,
-            self.orientation == Orientation::NotParallel,
-            matches!(
-                self.posterior,
-                PosteriorFeatures::Shadowing | PosteriorFeatures::Combined
-            ),
-            self.calcifications == Calcifications::InMass,
-        ]
-        .into_iter()
-        .filter(|&s| s)
-        .count();
-        match suspicious {
-            0 if self.echo_pattern == EchoPattern::Anechoic
-                && self.posterior == PosteriorFeatures::Enhancement =>
-            {
-                Assessment::Benign
-            }
-            0 => Assessment::ProbablyBenign,
-            1 | 2 => Assessment::Suspicious,
-            _ => Assessment::HighlySuggestive,
-        }
-    }
-}
-
-/// What a finding is, for segmentation and detection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FindingClass {
-    Cyst,
-    Mass,
-}
 
 /// A point in frame pixels (x right, y down), sub-pixel.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -294,9 +163,12 @@ pub struct LesionTruth {
     pub id: u32,
     /// Its value in the label map.
     pub label: u8,
-    pub class: FindingClass,
-    pub attributes: LesionAttributes,
-    pub assessment: Assessment,
+    /// Its finding class ("cyst", "mass").
+    pub class: String,
+    /// Its descriptors: descriptor name → value ("echo_pattern" → "hypoechoic").
+    pub attributes: BTreeMap<String, String>,
+    /// Its assessment ("probably_benign").
+    pub assessment: String,
     pub bbox: BoundingBox,
     /// Pixels of the lesion in this frame.
     pub area_px: u32,
@@ -319,49 +191,6 @@ pub struct GroundTruth {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn attrs(
-        shape: Shape,
-        margin: Margin,
-        orientation: Orientation,
-        echo: EchoPattern,
-        posterior: PosteriorFeatures,
-    ) -> LesionAttributes {
-        LesionAttributes {
-            shape,
-            orientation,
-            margin,
-            echo_pattern: echo,
-            posterior,
-            calcifications: Calcifications::None,
-        }
-    }
-
-    #[test]
-    fn simplified_assessment_follows_the_stated_rules() {
-        use EchoPattern::*;
-        use Margin::*;
-        use Orientation::*;
-        use PosteriorFeatures as P;
-        use Shape::*;
-        assert_eq!(
-            attrs(Oval, Circumscribed, Parallel, Anechoic, P::Enhancement).assessment(),
-            Assessment::Benign
-        );
-        assert_eq!(
-            attrs(Oval, Circumscribed, Parallel, Hypoechoic, P::None).assessment(),
-            Assessment::ProbablyBenign
-        );
-        assert_eq!(
-            attrs(Oval, Indistinct, Parallel, Hypoechoic, P::None).assessment(),
-            Assessment::Suspicious
-        );
-        assert_eq!(
-            attrs(Irregular, Spiculated, NotParallel, Hypoechoic, P::Shadowing).assessment(),
-            Assessment::HighlySuggestive
-        );
-        assert_eq!(Assessment::HighlySuggestive.category(), 5);
-    }
 
     #[test]
     fn fan_region_contains_its_centre_line_but_not_its_corners() {

@@ -8,8 +8,10 @@
 //! [`annotations`] is what perception found on a frame (contours, boxes,
 //! measurements with uncertainty), carried to the overlay.
 //!
-//! [`findings`] holds the lesion vocabulary, geometry and ground-truth
-//! types shared by the phantom, post-processing and the model.
+//! [`findings`] holds the geometry and ground-truth types shared by the
+//! phantom, post-processing and the model; a lesion's class, descriptors and
+//! assessment are strings in the model's vocabulary (the phantom's typed
+//! lexicon lives in `sonoflow_phantom::lexicon`).
 //!
 //! This crate must not depend on GStreamer, ONNX Runtime or tokio.
 

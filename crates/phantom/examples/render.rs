@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     write_png(std::path::Path::new(out), width, height, &pixels)?;
     for l in &truth.lesions {
         println!(
-            "{:?} {:?} long {:.2} mm short {:.2} mm",
+            "{} {:?} long {:.2} mm short {:.2} mm",
             l.class, l.attributes, l.long_axis.length_mm, l.short_axis.length_mm
         );
     }

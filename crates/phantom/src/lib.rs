@@ -6,13 +6,15 @@
 //! Start with [`Phantom::new`] and [`Phantom::render`]. The physics is in
 //! [`render`] (point-spread function, attenuation, TGC, log compression,
 //! scan conversion) and [`scene`] (tissue, lesions, scatterers); the cart's
-//! screen in [`screen`]; the ground truth in [`truth`]. A seed makes every
+//! screen in [`screen`]; the ground truth in [`truth`]; the lesion vocabulary
+//! (after the BI-RADS ultrasound lexicon) in [`lexicon`]. A seed makes every
 //! sequence exactly reproducible: time is the frame index over the frame
 //! rate, never the clock.
 
 pub mod config;
 pub mod export;
 pub mod ideal;
+pub mod lexicon;
 pub mod motion;
 pub mod probe;
 pub mod render;
@@ -30,6 +32,7 @@ use sonoflow_core::{
 };
 
 pub use config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
+pub use lexicon::{Assessment, FindingClass, LesionAttributes};
 pub use motion::{MotionModel, Pose};
 pub use probe::{Layout, ProbeGeometry};
 

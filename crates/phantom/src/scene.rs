@@ -10,12 +10,13 @@
 
 use std::f64::consts::{PI, TAU};
 
-use sonoflow_core::findings::{
-    label, Calcifications, EchoPattern, FindingClass, LesionAttributes, Margin, Orientation,
-    PosteriorFeatures, Shape,
-};
+use sonoflow_core::findings::label;
 
 use crate::config::{LesionKind, PhantomConfig, SceneKind};
+use crate::lexicon::{
+    Calcifications, EchoPattern, FindingClass, LesionAttributes, Margin, Orientation,
+    PosteriorFeatures, Shape,
+};
 use crate::rng::Rng;
 
 /// Grid spacing in mm.

@@ -1,11 +1,10 @@
 //! Tests of the phantom as a whole: speckle statistics, geometry, ground
 //! truth against what is drawn, determinism, and the dataset export.
 
-use sonoflow_core::findings::{
-    label, EchoPattern, GroundTruth, ImageRegion, LesionTruth, PosteriorFeatures,
-};
+use sonoflow_core::findings::{label, GroundTruth, ImageRegion, LesionTruth};
 
 use crate::export::{export, read_png, sequence_config, ExportOptions};
+use crate::lexicon::{EchoPattern, LesionAttributes, PosteriorFeatures};
 use crate::screen::INK;
 use crate::{speckle_ratio, LesionKind, Phantom, PhantomConfig, ProbeKind, DEPTH_PRESETS_CM};
 
@@ -14,6 +13,12 @@ fn render(config: PhantomConfig, index: u64) -> (Phantom, Vec<u8>, GroundTruth) 
     let mut pixels = vec![0u8; (phantom.config().width * phantom.config().height) as usize];
     let truth = phantom.render(index, &mut pixels);
     (phantom, pixels, truth)
+}
+
+/// The lexicon values a lesion's truth names (it holds them as words).
+fn attributes_of(lesion: &LesionTruth) -> LesionAttributes {
+    let words = serde_json::to_value(&lesion.attributes).expect("words");
+    serde_json::from_value(words).expect("the truth names lexicon values")
 }
 
 fn mean_std(values: impl Iterator<Item = f64>) -> (f64, f64, usize) {
@@ -150,7 +155,7 @@ fn ground_truth_mask_matches_the_echo_level_its_attributes_name() {
             let (_, pixels, truth) = render(config, 0);
             for lesion in &truth.lesions {
                 let (inside, ring) = lesion_and_ring(&pixels, &truth, lesion.label);
-                let echo = lesion.attributes.echo_pattern;
+                let echo = attributes_of(lesion).echo_pattern;
                 match echo {
                     EchoPattern::Anechoic => {
                         assert!(inside + 60.0 < ring, "anechoic {inside:.0} vs {ring:.0}")
@@ -218,7 +223,7 @@ fn cysts_enhance_and_shadowing_masses_darken_what_lies_behind_them() {
             if behind.is_nan() || beside.is_nan() {
                 continue; // no tissue beside the lesion at that depth in this scene
             }
-            match lesion.attributes.posterior {
+            match attributes_of(lesion).posterior {
                 PosteriorFeatures::Enhancement => assert!(
                     behind > beside + 8.0,
                     "enhancement {behind:.0} vs {beside:.0}"

@@ -2,7 +2,8 @@
 //! each visible lesion its box, area and the calipers a sonographer would
 //! place (longest diameter edge to edge, then the longest chord
 //! perpendicular to it), measured on the lesion's exact boundary mapped
-//! into the frame.
+//! into the frame. A lesion's class, descriptors and assessment go into the
+//! truth as words, the serde names of the [`crate::lexicon`] types.
 
 use sonoflow_core::findings::{
     label, BoundingBox, Caliper, LabelMap, LesionTruth, PixelSpacing, Point,
@@ -70,9 +71,9 @@ pub fn lesions(scene: &Scene, layout: &Layout, pose: &Pose, labels: &LabelMap) -
             Some(LesionTruth {
                 id: lesion.id,
                 label: value,
-                class: lesion.class,
-                attributes: lesion.attributes,
-                assessment: lesion.attributes.assessment(),
+                class: lesion.class.name(),
+                attributes: lesion.attributes.describe(),
+                assessment: lesion.attributes.assessment().name(),
                 bbox,
                 area_px: area,
                 long_axis,

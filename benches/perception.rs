@@ -36,10 +36,9 @@ fn benches(c: &mut Criterion) {
         };
         let mut perception = Perception::new(PerceptionOptions::default());
         let mut found = FrameFindings::with_capacity(64, 16_384);
+        let calibration = sonoflow_core::Calibration::of_truth(&truth);
         group.bench_function(format!("postprocess_{w}x{h}"), |b| {
-            b.iter(|| {
-                perception.perceive(&outputs, rows, w, h, Some(truth.pixel_spacing), &mut found)
-            })
+            b.iter(|| perception.perceive(&outputs, rows, w, h, Some(&calibration), &mut found))
         });
 
         let clock = Arc::new(ManualClock::new());

@@ -35,12 +35,15 @@ fn test_frame(pool: &FramePool) -> Frame {
         *p = ((i * 7) % 251) as u8;
     }
     let mut frame = Frame::new(FrameId(0), format, data, StageStamps::default());
-    frame.image_region = Some(ImageRegion::Rect {
+    let region = ImageRegion::Rect {
         x0: 40,
         y0: 20,
         x1: 280,
         y1: 220,
-    });
+    };
+    let config = sonoflow_core::CalibrationSource::Config;
+    let calibration = sonoflow_core::Calibration::single(region, None, config, 0.0);
+    frame.calibration = Some(std::sync::Arc::new(calibration));
     frame
 }
 

@@ -122,6 +122,13 @@ fn file_source_reads_every_frame_and_ends_at_eos() {
     assert_eq!(total_dropped(r), 0);
     assert_eq!(str_at(r, "/source/state"), "ended");
     assert_eq!(str_at(r, "/source/format"), "GRAY8");
+    // A plain video says nothing of its scale: every frame is uncalibrated.
+    assert_eq!(u64_at(r, "/source/calibration/uncalibrated_frames"), 48);
+    assert!(
+        r.pointer("/source/calibration/spacing_mm")
+            .is_some_and(|v| v.is_null()),
+        "{r:#}"
+    );
 }
 
 #[test]

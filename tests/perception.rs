@@ -21,7 +21,8 @@ use std::sync::Arc;
 use sonoflow_core::annotations::FindingKind;
 use sonoflow_core::findings::GroundTruth;
 use sonoflow_core::{
-    BufferPool, Clock, Frame, FrameFindings, FrameId, ManualClock, StageStamps, Timestamp,
+    BufferPool, Calibration, Clock, Frame, FrameFindings, FrameId, ManualClock, StageStamps,
+    Timestamp,
 };
 use sonoflow_overlay::{Interpretation, InterpretationBoard, Overlay, OverlayOptions};
 use sonoflow_perception::contour::polygon_area;
@@ -96,8 +97,13 @@ fn phantom_frame(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32) {
     (pixels, truth, format.width, format.height)
 }
 
-/// Post-processing of one scene's frame.
+/// Post-processing of one scene's frame, calibrated as the phantom drew it.
 fn findings_of(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32, FrameFindings) {
+    findings_with(s, true)
+}
+
+/// Post-processing of one scene's frame, with or without its calibration.
+fn findings_with(s: &Scene, calibrated: bool) -> (Vec<u8>, GroundTruth, u32, u32, FrameFindings) {
     let (pixels, truth, w, h) = phantom_frame(s);
     let outputs = sonoflow_phantom::ideal::outputs(
         &truth,
@@ -120,7 +126,7 @@ fn findings_of(s: &Scene) -> (Vec<u8>, GroundTruth, u32, u32, FrameFindings) {
         },
         w,
         h,
-        Some(truth.pixel_spacing),
+        calibrated.then(|| Calibration::of_truth(&truth)).as_ref(),
         &mut found,
     );
     (pixels, truth, w, h, found)
@@ -280,10 +286,12 @@ fn compare_findings(name: &str, found: &FrameFindings) {
     }
 }
 
-/// The overlay of scene 0 at a fixed time, as RGBA.
-fn overlay_image(paused: bool) -> (Vec<u8>, u32, u32) {
+/// The overlay of scene 0 at a fixed time, as RGBA; uncalibrated frames
+/// carry no calibration (their findings have no mm).
+fn overlay_image(paused: bool, calibrated: bool) -> (Vec<u8>, u32, u32) {
     let s = &SCENES[0];
-    let (pixels, truth, w, h, mut found) = findings_of(s);
+    let (pixels, truth, w, h, mut found) = findings_with(s, calibrated);
+    let calibration = calibrated.then(|| Arc::new(Calibration::of_truth(&truth)));
     let clock = Arc::new(ManualClock::new());
     let board = Arc::new(InterpretationBoard::empty());
     board.store(Some(Arc::new(Interpretation::done("Oval, parallel, circumscribed hypoechoic mass with posterior enhancement; no calcifications. BI-RADS 3: probably benign, short-interval follow-up.", FrameId(300), Timestamp(6_800_000_000)))));
@@ -307,6 +315,7 @@ fn overlay_image(paused: bool) -> (Vec<u8>, u32, u32) {
         data.copy_from_slice(&pixels);
         let mut frame = Frame::new(FrameId(300 + k), format, data, StageStamps::new(captured));
         frame.truth = Some(Arc::new(truth.clone()));
+        frame.calibration = calibration.clone();
         // Paused: fresh findings only on the first frame, then none for a second.
         let fresh = !paused || k == 0;
         if fresh {
@@ -357,8 +366,8 @@ fn read_png(path: &std::path::Path) -> (Vec<u8>, u32, u32) {
     (buf, info.width, info.height)
 }
 
-fn compare_overlay(name: &str, paused: bool) {
-    let (now, w, h) = overlay_image(paused);
+fn compare_overlay(name: &str, paused: bool, calibrated: bool) {
+    let (now, w, h) = overlay_image(paused, calibrated);
     let path = golden(&format!("overlay-{name}.png"));
     if updating() {
         write_png(&path, &now, w, h);
@@ -386,10 +395,24 @@ fn compare_overlay(name: &str, paused: bool) {
 
 #[test]
 fn the_overlay_of_a_live_frame_matches_its_golden_png() {
-    compare_overlay("live", false);
+    compare_overlay("live", false, true);
+}
+
+#[test]
+fn an_uncalibrated_frame_shows_masks_and_boxes_but_no_millimetres() {
+    let (_, _, _, _, found) = findings_with(&SCENES[0], false);
+    assert!(found.segments().count() > 0, "masks still found");
+    assert!(
+        found
+            .segments()
+            .all(|f| f.long_axis.is_none() && f.short_axis.is_none()),
+        "no calipers without a calibration"
+    );
+    // The golden shows "uncalibrated, no mm", no calipers and no scale bar.
+    compare_overlay("uncalibrated", false, false);
 }
 
 #[test]
 fn the_overlay_of_a_paused_ai_matches_its_golden_png() {
-    compare_overlay("paused", true);
+    compare_overlay("paused", true, true);
 }

@@ -108,7 +108,7 @@ impl Processor for Inspect {
         if let Ok(mut seen) = self.0.lock() {
             seen.push(Carried {
                 has_truth: frame.truth.is_some(),
-                spacing_mm: frame.pixel_spacing.map(|s| s.x_mm),
+                spacing_mm: frame.pixel_spacing().map(|s| s.x_mm),
                 lesions,
             });
         }
@@ -154,4 +154,17 @@ fn phantom_frames_carry_ground_truth_and_pixel_spacing() {
         assert!((0.15..0.35).contains(&mm), "{mm}");
         assert_eq!(carried.lesions, 2, "{carried:?}");
     }
+    // The report names the calibration in use: the phantom's own, one
+    // sector, exact; no frame without mm.
+    let calibration = &report.source.calibration;
+    assert_eq!(calibration.source, Some("phantom"), "{calibration:?}");
+    assert_eq!(calibration.regions.len(), 1, "{calibration:?}");
+    assert!(matches!(
+        calibration.regions[0].region,
+        sonoflow_core::findings::ImageRegion::Fan { .. }
+    ));
+    let spacing = calibration.spacing_mm.expect("spacing");
+    assert_eq!(Some(spacing.x_mm), seen[0].spacing_mm);
+    assert_eq!(calibration.changes, 1, "one depth, one calibration");
+    assert_eq!(calibration.uncalibrated_frames, 0, "{calibration:?}");
 }

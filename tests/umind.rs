@@ -157,7 +157,7 @@ fn the_reasoning_graphs_write_a_grounded_report_and_kernels_for_a_held_out_frame
     let (frame, truth) = phantom.render_frame(0, &FramePool::new(1));
     let model = sonoflow_model::ModelDir::open(&model_dir()).expect("model");
     let p = &model.manifest.preprocess;
-    let plan = ResizePlan::new(p, frame.format, frame.image_region.as_ref());
+    let plan = ResizePlan::new(p, frame.format, frame.image_region().as_ref());
     let mut input = vec![0.0f32; (p.width * p.height) as usize];
     fill_input(&frame, &plan, p, &mut input);
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::findings::{GroundTruth, ImageRegion, PixelSpacing};
-use crate::{FrameFindings, FrameId, Pooled, PooledBuffer, Recycled, Timestamp};
+use crate::{Calibration, FrameFindings, FrameId, Pooled, PooledBuffer, Recycled, Timestamp};
 
 /// The pixel formats frames are negotiated into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -167,12 +167,11 @@ pub struct Frame {
     pub format: FrameFormat,
     pub stamps: StageStamps,
     pub data: PooledBuffer,
-    /// Physical pixel size, when the source knows it (phantom depth preset,
-    /// probe profile); never guessed from the image.
-    pub pixel_spacing: Option<PixelSpacing>,
-    /// Where the ultrasound image sits in the frame, when the source knows
-    /// (phantom, probe profile); otherwise the whole frame is the image.
-    pub image_region: Option<ImageRegion>,
+    /// Where the ultrasound image sits in the frame and the size of its
+    /// pixels, when the source knows them (phantom, DICOM regions, the
+    /// definition, detection); shared by the frames it holds for. None:
+    /// the whole frame is the image, and nothing is measured in mm.
+    pub calibration: Option<Arc<Calibration>>,
     /// What the frame really shows, when the source is the phantom.
     pub truth: Option<Arc<GroundTruth>>,
     /// Raw model outputs, once the process stage has run the model.
@@ -248,12 +247,21 @@ impl Frame {
             format,
             stamps,
             data,
-            pixel_spacing: None,
-            image_region: None,
+            calibration: None,
             truth: None,
             outputs: None,
             findings: None,
         }
+    }
+
+    /// The pixel size of the frame's primary image region; None: uncalibrated.
+    pub fn pixel_spacing(&self) -> Option<PixelSpacing> {
+        self.calibration.as_deref().and_then(Calibration::spacing)
+    }
+
+    /// The frame's primary image region; None: the whole frame.
+    pub fn image_region(&self) -> Option<ImageRegion> {
+        self.calibration.as_deref().and_then(Calibration::region)
     }
 
     /// Row `y` of the frame. Panics only on a bug (y out of range).

@@ -5,6 +5,9 @@
 //! [`Stage`] boundary, all taken from an injected [`Clock`].
 //! [`alloc_count`] measures heap allocations on the per-frame path.
 //!
+//! [`Calibration`] rides on every frame: its image regions, pixel spacing in
+//! mm, where they came from and how far to trust them.
+//!
 //! [`annotations`] is what perception found on a frame (contours, boxes,
 //! measurements with uncertainty), carried to the overlay.
 //!
@@ -17,6 +20,7 @@
 
 pub mod alloc_count;
 pub mod annotations;
+mod calibration;
 mod clock;
 mod config_issue;
 pub mod findings;
@@ -26,6 +30,7 @@ mod interpretation;
 mod pool;
 
 pub use annotations::FrameFindings;
+pub use calibration::{CalibratedRegion, Calibration, CalibrationSource};
 pub use clock::{Clock, ManualClock, MonotonicClock, Timestamp};
 pub use config_issue::{reject_foreign_keys, ConfigIssue};
 pub use frame::{

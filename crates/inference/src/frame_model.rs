@@ -463,7 +463,7 @@ impl FrameModel {
         clock: &dyn Clock,
     ) -> Result<(ModelOutputs, StepTimes), InferenceError> {
         let t0 = clock.now();
-        let region = frame.image_region;
+        let region = frame.image_region();
         let stale = !matches!(&self.plan, Some((f, r, _)) if *f == frame.format && *r == region);
         if stale {
             let plan = ResizePlan::new(

@@ -27,16 +27,16 @@ use gst_video::prelude::*;
 use gstreamer as gst;
 use gstreamer_video as gst_video;
 use sonoflow_core::alloc_count::FramePathGuard;
-use sonoflow_core::findings::{ImageRegion, PixelSpacing};
 use sonoflow_core::{
-    Clock, Frame, FrameFormat, FrameId, FramePool, PixelFormat, Stage, StageStamps, Timestamp,
+    Calibration, Clock, Frame, FrameFormat, FrameId, FramePool, PixelFormat, Stage, StageStamps,
+    Timestamp,
 };
 use tracing::{info, info_span, warn};
 
 pub use backoff::Backoff;
 pub use config::{RestartConfig, SourceConfig, SourceKind, SourceSpec};
 pub use error::{BuildError, BusError, IngestError, PropertyProblem, Rejections, SampleError};
-pub use status::{SourceReport, SourceState, SourceStatus};
+pub use status::{CalibrationReport, SourceReport, SourceState, SourceStatus};
 
 use phantom_feed::TruthQueue;
 use source::{Pulled, RunningSource};
@@ -79,9 +79,10 @@ pub struct Ingest {
     last_offset: Option<u64>,
     /// Ground truth from the phantom, waiting for its frame.
     truths: Arc<TruthQueue>,
-    /// The source's image region and pixel spacing, once known: they are
-    /// properties of the source, kept for frames that arrive without truth.
-    geometry: Option<(ImageRegion, PixelSpacing)>,
+    /// The source's calibration, once known: a property of the source,
+    /// kept for frames that arrive without truth, and shared by every frame
+    /// until it changes (a new depth).
+    calibration: Option<Arc<Calibration>>,
 }
 
 /// Initialises GStreamer once per process; safe to call again.
@@ -110,7 +111,7 @@ impl Ingest {
             negotiated: None,
             last_offset: None,
             truths: Arc::new(TruthQueue::default()),
-            geometry: None,
+            calibration: None,
         })
     }
 
@@ -310,12 +311,32 @@ impl Ingest {
         frame.source_pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
         frame.source_epoch = self.epoch;
         if let Some(t) = &truth {
-            self.geometry = Some((t.region, t.pixel_spacing));
+            if !self
+                .calibration
+                .as_deref()
+                .is_some_and(|c| c.is_of_truth(t))
+            {
+                self.change_calibration(id, Calibration::of_truth(t));
+            }
         }
-        frame.image_region = self.geometry.map(|g| g.0);
-        frame.pixel_spacing = self.geometry.map(|g| g.1);
+        frame.calibration = self.calibration.clone();
+        if frame.pixel_spacing().is_none() {
+            self.status.note_uncalibrated();
+        }
         frame.truth = truth;
         Ok(frame)
+    }
+
+    /// Uses `calibration` from frame `from` on (a new depth, a new source).
+    fn change_calibration(&mut self, from: FrameId, calibration: Calibration) {
+        info!(
+            source = calibration.source.name(),
+            spacing = ?calibration.spacing(),
+            "calibration from frame {} on",
+            from.0
+        );
+        self.calibration = Some(Arc::new(calibration));
+        self.status.set_calibration(self.calibration.clone());
     }
 
     /// Re-reads the format when the caps change (resolution, format).

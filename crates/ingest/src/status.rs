@@ -1,9 +1,11 @@
 //! The source's live state, shared with the status line and the report.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use sonoflow_core::FrameFormat;
+use arc_swap::ArcSwapOption;
+use sonoflow_core::findings::PixelSpacing;
+use sonoflow_core::{CalibratedRegion, Calibration, FrameFormat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,6 +50,27 @@ pub struct SourceStatus {
     rejected: AtomicU64,
     last_error: Mutex<Option<String>>,
     format: Mutex<Option<FrameFormat>>,
+    /// The calibration frames carry now (None: uncalibrated).
+    calibration: ArcSwapOption<Calibration>,
+    calibration_changes: AtomicU64,
+    uncalibrated_frames: AtomicU64,
+}
+
+/// `source.calibration` in the run report: the calibration in use at the
+/// end, how often it changed, and how many frames had no mm.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CalibrationReport {
+    /// "phantom", "dicom", "config", "detected"; null: never calibrated.
+    pub source: Option<&'static str>,
+    /// The primary region's pixel size; null: uncalibrated (no mm).
+    pub spacing_mm: Option<PixelSpacing>,
+    pub regions: Vec<CalibratedRegion>,
+    /// Relative uncertainty of the spacing.
+    pub uncertainty: Option<f64>,
+    /// Times the calibration changed (a new depth, a new file).
+    pub changes: u64,
+    /// Frames delivered without a spacing: masks and boxes, no mm.
+    pub uncalibrated_frames: u64,
 }
 
 /// The `source` section of the run report.
@@ -64,6 +87,7 @@ pub struct SourceReport {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub format: Option<&'static str>,
+    pub calibration: CalibrationReport,
 }
 
 impl SourceStatus {
@@ -76,7 +100,24 @@ impl SourceStatus {
             rejected: AtomicU64::new(0),
             last_error: Mutex::new(None),
             format: Mutex::new(None),
+            calibration: ArcSwapOption::empty(),
+            calibration_changes: AtomicU64::new(0),
+            uncalibrated_frames: AtomicU64::new(0),
         }
+    }
+
+    pub(crate) fn set_calibration(&self, calibration: Option<Arc<Calibration>>) {
+        self.calibration_changes.fetch_add(1, Ordering::Relaxed);
+        self.calibration.store(calibration);
+    }
+
+    pub(crate) fn note_uncalibrated(&self) {
+        self.uncalibrated_frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The calibration frames carry now.
+    pub fn calibration(&self) -> Option<Arc<Calibration>> {
+        self.calibration.load_full()
     }
 
     pub fn state(&self) -> SourceState {
@@ -145,6 +186,19 @@ impl SourceStatus {
             width: format.map(|f| f.width),
             height: format.map(|f| f.height),
             format: format.map(|f| f.pixel.gst_name()),
+            calibration: self.calibration_report(),
+        }
+    }
+
+    fn calibration_report(&self) -> CalibrationReport {
+        let now = self.calibration();
+        CalibrationReport {
+            source: now.as_deref().map(|c| c.source.name()),
+            spacing_mm: now.as_deref().and_then(Calibration::spacing),
+            regions: now.as_deref().map_or_else(Vec::new, |c| c.regions.clone()),
+            uncertainty: now.as_deref().map(|c| c.uncertainty),
+            changes: self.calibration_changes.load(Ordering::Relaxed),
+            uncalibrated_frames: self.uncalibrated_frames.load(Ordering::Relaxed),
         }
     }
 }

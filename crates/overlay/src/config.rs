@@ -27,6 +27,9 @@ pub struct OverlayConfig {
     pub hud: Option<bool>,
     /// The findings and interpretation panel, bottom left (default true).
     pub panel: Option<bool>,
+    /// A scale bar (5 mm to 5 cm) beside the image, from the frame's own
+    /// calibration; never drawn on an uncalibrated frame (default true).
+    pub scale_bar: Option<bool>,
     /// Report clauses (by key) the panel shows first and never cuts
     /// (default ["assessment", "long axis", "short axis"]); the rest follow
     /// and are cut with "…" when the panel's rows run out.
@@ -44,6 +47,7 @@ pub struct OverlayOptions {
     pub font_px: Option<f32>,
     pub hud: bool,
     pub panel: bool,
+    pub scale_bar: bool,
     /// Report clauses shown first in the panel and never cut.
     pub panel_first: Vec<String>,
     /// Whether an AI result is expected on every frame (a model runs);
@@ -62,6 +66,7 @@ impl Default for OverlayOptions {
             font_px: None,
             hud: true,
             panel: true,
+            scale_bar: true,
             panel_first: ["assessment", "long axis", "short axis"]
                 .map(String::from)
                 .to_vec(),
@@ -104,6 +109,7 @@ impl OverlayConfig {
             font_px: self.font_px,
             hud: self.hud.unwrap_or(true),
             panel: self.panel.unwrap_or(true),
+            scale_bar: self.scale_bar.unwrap_or(true),
             panel_first: self.panel_first.clone().unwrap_or(d.panel_first),
             ai_expected: model,
         };

@@ -30,6 +30,7 @@ use std::time::Duration;
 use sonoflow_core::annotations::{
     AiVerdict, FindingKind, FrameFinding, FrameFindings, Measurement,
 };
+use sonoflow_core::findings::{BoundingBox, ImageRegion, PixelSpacing, Point};
 use sonoflow_core::{Clock, Frame, FrameFormat, PixelFormat, Timestamp};
 use sonoflow_pipeline::{LatencyRecorder, LoadLevel, LoadStep, Painter};
 
@@ -202,8 +203,13 @@ impl Overlay {
             };
             self.draw_findings(&mut canvas, fade);
         }
+        let spacing = frame.pixel_spacing();
+        if let (true, Some(spacing)) = (self.options.scale_bar, spacing) {
+            let region = frame.image_region();
+            self.draw_scale_bar(&mut canvas, spacing, region);
+        }
         if self.options.panel {
-            self.draw_panel(&mut canvas, now, findings_age, stale);
+            self.draw_panel(&mut canvas, now, findings_age, stale, spacing.is_some());
         }
         if self.output_invalid() {
             self.draw_invalid_banner(&mut canvas);
@@ -283,6 +289,66 @@ impl Overlay {
         }
     }
 
+    /// A vertical bar of a round length (5 mm to 5 cm, the longest that
+    /// fits in a quarter of the image's height) at the image's right edge,
+    /// with its length written beside it: what the calibration in use says
+    /// a centimetre is, for the sonographer to check against the scanner's
+    /// own ruler.
+    fn draw_scale_bar(
+        &mut self,
+        canvas: &mut Canvas<'_>,
+        spacing: PixelSpacing,
+        region: Option<ImageRegion>,
+    ) {
+        let (w, h) = (canvas.width as f32, canvas.height as f32);
+        let bounds = region.map_or(
+            BoundingBox {
+                x0: 0.0,
+                y0: 0.0,
+                x1: w,
+                y1: h,
+            },
+            |r| r.bounds(),
+        );
+        let Some(mm) = scale_bar_mm(spacing.y_mm, (bounds.y1 - bounds.y0) / 4.0) else {
+            return;
+        };
+        let length = (mm / spacing.y_mm) as f32;
+        let thick = (self.text.px / 8.0).round().max(2.0);
+        // Outside the image when the frame leaves room, else just inside it.
+        let room = self.text.advance * 6.0;
+        let x = if bounds.x1 + room < w {
+            bounds.x1 + thick * 2.0
+        } else {
+            (bounds.x1 - room).max(0.0)
+        };
+        let y0 = (bounds.y0 + self.text.line_height).max(0.0);
+        let (top, bottom) = (Point { x, y: y0 }, Point { x, y: y0 + length });
+        canvas.line(top, bottom, thick, WHITE);
+        for end in [top, bottom] {
+            let tick = Point {
+                x: end.x + thick * 3.0,
+                y: end.y,
+            };
+            canvas.line(end, tick, thick, WHITE);
+        }
+        self.line.clear();
+        if mm >= 10.0 {
+            let _ = write!(self.line, "{} cm", mm / 10.0);
+        } else {
+            let _ = write!(self.line, "{mm} mm");
+        }
+        let label_y = y0 + length / 2.0 - self.text.line_height / 2.0;
+        self.text.label(
+            canvas,
+            (x + thick * 4.0, label_y),
+            &self.line,
+            WHITE,
+            SHADE,
+            2.0,
+        );
+    }
+
     fn draw_caliper(&mut self, canvas: &mut Canvas<'_>, m: &Measurement, paint: Paint, tag: &str) {
         let (a, b) = (m.caliper.a, m.caliper.b);
         let thick = (self.text.px / 10.0).round().max(1.0);
@@ -323,6 +389,7 @@ impl Overlay {
         now: Timestamp,
         findings_age: Option<Duration>,
         stale: bool,
+        calibrated: bool,
     ) {
         let lh = self.text.line_height;
         let pad = 4.0;
@@ -370,6 +437,10 @@ impl Overlay {
             None => {
                 let _ = write!(self.line, "Findings · none yet");
             }
+        }
+        if !calibrated {
+            // Masks and boxes only: nothing on this frame is in mm.
+            let _ = write!(self.line, " · uncalibrated, no mm");
         }
         self.text
             .draw(canvas, x, y, &self.line, if stale { MUTED } else { WHITE });
@@ -532,6 +603,17 @@ impl std::fmt::Display for Millimetres<'_> {
     }
 }
 
+/// The scale bar's length in mm: the longest of 5 mm, 1, 2 and 5 cm that
+/// spans at most `max_px` pixels at `mm_per_px`; None when not even 5 mm fits.
+fn scale_bar_mm(mm_per_px: f64, max_px: f32) -> Option<f64> {
+    if !(mm_per_px.is_finite() && mm_per_px > 0.0) {
+        return None;
+    }
+    [50.0, 20.0, 10.0, 5.0]
+        .into_iter()
+        .find(|mm| mm / mm_per_px <= f64::from(max_px))
+}
+
 /// One finding's panel line, with only whole measurements (never a
 /// number cut from its unit): parts that do not fit in `chars` are left out.
 fn finding_line(line: &mut String, part: &mut String, name: &str, f: &FrameFinding, chars: usize) {
@@ -627,6 +709,16 @@ mod tests {
         line.clear();
         finding_line(&mut line, &mut part, "nodule", &finding(), 34);
         assert_eq!(line, "#3 nodule 0.97  L 12.4 ± 0.3 mm");
+    }
+
+    #[test]
+    fn the_scale_bar_is_the_longest_round_length_that_fits() {
+        // 0.1 mm per pixel over a 480-pixel image: 120 px allowed, 1 cm is 100 px.
+        assert_eq!(scale_bar_mm(0.1, 120.0), Some(10.0));
+        assert_eq!(scale_bar_mm(0.1, 600.0), Some(50.0));
+        assert_eq!(scale_bar_mm(0.1, 40.0), None);
+        assert_eq!(scale_bar_mm(0.0, 400.0), None);
+        assert_eq!(scale_bar_mm(f64::NAN, 400.0), None);
     }
 
     #[test]

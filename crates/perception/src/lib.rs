@@ -34,8 +34,8 @@ pub mod tracking;
 pub mod uncertainty;
 
 use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measurement};
-use sonoflow_core::findings::PixelSpacing;
-use sonoflow_core::ModelOutputs;
+use sonoflow_core::findings::{Caliper, PixelSpacing, Point};
+use sonoflow_core::{Calibration, ModelOutputs};
 
 pub use accuracy::{Accuracy, AccuracySummary, FrameScore};
 pub use components::{Component, Components};
@@ -108,14 +108,17 @@ impl Perception {
     /// Findings of one frame's outputs (frame `width` x `height`) into
     /// `out` (its `frame` and `captured` are the caller's): the
     /// segmentation row's components with contours and calipers, then the
-    /// detection row's components with boxes and confidences.
+    /// detection row's components with boxes and confidences. Calipers
+    /// are measured with the spacing of the calibrated region holding the
+    /// finding's centre, and their uncertainty includes the calibration's
+    /// own; without a spacing there are no millimetres.
     pub fn perceive(
         &mut self,
         outputs: &ModelOutputs,
         rows: TaskRows,
         width: u32,
         height: u32,
-        spacing: Option<PixelSpacing>,
+        calibration: Option<&Calibration>,
         out: &mut FrameFindings,
     ) {
         out.findings.clear();
@@ -138,7 +141,7 @@ impl Perception {
                 &mut out.points,
             ) as u32;
             let mut f = finding(FindingKind::Segment, &c, (start, len));
-            if let Some(s) = spacing {
+            if let Some((s, relative)) = spacing_at(calibration, &f) {
                 let (long, short) = self.measure.measure(&self.seg_parts, c, &s);
                 let (ul, us) = self.recut.uncertainty(
                     &self.seg,
@@ -148,13 +151,14 @@ impl Perception {
                     self.options.band,
                     &s,
                 );
+                let with_scale = |u: f64, c: &Caliper| u.hypot(relative * c.length_mm);
                 f.long_axis = Some(Measurement {
                     caliper: long,
-                    uncertainty_mm: ul,
+                    uncertainty_mm: with_scale(ul, &long),
                 });
                 f.short_axis = Some(Measurement {
                     caliper: short,
-                    uncertainty_mm: us,
+                    uncertainty_mm: with_scale(us, &short),
                 });
                 if self.options.ellipse {
                     let parts = &self.seg_parts;
@@ -171,6 +175,7 @@ impl Perception {
             out.findings
                 .push(finding(FindingKind::Detection, &c, (0, 0)));
         }
+        let spacing = calibration.and_then(Calibration::spacing);
         self.tracker
             .update(out, spacing.as_ref(), self.options.smoothing.as_ref());
     }
@@ -184,6 +189,18 @@ impl Perception {
     pub fn forget(&mut self) {
         self.tracker.clear();
     }
+}
+
+/// The spacing (and its relative uncertainty) of the calibrated region
+/// holding `f`'s centre; None: no millimetres for it.
+fn spacing_at(calibration: Option<&Calibration>, f: &FrameFinding) -> Option<(PixelSpacing, f64)> {
+    let calibration = calibration?;
+    let centre = Point {
+        x: (f.bbox.x0 + f.bbox.x1) / 2.0,
+        y: (f.bbox.y0 + f.bbox.y1) / 2.0,
+    };
+    let spacing = calibration.region_at(centre)?.spacing?;
+    Some((spacing, calibration.uncertainty))
 }
 
 fn finding(kind: FindingKind, c: &Component, contour: (u32, u32)) -> FrameFinding {
@@ -238,7 +255,23 @@ mod tests {
         }
     }
 
+    /// A 64 x 64 frame, all image, at 0.1 mm per pixel, trusted to `relative`.
+    fn calibrated(relative: f64) -> Calibration {
+        let whole = sonoflow_core::findings::ImageRegion::Rect {
+            x0: 0,
+            y0: 0,
+            x1: 64,
+            y1: 64,
+        };
+        let config = sonoflow_core::CalibrationSource::Config;
+        Calibration::single(whole, Some(PixelSpacing::isotropic(0.1)), config, relative)
+    }
+
     fn perceive(o: &ModelOutputs) -> FrameFindings {
+        perceive_with(o, Some(&calibrated(0.0)))
+    }
+
+    fn perceive_with(o: &ModelOutputs, calibration: Option<&Calibration>) -> FrameFindings {
         let mut p = Perception::new(PerceptionOptions {
             ellipse: true,
             ..PerceptionOptions::default()
@@ -252,7 +285,7 @@ mod tests {
             },
             64,
             64,
-            Some(PixelSpacing::isotropic(0.1)),
+            calibration,
             &mut out,
         );
         out
@@ -285,5 +318,43 @@ mod tests {
         assert!(long.uncertainty_mm > 0.0 && long.uncertainty_mm.is_finite());
         assert!(found.contour(seg[0]).len() >= 4);
         assert_eq!(found.detections().count(), 1);
+    }
+
+    #[test]
+    fn calipers_follow_the_frames_calibration_and_its_uncertainty() {
+        let disc = outputs(64, |x, y| {
+            let (dx, dy) = (x as f32 - 32.0, y as f32 - 32.0);
+            if dx * dx + dy * dy < 400.0 {
+                3.0
+            } else {
+                -3.0
+            }
+        });
+        let long = |f: &FrameFindings| f.segments().next().and_then(|s| s.long_axis);
+        let exact = long(&perceive_with(&disc, Some(&calibrated(0.0)))).expect("mm");
+        let loose = long(&perceive_with(&disc, Some(&calibrated(0.05)))).expect("mm");
+        assert_eq!(exact.caliper, loose.caliper);
+        let scale = 0.05 * exact.caliper.length_mm;
+        assert!(
+            (loose.uncertainty_mm - exact.uncertainty_mm.hypot(scale)).abs() < 1e-9,
+            "{exact:?} {loose:?}"
+        );
+        // Uncalibrated, or a region that does not hold the finding: masks
+        // and boxes, never millimetres.
+        let uncalibrated = perceive_with(&disc, None);
+        assert_eq!(uncalibrated.segments().count(), 1);
+        assert!(long(&uncalibrated).is_none());
+        let elsewhere = Calibration::single(
+            sonoflow_core::findings::ImageRegion::Rect {
+                x0: 0,
+                y0: 0,
+                x1: 10,
+                y1: 10,
+            },
+            Some(PixelSpacing::isotropic(0.1)),
+            sonoflow_core::CalibrationSource::Config,
+            0.0,
+        );
+        assert!(long(&perceive_with(&disc, Some(&elsewhere))).is_none());
     }
 }

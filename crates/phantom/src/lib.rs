@@ -28,7 +28,7 @@ mod tests;
 
 use sonoflow_core::findings::GroundTruth;
 use sonoflow_core::{
-    ConfigIssue, Frame, FrameFormat, FrameId, FramePool, PixelFormat, StageStamps,
+    Calibration, ConfigIssue, Frame, FrameFormat, FrameId, FramePool, PixelFormat, StageStamps,
 };
 
 pub use config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
@@ -108,15 +108,14 @@ impl Phantom {
     }
 
     /// Frame `index` as the pipeline carries it (GRAY8 pixels from `pool`,
-    /// its image region and pixel spacing set), beside its ground truth: for
+    /// its calibration set), beside its ground truth: for
     /// tests and benches that hand a model single frames.
     pub fn render_frame(&mut self, index: u64, pool: &FramePool) -> (Frame, GroundTruth) {
         let format = self.format();
         let mut data = pool.acquire(format.len());
         let truth = self.render(index, &mut data);
         let mut frame = Frame::new(FrameId(index), format, data, StageStamps::default());
-        frame.image_region = Some(truth.region);
-        frame.pixel_spacing = Some(truth.pixel_spacing);
+        frame.calibration = Some(std::sync::Arc::new(Calibration::of_truth(&truth)));
         (frame, truth)
     }
 

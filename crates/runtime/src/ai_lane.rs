@@ -102,8 +102,7 @@ impl ModelProcessor {
         let mut copy = Frame::new(frame.id, frame.format, data, frame.stamps);
         copy.source_pts = frame.source_pts;
         copy.source_epoch = frame.source_epoch;
-        copy.pixel_spacing = frame.pixel_spacing;
-        copy.image_region = frame.image_region;
+        copy.calibration = frame.calibration.clone();
         copy.truth = frame.truth.clone();
         copy
     }

@@ -276,7 +276,7 @@ impl FrameAnalysis {
                 *rows,
                 frame.format.width,
                 frame.format.height,
-                frame.pixel_spacing,
+                frame.calibration.as_deref(),
                 &mut found,
             );
             if let Some(truth) = &frame.truth {

@@ -61,6 +61,45 @@ fn count_near(rgb: &[u8], colour: [u8; 3], tolerance: u8) -> usize {
         .count()
 }
 
+/// `--findings-jsonl`: one line per frame out, in order, each with the
+/// phantom's calibration and (the model waits up to 5 s, so never behind)
+/// the frame's own findings, the lesion measured in mm with its ±.
+fn assert_findings_log(path: &Path, r: &serde_json::Value) {
+    let text = std::fs::read_to_string(path).expect("findings log");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len() as u64, u64_at(r, "/frames_out"));
+    assert_eq!(
+        u64_at(r, "/findings_log/lines"),
+        lines.len() as u64,
+        "{r:#}"
+    );
+    assert_eq!(u64_at(r, "/findings_log/dropped_lines"), 0, "{r:#}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(u64_at(line, "/frame"), i as u64, "{line}");
+        assert_eq!(u64_at(line, "/findings_frame"), i as u64, "{line}");
+        assert_eq!(str_at(line, "/ai"), "valid");
+        assert_eq!(str_at(line, "/calibration/source"), "phantom");
+        let spacing = f64_at(line, "/calibration/regions/0/spacing/x_mm");
+        let lesion = line["findings"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["kind"] == "segment"))
+            .unwrap_or_else(|| panic!("the lesion is found: {line}"));
+        assert_eq!(str_at(lesion, "/class"), "lesion");
+        assert!(lesion["contour"].as_array().is_some_and(|c| c.len() >= 4));
+        let mm = f64_at(lesion, "/long_axis/mm");
+        let (a, b) = (&lesion["long_axis"]["a"], &lesion["long_axis"]["b"]);
+        let px = (f64_at(a, "/0") - f64_at(b, "/0")).hypot(f64_at(a, "/1") - f64_at(b, "/1"));
+        assert!(
+            (mm - px * spacing).abs() < 1e-3 * mm.max(1.0),
+            "the caliper's mm is its pixels at the line's spacing: {lesion}"
+        );
+        assert!(f64_at(lesion, "/long_axis/plus_minus_mm") > 0.0);
+    }
+}
+
 #[test]
 fn the_run_draws_the_overlay_onto_its_video() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -68,11 +107,12 @@ fn the_run_draws_the_overlay_onto_its_video() {
     let run = run_pipeline(
         dir.path(),
         &definition("stall_after_ms = 5000", "", &mp4),
-        &["--frames", "30"],
+        &["--frames", "30", "--findings-jsonl", "findings.jsonl"],
         LIMIT,
     );
     let r = run.assert_success();
     assert_eq!(u64_at(r, "/frames_out"), 30, "{r:#}");
+    assert_findings_log(&dir.path().join("findings.jsonl"), r);
     assert_eq!(u64_at(r, "/overlay/frames"), 30, "{r:#}");
     assert!(f64_at(r, "/overlay/paint_ms/p50") > 0.0);
     assert_eq!(u64_at(r, "/overlay/paused_frames"), 0, "{r:#}");

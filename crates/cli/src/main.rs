@@ -116,6 +116,11 @@ struct RunArgs {
     /// Write the run report (JSON) here at the end.
     #[arg(long, value_name = "PATH")]
     stats_json: Option<PathBuf>,
+    /// Write one JSON line per frame that leaves the pipeline here: frame
+    /// id, timestamps, calibration, findings (class, score, box, contour,
+    /// calipers in mm with ±).
+    #[arg(long, value_name = "PATH")]
+    findings_jsonl: Option<PathBuf>,
     /// No live status line.
     #[arg(long)]
     quiet: bool,
@@ -248,6 +253,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         } else {
             Duration::from_secs(2)
         },
+        findings_jsonl: args.findings_jsonl.clone(),
     };
     let mut line = status_line::StatusLine::new(interactive, args.quiet);
     let stage =

@@ -42,4 +42,6 @@ pub enum RunError {
     Overlay(#[from] sonoflow_overlay::FontError),
     #[error(transparent)]
     Reasoning(#[from] sonoflow_reasoning::ReasoningError),
+    #[error("cannot create the findings log {path}: {cause}. Fix: give --findings-jsonl a path in a writable directory")]
+    FindingsLog { path: String, cause: String },
 }

@@ -18,6 +18,7 @@
 //!   what it records ([`InferenceStats`]);
 //! - `ai_lane`: [`ModelProcessor`], the model's thread beside the frame path;
 //! - `load_governor`: the output's sink, feeding the degradation ladder;
+//! - `findings_log`: `--findings-jsonl`, one line per frame, written off the frame path;
 //! - `process_stage`: [`ProcessStage`], the process stage a definition asks for;
 //! - `report`: [`RunReport`], the `--stats-json` document;
 //! - `run`: [`run`], the composition root that wires the stages.
@@ -26,6 +27,7 @@ mod ai_lane;
 mod definition;
 pub mod device;
 mod error;
+mod findings_log;
 mod frame_analysis;
 mod load_governor;
 mod model_config;
@@ -40,6 +42,7 @@ pub use definition::{
     QueuesConfig, DEFAULT_QUEUE_DEPTH,
 };
 pub use error::{DefinitionError, RunError};
+pub use findings_log::FindingsLogReport;
 pub use frame_analysis::{AnalysisError, FrameAnalysis, InferenceStats};
 pub use model_config::{ModelConfig, ModelSpec, DEFAULT_STALL_AFTER, DEFAULT_WARMUP_RUNS};
 pub use process_stage::ProcessStage;

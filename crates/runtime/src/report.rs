@@ -7,6 +7,7 @@ use sonoflow_core::{PoolCounters, Stage};
 use sonoflow_ingest::SourceReport;
 use sonoflow_pipeline::{LadderOptions, LatencySummary, LoadLevel, LoadStep, MetricsSnapshot};
 
+use crate::findings_log::FindingsLogReport;
 use crate::frame_analysis::InferenceStats;
 
 /// Capture to hand-off to the sink, in milliseconds.
@@ -73,6 +74,9 @@ pub struct RunReport {
     /// The degradation ladder, when it runs (live sources with a model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadReport>,
+    /// `--findings-jsonl`: lines written and dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub findings_log: Option<FindingsLogReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -233,6 +237,7 @@ pub(crate) struct ReportExtras {
     pub overlay: Option<OverlayReport>,
     pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
     pub load: Option<LoadReport>,
+    pub findings_log: Option<FindingsLogReport>,
     pub error: Option<String>,
 }
 
@@ -280,6 +285,7 @@ impl RunReport {
             overlay: extras.overlay,
             reasoning: extras.reasoning,
             load: extras.load,
+            findings_log: extras.findings_log,
             error: extras.error,
         }
     }

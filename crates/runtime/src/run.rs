@@ -2,6 +2,7 @@
 //! process and output threads joined by hand-offs, reports live status to
 //! the caller, and returns the report when the run drains.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use tracing::{error, info, info_span};
 
 use crate::definition::PipelineDefinition;
 use crate::error::RunError;
+use crate::findings_log::FindingsLog;
 use crate::frame_analysis::InferenceStats;
 use crate::load_governor::GovernedSink;
 use crate::process_stage::ProcessStage;
@@ -40,6 +42,8 @@ pub struct RunOptions {
     pub stop: StopFlag,
     /// How often the status callback is called.
     pub status_every: Duration,
+    /// Write one JSON line per frame that leaves (`--findings-jsonl`).
+    pub findings_jsonl: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -48,6 +52,7 @@ impl Default for RunOptions {
             frames: None,
             stop: StopFlag::new(),
             status_every: Duration::from_millis(500),
+            findings_jsonl: None,
         }
     }
 }
@@ -125,6 +130,16 @@ pub fn run(
     metrics.attach_inbound(Stage::Process, process_stats);
     metrics.attach_inbound(Stage::Output, output_stats);
 
+    let (findings_log, output): (Option<FindingsLog>, Box<dyn FrameSink>) =
+        match &options.findings_jsonl {
+            Some(path) => {
+                let block = def.output_queue.policy == DropPolicy::Block;
+                let (log, sink) =
+                    FindingsLog::wrap(path, &stage.finding_name, block, Box::new(output))?;
+                (Some(log), sink)
+            }
+            None => (None, Box::new(output)),
+        };
     let output_thread = spawn("output", {
         let (metrics, clock, stop) = (
             Arc::clone(&metrics),
@@ -132,7 +147,7 @@ pub fn run(
             options.stop.clone(),
         );
         let sink: Box<dyn FrameSink> = Box::new(GovernedSink::new(
-            Box::new(output),
+            output,
             def.load
                 .map(|options| Ladder::new(options, stage.load.clone())),
             Arc::clone(&clock),
@@ -221,6 +236,8 @@ pub fn run(
         Ok(Err(err)) => errors.push(err.to_string()),
         Err(_) => errors.push("the output thread panicked".into()),
     }
+    // The output's sink is gone: the log's queue is closed, its writer ends.
+    let findings_log = findings_log.map(FindingsLog::finish);
     for err in &errors {
         error!("{err}");
     }
@@ -266,6 +283,7 @@ pub fn run(
             load: load
                 .as_ref()
                 .map(|(options, level)| LoadReport::new(options, level)),
+            findings_log,
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         },
     ))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for sonoflow on Debian/Ubuntu: system packages, the pinned
-# onnxruntime shared library (from its PyPI wheel, in a project-local venv), and
-# the Rust build. Each step checks first and does nothing when already done.
+# onnxruntime shared library (from its PyPI wheel, in a project-local venv), the
+# DICOM test files (pydicom-data, in the same venv), and the Rust build. Each
+# step checks first and does nothing when already done.
 #
 # Usage: scripts/bootstrap.sh [--no-build]
 # Prints `export` lines nowhere; source scripts/env.sh for the variables.
@@ -61,7 +62,40 @@ else
   say "onnxruntime library: $ORT_DYLIB_PATH"
 fi
 
-# --- 3. Rust toolchain and build ---------------------------------------------
+# --- 3. DICOM test files (pydicom-data, pydicom; MIT) ------------------------
+# Real scanner files for the DICOM source's tests and pipelines/dicom-cine.toml;
+# installed into the venv, never committed. Linked at stable paths:
+#   $SONOFLOW_VENV/dicom-samples/pydicom-data  (pydicom-data's files)
+#   $SONOFLOW_VENV/dicom-samples/pydicom       (pydicom's own test files)
+PYDICOM_DATA_VERSION="1.0.0"
+PYDICOM_VERSION="3.0.2"
+SAMPLES="$SONOFLOW_VENV/dicom-samples"
+if [ -f "$SAMPLES/pydicom-data/color3d_jpeg_baseline.dcm" ] && [ -f "$SAMPLES/pydicom/examples_ybr_color.dcm" ]; then
+  say "DICOM test files: present ($SAMPLES)"
+else
+  if [ ! -x "$SONOFLOW_VENV/bin/python" ]; then
+    PY="$(command -v python3 || true)"
+    [ -n "$PY" ] || fail "python3 not found; install the python3 package"
+    say "creating Python venv at $SONOFLOW_VENV"
+    "$PY" -m venv "$SONOFLOW_VENV" || fail "python3 -m venv failed; install the python3-venv package"
+  fi
+  say "installing pydicom-data==$PYDICOM_DATA_VERSION and pydicom==$PYDICOM_VERSION from PyPI into $SONOFLOW_VENV"
+  "$SONOFLOW_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+    "pydicom-data==$PYDICOM_DATA_VERSION" "pydicom==$PYDICOM_VERSION" \
+    || fail "pip could not install pydicom-data and pydicom (the DICOM tests need them)"
+  dirs="$("$SONOFLOW_VENV/bin/python" -c 'import os, data_store, pydicom
+print(os.path.join(os.path.dirname(data_store.__file__), "data"))
+print(os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files"))')" \
+    || fail "pydicom-data or pydicom was installed but cannot be imported from $SONOFLOW_VENV"
+  mkdir -p "$SAMPLES"
+  ln -sfn "$(sed -n 1p <<<"$dirs")" "$SAMPLES/pydicom-data"
+  ln -sfn "$(sed -n 2p <<<"$dirs")" "$SAMPLES/pydicom"
+  [ -f "$SAMPLES/pydicom-data/color3d_jpeg_baseline.dcm" ] \
+    || fail "pydicom-data $PYDICOM_DATA_VERSION has no color3d_jpeg_baseline.dcm under $SAMPLES/pydicom-data"
+  say "DICOM test files: $SAMPLES"
+fi
+
+# --- 4. Rust toolchain and build ---------------------------------------------
 command -v cargo >/dev/null || fail "cargo not found; install Rust 1.92 or newer with rustup (https://rustup.rs) and re-run"
 if [ "${1:-}" != "--no-build" ]; then
   say "building sonoflow (cargo build --release; incremental after the first time)"

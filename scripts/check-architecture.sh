@@ -15,6 +15,8 @@ rules=(
   "sonoflow-model gstreamer ort tokio"
   "sonoflow-inference gstreamer tokio"
   "sonoflow-perception gstreamer ort tokio sonoflow-inference"
+  "sonoflow-dataset gstreamer ort tokio"
+  "sonoflow-calibrate gstreamer ort tokio"
   "sonoflow-overlay gstreamer ort tokio sonoflow-inference"
   "sonoflow-reasoning gstreamer gstreamer-app"
 )

@@ -2,6 +2,7 @@
 //! up logging and the counting allocator, prints the live status line and
 //! writes the report; everything else is in the library crates.
 
+mod eval_cmd;
 mod install;
 mod model_cmd;
 mod status_line;
@@ -51,6 +52,10 @@ enum Command {
     /// Model directories: validate or describe them.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Score a model on a labelled dataset (images with masks, or a
+    /// phantom export) as fast as the machine allows: Dice, IoU, detection
+    /// precision and recall, caliper errors, false positives, per class.
+    Eval(eval_cmd::EvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -148,6 +153,7 @@ fn main() -> ExitCode {
         Command::Phantom(PhantomCommand::Export(args)) => export_command(args),
         Command::Model(ModelCommand::Check(args)) => model_cmd::check(args),
         Command::Model(ModelCommand::Info(args)) => model_cmd::info(args),
+        Command::Eval(args) => eval_cmd::eval_command(args).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
         Ok(code) => code,

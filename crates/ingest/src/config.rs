@@ -15,6 +15,7 @@ use serde::Deserialize;
 use sonoflow_core::{reject_foreign_keys, ConfigIssue, PixelFormat};
 use sonoflow_phantom::{LesionKind, PhantomConfig, ProbeKind, SceneKind};
 
+use crate::dicom::{DicomSettings, DICOM_APPSRC};
 use crate::phantom_feed::PHANTOM_APPSRC;
 
 /// The source kinds a definition may name.
@@ -35,6 +36,8 @@ pub enum SourceKind {
     Launch,
     /// The built-in B-mode phantom probe, with ground truth.
     Phantom,
+    /// A DICOM file, or a folder of them, calibrated from its ultrasound regions.
+    Dicom,
 }
 
 impl SourceKind {
@@ -47,6 +50,7 @@ impl SourceKind {
             SourceKind::Udp => "udp",
             SourceKind::Launch => "launch",
             SourceKind::Phantom => "phantom",
+            SourceKind::Dicom => "dicom",
         }
     }
 }
@@ -56,7 +60,7 @@ impl SourceKind {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Which source: test, file, v4l2, rtsp, udp or launch.
+    /// Which source: phantom, test, file, dicom, v4l2, rtsp, udp or launch.
     pub kind: Option<SourceKind>,
     /// Output width in pixels; frames are scaled to it. Unset: the source's own.
     pub width: Option<u32>,
@@ -69,7 +73,8 @@ pub struct SourceConfig {
     pub format: Option<PixelFormat>,
     /// test: the videotestsrc pattern (e.g. "ball", "smpte", "snow").
     pub pattern: Option<String>,
-    /// file: path of the video file.
+    /// file: path of the video file; dicom: a DICOM file, or a folder whose
+    /// files play in name order.
     pub path: Option<PathBuf>,
     /// file: play at the file's own frame rate instead of as fast as possible.
     pub realtime: Option<bool>,
@@ -85,8 +90,15 @@ pub struct SourceConfig {
     pub address: Option<String>,
     /// launch: the GStreamer launch string, without the final appsink.
     pub launch: Option<String>,
-    /// test/launch: whether the source is live (restarted when it stops). Default true.
+    /// test/launch: whether the source is live (restarted when it stops).
+    /// dicom: paced at the file's frame time, dropping frames the pipeline
+    /// cannot take, as a scanner would (true), or as fast as ingest takes
+    /// them with none dropped, for evaluation (false). Default true.
     pub live: Option<bool>,
+    /// dicom: start again from the first file after the last (default false:
+    /// the run ends with the last frame).
+    #[serde(rename = "loop")]
+    pub looping: Option<bool>,
     /// phantom: "linear" (default) or "convex".
     pub probe: Option<ProbeKind>,
     /// phantom: "breast" (default) or "uniform" (speckle calibration).
@@ -110,11 +122,7 @@ pub struct SourceConfig {
     pub restart: RestartConfig,
 }
 
-/// The largest frame a source may be scaled to (8K UHD); beyond it the frame
-/// pool and every per-frame copy would be unreasonably large.
-pub const MAX_WIDTH: u32 = 7680;
-/// See [`MAX_WIDTH`].
-pub const MAX_HEIGHT: u32 = 4320;
+pub use crate::{MAX_HEIGHT, MAX_WIDTH};
 /// The highest frame rate a source may ask for.
 pub const MAX_FPS: f64 = 1000.0;
 
@@ -355,13 +363,20 @@ pub struct SourceSpec {
     /// The frame rate asked for, exactly (what the caps carry).
     pub framerate: Option<Framerate>,
     pub format: PixelFormat,
-    /// Live sources are restarted when they fail, stall or end.
+    /// Live sources drop frames rather than wait, and are restarted when
+    /// they fail, stall or end (unless `finite`).
     pub live: bool,
+    /// The stream has an end that ends the run even when it is paced live
+    /// (a DICOM file played at its frame time): its end is not a loss to
+    /// restart from.
+    pub finite: bool,
     /// Whether the appsink paces frames at their timestamps.
     pub sync: bool,
     pub restart: RestartConfig,
     /// The phantom's settings, when the source is the phantom.
     pub phantom: Option<PhantomConfig>,
+    /// What to play, when the source is DICOM.
+    pub dicom: Option<DicomSettings>,
 }
 
 impl SourceSpec {
@@ -388,6 +403,9 @@ impl SourceSpec {
         let mut text = self.launch_string();
         for p in &self.properties {
             text.push_str(&format!(" [{}.{} = {:?}]", p.element, p.property, p.value));
+        }
+        if let Some(dicom) = &self.dicom {
+            text.push_str(&format!(" [dicom path = {:?}]", dicom.path));
         }
         text
     }
@@ -424,7 +442,7 @@ impl SourceConfig {
     pub fn validate(&self, prefix: &str) -> Result<SourceSpec, ConfigIssue> {
         let key = |k: &str| format!("{prefix}.{k}");
         let kind = self.kind.ok_or_else(|| {
-            ConfigIssue::new(key("kind"), "is missing", "set kind = \"phantom\", \"test\", \"file\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
+            ConfigIssue::new(key("kind"), "is missing", "set kind = \"phantom\", \"test\", \"file\", \"dicom\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
         })?;
         self.reject_foreign_keys(kind, prefix)?;
         for (name, value) in [("width", self.width), ("height", self.height)] {
@@ -478,6 +496,7 @@ impl SourceConfig {
         };
         let latency = self.latency_ms.unwrap_or(100);
         let mut phantom = None;
+        let mut dicom = None;
         let mut properties = Vec::new();
         let mut set = |property: &'static str, value: String| {
             properties.push(SourceProperty {
@@ -555,6 +574,42 @@ impl SourceConfig {
                     false,
                     self.realtime.unwrap_or(false),
                 )
+            }
+            SourceKind::Dicom => {
+                let path = self.path.as_ref().ok_or_else(|| {
+                    ConfigIssue::new(
+                        key("path"),
+                        "is required for kind \"dicom\"",
+                        "add path = \"scans/cine.dcm\" (a DICOM file, or a folder of them)",
+                    )
+                })?;
+                if let Some(name) = [("width", self.width), ("height", self.height)]
+                    .iter()
+                    .find_map(|(name, v)| v.map(|_| *name))
+                {
+                    return Err(ConfigIssue::new(
+                        key(name),
+                        "cannot be set for kind \"dicom\": the file's calibration is in its own pixels, \
+                         and scaling the frames would make its millimetres wrong",
+                        "remove width and height; frames keep the file's size",
+                    ));
+                }
+                let live = self.live.unwrap_or(true);
+                // The feed paces a live source itself; otherwise the appsrc
+                // blocks it until ingest takes the frame (nothing dropped).
+                let head = if live {
+                    format!(
+                        "appsrc name={DICOM_APPSRC} is-live=true format=time max-buffers=2 leaky-type=downstream"
+                    )
+                } else {
+                    format!("appsrc name={DICOM_APPSRC} is-live=false format=time max-buffers=2 block=true")
+                };
+                dicom = Some(DicomSettings {
+                    path: path.clone(),
+                    live,
+                    looping: self.looping.unwrap_or(false),
+                });
+                (head, live, false)
             }
             SourceKind::V4l2 => {
                 let device = self.device.as_deref().unwrap_or("/dev/video0");
@@ -635,15 +690,21 @@ impl SourceConfig {
             framerate,
             format: self.format.unwrap_or(PixelFormat::Gray8),
             live,
+            finite: match kind {
+                SourceKind::File => true,
+                SourceKind::Dicom => !self.looping.unwrap_or(false),
+                _ => false,
+            },
             sync,
             restart: self.restart,
             phantom,
+            dicom,
         })
     }
 
     fn reject_foreign_keys(&self, kind: SourceKind, prefix: &str) -> Result<(), ConfigIssue> {
         use SourceKind::*;
-        let keys: [(&str, bool, &[SourceKind]); 19] = [
+        let keys: [(&str, bool, &[SourceKind]); 20] = [
             ("probe", self.probe.is_some(), &[Phantom]),
             ("scene", self.scene.is_some(), &[Phantom]),
             ("depth_cm", self.depth_cm.is_some(), &[Phantom]),
@@ -658,7 +719,7 @@ impl SourceConfig {
             ),
             ("motion", self.motion.is_some(), &[Phantom]),
             ("pattern", self.pattern.is_some(), &[Test]),
-            ("path", self.path.is_some(), &[File]),
+            ("path", self.path.is_some(), &[File, Dicom]),
             ("realtime", self.realtime.is_some(), &[File]),
             ("device", self.device.is_some(), &[V4l2]),
             ("url", self.url.is_some(), &[Rtsp]),
@@ -666,7 +727,8 @@ impl SourceConfig {
             ("port", self.port.is_some(), &[Udp]),
             ("address", self.address.is_some(), &[Udp]),
             ("launch", self.launch.is_some(), &[Launch]),
-            ("live", self.live.is_some(), &[Test, Launch]),
+            ("live", self.live.is_some(), &[Test, Launch, Dicom]),
+            ("loop", self.looping.is_some(), &[Dicom]),
         ];
         reject_foreign_keys(prefix, kind, SourceKind::name, &keys)
     }
@@ -912,6 +974,55 @@ mod tests {
                 .key,
             "source.seed"
         );
+    }
+
+    #[test]
+    fn dicom_is_live_and_finite_by_default_and_keeps_its_own_size() {
+        let spec = parse("kind = \"dicom\"\npath = \"scans\"")
+            .validate("source")
+            .expect("valid");
+        assert!(
+            spec.live && spec.finite,
+            "paced at its frame time, and it ends"
+        );
+        assert!(spec.head.contains("is-live=true") && spec.head.contains("leaky-type=downstream"));
+        assert!(
+            spec.properties.is_empty(),
+            "the path is the feed's, not an element's"
+        );
+        assert!(spec.describe().contains("[dicom path = \"scans\"]"));
+        let settings = spec.dicom.expect("dicom settings");
+        assert_eq!(
+            settings,
+            DicomSettings {
+                path: "scans".into(),
+                live: true,
+                looping: false
+            }
+        );
+        let eval = parse("kind = \"dicom\"\npath = \"a.dcm\"\nlive = false\nloop = true")
+            .validate("source")
+            .expect("valid");
+        assert!(!eval.live && !eval.finite && eval.head.contains("block=true"));
+        for (text, key) in [
+            ("kind = \"dicom\"", "source.path"),
+            (
+                "kind = \"dicom\"\npath = \"a.dcm\"\nwidth = 320\nheight = 240",
+                "source.width",
+            ),
+            ("kind = \"test\"\nloop = true", "source.loop"),
+            (
+                "kind = \"file\"\npath = \"a.mp4\"\nlive = true",
+                "source.live",
+            ),
+        ] {
+            let err = parse(text).validate("source").expect_err(text);
+            assert_eq!(err.key, key, "{err}");
+        }
+        let err = parse("kind = \"dicom\"\npath = \"a.dcm\"\nwidth = 320\nheight = 240")
+            .validate("source")
+            .expect_err("scaled");
+        assert!(err.problem.contains("millimetres"), "{err}");
     }
 
     #[test]

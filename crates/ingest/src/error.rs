@@ -32,6 +32,17 @@ pub enum IngestError {
         limit_ms: u64,
         rejections: Rejections,
     },
+    /// A source that plays files (DICOM) has none it can play.
+    #[error(
+        "no file in {path} can be played{}; fix: point source.path at a DICOM file, or a folder of them, \
+         that this build decodes (see docs/sources.md)",
+        describe_unplayable(.unplayable)
+    )]
+    NothingPlayable {
+        path: String,
+        /// Each file tried (its name, not its folder) and why it cannot play.
+        unplayable: Vec<(String, DicomError)>,
+    },
     /// A finite source ended after samples of which none could be used.
     #[error(
         "the source delivered {rejected} samples and none could be used as a frame (the last: {last}); \
@@ -54,6 +65,19 @@ impl IngestError {
                 | IngestError::Stalled { .. }
         )
     }
+}
+
+fn describe_unplayable(unplayable: &[(String, DicomError)]) -> String {
+    const SHOWN: usize = 8;
+    let mut text = String::new();
+    for (i, (name, why)) in unplayable.iter().take(SHOWN).enumerate() {
+        text.push_str(if i == 0 { ": " } else { "; " });
+        text.push_str(&format!("{name}: {why}"));
+    }
+    if unplayable.len() > SHOWN {
+        text.push_str(&format!("; and {} more", unplayable.len() - SHOWN));
+    }
+    text
 }
 
 fn describe_start(error: &Option<BusError>) -> String {
@@ -185,6 +209,62 @@ pub enum SampleError {
         width: u32,
         height: u32,
         needed_bytes: usize,
+    },
+}
+
+/// Why one DICOM file cannot be played. The file is skipped with a warning
+/// naming it; the stream goes on with the next.
+#[derive(Debug, thiserror::Error)]
+pub enum DicomError {
+    #[error("the path cannot be read: {0}")]
+    Path(#[source] std::io::Error),
+    #[error("the folder holds no files")]
+    EmptyFolder,
+    /// Not a DICOM file, or one cut short before its pixel data.
+    #[error("not a readable DICOM file: {0}")]
+    Open(#[source] dicom_object::ReadError),
+    #[error("unknown transfer syntax {uid}")]
+    UnknownTransferSyntax { uid: String },
+    /// Known, but this build has no decoder for it (JPEG-LS, JPEG XL, ...).
+    #[error(
+        "transfer syntax {name} ({uid}) cannot be decoded by this build \
+         (it decodes uncompressed, deflated, RLE, JPEG baseline/extended/lossless and JPEG 2000)"
+    )]
+    UnsupportedTransferSyntax { name: &'static str, uid: String },
+    #[error("it has no {0}")]
+    Missing(&'static str),
+    /// An attribute whose value sonoflow cannot use.
+    #[error("{name} is {value}: {expected}")]
+    Attribute {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("photometric interpretation {photometric} is not supported{detail}")]
+    Photometric {
+        photometric: String,
+        /// A clause starting with ", " or " (", or nothing.
+        detail: &'static str,
+    },
+    #[error("its palette cannot be used: {0}")]
+    Palette(&'static str),
+    /// Compressed frames that cannot all be found (a file cut short, most often).
+    #[error(
+        "its pixel data holds {fragments} fragments for {frames} frames, and no offset table \
+         that finds each frame (a file cut short?)"
+    )]
+    Fragments { fragments: usize, frames: u32 },
+    #[error("frame {frame} could not be decoded: {cause}")]
+    Decode {
+        frame: u32,
+        #[source]
+        cause: dicom_pixeldata::Error,
+    },
+    #[error("frame {frame} decoded to {got} bytes, {expected} expected")]
+    FrameSize {
+        frame: u32,
+        got: usize,
+        expected: usize,
     },
 }
 

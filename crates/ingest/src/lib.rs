@@ -6,7 +6,9 @@
 //! video/x-raw,format=GRAY8 ! appsink`. [`Ingest::run`] pulls samples, copies
 //! them once into pooled, tightly packed frames with a capture timestamp,
 //! follows caps changes, and restarts a live source that fails, stalls or
-//! ends, with exponential backoff. Try the tail by hand:
+//! ends, with exponential backoff. The phantom and DICOM files are fed by a
+//! thread of ours into an appsrc, each frame's ground truth or calibration
+//! beside it (`feed`). Try the tail by hand:
 //!
 //! ```text
 //! gst-launch-1.0 videotestsrc is-live=true ! videoconvert ! videoscale ! \
@@ -15,7 +17,9 @@
 
 mod backoff;
 pub mod config;
+mod dicom;
 mod error;
+mod feed;
 mod phantom_feed;
 mod source;
 mod status;
@@ -35,11 +39,20 @@ use tracing::{info, info_span, warn};
 
 pub use backoff::Backoff;
 pub use config::{RestartConfig, SourceConfig, SourceKind, SourceSpec};
-pub use error::{BuildError, BusError, IngestError, PropertyProblem, Rejections, SampleError};
+pub use dicom::DicomSettings;
+pub use error::{
+    BuildError, BusError, DicomError, IngestError, PropertyProblem, Rejections, SampleError,
+};
 pub use status::{CalibrationReport, SourceReport, SourceState, SourceStatus};
 
-use phantom_feed::TruthQueue;
+use feed::{FrameSide, SideQueue};
 use source::{Pulled, RunningSource};
+
+/// The largest frame a source may deliver or be scaled to (8K UHD); beyond
+/// it the frame pool and every per-frame copy would be unreasonably large.
+pub const MAX_WIDTH: u32 = 7680;
+/// See [`MAX_WIDTH`].
+pub const MAX_HEIGHT: u32 = 4320;
 
 /// How long one poll of the appsink waits before checking for stop.
 const POLL: Duration = Duration::from_millis(100);
@@ -77,11 +90,12 @@ pub struct Ingest {
     epoch: u32,
     negotiated: Option<Negotiated>,
     last_offset: Option<u64>,
-    /// Ground truth from the phantom, waiting for its frame.
-    truths: Arc<TruthQueue>,
+    /// Side data from a feed (the phantom's truth, a DICOM file's
+    /// calibration), waiting for its frame.
+    sides: Arc<SideQueue>,
     /// The source's calibration, once known: a property of the source,
-    /// kept for frames that arrive without truth, and shared by every frame
-    /// until it changes (a new depth).
+    /// kept for frames that arrive without side data, and shared by every
+    /// frame until it changes (a new depth, a new file).
     calibration: Option<Arc<Calibration>>,
 }
 
@@ -101,6 +115,9 @@ impl Ingest {
     ) -> Result<Self, IngestError> {
         init_gstreamer()?;
         RunningSource::build(&spec)?;
+        if let Some(settings) = &spec.dicom {
+            dicom::check_playable(settings)?;
+        }
         Ok(Self {
             spec,
             clock,
@@ -110,7 +127,7 @@ impl Ingest {
             epoch: 0,
             negotiated: None,
             last_offset: None,
-            truths: Arc::new(TruthQueue::default()),
+            sides: Arc::new(SideQueue::default()),
             calibration: None,
         })
     }
@@ -135,7 +152,7 @@ impl Ingest {
             Duration::from_millis(restart.max_backoff_ms),
         );
         loop {
-            let outcome = match RunningSource::start(&self.spec, &self.truths) {
+            let outcome = match RunningSource::start(&self.spec, &self.sides) {
                 Ok(source) => {
                     self.status.set_state(SourceState::Running);
                     self.pump(&source, should_stop, emit, &mut backoff)
@@ -218,7 +235,7 @@ impl Ingest {
                     }
                 }
                 Pulled::Idle => {}
-                Pulled::EndOfStream if self.spec.live => {
+                Pulled::EndOfStream if self.spec.live && !self.spec.finite => {
                     return Err(IngestError::LiveEnded { rejections });
                 }
                 Pulled::EndOfStream => {
@@ -303,39 +320,65 @@ impl Ingest {
         stamps.leave(Stage::Ingest, self.clock.now());
         let id = FrameId(self.next_id);
         self.next_id += 1;
-        let truth = match self.spec.phantom {
-            Some(_) => self.truths.take(buffer.offset()),
-            None => None,
+        let fed = self.spec.phantom.is_some() || self.spec.dicom.is_some();
+        let side = if fed {
+            self.sides.take(buffer.offset())
+        } else {
+            None
         };
         let mut frame = Frame::new(id, format, data, stamps);
         frame.source_pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
         frame.source_epoch = self.epoch;
-        if let Some(t) = &truth {
-            if !self
-                .calibration
-                .as_deref()
-                .is_some_and(|c| c.is_of_truth(t))
-            {
-                self.change_calibration(id, Calibration::of_truth(t));
+        // A frame's side data sets the calibration: the truth's (the
+        // phantom), or the one the side carries, none meaning uncalibrated
+        // (a DICOM file without usable regions). Compared without building
+        // anything: no allocation unless it changed.
+        let changed = match side.as_deref() {
+            Some(FrameSide { truth: Some(t), .. }) => {
+                let known = self
+                    .calibration
+                    .as_deref()
+                    .is_some_and(|c| c.is_of_truth(t));
+                (!known).then(|| Some(Arc::new(Calibration::of_truth(t))))
             }
+            Some(FrameSide {
+                truth: None,
+                calibration,
+                ..
+            }) => {
+                let same = match (&self.calibration, calibration) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                (!same).then(|| calibration.clone())
+            }
+            None => None,
+        };
+        if let Some(calibration) = changed {
+            self.change_calibration(id, calibration);
         }
         frame.calibration = self.calibration.clone();
         if frame.pixel_spacing().is_none() {
             self.status.note_uncalibrated();
         }
-        frame.truth = truth;
+        frame.truth = side.and_then(|s| s.truth.clone());
         Ok(frame)
     }
 
-    /// Uses `calibration` from frame `from` on (a new depth, a new source).
-    fn change_calibration(&mut self, from: FrameId, calibration: Calibration) {
-        info!(
-            source = calibration.source.name(),
-            spacing = ?calibration.spacing(),
-            "calibration from frame {} on",
-            from.0
-        );
-        self.calibration = Some(Arc::new(calibration));
+    /// Uses `calibration` from frame `from` on (a new depth, a new file);
+    /// `None`: uncalibrated from then on.
+    fn change_calibration(&mut self, from: FrameId, calibration: Option<Arc<Calibration>>) {
+        match calibration.as_deref() {
+            Some(c) => info!(
+                source = c.source.name(),
+                spacing = ?c.spacing(),
+                "calibration from frame {} on",
+                from.0
+            ),
+            None => info!("uncalibrated (no mm) from frame {} on", from.0),
+        }
+        self.calibration = calibration;
         self.status.set_calibration(self.calibration.clone());
     }
 
@@ -395,7 +438,7 @@ impl Ingest {
     fn count_lost(&mut self, offset: u64) {
         if !matches!(
             self.spec.kind,
-            SourceKind::Test | SourceKind::V4l2 | SourceKind::Phantom
+            SourceKind::Test | SourceKind::V4l2 | SourceKind::Phantom | SourceKind::Dicom
         ) || offset == gst::ffi::GST_BUFFER_OFFSET_NONE
         {
             return;

@@ -10,7 +10,9 @@ use gstreamer_app as gst_app;
 use std::sync::Arc;
 
 use crate::config::{SourceProperty, SourceSpec, APPSINK_NAME};
-use crate::phantom_feed::{PhantomFeed, TruthQueue, PHANTOM_APPSRC};
+use crate::dicom::{self, DICOM_APPSRC};
+use crate::feed::{FeedThread, SideQueue};
+use crate::phantom_feed::{self, PHANTOM_APPSRC};
 use crate::{BuildError, BusError, IngestError, PropertyProblem};
 
 /// How long, after the appsink saw end of stream, the bus is watched for an
@@ -29,8 +31,9 @@ pub(crate) enum Pulled {
 }
 
 pub(crate) struct RunningSource {
-    // Dropped first: the phantom thread stops before the pipeline does.
-    feed: Option<PhantomFeed>,
+    // Dropped first: the feed thread stops before the pipeline does (and
+    // after `drop` set it to NULL, which releases a feed blocked in its appsrc).
+    feed: Option<FeedThread>,
     pipeline: gst::Pipeline,
     appsink: gst_app::AppSink,
     bus: gst::Bus,
@@ -79,9 +82,10 @@ impl RunningSource {
         })
     }
 
-    /// Builds the pipeline and sets it playing; a phantom source starts its
-    /// generator, which puts each frame's ground truth into `truths`.
-    pub(crate) fn start(spec: &SourceSpec, truths: &Arc<TruthQueue>) -> Result<Self, IngestError> {
+    /// Builds the pipeline and sets it playing; a source that makes its own
+    /// frames (the phantom, DICOM) starts its feed thread, which puts each
+    /// frame's side data (truth, calibration) into `sides`.
+    pub(crate) fn start(spec: &SourceSpec, sides: &Arc<SideQueue>) -> Result<Self, IngestError> {
         let mut source = Self::build(spec)?;
         if source.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(IngestError::Start {
@@ -89,24 +93,35 @@ impl RunningSource {
                 error: source.take_error(),
             });
         }
-        if let Some(config) = &spec.phantom {
-            let appsrc = source
+        let appsrc = |name: &'static str| {
+            source
                 .pipeline
-                .by_name(PHANTOM_APPSRC)
+                .by_name(name)
                 .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
                 .ok_or_else(|| IngestError::Launch {
                     launch: spec.describe(),
                     cause: BuildError::MissingElement {
                         kind: "appsrc",
-                        name: PHANTOM_APPSRC,
+                        name,
                     },
-                })?;
-            source.feed = Some(PhantomFeed::start(
+                })
+        };
+        let feed = if let Some(config) = &spec.phantom {
+            Some(phantom_feed::start(
                 config.clone(),
-                appsrc,
-                Arc::clone(truths),
-            ));
-        }
+                appsrc(PHANTOM_APPSRC)?,
+                Arc::clone(sides),
+            ))
+        } else if let Some(settings) = &spec.dicom {
+            Some(dicom::start(
+                settings.clone(),
+                appsrc(DICOM_APPSRC)?,
+                Arc::clone(sides),
+            ))
+        } else {
+            None
+        };
+        source.feed = feed;
         Ok(source)
     }
 

@@ -1,8 +1,11 @@
-//! The self-check against phantom ground truth: each frame that carries
-//! truth is scored, and the scores add up over the run.
+//! The self-check against ground truth (the phantom's, or a dataset's
+//! masks): each frame that carries truth is scored, and the scores add up
+//! over the run, overall and per class ([`ClassAccuracy`]). `sonoflow eval`
+//! reports the same sums.
 //!
-//! - Dice of the segmentation mask against the union of the lesions' labels
-//!   (frames with a lesion in view only);
+//! - Dice and IoU of the segmentation mask against the union of the
+//!   lesions' labels (frames with a lesion in view only);
+//! - false alarms: frames without a lesion on which anything was found;
 //! - detection: each detection box matched to the unmatched truth box of
 //!   highest IoU, a hit at IoU >= 0.5; precision and recall over the run;
 //! - calipers: the largest segmented finding against the largest lesion,
@@ -30,8 +33,9 @@ pub fn iou(a: &BoundingBox, b: &BoundingBox) -> f32 {
     }
 }
 
-/// Dice of `mask` against the lesion pixels of `truth` (None: no lesion in view).
-pub fn lesion_dice(mask: &FrameMask, truth: &GroundTruth) -> Option<f64> {
+/// Dice and IoU of `mask` against the lesion pixels of `truth` (None: no
+/// lesion in view, or a label map of another size).
+pub fn lesion_overlap(mask: &FrameMask, truth: &GroundTruth) -> Option<(f64, f64)> {
     if truth.labels.width != mask.width || truth.labels.height != mask.height {
         return None;
     }
@@ -42,13 +46,35 @@ pub fn lesion_dice(mask: &FrameMask, truth: &GroundTruth) -> Option<f64> {
         pred += u64::from(m);
         real += u64::from(t);
     }
-    (real > 0).then(|| 2.0 * both as f64 / (pred + real) as f64)
+    (real > 0).then(|| {
+        let dice = 2.0 * both as f64 / (pred + real) as f64;
+        let iou = both as f64 / (pred + real - both) as f64;
+        (dice, iou)
+    })
 }
+
+/// The class a frame is scored under: its largest lesion's, or
+/// [`NO_LESION`] when none is in view.
+pub fn frame_class(truth: &GroundTruth) -> &str {
+    truth
+        .lesions
+        .iter()
+        .max_by_key(|l| l.area_px)
+        .map_or(NO_LESION, |l| l.class.as_str())
+}
+
+/// The class of frames without a lesion.
+pub const NO_LESION: &str = "no_lesion";
 
 /// How one frame scored.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FrameScore {
     pub dice: Option<f64>,
+    pub iou: Option<f64>,
+    /// The truth has no lesion in view.
+    pub lesion_free: bool,
+    /// ... and something was found anyway.
+    pub false_alarm: bool,
     pub true_positives: u32,
     pub false_positives: u32,
     pub false_negatives: u32,
@@ -59,8 +85,13 @@ pub struct FrameScore {
 impl FrameScore {
     /// Scores a frame's segmentation `mask` and `findings` against `truth`.
     pub fn of(mask: &FrameMask, findings: &FrameFindings, truth: &GroundTruth) -> Self {
+        let overlap = lesion_overlap(mask, truth);
+        let lesion_free = truth.lesions.is_empty();
         let mut score = FrameScore {
-            dice: lesion_dice(mask, truth),
+            dice: overlap.map(|o| o.0),
+            iou: overlap.map(|o| o.1),
+            lesion_free,
+            false_alarm: lesion_free && !findings.findings.is_empty(),
             ..Self::default()
         };
         let mut matched = [false; 64];
@@ -84,7 +115,13 @@ impl FrameScore {
             truth.lesions.len() as u32 - score.true_positives.min(truth.lesions.len() as u32);
         let largest = truth.lesions.iter().max_by_key(|l| l.area_px);
         if let (Some(lesion), Some(found)) = (largest, findings.segments().next()) {
-            if let (Some(long), Some(short)) = (found.long_axis, found.short_axis) {
+            // Truth without a scale (an uncalibrated dataset image) has no
+            // lengths in mm to compare with.
+            let truth_in_mm =
+                lesion.long_axis.length_mm.is_finite() && lesion.short_axis.length_mm.is_finite();
+            if let (Some(long), Some(short), true) =
+                (found.long_axis, found.short_axis, truth_in_mm)
+            {
                 if iou(&found.bbox, &lesion.bbox) >= MATCH_IOU {
                     score.caliper_errors = Some((
                         (long.caliper.length_mm - lesion.long_axis.length_mm).abs(),
@@ -144,7 +181,10 @@ impl ErrorHistogram {
 pub struct Accuracy {
     pub frames: u64,
     dice_sum: f64,
+    iou_sum: f64,
     dice_frames: u64,
+    lesion_free: u64,
+    false_alarms: u64,
     tp: u64,
     fp: u64,
     fn_: u64,
@@ -161,6 +201,8 @@ pub struct AccuracySummary {
     /// Frames scored (frames that carried ground truth).
     pub frames: u64,
     pub dice_mean: Option<f64>,
+    /// Mean IoU of the segmentation, on frames with a lesion.
+    pub iou_mean: Option<f64>,
     pub detection_recall: Option<f64>,
     pub detection_precision: Option<f64>,
     pub long_axis_mae_mm: Option<f64>,
@@ -170,6 +212,10 @@ pub struct AccuracySummary {
     pub short_axis_p95_mm: Option<f64>,
     /// Frames whose largest finding was matched and measured.
     pub measured: u64,
+    /// Frames without a lesion in view, and of those, frames on which
+    /// something was found anyway (false positives per image).
+    pub lesion_free_frames: u64,
+    pub false_positive_frames: u64,
 }
 
 impl Accuracy {
@@ -177,8 +223,11 @@ impl Accuracy {
         self.frames += 1;
         if let Some(d) = s.dice {
             self.dice_sum += d;
+            self.iou_sum += s.iou.unwrap_or(0.0);
             self.dice_frames += 1;
         }
+        self.lesion_free += u64::from(s.lesion_free);
+        self.false_alarms += u64::from(s.false_alarm);
         self.tp += u64::from(s.true_positives);
         self.fp += u64::from(s.false_positives);
         self.fn_ += u64::from(s.false_negatives);
@@ -205,6 +254,7 @@ impl Accuracy {
         AccuracySummary {
             frames: self.frames,
             dice_mean: self.dice_mean(),
+            iou_mean: (self.dice_frames > 0).then(|| self.iou_sum / self.dice_frames as f64),
             detection_recall: ratio(self.tp, self.tp + self.fn_),
             detection_precision: ratio(self.tp, self.tp + self.fp),
             long_axis_mae_mm: self.long_axis_mae_mm(),
@@ -212,7 +262,38 @@ impl Accuracy {
             long_axis_p95_mm: self.long_errors.quantile(0.95),
             short_axis_p95_mm: self.short_errors.quantile(0.95),
             measured: self.measured,
+            lesion_free_frames: self.lesion_free,
+            false_positive_frames: self.false_alarms,
         }
+    }
+}
+
+/// Scores added up per class (the class each frame is scored under, see
+/// [`frame_class`]). A class's slot is made the first time it is seen;
+/// after that, adding allocates nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClassAccuracy {
+    classes: Vec<(String, Accuracy)>,
+}
+
+impl ClassAccuracy {
+    pub fn add(&mut self, class: &str, s: &FrameScore) {
+        let at = match self.classes.iter().position(|(c, _)| c == class) {
+            Some(at) => at,
+            None => {
+                self.classes.push((class.to_owned(), Accuracy::default()));
+                self.classes.len() - 1
+            }
+        };
+        self.classes[at].1.add(s);
+    }
+
+    /// Each class's summary, by name.
+    pub fn summaries(&self) -> std::collections::BTreeMap<String, AccuracySummary> {
+        self.classes
+            .iter()
+            .map(|(c, a)| (c.clone(), a.summary()))
+            .collect()
     }
 }
 
@@ -253,25 +334,47 @@ mod tests {
     #[test]
     fn accuracy_adds_frames_up() {
         let mut acc = Accuracy::default();
-        acc.add(&FrameScore {
+        let lesion = FrameScore {
             dice: Some(0.8),
+            iou: Some(0.8 / 1.2),
             true_positives: 1,
             false_positives: 1,
             false_negatives: 0,
             caliper_errors: Some((0.2, 0.4)),
-        });
-        acc.add(&FrameScore {
-            dice: None,
-            true_positives: 0,
-            false_positives: 0,
+            ..FrameScore::default()
+        };
+        let missed = FrameScore {
             false_negatives: 1,
-            caliper_errors: None,
-        });
+            ..FrameScore::default()
+        };
+        let false_alarm = FrameScore {
+            false_positives: 1,
+            lesion_free: true,
+            false_alarm: true,
+            ..FrameScore::default()
+        };
+        let mut by_class = ClassAccuracy::default();
+        for (class, score) in [
+            ("mass", &lesion),
+            ("cyst", &missed),
+            (NO_LESION, &false_alarm),
+        ] {
+            acc.add(score);
+            by_class.add(class, score);
+        }
         let s = acc.summary();
-        assert_eq!((s.frames, s.measured), (2, 1));
+        assert_eq!((s.frames, s.measured), (3, 1));
         assert_eq!(s.dice_mean, Some(0.8));
+        assert!((s.iou_mean.expect("iou") - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!((s.lesion_free_frames, s.false_positive_frames), (1, 1));
+        let classes = by_class.summaries();
+        assert_eq!(classes.len(), 3);
+        assert_eq!(classes["mass"].detection_recall, Some(1.0));
+        assert_eq!(classes["cyst"].detection_recall, Some(0.0));
+        assert_eq!(classes[NO_LESION].false_positive_frames, 1);
+        assert_eq!(classes[NO_LESION].dice_mean, None);
         assert_eq!(s.detection_recall, Some(0.5));
-        assert_eq!(s.detection_precision, Some(0.5));
+        assert_eq!(s.detection_precision, Some(1.0 / 3.0));
         assert_eq!(s.long_axis_mae_mm, Some(0.2));
         assert_eq!(s.long_axis_p95_mm, Some(0.2));
     }

@@ -37,7 +37,7 @@ use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measu
 use sonoflow_core::findings::{Caliper, PixelSpacing, Point};
 use sonoflow_core::{Calibration, ModelOutputs};
 
-pub use accuracy::{Accuracy, AccuracySummary, FrameScore};
+pub use accuracy::{frame_class, Accuracy, AccuracySummary, ClassAccuracy, FrameScore, NO_LESION};
 pub use components::{Component, Components};
 pub use config::PerceptionConfig;
 pub use mask::FrameMask;
@@ -91,6 +91,8 @@ pub struct Perception {
     recut: uncertainty::Recut,
     tracer: contour::Tracer,
     tracker: Tracker,
+    /// Frame pixels the scratch buffers have room for.
+    reserved_for: usize,
 }
 
 impl Perception {
@@ -123,6 +125,13 @@ impl Perception {
     ) {
         out.findings.clear();
         out.points.clear();
+        let pixels = width as usize * height as usize;
+        if self.reserved_for < pixels {
+            // Once per frame size: room to re-cut a finding as large as the
+            // frame, so scratch never grows (and memory never creeps) later.
+            self.recut.reserve(pixels);
+            self.reserved_for = pixels;
+        }
         // Below the lowest threshold the uncertainty re-cuts at, nothing matters.
         let floor = uncertainty::logit(self.options.band.low).min(0.0) - 1.0;
         self.seg

@@ -97,6 +97,11 @@ impl ModelProcessor {
     /// A copy of `frame` for the AI thread: pixels from the pool, and
     /// what the model and the self-check read.
     fn copy_of(&self, frame: &Frame) -> Frame {
+        if self.copies.idle() == 0 && self.copies.counters() == Default::default() {
+            // The first frame: every copy the lane can hold, now, so the
+            // pool never grows later (a slow model holds more of them).
+            self.copies.prefill(frame.data.len());
+        }
         let mut data = self.copies.acquire(frame.data.len());
         data.copy_from_slice(&frame.data);
         let mut copy = Frame::new(frame.id, frame.format, data, frame.stamps);

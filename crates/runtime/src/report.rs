@@ -67,6 +67,9 @@ pub struct RunReport {
     pub inference: Option<InferenceReport>,
     /// The self-check against ground truth, when frames carried it (the phantom).
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
+    /// The self-check per class (the largest lesion's, or "no_lesion").
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub accuracy_by_class: BTreeMap<String, sonoflow_perception::AccuracySummary>,
     /// The overlay, when it is on.
     pub overlay: Option<OverlayReport>,
     /// The reasoning head, when it runs.
@@ -234,6 +237,7 @@ pub(crate) struct ReportExtras {
     pub device: Option<String>,
     pub inference: Option<InferenceReport>,
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
+    pub accuracy_by_class: BTreeMap<String, sonoflow_perception::AccuracySummary>,
     pub overlay: Option<OverlayReport>,
     pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
     pub load: Option<LoadReport>,
@@ -282,6 +286,7 @@ impl RunReport {
             device: extras.device,
             inference: extras.inference,
             accuracy: extras.accuracy,
+            accuracy_by_class: extras.accuracy_by_class,
             overlay: extras.overlay,
             reasoning: extras.reasoning,
             load: extras.load,

@@ -278,6 +278,10 @@ pub fn run(
                 .as_deref()
                 .map(InferenceStats::accuracy)
                 .filter(|a| a.frames > 0),
+            accuracy_by_class: inference
+                .as_deref()
+                .map(InferenceStats::accuracy_by_class)
+                .unwrap_or_default(),
             overlay: overlay_stats.as_deref().map(OverlayReport::from_stats),
             reasoning: reasoning.as_deref().map(|r| r.report(duration)),
             load: load

@@ -26,7 +26,7 @@ use sonoflow_inference::{default_dylib, FrameModel, InferenceError, KernelSlot, 
 use sonoflow_model::{
     Dim, ModelDir, ModelError, TaskKind, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR,
 };
-use sonoflow_perception::{FrameScore, Perception, PerceptionOptions, TaskRows};
+use sonoflow_perception::{frame_class, FrameScore, Perception, PerceptionOptions, TaskRows};
 use sonoflow_pipeline::{LoadLevel, LoadStep};
 use sonoflow_reasoning::{HeadHandle, KeyframeOptions};
 use tracing::{info, warn};
@@ -281,7 +281,9 @@ impl FrameAnalysis {
             );
             if let Some(truth) = &frame.truth {
                 let score = FrameScore::of(perception.segmentation(), &found, truth);
-                self.self_check.add(&score, &self.stats.published_accuracy);
+                let class = frame_class(truth);
+                self.self_check
+                    .add(&score, class, &self.stats.published_accuracy);
             }
             frame.findings = Some(found);
             self.stats
@@ -304,6 +306,9 @@ impl Drop for FrameAnalysis {
     /// The AI thread ends by dropping its analysis (a panic unwinds through
     /// here too): the self-check's last frames are published for the report.
     fn drop(&mut self) {
-        self.self_check.finish(&self.stats.published_accuracy);
+        self.self_check.finish(
+            &self.stats.published_accuracy,
+            &self.stats.published_classes,
+        );
     }
 }

@@ -42,6 +42,8 @@ pub struct InferenceStats {
     /// The self-check against ground truth as the AI thread last published
     /// it (see the `self_check` module); read with [`InferenceStats::accuracy`].
     pub(super) published_accuracy: ArcSwap<AccuracySummary>,
+    /// The self-check per class, published once, when the AI thread ends.
+    pub(super) published_classes: ArcSwap<BTreeMap<String, AccuracySummary>>,
 }
 
 impl InferenceStats {
@@ -68,6 +70,7 @@ impl InferenceStats {
             passed_without_ai: AtomicU64::new(0),
             skipped_under_load: AtomicU64::new(0),
             published_accuracy: ArcSwap::from_pointee(Accuracy::default().summary()),
+            published_classes: ArcSwap::from_pointee(BTreeMap::new()),
         }
     }
 
@@ -91,5 +94,11 @@ impl InferenceStats {
     /// when the AI thread ends. `frames` is 0 until a frame was scored.
     pub fn accuracy(&self) -> AccuracySummary {
         AccuracySummary::clone(&self.published_accuracy.load())
+    }
+
+    /// The self-check per class (the largest lesion's class, or
+    /// "no_lesion"), complete once the AI thread has ended; empty before.
+    pub fn accuracy_by_class(&self) -> BTreeMap<String, AccuracySummary> {
+        BTreeMap::clone(&self.published_classes.load())
     }
 }

@@ -42,7 +42,6 @@ use sonoflow_inference::{
 };
 use sonoflow_model::{Dim, ModelDir, DECODER, EMBED_TOKENS};
 use sonoflow_phantom::{Phantom, PhantomConfig};
-use sonoflow_reasoning::config::DEFAULT_PROMPT;
 use sonoflow_reasoning::prompt::PromptCodec;
 use sonoflow_reasoning::{
     Calipers, HeadHandle, KeyframeReason, ReasoningConfig, ReasoningHead, ReasoningStats,
@@ -397,7 +396,12 @@ fn main() -> BenchResult<()> {
     let image = image_tokens(runtime, &model, &options)?;
 
     let codec = PromptCodec::load(&model)?;
-    let (prompt, eos, tasks) = (codec.encode(DEFAULT_PROMPT)?, codec.eos, codec.task_ids);
+    // The prompt the head asks by default: the model's own.
+    let default_prompt = model
+        .manifest
+        .default_prompt()
+        .ok_or("the model names no task prompt")?;
+    let (prompt, eos, tasks) = (codec.encode(default_prompt)?, codec.eos, codec.task_ids);
     let mut bare = Floor::load(runtime, &model, &options)?;
     let (bare_image, bare_prompt) = (image.clone(), prompt.clone());
     let floor = Worker::start("bench-floor", move || {

@@ -577,6 +577,17 @@ mod tests {
     }
 
     #[test]
+    fn the_default_prompt_is_the_models_diagnosis_task() {
+        let model = ModelDir::open(&umind_nano()).expect("umind-nano");
+        assert_eq!(model.manifest.default_prompt(), Some("[DIAG]"));
+        let mut m = model.manifest.clone();
+        m.prompts = vec!["[SEG] cyst".into(), "[DIAG]".into()];
+        assert_eq!(m.default_prompt(), Some("[DIAG]"));
+        m.prompts = vec!["[SEG] cyst".into()];
+        assert_eq!(m.default_prompt(), Some("[SEG] cyst"), "not taught alone");
+    }
+
+    #[test]
     fn wrong_hash_names_the_file_and_both_hashes() {
         let (_d, r) = broken(|t| t.replacen("sha256 = \"", "sha256 = \"00", 1));
         let err = r.expect_err("wrong hash").to_string();

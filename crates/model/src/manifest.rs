@@ -370,6 +370,18 @@ impl Manifest {
         }
     }
 
+    /// The prompt the reasoning head asks by default: the diagnosis task's
+    /// token when the model was taught it alone, else its first task prompt.
+    pub fn default_prompt(&self) -> Option<&str> {
+        let prompts = self.task_prompts();
+        self.tasks
+            .iter()
+            .find(|t| t.drives == TaskKind::Diagnosis)
+            .map(|t| t.token.as_str())
+            .filter(|token| prompts.contains(token))
+            .or_else(|| prompts.first().copied())
+    }
+
     /// The size of the decoder's position table (`graphs.decoder.max_positions`).
     pub fn max_positions(&self) -> Option<usize> {
         self.graphs.get(DECODER)?.max_positions

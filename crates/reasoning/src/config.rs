@@ -18,7 +18,8 @@ pub struct ReasoningConfig {
     pub enabled: Option<bool>,
     /// The model directory of the language model (default: model.dir).
     pub model: Option<PathBuf>,
-    /// The task prompt (default "[DIAG]": the diagnostic report).
+    /// The task prompt (default: the model's own, `Manifest::default_prompt`,
+    /// for umind-nano "[DIAG]", the diagnostic report).
     pub prompt: Option<String>,
     /// Tokens after which generation stops (default 96); it stops earlier
     /// where the model's position table (`graphs.decoder.max_positions`)
@@ -62,7 +63,8 @@ pub struct HeadSpec {
     /// Whether the definition asked for the head explicitly (then a model
     /// without reasoning graphs is an error shown as "unavailable").
     pub required: bool,
-    pub prompt: String,
+    /// None: the model's default prompt (its diagnosis task).
+    pub prompt: Option<String>,
     pub max_new_tokens: usize,
     pub sampling: Sampling,
     pub intra_threads: usize,
@@ -71,8 +73,6 @@ pub struct HeadSpec {
     pub stale_after: Duration,
     pub keyframes: KeyframeOptions,
 }
-
-pub const DEFAULT_PROMPT: &str = "[DIAG]";
 
 impl ReasoningConfig {
     /// This config with every unset key taken from `defaults` (a device profile).
@@ -193,17 +193,12 @@ impl ReasoningConfig {
                 "use 0 (same priority as the frame path) to 19 (lowest)",
             ));
         }
-        let prompt = self
-            .prompt
-            .clone()
-            .unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
-        if prompt.trim().is_empty() {
+        let prompt = self.prompt.clone();
+        if prompt.as_deref().is_some_and(|p| p.trim().is_empty()) {
             return Err(ConfigIssue::new(
                 "reasoning.prompt",
                 "is empty",
-                format!(
-                    "write one of the model's task prompts (its manifest's `prompts`), or drop the key for the default \"{DEFAULT_PROMPT}\""
-                ),
+                "write one of the model's task prompts (its manifest's `prompts`), or drop the key for the model's own default (its diagnosis task)",
             ));
         }
         for (key, v) in [
@@ -249,8 +244,8 @@ mod tests {
             .expect("on");
         assert_eq!(spec.sampling, Sampling::Greedy);
         assert_eq!(
-            (spec.intra_threads, spec.nice, spec.prompt.as_str()),
-            (1, 10, "[DIAG]")
+            (spec.intra_threads, spec.nice, spec.prompt.as_deref()),
+            (1, 10, None)
         );
         assert!(!spec.required);
         assert!(ReasoningConfig::default()

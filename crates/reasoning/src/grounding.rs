@@ -277,7 +277,7 @@ pub fn summary(fields: &ReportFields, calipers: &Calipers, grammar: &ReportGramm
     if !fields.lesion {
         return grammar.no_finding.clone();
     }
-    let _ = write!(s, "{}", fields.class.as_deref().unwrap_or("lesion"));
+    let _ = write!(s, "{}", fields.class.as_deref().unwrap_or("finding"));
     if let Some(i) = &fields.impression {
         let _ = write!(s, ", {}", i.replace('_', " "));
     }

@@ -276,7 +276,9 @@ impl ReasoningHead {
         board: Arc<InterpretationBoard>,
         image_token_values: usize,
     ) -> Result<Self, ReasoningError> {
-        let shared = Arc::new(Shared::new(spec.prompt.clone()));
+        // Without a prompt in the definition, the head sets the model's own
+        // when it has loaded the model.
+        let shared = Arc::new(Shared::new(spec.prompt.clone().unwrap_or_default()));
         let keyframes = Recycler::new(3);
         // Sized up front: handing a keyframe over never allocates on the frame path.
         keyframes.prefill(|| Keyframe {
@@ -418,6 +420,8 @@ struct Head {
     /// How the model's reports read (its manifest's `[report]`).
     grammar: ReportGrammar,
     spec: HeadSpec,
+    /// The definition's prompt, else the model's own.
+    default_prompt: String,
     slot: Arc<KernelSlot>,
     board: Arc<InterpretationBoard>,
     shared: Arc<Shared>,
@@ -443,7 +447,17 @@ impl Head {
         let model = ModelDir::open(dir)?;
         let generator = Generator::load(runtime, &model, engine)?;
         let codec = PromptCodec::load(&model)?;
-        let prompt = codec.encode(&spec.prompt)?.len();
+        let default_prompt = spec
+            .prompt
+            .clone()
+            .or_else(|| model.manifest.default_prompt().map(str::to_owned))
+            .unwrap_or_default();
+        if let Ok(mut task) = shared.task.lock() {
+            if task.is_empty() {
+                task.clone_from(&default_prompt);
+            }
+        }
+        let prompt = codec.encode(&default_prompt)?.len();
         // Image tokens, prompt and report share the decoder's position table.
         let image = model.manifest.image_token_count().unwrap_or(0);
         let limit = generator.max_positions();
@@ -478,6 +492,7 @@ impl Head {
             warned_timeout: false,
             warned_failure: false,
             warned_prompt: false,
+            default_prompt,
             warned_kernels: false,
         })
     }
@@ -527,7 +542,7 @@ impl Head {
             .task
             .lock()
             .map(|t| t.clone())
-            .unwrap_or_else(|_| self.spec.prompt.clone());
+            .unwrap_or_else(|_| self.default_prompt.clone());
         let prompt_ids = match self.codec.encode(&prompt) {
             Ok(ids) => ids,
             Err(e) => {

@@ -19,6 +19,7 @@
 pub mod config;
 pub mod hud;
 pub mod panel_text;
+pub mod placement;
 pub mod raster;
 pub mod text;
 
@@ -31,12 +32,13 @@ use sonoflow_core::annotations::{
     AiVerdict, FindingKind, FrameFinding, FrameFindings, Measurement,
 };
 use sonoflow_core::findings::{BoundingBox, ImageRegion, PixelSpacing, Point};
-use sonoflow_core::{Clock, Frame, FrameFormat, PixelFormat, Timestamp};
+use sonoflow_core::{CalibratedRegion, Clock, Frame, FrameFormat, PixelFormat, Timestamp};
 use sonoflow_pipeline::{LatencyRecorder, LoadLevel, LoadStep, Painter};
 
 pub use config::{OverlayConfig, OverlayOptions};
 use hud::Hud;
 use panel_text::PanelText;
+use placement::{least_covering, Corner};
 use raster::{Canvas, Paint};
 pub use text::{FontError, Text};
 
@@ -208,9 +210,14 @@ impl Overlay {
             let region = frame.image_region();
             self.draw_scale_bar(&mut canvas, spacing, region);
         }
-        if self.options.panel {
-            self.draw_panel(&mut canvas, now, findings_age, stale, spacing.is_some());
-        }
+        let regions: &[CalibratedRegion] = match frame.calibration.as_deref() {
+            Some(c) => &c.regions,
+            None => &[],
+        };
+        let panel = self.options.panel.then(|| {
+            let calibrated = spacing.is_some();
+            self.draw_panel(&mut canvas, now, findings_age, stale, calibrated, regions)
+        });
         if self.output_invalid() {
             self.draw_invalid_banner(&mut canvas);
             self.stats.invalid_frames.fetch_add(1, Ordering::Relaxed);
@@ -220,7 +227,7 @@ impl Overlay {
         }
         let painted = self.clock.now();
         self.hud.add(painted, age(painted, frame.stamps.captured));
-        self.draw_hud(&mut canvas);
+        self.draw_hud(&mut canvas, regions, panel);
         if stale {
             self.stats.stale_frames.fetch_add(1, Ordering::Relaxed);
         }
@@ -390,7 +397,8 @@ impl Overlay {
         findings_age: Option<Duration>,
         stale: bool,
         calibrated: bool,
-    ) {
+        regions: &[CalibratedRegion],
+    ) -> Corner {
         let lh = self.text.line_height;
         let pad = 4.0;
         let width = (canvas.width as f32 - 2.0 * pad)
@@ -416,7 +424,16 @@ impl Overlay {
         };
         let lines = 1 + segments.max(usize::from(self.have_last)) + 1 + text_lines;
         let height = lines as f32 * lh + 2.0 * pad;
-        let (x0, y0) = (pad, canvas.height as f32 - height - pad);
+        let frame_size = (canvas.width as f32, canvas.height as f32);
+        let corner = least_covering(
+            frame_size,
+            (width, height),
+            pad,
+            regions,
+            &Corner::PANEL,
+            None,
+        );
+        let (x0, y0) = corner.origin(frame_size, (width, height), pad);
         canvas.fill_rect(
             x0 as i32,
             y0 as i32,
@@ -517,6 +534,7 @@ impl Overlay {
                 y += lh;
             }
         }
+        corner
     }
 
     /// The newest result the model gave was unusable (non-finite outputs).
@@ -562,14 +580,23 @@ impl Overlay {
         );
     }
 
-    /// The latency HUD (when on) and, while work is shed, what is shed.
-    fn draw_hud(&mut self, canvas: &mut Canvas<'_>) {
+    /// "NOT FOR DIAGNOSIS" (always), the latency HUD (when on) and, while
+    /// work is shed, what is shed: one line, top right unless another
+    /// corner covers clearly less of the image.
+    fn draw_hud(
+        &mut self,
+        canvas: &mut Canvas<'_>,
+        regions: &[CalibratedRegion],
+        panel: Option<Corner>,
+    ) {
         self.line.clear();
+        // Always there, HUD or not: nothing sonoflow draws is for diagnosis.
+        self.line.push_str("NOT FOR DIAGNOSIS");
         if self.options.hud {
             let s = self.hud.summary();
             let _ = write!(
                 self.line,
-                "{:.1} fps · p50 {:.0} ms · p99 {:.0} ms",
+                " · {:.1} fps · p50 {:.0} ms · p99 {:.0} ms",
                 s.fps, s.p50_ms, s.p99_ms
             );
         }
@@ -583,9 +610,16 @@ impl Overlay {
         if self.line.is_empty() {
             return;
         }
-        let x = (canvas.width as f32 - self.text.width(&self.line) - 12.0).max(0.0);
+        // The label's box: text plus its padding.
+        let size = (
+            self.text.width(&self.line) + 8.0,
+            self.text.line_height + 8.0,
+        );
+        let frame_size = (canvas.width as f32, canvas.height as f32);
+        let corner = least_covering(frame_size, size, 4.0, regions, &Corner::HUD, panel);
+        let (x, y) = corner.origin(frame_size, size, 4.0);
         self.text
-            .label(canvas, (x, 4.0), &self.line, WHITE, SHADE, 4.0);
+            .label(canvas, (x, y), &self.line, WHITE, SHADE, 4.0);
     }
 }
 

@@ -1,6 +1,8 @@
 //! The phantom probe through the real binary and pipeline: the default run
-//! writes a decodable MP4, the exporter writes a dataset, and every frame
-//! carries its ground truth and pixel spacing.
+//! writes a decodable MP4, the exporter writes a dataset, every frame
+//! carries its ground truth and pixel spacing, and in screen mode
+//! (`calibration = "auto"`) the pipeline gets only the spacing found in the
+//! frames, within 1 % of the phantom's, after 12 uncalibrated frames.
 
 mod common;
 
@@ -167,4 +169,110 @@ fn phantom_frames_carry_ground_truth_and_pixel_spacing() {
     assert_eq!(Some(spacing.x_mm), seen[0].spacing_mm);
     assert_eq!(calibration.changes, 1, "one depth, one calibration");
     assert_eq!(calibration.uncalibrated_frames, 0, "{calibration:?}");
+}
+
+/// `sonoflow run` of the phantom at `probe`/`depth_cm`, `extra` source keys,
+/// `frames` frames, the load ladder off and a fake sink; with the per-frame
+/// findings log.
+fn run_phantom(
+    dir: &std::path::Path,
+    probe: &str,
+    depth_cm: u32,
+    extra: &str,
+    frames: u32,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let log = dir.join("frames.jsonl");
+    let run = run_pipeline(
+        dir,
+        &format!(
+            "[source]\nkind = \"phantom\"\nprobe = \"{probe}\"\ndepth_cm = {depth_cm}\n{extra}\n\
+             [load]\nenabled = false\n[[sinks]]\nkind = \"fake\"\n"
+        ),
+        &[
+            "--frames",
+            &frames.to_string(),
+            "--findings-jsonl",
+            &log.to_string_lossy(),
+        ],
+        std::time::Duration::from_secs(120),
+    );
+    let report = run.assert_success().clone();
+    let lines = std::fs::read_to_string(&log)
+        .expect("findings log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    (report, lines)
+}
+
+#[test]
+fn screen_mode_gives_the_pipeline_only_the_spacing_found_in_the_frames() {
+    for (probe, depth_cm) in [("linear", 3), ("convex", 5), ("linear", 8)] {
+        let case = format!("{probe} {depth_cm} cm");
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The phantom's own calibration: the truth.
+        let (own, _) = run_phantom(dir.path(), probe, depth_cm, "", 5);
+        let truth_mm = f64_at(&own, "/source/calibration/spacing_mm/x_mm");
+        assert_eq!(str_at(&own, "/source/calibration/mode"), "source");
+
+        let (r, lines) = run_phantom(dir.path(), probe, depth_cm, "calibration = \"auto\"", 60);
+        let cal = &r["source"]["calibration"];
+        assert_eq!(cal["mode"], "auto", "{case}: {cal:#}");
+        assert_eq!(cal["source"], "detected", "{case}: {cal:#}");
+        assert_eq!(cal["state"], "locked", "{case}: {cal:#}");
+        assert!(cal["reason"].is_null(), "{case}: {cal:#}");
+        assert!(f64_at(cal, "/confidence") >= 0.5, "{case}: {cal:#}");
+        let found_mm = f64_at(cal, "/spacing_mm/x_mm");
+        let error = (found_mm - truth_mm).abs() / truth_mm;
+        assert!(error < 0.01, "{case}: {found_mm} mm against {truth_mm} mm");
+        // Frames are counted as ingest numbers them (drops before ingest
+        // are not frames): the first 12 search, the rest are locked.
+        assert_eq!(u64_at(cal, "/uncalibrated_frames"), 12, "{case}: {cal:#}");
+        assert_eq!(u64_at(cal, "/searching_frames"), 12, "{case}: {cal:#}");
+        assert_eq!(u64_at(cal, "/locked_frames"), u64_at(&r, "/frames_in") - 12);
+        assert_eq!(u64_at(cal, "/changes"), 1, "{case}: one lock, never lost");
+        // Per frame, as the pipeline's output saw it: none before the lock,
+        // then the detected spacing; never the phantom's own.
+        assert!(!lines.is_empty());
+        for line in &lines {
+            let frame = u64_at(line, "/frame");
+            let c = &line["calibration"];
+            if frame < 12 {
+                assert!(c.is_null(), "{case}: frame {frame} {c}");
+            } else {
+                assert_eq!(c["source"], "detected", "{case}: frame {frame} {c}");
+            }
+        }
+        assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{case}: {r:#}");
+    }
+}
+
+/// Screen mode with the demo model: calipers get millimetres only from the
+/// lock on (frame 12), and measuring that starts late still allocates
+/// nothing per frame once warm (perception sizes its caliper scratch with
+/// the frame, not with the first finding it measures).
+#[test]
+fn screen_mode_with_the_model_measures_in_the_found_spacing_without_allocating() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../onnx/umind-nano");
+    let extra = format!(
+        "calibration = \"auto\"\n[model]\ndir = {:?}\n[reasoning]\nenabled = false",
+        model.to_string_lossy()
+    );
+    let (r, lines) = run_phantom(dir.path(), "linear", 4, &extra, 120);
+    assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
+    assert_eq!(str_at(&r, "/source/calibration/source"), "detected");
+    assert!(u64_at(&r, "/accuracy/measured") > 0, "{r:#}");
+    let mae = f64_at(&r, "/accuracy/long_axis_mae_mm");
+    assert!(mae < 2.0, "calipers in the found spacing: {r:#}");
+    for line in &lines {
+        let measured = line["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| !f["long_axis"].is_null());
+        if u64_at(line, "/frame") < 12 {
+            assert!(!measured, "no mm before the lock: {line}");
+        }
+    }
 }

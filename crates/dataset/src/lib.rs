@@ -95,6 +95,18 @@ impl Item {
     /// geometry and ignores both. The truth's millimetres use that
     /// calibration's spacing (see [`truth`] for frames without one).
     pub fn load(&self, frame_index: u64, fixed: Option<&Calibration>) -> Result<Sample, ItemError> {
+        self.load_with(frame_index, |_, _| fixed.cloned())
+    }
+
+    /// [`Item::load`] with the definition's calibration made for the
+    /// image's size, `fixed(width, height)` (a region given in pixels must
+    /// fit the image); it is asked only when the item has no sidecar and is
+    /// not a phantom export frame.
+    pub fn load_with(
+        &self,
+        frame_index: u64,
+        fixed: impl FnOnce(u32, u32) -> Option<Calibration>,
+    ) -> Result<Sample, ItemError> {
         let _span = tracing::trace_span!("load", image = %self.relative.display()).entered();
         let (pixels, format) = decode::frame(&self.image)?;
         let size = (format.width, format.height);
@@ -109,7 +121,7 @@ impl Item {
         }
         let calibration = match &self.sidecar {
             Some(path) => Some(sidecar::read(path, format.width, format.height)?),
-            None => fixed.cloned(),
+            None => fixed(format.width, format.height),
         };
         let truth = if self.masks.is_empty() {
             None

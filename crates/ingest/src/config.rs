@@ -12,10 +12,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use sonoflow_calibrate::{CalibrationConfig, CalibrationSetting};
 use sonoflow_core::{reject_foreign_keys, ConfigIssue, PixelFormat};
 use sonoflow_phantom::{LesionKind, PhantomConfig, ProbeKind, SceneKind};
 
 use crate::dicom::{DicomSettings, DICOM_APPSRC};
+use crate::images::{ImageSettings, IMAGES_APPSRC};
 use crate::phantom_feed::PHANTOM_APPSRC;
 
 /// The source kinds a definition may name.
@@ -38,6 +40,10 @@ pub enum SourceKind {
     Phantom,
     /// A DICOM file, or a folder of them, calibrated from its ultrasound regions.
     Dicom,
+    /// An image dataset: a folder (class sub-folders), a pattern, one image,
+    /// or a phantom export, with masks and sidecars as ground truth and
+    /// calibration.
+    Images,
 }
 
 impl SourceKind {
@@ -51,6 +57,7 @@ impl SourceKind {
             SourceKind::Launch => "launch",
             SourceKind::Phantom => "phantom",
             SourceKind::Dicom => "dicom",
+            SourceKind::Images => "images",
         }
     }
 }
@@ -60,7 +67,7 @@ impl SourceKind {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Which source: phantom, test, file, dicom, v4l2, rtsp, udp or launch.
+    /// Which source: phantom, test, file, dicom, images, v4l2, rtsp, udp or launch.
     pub kind: Option<SourceKind>,
     /// Output width in pixels; frames are scaled to it. Unset: the source's own.
     pub width: Option<u32>,
@@ -74,7 +81,9 @@ pub struct SourceConfig {
     /// test: the videotestsrc pattern (e.g. "ball", "smpte", "snow").
     pub pattern: Option<String>,
     /// file: path of the video file; dicom: a DICOM file, or a folder whose
-    /// files play in name order.
+    /// files play in name order; images: a folder of images (class
+    /// sub-folders too), a pattern such as `data/*.png`, one image, or a
+    /// phantom export folder.
     pub path: Option<PathBuf>,
     /// file: play at the file's own frame rate instead of as fast as possible.
     pub realtime: Option<bool>,
@@ -94,9 +103,11 @@ pub struct SourceConfig {
     /// dicom: paced at the file's frame time, dropping frames the pipeline
     /// cannot take, as a scanner would (true), or as fast as ingest takes
     /// them with none dropped, for evaluation (false). Default true.
+    /// images: paced at `fps` (true), or as fast as the pipeline takes
+    /// them, every frame kept (false, the default: evaluation).
     pub live: Option<bool>,
-    /// dicom: start again from the first file after the last (default false:
-    /// the run ends with the last frame).
+    /// dicom, images: start again from the first file after the last
+    /// (default false: the run ends with the last frame).
     #[serde(rename = "loop")]
     pub looping: Option<bool>,
     /// phantom: "linear" (default) or "convex".
@@ -117,6 +128,10 @@ pub struct SourceConfig {
     pub dynamic_range_db: Option<f32>,
     /// phantom: probe motion, breathing and elevation drift (default true).
     pub motion: Option<bool>,
+    /// Every kind: the frames' calibration when the source gives none (a
+    /// fixed region and spacing, or a ruler), or `"auto"`: found in the
+    /// frames themselves. Unset: the source's own, if any (docs/sources.md).
+    pub calibration: Option<CalibrationConfig>,
     /// Restart behaviour for live sources.
     #[serde(default)]
     pub restart: RestartConfig,
@@ -377,6 +392,10 @@ pub struct SourceSpec {
     pub phantom: Option<PhantomConfig>,
     /// What to play, when the source is DICOM.
     pub dicom: Option<DicomSettings>,
+    /// What to play, when the source is an image dataset.
+    pub images: Option<ImageSettings>,
+    /// `[source] calibration`, validated: None means the source's own only.
+    pub calibration: Option<CalibrationSetting>,
 }
 
 impl SourceSpec {
@@ -407,6 +426,9 @@ impl SourceSpec {
         if let Some(dicom) = &self.dicom {
             text.push_str(&format!(" [dicom path = {:?}]", dicom.path));
         }
+        if let Some(images) = &self.images {
+            text.push_str(&format!(" [images path = {:?}]", images.path));
+        }
         text
     }
 
@@ -422,9 +444,13 @@ impl SourceSpec {
             caps.push_str(&format!(",height={h}"));
         }
         if let Some(rate) = self.framerate {
-            // The test source and the phantom produce the rate themselves;
-            // videorate would invent duplicate frames when they fall behind.
-            if !matches!(self.kind, SourceKind::Test | SourceKind::Phantom) {
+            // The test source, the phantom and an image dataset produce the
+            // rate themselves; videorate would invent duplicate frames when
+            // they fall behind.
+            if !matches!(
+                self.kind,
+                SourceKind::Test | SourceKind::Phantom | SourceKind::Images
+            ) {
                 tail.push_str(" ! videorate");
             }
             caps.push_str(&format!(",framerate={}/{}", rate.numer, rate.denom));
@@ -442,7 +468,7 @@ impl SourceConfig {
     pub fn validate(&self, prefix: &str) -> Result<SourceSpec, ConfigIssue> {
         let key = |k: &str| format!("{prefix}.{k}");
         let kind = self.kind.ok_or_else(|| {
-            ConfigIssue::new(key("kind"), "is missing", "set kind = \"phantom\", \"test\", \"file\", \"dicom\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
+            ConfigIssue::new(key("kind"), "is missing", "set kind = \"phantom\", \"test\", \"file\", \"dicom\", \"images\", \"v4l2\", \"rtsp\", \"udp\" or \"launch\"")
         })?;
         self.reject_foreign_keys(kind, prefix)?;
         for (name, value) in [("width", self.width), ("height", self.height)] {
@@ -485,6 +511,11 @@ impl SourceConfig {
             .map(|f| f.framerate(&key("fps")))
             .transpose()?;
         self.restart.validate(&key("restart"))?;
+        let calibration = self
+            .calibration
+            .as_ref()
+            .map(|c| c.validate(&key("calibration")))
+            .transpose()?;
         let required = |name: &str, v: Option<&str>, example: &str| {
             v.map(str::to_owned).ok_or_else(|| {
                 ConfigIssue::new(
@@ -497,6 +528,7 @@ impl SourceConfig {
         let latency = self.latency_ms.unwrap_or(100);
         let mut phantom = None;
         let mut dicom = None;
+        let mut images = None;
         let mut properties = Vec::new();
         let mut set = |property: &'static str, value: String| {
             properties.push(SourceProperty {
@@ -611,6 +643,48 @@ impl SourceConfig {
                 });
                 (head, live, false)
             }
+            SourceKind::Images => {
+                let path = self.path.as_ref().ok_or_else(|| {
+                    ConfigIssue::new(
+                        key("path"),
+                        "is required for kind \"images\"",
+                        "add path = \"data/scans\" (a folder of images, a pattern such as \
+                         \"data/*.png\", one image, or a phantom export folder)",
+                    )
+                })?;
+                if let Some(name) = [("width", self.width), ("height", self.height)]
+                    .iter()
+                    .find_map(|(name, v)| v.map(|_| *name))
+                {
+                    return Err(ConfigIssue::new(
+                        key(name),
+                        "cannot be set for kind \"images\": masks and sidecar calibrations are \
+                         in the images' own pixels, and scaling the frames would move them off \
+                         their images",
+                        "remove width and height; frames keep each image's size",
+                    ));
+                }
+                let live = self.live.unwrap_or(false);
+                let head = if live {
+                    format!(
+                        "appsrc name={IMAGES_APPSRC} is-live=true format=time max-buffers=2 leaky-type=downstream"
+                    )
+                } else {
+                    format!("appsrc name={IMAGES_APPSRC} is-live=false format=time max-buffers=2 block=true")
+                };
+                images = Some(ImageSettings {
+                    path: path.clone(),
+                    live,
+                    looping: self.looping.unwrap_or(false),
+                    framerate: framerate
+                        .map_or(ImageSettings::DEFAULT_FRAMERATE, |r| (r.numer, r.denom)),
+                    fixed: match &calibration {
+                        Some(CalibrationSetting::Fixed(fixed)) => Some(fixed.clone()),
+                        _ => None,
+                    },
+                });
+                (head, live, false)
+            }
             SourceKind::V4l2 => {
                 let device = self.device.as_deref().unwrap_or("/dev/video0");
                 set("device", device.to_owned());
@@ -680,6 +754,13 @@ impl SourceConfig {
                 (head, self.live.unwrap_or(true), false)
             }
         };
+        // An image dataset stamps its frames at its rate (default 30).
+        let framerate = images.as_ref().map_or(framerate, |i| {
+            Some(Framerate {
+                numer: i.framerate.0,
+                denom: i.framerate.1,
+            })
+        });
         Ok(SourceSpec {
             kind,
             head,
@@ -692,13 +773,15 @@ impl SourceConfig {
             live,
             finite: match kind {
                 SourceKind::File => true,
-                SourceKind::Dicom => !self.looping.unwrap_or(false),
+                SourceKind::Dicom | SourceKind::Images => !self.looping.unwrap_or(false),
                 _ => false,
             },
             sync,
             restart: self.restart,
             phantom,
             dicom,
+            images,
+            calibration,
         })
     }
 
@@ -719,7 +802,7 @@ impl SourceConfig {
             ),
             ("motion", self.motion.is_some(), &[Phantom]),
             ("pattern", self.pattern.is_some(), &[Test]),
-            ("path", self.path.is_some(), &[File, Dicom]),
+            ("path", self.path.is_some(), &[File, Dicom, Images]),
             ("realtime", self.realtime.is_some(), &[File]),
             ("device", self.device.is_some(), &[V4l2]),
             ("url", self.url.is_some(), &[Rtsp]),
@@ -727,8 +810,8 @@ impl SourceConfig {
             ("port", self.port.is_some(), &[Udp]),
             ("address", self.address.is_some(), &[Udp]),
             ("launch", self.launch.is_some(), &[Launch]),
-            ("live", self.live.is_some(), &[Test, Launch, Dicom]),
-            ("loop", self.looping.is_some(), &[Dicom]),
+            ("live", self.live.is_some(), &[Test, Launch, Dicom, Images]),
+            ("loop", self.looping.is_some(), &[Dicom, Images]),
         ];
         reject_foreign_keys(prefix, kind, SourceKind::name, &keys)
     }
@@ -1023,6 +1106,131 @@ mod tests {
             .validate("source")
             .expect_err("scaled");
         assert!(err.problem.contains("millimetres"), "{err}");
+    }
+
+    #[test]
+    fn images_are_not_live_finite_and_keep_their_own_size_by_default() {
+        let spec = parse("kind = \"images\"\npath = \"data\"")
+            .validate("source")
+            .expect("valid");
+        assert!(!spec.live && spec.finite, "every frame kept, and it ends");
+        assert!(spec
+            .head
+            .starts_with("appsrc name=sonoflow_images is-live=false"));
+        assert!(spec.head.contains("block=true"));
+        assert!(
+            !spec.launch_string().contains("videorate"),
+            "the feed stamps its own rate: {}",
+            spec.launch_string()
+        );
+        assert_eq!(spec.fps, Some(30));
+        assert!(spec.describe().contains("[images path = \"data\"]"));
+        let settings = spec.images.expect("image settings");
+        assert_eq!(
+            settings,
+            ImageSettings {
+                path: "data".into(),
+                live: false,
+                looping: false,
+                framerate: (30, 1),
+                fixed: None,
+            }
+        );
+        let live =
+            parse("kind = \"images\"\npath = \"d/*.png\"\nlive = true\nloop = true\nfps = 29.97")
+                .validate("source")
+                .expect("valid");
+        assert!(live.live && !live.finite && live.head.contains("leaky-type=downstream"));
+        let settings = live.images.expect("image settings");
+        assert_eq!(
+            (settings.framerate, settings.looping),
+            ((30000, 1001), true)
+        );
+        for (text, key) in [
+            ("kind = \"images\"", "source.path"),
+            (
+                "kind = \"images\"\npath = \"d\"\nwidth = 320\nheight = 240",
+                "source.width",
+            ),
+            (
+                "kind = \"images\"\npath = \"d\"\nrealtime = true",
+                "source.realtime",
+            ),
+            ("kind = \"images\"\npath = \"d\"\nseed = 1", "source.seed"),
+        ] {
+            let err = parse(text).validate("source").expect_err(text);
+            assert_eq!(err.key, key, "{err}");
+        }
+    }
+
+    #[test]
+    fn calibration_applies_to_every_kind_and_names_its_key() {
+        for kind in [
+            "kind = \"test\"",
+            "kind = \"file\"\npath = \"a.mp4\"",
+            "kind = \"v4l2\"",
+            "kind = \"rtsp\"\nurl = \"rtsp://cam/probe\"",
+            "kind = \"udp\"\nport = 5004",
+            "kind = \"launch\"\nlaunch = \"videotestsrc\"",
+            "kind = \"phantom\"",
+            "kind = \"dicom\"\npath = \"a.dcm\"",
+            "kind = \"images\"\npath = \"d\"",
+        ] {
+            let auto = parse(&format!("{kind}\ncalibration = \"auto\""))
+                .validate("source")
+                .expect(kind);
+            assert!(
+                matches!(auto.calibration, Some(CalibrationSetting::Auto(_))),
+                "{kind}"
+            );
+            let fixed = parse(&format!(
+                "{kind}\n[calibration]\nregion = [10, 10, 100, 100]\nspacing_mm = 0.1"
+            ))
+            .validate("source")
+            .expect(kind);
+            assert!(
+                matches!(fixed.calibration, Some(CalibrationSetting::Fixed(_))),
+                "{kind}"
+            );
+            let plain = parse(kind).validate("source").expect(kind);
+            assert_eq!(plain.calibration, None, "{kind}: the source's own");
+        }
+        // The images feed gets the fixed one for its truth's millimetres.
+        let images = parse("kind = \"images\"\npath = \"d\"\n[calibration]\nspacing_mm = 0.2")
+            .validate("source")
+            .expect("valid");
+        let fixed = images.images.and_then(|i| i.fixed).expect("fixed");
+        assert_eq!(fixed.spacing().x_mm, 0.2);
+        for (table, key) in [
+            (
+                "[calibration]\nregion = [0, 0, 10, 10]",
+                "source.calibration",
+            ),
+            (
+                "[calibration]\nruler = [[0, 0], [0, 100]]",
+                "source.calibration.ruler_mm",
+            ),
+            (
+                "[calibration]\nspacing_mm = -1.0",
+                "source.calibration.spacing_mm",
+            ),
+            (
+                "[calibration]\nmode = \"auto\"\nspacing_mm = 0.1",
+                "source.calibration.spacing_mm",
+            ),
+            (
+                "[calibration]\nmode = \"auto\"\nmin_confidence = 2.0",
+                "source.calibration.min_confidence",
+            ),
+        ] {
+            let err = parse(&format!("kind = \"test\"\n{table}"))
+                .validate("source")
+                .expect_err(table);
+            assert_eq!(err.key, key, "{table}: {err}");
+        }
+        let unknown: Result<SourceConfig, _> =
+            toml::from_str("kind = \"test\"\ncalibration = \"manual\"");
+        assert!(unknown.is_err(), "only \"auto\" or a table");
     }
 
     #[test]

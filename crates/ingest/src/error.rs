@@ -43,6 +43,23 @@ pub enum IngestError {
         /// Each file tried (its name, not its folder) and why it cannot play.
         unplayable: Vec<(String, DicomError)>,
     },
+    /// An image dataset (`kind = "images"`) that cannot be listed: no such
+    /// path, or no image in it (the message names what was looked for and
+    /// the fix).
+    #[error("source.path: {0}")]
+    Dataset(#[source] sonoflow_dataset::DatasetError),
+    /// An image dataset none of whose items can be loaded.
+    #[error(
+        "no image of {path} can be played{}; fix: point source.path at PNG, JPEG or BMP images \
+         whose masks (NAME_mask.png) have the image's size and whose sidecars (NAME.json) are \
+         valid, or at a phantom export (see docs/sources.md)",
+        describe_unloadable(.unplayable)
+    )]
+    NoPlayableImage {
+        path: String,
+        /// Each item tried and why it cannot be loaded (each names its file).
+        unplayable: Vec<sonoflow_dataset::ItemError>,
+    },
     /// A finite source ended after samples of which none could be used.
     #[error(
         "the source delivered {rejected} samples and none could be used as a frame (the last: {last}); \
@@ -73,6 +90,19 @@ fn describe_unplayable(unplayable: &[(String, DicomError)]) -> String {
     for (i, (name, why)) in unplayable.iter().take(SHOWN).enumerate() {
         text.push_str(if i == 0 { ": " } else { "; " });
         text.push_str(&format!("{name}: {why}"));
+    }
+    if unplayable.len() > SHOWN {
+        text.push_str(&format!("; and {} more", unplayable.len() - SHOWN));
+    }
+    text
+}
+
+fn describe_unloadable(unplayable: &[sonoflow_dataset::ItemError]) -> String {
+    const SHOWN: usize = 8;
+    let mut text = String::new();
+    for (i, why) in unplayable.iter().take(SHOWN).enumerate() {
+        text.push_str(if i == 0 { ": " } else { "; " });
+        text.push_str(&why.to_string());
     }
     if unplayable.len() > SHOWN {
         text.push_str(&format!("; and {} more", unplayable.len() - SHOWN));

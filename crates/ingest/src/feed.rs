@@ -1,5 +1,5 @@
 //! What every source that makes its own frames shares (the phantom, DICOM
-//! files, later a folder of images): a thread that pushes raw video into an
+//! files, an image dataset): a thread that pushes raw video into an
 //! appsrc ([`FeedThread`]), the buffer layout GStreamer expects for it
 //! ([`RawLayout`]), and each frame's side data, its ground truth and its
 //! calibration, travelling beside the buffer and keyed by the buffer offset
@@ -30,11 +30,14 @@ use tracing::warn;
 pub struct FrameSide {
     /// The buffer offset of the frame it belongs to.
     pub frame_index: u64,
-    /// The phantom's ground truth; its calibration is the truth's.
+    /// The frame's ground truth, for the self-check: the phantom's, a
+    /// dataset image's masks, a phantom export's label map.
     pub truth: Option<Arc<GroundTruth>>,
-    /// Without a truth: the frame's calibration as the source knows it,
-    /// `None` meaning uncalibrated (no mm). One `Arc` shared by every frame
-    /// of a file, so ingest sees a change by pointer.
+    /// The frame's calibration as the source knows it (the phantom's exact
+    /// geometry, a DICOM file's regions, a sidecar), `None` meaning the
+    /// source gives none (ingest may then use the definition's). One `Arc`
+    /// shared by every frame until it changes, so ingest sees a change by
+    /// pointer and allocates nothing.
     pub calibration: Option<Arc<Calibration>>,
 }
 
@@ -206,6 +209,30 @@ impl RawLayout {
             buf.set_offset(offset);
             let mut map = buf.map_writable().map_err(|_| BufferError::Alloc)?;
             fill(&mut map, self.stride).map_err(BufferError::Fill)?;
+        }
+        Ok(buffer)
+    }
+}
+
+impl RawLayout {
+    /// `pixels`, tightly packed rows, as a buffer of this layout without a
+    /// copy, stamped like [`RawLayout::buffer`]; the pixels back when this
+    /// layout pads its rows or their size is not the layout's.
+    pub(crate) fn wrap(
+        &self,
+        pixels: Vec<u8>,
+        pts: Duration,
+        duration: Duration,
+        offset: u64,
+    ) -> Result<gst::Buffer, Vec<u8>> {
+        if self.stride != self.row || pixels.len() != self.size {
+            return Err(pixels);
+        }
+        let mut buffer = gst::Buffer::from_mut_slice(pixels);
+        if let Some(buf) = buffer.get_mut() {
+            buf.set_pts(clock_time(pts));
+            buf.set_duration(clock_time(duration));
+            buf.set_offset(offset);
         }
         Ok(buffer)
     }
@@ -408,6 +435,7 @@ mod tests {
         for (name, source) in [
             ("feed.rs", include_str!("feed.rs")),
             ("phantom_feed.rs", include_str!("phantom_feed.rs")),
+            ("images.rs", include_str!("images.rs")),
         ] {
             for lock in
                 [["Mu", "tex"], ["Rw", "Lock"], [".lock", "()"]].map(|[a, b]| format!("{a}{b}"))

@@ -6,9 +6,16 @@
 //! video/x-raw,format=GRAY8 ! appsink`. [`Ingest::run`] pulls samples, copies
 //! them once into pooled, tightly packed frames with a capture timestamp,
 //! follows caps changes, and restarts a live source that fails, stalls or
-//! ends, with exponential backoff. The phantom and DICOM files are fed by a
-//! thread of ours into an appsrc, each frame's ground truth or calibration
-//! beside it (`feed`). Try the tail by hand:
+//! ends, with exponential backoff. The phantom, DICOM files and image
+//! datasets are fed by a thread of ours into an appsrc, each frame's ground
+//! truth and calibration beside it (`feed`).
+//!
+//! Each frame leaves with its calibration ([`Frame::calibration`]), by the
+//! rule `[source] calibration` sets ([`CalibrationMode`]): the source's own
+//! (the phantom, DICOM regions, a sidecar); else the definition's fixed one,
+//! made for the frame size (the phantom's own is replaced by it); or, with
+//! `"auto"`, what an [`AutoCalibrator`] run on every frame finds, none while
+//! it searches. Try the tail by hand:
 //!
 //! ```text
 //! gst-launch-1.0 videotestsrc is-live=true ! videoconvert ! videoscale ! \
@@ -20,6 +27,7 @@ pub mod config;
 mod dicom;
 mod error;
 mod feed;
+mod images;
 mod phantom_feed;
 mod source;
 mod status;
@@ -30,6 +38,7 @@ use std::time::Duration;
 use gst_video::prelude::*;
 use gstreamer as gst;
 use gstreamer_video as gst_video;
+use sonoflow_calibrate::{AutoCalibrator, CalibrationSetting, FixedCalibration};
 use sonoflow_core::alloc_count::FramePathGuard;
 use sonoflow_core::{
     Calibration, Clock, Frame, FrameFormat, FrameId, FramePool, PixelFormat, Stage, StageStamps,
@@ -43,10 +52,15 @@ pub use dicom::DicomSettings;
 pub use error::{
     BuildError, BusError, DicomError, IngestError, PropertyProblem, Rejections, SampleError,
 };
-pub use status::{CalibrationReport, SourceReport, SourceState, SourceStatus};
+pub use images::ImageSettings;
+pub use status::{
+    AutoCalibrationReport, CalibrationMode, CalibrationReport, SourceReport, SourceState,
+    SourceStatus,
+};
 
-use feed::{FrameSide, SideQueue};
-use source::{Pulled, RunningSource};
+use feed::SideQueue;
+use images::OpenDataset;
+use source::{Feeds, Pulled, RunningSource};
 
 /// The largest frame a source may deliver or be scaled to (8K UHD); beyond
 /// it the frame pool and every per-frame copy would be unreasonably large.
@@ -93,10 +107,52 @@ pub struct Ingest {
     /// Side data from a feed (the phantom's truth, a DICOM file's
     /// calibration), waiting for its frame.
     sides: Arc<SideQueue>,
-    /// The source's calibration, once known: a property of the source,
-    /// kept for frames that arrive without side data, and shared by every
-    /// frame until it changes (a new depth, a new file).
+    /// An image dataset, listed and checked at start.
+    images: Option<Arc<OpenDataset>>,
+    /// The calibration frames carry now: kept for frames that arrive
+    /// without side data, and shared by every frame until it changes (a new
+    /// depth, a new file, a lock).
     calibration: Option<Arc<Calibration>>,
+    /// Where it comes from.
+    rule: CalibrationRule,
+}
+
+/// How a frame's calibration is chosen (`[source] calibration`).
+enum CalibrationRule {
+    /// The source's own, else none.
+    Source,
+    /// The source's own where it gives one, else the definition's (the
+    /// phantom's own is replaced), made for the frame size at each caps
+    /// change; `for_caps` None: it does not fit this size (warned).
+    Fixed {
+        setting: FixedCalibration,
+        for_caps: Option<Arc<Calibration>>,
+    },
+    /// Found in the frames; the source's own is not used.
+    Auto(Box<AutoCalibrator>),
+}
+
+impl CalibrationRule {
+    fn of(setting: Option<&CalibrationSetting>) -> Self {
+        match setting {
+            None => CalibrationRule::Source,
+            Some(CalibrationSetting::Fixed(setting)) => CalibrationRule::Fixed {
+                setting: setting.clone(),
+                for_caps: None,
+            },
+            Some(CalibrationSetting::Auto(options)) => {
+                CalibrationRule::Auto(Box::new(AutoCalibrator::new(*options)))
+            }
+        }
+    }
+
+    fn mode(&self) -> CalibrationMode {
+        match self {
+            CalibrationRule::Source => CalibrationMode::Source,
+            CalibrationRule::Fixed { .. } => CalibrationMode::Fixed,
+            CalibrationRule::Auto(_) => CalibrationMode::Auto,
+        }
+    }
 }
 
 /// Initialises GStreamer once per process; safe to call again.
@@ -118,17 +174,27 @@ impl Ingest {
         if let Some(settings) = &spec.dicom {
             dicom::check_playable(settings)?;
         }
+        let status = Arc::new(SourceStatus::new());
+        let images = spec
+            .images
+            .as_ref()
+            .map(|settings| images::open(settings, &status))
+            .transpose()?;
+        let rule = CalibrationRule::of(spec.calibration.as_ref());
+        status.set_calibration_mode(rule.mode());
         Ok(Self {
             spec,
             clock,
             pool,
-            status: Arc::new(SourceStatus::new()),
+            status,
             next_id: 0,
             epoch: 0,
             negotiated: None,
             last_offset: None,
             sides: Arc::new(SideQueue::default()),
+            images,
             calibration: None,
+            rule,
         })
     }
 
@@ -151,8 +217,13 @@ impl Ingest {
             Duration::from_millis(restart.initial_backoff_ms),
             Duration::from_millis(restart.max_backoff_ms),
         );
+        let feeds = Feeds {
+            sides: Arc::clone(&self.sides),
+            status: Arc::clone(&self.status),
+            images: self.images.clone(),
+        };
         loop {
-            let outcome = match RunningSource::start(&self.spec, &self.sides) {
+            let outcome = match RunningSource::start(&self.spec, &feeds) {
                 Ok(source) => {
                     self.status.set_state(SourceState::Running);
                     self.pump(&source, should_stop, emit, &mut backoff)
@@ -189,6 +260,10 @@ impl Ingest {
             }
             self.epoch += 1;
             self.last_offset = None;
+            // A new epoch: what the calibrator saw belongs to the old stream.
+            if let CalibrationRule::Auto(auto) = &mut self.rule {
+                auto.reset();
+            }
         }
     }
 
@@ -315,49 +390,59 @@ impl Ingest {
         for (dst, src_row) in data.chunks_exact_mut(row).zip(src.chunks(src_stride)) {
             dst.copy_from_slice(&src_row[..row]);
         }
-        let mut stamps = StageStamps::new(captured);
-        stamps.enter(Stage::Ingest, captured);
-        stamps.leave(Stage::Ingest, self.clock.now());
         let id = FrameId(self.next_id);
         self.next_id += 1;
-        let fed = self.spec.phantom.is_some() || self.spec.dicom.is_some();
+        let fed =
+            self.spec.phantom.is_some() || self.spec.dicom.is_some() || self.spec.images.is_some();
         let side = if fed {
             self.sides.take(buffer.offset())
         } else {
             None
         };
+        // What the source says: `None` when a fed frame came without side
+        // data (keep what frames carry now), `Some(None)` when the source
+        // gives no calibration (an image without a sidecar, a DICOM file
+        // without usable regions, a camera).
+        let from_source = if fed {
+            side.as_deref().map(|s| s.calibration.as_ref())
+        } else {
+            Some(None)
+        };
+        let wanted = match &mut self.rule {
+            CalibrationRule::Source => from_source.map(|own| own.cloned()),
+            CalibrationRule::Fixed { for_caps, .. } if self.spec.kind == SourceKind::Phantom => {
+                Some(for_caps.clone())
+            }
+            CalibrationRule::Fixed { for_caps, .. } => {
+                from_source.map(|own| own.or(for_caps.as_ref()).cloned())
+            }
+            CalibrationRule::Auto(auto) => match auto.observe(&data, format) {
+                Ok(seen) => {
+                    self.status.note_auto(&seen);
+                    Some(seen.calibration)
+                }
+                // Only a buffer too short for its format, which the copy
+                // above rules out: uncalibrated, never a stale spacing.
+                Err(_) => Some(None),
+            },
+        };
+        // Compared by pointer: nothing is built unless it changed.
+        if let Some(calibration) = wanted {
+            let same = match (&self.calibration, &calibration) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                self.change_calibration(id, calibration);
+            }
+        }
+        let mut stamps = StageStamps::new(captured);
+        stamps.enter(Stage::Ingest, captured);
+        stamps.leave(Stage::Ingest, self.clock.now());
         let mut frame = Frame::new(id, format, data, stamps);
         frame.source_pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds()));
         frame.source_epoch = self.epoch;
-        // A frame's side data sets the calibration: the truth's (the
-        // phantom), or the one the side carries, none meaning uncalibrated
-        // (a DICOM file without usable regions). Compared without building
-        // anything: no allocation unless it changed.
-        let changed = match side.as_deref() {
-            Some(FrameSide { truth: Some(t), .. }) => {
-                let known = self
-                    .calibration
-                    .as_deref()
-                    .is_some_and(|c| c.is_of_truth(t));
-                (!known).then(|| Some(Arc::new(Calibration::of_truth(t))))
-            }
-            Some(FrameSide {
-                truth: None,
-                calibration,
-                ..
-            }) => {
-                let same = match (&self.calibration, calibration) {
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                    (None, None) => true,
-                    _ => false,
-                };
-                (!same).then(|| calibration.clone())
-            }
-            None => None,
-        };
-        if let Some(calibration) = changed {
-            self.change_calibration(id, calibration);
-        }
         frame.calibration = self.calibration.clone();
         if frame.pixel_spacing().is_none() {
             self.status.note_uncalibrated();
@@ -382,7 +467,9 @@ impl Ingest {
         self.status.set_calibration(self.calibration.clone());
     }
 
-    /// Re-reads the format when the caps change (resolution, format).
+    /// Re-reads the format when the caps change; a new frame size or pixel
+    /// format is a caps change (counted, logged, the pool refilled, the
+    /// definition's calibration made for the new size).
     fn follow_caps(&mut self, caps: &gst::CapsRef) -> Result<(), SampleError> {
         if let Some(n) = &self.negotiated {
             if n.caps.as_ref() == caps {
@@ -404,6 +491,13 @@ impl Ingest {
             }
         };
         let format = FrameFormat::new(pixel, info.width(), info.height())?;
+        if let Some(old) = self.negotiated.as_mut().filter(|n| n.format == format) {
+            // New caps for the same frames (another colorimetry, as a
+            // colour image converted to grey brings): read, not counted.
+            old.caps = caps.to_owned();
+            old.info = info;
+            return Ok(());
+        }
         match &self.negotiated {
             Some(old) => {
                 self.status.note_caps_change();
@@ -426,6 +520,19 @@ impl Ingest {
         }
         self.status.set_format(format);
         self.pool.prefill(format.len());
+        if let CalibrationRule::Fixed { setting, for_caps } = &mut self.rule {
+            *for_caps = match setting.for_frame(format.width, format.height) {
+                Ok(calibration) => Some(Arc::new(calibration)),
+                Err(issue) => {
+                    warn!(
+                        "{issue}; frames of {}x{} get none from the definition (uncalibrated \
+                         unless the source gives one)",
+                        format.width, format.height
+                    );
+                    None
+                }
+            };
+        }
         self.negotiated = Some(Negotiated {
             caps: caps.to_owned(),
             info,
@@ -438,7 +545,11 @@ impl Ingest {
     fn count_lost(&mut self, offset: u64) {
         if !matches!(
             self.spec.kind,
-            SourceKind::Test | SourceKind::V4l2 | SourceKind::Phantom | SourceKind::Dicom
+            SourceKind::Test
+                | SourceKind::V4l2
+                | SourceKind::Phantom
+                | SourceKind::Dicom
+                | SourceKind::Images
         ) || offset == gst::ffi::GST_BUFFER_OFFSET_NONE
         {
             return;

@@ -1,6 +1,7 @@
 //! The phantom as a live GStreamer source: a feed thread renders frames at
 //! the requested frame rate and pushes them into an appsrc; each frame's
-//! ground truth travels beside it through the [`SideQueue`], keyed by the
+//! ground truth and its exact calibration (one `Arc` while the geometry
+//! stays the same) travel beside it through the [`SideQueue`], keyed by the
 //! buffer offset (the frame index).
 //!
 //! The phantom renders tightly packed rows; GStreamer pads GRAY8 rows to a
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gstreamer_app as gst_app;
-use sonoflow_core::PixelFormat;
+use sonoflow_core::{Calibration, PixelFormat};
 use sonoflow_phantom::{Phantom, PhantomConfig};
 use tracing::warn;
 
@@ -66,6 +67,8 @@ fn feed(config: PhantomConfig, appsrc: &gst_app::AppSrc, sides: &SideQueue, stop
     let period = Duration::from_nanos(1_000_000_000 / fps);
     let start = Instant::now();
     let mut index = 0u64;
+    // The truth's geometry as a calibration, built again only when it changes.
+    let mut calibration: Option<Arc<Calibration>> = None;
     while !stop.load(Ordering::Acquire) {
         // Live timing: frame k is due at start + k / fps; a late frame is
         // sent at once, and a generator that falls behind skips ahead.
@@ -104,10 +107,16 @@ fn feed(config: PhantomConfig, appsrc: &gst_app::AppSrc, sides: &SideQueue, stop
             }
         };
         // The truth names its frame (`frame_index`), the buffer's offset.
+        let truth = truth.map(Arc::new);
+        if let Some(t) = &truth {
+            if !calibration.as_deref().is_some_and(|c| c.is_of_truth(t)) {
+                calibration = Some(Arc::new(Calibration::of_truth(t)));
+            }
+        }
         let side = FrameSide {
             frame_index: index,
-            truth: truth.map(Arc::new),
-            calibration: None,
+            truth,
+            calibration: calibration.clone(),
         };
         if !feed::push(appsrc, sides, side, buffer) {
             break; // flushing or stopped: the pipeline is going away

@@ -12,8 +12,18 @@ use std::sync::Arc;
 use crate::config::{SourceProperty, SourceSpec, APPSINK_NAME};
 use crate::dicom::{self, DICOM_APPSRC};
 use crate::feed::{FeedThread, SideQueue};
+use crate::images::{self, OpenDataset, IMAGES_APPSRC};
 use crate::phantom_feed::{self, PHANTOM_APPSRC};
-use crate::{BuildError, BusError, IngestError, PropertyProblem};
+use crate::{BuildError, BusError, IngestError, PropertyProblem, SourceStatus};
+
+/// What a feed thread needs beside the spec: where each frame's side data
+/// goes, the status it counts skipped files in, and an image dataset as
+/// listed and checked at start.
+pub(crate) struct Feeds {
+    pub sides: Arc<SideQueue>,
+    pub status: Arc<SourceStatus>,
+    pub images: Option<Arc<OpenDataset>>,
+}
 
 /// How long, after the appsink saw end of stream, the bus is watched for an
 /// error that explains it. A failing element posts its error before the end
@@ -83,9 +93,9 @@ impl RunningSource {
     }
 
     /// Builds the pipeline and sets it playing; a source that makes its own
-    /// frames (the phantom, DICOM) starts its feed thread, which puts each
-    /// frame's side data (truth, calibration) into `sides`.
-    pub(crate) fn start(spec: &SourceSpec, sides: &Arc<SideQueue>) -> Result<Self, IngestError> {
+    /// frames (the phantom, DICOM, images) starts its feed thread, which
+    /// puts each frame's side data (truth, calibration) into `feeds.sides`.
+    pub(crate) fn start(spec: &SourceSpec, feeds: &Feeds) -> Result<Self, IngestError> {
         let mut source = Self::build(spec)?;
         if source.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(IngestError::Start {
@@ -106,17 +116,27 @@ impl RunningSource {
                     },
                 })
         };
+        let sides = || Arc::clone(&feeds.sides);
         let feed = if let Some(config) = &spec.phantom {
             Some(phantom_feed::start(
                 config.clone(),
                 appsrc(PHANTOM_APPSRC)?,
-                Arc::clone(sides),
+                sides(),
             ))
         } else if let Some(settings) = &spec.dicom {
             Some(dicom::start(
                 settings.clone(),
                 appsrc(DICOM_APPSRC)?,
-                Arc::clone(sides),
+                sides(),
+                Arc::clone(&feeds.status),
+            ))
+        } else if let (Some(settings), Some(dataset)) = (&spec.images, &feeds.images) {
+            Some(images::start(
+                settings.clone(),
+                Arc::clone(dataset),
+                appsrc(IMAGES_APPSRC)?,
+                sides(),
+                Arc::clone(&feeds.status),
             ))
         } else {
             None

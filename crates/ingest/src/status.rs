@@ -1,9 +1,10 @@
 //! The source's live state, shared with the status line and the report.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
+use sonoflow_calibrate::{LockState, Observation, ScreenChange, Unlocked};
 use sonoflow_core::findings::PixelSpacing;
 use sonoflow_core::{CalibratedRegion, Calibration, FrameFormat};
 
@@ -40,7 +41,8 @@ impl SourceState {
     }
 }
 
-/// Counters and state of the source, updated by the ingest thread.
+/// Counters and state of the source, updated by the ingest thread (and a
+/// feed thread's skips).
 #[derive(Debug)]
 pub struct SourceStatus {
     state: AtomicU8,
@@ -48,18 +50,86 @@ pub struct SourceStatus {
     caps_changes: AtomicU64,
     lost: AtomicU64,
     rejected: AtomicU64,
+    skipped: AtomicU64,
     last_error: Mutex<Option<String>>,
     format: Mutex<Option<FrameFormat>>,
     /// The calibration frames carry now (None: uncalibrated).
     calibration: ArcSwapOption<Calibration>,
     calibration_changes: AtomicU64,
     uncalibrated_frames: AtomicU64,
+    calibration_mode: AtomicU8,
+    auto: AutoStatus,
 }
 
-/// `source.calibration` in the run report: the calibration in use at the
-/// end, how often it changed, and how many frames had no mm.
+/// Where frames' calibration comes from (`[source] calibration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CalibrationMode {
+    /// No `[source] calibration`: the source's own (the phantom, DICOM
+    /// regions, a sidecar), else none.
+    Source,
+    /// A region and spacing (or ruler) from the definition, where the
+    /// source gives none.
+    Fixed,
+    /// Found in the frames by the automatic calibrator.
+    Auto,
+}
+
+impl CalibrationMode {
+    const ALL: [CalibrationMode; 3] = [
+        CalibrationMode::Source,
+        CalibrationMode::Fixed,
+        CalibrationMode::Auto,
+    ];
+}
+
+/// The automatic calibrator's last word, kept in atomics (written once a
+/// frame by the ingest thread, without a lock or an allocation).
+#[derive(Debug, Default)]
+struct AutoStatus {
+    /// `f32` bits.
+    confidence: AtomicU32,
+    /// 0 searching, 1 locked, 2 lost.
+    state: AtomicU8,
+    /// 0: none; else 1 + the index in [`REASONS`].
+    reason: AtomicU8,
+    locked_frames: AtomicU64,
+    searching_frames: AtomicU64,
+}
+
+/// Every reason a frame can be uncalibrated under `calibration = "auto"`,
+/// so that one byte names it.
+const REASONS: [Unlocked; 10] = [
+    Unlocked::Gathering,
+    Unlocked::NoMotion,
+    Unlocked::NoRegion,
+    Unlocked::NoRuler,
+    Unlocked::Unsettled,
+    Unlocked::LowConfidence,
+    Unlocked::ScreenChanged(ScreenChange::Format),
+    Unlocked::ScreenChanged(ScreenChange::Ruler),
+    Unlocked::ScreenChanged(ScreenChange::AroundRegion),
+    Unlocked::ScreenChanged(ScreenChange::RegionShrank),
+];
+
+const LOCK_STATES: [LockState; 3] = [LockState::Searching, LockState::Locked, LockState::Lost];
+
+fn lock_state_name(state: LockState) -> &'static str {
+    match state {
+        LockState::Searching => "searching",
+        LockState::Locked => "locked",
+        LockState::Lost => "lost",
+    }
+}
+
+/// `source.calibration` in the run report: where the calibration comes
+/// from, the one in use at the end, how often it changed, and how many
+/// frames had no mm.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CalibrationReport {
+    /// "source" (the source's own), "fixed" (the definition's, where the
+    /// source gives none) or "auto" (found in the frames).
+    pub mode: CalibrationMode,
     /// "phantom", "dicom", "config", "detected"; null: never calibrated.
     pub source: Option<&'static str>,
     /// The primary region's pixel size; null: uncalibrated (no mm).
@@ -71,6 +141,25 @@ pub struct CalibrationReport {
     pub changes: u64,
     /// Frames delivered without a spacing: masks and boxes, no mm.
     pub uncalibrated_frames: u64,
+    /// Mode "auto" only: the calibrator's state at the end.
+    #[serde(flatten)]
+    pub auto: Option<AutoCalibrationReport>,
+}
+
+/// The automatic calibrator in the report (`calibration = "auto"`), beside
+/// the fields of [`CalibrationReport`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AutoCalibrationReport {
+    /// 0..1: how far its last fit is to be trusted (0 when nothing fits).
+    pub confidence: f32,
+    /// "searching", "locked" or "lost" (the screen changed; searching again).
+    pub state: &'static str,
+    /// Why the last frame had no calibration; null when locked.
+    pub reason: Option<&'static str>,
+    /// Frames that left ingest with the calibrator locked (calibrated).
+    pub locked_frames: u64,
+    /// Frames that left ingest while it searched (uncalibrated).
+    pub searching_frames: u64,
 }
 
 /// The `source` section of the run report.
@@ -83,6 +172,11 @@ pub struct SourceReport {
     pub lost_before_ingest: u64,
     /// Samples ingest could not turn into frames (unmappable buffers, odd caps).
     pub rejected: u64,
+    /// Files or dataset items the source passed over, each warned by name
+    /// with why (an image that cannot be read, a mask of the wrong size, a
+    /// bad sidecar or truth line, a DICOM file that cannot play): never
+    /// samples, so not `rejected`, and no frame is missing for them.
+    pub skipped: u64,
     pub last_error: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -98,12 +192,57 @@ impl SourceStatus {
             caps_changes: AtomicU64::new(0),
             lost: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             last_error: Mutex::new(None),
             format: Mutex::new(None),
             calibration: ArcSwapOption::empty(),
             calibration_changes: AtomicU64::new(0),
             uncalibrated_frames: AtomicU64::new(0),
+            calibration_mode: AtomicU8::new(CalibrationMode::Source as u8),
+            auto: AutoStatus::default(),
         }
+    }
+
+    pub(crate) fn set_calibration_mode(&self, mode: CalibrationMode) {
+        self.calibration_mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    fn calibration_mode(&self) -> CalibrationMode {
+        let v = self.calibration_mode.load(Ordering::Relaxed);
+        CalibrationMode::ALL
+            .into_iter()
+            .find(|m| *m as u8 == v)
+            .unwrap_or(CalibrationMode::Source)
+    }
+
+    /// What the automatic calibrator said about one frame.
+    pub(crate) fn note_auto(&self, seen: &Observation) {
+        let auto = &self.auto;
+        auto.confidence
+            .store(seen.confidence.to_bits(), Ordering::Relaxed);
+        let state = LOCK_STATES.iter().position(|s| *s == seen.state);
+        auto.state
+            .store(state.unwrap_or(0) as u8, Ordering::Relaxed);
+        let reason = seen
+            .reason
+            .and_then(|r| REASONS.iter().position(|known| *known == r))
+            .map_or(0, |i| i as u8 + 1);
+        auto.reason.store(reason, Ordering::Relaxed);
+        let counter = if seen.calibration.is_some() {
+            &auto.locked_frames
+        } else {
+            &auto.searching_frames
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn note_skipped(&self) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Files or dataset items passed over so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_calibration(&self, calibration: Option<Arc<Calibration>>) {
@@ -182,6 +321,7 @@ impl SourceStatus {
             caps_changes: self.caps_changes.load(Ordering::Relaxed),
             lost_before_ingest: self.lost(),
             rejected: self.rejected.load(Ordering::Relaxed),
+            skipped: self.skipped(),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
             width: format.map(|f| f.width),
             height: format.map(|f| f.height),
@@ -192,13 +332,35 @@ impl SourceStatus {
 
     fn calibration_report(&self) -> CalibrationReport {
         let now = self.calibration();
+        let mode = self.calibration_mode();
         CalibrationReport {
+            mode,
             source: now.as_deref().map(|c| c.source.name()),
             spacing_mm: now.as_deref().and_then(Calibration::spacing),
             regions: now.as_deref().map_or_else(Vec::new, |c| c.regions.clone()),
             uncertainty: now.as_deref().map(|c| c.uncertainty),
             changes: self.calibration_changes.load(Ordering::Relaxed),
             uncalibrated_frames: self.uncalibrated_frames.load(Ordering::Relaxed),
+            auto: (mode == CalibrationMode::Auto).then(|| self.auto_report()),
+        }
+    }
+
+    fn auto_report(&self) -> AutoCalibrationReport {
+        let auto = &self.auto;
+        let state = LOCK_STATES
+            .get(usize::from(auto.state.load(Ordering::Relaxed)))
+            .copied()
+            .unwrap_or(LockState::Searching);
+        let reason = usize::from(auto.reason.load(Ordering::Relaxed))
+            .checked_sub(1)
+            .and_then(|i| REASONS.get(i))
+            .map(|r| r.describe());
+        AutoCalibrationReport {
+            confidence: f32::from_bits(auto.confidence.load(Ordering::Relaxed)),
+            state: lock_state_name(state),
+            reason,
+            locked_frames: auto.locked_frames.load(Ordering::Relaxed),
+            searching_frames: auto.searching_frames.load(Ordering::Relaxed),
         }
     }
 }
@@ -206,5 +368,64 @@ impl SourceStatus {
 impl Default for SourceStatus {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_and_state_survives_the_round_trip_through_one_byte() {
+        let status = SourceStatus::new();
+        status.set_calibration_mode(CalibrationMode::Auto);
+        for reason in REASONS {
+            status.note_auto(&Observation {
+                calibration: None,
+                confidence: 0.25,
+                state: LockState::Lost,
+                changed: false,
+                reason: Some(reason),
+            });
+            let report = status.report().calibration;
+            let auto = report.auto.expect("mode auto reports the calibrator");
+            assert_eq!(auto.reason, Some(reason.describe()));
+            assert_eq!((auto.state, auto.confidence), ("lost", 0.25));
+        }
+        let auto = status.report().calibration.auto.expect("auto");
+        assert_eq!(
+            (auto.locked_frames, auto.searching_frames),
+            (0, REASONS.len() as u64)
+        );
+    }
+
+    #[test]
+    fn the_report_names_the_mode_and_keeps_its_field_names() {
+        let status = SourceStatus::new();
+        let json = serde_json::to_value(status.report()).expect("json");
+        let calibration = &json["calibration"];
+        assert_eq!(calibration["mode"], "source");
+        for key in [
+            "source",
+            "spacing_mm",
+            "regions",
+            "uncertainty",
+            "changes",
+            "uncalibrated_frames",
+        ] {
+            assert!(calibration.get(key).is_some(), "{key}: {calibration}");
+        }
+        assert!(
+            calibration.get("state").is_none(),
+            "auto fields only for mode auto"
+        );
+        assert_eq!(json["skipped"], 0);
+        status.set_calibration_mode(CalibrationMode::Auto);
+        let json = serde_json::to_value(status.report()).expect("json");
+        let calibration = &json["calibration"];
+        assert_eq!(calibration["mode"], "auto");
+        assert_eq!(calibration["state"], "searching");
+        assert!(calibration["reason"].is_null(), "{calibration}");
+        assert_eq!(calibration["locked_frames"], 0);
     }
 }

@@ -373,6 +373,41 @@ fn a_folder_plays_in_name_order_skipping_what_cannot_play_and_calibration_follow
 }
 
 #[test]
+fn the_definitions_calibration_fills_in_for_a_file_without_regions_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, delta: Option<f64>| {
+        let mut spec = Spec::mono(4, 2, 2, vec![7; 16]);
+        if let Some(d) = delta {
+            spec.regions = vec![([0, 0, 3, 1], d)];
+        }
+        spec.write(&dir.path().join(name));
+    };
+    file("a.dcm", Some(0.02));
+    file("b.dcm", None);
+    std::fs::write(dir.path().join("c.txt"), "not DICOM").expect("write");
+    let (got, _, report) = play(
+        dir.path(),
+        "live = false\n[calibration]\nspacing_mm = 0.5",
+        usize::MAX,
+    );
+    let sources: Vec<(&str, f64)> = got
+        .iter()
+        .map(|f| {
+            let c = f.calibration.as_deref().expect("calibrated");
+            (c.source.name(), c.spacing().expect("spacing").x_mm)
+        })
+        .collect();
+    assert_eq!(sources.len(), 4);
+    assert_eq!(
+        [sources[0].0, sources[1].0, sources[2].0, sources[3].0],
+        ["dicom", "dicom", "config", "config"]
+    );
+    assert!((sources[0].1 - 0.2).abs() < 1e-12 && sources[2].1 == 0.5);
+    assert_eq!(report.calibration.uncalibrated_frames, 0);
+    assert_eq!(report.skipped, 1, "c.txt, warned by name");
+}
+
+#[test]
 fn a_source_with_nothing_playable_fails_at_start_naming_each_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("a.dcm");

@@ -28,6 +28,23 @@ fn cross(o: (f32, f32), a: (f32, f32), b: (f32, f32)) -> f32 {
 }
 
 impl Scratch {
+    /// Room to measure any finding of a `width` x `height` frame without
+    /// growing: a slice per pixel of the frame's diagonal, and boundary
+    /// points for twice the frame's own perimeter (a finding more ragged
+    /// than that still grows them, once). Measuring starts when a frame
+    /// first has a spacing, which may be long after the first frame (a
+    /// screen calibrated automatically, a DICOM file without regions before
+    /// one with), so this is sized with the frame, not by the findings.
+    pub fn reserve(&mut self, width: u32, height: u32) {
+        let slices = f64::from(width).hypot(f64::from(height)) as usize + 2;
+        let boundary = 4 * (width as usize + height as usize);
+        self.lo.reserve(slices.saturating_sub(self.lo.len()));
+        self.hi.reserve(slices.saturating_sub(self.hi.len()));
+        self.points
+            .reserve(boundary.saturating_sub(self.points.len()));
+        self.hull.reserve(boundary.saturating_sub(self.hull.len()));
+    }
+
     /// Long and short axis of component `c` of `parts`, lengths in mm.
     pub fn measure(
         &mut self,

@@ -130,6 +130,8 @@ impl Perception {
             // Once per frame size: room to re-cut a finding as large as the
             // frame, so scratch never grows (and memory never creeps) later.
             self.recut.reserve(pixels);
+            self.recut.reserve_calipers(width, height);
+            self.measure.reserve(width, height);
             self.reserved_for = pixels;
         }
         // Below the lowest threshold the uncertainty re-cuts at, nothing matters.

@@ -67,6 +67,12 @@ impl Recut {
         self.stack.reserve(pixels);
     }
 
+    /// Room to measure the re-cut pieces of a `width` x `height` frame
+    /// ([`calipers::Scratch::reserve`]).
+    pub fn reserve_calipers(&mut self, width: u32, height: u32) {
+        self.measure.reserve(width, height);
+    }
+
     /// Uncertainties (mm) of the long and short axis `measured` on
     /// component `c` of `parts`.
     pub fn uncertainty(

@@ -7,8 +7,9 @@
 //! `sonoflow run` and a `[source] kind = "dicom"` section (docs/sources.md).
 //!
 //! A folder plays its files in name order. A file that is not DICOM, or that
-//! this build cannot decode, is skipped with a warning naming it and why;
-//! only a source with no playable file at all fails, at start.
+//! this build cannot decode, is skipped with a warning naming it and why
+//! (and counted in `source.skipped`, on the first pass); only a source with
+//! no playable file at all fails, at start.
 
 mod file;
 mod regions;
@@ -22,7 +23,7 @@ use gstreamer_app as gst_app;
 use tracing::{info, warn};
 
 use crate::feed::{self, BufferError, FeedThread, FrameSide, RawLayout, SideQueue};
-use crate::{DicomError, IngestError};
+use crate::{DicomError, IngestError, SourceStatus};
 use file::DicomFile;
 
 /// Name of the appsrc the DICOM feed pushes into.
@@ -86,12 +87,14 @@ pub(crate) fn start(
     settings: DicomSettings,
     appsrc: gst_app::AppSrc,
     sides: Arc<SideQueue>,
+    status: Arc<SourceStatus>,
 ) -> FeedThread {
     FeedThread::start("sonoflow-dicom", move |stop| {
         Feed {
             settings: &settings,
             appsrc: &appsrc,
             sides: &sides,
+            status: &status,
             stop,
             next_pts: Duration::ZERO,
             next_index: 0,
@@ -107,6 +110,8 @@ struct Feed<'a> {
     settings: &'a DicomSettings,
     appsrc: &'a gst_app::AppSrc,
     sides: &'a SideQueue,
+    /// Where skipped files are counted.
+    status: &'a SourceStatus,
     stop: &'a AtomicBool,
     /// Running time of the next frame (continuous across files).
     next_pts: Duration,
@@ -149,6 +154,7 @@ impl Feed<'_> {
                     Err(why) => {
                         if pass == 0 {
                             warn!("dicom: {name} skipped: {why}");
+                            self.status.note_skipped();
                         }
                         continue;
                     }
@@ -188,6 +194,9 @@ impl Feed<'_> {
                     "dicom: {name} skipped: no GStreamer layout for {}x{}: {err}",
                     file.width, file.height
                 );
+                if first_pass {
+                    self.status.note_skipped();
+                }
                 return (0, Next::Continue);
             }
         };
@@ -234,6 +243,7 @@ impl Feed<'_> {
                 Err(BufferError::Fill(why)) => {
                     if first_pass {
                         warn!("dicom: {name}: {why}; the rest of the file is skipped");
+                        self.status.note_skipped();
                     }
                     return (pushed, Next::Continue);
                 }

@@ -1,0 +1,211 @@
+//! `sonoflow eval` through the real binary with the shipped demo model
+//! (onnx/umind-nano): over a phantom export its figures are exactly those
+//! of `sonoflow run` over the same frames from an images source (one
+//! pipeline, one self-check); over a folder of images with masks (phantom
+//! frames, and lesion-free ones with empty masks) it prints a row per class
+//! with the false-positive column; a dataset that does not exist fails,
+//! naming it.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn model_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx/umind-nano")
+}
+
+/// `sonoflow phantom export --frames N --seed S --out OUT EXTRA...`.
+fn export(out: &Path, frames: u32, seed: u32, extra: &[&str]) {
+    let (frames, seed) = (frames.to_string(), seed.to_string());
+    let head = [
+        "phantom", "export", "--frames", &frames, "--seed", &seed, "--out",
+    ];
+    let mut args: Vec<&OsStr> = head.iter().map(OsStr::new).collect();
+    args.push(out.as_os_str());
+    args.extend(extra.iter().map(OsStr::new));
+    let (code, _, stderr) = sonoflow(&args);
+    assert_eq!(code, Some(0), "export failed:\n{stderr}");
+}
+
+/// `sonoflow eval DATASET --model umind-nano ARGS...`: (exit code, stdout, stderr).
+fn eval(dataset: &Path, args: &[&OsStr]) -> (Option<i32>, String, String) {
+    let model = model_dir();
+    let mut all: Vec<&OsStr> = vec![
+        OsStr::new("eval"),
+        dataset.as_os_str(),
+        OsStr::new("--model"),
+        model.as_os_str(),
+    ];
+    all.extend_from_slice(args);
+    sonoflow(&all)
+}
+
+#[test]
+fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("export");
+    export(&data, 40, 3, &[]);
+    let json = dir.path().join("eval.json");
+    let (code, stdout, stderr) = eval(&data, &[OsStr::new("--json"), json.as_os_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    assert_eq!(u64_at(&figures, "/frames"), 40, "{figures:#}");
+    assert!(f64_at(&figures, "/frames_per_s") > 0.0);
+    assert!(f64_at(&figures, "/model_ms_p50") > 0.0);
+    let dice = f64_at(&figures, "/overall/dice_mean");
+    assert!(dice > 0.5, "umind-nano segments the phantom: {figures:#}");
+    assert!(stdout.contains("40 images in"), "{stdout}");
+    let all = stdout
+        .lines()
+        .find(|l| l.starts_with("all "))
+        .unwrap_or_else(|| panic!("no overall row:\n{stdout}"));
+    assert!(all.contains(&format!("{dice:.3}")), "{all}");
+
+    // The same frames through `sonoflow run` and an images source.
+    let definition = format!(
+        "[source]\nkind = \"images\"\npath = {:?}\nlive = false\n\
+         [queues.process]\npolicy = \"block\"\n[queues.output]\npolicy = \"block\"\n\
+         [model]\ndir = {:?}\n[reasoning]\nenabled = false\n[overlay]\nenabled = false\n\
+         [load]\nenabled = false\n[[sinks]]\nkind = \"fake\"\n",
+        data.to_string_lossy(),
+        model_dir().to_string_lossy()
+    );
+    let run = run_pipeline(dir.path(), &definition, &[], LIMIT);
+    let r = run.assert_success();
+    assert_eq!(u64_at(r, "/frames_out"), 40);
+    assert_eq!(
+        figures["overall"], r["accuracy"],
+        "one pipeline, one self-check: the same numbers"
+    );
+    assert_eq!(figures["by_class"], r["accuracy_by_class"]);
+    assert_eq!(str_at(r, "/source/calibration/source"), "phantom");
+    assert_eq!(u64_at(r, "/source/skipped"), 0);
+}
+
+/// Writes the phantom export `from`'s frames as images with one mask each
+/// (every lesion of its label map) into `to/CLASS/`, CLASS the frame's
+/// first lesion's class, or `to/normal/` with an empty mask.
+fn images_with_masks(from: &Path, to: &Path) -> usize {
+    let truth = std::fs::read_to_string(from.join("truth.jsonl")).expect("truth.jsonl");
+    let mut written = 0;
+    for line in truth.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("truth line");
+        let class = record["lesions"][0]["class"].as_str().unwrap_or("normal");
+        let folder = to.join(class);
+        std::fs::create_dir_all(&folder).expect("mkdir");
+        let name = format!(
+            "{}-{}",
+            from.file_name().and_then(OsStr::to_str).unwrap_or("x"),
+            record["index"]
+        );
+        let image = from.join(record["image"].as_str().expect("image"));
+        std::fs::copy(&image, folder.join(format!("{name}.png"))).expect("copy image");
+        let labels = image::open(from.join(record["labels"].as_str().expect("labels")))
+            .expect("label map")
+            .to_luma8();
+        // Lesion labels are 10 and up (docs/phantom.md).
+        let mask = image::GrayImage::from_fn(labels.width(), labels.height(), |x, y| {
+            image::Luma([if labels.get_pixel(x, y)[0] >= 10 {
+                255
+            } else {
+                0
+            }])
+        });
+        mask.save(folder.join(format!("{name}_mask.png")))
+            .expect("write mask");
+        written += 1;
+    }
+    written
+}
+
+#[test]
+fn eval_of_an_image_folder_with_masks_prints_a_row_per_class_with_false_positives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (lesions, clear) = (dir.path().join("lesions"), dir.path().join("clear"));
+    export(
+        &lesions,
+        6,
+        5,
+        &["--sequence-length", "3", "--lesions", "1"],
+    );
+    export(&clear, 2, 7, &["--lesions", "0"]);
+    let data = dir.path().join("data");
+    assert_eq!(images_with_masks(&lesions, &data), 6);
+    assert_eq!(images_with_masks(&clear, &data), 2);
+    let json = dir.path().join("eval.json");
+    let (code, stdout, stderr) = eval(&data, &[OsStr::new("--json"), json.as_os_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    assert_eq!(u64_at(&figures, "/frames"), 8, "{figures:#}");
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with("class "))
+        .unwrap_or_else(|| panic!("no header:\n{stdout}"));
+    assert!(header.contains("FP imgs"), "{header}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{stdout}"))
+            .to_owned()
+    };
+    // Lesion-free images: scored for false positives, out of 2.
+    let no_lesion = row("no_lesion");
+    assert!(no_lesion.trim_end().ends_with("/2"), "{no_lesion}");
+    let fp = u64_at(&figures, "/by_class/no_lesion/false_positive_frames");
+    assert_eq!(
+        u64_at(&figures, "/by_class/no_lesion/lesion_free_frames"),
+        2
+    );
+    assert!(no_lesion.contains(&format!("{fp}/2")), "{no_lesion}");
+    assert!(row("all").trim_end().ends_with(&format!("{fp}/2")));
+    // Each lesion class has its row, scored on its own frames.
+    let classes = figures["by_class"].as_object().expect("by_class");
+    let lesion_classes: Vec<&String> = classes.keys().filter(|k| *k != "no_lesion").collect();
+    assert!(!lesion_classes.is_empty(), "{figures:#}");
+    let mut lesion_frames = 0;
+    for class in lesion_classes {
+        assert!(
+            data.join(class).is_dir(),
+            "{class}: the class sub-folder names it"
+        );
+        let r = row(class);
+        let frames = u64_at(&figures, &format!("/by_class/{class}/frames"));
+        assert_eq!(
+            r.split_whitespace().nth(1),
+            Some(frames.to_string().as_str()),
+            "{r}"
+        );
+        lesion_frames += frames;
+    }
+    assert_eq!(lesion_frames, 6);
+    // No sidecar, no definition calibration: Dice but no millimetres.
+    assert!(
+        figures["overall"]["long_axis_mae_mm"].is_null(),
+        "{figures:#}"
+    );
+    assert_eq!(
+        u64_at(&figures, "/run/source/calibration/uncalibrated_frames"),
+        8
+    );
+}
+
+#[test]
+fn eval_of_a_dataset_that_does_not_exist_fails_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-scans");
+    let (code, stdout, stderr) = eval(&missing, &[]);
+    assert_ne!(code, Some(0), "{stdout}");
+    assert!(
+        stderr.contains("no-such-scans") && stderr.contains("no such file or folder"),
+        "{stderr}"
+    );
+}

@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
@@ -152,8 +153,15 @@ impl Drop for FeedThread {
     }
 }
 
-/// How GStreamer lays out one raw frame of a format and size, and the caps
-/// that announce it.
+/// Buffers a feed's pool holds at most: far more than are ever between a
+/// feed and ingest (the appsrc's queue, the converters, the appsink), so a
+/// feed only waits for one when the pipeline is stuck.
+const FEED_POOL_BUFFERS: u32 = 16;
+
+/// How GStreamer lays out one raw frame of a format and size, the caps that
+/// announce it, and the pool its buffers come from: allocated as the feed
+/// first needs them, then reused, so a long run's memory does not ratchet
+/// up each time the pipeline holds one more frame than before.
 pub(crate) struct RawLayout {
     pub caps: gst::Caps,
     /// Bytes of a tightly packed row.
@@ -162,6 +170,14 @@ pub(crate) struct RawLayout {
     pub stride: usize,
     /// Bytes of the whole buffer.
     pub size: usize,
+    pool: gst::BufferPool,
+}
+
+impl Drop for RawLayout {
+    fn drop(&mut self) {
+        // Buffers still in the pipeline are freed as they come back.
+        let _ = self.pool.set_active(false);
+    }
 }
 
 impl RawLayout {
@@ -183,11 +199,20 @@ impl RawLayout {
         let caps = info.to_caps()?;
         let row = width as usize * format.bytes_per_pixel();
         let stride = usize::try_from(info.stride()[0]).unwrap_or(row).max(row);
+        let size = info.size();
+        let pool = gst::BufferPool::new();
+        let mut config = pool.config();
+        let bytes = u32::try_from(size)
+            .map_err(|_| gst::glib::bool_error!("a {size}-byte frame is too large"))?;
+        config.set_params(Some(&caps), bytes, 0, FEED_POOL_BUFFERS);
+        pool.set_config(config)?;
+        pool.set_active(true)?;
         Ok(Self {
             caps,
             row,
             stride,
-            size: info.size(),
+            size,
+            pool,
         })
     }
 
@@ -201,7 +226,10 @@ impl RawLayout {
         offset: u64,
         fill: impl FnOnce(&mut [u8], usize) -> Result<(), E>,
     ) -> Result<gst::Buffer, BufferError<E>> {
-        let mut buffer = gst::Buffer::with_size(self.size).map_err(|_| BufferError::Alloc)?;
+        let mut buffer = self
+            .pool
+            .acquire_buffer(None)
+            .map_err(|_| BufferError::Alloc)?;
         {
             let buf = buffer.get_mut().ok_or(BufferError::Alloc)?;
             buf.set_pts(clock_time(pts));

@@ -2,7 +2,10 @@
 //! ultrasound files of pydicom-data, and pydicom's half-size copy of the
 //! SonoSite cine, installed into the venv by scripts/bootstrap.sh): each
 //! streams with the spacing its regions declare, or with its regions refused
-//! and the frames uncalibrated, saying why; none panics. The cine plays live
+//! and the frames uncalibrated, saying why; none panics. Each declared
+//! spacing is checked against the depth ruler on the file's screen: it
+//! agrees within 2 % or the check says it cannot tell, never disagrees (the
+//! test prints the table of docs/calibration.md). The cine plays live
 //! at its frame rate through umind-nano into an MP4 with the overlay, and as
 //! fast as possible with every frame in the MP4. A corrupt file beside a good
 //! one is skipped by name; a folder with nothing playable fails at start.
@@ -42,9 +45,15 @@ struct Expect {
     /// Image regions kept, and Physical Delta X = Y in cm (None: uncalibrated).
     regions: usize,
     delta_cm: Option<f64>,
+    /// The ruler check's verdict on the declared spacing (None: nothing
+    /// declared, no check).
+    ruler: Option<&'static str>,
     /// Said on stderr (besides the file's name).
     says: &'static [&'static str],
 }
+
+const AGREES: Option<&str> = Some("agrees");
+const CANNOT_TELL: Option<&str> = Some("cannot_tell");
 
 const NO_REGIONS: &[&str] = &["no Sequence of Ultrasound Regions: frames are uncalibrated (no mm)"];
 /// Philips: a 2-D region and an ECG waveform strip, which is ignored.
@@ -62,6 +71,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 1,
         delta_cm: Some(0.025476696592378157),
+        ruler: CANNOT_TELL,
         says: &[],
     },
     Expect {
@@ -71,6 +81,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 1,
         delta_cm: Some(PHILIPS_CM),
+        ruler: AGREES,
         says: PHILIPS,
     },
     Expect {
@@ -80,6 +91,7 @@ const EXPECTED: &[Expect] = &[
         frames: 2,
         regions: 1,
         delta_cm: Some(PHILIPS_CM),
+        ruler: AGREES,
         says: PHILIPS,
     },
     Expect {
@@ -89,6 +101,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 1,
         delta_cm: Some(PHILIPS_CM),
+        ruler: AGREES,
         says: PHILIPS,
     },
     Expect {
@@ -98,6 +111,7 @@ const EXPECTED: &[Expect] = &[
         frames: 2,
         regions: 1,
         delta_cm: Some(PHILIPS_CM),
+        ruler: AGREES,
         says: PHILIPS,
     },
     Expect {
@@ -107,6 +121,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 1,
         delta_cm: Some(PHILIPS_CM),
+        ruler: AGREES,
         says: PHILIPS,
     },
     Expect {
@@ -116,6 +131,7 @@ const EXPECTED: &[Expect] = &[
         frames: 2,
         regions: 1,
         delta_cm: Some(PHILIPS_CM),
+        ruler: AGREES,
         says: PHILIPS,
     },
     Expect {
@@ -125,6 +141,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 0,
         delta_cm: None,
+        ruler: None,
         says: NO_REGIONS,
     },
     Expect {
@@ -134,6 +151,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 0,
         delta_cm: None,
+        ruler: None,
         says: NO_REGIONS,
     },
     Expect {
@@ -143,6 +161,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 0,
         delta_cm: None,
+        ruler: None,
         says: NO_REGIONS,
     },
     Expect {
@@ -152,6 +171,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 0,
         delta_cm: None,
+        ruler: None,
         says: NO_REGIONS,
     },
     Expect {
@@ -161,6 +181,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 0,
         delta_cm: None,
+        ruler: None,
         says: NO_REGIONS,
     },
     Expect {
@@ -170,6 +191,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 0,
         delta_cm: None,
+        ruler: None,
         says: NO_REGIONS,
     },
     Expect {
@@ -179,6 +201,7 @@ const EXPECTED: &[Expect] = &[
         frames: 120,
         regions: 1,
         delta_cm: Some(0.05104970559477806),
+        ruler: AGREES,
         says: &["120 frames at 30.00 fps (Frame Time)"],
     },
     Expect {
@@ -188,6 +211,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 2,
         delta_cm: Some(ALOKA_CM),
+        ruler: AGREES,
         says: ALOKA,
     },
     Expect {
@@ -197,6 +221,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 2,
         delta_cm: Some(ALOKA_CM),
+        ruler: AGREES,
         says: ALOKA,
     },
     // A half-size copy of the SonoSite cine whose region still describes
@@ -208,6 +233,7 @@ const EXPECTED: &[Expect] = &[
         frames: 30,
         regions: 0,
         delta_cm: None,
+        ruler: None,
         says: &[
             "region 1 of 1: 2-D, x 84..=595, y 31..=414 does not fit the 320x240 image",
             "no usable 2-D region: frames are uncalibrated (no mm)",
@@ -221,6 +247,7 @@ const EXPECTED: &[Expect] = &[
         frames: 1,
         regions: 0,
         delta_cm: None,
+        ruler: None,
         says: &[
             "does not fit the 800x350 image",
             "frames are uncalibrated (no mm)",
@@ -283,7 +310,9 @@ fn source(path: &Path, extra: &str) -> String {
     )
 }
 
-fn check(expect: &Expect, samples: &Path) {
+/// Checks one file; its ruler check as a row of the table (None: no
+/// declared spacing, nothing checked).
+fn check(expect: &Expect, samples: &Path) -> Option<String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = samples.join(expect.dir).join(expect.file);
     let run = run_logged(
@@ -335,6 +364,63 @@ fn check(expect: &Expect, samples: &Path) {
             .unwrap_or_else(|| panic!("{file}: {says:?} not said:\n{stderr}"));
         assert!(line.contains(file), "the message names the file: {line}");
     }
+    check_ruler(expect, cal, &stderr)
+}
+
+/// The declared spacing against the ruler on the screen: one check per
+/// file that declares one, with the verdict expected (never "disagrees":
+/// these files are consistent), said on stderr by file name.
+fn check_ruler(expect: &Expect, cal: &serde_json::Value, stderr: &str) -> Option<String> {
+    let file = expect.file;
+    let checks = cal["ruler_checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{file}: ruler_checks is a list: {cal:#}"));
+    let (Some(delta), Some(verdict)) = (expect.delta_cm, expect.ruler) else {
+        assert!(
+            checks.is_empty(),
+            "{file}: nothing declared, nothing checked: {cal:#}"
+        );
+        return None;
+    };
+    assert_eq!(checks.len(), 1, "{file}: checked once: {cal:#}");
+    let c = &checks[0];
+    assert_eq!(str_at(c, "/file"), file, "{c:#}");
+    assert_ne!(str_at(c, "/verdict"), "disagrees", "{file}: {c:#}");
+    assert_eq!(str_at(c, "/verdict"), verdict, "{file}: {c:#}");
+    let declared = f64_at(c, "/declared_mm");
+    assert!(
+        (declared - delta * 10.0).abs() <= 1e-12 * declared,
+        "{file}: {c:#}"
+    );
+    let reason = str_at(c, "/reason");
+    let (ruler, difference) = if verdict == "agrees" {
+        let ruler = f64_at(c, "/ruler_mm");
+        let pct = f64_at(c, "/difference_pct");
+        assert!(pct.abs() <= 2.0, "{file}: {c:#}");
+        assert!(
+            ((ruler / declared - 1.0) * 100.0 - pct).abs() < 1e-9,
+            "{file}: {c:#}"
+        );
+        (format!("{ruler:.4}"), format!("{pct:+.2} %"))
+    } else {
+        assert!(
+            c["ruler_mm"].is_null() && c["difference_pct"].is_null(),
+            "{c:#}"
+        );
+        ("—".to_owned(), "—".to_owned())
+    };
+    let said = if verdict == "agrees" {
+        "the ruler on the screen agrees with the stated spacing"
+    } else {
+        "cannot check the stated spacing"
+    };
+    assert!(
+        stderr.lines().any(|l| l.contains(file) && l.contains(said)),
+        "{file}: {said:?} not said:\n{stderr}"
+    );
+    Some(format!(
+        "| `{file}` | {declared:.4} | {ruler} | {difference} | {verdict} | {reason} |"
+    ))
 }
 
 #[test]
@@ -352,16 +438,29 @@ fn every_ultrasound_file_streams_with_its_declared_spacing_or_says_why_not() {
         "every ultrasound file of pydicom-data has an expectation here"
     );
     // Two at a time: each run is its own process.
-    std::thread::scope(|scope| {
-        for half in EXPECTED.chunks(EXPECTED.len().div_ceil(2)) {
-            let samples = &samples;
-            scope.spawn(move || {
-                for expect in half {
-                    check(expect, samples);
-                }
-            });
-        }
+    let rows: Vec<Option<String>> = std::thread::scope(|scope| {
+        let halves: Vec<_> = EXPECTED
+            .chunks(EXPECTED.len().div_ceil(2))
+            .map(|half| {
+                let samples = &samples;
+                scope.spawn(move || {
+                    half.iter()
+                        .map(|expect| check(expect, samples))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        halves
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     });
+    // The table of docs/calibration.md ("DICOM files against their rulers").
+    eprintln!("| file | declared mm/px | ruler mm/px | difference | verdict | ruler read as |");
+    eprintln!("| --- | --- | --- | --- | --- | --- |");
+    for row in rows.into_iter().flatten() {
+        eprintln!("{row}");
+    }
 }
 
 /// The shipped example with its paths made absolute and its MP4 in `dir`.

@@ -332,6 +332,7 @@ impl AutoCalibrator {
             &self.motion,
             region.region.bounds(),
             region.depth_px,
+            0,
             &mut self.ruler_scratch,
         )
         .ok_or(Unlocked::NoRuler)?;
@@ -382,11 +383,21 @@ fn confidence(region: &RegionFit, ruler: &RulerFit, spacing_mm: f64) -> f32 {
     region.quality * ruler.quality * (q_extent * q_depth) as f32
 }
 
+/// A stated region's box may take in this fraction of the frame's width
+/// beyond the image at either side: [`read_ruler`] searches that far inside
+/// it too (the Philips and ALOKA screens of pydicom-data draw their rulers
+/// 0 to 10 pixels inside the region their files state).
+const STATED_INSET: f64 = 1.0 / 32.0;
+
 /// The depth ruler beside a known image region, as read from one frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RulerReading {
-    /// Millimetres per pixel along the ruler (the image's depth axis).
+    /// Millimetres per pixel along the ruler (the image's depth axis),
+    /// taking the major ticks to be `major_tick_mm` apart.
     pub spacing_mm: f64,
+    /// Pixels from one major tick to the next (what the spacing is read
+    /// from: `major_tick_mm / major_px`).
+    pub major_px: f64,
     /// Relative standard uncertainty of `spacing_mm` from the tick fit.
     pub uncertainty: f64,
     /// Ticks that fit the period.
@@ -400,6 +411,10 @@ pub struct RulerReading {
 /// Reads the depth ruler beside `region` in one frame, without looking for
 /// motion: for sources that state their calibration (a DICOM file's
 /// ultrasound regions) to be checked against the ruler the scanner drew.
+/// Since a stated region may take in the ruler at its edge, columns up to
+/// a thirty-second of the frame's width inside the region's left and right
+/// edges are searched too (no pixel moves in one frame, so the image there
+/// is told from ticks only by its runs: speckle is not evenly spaced).
 /// None when no ruler is found. Allocates a frame's worth of buffers: not
 /// for the per-frame path.
 pub fn read_ruler(
@@ -418,15 +433,18 @@ pub fn read_ruler(
         ImageRegion::Rect { y0, y1, .. } => f64::from(y1.saturating_sub(y0)),
         ImageRegion::Fan { r0, r1, .. } => f64::from(r1 - r0),
     };
+    let inset = (view.width as f64 * STATED_INSET) as usize;
     let mut scratch = RulerScratch::default();
-    let reading =
-        find_ruler(&still, region.bounds(), depth_px, &mut scratch).map(|ruler| RulerReading {
+    let reading = find_ruler(&still, region.bounds(), depth_px, inset, &mut scratch).map(|ruler| {
+        RulerReading {
             spacing_mm: options.major_tick_mm / ruler.major_px(),
+            major_px: ruler.major_px(),
             uncertainty: ruler.relative_sigma(),
             ticks: ruler.ticks,
             per_major: ruler.per_major,
             quality: ruler.quality,
-        });
+        }
+    });
     Ok(reading)
 }
 

@@ -16,13 +16,17 @@
 //! Start with [`AutoCalibrator::observe`] (module `auto`); its steps are
 //! the modules `motion` (the per-pixel change statistic), `region` (a
 //! rectangle or a fan fitted to what moves), `ruler` (the tick period) and
-//! `watch` (the per-frame check for a changed screen). docs/calibration.md
-//! has the measured accuracy on the phantom and the per-frame cost.
+//! `watch` (the per-frame check for a changed screen). For a source that
+//! states its calibration (a DICOM file), [`check_spacing`] checks the
+//! stated spacing against the ruler the scanner drew, in one frame (module
+//! `check`). docs/calibration.md has the measured accuracy on the phantom,
+//! the per-frame cost, and the check on the pydicom-data files.
 //!
 //! A pure library: no GStreamer, no ONNX Runtime, no clock (time is counted
 //! in frames observed).
 
 mod auto;
+mod check;
 pub mod config;
 mod motion;
 mod region;
@@ -34,6 +38,7 @@ pub use auto::{
     read_ruler, region_distance, AutoCalibrator, AutoOptions, LockState, Observation, RulerReading,
     Unlocked,
 };
+pub use check::{check_spacing, CheckOptions, SpacingCheck, Undecided, Verdict, MAJOR_STEPS_MM};
 pub use config::{CalibrationConfig, CalibrationSetting, FixedCalibration};
 pub use view::FrameError;
 pub use watch::ScreenChange;

@@ -119,10 +119,15 @@ struct Column {
 /// Searches beside `bounds` (the region's box) for a ruler spanning at
 /// least 60 % of `depth_px` rows, then looks past the box's top and bottom
 /// for more of it. `map` holds the last frame's luma and what moves.
+/// `inset`: columns this far inside the box's left and right edges are
+/// searched too (0 for a box fitted to what moves, which ends where the
+/// image does; more for a box a file states, which may take in the ruler
+/// drawn at the image's edge).
 pub(crate) fn find_ruler(
     map: &MotionMap,
     bounds: BoundingBox,
     depth_px: f64,
+    inset: usize,
     s: &mut RulerScratch,
 ) -> Option<RulerFit> {
     let (w, h) = (map.width, map.height);
@@ -136,6 +141,7 @@ pub(crate) fn find_ruler(
     }
     let max_thick = (h / 120).max(3);
     let reach = ((w as f64 * REACH) as i64).max(40);
+    let inset = inset.min(w) as i64;
     let right0 = (bounds.x1.ceil() as i64).max(0);
     let left0 = bounds.x0.floor() as i64 - 1;
     // Each candidate column's darkest and brightest pixel and its moving
@@ -143,12 +149,12 @@ pub(crate) fn find_ruler(
     // cache on every pixel); only columns with contrast that stay still
     // are then walked.
     let right = (
-        right0.min(w as i64) as usize,
+        (right0 - inset).clamp(0, w as i64) as usize,
         (right0 + reach).min(w as i64) as usize,
     );
     let left = (
         (left0 - reach).max(0) as usize,
-        (left0 + 1).clamp(0, w as i64) as usize,
+        (left0 + 1 + inset).clamp(0, w as i64) as usize,
     );
     s.columns.clear();
     for &(x0, x1) in &[right, left] {
@@ -173,8 +179,8 @@ pub(crate) fn find_ruler(
     // Nearest the region first: the right side outward, then the left.
     let n_right = right.1.saturating_sub(right.0);
     let order = (0..n_right).chain((n_right..s.columns.len()).rev());
-    // (fit, column, threshold)
-    let mut best: Option<(PeriodFit, usize, u8)> = None;
+    // (fit, column, threshold, on the right)
+    let mut best: Option<(PeriodFit, usize, u8, bool)> = None;
     for i in order {
         let Column { x, lo, hi, moves } = s.columns[i];
         if hi - lo < MIN_CONTRAST || moves > 2 {
@@ -205,17 +211,17 @@ pub(crate) fn find_ruler(
         }
         let better = match &best {
             None => true,
-            Some((b, _, _)) => {
+            Some((b, ..)) => {
                 fit.inliers > b.inliers || (fit.inliers == b.inliers && fit.rms < b.rms - 0.05)
             }
         };
         if better {
-            best = Some((fit, x, thr));
+            best = Some((fit, x, thr, i < n_right));
             s.best_centres.clear();
             s.best_centres.extend_from_slice(&s.centres);
         }
     }
-    let (fit, x, thr) = best?;
+    let (fit, x, thr, on_right) = best?;
     // The winning column's ticks again, then each tick's length along its row.
     fit_period(&s.best_centres, &mut s.gaps, &mut s.ticks)?;
     s.lengths.clear();
@@ -234,11 +240,12 @@ pub(crate) fn find_ruler(
         sx1 = sx1.max(right + 1);
         s.lengths.push((m, right + 1 - left));
     }
-    // The strip stays outside the image, whatever the walk touched.
-    if x as i64 >= right0 {
-        sx0 = sx0.max(right0 as usize);
+    // The strip stays outside where the search began (the image's edge when
+    // `inset` is 0), whatever the walk touched.
+    if on_right {
+        sx0 = sx0.max(right.0);
     } else {
-        sx1 = sx1.min((left0 + 1).max(0) as usize);
+        sx1 = sx1.min(left.1);
     }
     let (per_major, two_level) = pattern(&s.lengths);
     let (first, last) = (

@@ -54,8 +54,8 @@ pub use error::{
 };
 pub use images::ImageSettings;
 pub use status::{
-    AutoCalibrationReport, CalibrationMode, CalibrationReport, SourceReport, SourceState,
-    SourceStatus,
+    AutoCalibrationReport, CalibrationMode, CalibrationReport, RulerCheckReport, SourceReport,
+    SourceState, SourceStatus,
 };
 
 use feed::SideQueue;

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
-use sonoflow_calibrate::{LockState, Observation, ScreenChange, Unlocked};
+use sonoflow_calibrate::{LockState, Observation, ScreenChange, SpacingCheck, Unlocked, Verdict};
 use sonoflow_core::findings::PixelSpacing;
 use sonoflow_core::{CalibratedRegion, Calibration, FrameFormat};
 
@@ -59,6 +59,10 @@ pub struct SourceStatus {
     uncalibrated_frames: AtomicU64,
     calibration_mode: AtomicU8,
     auto: AutoStatus,
+    /// A DICOM feed's checks of each file's stated spacing against the
+    /// ruler on its screen: once per file, from the feed thread, never on
+    /// the frame path.
+    ruler_checks: Mutex<Vec<RulerCheckReport>>,
 }
 
 /// Where frames' calibration comes from (`[source] calibration`).
@@ -141,9 +145,49 @@ pub struct CalibrationReport {
     pub changes: u64,
     /// Frames delivered without a spacing: masks and boxes, no mm.
     pub uncalibrated_frames: u64,
+    /// DICOM sources: each file with a stated spacing, checked once (first
+    /// pass) against the depth ruler drawn on its first frame; empty for
+    /// other sources.
+    pub ruler_checks: Vec<RulerCheckReport>,
     /// Mode "auto" only: the calibrator's state at the end.
     #[serde(flatten)]
     pub auto: Option<AutoCalibrationReport>,
+}
+
+/// One file's stated spacing against the ruler on its screen
+/// (`source.calibration.ruler_checks`). The stated spacing is what frames
+/// carry, whatever the verdict.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RulerCheckReport {
+    /// The file's name.
+    pub file: String,
+    /// The primary region's stated spacing along the ruler (y), mm/px.
+    pub declared_mm: f64,
+    /// The ruler's, mm/px; null when the check cannot tell.
+    pub ruler_mm: Option<f64>,
+    /// `(ruler / declared - 1) × 100`; null when the check cannot tell.
+    pub difference_pct: Option<f64>,
+    /// What a major tick was read as, mm (10 or 50); null when it cannot tell.
+    pub major_tick_mm: Option<f64>,
+    /// "agrees" (within 2 %), "disagrees" or "cannot_tell".
+    pub verdict: Verdict,
+    /// What the ruler was read as, or why the check cannot tell.
+    pub reason: String,
+}
+
+impl RulerCheckReport {
+    /// The report line for `file`'s check.
+    pub(crate) fn new(file: &str, check: &SpacingCheck) -> Self {
+        Self {
+            file: file.to_owned(),
+            declared_mm: check.stated_mm,
+            ruler_mm: check.ruler_mm,
+            difference_pct: check.difference.map(|d| d * 100.0),
+            major_tick_mm: check.major_tick_mm,
+            verdict: check.verdict,
+            reason: check.reason(),
+        }
+    }
 }
 
 /// The automatic calibrator in the report (`calibration = "auto"`), beside
@@ -200,6 +244,7 @@ impl SourceStatus {
             uncalibrated_frames: AtomicU64::new(0),
             calibration_mode: AtomicU8::new(CalibrationMode::Source as u8),
             auto: AutoStatus::default(),
+            ruler_checks: Mutex::new(Vec::new()),
         }
     }
 
@@ -234,6 +279,13 @@ impl SourceStatus {
             &auto.searching_frames
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One file's ruler check (once per file, off the frame path).
+    pub(crate) fn note_ruler_check(&self, check: RulerCheckReport) {
+        if let Ok(mut checks) = self.ruler_checks.lock() {
+            checks.push(check);
+        }
     }
 
     pub(crate) fn note_skipped(&self) {
@@ -341,6 +393,11 @@ impl SourceStatus {
             uncertainty: now.as_deref().map(|c| c.uncertainty),
             changes: self.calibration_changes.load(Ordering::Relaxed),
             uncalibrated_frames: self.uncalibrated_frames.load(Ordering::Relaxed),
+            ruler_checks: self
+                .ruler_checks
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_default(),
             auto: (mode == CalibrationMode::Auto).then(|| self.auto_report()),
         }
     }
@@ -412,6 +469,7 @@ mod tests {
             "uncertainty",
             "changes",
             "uncalibrated_frames",
+            "ruler_checks",
         ] {
             assert!(calibration.get(key).is_some(), "{key}: {calibration}");
         }

@@ -524,3 +524,90 @@ fn a_live_file_is_never_played_faster_than_its_frame_time() {
     assert!(started.elapsed() >= Duration::from_millis(190));
     assert_eq!(report.restarts, 0, "its end is not a loss to restart from");
 }
+
+/// A 320x240 screen: speckle in x 40..260, y 20..220, and (`ruler`) a depth
+/// ruler beside it at x 266: a tick every 20 px from row 20, long ones every
+/// second (ticks every 5 mm, long every cm: 0.25 mm/px).
+fn screen(ruler: bool) -> Vec<u8> {
+    let (w, h) = (320usize, 240usize);
+    let mut px = vec![0u8; w * h];
+    let mut seed = 0x9e37_79b9_u32;
+    for y in 20..220 {
+        for x in 40..260 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            px[y * w + x] = (seed >> 24) as u8 / 2 + 16;
+        }
+    }
+    if ruler {
+        for k in 0..10 {
+            let y = 20 + 20 * k;
+            let len = if k % 2 == 0 { 8 } else { 4 };
+            for row in [y, y + 1] {
+                px[row * w + 266..row * w + 266 + len].fill(220);
+            }
+        }
+    }
+    px
+}
+
+#[test]
+fn each_files_stated_spacing_is_checked_once_against_its_ruler_and_still_carried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, ruler: bool, delta_cm: Option<f64>| {
+        let mut spec = Spec::mono(320, 240, 1, screen(ruler));
+        if let Some(d) = delta_cm {
+            spec.regions = vec![([40, 20, 259, 219], d)];
+        }
+        spec.write(&dir.path().join(name));
+    };
+    file("a-agrees.dcm", true, Some(0.025));
+    file("b-disagrees.dcm", true, Some(0.03));
+    file("c-no-ruler.dcm", false, Some(0.025));
+    file("d-no-regions.dcm", true, None);
+    // Twice round the folder: checked on the first pass only.
+    let (got, _, report) = play(dir.path(), "live = false\nloop = true", 8);
+    assert_eq!(got.len(), 8);
+    let checks = &report.calibration.ruler_checks;
+    let seen: Vec<(&str, &str)> = checks
+        .iter()
+        .map(|c| (c.file.as_str(), c.verdict.name()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a-agrees.dcm", "agrees"),
+            ("b-disagrees.dcm", "disagrees"),
+            ("c-no-ruler.dcm", "cannot_tell"),
+        ]
+    );
+    let pct = |i: usize| checks[i].difference_pct.expect("a difference");
+    assert!(pct(0).abs() < 0.5, "{:?}", checks[0]);
+    assert!((pct(1) + 16.67).abs() < 0.5, "{:?}", checks[1]);
+    assert!((checks[1].declared_mm - 0.3).abs() < 1e-12);
+    assert!((checks[1].ruler_mm.expect("ruler") - 0.25).abs() < 0.002);
+    assert!(checks[2].ruler_mm.is_none() && checks[2].difference_pct.is_none());
+    assert!(
+        checks[2].reason.contains("no depth ruler"),
+        "{:?}",
+        checks[2]
+    );
+    // The stated spacing is what frames carry, whatever the ruler says.
+    let carried = got[1].calibration.as_deref().and_then(Calibration::spacing);
+    assert!((carried.expect("calibrated").y_mm - 0.3).abs() < 1e-12);
+    let json = serde_json::to_value(&report).expect("json");
+    let first = &json["calibration"]["ruler_checks"][0];
+    for key in [
+        "file",
+        "declared_mm",
+        "ruler_mm",
+        "difference_pct",
+        "major_tick_mm",
+        "verdict",
+        "reason",
+    ] {
+        assert!(first.get(key).is_some(), "{key}: {first}");
+    }
+    assert_eq!(first["verdict"], "agrees");
+}

@@ -6,6 +6,14 @@
 //! reaches ingest like any other source. Try a file's frames by hand with
 //! `sonoflow run` and a `[source] kind = "dicom"` section (docs/sources.md).
 //!
+//! Once per file (first pass), a file that states a spacing has it checked
+//! against the depth ruler the scanner drew on its first frame
+//! ([`sonoflow_calibrate::check_spacing`], on this thread, on the frame
+//! just decoded): it agrees (within 2 %), disagrees (a warning naming the
+//! file and both figures; the stated spacing is still the one frames
+//! carry), or cannot tell (no ruler, or one too poor), recorded in
+//! `source.calibration.ruler_checks`.
+//!
 //! A folder plays its files in name order. A file that is not DICOM, or that
 //! this build cannot decode, is skipped with a warning naming it and why
 //! (and counted in `source.skipped`, on the first pass); only a source with
@@ -20,10 +28,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gstreamer_app as gst_app;
+use sonoflow_calibrate::{check_spacing, CheckOptions, SpacingCheck, Verdict};
+use sonoflow_core::findings::ImageRegion;
+use sonoflow_core::FrameFormat;
 use tracing::{info, warn};
 
 use crate::feed::{self, BufferError, FeedThread, FrameSide, RawLayout, SideQueue};
-use crate::{DicomError, IngestError, SourceStatus};
+use crate::{DicomError, IngestError, RulerCheckReport, SourceStatus};
 use file::DicomFile;
 
 /// Name of the appsrc the DICOM feed pushes into.
@@ -212,6 +223,8 @@ impl Feed<'_> {
                 self.anchor = Some(now.checked_sub(self.next_pts).unwrap_or(now));
             }
         }
+        // Checked on the first frame decoded (first pass only).
+        let mut to_check = if first_pass { stated(file) } else { None };
         let mut pushed = 0u64;
         let mut frame = 0u32;
         while frame < file.frames {
@@ -235,9 +248,24 @@ impl Feed<'_> {
                     continue;
                 }
             }
+            let mut checked = None;
             let made = layout.buffer(self.next_pts, period, self.next_index, |map, stride| {
-                file.decode_into(frame, map, stride)
+                file.decode_into(frame, map, stride)?;
+                if let Some((format, region, stated_mm)) = to_check.take() {
+                    let options = CheckOptions::default();
+                    checked = Some(check_spacing(
+                        map, format, stride, &region, stated_mm, &options,
+                    ));
+                }
+                Ok::<(), DicomError>(())
             });
+            match checked {
+                Some(Ok(check)) => self.note_ruler_check(name, &check),
+                Some(Err(err)) => {
+                    warn!("dicom: {name}: the ruler check could not read the frame: {err}")
+                }
+                None => {}
+            }
             let buffer = match made {
                 Ok(buffer) => buffer,
                 Err(BufferError::Fill(why)) => {
@@ -263,6 +291,43 @@ impl Feed<'_> {
         }
         (pushed, Next::Continue)
     }
+
+    /// Logs one file's ruler check and records it in the report.
+    fn note_ruler_check(&self, name: &str, check: &SpacingCheck) {
+        let pct = check.difference.map_or(0.0, |d| d * 100.0);
+        match (check.verdict, check.ruler_mm) {
+            (Verdict::Agrees, Some(ruler)) => info!(
+                "dicom: {name}: the ruler on the screen agrees with the stated spacing: \
+                 stated {:.4} mm/px, ruler {ruler:.4} mm/px ({pct:+.2} %; {})",
+                check.stated_mm,
+                check.reason()
+            ),
+            (Verdict::Disagrees, Some(ruler)) => warn!(
+                "dicom: {name}: the ruler on the screen disagrees with the stated spacing: \
+                 stated {:.4} mm/px, ruler {ruler:.4} mm/px ({pct:+.2} %; {}); \
+                 the stated spacing is kept (it is what the file says)",
+                check.stated_mm,
+                check.reason()
+            ),
+            _ => info!(
+                "dicom: {name}: cannot check the stated spacing ({:.4} mm/px) against a ruler: {}",
+                check.stated_mm,
+                check.reason()
+            ),
+        }
+        self.status
+            .note_ruler_check(RulerCheckReport::new(name, check));
+    }
+}
+
+/// What a file's ruler check needs: the frame's format, and the primary
+/// region with its stated spacing along the depth axis (y); None when the
+/// file states none.
+fn stated(file: &DicomFile) -> Option<(FrameFormat, ImageRegion, f64)> {
+    let primary = file.calibration.as_deref()?.regions.first()?;
+    let spacing = primary.spacing?;
+    let format = FrameFormat::new(file.format, file.width, file.height).ok()?;
+    Some((format, primary.region, spacing.y_mm))
 }
 
 /// What a file is and what its frames carry, once per file.

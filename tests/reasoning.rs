@@ -209,16 +209,18 @@ fn a_run_writes_grounded_reports_and_swaps_the_decoders_kernels() {
     let run = run_with_head(
         dir.path(),
         "min_interval_ms = 500\nmax_interval_ms = 1000",
-        120,
+        240,
     );
     let r = run.assert_success();
     let s = &r["reasoning"];
     eprintln!("{}", serde_json::to_string_pretty(s).unwrap_or_default());
     assert!(
         u64_at(s, "/keyframes") >= 3,
-        "keyframes at least every second over 4 s"
+        "keyframes at least every second over 8 s"
     );
-    // How many reports fit in 4 s is the machine's business; one must finish
+    // How many reports fit in 8 s is the machine's business; one must finish
+    // (after a report cancelled for its age the next runs to its end, so a
+    // loaded machine still gets one)
     // and swap the decoder's kernels.
     assert!(
         u64_at(s, "/reports") >= 1 && u64_at(s, "/kernel_swaps") >= 1,
@@ -473,7 +475,7 @@ fn nan_kernels_from_the_head_are_refused_counted_and_the_decoder_keeps_its_own()
         dir.path(),
         model.path(),
         "min_interval_ms = 500\nmax_interval_ms = 1000",
-        120,
+        240,
     );
     let r = run.assert_success();
     let s = &r["reasoning"];

@@ -156,10 +156,13 @@ impl Shared {
     }
 
     /// Whether a newer keyframe waits that makes `running` stale (lock-free:
-    /// the head asks after every token).
-    fn supersedes(&self, running: &Keyframe, stale_after: Duration) -> bool {
+    /// the head asks after every token). `stale_after` None: only a new
+    /// scene or a request does, not age.
+    fn supersedes(&self, running: &Keyframe, stale_after: Option<Duration>) -> bool {
         self.mailbox.waiting().is_some_and(|urgent| {
-            urgent || running.queued.is_some_and(|q| q.elapsed() > stale_after)
+            urgent
+                || stale_after
+                    .is_some_and(|limit| running.queued.is_some_and(|q| q.elapsed() > limit))
         })
     }
 
@@ -422,6 +425,9 @@ struct Head {
     spec: HeadSpec,
     /// The definition's prompt, else the model's own.
     default_prompt: String,
+    /// The last report was cancelled for its age: this one runs to its end
+    /// unless a new scene or a request comes.
+    last_was_stale: bool,
     slot: Arc<KernelSlot>,
     board: Arc<InterpretationBoard>,
     shared: Arc<Shared>,
@@ -493,6 +499,7 @@ impl Head {
             warned_failure: false,
             warned_prompt: false,
             default_prompt,
+            last_was_stale: false,
             warned_kernels: false,
         })
     }
@@ -559,7 +566,12 @@ impl Head {
         let mut yielded = Duration::ZERO;
         let mut sampler = Sampler::new(self.spec.sampling, kf.frame.0);
         let mut ending = Ending::Finished;
-        let (timeout, stale_after) = (self.spec.timeout, self.spec.stale_after);
+        // After a report cancelled for its age, the next one is not: on a
+        // machine so loaded that every report outlives `stale_after`, age
+        // alone would cancel them all and the sonographer would never get
+        // one. A new scene or a request still wins at once.
+        let stale_after = (!self.last_was_stale).then_some(self.spec.stale_after);
+        let timeout = self.spec.timeout;
         let (shared, board, codec) = (
             Arc::clone(&self.shared),
             Arc::clone(&self.board),
@@ -610,6 +622,7 @@ impl Head {
                 return self.fail(kf, e.to_string(), |h| &mut h.warned_failure);
             }
         };
+        self.last_was_stale = matches!(ending, Ending::Stale);
         match ending {
             Ending::Finished => {}
             Ending::Closed => return,
@@ -842,12 +855,12 @@ mod tests {
             ..Keyframe::default()
         };
         assert!(
-            !h.shared.supersedes(&running, stale_after),
+            !h.shared.supersedes(&running, Some(stale_after)),
             "nothing newer waits"
         );
         h.submit(keyframe(&h, KeyframeReason::Still));
         assert!(
-            !h.shared.supersedes(&running, stale_after),
+            !h.shared.supersedes(&running, Some(stale_after)),
             "a fresh running keyframe finishes"
         );
         let old = Keyframe {
@@ -855,12 +868,16 @@ mod tests {
             ..Keyframe::default()
         };
         assert!(
-            h.shared.supersedes(&old, stale_after),
+            h.shared.supersedes(&old, Some(stale_after)),
             "an old one gives way"
+        );
+        assert!(
+            !h.shared.supersedes(&old, None),
+            "not by age right after a report was cancelled for its age"
         );
         h.submit(keyframe(&h, KeyframeReason::SceneChange));
         assert!(
-            h.shared.supersedes(&running, stale_after),
+            h.shared.supersedes(&running, Some(stale_after)),
             "a new scene wins at once"
         );
     }

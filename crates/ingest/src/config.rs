@@ -463,7 +463,36 @@ impl SourceSpec {
     }
 }
 
+/// The appsrc a file feed (DICOM, images) pushes into. The feed paces a
+/// live source itself and the appsrc drops the oldest frame when ingest is
+/// behind; otherwise the appsrc blocks the feed until ingest takes the frame
+/// (nothing dropped).
+fn feed_appsrc(name: &str, live: bool) -> String {
+    if live {
+        format!("appsrc name={name} is-live=true format=time max-buffers=2 leaky-type=downstream")
+    } else {
+        format!("appsrc name={name} is-live=false format=time max-buffers=2 block=true")
+    }
+}
+
 impl SourceConfig {
+    /// `width` or `height` set for a source whose frames must keep their
+    /// own size: the first one set, as an issue saying `why` and `fix`.
+    fn refuse_scaling(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        why: &str,
+        fix: &str,
+    ) -> Result<(), ConfigIssue> {
+        match [("width", self.width), ("height", self.height)]
+            .iter()
+            .find_map(|(name, v)| v.map(|_| *name))
+        {
+            Some(name) => Err(ConfigIssue::new(key(name), why, fix)),
+            None => Ok(()),
+        }
+    }
+
     /// Checks the section; `prefix` is the section's key path (e.g. `source`).
     pub fn validate(&self, prefix: &str) -> Result<SourceSpec, ConfigIssue> {
         let key = |k: &str| format!("{prefix}.{k}");
@@ -615,27 +644,14 @@ impl SourceConfig {
                         "add path = \"scans/cine.dcm\" (a DICOM file, or a folder of them)",
                     )
                 })?;
-                if let Some(name) = [("width", self.width), ("height", self.height)]
-                    .iter()
-                    .find_map(|(name, v)| v.map(|_| *name))
-                {
-                    return Err(ConfigIssue::new(
-                        key(name),
-                        "cannot be set for kind \"dicom\": the file's calibration is in its own pixels, \
-                         and scaling the frames would make its millimetres wrong",
-                        "remove width and height; frames keep the file's size",
-                    ));
-                }
+                self.refuse_scaling(
+                    &key,
+                    "cannot be set for kind \"dicom\": the file's calibration is in its own pixels, \
+                     and scaling the frames would make its millimetres wrong",
+                    "remove width and height; frames keep the file's size",
+                )?;
                 let live = self.live.unwrap_or(true);
-                // The feed paces a live source itself; otherwise the appsrc
-                // blocks it until ingest takes the frame (nothing dropped).
-                let head = if live {
-                    format!(
-                        "appsrc name={DICOM_APPSRC} is-live=true format=time max-buffers=2 leaky-type=downstream"
-                    )
-                } else {
-                    format!("appsrc name={DICOM_APPSRC} is-live=false format=time max-buffers=2 block=true")
-                };
+                let head = feed_appsrc(DICOM_APPSRC, live);
                 dicom = Some(DicomSettings {
                     path: path.clone(),
                     live,
@@ -652,26 +668,15 @@ impl SourceConfig {
                          \"data/*.png\", one image, or a phantom export folder)",
                     )
                 })?;
-                if let Some(name) = [("width", self.width), ("height", self.height)]
-                    .iter()
-                    .find_map(|(name, v)| v.map(|_| *name))
-                {
-                    return Err(ConfigIssue::new(
-                        key(name),
-                        "cannot be set for kind \"images\": masks and sidecar calibrations are \
-                         in the images' own pixels, and scaling the frames would move them off \
-                         their images",
-                        "remove width and height; frames keep each image's size",
-                    ));
-                }
+                self.refuse_scaling(
+                    &key,
+                    "cannot be set for kind \"images\": masks and sidecar calibrations are \
+                     in the images' own pixels, and scaling the frames would move them off \
+                     their images",
+                    "remove width and height; frames keep each image's size",
+                )?;
                 let live = self.live.unwrap_or(false);
-                let head = if live {
-                    format!(
-                        "appsrc name={IMAGES_APPSRC} is-live=true format=time max-buffers=2 leaky-type=downstream"
-                    )
-                } else {
-                    format!("appsrc name={IMAGES_APPSRC} is-live=false format=time max-buffers=2 block=true")
-                };
+                let head = feed_appsrc(IMAGES_APPSRC, live);
                 images = Some(ImageSettings {
                     path: path.clone(),
                     live,

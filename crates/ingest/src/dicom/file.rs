@@ -424,28 +424,10 @@ impl Palette {
                 let words = words(e, big_endian)?;
                 if words.len() == count {
                     // One entry a word; 8-bit entries sit in the low byte.
-                    words
-                        .iter()
-                        .map(|&v| {
-                            if bits == 16 {
-                                (v >> 8) as u8
-                            } else {
-                                v.min(255) as u8
-                            }
-                        })
-                        .collect()
+                    words.iter().map(|&v| palette_entry(v, bits)).collect()
                 } else if words.len() * 2 == count && bits == 8 {
                     // 8-bit entries packed two a word, in the file's byte order.
-                    words
-                        .iter()
-                        .flat_map(|&v| {
-                            if big_endian {
-                                v.to_be_bytes()
-                            } else {
-                                v.to_le_bytes()
-                            }
-                        })
-                        .collect()
+                    unpacked_bytes(&words, big_endian).collect()
                 } else {
                     return Err(DicomError::Palette(
                         "a table's length does not match its descriptor",
@@ -455,29 +437,12 @@ impl Palette {
                 let values: Vec<u16> = if bits == 16 {
                     words(e, big_endian)?
                 } else {
-                    words(e, big_endian)?
-                        .iter()
-                        .flat_map(|&v| {
-                            if big_endian {
-                                v.to_be_bytes()
-                            } else {
-                                v.to_le_bytes()
-                            }
-                        })
+                    unpacked_bytes(&words(e, big_endian)?, big_endian)
                         .map(u16::from)
                         .collect()
                 };
                 let expanded = expand_segmented(&values, count)?;
-                expanded
-                    .iter()
-                    .map(|&v| {
-                        if bits == 16 {
-                            (v >> 8) as u8
-                        } else {
-                            v.min(255) as u8
-                        }
-                    })
-                    .collect()
+                expanded.iter().map(|&v| palette_entry(v, bits)).collect()
             } else {
                 return Err(DicomError::Palette("it has no lookup table data"));
             };
@@ -494,6 +459,27 @@ impl Palette {
         let entries = (0..count).map(|i| [r[i], g[i], b[i]]).collect();
         Ok(Self { entries, first })
     }
+}
+
+/// A palette entry as 8 bits: the high byte of a 16-bit entry, an 8-bit
+/// entry (which sits in the low byte of its word) as it is.
+fn palette_entry(v: u16, bits: i64) -> u8 {
+    if bits == 16 {
+        (v >> 8) as u8
+    } else {
+        v.min(255) as u8
+    }
+}
+
+/// The bytes of `words` in the file's byte order (8-bit values packed two a word).
+fn unpacked_bytes(words: &[u16], big_endian: bool) -> impl Iterator<Item = u8> + '_ {
+    words.iter().flat_map(move |&v| {
+        if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    })
 }
 
 /// A segmented lookup table (PS3.3 C.7.9.2) expanded: discrete and linear

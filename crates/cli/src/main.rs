@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sonoflow_core::alloc_count::CountingAllocator;
 use sonoflow_phantom::export::{export, ExportOptions};
 use sonoflow_phantom::ProbeKind;
+use sonoflow_phantom::{Look, Variation};
 use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, RunOptions, RunReport, StopFlag};
 use tracing_subscriber::EnvFilter;
 
@@ -97,10 +98,39 @@ struct ExportArgs {
     /// Lesions per scene (0 to 3); default 1 or 2.
     #[arg(long)]
     lesions: Option<u32>,
-    #[arg(long, default_value_t = 640)]
-    width: u32,
-    #[arg(long, default_value_t = 480)]
-    height: u32,
+    /// Frame size; with --randomise each sequence draws its own unless given.
+    #[arg(long)]
+    width: Option<u32>,
+    #[arg(long)]
+    height: Option<u32>,
+    /// Draw each sequence's look (beamforming, PSF, speckle, TGC, grey map,
+    /// standoff), lesion contrast, size and position, shadows, frame size,
+    /// gain and lesion count from its seed (docs/phantom.md).
+    #[arg(long)]
+    randomise: bool,
+    /// With --randomise: the beamforming looks to draw from
+    /// (focused, plane_wave, harmonic).
+    #[arg(long, value_delimiter = ',', value_parser = parse_look)]
+    looks: Vec<Look>,
+    /// With --randomise: lesion contrast bands in dB, LOW:HIGH, comma separated
+    /// (default -40:12).
+    #[arg(long, value_delimiter = ',', value_parser = parse_band, allow_hyphen_values = true)]
+    contrast_bands: Vec<[f32; 2]>,
+}
+
+fn parse_look(s: &str) -> Result<Look, String> {
+    Look::parse(s).ok_or_else(|| format!("unknown look {s:?}; use focused, plane_wave or harmonic"))
+}
+
+fn parse_band(s: &str) -> Result<[f32; 2], String> {
+    let bad = || format!("{s:?} is not a band; write LOW:HIGH in dB, e.g. -40:12");
+    let (lo, hi) = s.split_once(':').ok_or_else(bad)?;
+    let lo: f32 = lo.trim().parse().map_err(|_| bad())?;
+    let hi: f32 = hi.trim().parse().map_err(|_| bad())?;
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok([lo, hi])
 }
 
 fn parse_probe(s: &str) -> Result<ProbeKind, String> {
@@ -287,10 +317,29 @@ fn export_command(args: ExportArgs) -> Result<ExitCode> {
         depth_cm: args.depth_cm,
         lesions: args.lesions,
         lesion_kind: None,
-        width: args.width,
-        height: args.height,
+        width: args.width.unwrap_or(640),
+        height: args.height.unwrap_or(480),
+        variation: args.randomise.then(|| {
+            let default = Variation::default();
+            Variation {
+                looks: if args.looks.is_empty() {
+                    default.looks
+                } else {
+                    args.looks.clone()
+                },
+                contrast_bands_db: if args.contrast_bands.is_empty() {
+                    default.contrast_bands_db
+                } else {
+                    args.contrast_bands.clone()
+                },
+            }
+        }),
+        fixed_size: args.width.is_some() || args.height.is_some(),
         ..ExportOptions::default()
     };
+    if !args.randomise && (!args.looks.is_empty() || !args.contrast_bands.is_empty()) {
+        anyhow::bail!("--looks and --contrast-bands only apply with --randomise; add --randomise");
+    }
     let bar = ProgressBar::new(options.frames).with_style(
         ProgressStyle::with_template(
             "{prefix} [{bar:40}] {pos}/{len} frames, {per_sec}, eta {eta}",

@@ -14,7 +14,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use sonoflow_calibrate::{CalibrationConfig, CalibrationSetting};
 use sonoflow_core::{reject_foreign_keys, ConfigIssue, PixelFormat};
-use sonoflow_phantom::{LesionKind, PhantomConfig, ProbeKind, SceneKind};
+use sonoflow_phantom::{
+    Anatomy, Imaging, LesionKind, PhantomConfig, ProbeKind, SceneKind, Variation,
+};
 
 use crate::dicom::{DicomSettings, DICOM_APPSRC};
 use crate::images::{ImageSettings, IMAGES_APPSRC};
@@ -128,6 +130,13 @@ pub struct SourceConfig {
     pub dynamic_range_db: Option<f32>,
     /// phantom: probe motion, breathing and elevation drift (default true).
     pub motion: Option<bool>,
+    /// phantom: the scanner's look ([source.imaging]; docs/phantom.md).
+    pub imaging: Option<Imaging>,
+    /// phantom: lesion contrast, size, position, shadows ([source.anatomy]).
+    pub anatomy: Option<Anatomy>,
+    /// phantom: draw the look and scene variety from the seed within these
+    /// bands ([source.variation]; `{}` for the defaults).
+    pub variation: Option<Variation>,
     /// Every kind: the frames' calibration when the source gives none (a
     /// fixed region and spacing, or a ruler), or `"auto"`: found in the
     /// frames themselves. Unset: the source's own, if any (docs/sources.md).
@@ -592,6 +601,9 @@ impl SourceConfig {
                     gain_db: self.gain_db.unwrap_or(defaults.gain_db),
                     dynamic_range_db: self.dynamic_range_db.unwrap_or(defaults.dynamic_range_db),
                     motion: self.motion.unwrap_or(defaults.motion),
+                    imaging: self.imaging.clone().unwrap_or(defaults.imaging),
+                    anatomy: self.anatomy.clone().unwrap_or(defaults.anatomy),
+                    variation: self.variation.clone(),
                 };
                 config.validate(prefix)?;
                 let head = format!(
@@ -792,7 +804,7 @@ impl SourceConfig {
 
     fn reject_foreign_keys(&self, kind: SourceKind, prefix: &str) -> Result<(), ConfigIssue> {
         use SourceKind::*;
-        let keys: [(&str, bool, &[SourceKind]); 20] = [
+        let keys: [(&str, bool, &[SourceKind]); 23] = [
             ("probe", self.probe.is_some(), &[Phantom]),
             ("scene", self.scene.is_some(), &[Phantom]),
             ("depth_cm", self.depth_cm.is_some(), &[Phantom]),
@@ -806,6 +818,9 @@ impl SourceConfig {
                 &[Phantom],
             ),
             ("motion", self.motion.is_some(), &[Phantom]),
+            ("imaging", self.imaging.is_some(), &[Phantom]),
+            ("anatomy", self.anatomy.is_some(), &[Phantom]),
+            ("variation", self.variation.is_some(), &[Phantom]),
             ("pattern", self.pattern.is_some(), &[Test]),
             ("path", self.path.is_some(), &[File, Dicom, Images]),
             ("realtime", self.realtime.is_some(), &[File]),
@@ -1061,6 +1076,36 @@ mod tests {
                 .expect_err("foreign")
                 .key,
             "source.seed"
+        );
+    }
+
+    #[test]
+    fn phantom_look_and_variety_tables_parse_validate_and_name_their_keys() {
+        let spec = parse(
+            "kind = \"phantom\"\n[imaging]\nlook = \"harmonic\"\ndepth_offset_mm = 6\n\
+             [anatomy]\ncontrast_bands_db = [[3, 9]]\nshadows = 1\n",
+        )
+        .validate("source")
+        .expect("valid");
+        let phantom = spec.phantom.expect("phantom config");
+        assert_eq!(phantom.imaging.look, sonoflow_phantom::Look::Harmonic);
+        assert_eq!(phantom.anatomy.contrast_bands_db, vec![[3.0, 9.0]]);
+        let varied = parse("kind = \"phantom\"\n[variation]\nlooks = [\"plane_wave\"]\n")
+            .validate("source")
+            .expect("valid");
+        assert!(varied.phantom.expect("phantom").variation.is_some());
+        let bad = |text: &str| parse(text).validate("source").expect_err("invalid").key;
+        assert_eq!(
+            bad("kind = \"phantom\"\n[imaging]\ngamma = 12\n"),
+            "source.imaging.gamma"
+        );
+        assert_eq!(
+            bad("kind = \"phantom\"\n[variation]\nlooks = []\n"),
+            "source.variation.looks"
+        );
+        assert_eq!(
+            bad("kind = \"test\"\n[anatomy]\nshadows = 1\n"),
+            "source.anatomy"
         );
     }
 

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use sonoflow_core::ConfigIssue;
 
+use crate::appearance::{Anatomy, Imaging, Variation};
+
 /// Probe geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,6 +86,13 @@ pub struct PhantomConfig {
     pub dynamic_range_db: f32,
     /// Probe motion, tissue breathing and elevation drift (false: a still probe).
     pub motion: bool,
+    /// The scanner's look (beamforming, PSF, speckle, TGC, grey map, standoff).
+    pub imaging: Imaging,
+    /// Lesion echogenicity, size and position; shadows without a lesion.
+    pub anatomy: Anatomy,
+    /// Draw `imaging` and `anatomy` from the seed within these bands
+    /// instead of taking them as given (a varied live source).
+    pub variation: Option<Variation>,
 }
 
 impl Default for PhantomConfig {
@@ -101,6 +110,9 @@ impl Default for PhantomConfig {
             gain_db: 0.0,
             dynamic_range_db: 55.0,
             motion: true,
+            imaging: Imaging::default(),
+            anatomy: Anatomy::default(),
+            variation: None,
         }
     }
 }
@@ -154,15 +166,36 @@ impl PhantomConfig {
                 "use -30 to 30",
             ));
         }
+        self.imaging.validate(&key("imaging"))?;
+        self.anatomy.validate(&key("anatomy"))?;
+        if let Some(v) = &self.variation {
+            v.validate(&key("variation"))?;
+        }
         Ok(())
+    }
+
+    /// The settings with `variation` applied: `imaging` and `anatomy` drawn
+    /// from the seed (the frame size, gain and lesion count stay as set).
+    pub fn resolved(&self) -> PhantomConfig {
+        let Some(variation) = &self.variation else {
+            return self.clone();
+        };
+        let drawn = variation.draw(self.seed);
+        PhantomConfig {
+            imaging: drawn.imaging,
+            anatomy: drawn.anatomy,
+            variation: None,
+            ..self.clone()
+        }
     }
 
     /// Centre frequency of the probe in MHz.
     pub fn frequency_mhz(&self) -> f64 {
-        match self.probe {
+        let nominal = match self.probe {
             ProbeKind::Linear => 7.5,
             ProbeKind::Convex => 3.5,
-        }
+        };
+        nominal * f64::from(self.imaging.frequency_scale)
     }
 
     pub fn depth_mm(&self) -> f64 {

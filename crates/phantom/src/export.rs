@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sonoflow_core::findings::{label, ImageRegion, LesionTruth, PixelSpacing};
 
+use crate::appearance::{Anatomy, Imaging, Variation};
 use crate::config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
 use crate::rng::Rng;
+use crate::scene::LesionSpec;
 use crate::{Phantom, PhantomError};
 
 /// Format version of the manifest and the JSON lines.
@@ -36,6 +38,12 @@ pub struct ExportOptions {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// Draw each sequence's look, scene variety, frame size, gain, dynamic
+    /// range and lesion count from these bands (`--randomise`); `lesions`,
+    /// `width` and `height` above, when given on the command line, still win.
+    pub variation: Option<Variation>,
+    /// Keep `width` x `height` for every sequence even with a variation.
+    pub fixed_size: bool,
 }
 
 impl Default for ExportOptions {
@@ -52,6 +60,8 @@ impl Default for ExportOptions {
             width: 640,
             height: 480,
             fps: 30,
+            variation: None,
+            fixed_size: false,
         }
     }
 }
@@ -94,6 +104,8 @@ pub struct SequenceRecord {
     pub first_frame: u64,
     pub frames: u64,
     pub config: PhantomConfig,
+    /// Each lesion as drawn (kind, echo pattern, contrast, size, centre).
+    pub lesions: Vec<LesionSpec>,
 }
 
 #[derive(Debug, Serialize)]
@@ -123,7 +135,7 @@ pub fn sequence_config(options: &ExportOptions, index: u64) -> PhantomConfig {
         ProbeKind::Linear => &DEPTH_PRESETS_CM[..4],
         ProbeKind::Convex => &DEPTH_PRESETS_CM[2..],
     };
-    PhantomConfig {
+    let mut config = PhantomConfig {
         probe,
         scene: SceneKind::Breast,
         depth_cm: options.depth_cm.unwrap_or_else(|| rng.pick(depths)),
@@ -136,7 +148,22 @@ pub fn sequence_config(options: &ExportOptions, index: u64) -> PhantomConfig {
         gain_db: rng.range(-3.0, 3.0).round() as f32,
         dynamic_range_db: rng.pick(&[50.0, 55.0, 60.0]),
         motion: true,
+        imaging: Imaging::default(),
+        anatomy: Anatomy::default(),
+        variation: None,
+    };
+    if let Some(variation) = &options.variation {
+        let drawn = variation.draw_from(&mut rng);
+        config.imaging = drawn.imaging;
+        config.anatomy = drawn.anatomy;
+        config.gain_db = drawn.gain_db;
+        config.dynamic_range_db = drawn.dynamic_range_db;
+        config.lesions = options.lesions.unwrap_or(drawn.lesions);
+        if !options.fixed_size {
+            (config.width, config.height) = (drawn.width, drawn.height);
+        }
     }
+    config
 }
 
 /// What an export wrote.
@@ -163,29 +190,27 @@ pub fn export(
     let truth_path = options.out.join("truth.jsonl");
     let mut truth = BufWriter::new(File::create(&truth_path).map_err(io_error(&truth_path))?);
     let mut sequences = Vec::new();
-    let mut pixels = vec![0u8; (options.width * options.height) as usize];
+    let mut pixels = Vec::new();
     let mut index = 0;
     while index < options.frames {
         let seq = index / options.sequence_length;
         let config = sequence_config(options, seq);
         let frames = options.sequence_length.min(options.frames - index);
+        let mut phantom = Phantom::new(config.clone())?;
         sequences.push(SequenceRecord {
             index: seq,
             first_frame: index,
             frames,
             config: config.clone(),
+            lesions: phantom.scene().lesions.iter().map(|l| l.spec()).collect(),
         });
-        let mut phantom = Phantom::new(config.clone())?;
+        let (width, height) = (config.width, config.height);
+        pixels.resize((width * height) as usize, 0);
         for k in 0..frames {
             let gt = phantom.render(k, &mut pixels);
             let name = format!("{index:06}.png");
-            write_png(&images.join(&name), options.width, options.height, &pixels)?;
-            write_png(
-                &labels.join(&name),
-                options.width,
-                options.height,
-                &gt.labels.data,
-            )?;
+            write_png(&images.join(&name), width, height, &pixels)?;
+            write_png(&labels.join(&name), width, height, &gt.labels.data)?;
             let record = FrameRecord {
                 index,
                 image: format!("images/{name}"),

@@ -11,6 +11,7 @@
 //! sequence exactly reproducible: time is the frame index over the frame
 //! rate, never the clock.
 
+pub mod appearance;
 pub mod config;
 pub mod export;
 pub mod ideal;
@@ -31,6 +32,7 @@ use sonoflow_core::{
     Calibration, ConfigIssue, Frame, FrameFormat, FrameId, FramePool, PixelFormat, StageStamps,
 };
 
+pub use appearance::{Anatomy, Imaging, Look, Variation};
 pub use config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
 pub use lexicon::{Assessment, FindingClass, LesionAttributes};
 pub use motion::{MotionModel, Pose};
@@ -53,8 +55,11 @@ pub struct Phantom {
 }
 
 impl Phantom {
+    /// A phantom of `config`; with `config.variation` set, its look and
+    /// scene knobs are drawn from the seed first (see [`Phantom::config`]).
     pub fn new(config: PhantomConfig) -> Result<Self, PhantomError> {
         config.validate("phantom")?;
+        let config = config.resolved();
         let geometry = ProbeGeometry::new(&config);
         let layout = Layout::new(&config, &geometry);
         let background = screen::draw_background(&config, &geometry, &layout);
@@ -71,6 +76,7 @@ impl Phantom {
         })
     }
 
+    /// The settings in force: with a variation, the drawn ones.
     pub fn config(&self) -> &PhantomConfig {
         &self.config
     }
@@ -97,8 +103,12 @@ impl Phantom {
 
     /// The probe's pose at frame `index`.
     pub fn pose(&self, index: u64) -> Pose {
-        self.motion
-            .pose_at(index as f64 / f64::from(self.config.fps))
+        Pose {
+            depth_offset_mm: f64::from(self.config.imaging.depth_offset_mm),
+            ..self
+                .motion
+                .pose_at(index as f64 / f64::from(self.config.fps))
+        }
     }
 
     /// Renders frame `index` into `out` (GRAY8, width x height) without ground truth.

@@ -17,6 +17,8 @@ pub struct Pose {
     pub compression: f64,
     /// Mixing angle between the two elevation slices of scatterers.
     pub elevation_rad: f64,
+    /// How far below the skin the probe's image starts (a standoff).
+    pub depth_offset_mm: f64,
 }
 
 impl Pose {
@@ -25,11 +27,13 @@ impl Pose {
         tilt_rad: 0.0,
         compression: 0.0,
         elevation_rad: 0.0,
+        depth_offset_mm: 0.0,
     };
 
     /// Tissue coordinates of a probe point.
     #[inline]
     pub fn to_tissue(&self, x: f64, z: f64) -> (f64, f64) {
+        let z = z + self.depth_offset_mm;
         let (s, c) = self.tilt_rad.sin_cos();
         (
             self.slide_mm + x * c - z * s,
@@ -41,7 +45,7 @@ impl Pose {
     pub fn to_probe(&self, x: f64, z: f64) -> (f64, f64) {
         let (s, c) = self.tilt_rad.sin_cos();
         let (dx, zc) = (x - self.slide_mm, z * (1.0 - self.compression));
-        (dx * c + zc * s, -dx * s + zc * c)
+        (dx * c + zc * s, -dx * s + zc * c - self.depth_offset_mm)
     }
 
     /// The linear part of [`Pose::to_tissue`] applied to a direction.
@@ -91,6 +95,7 @@ impl MotionModel {
             tilt_rad: 0.03 * wave(self.tilt),
             compression: MAX_COMPRESSION * 0.5 * (1.0 - wave(self.breath)),
             elevation_rad: self.elevation_rate * t + 0.2 * wave(self.elevation_wobble),
+            depth_offset_mm: 0.0,
         }
     }
 }
@@ -106,6 +111,7 @@ mod tests {
             tilt_rad: 0.02,
             compression: 0.03,
             elevation_rad: 0.4,
+            depth_offset_mm: 6.5,
         };
         let (x, z) = pose.to_tissue(-7.0, 21.0);
         let (px, pz) = pose.to_probe(x, z);

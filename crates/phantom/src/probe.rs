@@ -9,6 +9,7 @@
 
 use sonoflow_core::findings::{ImageRegion, PixelSpacing, Point};
 
+use crate::appearance::Look;
 use crate::config::{PhantomConfig, ProbeKind};
 
 /// Beams per frame and samples per beam.
@@ -30,32 +31,32 @@ pub struct ProbeGeometry {
     pub focus_mm: f64,
     /// Lateral beam width (FWHM) at the focus.
     pub focal_width_mm: f64,
+    /// Pulse length (axial FWHM) in wavelengths.
+    pub axial_wavelengths: f64,
+    pub look: Look,
 }
 
 impl ProbeGeometry {
     pub fn new(config: &PhantomConfig) -> Self {
         let depth = config.depth_mm();
-        match config.probe {
-            ProbeKind::Linear => Self {
-                kind: ProbeKind::Linear,
-                depth_mm: depth,
-                footprint_mm: 38.4,
-                radius_mm: 0.0,
-                half_angle: 0.0,
-                frequency_mhz: config.frequency_mhz(),
-                focus_mm: depth * 0.45,
-                focal_width_mm: 0.35,
-            },
-            ProbeKind::Convex => Self {
-                kind: ProbeKind::Convex,
-                depth_mm: depth,
-                footprint_mm: 0.0,
-                radius_mm: 40.0,
-                half_angle: 30f64.to_radians(),
-                frequency_mhz: config.frequency_mhz(),
-                focus_mm: depth * 0.5,
-                focal_width_mm: 1.0,
-            },
+        let im = &config.imaging;
+        let aperture = f64::from(im.aperture_scale);
+        let (footprint_mm, radius_mm, half_angle, focus, focal_width_mm) = match config.probe {
+            ProbeKind::Linear => (38.4 * aperture, 0.0, 0.0, 0.45, 0.35),
+            ProbeKind::Convex => (0.0, 40.0, 30f64.to_radians() * aperture, 0.5, 1.0),
+        };
+        let focus = im.focus_fraction.map_or(focus, f64::from);
+        Self {
+            kind: config.probe,
+            depth_mm: depth,
+            footprint_mm,
+            radius_mm,
+            half_angle,
+            frequency_mhz: config.frequency_mhz(),
+            focus_mm: depth * focus,
+            focal_width_mm: focal_width_mm * f64::from(im.lateral_scale),
+            axial_wavelengths: f64::from(im.axial_scale),
+            look: im.look,
         }
     }
 
@@ -120,16 +121,22 @@ impl ProbeGeometry {
         }
     }
 
-    /// Lateral beam width (FWHM, mm) at range `r`: narrowest at the focus,
-    /// widening away from it.
+    /// Lateral beam width (FWHM, mm) at range `r`: a focused beam is
+    /// narrowest at the focus and widens away from it; a compounded plane
+    /// wave is nearly as wide at every depth; a harmonic beam is narrower.
     pub fn beam_width_mm(&self, r: f64) -> f64 {
         let off = (r - self.focus_mm) / (0.6 * self.focus_mm);
-        self.focal_width_mm * (1.0 + off * off).sqrt()
+        match self.look {
+            Look::Focused => self.focal_width_mm * (1.0 + off * off).sqrt(),
+            Look::PlaneWave => self.focal_width_mm * 1.3 * (1.0 + 0.08 * off * off).sqrt(),
+            Look::Harmonic => self.focal_width_mm * 0.7 * (1.0 + 0.7 * off * off).sqrt(),
+        }
     }
 
-    /// Axial resolution (FWHM, mm): half a two-cycle pulse, one wavelength.
+    /// Axial resolution (FWHM, mm): half a two-cycle pulse, one wavelength
+    /// (times the look's pulse-length scale).
     pub fn axial_width_mm(&self) -> f64 {
-        self.wavelength_mm()
+        self.wavelength_mm() * self.axial_wavelengths
     }
 
     /// Width of the image and how far it reaches above depth 0, in mm: a

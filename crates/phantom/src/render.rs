@@ -13,6 +13,7 @@
 //!
 //! All buffers are allocated once; rendering a frame allocates nothing.
 
+use crate::appearance::{Imaging, Look};
 use crate::config::PhantomConfig;
 use crate::motion::Pose;
 use crate::probe::{Layout, ProbeGeometry, BEAMS, SAMPLES};
@@ -85,6 +86,75 @@ pub struct Renderer {
     envelope: Vec<f32>,
     /// Log-compressed beam image, [sample][beam].
     image: Vec<u8>,
+    /// Post-processing of the beam image (speckle reduction, grey map);
+    /// `None` for the plain look, which leaves the image as compressed.
+    post: Option<PostProcess>,
+}
+
+/// What the scanner does to the log-compressed image before display.
+struct PostProcess {
+    /// Weight of the 3x3 mean in each pixel (0: none).
+    smoothing: f32,
+    /// Grey map: compressed level to displayed level.
+    grey_map: [u8; 256],
+    scratch: Vec<u8>,
+}
+
+impl PostProcess {
+    fn new(imaging: &Imaging) -> Option<Self> {
+        let compounding = if imaging.look == Look::PlaneWave {
+            0.35
+        } else {
+            0.0
+        };
+        let smoothing = (imaging.smoothing + compounding).min(1.0);
+        if smoothing == 0.0 && imaging.gamma == 1.0 {
+            return None;
+        }
+        let mut grey_map = [0u8; 256];
+        for (level, out) in grey_map.iter_mut().enumerate() {
+            let v = 255.0 * (level as f32 / 255.0).powf(imaging.gamma);
+            *out = v.round().clamp(0.0, 255.0) as u8;
+        }
+        Some(Self {
+            smoothing,
+            grey_map,
+            scratch: vec![0; BEAMS * SAMPLES],
+        })
+    }
+
+    /// Smooths and grey-maps a [sample][beam] image in place.
+    fn apply(&mut self, image: &mut [u8]) {
+        if self.smoothing > 0.0 {
+            self.scratch.copy_from_slice(image);
+            let src = &self.scratch;
+            let keep = 1.0 - self.smoothing;
+            let share = self.smoothing / 9.0;
+            for s in 1..SAMPLES - 1 {
+                for b in 1..BEAMS - 1 {
+                    let mut sum = 0u32;
+                    for row in [s - 1, s, s + 1] {
+                        let at = row * BEAMS + b;
+                        sum += u32::from(src[at - 1]) + u32::from(src[at]) + u32::from(src[at + 1]);
+                    }
+                    let v = keep * f32::from(src[s * BEAMS + b]) + share * sum as f32;
+                    image[s * BEAMS + b] = v.round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        for v in image.iter_mut() {
+            *v = self.grey_map[usize::from(*v)];
+        }
+    }
+}
+
+/// Time-gain compensation error (dB) at `t` (0 top of the image, 1 bottom),
+/// interpolated between the four slider values.
+fn tgc_error_db(sliders: &[f32; 4], t: f64) -> f64 {
+    let x = t.clamp(0.0, 1.0) * 3.0;
+    let i = (x.floor() as usize).min(2);
+    let f = x - i as f64;
+    f64::from(sliders[i]) * (1.0 - f) + f64::from(sliders[i + 1]) * f
 }
 
 impl Renderer {
@@ -106,15 +176,29 @@ impl Renderer {
             })
             .collect();
         let f = geometry.frequency_mhz;
+        let imaging = &config.imaging;
         let tgc_power: Vec<f32> = (0..SAMPLES)
             .map(|s| {
-                10f64.powf(2.0 * f * NOMINAL_ATTENUATION * geometry.range_mm(s as f64) / 100.0)
-                    as f32
+                let r = geometry.range_mm(s as f64);
+                let error_db = tgc_error_db(&imaging.tgc_db, r / geometry.depth_mm);
+                let mut power =
+                    10f64.powf(2.0 * f * NOMINAL_ATTENUATION * r / 100.0 + error_db / 10.0);
+                if imaging.look == Look::Harmonic {
+                    // The second harmonic builds up over the first centimetre or so.
+                    power *= (1.0 - (-r / 6.0).exp()).powi(2).max(0.02);
+                }
+                power as f32
             })
             .collect();
+        // Clutter is acoustic: it sits on the image after TGC, like tissue.
+        let clutter = if imaging.clutter_db > -99.0 {
+            10f32.powf(imaging.clutter_db / 10.0)
+        } else {
+            0.0
+        };
         let noise_power = tgc_power
             .iter()
-            .map(|g| NOISE_AMPLITUDE * NOISE_AMPLITUDE * g)
+            .map(|g| NOISE_AMPLITUDE * NOISE_AMPLITUDE * g + clutter)
             .collect();
         let mut rng = Rng::fork(config.seed, 6);
         let noise = (0..BEAMS * SAMPLES + 8192)
@@ -140,6 +224,7 @@ impl Renderer {
             rows: vec![[0.0; 2]; BEAMS * SAMPLES],
             envelope: vec![0.0; BEAMS * SAMPLES],
             image: vec![0; BEAMS * SAMPLES],
+            post: PostProcess::new(imaging),
         }
     }
 
@@ -162,6 +247,9 @@ impl Renderer {
         self.axial_psf();
         transpose(&self.axial_out, &mut self.rows);
         self.lateral_psf_and_compress(frame_index);
+        if let Some(post) = &mut self.post {
+            post.apply(&mut self.image);
+        }
         out.copy_from_slice(&self.background);
         self.scan_convert(out);
     }

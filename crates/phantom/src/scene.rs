@@ -12,6 +12,7 @@ use std::f64::consts::{PI, TAU};
 
 use sonoflow_core::findings::label;
 
+use crate::appearance::{Anatomy, ANECHOIC_BELOW_DB, HYPOECHOIC_BELOW_DB, ISOECHOIC_BELOW_DB};
 use crate::config::{LesionKind, PhantomConfig, SceneKind};
 use crate::lexicon::{
     Calcifications, EchoPattern, FindingClass, LesionAttributes, Margin, Orientation,
@@ -61,9 +62,40 @@ pub struct Lesion {
     /// Solid component of a complex cyst: centre offset (fraction of radius) and radius fraction.
     nodule: Option<((f64, f64), f64)>,
     calcifications: Vec<(f64, f64)>,
+    /// Echogenicity against glandular tissue (dB) when drawn from a band.
+    pub contrast_db: Option<f32>,
+    /// A rim (capsule or halo) inside the boundary: its width as a fraction
+    /// of the radius and its echogenicity as a multiple of the lesion's.
+    rim: Option<(f64, f32)>,
+}
+
+/// What a lesion was drawn as, for the ground truth of an export.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LesionSpec {
+    pub id: u32,
+    pub kind: LesionKind,
+    pub echo_pattern: EchoPattern,
+    pub contrast_db: Option<f32>,
+    /// Long axis of the base ellipse before harmonics and spicules (mm).
+    pub long_mm: f64,
+    /// Centre in tissue coordinates (mm; z below the skin).
+    pub center_mm: (f64, f64),
+    pub rim: bool,
 }
 
 impl Lesion {
+    pub fn spec(&self) -> LesionSpec {
+        LesionSpec {
+            id: self.id,
+            kind: self.kind,
+            echo_pattern: self.attributes.echo_pattern,
+            contrast_db: self.contrast_db,
+            long_mm: 2.0 * self.semi_axes.0,
+            center_mm: self.center,
+            rim: self.rim.is_some(),
+        }
+    }
+
     /// Radius of the boundary (in units of the base ellipse) at polar angle `phi`.
     fn boundary(&self, phi: f64) -> f64 {
         let mut r = 1.0;
@@ -127,10 +159,16 @@ impl Lesion {
                 return (0.35 * texture, 0.9);
             }
         }
-        let amp = match self.attributes.echo_pattern {
+        let mut amp = match self.attributes.echo_pattern {
             EchoPattern::Heterogeneous => self.amplitude * (0.4 + 1.2 * texture.powi(2)),
             _ => self.amplitude * (0.85 + 0.3 * texture),
         };
+        if let Some((width, factor)) = self.rim {
+            let (rho, phi) = self.local(x, z);
+            if self.boundary(phi) - rho < width {
+                amp *= factor;
+            }
+        }
         (amp, self.attenuation)
     }
 }
@@ -271,9 +309,12 @@ impl Scene {
             place_lesions(config, &layers, &mut rng)
         };
 
+        let offset = f64::from(config.imaging.depth_offset_mm);
         let half = visible_half_width(config, depth) + MAX_SLIDE_MM + depth * 0.06 + 2.0;
         let nx = (2.0 * half / GRID_MM).ceil() as usize;
-        let nz = ((depth / (1.0 - MAX_COMPRESSION) + 2.0) / GRID_MM).ceil() as usize;
+        let nz = (((depth + offset) / (1.0 - MAX_COMPRESSION) + 2.0) / GRID_MM).ceil() as usize;
+        let density = config.imaging.scatterer_density;
+        let mut sparse = (density < 1.0).then(|| Rng::fork(config.seed, 8));
         let texture = Texture::new(&mut Rng::fork(config.seed, 2), 3.0);
         let fine = Texture::new(&mut Rng::fork(config.seed, 3), 0.8);
         let mut speckle = Rng::fork(config.seed, 4);
@@ -312,7 +353,15 @@ impl Scene {
                 }
                 let (ar, ai) = speckle.normal_pair();
                 let (br, bi) = speckle.normal_pair();
-                let a = amp * scale;
+                let mut a = amp * scale;
+                if let Some(rng) = &mut sparse {
+                    // Sparse scatterers, same mean power: fewer, stronger.
+                    a *= if rng.uniform() < f64::from(density) {
+                        density.sqrt().recip()
+                    } else {
+                        0.0
+                    };
+                }
                 grid.scatterers.push(Scatterers {
                     a_re: ar * a,
                     a_im: ai * a,
@@ -327,6 +376,9 @@ impl Scene {
             for &(cx, cz) in &lesion.calcifications {
                 add_calcification(&mut grid, cx, cz);
             }
+        }
+        if !uniform {
+            add_shadows(config, &lesions, &mut grid, &mut Rng::fork(config.seed, 9));
         }
         Self { lesions, grid }
     }
@@ -343,6 +395,93 @@ fn add_calcification(grid: &mut TissueGrid, x: f64, z: f64) {
                 s.b_re = 5.0;
                 s.b_im = -3.0;
                 grid.attenuation[i] = 12.0;
+            }
+        }
+    }
+}
+
+/// Shadowing structures without a lesion: a rib (a bright curved cortex
+/// over a total shadow) or a thick Cooper's ligament (a bright oblique line
+/// with a faint shadow), away from the lesions.
+fn add_shadows(config: &PhantomConfig, lesions: &[Lesion], grid: &mut TissueGrid, rng: &mut Rng) {
+    let offset = f64::from(config.imaging.depth_offset_mm);
+    let depth = config.depth_mm();
+    for _ in 0..config.anatomy.shadows {
+        for _attempt in 0..20 {
+            let z = offset + rng.range(0.15, 0.75) * depth;
+            let half = visible_half_width(config, z - offset) - 2.0;
+            if half <= 2.0 {
+                break;
+            }
+            let x = rng.range(-half, half);
+            let clear = lesions.iter().all(|l| {
+                (l.center.0 - x).abs() > l.semi_axes.0 * 1.3 + 6.0 || l.center.1 + l.semi_axes.0 < z
+            });
+            if !clear {
+                continue;
+            }
+            if rng.chance(0.5) {
+                paint_rib(grid, (x, z), rng.range(5.0, 9.0), rng.range(2.5, 4.0));
+            } else {
+                let angle = rng.range(-0.6, 0.6);
+                paint_ligament(
+                    grid,
+                    (x, z),
+                    rng.range(6.0, 16.0),
+                    angle,
+                    rng.range(0.4, 0.9),
+                );
+            }
+            break;
+        }
+    }
+}
+
+fn paint_rib(grid: &mut TissueGrid, (cx, cz): (f64, f64), a: f64, b: f64) {
+    let cells = (a / GRID_MM).ceil() as i64;
+    let rows = (b / GRID_MM).ceil() as i64;
+    for i in -cells..=cells {
+        for j in -rows..=rows {
+            let (x, z) = (cx + i as f64 * GRID_MM, cz + j as f64 * GRID_MM);
+            let r = ((x - cx) / a).powi(2) + ((z - cz) / b).powi(2);
+            if r >= 1.0 {
+                continue;
+            }
+            if let Some(k) = grid.cell(x, z) {
+                // The cortex reflects; the bone behind it absorbs.
+                let cortex = z < cz && r > 0.7;
+                let s = &mut grid.scatterers[k];
+                let gain = if cortex { 3.5 } else { 0.15 };
+                s.a_re *= gain;
+                s.a_im *= gain;
+                s.b_re *= gain;
+                s.b_im *= gain;
+                grid.attenuation[k] = if cortex { 8.0 } else { 40.0 };
+            }
+        }
+    }
+}
+
+fn paint_ligament(
+    grid: &mut TissueGrid,
+    (cx, cz): (f64, f64),
+    length: f64,
+    angle: f64,
+    thick: f64,
+) {
+    let (c, s) = (angle.cos(), angle.sin());
+    let steps = (length / GRID_MM) as i64;
+    let across = (thick / GRID_MM).ceil() as i64;
+    for i in -steps / 2..=steps / 2 {
+        for j in -across / 2..=across / 2 {
+            let (u, v) = (i as f64 * GRID_MM, j as f64 * GRID_MM);
+            if let Some(k) = grid.cell(cx + u * c - v * s, cz + u * s + v * c) {
+                let sc = &mut grid.scatterers[k];
+                sc.a_re *= 2.5;
+                sc.a_im *= 2.5;
+                sc.b_re *= 2.5;
+                sc.b_im *= 2.5;
+                grid.attenuation[k] = 6.0;
             }
         }
     }
@@ -476,14 +615,66 @@ fn attributes_for(kind: LesionKind, rng: &mut Rng) -> LesionAttributes {
     }
 }
 
+/// A drawn contrast for a lesion of `kind` (dB against glandular tissue)
+/// and the echo pattern it gives, when the anatomy has contrast bands;
+/// the attributes' echo pattern is updated to match.
+fn draw_contrast(
+    kind: LesionKind,
+    attributes: &mut LesionAttributes,
+    anatomy: &Anatomy,
+    rng: &mut Rng,
+) -> Option<f32> {
+    if anatomy.contrast_bands_db.is_empty() {
+        return None;
+    }
+    let (lo, hi) = match (kind, attributes.echo_pattern) {
+        (LesionKind::SimpleCyst | LesionKind::ComplexCyst, _) => (-45.0, ANECHOIC_BELOW_DB - 1.0),
+        (_, EchoPattern::Heterogeneous) => (-20.0, HYPOECHOIC_BELOW_DB),
+        _ => (ANECHOIC_BELOW_DB + 1.0, 30.0),
+    };
+    let solid = !matches!(
+        attributes.echo_pattern,
+        EchoPattern::Heterogeneous | EchoPattern::ComplexCysticSolid | EchoPattern::Anechoic
+    );
+    let contrast = if solid {
+        // Each echo pattern the bands reach is as likely as any other, so
+        // hyper- and isoechoic solids are not a rare slice of the range.
+        let patterns = [
+            (lo, HYPOECHOIC_BELOW_DB),
+            (HYPOECHOIC_BELOW_DB, ISOECHOIC_BELOW_DB),
+            (ISOECHOIC_BELOW_DB, hi),
+        ];
+        let reachable: Vec<(f32, f32)> = patterns
+            .into_iter()
+            .filter(|&(a, b)| anatomy.reaches(a, b))
+            .collect();
+        let (a, b) = *reachable.get(rng.below(reachable.len().max(1)))?;
+        anatomy.draw_contrast(a, b, rng)?
+    } else {
+        anatomy.draw_contrast(lo, hi, rng)?
+    };
+    if solid {
+        attributes.echo_pattern = if contrast < HYPOECHOIC_BELOW_DB {
+            EchoPattern::Hypoechoic
+        } else if contrast < ISOECHOIC_BELOW_DB {
+            EchoPattern::Isoechoic
+        } else {
+            EchoPattern::Hyperechoic
+        };
+    }
+    Some(contrast)
+}
+
 fn build_lesion(
     id: u32,
     kind: LesionKind,
     center: (f64, f64),
     long_mm: f64,
+    anatomy: &Anatomy,
     rng: &mut Rng,
 ) -> Lesion {
-    let attributes = attributes_for(kind, rng);
+    let mut attributes = attributes_for(kind, rng);
+    let contrast_db = draw_contrast(kind, &mut attributes, anatomy, rng);
     let aspect = match attributes.shape {
         Shape::Round => rng.range(0.85, 1.0),
         Shape::Oval => rng.range(0.5, 0.75),
@@ -529,12 +720,24 @@ fn build_lesion(
         }
         Margin::Indistinct => edge_blur = rng.range(0.25, 0.4),
     }
-    let (amplitude, attenuation) = match attributes.echo_pattern {
+    let (mut amplitude, attenuation) = match attributes.echo_pattern {
         EchoPattern::Anechoic | EchoPattern::ComplexCysticSolid => (0.02, 0.05),
         EchoPattern::Hypoechoic => (0.22, 0.75),
         EchoPattern::Isoechoic => (0.45, 0.75),
         EchoPattern::Hyperechoic => (1.6, 0.9),
         EchoPattern::Heterogeneous => (0.3, 0.75),
+    };
+    if let Some(db) = contrast_db {
+        amplitude = 10f32.powf(db / 20.0);
+    }
+    // An isoechoic lesion shows only by its margin: a thin capsule or halo.
+    // With drawn contrasts, other solids get one at times too.
+    let rim = match (contrast_db, attributes.echo_pattern) {
+        (Some(_), EchoPattern::Isoechoic) => Some(rim_for(a_rim(long_mm), rng)),
+        (Some(_), EchoPattern::Hypoechoic | EchoPattern::Hyperechoic) if rng.chance(0.25) => {
+            Some(rim_for(a_rim(long_mm), rng))
+        }
+        _ => None,
     };
     // Posterior features follow from attenuation, as in tissue.
     let attenuation = match attributes.posterior {
@@ -578,32 +781,73 @@ fn build_lesion(
         attenuation,
         nodule,
         calcifications,
+        contrast_db,
+        rim,
     }
 }
 
-/// Places lesions in the gland, inside the image under any motion, not touching each other.
+/// A rim 0.3 to 0.8 mm wide, as a fraction of the lesion's radius.
+fn a_rim(long_mm: f64) -> f64 {
+    (0.55 / (long_mm / 2.0)).min(0.3)
+}
+
+fn rim_for(width: f64, rng: &mut Rng) -> (f64, f32) {
+    let factor = if rng.chance(0.6) {
+        rng.range(2.2, 3.5)
+    } else {
+        rng.range(0.2, 0.4)
+    };
+    (width * rng.range(0.6, 1.4), factor as f32)
+}
+
+/// Places lesions in the gland (or, with `anatomy.anywhere`, anywhere in
+/// the image), inside the image under any motion, not touching each other.
 fn place_lesions(config: &PhantomConfig, layers: &Layers, rng: &mut Rng) -> Vec<Lesion> {
     let depth = config.depth_mm();
+    let anatomy = &config.anatomy;
+    let offset = f64::from(config.imaging.depth_offset_mm);
+    // The tissue depths the image shows, under any compression.
+    let (view_top, view_bottom) = (offset, offset + depth * (1.0 - MAX_COMPRESSION));
     let mut lesions: Vec<Lesion> = Vec::new();
     for _ in 0..config.lesions {
         let kind = config
             .lesion_kind
             .unwrap_or_else(|| rng.pick(&LesionKind::ALL));
         for _attempt in 0..50 {
-            // Sized to the view: at most about 40% of the depth.
-            let long = rng.range(6.0, (0.4 * depth).clamp(8.0, 22.0));
+            let long = match anatomy.lesion_size_mm {
+                // Log-uniform: as many small lesions as large ones.
+                Some([lo, hi]) => {
+                    let hi = f64::from(hi).min(0.7 * depth).max(f64::from(lo));
+                    (f64::from(lo).ln() + rng.uniform() * (hi.ln() - f64::from(lo).ln())).exp()
+                }
+                // Sized to the view: at most about 40% of the depth.
+                None => rng.range(6.0, (0.4 * depth).clamp(8.0, 22.0)),
+            };
             let reach = long * 0.75;
-            let z_lo = (layers.fat.0 + reach * 0.6).max(reach + 3.0);
-            let z_hi = (depth * (1.0 - MAX_COMPRESSION) - reach - 2.0)
-                .min(layers.gland.0 + 6.0)
-                .max(z_lo + 0.1);
+            let (in_view_lo, in_view_hi) = (view_top + reach + 1.0, view_bottom - reach - 1.0);
+            let (z_lo, z_hi) = if anatomy.anywhere {
+                (in_view_lo, in_view_hi)
+            } else {
+                let z_lo = (layers.fat.0 + reach * 0.6).max(reach + 3.0);
+                let z_hi = (depth * (1.0 - MAX_COMPRESSION) - reach - 2.0)
+                    .min(layers.gland.0 + 6.0)
+                    .max(z_lo + 0.1);
+                if offset > 0.0 {
+                    (z_lo.max(in_view_lo), z_hi.min(in_view_hi))
+                } else {
+                    (z_lo, z_hi)
+                }
+            };
+            if z_hi <= z_lo {
+                continue;
+            }
             let z = rng.range(z_lo, z_hi);
-            let half = visible_half_width(config, z - reach) - MAX_SLIDE_MM - reach - 1.0;
+            let half = visible_half_width(config, z - offset - reach) - MAX_SLIDE_MM - reach - 1.0;
             if half <= 0.0 {
                 continue;
             }
             let x = rng.range(-half, half);
-            let lesion = build_lesion(lesions.len() as u32, kind, (x, z), long, rng);
+            let lesion = build_lesion(lesions.len() as u32, kind, (x, z), long, anatomy, rng);
             let clear = lesions.iter().all(|o| {
                 let d = ((o.center.0 - x).powi(2) + (o.center.1 - z).powi(2)).sqrt();
                 d > (o.semi_axes.0 + lesion.semi_axes.0) * 1.5

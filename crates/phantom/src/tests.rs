@@ -6,7 +6,10 @@ use sonoflow_core::findings::{label, GroundTruth, ImageRegion, LesionTruth};
 use crate::export::{export, read_png, sequence_config, ExportOptions};
 use crate::lexicon::{EchoPattern, LesionAttributes, PosteriorFeatures};
 use crate::screen::INK;
-use crate::{speckle_ratio, LesionKind, Phantom, PhantomConfig, ProbeKind, DEPTH_PRESETS_CM};
+use crate::{
+    speckle_ratio, Anatomy, Imaging, LesionKind, Look, Phantom, PhantomConfig, ProbeKind,
+    Variation, DEPTH_PRESETS_CM,
+};
 
 fn render(config: PhantomConfig, index: u64) -> (Phantom, Vec<u8>, GroundTruth) {
     let mut phantom = Phantom::new(config).expect("valid config");
@@ -355,4 +358,239 @@ fn export_writes_files_that_parse_and_match_the_frames() {
             Some(truth.pixel_spacing.x_mm)
         );
     }
+}
+
+/// A randomised scene with one lesion of `kind` whose contrast comes from `band`.
+fn varied(seed: u64, kind: LesionKind, band: [f32; 2]) -> PhantomConfig {
+    PhantomConfig {
+        seed,
+        lesion_kind: Some(kind),
+        motion: false,
+        anatomy: Anatomy {
+            contrast_bands_db: vec![band],
+            ..Anatomy::default()
+        },
+        ..PhantomConfig::default()
+    }
+}
+
+#[test]
+fn drawn_contrast_sets_the_echo_pattern_and_the_echo_level_follows_it() {
+    // (band, the pattern it must name, inside minus ring: at least, at most)
+    let cases: [([f32; 2], EchoPattern, f64, f64); 3] = [
+        ([6.0, 12.0], EchoPattern::Hyperechoic, 8.0, 200.0),
+        ([-20.0, -8.0], EchoPattern::Hypoechoic, -200.0, -12.0),
+        ([-1.0, 1.0], EchoPattern::Isoechoic, -16.0, 16.0),
+    ];
+    for (band, pattern, lo, hi) in cases {
+        for seed in 1..5u64 {
+            let (phantom, pixels, truth) = render(varied(seed, LesionKind::BenignSolid, band), 0);
+            let spec = phantom.scene().lesions[0].spec();
+            let contrast = spec.contrast_db.expect("drawn");
+            assert!(
+                (band[0]..=band[1]).contains(&contrast),
+                "{contrast} outside {band:?}"
+            );
+            let lesion = &truth.lesions[0];
+            assert_eq!(attributes_of(lesion).echo_pattern, pattern, "{band:?}");
+            let (inside, ring) = lesion_and_ring(&pixels, &truth, lesion.label);
+            let d = inside - ring;
+            assert!(
+                (lo..=hi).contains(&d),
+                "{pattern:?} seed {seed}: inside {inside:.0} ring {ring:.0}"
+            );
+            // An isoechoic lesion shows only by its rim.
+            if pattern == EchoPattern::Isoechoic {
+                assert!(spec.rim, "isoechoic lesions always have a rim");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_standoff_moves_the_skin_line_out_of_the_image_and_keeps_truth_aligned() {
+    let plain = PhantomConfig {
+        lesions: 0,
+        motion: false,
+        ..PhantomConfig::default()
+    };
+    let (_, _, truth) = render(plain.clone(), 0);
+    assert!(
+        truth.labels.data.contains(&label::SKIN),
+        "no standoff: skin in view"
+    );
+    let standoff = PhantomConfig {
+        imaging: Imaging {
+            depth_offset_mm: 8.0,
+            ..Imaging::default()
+        },
+        ..plain
+    };
+    let (_, _, truth) = render(standoff, 0);
+    assert!(
+        !truth.labels.data.contains(&label::SKIN),
+        "8 mm standoff: no skin"
+    );
+    // Lesions placed under a standoff stay in the image and their truth box
+    // holds their label.
+    for seed in 1..6 {
+        let config = PhantomConfig {
+            seed,
+            lesions: 2,
+            imaging: Imaging {
+                depth_offset_mm: 12.0,
+                ..Imaging::default()
+            },
+            anatomy: Anatomy {
+                anywhere: true,
+                lesion_size_mm: Some([3.0, 30.0]),
+                ..Anatomy::default()
+            },
+            ..PhantomConfig::default()
+        };
+        let (phantom, _, truth) = render(config, 0);
+        assert_eq!(
+            truth.lesions.len(),
+            phantom.scene().lesions.len(),
+            "seed {seed}"
+        );
+        for lesion in &truth.lesions {
+            let b = lesion.bbox;
+            let cx = ((b.x0 + b.x1) / 2.0) as u32;
+            let cy = ((b.y0 + b.y1) / 2.0) as u32;
+            assert!(
+                truth.region.contains(cx, cy),
+                "seed {seed}: lesion centre outside the image"
+            );
+        }
+    }
+}
+
+#[test]
+fn sparse_scatterers_give_spikier_speckle_than_fully_developed() {
+    let ratio = |density: f32| {
+        let config = PhantomConfig {
+            scene: crate::SceneKind::Uniform,
+            motion: false,
+            imaging: Imaging {
+                scatterer_density: density,
+                ..Imaging::default()
+            },
+            ..PhantomConfig::default()
+        };
+        let (phantom, _, _) = render(config, 0);
+        let env = phantom.envelope();
+        let (mean, std, _) = mean_std(env.iter().map(|&v| f64::from(v)));
+        mean / std
+    };
+    let (full, sparse) = (ratio(1.0), ratio(0.03));
+    assert!((full - 1.913).abs() < 0.1, "fully developed {full:.2}");
+    assert!(sparse < full - 0.3, "sparse {sparse:.2} vs full {full:.2}");
+}
+
+#[test]
+fn a_rib_shadows_tissue_with_no_lesion_in_the_truth() {
+    let mut darkened = 0;
+    for seed in 1..8 {
+        let config = PhantomConfig {
+            seed,
+            lesions: 0,
+            motion: false,
+            anatomy: Anatomy {
+                shadows: 2,
+                ..Anatomy::default()
+            },
+            ..PhantomConfig::default()
+        };
+        let (_, shadowed, truth) = render(config.clone(), 0);
+        assert!(truth.lesions.is_empty());
+        assert!(truth.labels.data.iter().all(|&v| v < label::LESION_BASE));
+        let (_, clear, _) = render(
+            PhantomConfig {
+                anatomy: Anatomy::default(),
+                ..config
+            },
+            0,
+        );
+        // Count image pixels at least 40 gray levels darker with the shadows.
+        let darker = shadowed
+            .iter()
+            .zip(&clear)
+            .filter(|(s, c)| i32::from(**s) + 40 < i32::from(**c))
+            .count();
+        if darker > 2000 {
+            darkened += 1;
+        }
+    }
+    assert!(
+        darkened >= 3,
+        "only {darkened} of 7 scenes had a visible shadow"
+    );
+}
+
+#[test]
+fn every_look_renders_and_a_randomised_export_records_and_reproduces_its_draws() {
+    for look in Look::ALL {
+        let config = PhantomConfig {
+            imaging: Imaging {
+                look,
+                gamma: 1.3,
+                smoothing: 0.4,
+                clutter_db: -30.0,
+                tgc_db: [2.0, -1.0, 0.0, 3.0],
+                ..Imaging::default()
+            },
+            ..PhantomConfig::default()
+        };
+        let (_, pixels, truth) = render(config, 3);
+        let (mean, std, _) = mean_std(
+            pixels
+                .iter()
+                .zip(&truth.labels.data)
+                .filter(|(_, &l)| l != label::BACKGROUND)
+                .map(|(&p, _)| f64::from(p)),
+        );
+        assert!(
+            mean > 30.0 && mean < 220.0 && std > 5.0,
+            "{look:?}: mean {mean:.0} std {std:.0}"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("sonoflow-varied-{}", std::process::id()));
+    let options = ExportOptions {
+        frames: 12,
+        seed: 42,
+        sequence_length: 2,
+        out: dir.clone(),
+        variation: Some(Variation::default()),
+        ..ExportOptions::default()
+    };
+    let summary = export(&options, &mut |_, _| {}).expect("export");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary.manifest).expect("manifest"))
+            .expect("json");
+    let sequences = manifest["sequences"].as_array().expect("sequences");
+    assert_eq!(sequences.len(), 6);
+    for s in sequences {
+        assert!(s["config"]["imaging"]["look"].is_string());
+        assert!(s["lesions"].is_array());
+        let (w, h) = (
+            s["config"]["width"].as_u64(),
+            s["config"]["height"].as_u64(),
+        );
+        let first = s["first_frame"].as_u64().expect("first");
+        let (pw, ph, _) = read_png(&dir.join(format!("images/{first:06}.png"))).expect("png");
+        assert_eq!((Some(u64::from(pw)), Some(u64::from(ph))), (w, h));
+    }
+    // The same options give the same sequences, knob for knob.
+    for seq in 0..6 {
+        assert_eq!(
+            sequence_config(&options, seq),
+            sequence_config(&options, seq)
+        );
+    }
+    let looks: std::collections::HashSet<String> = (0..60)
+        .map(|i| sequence_config(&options, i).imaging.look.name().to_owned())
+        .collect();
+    assert_eq!(looks.len(), 3, "every look drawn: {looks:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
 # Trains umind-nano from scratch on phantom data and exports it to
 # onnx/umind-nano (the committed demo model), then measures it on held-out
-# phantom sequences and writes onnx/umind-nano/metrics.json.
+# phantom sequences and writes onnx/umind-nano/metrics.json, and renders
+# docs/model-card.md from it.
+#
+# What it ran is on record: each stage (train.py, export.py, finetune.py)
+# adds its command, working folder, folders read and written, and seconds
+# to the train-log.json it passes on, and the last export writes them all to
+# onnx/umind-nano/train-log.json; each phantom export keeps its command in
+# export-command.json beside its manifest. The held-out figures come from
+# `sonoflow eval` (the product's own pipeline: preprocessing, the graphs,
+# post-processing, calipers); evaluate.py adds only what needs the language
+# model (the report, the reasoned kernels' Dice). card.py then writes every
+# figure of the model card from metrics.json and train-log.json
+# (scripts/test.sh fails if the card and those files disagree).
 #
 #   onnx/train.sh [--steps N] [--seed S]
 #
@@ -37,22 +49,35 @@ scripts/bootstrap.sh >/dev/null
 BIN=target/release/sonoflow
 cargo build --release --locked -p sonoflow --quiet
 
-DATA=out/umind-data
+DATA=out/umind-data-v2
 export_split() { # name seed frames sequence-length [extra args]
   local name=$1 seed=$2 frames=$3 length=$4; shift 4
   if [[ ! -f $DATA/$name/manifest.json ]]; then
     echo "== phantom export: $name (seed $seed, $frames frames)"
+    local started=$SECONDS
     "$BIN" phantom export --frames "$frames" --seed "$seed" --sequence-length "$length" --out "$DATA/$name" "$@"
+    # The command and its seconds, beside the export's manifest: train.py and
+    # evaluate.py copy both into train-log.json and metrics.json.
+    python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[2:], "seconds": int(sys.argv[1])}))' \
+      "$((SECONDS - started))" "$BIN" phantom export --frames "$frames" --seed "$seed" \
+      --sequence-length "$length" --out "$DATA/$name" "$@" > "$DATA/$name/export-command.json"
   fi
 }
+# The randomised phantom (docs/phantom.md): every sequence draws its look,
+# speckle, TGC, grey map, standoff, frame size, lesion contrast, size and
+# position. Training never sees the plane-wave look nor contrasts between
+# +4 and +7 dB: the stress sets below hold those out.
+TRAIN_LOOKS=(--randomise --looks focused,harmonic --contrast-bands=-40:4,7:12)
 # Train, validation and test never share a seed, so never a scene.
-export_split train 101 6000 12
-export_split train4a 121 1200 4
-export_split train4b 122 1200 4
-export_split train-empty 111 600 12 --lesions 0
-export_split val 102 480 12
-export_split test 103 480 12
-export_split test-empty 113 96 12 --lesions 0
+export_split train 201 7200 4 "${TRAIN_LOOKS[@]}"
+export_split train-empty 211 900 4 "${TRAIN_LOOKS[@]}" --lesions 0
+export_split train-plain 101 2400 12
+export_split val 202 480 4 "${TRAIN_LOOKS[@]}"
+export_split test 203 480 4 "${TRAIN_LOOKS[@]}"
+export_split test-empty 213 240 4 "${TRAIN_LOOKS[@]}" --lesions 0
+export_split test-plain 103 480 12
+export_split stress-look 301 240 4 --randomise --looks plane_wave --contrast-bands=-40:12
+export_split stress-contrast 302 240 4 --randomise --looks focused,harmonic --contrast-bands=4:7
 
 cd onnx
 PY=.venv/bin/python
@@ -68,4 +93,10 @@ $PY -m umind.export --checkpoint ../out/umind-tasks2/checkpoint.pt --data ../$DA
 cd ..
 "$BIN" model check onnx/umind-nano
 echo "== held-out evaluation"
-(cd onnx && $PY -m umind.evaluate --model umind-nano --data ../$DATA/test ../$DATA/test-empty --out umind-nano/metrics.json)
+(cd onnx && $PY -m umind.evaluate --model umind-nano --bin ../$BIN --data ../$DATA/test ../$DATA/test-empty \
+  --stress "plain phantom (the original look)=../$DATA/test-plain" \
+  --stress "plane-wave look=../$DATA/stress-look" \
+  --stress "contrast +4 to +7 dB=../$DATA/stress-contrast" \
+  --out umind-nano/metrics.json)
+echo "== docs/model-card.md from metrics.json and train-log.json"
+(cd onnx && python3 -m umind.card)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: set up what is missing, check the architecture's
-# stated absences, check formatting and clippy (warnings are errors), then
-# run every unit and integration test.
+# stated absences and that docs/model-card.md is what onnx/umind/card.py
+# writes from the model's metrics.json and train-log.json, check formatting
+# and clippy (warnings are errors), then run every unit and integration test.
 #
 # SONOFLOW_LINT=1 runs `cargo fmt --all --check` and
 # `cargo clippy --workspace --all-targets --locked -- -D warnings` before the
@@ -13,6 +14,8 @@ bash "$ROOT/scripts/bootstrap.sh" --no-build
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
 bash scripts/check-architecture.sh
+echo "[test] docs/model-card.md against onnx/umind-nano/metrics.json and train-log.json (onnx/umind/card.py)" >&2
+(cd onnx && python3 -m umind.card --check)
 if [[ "$SONOFLOW_LINT" == 1 ]]; then
   for tool in fmt clippy; do
     component="${tool/fmt/rustfmt}"

@@ -1,9 +1,12 @@
 //! `sonoflow eval` through the real binary with the shipped demo model
 //! (onnx/umind-nano): over a phantom export its figures are exactly those
 //! of `sonoflow run` over the same frames from an images source (one
-//! pipeline, one self-check); over a folder of images with masks (phantom
-//! frames, and lesion-free ones with empty masks) it prints a row per class
-//! with the false-positive column; a dataset that does not exist fails,
+//! pipeline, one self-check), its counts agree with the export's truth and
+//! its frames are grouped by the echo pattern the truth records; over a
+//! lesion-free export it counts false-positive findings per 100 frames;
+//! over a folder of images with masks (phantom frames, and lesion-free ones
+//! with empty masks) it prints a row per class with the false-positive
+//! column and no echo patterns; a dataset that does not exist fails,
 //! naming it.
 
 mod common;
@@ -46,6 +49,71 @@ fn eval(dataset: &Path, args: &[&OsStr]) -> (Option<i32>, String, String) {
     sonoflow(&all)
 }
 
+/// The echo patterns of the phantom's lexicon, and the group of frames
+/// whose lesions differ.
+const ECHO_GROUPS: [&str; 7] = [
+    "anechoic",
+    "hypoechoic",
+    "isoechoic",
+    "hyperechoic",
+    "heterogeneous",
+    "complex_cystic_solid",
+    "mixed",
+];
+
+/// What an export's truth.jsonl says, frame by frame: the number of
+/// lesions in view and the echo-pattern group (the pattern all lesions
+/// share, "mixed" when they differ, None without a lesion).
+fn truth_lines(export: &Path) -> Vec<(u64, Option<String>)> {
+    let text = std::fs::read_to_string(export.join("truth.jsonl")).expect("truth.jsonl");
+    text.lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).expect("truth line");
+            let lesions = record["lesions"].as_array().expect("lesions");
+            let mut patterns: Vec<Option<&str>> = lesions
+                .iter()
+                .map(|l| l["attributes"]["echo_pattern"].as_str())
+                .collect();
+            patterns.dedup();
+            let group = match patterns.as_slice() {
+                [] | [None] => None,
+                [Some(one)] => Some((*one).to_owned()),
+                _ => Some("mixed".to_owned()),
+            };
+            (lesions.len() as u64, group)
+        })
+        .collect()
+}
+
+/// Checks the figures' own arithmetic: ratios from their counts.
+fn assert_consistent(a: &serde_json::Value) {
+    let count = |k: &str| a[k].as_u64().unwrap_or_else(|| panic!("{k}: {a:#}"));
+    let (tp, fp, fn_) = (
+        u64_at(a, "/detection_counts/tp"),
+        u64_at(a, "/detection_counts/fp"),
+        u64_at(a, "/detection_counts/fn"),
+    );
+    let ratio = |x: u64, y: u64| (y > 0).then(|| x as f64 / y as f64);
+    assert_eq!(
+        a["detection_precision"].as_f64(),
+        ratio(tp, tp + fp),
+        "{a:#}"
+    );
+    assert_eq!(a["detection_recall"].as_f64(), ratio(tp, tp + fn_), "{a:#}");
+    assert!(count("dice_gt_0_5") <= count("dice_frames"), "{a:#}");
+    assert!(count("dice_frames") + count("lesion_free_frames") <= count("frames"));
+    assert!(count("false_positive_findings") >= count("false_positive_frames"));
+    assert_eq!(
+        a["fp_per_100_empty_frames"].as_f64(),
+        ratio(
+            100 * count("false_positive_findings"),
+            count("lesion_free_frames")
+        ),
+        "{a:#}"
+    );
+    assert_eq!(a["dice_mean"].is_null(), count("dice_frames") == 0, "{a:#}");
+}
+
 #[test]
 fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -85,8 +153,112 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
         "one pipeline, one self-check: the same numbers"
     );
     assert_eq!(figures["by_class"], r["accuracy_by_class"]);
+    assert_eq!(figures["by_echo_pattern"], r["accuracy_by_echo_pattern"]);
     assert_eq!(str_at(r, "/source/calibration/source"), "phantom");
     assert_eq!(u64_at(r, "/source/skipped"), 0);
+
+    // The counts agree with the export's truth, frame by frame.
+    let truth = truth_lines(&data);
+    let overall = &figures["overall"];
+    assert_consistent(overall);
+    let with_lesion = truth.iter().filter(|(n, _)| *n > 0).count() as u64;
+    assert_eq!(u64_at(overall, "/dice_frames"), with_lesion, "{overall:#}");
+    assert_eq!(u64_at(overall, "/lesion_free_frames"), 40 - with_lesion);
+    let lesions: u64 = truth.iter().map(|(n, _)| n).sum();
+    assert_eq!(
+        u64_at(overall, "/detection_counts/tp") + u64_at(overall, "/detection_counts/fn"),
+        lesions,
+        "every lesion in view is a hit or a miss: {overall:#}"
+    );
+    assert!(
+        u64_at(overall, "/dice_gt_0_5") * 10 >= with_lesion * 8,
+        "umind-nano finds most lesions on its own phantom: {overall:#}"
+    );
+    let long = f64_at(overall, "/long_axis_mae_mm");
+    assert!(long > 0.0 && long < 3.0, "{overall:#}");
+    assert!(all.contains(&format!(
+        "{}/{with_lesion}",
+        u64_at(overall, "/dice_gt_0_5")
+    )));
+
+    // One row per echo pattern, each holding exactly its frames.
+    let groups = figures["by_echo_pattern"]
+        .as_object()
+        .expect("by_echo_pattern");
+    assert!(!groups.is_empty(), "the phantom records echo patterns");
+    let mut expected = std::collections::BTreeMap::<&str, u64>::new();
+    for (_, group) in &truth {
+        if let Some(g) = group {
+            *expected.entry(g.as_str()).or_default() += 1;
+        }
+    }
+    let got: std::collections::BTreeMap<&str, u64> = groups
+        .iter()
+        .map(|(k, v)| (k.as_str(), u64_at(v, "/frames")))
+        .collect();
+    assert_eq!(got, expected, "{figures:#}");
+    let header = stdout
+        .lines()
+        .position(|l| l.starts_with("echo pattern "))
+        .unwrap_or_else(|| panic!("no echo pattern table:\n{stdout}"));
+    for (pattern, summary) in groups {
+        assert!(ECHO_GROUPS.contains(&pattern.as_str()), "{pattern}");
+        assert_consistent(summary);
+        assert_eq!(u64_at(summary, "/lesion_free_frames"), 0, "{pattern}");
+        let row = stdout
+            .lines()
+            .skip(header)
+            .find(|l| l.split_whitespace().next() == Some(pattern.as_str()))
+            .unwrap_or_else(|| panic!("no {pattern} row:\n{stdout}"));
+        assert_eq!(
+            row.split_whitespace().nth(1),
+            Some(u64_at(summary, "/frames").to_string().as_str()),
+            "{row}"
+        );
+    }
+    let sum = |k: &str| -> u64 { groups.values().map(|v| u64_at(v, k)).sum() };
+    assert_eq!(sum("/frames"), with_lesion);
+    assert_eq!(
+        sum("/detection_counts/tp"),
+        u64_at(overall, "/detection_counts/tp")
+    );
+    assert_eq!(sum("/dice_gt_0_5"), u64_at(overall, "/dice_gt_0_5"));
+}
+
+#[test]
+fn eval_of_a_lesion_free_export_counts_false_positive_findings_per_100_frames() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("clear");
+    export(&data, 12, 9, &["--lesions", "0"]);
+    let json = dir.path().join("eval.json");
+    let (code, stdout, stderr) = eval(&data, &[OsStr::new("--json"), json.as_os_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    let overall = &figures["overall"];
+    assert_consistent(overall);
+    assert_eq!(u64_at(overall, "/lesion_free_frames"), 12, "{overall:#}");
+    assert_eq!(u64_at(overall, "/dice_frames"), 0);
+    assert_eq!(u64_at(overall, "/detection_counts/tp"), 0);
+    assert_eq!(u64_at(overall, "/detection_counts/fn"), 0);
+    let findings = u64_at(overall, "/false_positive_findings");
+    assert_eq!(
+        f64_at(overall, "/fp_per_100_empty_frames"),
+        100.0 * findings as f64 / 12.0
+    );
+    assert!(
+        findings <= 12,
+        "umind-nano rarely finds a lesion on normal phantom tissue: {overall:#}"
+    );
+    assert_eq!(figures["by_class"]["no_lesion"], *overall);
+    assert_eq!(figures["by_echo_pattern"], serde_json::json!({}));
+    assert!(!stdout.contains("echo pattern"), "{stdout}");
+    let all = stdout
+        .lines()
+        .find(|l| l.starts_with("all "))
+        .unwrap_or_else(|| panic!("no overall row:\n{stdout}"));
+    let per_100 = format!("{:.1}", 100.0 * findings as f64 / 12.0);
+    assert!(all.contains(&per_100), "{all}");
 }
 
 /// Writes the phantom export `from`'s frames as images with one mask each
@@ -192,6 +364,10 @@ fn eval_of_an_image_folder_with_masks_prints_a_row_per_class_with_false_positive
         figures["overall"]["long_axis_mae_mm"].is_null(),
         "{figures:#}"
     );
+    // Masks carry no lesion attributes: no echo-pattern rows.
+    assert_eq!(figures["by_echo_pattern"], serde_json::json!({}));
+    assert!(figures["run"].get("accuracy_by_echo_pattern").is_none());
+    assert_consistent(&figures["overall"]);
     assert_eq!(
         u64_at(&figures, "/run/source/calibration/uncalibrated_frames"),
         8

@@ -62,7 +62,7 @@ fn self_check(probe: &str, depth_cm: u32, seed: u64) -> serde_json::Value {
 }
 
 /// What a scene must reach; a little under what it measured when the model
-/// was committed (docs/model-card.md gives both).
+/// was committed (each test's comment gives what it measured).
 struct Limits {
     min_dice: f64,
     min_recall: f64,

@@ -1,15 +1,35 @@
-"""Measures a model directory on held-out phantom exports with ONNX Runtime
-(the shipped graphs, not the PyTorch model): segmentation Dice with the
-default kernels and with the kernels the reasoning head gives, detection
-precision/recall at IoU 0.5, caliper errors in mm, report attribute accuracy,
-numbers in reports not traceable to a measurement, and timings.
+"""Measures a model directory on held-out phantom exports.
 
-    python -m umind.evaluate --model onnx/umind-nano --data out/umind-data/test out/umind-data/test-empty
+The segmentation, detection and caliper figures are the product's own:
+`sonoflow eval` plays the exports through the Rust pipeline (preprocessing,
+the shipped graphs with the model's default kernels, post-processing,
+calipers, caliper smoothing, the self-check against the phantom's truth) and
+this script takes its `--json` figures, overall, per class and per echo
+pattern. Nothing here re-implements them.
+
+Python keeps only what needs the language model, which the per-frame
+pipeline does not run on every frame: the report each frame gets (attribute
+accuracy, numbers not traceable to a measurement, malformed reports, report
+time) and the Dice of the kernels the report's task tokens give (the
+reasoned kernels). That Dice maps the mask decoder's logits to frame pixels
+in Python (`frame_logits`, a mirror of sonoflow_perception::mask); the same
+mirror's Dice with the default kernels is checked against `sonoflow eval`'s
+over the same frames (`parity` in the output), and the evaluation fails if
+they differ by more than PARITY_TOLERANCE.
+
+    source scripts/env.sh && cd onnx
+    .venv/bin/python -m umind.evaluate --model umind-nano --bin ../target/release/sonoflow \\
+        --data ../out/umind-data/test ../out/umind-data/test-empty --out umind-nano/metrics.json
+
+needs a built sonoflow (`cargo build --release -p sonoflow`) and the training
+venv (onnxruntime, tokenizers, pillow, numpy).
 """
 import argparse
 import json
 import pathlib
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -17,16 +37,21 @@ import onnxruntime as ort
 from PIL import Image
 from tokenizers import Tokenizer
 
-from . import data, report
+from . import data, provenance, report
 from .export import HEAD_DIM, past_names
 from .model import HEADS
 
 MAX_NEW_TOKENS = 64
-MIN_COMPONENT_PX = 30  # smaller predicted blobs are noise, not findings
+THREADS = 2  # ONNX Runtime intra-op threads of the Python loop
+# Largest accepted difference between the Python mirror's mean Dice (default
+# kernels) and sonoflow eval's over the same frames.
+PARITY_TOLERANCE = 0.002
+# The echo-pattern group of frames whose lesions differ (sonoflow_perception::MIXED_ECHO).
+MIXED_ECHO = "mixed"
 
 
 class Model:
-    def __init__(self, model_dir, threads=2):
+    def __init__(self, model_dir, threads=THREADS):
         d = pathlib.Path(model_dir)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -79,7 +104,8 @@ class Model:
 
 def frame_logits(logits64, plan, width, height):
     """Mask logits (64x64, model space) bilinearly sampled at every frame pixel
-    centre inside the crop; -inf elsewhere (sonoflow's mapping, see ResizePlan)."""
+    centre inside the crop; -inf elsewhere (a mirror of sonoflow_perception::mask,
+    held to it by the parity check)."""
     out = np.full((height, width), -np.inf, np.float32)
     x0, y0, cw, ch = plan.crop
     xs = np.arange(x0, x0 + cw, dtype=np.float32) + 0.5
@@ -98,199 +124,253 @@ def frame_logits(logits64, plan, width, height):
     return out
 
 
-def components(mask):
-    """4-connected components: label image and a list of (label, pixel count)."""
-    from collections import deque
-
-    labels = np.zeros(mask.shape, np.int32)
-    h, w = mask.shape
-    found = []
-    for y, x in zip(*np.nonzero(mask)):
-        if labels[y, x]:
-            continue
-        n = len(found) + 1
-        labels[y, x] = n
-        queue, count = deque([(y, x)]), 0
-        while queue:
-            cy, cx = queue.popleft()
-            count += 1
-            for ny, nx in ((cy - 1, cx), (cy + 1, cx), (cy, cx - 1), (cy, cx + 1)):
-                if 0 <= ny < h and 0 <= nx < w and mask[ny, nx] and not labels[ny, nx]:
-                    labels[ny, nx] = n
-                    queue.append((ny, nx))
-        found.append((n, count))
-    return labels, found
-
-
-def calipers_px(region):
-    """Calipers of a boolean component mask, in pixels, as sonoflow's
-    perception measures them: the long axis is the largest distance between
-    pixel centres (over their convex hull), the short axis the widest spread
-    of pixel centres across it within any 1-pixel slice along it; each gets
-    half a pixel, since a boundary pixel's centre lies on average a quarter
-    pixel inside the true edge. Returns (end_a, end_b, long_px, short_px)."""
-    ys, xs = np.nonzero(region)
-    centres = np.stack([xs + 0.5, ys + 0.5], 1).astype(np.float64)
-    hull = convex_hull(centres)
-    d = ((hull[:, None, :] - hull[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(d.argmax(), d.shape)
-    a, b = hull[i], hull[j]
-    length = float(np.sqrt(d[i, j]))
-    if length == 0:
-        return a, b, 1.0, 1.0
-    u = (b - a) / length
-    n = np.array([-u[1], u[0]])
-    t, wv = (centres - a) @ u, (centres - a) @ n
-    bins = np.minimum(np.floor(np.clip(t, 0, None)), np.floor(length)).astype(int)
-    order = np.argsort(bins)
-    bins, wv = bins[order], wv[order]
-    cuts = np.flatnonzero(np.diff(bins)) + 1
-    short = max(float(seg.max() - seg.min()) for seg in np.split(wv, cuts))
-    return a, b, length + 0.5, short + 0.5
-
-
-def cross(o, a, b):
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-
-def convex_hull(points):
-    pts = np.unique(points, axis=0)
-    if len(pts) < 3:
-        return pts
-    pts = pts[np.lexsort((pts[:, 1], pts[:, 0]))]
-
-    def half(ps):
-        out = []
-        for p in ps:
-            while len(out) >= 2 and cross(out[-2], out[-1], p) <= 0:
-                out.pop()
-            out.append(p)
-        return out
-
-    lower, upper = half(pts), half(pts[::-1])
-    return np.array(lower[:-1] + upper[:-1])
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def detections(logits):
-    mask = logits > 0
-    labels, comps = components(mask)
-    out = []
-    for n, count in comps:
-        if count < MIN_COMPONENT_PX:
-            continue
-        ys, xs = np.nonzero(labels == n)
-        out.append({"box": (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), "mask": labels == n, "area": count})
-    return sorted(out, key=lambda d: -d["area"])
-
-
 def dice(pred, truth):
     denom = pred.sum() + truth.sum()
     return 1.0 if denom == 0 else 2.0 * (pred & truth).sum() / denom
 
 
-def evaluate(model, export_dirs, limit=None, every=1):
-    stats = {k: [] for k in ("dice_default", "dice_reasoned", "long_err", "short_err", "encoder_ms", "decoder_ms", "report_ms")}
-    tp = fp = fn = 0
-    attr_hits, attr_total, untraceable, reports, malformed = {}, {}, 0, 0, 0
+def echo_group(lesions):
+    """The echo pattern a frame is grouped under, as sonoflow_perception::frame_echo_pattern
+    groups it: the one its lesions share, "mixed" when they differ, None without a lesion."""
+    patterns = {l.get("attributes", {}).get("echo_pattern") for l in lesions}
+    if not lesions or patterns == {None}:
+        return None
+    return patterns.pop() if len(patterns) == 1 else MIXED_ECHO
+
+
+def select(export_dirs, every=1, limit=None):
+    """The frames evaluated: (export folder, truth record), every N-th, at most `limit` per export."""
+    chosen = []
     for export_dir in export_dirs:
         export_dir = pathlib.Path(export_dir)
-        records = data.read_records(export_dir)[::every][:limit]
-        for k, rec in enumerate(records):
-            if k % 50 == 0:
-                print(f"{export_dir.name}: frame {k}/{len(records)}", file=sys.stderr, flush=True)
-            frame = np.asarray(Image.open(export_dir / rec["image"]), dtype=np.float32)
-            labels = np.asarray(Image.open(export_dir / rec["labels"]))
-            h, w = frame.shape
-            plan = data.ResizePlan(w, h, rec["region"])
-            x = data.normalise(plan.sample(frame))[None, None]
-            t0 = time.perf_counter()
-            features, image_embeds = model.encode(x)
-            t1 = time.perf_counter()
-            default_logits, _ = model.decode(features, model.default_kernels)
-            t2 = time.perf_counter()
-            text, task_hidden = model.generate(image_embeds)
-            t3 = time.perf_counter()
-            stats["encoder_ms"].append((t1 - t0) * 1e3)
-            stats["decoder_ms"].append((t2 - t1) * 1e3)
-            stats["report_ms"].append((t3 - t2) * 1e3)
-            if task_hidden is None:
-                malformed += 1
-                reasoned_logits = default_logits
-            else:
-                reasoned_logits, _ = model.decode(features, model.reasoned_kernels(task_hidden))
-            truth = labels >= 10
-            seg_default = frame_logits(default_logits[0, 0], plan, w, h)
-            seg_reasoned = frame_logits(reasoned_logits[0, 0], plan, w, h)
-            if truth.any():
-                stats["dice_default"].append(dice(seg_default > 0, truth))
-                stats["dice_reasoned"].append(dice(seg_reasoned > 0, truth))
-            # Detection on the [DET] mask (reasoned kernels).
-            dets = detections(frame_logits(reasoned_logits[0, 1], plan, w, h))
-            boxes = [(l["bbox"]["x0"], l["bbox"]["y0"], l["bbox"]["x1"], l["bbox"]["y1"]) for l in rec["lesions"]]
-            matched = set()
-            for d in dets:
-                best = max(range(len(boxes)), key=lambda i: iou(d["box"], boxes[i]), default=None)
-                if best is not None and best not in matched and iou(d["box"], boxes[best]) >= 0.5:
-                    matched.add(best)
-                    tp += 1
-                else:
-                    fp += 1
-            fn += len(boxes) - len(matched)
-            # Calipers of the largest [SEG] component against the largest lesion.
-            segs = detections(seg_reasoned)
-            if rec["lesions"] and segs:
-                lesion = max(rec["lesions"], key=lambda l: l["area_px"])
-                lb = (lesion["bbox"]["x0"], lesion["bbox"]["y0"], lesion["bbox"]["x1"], lesion["bbox"]["y1"])
-                if iou(segs[0]["box"], lb) >= 0.5:
-                    _, _, long_px, short_px = calipers_px(segs[0]["mask"])
-                    mm = rec["pixel_spacing"]["x_mm"]  # the phantom's pixels are square
-                    stats["long_err"].append(abs(long_px * mm - lesion["long_axis"]["length_mm"]))
-                    stats["short_err"].append(abs(short_px * mm - lesion["short_axis"]["length_mm"]))
-            # The report, parsed back.
-            reports += 1
-            untraceable += bool(report.untraceable_numbers(text))
-            parsed = report.parse(text)
-            expected = report.parse(report.for_lesions(rec["lesions"]))
-            for field, value in expected.items():
-                attr_total[field] = attr_total.get(field, 0) + 1
-                attr_hits[field] = attr_hits.get(field, 0) + (parsed.get(field) == value)
+        chosen += [(export_dir, rec) for rec in data.read_records(export_dir)[::every][:limit]]
+    return chosen
+
+
+def write_dataset(chosen, folder):
+    """One phantom export in `folder` holding exactly the chosen frames: each
+    export is linked in as e0, e1, ... and truth.jsonl lists the frames with
+    paths through those links (the format `sonoflow phantom export` writes)."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    links = {}
+    with open(folder / "truth.jsonl", "w") as f:
+        for export_dir, rec in chosen:
+            key = export_dir.resolve()
+            if key not in links:
+                links[key] = f"e{len(links)}"
+                (folder / links[key]).symlink_to(key, target_is_directory=True)
+            line = dict(rec, image=f"{links[key]}/{rec['image']}", labels=f"{links[key]}/{rec['labels']}")
+            f.write(json.dumps(line) + "\n")
+    return folder
+
+
+def rust_eval(binary, model_dir, dataset, json_path):
+    """`sonoflow eval DATASET --model MODEL --json PATH`: its figures (the
+    table it prints goes to stderr)."""
+    command = [str(binary), "eval", str(dataset), "--model", str(model_dir), "--json", str(json_path)]
+    print("== " + " ".join(command), file=sys.stderr, flush=True)
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    sys.stderr.write(done.stdout)
+    if done.returncode != 0:
+        raise SystemExit(f"evaluate: `{' '.join(command)}` failed (exit {done.returncode})")
+    return json.loads(pathlib.Path(json_path).read_text())
+
+
+def language_model_figures(model, chosen):
+    """What needs the language model, over the chosen frames: reasoned-kernel
+    Dice, report attributes, untraceable numbers, timings; and the Python
+    mirror's default-kernel Dice for the parity check."""
+    stats = {k: [] for k in ("dice_default", "dice_reasoned", "encoder_ms", "decoder_ms", "report_ms")}
+    groups = {}
+    attr_hits, attr_total, untraceable, reports, malformed = {}, {}, 0, 0, 0
+    for k, (export_dir, rec) in enumerate(chosen):
+        if k % 50 == 0:
+            print(f"language model: frame {k}/{len(chosen)}", file=sys.stderr, flush=True)
+        frame = np.asarray(Image.open(export_dir / rec["image"]), dtype=np.float32)
+        labels = np.asarray(Image.open(export_dir / rec["labels"]))
+        h, w = frame.shape
+        plan = data.ResizePlan(w, h, rec["region"])
+        x = data.normalise(plan.sample(frame))[None, None]
+        t0 = time.perf_counter()
+        features, image_embeds = model.encode(x)
+        t1 = time.perf_counter()
+        default_logits, _ = model.decode(features, model.default_kernels)
+        t2 = time.perf_counter()
+        text, task_hidden = model.generate(image_embeds)
+        t3 = time.perf_counter()
+        stats["encoder_ms"].append((t1 - t0) * 1e3)
+        stats["decoder_ms"].append((t2 - t1) * 1e3)
+        stats["report_ms"].append((t3 - t2) * 1e3)
+        if task_hidden is None:
+            malformed += 1
+            reasoned_logits = default_logits
+        else:
+            reasoned_logits, _ = model.decode(features, model.reasoned_kernels(task_hidden))
+        group = groups.setdefault(echo_group(rec["lesions"]), {"dice_reasoned": [], "hits": {}, "total": {}})
+        truth = labels >= 10
+        if truth.any():
+            stats["dice_default"].append(dice(frame_logits(default_logits[0, 0], plan, w, h) > 0, truth))
+            stats["dice_reasoned"].append(dice(frame_logits(reasoned_logits[0, 0], plan, w, h) > 0, truth))
+            group["dice_reasoned"].append(stats["dice_reasoned"][-1])
+        # The report, parsed back.
+        reports += 1
+        untraceable += bool(report.untraceable_numbers(text))
+        parsed = report.parse(text)
+        expected = report.parse(report.for_lesions(rec["lesions"]))
+        for field, value in expected.items():
+            hit = parsed.get(field) == value
+            for hits, total in ((attr_hits, attr_total), (group["hits"], group["total"])):
+                total[field] = total.get(field, 0) + 1
+                hits[field] = hits.get(field, 0) + hit
     pct = lambda v, q: float(np.percentile(v, q)) if v else None
+    mean = lambda v: float(np.mean(v)) if v else None
+    accuracy = lambda hits, total: {k: hits[k] / total[k] for k in sorted(total)}
     return {
         "frames": reports,
-        "dice_default": float(np.mean(stats["dice_default"])),
-        "dice_reasoned": float(np.mean(stats["dice_reasoned"])),
-        "detection_precision": tp / max(1, tp + fp),
-        "detection_recall": tp / max(1, tp + fn),
-        "detection_counts": {"tp": tp, "fp": fp, "fn": fn},
-        "long_axis_mae_mm": float(np.mean(stats["long_err"])),
-        "short_axis_mae_mm": float(np.mean(stats["short_err"])),
-        "measured_lesions": len(stats["long_err"]),
-        "attribute_accuracy": {k: attr_hits[k] / attr_total[k] for k in sorted(attr_total)},
+        "dice_default_python": mean(stats["dice_default"]),
+        "dice_reasoned": mean(stats["dice_reasoned"]),
+        "attribute_accuracy": accuracy(attr_hits, attr_total),
         "untraceable_number_share": untraceable / max(1, reports),
         "malformed_reports": malformed,
         "encoder_ms": {"p50": pct(stats["encoder_ms"], 50), "p99": pct(stats["encoder_ms"], 99)},
         "decoder_ms": {"p50": pct(stats["decoder_ms"], 50), "p99": pct(stats["decoder_ms"], 99)},
         "report_ms": {"p50": pct(stats["report_ms"], 50), "p99": pct(stats["report_ms"], 99)},
+        "by_echo_pattern": {
+            g: {"dice_reasoned": mean(v["dice_reasoned"]), "attribute_accuracy": accuracy(v["hits"], v["total"])}
+            for g, v in groups.items()
+            if g is not None
+        },
     }
+
+
+# sonoflow eval's overall figures copied into metrics.json, under the same names.
+RUST_KEYS = [
+    "dice_frames", "dice_gt_0_5", "iou_mean", "detection_precision", "detection_recall", "detection_counts",
+    "long_axis_mae_mm", "short_axis_mae_mm", "long_axis_p95_mm", "short_axis_p95_mm",
+    "lesion_free_frames", "false_positive_frames", "false_positive_findings", "fp_per_100_empty_frames",
+]
+
+
+def combine(rust, lm, binary, export_dirs, every, limit, command):
+    """metrics.json: the Rust figures, the language model's, and where each comes from."""
+    overall = rust["overall"]
+    if overall is None:
+        raise SystemExit("evaluate: sonoflow eval scored no frame (did the exports lose their truth.jsonl?)")
+    if overall["frames"] != lm["frames"]:
+        raise SystemExit(f"evaluate: sonoflow eval scored {overall['frames']} frames, Python {lm['frames']}")
+    parity = {
+        "dice_default_rust": overall["dice_mean"],
+        "dice_default_python": lm["dice_default_python"],
+        "tolerance": PARITY_TOLERANCE,
+    }
+    if (parity["dice_default_rust"] is None) != (parity["dice_default_python"] is None):
+        raise SystemExit(f"evaluate: parity: one side scored no lesion frame: {parity}")
+    if parity["dice_default_rust"] is not None:
+        parity["difference"] = parity["dice_default_python"] - parity["dice_default_rust"]
+        if abs(parity["difference"]) > PARITY_TOLERANCE:
+            raise SystemExit(f"evaluate: the Python mask mapping no longer matches sonoflow's: {parity}")
+    inference = rust["run"]["inference"]
+    by_echo = {}
+    for pattern, summary in rust.get("by_echo_pattern", {}).items():
+        by_echo[pattern] = dict(summary, **lm["by_echo_pattern"].get(pattern, {}))
+    metrics = {
+        "frames": lm["frames"],
+        "command": command,
+        "cwd": provenance.working_folder(),
+        "data": [provenance.split(d) for d in export_dirs],
+        "every": every,
+        "limit": limit,
+        "dice_default": overall["dice_mean"],
+        "dice_reasoned": lm["dice_reasoned"],
+        **{k: overall[k] for k in RUST_KEYS},
+        "measured_lesions": overall["measured"],
+        "attribute_accuracy": lm["attribute_accuracy"],
+        "untraceable_number_share": lm["untraceable_number_share"],
+        "malformed_reports": lm["malformed_reports"],
+        "encoder_ms": lm["encoder_ms"],
+        "decoder_ms": lm["decoder_ms"],
+        "report_ms": lm["report_ms"],
+        "by_class": rust["by_class"],
+        "by_echo_pattern": by_echo,
+        "pipeline": {
+            "frames_per_s": rust["frames_per_s"],
+            "model_ms": {"p50": inference["model_ms"]["p50"], "p99": inference["model_ms"]["p99"]},
+            "preprocess_ms": inference["preprocess_ms"],
+            "encoder_ms": inference["encoder_ms"],
+            "decoder_ms": inference["decoder_ms"],
+            "postprocess_ms": inference["postprocess_ms"],
+            "providers": inference["providers"],
+        },
+        "python": {"onnxruntime": ort.__version__, "threads": THREADS},
+        "parity": parity,
+        "sources": {
+            "sonoflow eval": f"{binary} eval (the Rust pipeline, default kernels, no reasoning head): "
+            "dice_default, dice_frames, dice_gt_0_5, iou_mean, detection_*, *_axis_*, measured_lesions, "
+            "lesion_free_frames, false_positive_*, fp_per_100_empty_frames, by_class, by_echo_pattern "
+            "(but for dice_reasoned and attribute_accuracy), pipeline",
+            "python": "umind.evaluate with ONNX Runtime (the report, greedy, with the KV cache; the reasoned "
+            "kernels of its [SEG] [DET] hidden states): dice_reasoned, attribute_accuracy, "
+            "untraceable_number_share, malformed_reports, encoder_ms, decoder_ms, report_ms "
+            "(2 intra-op threads, Python loop)",
+        },
+    }
+    return metrics
+
+
+def stress_figures(binary, model_dir, name, export_dirs, tmp):
+    """A stress set (a look or contrast band never trained on), scored by
+    `sonoflow eval` alone: the per-frame path's figures, overall and per
+    echo pattern."""
+    chosen = select(export_dirs, 1, None)
+    dataset = write_dataset(chosen, pathlib.Path(tmp) / f"stress-{name}")
+    rust = rust_eval(binary, model_dir, dataset, pathlib.Path(tmp) / f"stress-{name}.json")
+    overall = rust["overall"]
+    if overall is None:
+        raise SystemExit(f"evaluate: sonoflow eval scored no frame of stress set {name}")
+    return {
+        "data": [provenance.split(d) for d in export_dirs],
+        "frames": overall["frames"],
+        "dice_default": overall["dice_mean"],
+        **{k: overall[k] for k in RUST_KEYS},
+        "by_echo_pattern": rust.get("by_echo_pattern", {}),
+    }
+
+
+def evaluate(model_dir, binary, export_dirs, limit=None, every=1, argv=None, stress=()):
+    started = time.time()
+    chosen = select(export_dirs, every, limit)
+    with tempfile.TemporaryDirectory(prefix="umind-eval-") as tmp:
+        dataset = write_dataset(chosen, pathlib.Path(tmp) / "frames")
+        rust = rust_eval(binary, model_dir, dataset, pathlib.Path(tmp) / "eval.json")
+        stress_sets = {name: stress_figures(binary, model_dir, name, dirs, tmp) for name, dirs in stress}
+    lm = language_model_figures(Model(model_dir), chosen)
+    metrics = combine(rust, lm, binary, export_dirs, every, limit, provenance.command("evaluate", argv))
+    metrics["stress_sets"] = stress_sets
+    metrics["seconds"] = round(time.time() - started, 1)
+    return metrics
+
+
+def parse_stress(text):
+    """NAME=DIR[,DIR...] -> (name, [dirs])."""
+    name, sep, dirs = text.partition("=")
+    if not sep or not name or not dirs:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=DIR[,DIR...], e.g. plane-wave=../out/d/stress-look")
+    return name, [pathlib.Path(d) for d in dirs.split(",")]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="onnx/umind-nano")
+    ap.add_argument("--bin", default="target/release/sonoflow", help="the sonoflow binary that scores the frames")
     ap.add_argument("--data", nargs="+", default=["out/umind-data/test", "out/umind-data/test-empty"])
     ap.add_argument("--every", type=int, default=1, help="use every N-th frame")
     ap.add_argument("--limit", type=int, default=None, help="at most N frames per export")
     ap.add_argument("--out", default=None, help="write the metrics JSON here")
+    ap.add_argument("--stress", type=parse_stress, action="append", default=[],
+                    help="NAME=DIR[,DIR...]: also score this stress set with sonoflow eval alone (repeatable)")
     args = ap.parse_args(argv)
-    metrics = evaluate(Model(args.model), args.data, args.limit, args.every)
+    metrics = evaluate(args.model, args.bin, args.data, args.limit, args.every, argv, args.stress)
     text = json.dumps(metrics, indent=1)
     print(text)
     if args.out:

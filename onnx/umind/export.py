@@ -1,20 +1,23 @@
 """Exports a trained umind-nano checkpoint to the sonoflow model contract:
 five ONNX graphs (opset 17, dynamic batch/tasks/sequence, KV cache on the
-decoder), the tokenizer, the default kernels and sonoflow-model.toml.
+decoder), the tokenizer, the default kernels and sonoflow-model.toml, and
+train-log.json: the checkpoint's stages, those of the export whose default
+kernels it reuses (--default-kernels), and its own (see provenance.py).
 
-    python -m umind.export --checkpoint out/umind-train/checkpoint.pt --data out/umind-data --out onnx/umind-nano
+    cd onnx && python -m umind.export --checkpoint ../out/umind-train/checkpoint.pt --data ../out/umind-data --out ../out/umind-base
 """
 import argparse
 import hashlib
 import json
 import pathlib
 import shutil
+import time
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
-from . import data, report
+from . import data, provenance, report
 from .model import D_MODEL, FEATURES, HEADS, IMAGE_TOKENS, KERNEL_SIZE, LAYERS, MAX_POSITIONS, UMindNano
 from .train import CACHE, TRAIN_SPLITS, batch_tensors, encode_reports
 
@@ -234,6 +237,7 @@ def main(argv=None):
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--default-kernels", help="reuse this default_kernels.f32 (a fine-tune that froze the encoder and mask decoder keeps the per-frame path as it was)")
     args = ap.parse_args(argv)
+    started = time.time()
     keep_kernels = pathlib.Path(args.default_kernels).read_bytes() if args.default_kernels else None
     ckpt = torch.load(args.checkpoint, map_location="cpu")
     vocab = ckpt["vocab"]
@@ -243,7 +247,6 @@ def main(argv=None):
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(pathlib.Path(args.checkpoint).parent / "tokenizer.json", out / "tokenizer.json")
-    shutil.copy(pathlib.Path(args.checkpoint).parent / "train-log.json", out / "train-log.json")
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
@@ -254,13 +257,19 @@ def main(argv=None):
     else:
         default_kernels(model, tokenizer, pathlib.Path(args.data)).astype("<f4").tofile(out / "default_kernels.f32")
     steps = ckpt["step"]
-    provenance = (f"Trained from scratch by onnx/train.sh (seed {ckpt['args']['seed']}, {steps} steps of batch {ckpt['args']['batch']}) "
+    provenance_text = (f"Trained from scratch by onnx/train.sh (seed {ckpt['args']['seed']}, {steps} steps of batch {ckpt['args']['batch']}) "
                   "on sonoflow phantom exports (seeds 101, 121, 122 and 111); no external data or pretrained weights.")
     if "finetune" in ckpt:
         f = ckpt["finetune"]
-        provenance += (f" Then taught to follow task prompts ([DIAG], [SEG] cyst, [SEG] mass, [SEG] lesion) by onnx/umind/finetune.py "
+        provenance_text += (f" Then taught to follow task prompts ([DIAG], [SEG] cyst, [SEG] mass, [SEG] lesion) by onnx/umind/finetune.py "
                        f"({f['steps']} steps of batch {f['batch']}, seed {f['seed']}; vision encoder and mask decoder frozen).")
-    manifest(out, vocab, args.version, provenance)
+    manifest(out, vocab, args.version, provenance_text)
+    logs = [provenance.read_log(pathlib.Path(args.checkpoint).parent / "train-log.json")]
+    if args.default_kernels and (pathlib.Path(args.default_kernels).parent / "train-log.json").exists():
+        logs.append(provenance.read_log(pathlib.Path(args.default_kernels).parent / "train-log.json"))
+    this = provenance.stage("export", "export", argv, args, started, checkpoint=args.checkpoint, out=args.out,
+                            default_kernels=args.default_kernels)
+    provenance.write_log(out / "train-log.json", provenance.merge(*logs, {"stages": [this]}))
     for f in sorted(out.iterdir()):
         print(f"{f.name}: {f.stat().st_size / 1e6:.2f} MB")
 

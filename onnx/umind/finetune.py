@@ -11,7 +11,10 @@ the shipped default kernels stay exactly as they were); only the token
 embeddings, the language model and the kernel projector learn. A mixed batch
 keeps the [DIAG] report as it was trained.
 
-    python -m umind.finetune --checkpoint out/umind-train2/checkpoint.pt --data out/umind-data --out out/umind-tasks
+Appends its stage (command, folders, seconds) to the checkpoint's
+train-log.json and writes it to OUT (see provenance.py).
+
+    cd onnx && python -m umind.finetune --checkpoint ../out/umind-train/checkpoint.pt --data ../out/umind-data --out ../out/umind-tasks --steps 500 --seed 11
 """
 import argparse
 import json
@@ -25,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import data, report
+from . import data, provenance, report
 from .model import UMindNano
 from .train import CACHE, TRAIN_SPLITS, batch_tensors, mask_loss
 
@@ -134,7 +137,7 @@ def class_dice(model, tokenizer, images, masks, classes, reports, frames):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default="out/umind-train2/checkpoint.pt")
+    ap.add_argument("--checkpoint", default="out/umind-train/checkpoint.pt")
     ap.add_argument("--data", default="out/umind-data")
     ap.add_argument("--out", default="out/umind-tasks")
     ap.add_argument("--steps", type=int, default=500)
@@ -145,6 +148,7 @@ def main(argv=None):
     ap.add_argument("--class-share", type=float, default=0.5, help="share of each batch with a class prompt")
     ap.add_argument("--both-share", type=float, default=0.5, help="share of class prompts on frames with a cyst and a mass")
     args = ap.parse_args(argv)
+    stage_started = time.time()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -207,10 +211,11 @@ def main(argv=None):
     before = ckpt.get("finetune", {"steps": 0})
     torch.save({"model": model.state_dict(), "vocab": ckpt["vocab"], "step": ckpt["step"], "args": ckpt["args"],
                 "finetune": {"steps": before["steps"] + args.steps, "seed": args.seed, "batch": args.batch}}, out / "checkpoint.pt")
-    previous = json.loads((pathlib.Path(args.checkpoint).parent / "train-log.json").read_text())
-    previous.setdefault("finetune_runs", []).append({"args": vars(args), "seconds": time.time() - started, "log": log})
-    previous.pop("finetune", None)
-    (out / "train-log.json").write_text(json.dumps(previous, indent=1))
+    previous = provenance.read_log(pathlib.Path(args.checkpoint).parent / "train-log.json")
+    previous["stages"].append(provenance.stage(
+        "finetune", "finetune", argv, args, stage_started, checkpoint=args.checkpoint, out=args.out,
+        val_frames=len(val_frames), training_seconds=round(time.time() - started, 1), log=log))
+    provenance.write_log(out / "train-log.json", previous)
 
 
 if __name__ == "__main__":

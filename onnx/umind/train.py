@@ -1,8 +1,10 @@
 """Trains umind-nano on phantom exports. Reproducible from --seed (same data,
 same steps, same initialisation; CPU float maths may still differ in the last
-bits between machines).
+bits between machines). Writes OUT/checkpoint.pt, OUT/tokenizer.json and
+OUT/train-log.json, whose first stage records this run (command, folders, the
+data from the exports' manifests, seconds; see provenance.py).
 
-    python -m umind.train --data out/umind-data --out out/umind-train --steps 2400
+    cd onnx && python -m umind.train --data ../out/umind-data --out ../out/umind-train --steps 1800 --seed 7
 """
 import argparse
 import json
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import data, report
+from . import data, provenance, report
 from .model import IMAGE_TOKENS, UMindNano
 
 
@@ -32,7 +34,7 @@ def encode_reports(tokenizer, reports):
     return ids, positions
 
 
-TRAIN_SPLITS = ["train", "train4a", "train4b", "train-empty"]
+TRAIN_SPLITS = ["train", "train-empty", "train-plain"]
 CACHE = "v2"
 
 
@@ -80,11 +82,13 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
+    stage_started = time.time()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     root, out = pathlib.Path(args.data), pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    splits = [provenance.split(root / s) for s in TRAIN_SPLITS + ["val"]]
 
     tokenizer = report.build_tokenizer(out / "tokenizer.json")
     images, masks, primary, reports, _ = data.load_split([root / s for s in TRAIN_SPLITS], root / "cache" / f"train-{CACHE}")
@@ -131,7 +135,9 @@ def main(argv=None):
             log.append(entry)
             print(json.dumps(entry), flush=True)
             torch.save({"model": model.state_dict(), "vocab": tokenizer.get_vocab_size(), "step": step, "args": vars(args)}, out / "checkpoint.pt")
-    (out / "train-log.json").write_text(json.dumps({"args": vars(args), "seconds": time.time() - started, "log": log}, indent=1))
+    record = provenance.stage("train", "train", argv, args, stage_started, out=args.out, data=splits,
+                              training_seconds=round(time.time() - started, 1), log=log)
+    provenance.write_log(out / "train-log.json", {"format": provenance.FORMAT, "stages": [record]})
 
 
 @torch.no_grad()

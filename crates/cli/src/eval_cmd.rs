@@ -3,7 +3,8 @@
 //! through the same pipeline `sonoflow run` builds (an `images` source,
 //! unpaced, blocking hand-offs, the model with its perception and
 //! self-check, no overlay, a fake sink). The figures are the run's own
-//! self-check, overall and per class; nothing is scored twice.
+//! self-check, overall, per class and, when the truth records lesion
+//! attributes (a phantom export), per echo pattern; nothing is scored twice.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -51,6 +52,9 @@ struct EvalOutput<'a> {
     model_ms_p50: Option<f64>,
     overall: Option<&'a AccuracySummary>,
     by_class: &'a BTreeMap<String, AccuracySummary>,
+    /// Frames grouped by the echo pattern their lesions share ("mixed" when
+    /// they differ); empty when the truth has no lesion attributes.
+    by_echo_pattern: &'a BTreeMap<String, AccuracySummary>,
     run: &'a RunReport,
 }
 
@@ -138,6 +142,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         model_ms_p50: report.inference.as_ref().map(|i| i.model_ms.p50),
         overall: report.accuracy.as_ref(),
         by_class: &report.accuracy_by_class,
+        by_echo_pattern: &report.accuracy_by_echo_pattern,
         run: &report,
     };
     print!("{}", table(&output));
@@ -148,7 +153,8 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// The figures as a text table: one row per class, then all.
+/// The figures as a text table: one row per class, then all, then one row
+/// per echo pattern when there are any.
 fn table(o: &EvalOutput<'_>) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -160,43 +166,67 @@ fn table(o: &EvalOutput<'_>) -> String {
         o.model_ms_p50
             .map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.2} ms"))
     );
-    let _ = writeln!(
-        s,
-        "{:<14} {:>6} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>8}",
-        "class", "frames", "Dice", "IoU", "det P", "det R", "long MAE", "short MAE", "FP imgs"
-    );
-    let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
-    let mm = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} mm"));
-    let mut row = |name: &str, a: &AccuracySummary| {
-        let fp = if a.lesion_free_frames > 0 {
-            format!("{}/{}", a.false_positive_frames, a.lesion_free_frames)
-        } else {
-            "-".to_owned()
+    let header = |s: &mut String, first: &str| {
+        let _ = writeln!(
+            s,
+            "{:<20} {:>6} {:>6} {:>6} {:>8} {:>6} {:>6} {:>9} {:>9} {:>6} {:>8}",
+            first,
+            "frames",
+            "Dice",
+            "IoU",
+            "Dice>.5",
+            "det P",
+            "det R",
+            "long MAE",
+            "short MAE",
+            "FP/100",
+            "FP imgs"
+        );
+    };
+    let row = |s: &mut String, name: &str, a: &AccuracySummary| {
+        let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+        let mm = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} mm"));
+        let out_of = |n: u64, of: u64| {
+            if of > 0 {
+                format!("{n}/{of}")
+            } else {
+                "-".to_owned()
+            }
         };
         let _ = writeln!(
             s,
-            "{:<14} {:>6} {:>6} {:>6} {:>7} {:>7} {:>9} {:>9} {:>8}",
+            "{:<20} {:>6} {:>6} {:>6} {:>8} {:>6} {:>6} {:>9} {:>9} {:>6} {:>8}",
             name,
             a.frames,
             num(a.dice_mean),
             num(a.iou_mean),
+            out_of(a.dice_gt_0_5, a.dice_frames),
             num(a.detection_precision),
             num(a.detection_recall),
             mm(a.long_axis_mae_mm),
             mm(a.short_axis_mae_mm),
-            fp
+            a.fp_per_100_empty_frames
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.1}")),
+            out_of(a.false_positive_frames, a.lesion_free_frames)
         );
     };
+    header(&mut s, "class");
     for (class, a) in o.by_class {
-        row(class, a);
+        row(&mut s, class, a);
     }
     match o.overall {
-        Some(a) => row("all", a),
+        Some(a) => row(&mut s, "all", a),
         None => {
             let _ = writeln!(
                 s,
                 "no image carried ground truth (no masks): nothing scored"
             );
+        }
+    }
+    if !o.by_echo_pattern.is_empty() {
+        header(&mut s, "echo pattern");
+        for (pattern, a) in o.by_echo_pattern {
+            row(&mut s, pattern, a);
         }
     }
     s

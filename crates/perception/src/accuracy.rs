@@ -1,16 +1,22 @@
 //! The self-check against ground truth (the phantom's, or a dataset's
 //! masks): each frame that carries truth is scored, and the scores add up
-//! over the run, overall and per class ([`ClassAccuracy`]). `sonoflow eval`
-//! reports the same sums.
+//! over the run, overall, per class and per echo pattern
+//! ([`GroupedAccuracy`]). `sonoflow eval` reports the same sums.
 //!
 //! - Dice and IoU of the segmentation mask against the union of the
-//!   lesions' labels (frames with a lesion in view only);
-//! - false alarms: frames without a lesion on which anything was found;
+//!   lesions' labels (frames with a lesion in view only), and how many of
+//!   those frames reach Dice > 0.5;
+//! - false alarms: frames without a lesion on which anything was found,
+//!   and the findings on them ([`lesion_free_findings`]), per 100
+//!   lesion-free frames;
 //! - detection: each detection box matched to the unmatched truth box of
 //!   highest IoU, a hit at IoU >= 0.5; precision and recall over the run;
 //! - calipers: the largest segmented finding against the largest lesion,
 //!   when their boxes overlap at IoU >= 0.5: absolute error of the long and
 //!   short axis in mm.
+//!
+//! A frame is grouped under its largest lesion's class ([`frame_class`])
+//! and under the echo pattern of its lesions ([`frame_echo_pattern`]).
 
 use serde::Serialize;
 use sonoflow_core::findings::{label, BoundingBox, GroundTruth};
@@ -66,6 +72,49 @@ pub fn frame_class(truth: &GroundTruth) -> &str {
 /// The class of frames without a lesion.
 pub const NO_LESION: &str = "no_lesion";
 
+/// The truth attribute naming a lesion's echo pattern ("anechoic",
+/// "hypoechoic", "isoechoic", "hyperechoic", "heterogeneous",
+/// "complex_cystic_solid"), as a phantom export's `truth.jsonl` records it.
+pub const ECHO_PATTERN: &str = "echo_pattern";
+
+/// The echo-pattern group of frames whose lesions differ in echo pattern.
+pub const MIXED_ECHO: &str = "mixed";
+
+/// The echo pattern a frame is scored under: the one all its lesions in
+/// view share, [`MIXED_ECHO`] when they differ (or only some have one), and
+/// None when no lesion is in view or none has an echo pattern (a dataset
+/// of masks). Each pattern's figures are then about lesions of that pattern
+/// alone; lesion-free frames are scored under [`NO_LESION`] by class.
+pub fn frame_echo_pattern(truth: &GroundTruth) -> Option<&str> {
+    let mut patterns = truth
+        .lesions
+        .iter()
+        .map(|l| l.attributes.get(ECHO_PATTERN).map(String::as_str));
+    let first = patterns.next()?;
+    if patterns.all(|p| p == first) {
+        first
+    } else {
+        Some(MIXED_ECHO)
+    }
+}
+
+/// The findings a clinician sees on a frame, each counted once: every
+/// detection box, and every segment that no detection box matches at an
+/// IoU of 0.5 or more (a lesion usually shows as a contour and a box). On a
+/// lesion-free frame, each is a false positive.
+pub fn lesion_free_findings(findings: &FrameFindings) -> u32 {
+    let boxes = findings.detections().count();
+    let lone_segments = findings
+        .segments()
+        .filter(|s| {
+            !findings
+                .detections()
+                .any(|d| iou(&s.bbox, &d.bbox) >= MATCH_IOU)
+        })
+        .count();
+    (boxes + lone_segments) as u32
+}
+
 /// How one frame scored.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FrameScore {
@@ -75,6 +124,9 @@ pub struct FrameScore {
     pub lesion_free: bool,
     /// ... and something was found anyway.
     pub false_alarm: bool,
+    /// ... and this many findings ([`lesion_free_findings`]); 0 on a frame
+    /// with a lesion, whose extra boxes count in `false_positives`.
+    pub false_positive_findings: u32,
     pub true_positives: u32,
     pub false_positives: u32,
     pub false_negatives: u32,
@@ -92,6 +144,11 @@ impl FrameScore {
             iou: overlap.map(|o| o.1),
             lesion_free,
             false_alarm: lesion_free && !findings.findings.is_empty(),
+            false_positive_findings: if lesion_free {
+                lesion_free_findings(findings)
+            } else {
+                0
+            },
             ..Self::default()
         };
         let mut matched = [false; 64];
@@ -146,6 +203,14 @@ const BIN_MM: f64 = 0.01;
 const BINS: usize = 2001;
 
 impl ErrorHistogram {
+    /// With its bins allocated up front, so that adding never allocates.
+    pub fn preallocated() -> Self {
+        Self {
+            counts: vec![0; BINS],
+            total: 0,
+        }
+    }
+
     pub fn add(&mut self, error_mm: f64) {
         if self.counts.is_empty() {
             self.counts.resize(BINS, 0);
@@ -183,8 +248,10 @@ pub struct Accuracy {
     dice_sum: f64,
     iou_sum: f64,
     dice_frames: u64,
+    dice_over_half: u64,
     lesion_free: u64,
     false_alarms: u64,
+    false_findings: u64,
     tp: u64,
     fp: u64,
     fn_: u64,
@@ -195,16 +262,35 @@ pub struct Accuracy {
     short_errors: ErrorHistogram,
 }
 
+/// Detection boxes matched (IoU >= 0.5) and not, over the frames scored.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct DetectionCounts {
+    /// Boxes matched to a lesion.
+    pub tp: u64,
+    /// Boxes matched to none (on any frame, lesion-free ones included).
+    pub fp: u64,
+    /// Lesions no box matched.
+    #[serde(rename = "fn")]
+    pub fn_: u64,
+}
+
 /// The report's `accuracy` section.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AccuracySummary {
     /// Frames scored (frames that carried ground truth).
     pub frames: u64,
+    /// Mean Dice of the segmentation, on frames with a lesion.
     pub dice_mean: Option<f64>,
     /// Mean IoU of the segmentation, on frames with a lesion.
     pub iou_mean: Option<f64>,
+    /// Frames with a lesion in view: the ones Dice and IoU are means over.
+    pub dice_frames: u64,
+    /// Of those, frames whose Dice is above 0.5 (the lesion was found
+    /// rather than grazed).
+    pub dice_gt_0_5: u64,
     pub detection_recall: Option<f64>,
     pub detection_precision: Option<f64>,
+    pub detection_counts: DetectionCounts,
     pub long_axis_mae_mm: Option<f64>,
     pub short_axis_mae_mm: Option<f64>,
     /// 95th percentiles of the caliper errors (to 0.01 mm).
@@ -216,18 +302,34 @@ pub struct AccuracySummary {
     /// something was found anyway (false positives per image).
     pub lesion_free_frames: u64,
     pub false_positive_frames: u64,
+    /// Findings on lesion-free frames ([`lesion_free_findings`]), and
+    /// the same per 100 lesion-free frames (None without one).
+    pub false_positive_findings: u64,
+    pub fp_per_100_empty_frames: Option<f64>,
 }
 
 impl Accuracy {
+    /// With its error histograms allocated up front, so that adding never
+    /// allocates (the self-check on the frame path).
+    pub fn preallocated() -> Self {
+        Self {
+            long_errors: ErrorHistogram::preallocated(),
+            short_errors: ErrorHistogram::preallocated(),
+            ..Self::default()
+        }
+    }
+
     pub fn add(&mut self, s: &FrameScore) {
         self.frames += 1;
         if let Some(d) = s.dice {
             self.dice_sum += d;
             self.iou_sum += s.iou.unwrap_or(0.0);
             self.dice_frames += 1;
+            self.dice_over_half += u64::from(d > 0.5);
         }
         self.lesion_free += u64::from(s.lesion_free);
         self.false_alarms += u64::from(s.false_alarm);
+        self.false_findings += u64::from(s.false_positive_findings);
         self.tp += u64::from(s.true_positives);
         self.fp += u64::from(s.false_positives);
         self.fn_ += u64::from(s.false_negatives);
@@ -255,8 +357,15 @@ impl Accuracy {
             frames: self.frames,
             dice_mean: self.dice_mean(),
             iou_mean: (self.dice_frames > 0).then(|| self.iou_sum / self.dice_frames as f64),
+            dice_frames: self.dice_frames,
+            dice_gt_0_5: self.dice_over_half,
             detection_recall: ratio(self.tp, self.tp + self.fn_),
             detection_precision: ratio(self.tp, self.tp + self.fp),
+            detection_counts: DetectionCounts {
+                tp: self.tp,
+                fp: self.fp,
+                fn_: self.fn_,
+            },
             long_axis_mae_mm: self.long_axis_mae_mm(),
             short_axis_mae_mm: (self.measured > 0).then(|| self.short_sum / self.measured as f64),
             long_axis_p95_mm: self.long_errors.quantile(0.95),
@@ -264,19 +373,37 @@ impl Accuracy {
             measured: self.measured,
             lesion_free_frames: self.lesion_free,
             false_positive_frames: self.false_alarms,
+            false_positive_findings: self.false_findings,
+            fp_per_100_empty_frames: ratio(100 * self.false_findings, self.lesion_free),
         }
     }
 }
 
-/// Scores added up per class (the class each frame is scored under, see
-/// [`frame_class`]). A class's slot is made the first time it is seen;
-/// after that, adding allocates nothing.
+/// Scores added up per group of frames: per class (the class each frame is
+/// scored under, see [`frame_class`]) or per echo pattern (see
+/// [`frame_echo_pattern`]). The groups named up front
+/// ([`GroupedAccuracy::with_groups`]: the model's labels, its echo
+/// patterns) are ready before the first frame, so adding to them never
+/// allocates; any other group's slot is made the first time it is seen.
+/// Groups without a frame are left out of the summaries.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ClassAccuracy {
+pub struct GroupedAccuracy {
     classes: Vec<(String, Accuracy)>,
 }
 
-impl ClassAccuracy {
+impl GroupedAccuracy {
+    /// With a preallocated slot for each of `names`.
+    pub fn with_groups<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        let mut grouped = Self::default();
+        for name in names {
+            let name = name.into();
+            if !grouped.classes.iter().any(|(c, _)| *c == name) {
+                grouped.classes.push((name, Accuracy::preallocated()));
+            }
+        }
+        grouped
+    }
+
     pub fn add(&mut self, class: &str, s: &FrameScore) {
         let at = match self.classes.iter().position(|(c, _)| c == class) {
             Some(at) => at,
@@ -288,10 +415,11 @@ impl ClassAccuracy {
         self.classes[at].1.add(s);
     }
 
-    /// Each class's summary, by name.
+    /// Each group's summary, by name (groups that scored a frame).
     pub fn summaries(&self) -> std::collections::BTreeMap<String, AccuracySummary> {
         self.classes
             .iter()
+            .filter(|(_, a)| a.frames > 0)
             .map(|(c, a)| (c.clone(), a.summary()))
             .collect()
     }
@@ -300,6 +428,10 @@ impl ClassAccuracy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sonoflow_core::annotations::{FindingKind, FrameFinding};
+    use sonoflow_core::findings::{
+        Caliper, ImageRegion, LabelMap, LesionTruth, PixelSpacing, Point,
+    };
 
     #[test]
     fn iou_of_identical_disjoint_and_half_overlapping_boxes() {
@@ -351,32 +483,181 @@ mod tests {
             false_positives: 1,
             lesion_free: true,
             false_alarm: true,
+            false_positive_findings: 2,
             ..FrameScore::default()
         };
-        let mut by_class = ClassAccuracy::default();
+        let grazed = FrameScore {
+            dice: Some(0.4),
+            iou: Some(0.25),
+            false_negatives: 1,
+            ..FrameScore::default()
+        };
+        let mut by_class = GroupedAccuracy::default();
         for (class, score) in [
             ("mass", &lesion),
             ("cyst", &missed),
             (NO_LESION, &false_alarm),
+            ("mass", &grazed),
         ] {
             acc.add(score);
             by_class.add(class, score);
         }
         let s = acc.summary();
-        assert_eq!((s.frames, s.measured), (3, 1));
-        assert_eq!(s.dice_mean, Some(0.8));
-        assert!((s.iou_mean.expect("iou") - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!((s.frames, s.measured), (4, 1));
+        assert!((s.dice_mean.expect("dice") - 0.6).abs() < 1e-12);
+        assert!((s.iou_mean.expect("iou") - (0.8 / 1.2 + 0.25) / 2.0).abs() < 1e-12);
+        assert_eq!((s.dice_frames, s.dice_gt_0_5), (2, 1));
         assert_eq!((s.lesion_free_frames, s.false_positive_frames), (1, 1));
+        assert_eq!(s.false_positive_findings, 2);
+        assert_eq!(s.fp_per_100_empty_frames, Some(200.0));
         let classes = by_class.summaries();
         assert_eq!(classes.len(), 3);
-        assert_eq!(classes["mass"].detection_recall, Some(1.0));
+        assert_eq!(classes["mass"].detection_recall, Some(0.5));
+        assert_eq!(classes["mass"].dice_gt_0_5, 1);
         assert_eq!(classes["cyst"].detection_recall, Some(0.0));
+        assert_eq!(classes["cyst"].fp_per_100_empty_frames, None);
         assert_eq!(classes[NO_LESION].false_positive_frames, 1);
         assert_eq!(classes[NO_LESION].dice_mean, None);
-        assert_eq!(s.detection_recall, Some(0.5));
+        assert_eq!(
+            s.detection_counts,
+            DetectionCounts {
+                tp: 1,
+                fp: 2,
+                fn_: 2
+            }
+        );
+        assert_eq!(s.detection_recall, Some(1.0 / 3.0));
         assert_eq!(s.detection_precision, Some(1.0 / 3.0));
         assert_eq!(s.long_axis_mae_mm, Some(0.2));
         assert_eq!(s.long_axis_p95_mm, Some(0.2));
+    }
+
+    fn bbox(x0: f32, y0: f32, x1: f32, y1: f32) -> BoundingBox {
+        BoundingBox { x0, y0, x1, y1 }
+    }
+
+    fn lesion(echo: Option<&str>) -> LesionTruth {
+        let caliper = Caliper {
+            a: Point::default(),
+            b: Point::default(),
+            length_mm: f64::NAN,
+        };
+        LesionTruth {
+            id: 0,
+            label: label::LESION_BASE,
+            class: "mass".to_owned(),
+            attributes: echo
+                .map(|e| (ECHO_PATTERN.to_owned(), e.to_owned()))
+                .into_iter()
+                .collect(),
+            assessment: "probably_benign".to_owned(),
+            bbox: bbox(0.0, 0.0, 4.0, 4.0),
+            area_px: 16,
+            long_axis: caliper,
+            short_axis: caliper,
+        }
+    }
+
+    fn truth(lesions: Vec<LesionTruth>) -> GroundTruth {
+        GroundTruth {
+            frame_index: 0,
+            pixel_spacing: PixelSpacing::isotropic(0.1),
+            region: ImageRegion::Rect {
+                x0: 0,
+                y0: 0,
+                x1: 8,
+                y1: 8,
+            },
+            lesions,
+            labels: LabelMap {
+                width: 8,
+                height: 8,
+                data: vec![label::BACKGROUND; 64],
+            },
+        }
+    }
+
+    #[test]
+    fn a_frame_is_grouped_under_the_echo_pattern_its_lesions_share() {
+        assert_eq!(frame_echo_pattern(&truth(vec![])), None);
+        assert_eq!(frame_echo_pattern(&truth(vec![lesion(None)])), None);
+        let hypo = || lesion(Some("hypoechoic"));
+        assert_eq!(
+            frame_echo_pattern(&truth(vec![hypo(), hypo()])),
+            Some("hypoechoic")
+        );
+        assert_eq!(
+            frame_echo_pattern(&truth(vec![hypo(), lesion(Some("anechoic"))])),
+            Some(MIXED_ECHO)
+        );
+        assert_eq!(
+            frame_echo_pattern(&truth(vec![lesion(None), hypo()])),
+            Some(MIXED_ECHO)
+        );
+    }
+
+    fn found(kind: FindingKind, b: BoundingBox) -> FrameFinding {
+        FrameFinding {
+            track: 0,
+            kind,
+            bbox: b,
+            area_px: 16,
+            confidence: 0.9,
+            contour: (0, 0),
+            long_axis: None,
+            short_axis: None,
+            ellipse: None,
+        }
+    }
+
+    #[test]
+    fn findings_on_a_lesion_free_frame_count_a_contour_and_its_box_once() {
+        let mask = FrameMask::default();
+        let mut findings = FrameFindings::with_capacity(4, 0);
+        let clear = truth(vec![]);
+        let score = FrameScore::of(&mask, &findings, &clear);
+        assert!(score.lesion_free && !score.false_alarm);
+        assert_eq!(score.false_positive_findings, 0);
+        // One lesion-like blob shown as a contour and its box, one box
+        // elsewhere, one contour elsewhere: three findings.
+        findings.findings.extend([
+            found(FindingKind::Segment, bbox(0.0, 0.0, 4.0, 4.0)),
+            found(FindingKind::Segment, bbox(0.0, 5.0, 2.0, 8.0)),
+            found(FindingKind::Detection, bbox(0.0, 0.0, 4.0, 4.2)),
+            found(FindingKind::Detection, bbox(5.0, 5.0, 8.0, 8.0)),
+        ]);
+        assert_eq!(lesion_free_findings(&findings), 3);
+        let score = FrameScore::of(&mask, &findings, &clear);
+        assert!(score.false_alarm);
+        assert_eq!(score.false_positive_findings, 3);
+        assert_eq!(score.false_positives, 2, "unmatched boxes, as before");
+        // With a lesion in view, extra boxes are detection false positives only.
+        let score = FrameScore::of(&mask, &findings, &truth(vec![lesion(None)]));
+        assert_eq!(score.false_positive_findings, 0);
+        assert_eq!((score.true_positives, score.false_positives), (1, 1));
+    }
+
+    #[test]
+    fn named_groups_are_ready_up_front_and_summarised_once_scored() {
+        let mut groups = GroupedAccuracy::with_groups(["anechoic", "hypoechoic", "anechoic"]);
+        assert!(groups.summaries().is_empty(), "no frame scored yet");
+        let hit = FrameScore {
+            dice: Some(0.9),
+            caliper_errors: Some((0.1, 0.1)),
+            ..FrameScore::default()
+        };
+        groups.add("hypoechoic", &hit);
+        groups.add(MIXED_ECHO, &hit);
+        let summaries = groups.summaries();
+        assert_eq!(
+            summaries.keys().collect::<Vec<_>>(),
+            ["hypoechoic", MIXED_ECHO]
+        );
+        assert_eq!(summaries["hypoechoic"].long_axis_p95_mm, Some(0.1));
+        assert_eq!(
+            Accuracy::preallocated().summary(),
+            Accuracy::default().summary()
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! - [`keypoints`]: heatmaps to sub-pixel points, for models with a keypoint output;
 //! - [`tracking`]: track ids across frames and caliper smoothing;
 //! - [`accuracy`]: the self-check of findings against phantom ground truth
-//!   (Dice, detection precision/recall at IoU 0.5, caliper errors);
+//!   (Dice, detection precision/recall at IoU 0.5, caliper errors, false
+//!   positives on lesion-free frames; per class and per echo pattern);
 //! - [`config`]: `[perception]` of a pipeline definition, validated into
 //!   [`PerceptionOptions`].
 //!
@@ -37,7 +38,10 @@ use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measu
 use sonoflow_core::findings::{Caliper, PixelSpacing, Point};
 use sonoflow_core::{Calibration, ModelOutputs};
 
-pub use accuracy::{frame_class, Accuracy, AccuracySummary, ClassAccuracy, FrameScore, NO_LESION};
+pub use accuracy::{
+    frame_class, frame_echo_pattern, Accuracy, AccuracySummary, DetectionCounts, FrameScore,
+    GroupedAccuracy, ECHO_PATTERN, MIXED_ECHO, NO_LESION,
+};
 pub use components::{Component, Components};
 pub use config::PerceptionConfig;
 pub use mask::FrameMask;

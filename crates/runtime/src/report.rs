@@ -70,6 +70,11 @@ pub struct RunReport {
     /// The self-check per class (the largest lesion's, or "no_lesion").
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub accuracy_by_class: BTreeMap<String, sonoflow_perception::AccuracySummary>,
+    /// The self-check per echo pattern of the frame's lesions (the one they
+    /// share, or "mixed"), when the truth records it (a phantom export, the
+    /// phantom source); lesion-free frames are under `accuracy_by_class`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub accuracy_by_echo_pattern: BTreeMap<String, sonoflow_perception::AccuracySummary>,
     /// The overlay, when it is on.
     pub overlay: Option<OverlayReport>,
     /// The reasoning head, when it runs.
@@ -238,6 +243,7 @@ pub(crate) struct ReportExtras {
     pub inference: Option<InferenceReport>,
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
     pub accuracy_by_class: BTreeMap<String, sonoflow_perception::AccuracySummary>,
+    pub accuracy_by_echo_pattern: BTreeMap<String, sonoflow_perception::AccuracySummary>,
     pub overlay: Option<OverlayReport>,
     pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
     pub load: Option<LoadReport>,
@@ -287,6 +293,7 @@ impl RunReport {
             inference: extras.inference,
             accuracy: extras.accuracy,
             accuracy_by_class: extras.accuracy_by_class,
+            accuracy_by_echo_pattern: extras.accuracy_by_echo_pattern,
             overlay: extras.overlay,
             reasoning: extras.reasoning,
             load: extras.load,

@@ -282,6 +282,10 @@ pub fn run(
                 .as_deref()
                 .map(InferenceStats::accuracy_by_class)
                 .unwrap_or_default(),
+            accuracy_by_echo_pattern: inference
+                .as_deref()
+                .map(InferenceStats::accuracy_by_echo_pattern)
+                .unwrap_or_default(),
             overlay: overlay_stats.as_deref().map(OverlayReport::from_stats),
             reasoning: reasoning.as_deref().map(|r| r.report(duration)),
             load: load

@@ -26,7 +26,10 @@ use sonoflow_inference::{default_dylib, FrameModel, InferenceError, KernelSlot, 
 use sonoflow_model::{
     Dim, ModelDir, ModelError, TaskKind, DECODER, EMBED_TOKENS, KERNEL_PROJECTOR,
 };
-use sonoflow_perception::{frame_class, FrameScore, Perception, PerceptionOptions, TaskRows};
+use sonoflow_perception::{
+    frame_class, frame_echo_pattern, FrameScore, Perception, PerceptionOptions, TaskRows,
+    ECHO_PATTERN,
+};
 use sonoflow_pipeline::{LoadLevel, LoadStep};
 use sonoflow_reasoning::{HeadHandle, KeyframeOptions};
 use tracing::{info, warn};
@@ -34,7 +37,7 @@ use tracing::{info, warn};
 use crate::error::RunError;
 use crate::model_config::ModelSpec;
 use keyframing::Keyframing;
-use self_check::SelfCheck;
+use self_check::{GroupBoards, SelfCheck};
 pub use stats::InferenceStats;
 
 /// Why the frame analysis could not be built: the model directory did not
@@ -163,7 +166,14 @@ impl FrameAnalysis {
             stats: Arc::clone(&stats),
             clock,
             perception,
-            self_check: SelfCheck::new(),
+            self_check: SelfCheck::new(
+                &model_dir.manifest.labels,
+                model_dir
+                    .manifest
+                    .attributes
+                    .get(ECHO_PATTERN)
+                    .map_or(&[][..], Vec::as_slice),
+            ),
             findings,
             epoch: 0,
             keyframing: None,
@@ -281,9 +291,12 @@ impl FrameAnalysis {
             );
             if let Some(truth) = &frame.truth {
                 let score = FrameScore::of(perception.segmentation(), &found, truth);
-                let class = frame_class(truth);
-                self.self_check
-                    .add(&score, class, &self.stats.published_accuracy);
+                self.self_check.add(
+                    &score,
+                    frame_class(truth),
+                    frame_echo_pattern(truth),
+                    &self.stats.published_accuracy,
+                );
             }
             frame.findings = Some(found);
             self.stats
@@ -308,7 +321,10 @@ impl Drop for FrameAnalysis {
     fn drop(&mut self) {
         self.self_check.finish(
             &self.stats.published_accuracy,
-            &self.stats.published_classes,
+            GroupBoards {
+                classes: &self.stats.published_classes,
+                echo_patterns: &self.stats.published_echo_patterns,
+            },
         );
     }
 }

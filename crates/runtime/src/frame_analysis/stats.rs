@@ -44,6 +44,8 @@ pub struct InferenceStats {
     pub(super) published_accuracy: ArcSwap<AccuracySummary>,
     /// The self-check per class, published once, when the AI thread ends.
     pub(super) published_classes: ArcSwap<BTreeMap<String, AccuracySummary>>,
+    /// The self-check per echo pattern, published with the classes.
+    pub(super) published_echo_patterns: ArcSwap<BTreeMap<String, AccuracySummary>>,
 }
 
 impl InferenceStats {
@@ -71,6 +73,7 @@ impl InferenceStats {
             skipped_under_load: AtomicU64::new(0),
             published_accuracy: ArcSwap::from_pointee(Accuracy::default().summary()),
             published_classes: ArcSwap::from_pointee(BTreeMap::new()),
+            published_echo_patterns: ArcSwap::from_pointee(BTreeMap::new()),
         }
     }
 
@@ -100,5 +103,14 @@ impl InferenceStats {
     /// "no_lesion"), complete once the AI thread has ended; empty before.
     pub fn accuracy_by_class(&self) -> BTreeMap<String, AccuracySummary> {
         BTreeMap::clone(&self.published_classes.load())
+    }
+
+    /// The self-check per echo pattern of the frame's lesions (see
+    /// `sonoflow_perception::frame_echo_pattern`; frames whose lesions carry
+    /// no echo pattern, and lesion-free frames, are not in it), complete
+    /// once the AI thread has ended; empty before, and for datasets whose
+    /// truth has no lesion attributes.
+    pub fn accuracy_by_echo_pattern(&self) -> BTreeMap<String, AccuracySummary> {
+        BTreeMap::clone(&self.published_echo_patterns.load())
     }
 }

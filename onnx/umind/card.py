@@ -450,6 +450,8 @@ def accuracy_section(f):
          "`sonoflow eval`" if from_rust else "evaluate.py in Python", f"≥ {AIMS['dice']:.2f}"],
         ["lesion segmentation Dice, reasoned kernels (the report's `[SEG]`)", num(m.get("dice_reasoned"), 4),
          "evaluate.py (the language model)", ""],
+        ["where selection matters: Dice against the prompted class on frames holding a cyst and a mass, default kernels → `[SEG] cyst` / `[SEG] mass` kernels",
+         selection_text(m.get("selection")), "evaluate.py (the language model)", "a gain > 0"],
         ["frames with Dice > 0.5", out_of(m.get("dice_gt_0_5"), m.get("dice_frames")), measured_by if "dice_gt_0_5" in m else MISSING, ""],
         ["detection precision / recall at IoU 0.5 (`[DET]` components)",
          f"**{num(m.get('detection_precision'))} / {num(m.get('detection_recall'))}** ({counts.get('tp', MISSING)} hits, "
@@ -543,6 +545,13 @@ def echo_section(f):
                  f"{MISSING} where a figure does not apply (no lesion, or no lesion-free frame):") + "\n\n"
             + table(["lesions", "frames", "Dice", "Dice > 0.5", "long-axis MAE", "short-axis MAE", "det P", "det R",
                      "false positives per 100 lesion-free frames", "reasoned Dice", "echo pattern in the report"], rows))
+
+
+def selection_text(sel):
+    if not sel or not sel.get("frames"):
+        return MISSING
+    return (f"{num(sel.get('dice_default'))} → **{num(sel.get('dice_prompted'))}** "
+            f"(gain {sel.get('gain', 0):+.3f}, {sel['frames']} frames, both prompts)")
 
 
 def stress_section(f):

@@ -39,6 +39,7 @@ from tokenizers import Tokenizer
 
 from . import data, provenance, report
 from .export import HEAD_DIM, past_names
+from .finetune import CLASS_PROMPTS
 from .model import HEADS
 
 MAX_NEW_TOKENS = 64
@@ -69,10 +70,12 @@ class Model:
     def decode(self, features, kernels):
         return self.mask_decoder.run(None, {"image_features": features, "kernels": kernels.astype(np.float32)})
 
-    def generate(self, image_embeds):
-        """Greedy report generation with the KV cache. Returns the text and the
-        hidden states of the task tokens ([tasks, d] or None if not all were written)."""
-        prompt = self.embed.run(None, {"input_ids": np.array([[self.tokenizer.token_to_id(report.PROMPT)]])})[0]
+    def generate(self, image_embeds, prompt_text=report.PROMPT):
+        """Greedy generation with the KV cache after `prompt_text` (the report
+        for [DIAG]). Returns the text and the hidden states of the task tokens
+        ([tasks, d] or None if not all were written)."""
+        prompt_ids = np.array([self.tokenizer.encode(prompt_text).ids], np.int64)
+        prompt = self.embed.run(None, {"input_ids": prompt_ids})[0]
         embeds = np.concatenate([image_embeds, prompt], 1)
         past = {n: np.zeros((1, HEADS, 0, HEAD_DIM), np.float32) for n in past_names()}
         total, ids, task_hidden = 0, [], {}
@@ -182,7 +185,7 @@ def language_model_figures(model, chosen):
     Dice, report attributes, untraceable numbers, timings; and the Python
     mirror's default-kernel Dice for the parity check."""
     stats = {k: [] for k in ("dice_default", "dice_reasoned", "encoder_ms", "decoder_ms", "report_ms")}
-    groups = {}
+    groups, selection = {}, {}
     attr_hits, attr_total, untraceable, reports, malformed = {}, {}, 0, 0, 0
     for k, (export_dir, rec) in enumerate(chosen):
         if k % 50 == 0:
@@ -209,6 +212,16 @@ def language_model_figures(model, chosen):
             reasoned_logits, _ = model.decode(features, model.reasoned_kernels(task_hidden))
         group = groups.setdefault(echo_group(rec["lesions"]), {"dice_reasoned": [], "hits": {}, "total": {}})
         truth = labels >= 10
+        classes = {l["class"] for l in rec["lesions"]}
+        if {"cyst", "mass"} <= classes:
+            # Where selection matters: the prompt picks one class of two in view.
+            for cls in ("cyst", "mass"):
+                target = np.isin(labels, [l["label"] for l in rec["lesions"] if l["class"] == cls])
+                _, hidden = model.generate(image_embeds, CLASS_PROMPTS[cls])
+                prompted = default_logits if hidden is None else model.decode(features, model.reasoned_kernels(hidden))[0]
+                selection.setdefault(cls, {"default": [], "prompted": []})
+                selection[cls]["default"].append(dice(frame_logits(default_logits[0, 0], plan, w, h) > 0, target))
+                selection[cls]["prompted"].append(dice(frame_logits(prompted[0, 0], plan, w, h) > 0, target))
         if truth.any():
             stats["dice_default"].append(dice(frame_logits(default_logits[0, 0], plan, w, h) > 0, truth))
             stats["dice_reasoned"].append(dice(frame_logits(reasoned_logits[0, 0], plan, w, h) > 0, truth))
@@ -241,6 +254,25 @@ def language_model_figures(model, chosen):
             for g, v in groups.items()
             if g is not None
         },
+        "selection": selection_figures(selection),
+    }
+
+
+def selection_figures(selection):
+    """Dice against the prompted class's mask on frames holding a cyst and a
+    mass: the default kernels (every lesion) against the kernels of
+    `[SEG] cyst` / `[SEG] mass`."""
+    default = [d for v in selection.values() for d in v["default"]]
+    prompted = [d for v in selection.values() for d in v["prompted"]]
+    if not default:
+        return {"frames": 0}
+    return {
+        "frames": len(selection.get("cyst", {"default": []})["default"]),
+        "dice_default": float(np.mean(default)),
+        "dice_prompted": float(np.mean(prompted)),
+        "gain": float(np.mean(prompted) - np.mean(default)),
+        "by_prompt": {cls: {"dice_default": float(np.mean(v["default"])), "dice_prompted": float(np.mean(v["prompted"]))}
+                      for cls, v in selection.items()},
     }
 
 
@@ -291,6 +323,7 @@ def combine(rust, lm, binary, export_dirs, every, limit, command):
         "encoder_ms": lm["encoder_ms"],
         "decoder_ms": lm["decoder_ms"],
         "report_ms": lm["report_ms"],
+        "selection": lm["selection"],
         "by_class": rust["by_class"],
         "by_echo_pattern": by_echo,
         "pipeline": {

@@ -19,6 +19,8 @@ rules=(
   "sonoflow-calibrate gstreamer ort tokio"
   "sonoflow-overlay gstreamer ort tokio sonoflow-inference"
   "sonoflow-reasoning gstreamer gstreamer-app"
+  "sonoflow-protocol gstreamer ort tokio"
+  "sonoflow-server gstreamer ort sonoflow-inference sonoflow-reasoning sonoflow-pipeline"
 )
 status=0
 for rule in "${rules[@]}"; do

@@ -61,9 +61,10 @@ fn count_near(rgb: &[u8], colour: [u8; 3], tolerance: u8) -> usize {
         .count()
 }
 
-/// `--findings-jsonl`: one line per frame out, in order, each with the
-/// phantom's calibration and (the model waits up to 5 s, so never behind)
-/// the frame's own findings, the lesion measured in mm with its ±.
+/// `--findings-jsonl`: one line per frame out, in order, each its
+/// sonoflow.v1.FrameResult in canonical JSON, with the phantom's calibration
+/// and (the model waits up to 5 s, so never behind) the frame's own
+/// findings, the lesion measured in mm with its ±.
 fn assert_findings_log(path: &Path, r: &serde_json::Value) {
     let text = std::fs::read_to_string(path).expect("findings log");
     let lines: Vec<serde_json::Value> = text
@@ -78,25 +79,30 @@ fn assert_findings_log(path: &Path, r: &serde_json::Value) {
     );
     assert_eq!(u64_at(r, "/findings_log/dropped_lines"), 0, "{r:#}");
     for (i, line) in lines.iter().enumerate() {
-        assert_eq!(u64_at(line, "/frame"), i as u64, "{line}");
-        assert_eq!(u64_at(line, "/findings_frame"), i as u64, "{line}");
-        assert_eq!(str_at(line, "/ai"), "valid");
-        assert_eq!(str_at(line, "/calibration/source"), "phantom");
-        let spacing = f64_at(line, "/calibration/regions/0/spacing/x_mm");
+        assert_eq!(pb_u64_at(line, "/frameId"), i as u64, "{line}");
+        assert_eq!(pb_u64_at(line, "/findingsFrameId"), i as u64, "{line}");
+        assert!(line.get("findingsFrameId").is_some(), "{line}");
+        assert_eq!(str_at(line, "/ai"), "AI_VERDICT_VALID");
+        assert_eq!(
+            str_at(line, "/calibration/source"),
+            "CALIBRATION_SOURCE_PHANTOM"
+        );
+        let spacing = f64_at(line, "/calibration/regions/0/spacing/xMm");
         let lesion = line["findings"]
             .as_array()
-            .and_then(|f| f.iter().find(|f| f["kind"] == "segment"))
+            .and_then(|f| f.iter().find(|f| f["kind"] == "FINDING_KIND_SEGMENT"))
             .unwrap_or_else(|| panic!("the lesion is found: {line}"));
-        assert_eq!(str_at(lesion, "/class"), "lesion");
-        assert!(lesion["contour"].as_array().is_some_and(|c| c.len() >= 4));
-        let mm = f64_at(lesion, "/long_axis/mm");
-        let (a, b) = (&lesion["long_axis"]["a"], &lesion["long_axis"]["b"]);
-        let px = (f64_at(a, "/0") - f64_at(b, "/0")).hypot(f64_at(a, "/1") - f64_at(b, "/1"));
+        assert_eq!(str_at(lesion, "/label"), "lesion");
+        // x0, y0, x1, y1, ...: at least four points.
+        assert!(lesion["contour"].as_array().is_some_and(|c| c.len() >= 8));
+        let mm = f64_at(lesion, "/longAxis/lengthMm");
+        let (a, b) = (&lesion["longAxis"]["a"], &lesion["longAxis"]["b"]);
+        let px = (f64_at(a, "/x") - f64_at(b, "/x")).hypot(f64_at(a, "/y") - f64_at(b, "/y"));
         assert!(
             (mm - px * spacing).abs() < 1e-3 * mm.max(1.0),
             "the caliper's mm is its pixels at the line's spacing: {lesion}"
         );
-        assert!(f64_at(lesion, "/long_axis/plus_minus_mm") > 0.0);
+        assert!(f64_at(lesion, "/longAxis/plusMinusMm") > 0.0);
     }
 }
 

@@ -141,6 +141,18 @@ pub fn u64_at(v: &serde_json::Value, pointer: &str) -> u64 {
         .unwrap_or_else(|| panic!("no integer at {pointer} in {v:#}"))
 }
 
+/// A 64-bit integer of protobuf's canonical JSON (a string; absent: 0, the default).
+pub fn pb_u64_at(v: &serde_json::Value, pointer: &str) -> u64 {
+    match v.pointer(pointer) {
+        None => 0,
+        Some(x) => x
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| x.as_u64())
+            .unwrap_or_else(|| panic!("no 64-bit integer at {pointer} in {v:#}")),
+    }
+}
+
 pub fn f64_at(v: &serde_json::Value, pointer: &str) -> f64 {
     v.pointer(pointer)
         .and_then(|x| x.as_f64())

@@ -151,11 +151,18 @@ struct RunArgs {
     /// Write the run report (JSON) here at the end.
     #[arg(long, value_name = "PATH")]
     stats_json: Option<PathBuf>,
-    /// Write one JSON line per frame that leaves the pipeline here: frame
-    /// id, timestamps, calibration, findings (class, score, box, contour,
-    /// calipers in mm with ±).
+    /// Write one JSON line per frame that leaves the pipeline here: its
+    /// sonoflow.v1.FrameResult in protobuf's canonical JSON (frame id,
+    /// timestamps, calibration, findings with label, score, box, contour,
+    /// calipers in mm with ±; see docs/protocol.md).
     #[arg(long, value_name = "PATH")]
     findings_jsonl: Option<PathBuf>,
+    /// Serve the results stream on ADDR (host:port; port 0 picks one):
+    /// WebSocket at /ws, newline-delimited JSON at /stream.ndjson, /session.
+    /// The definition's other [server] keys still apply. An address other
+    /// than loopback needs a token: [server] token, or SONOFLOW_SERVER_TOKEN.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<String>,
     /// No live status line.
     #[arg(long)]
     quiet: bool,
@@ -290,6 +297,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
             Duration::from_secs(2)
         },
         findings_jsonl: args.findings_jsonl.clone(),
+        serve: serve_options(args.serve.as_deref(), def.server.as_ref())?,
     };
     let mut line = status_line::StatusLine::new(interactive, args.quiet);
     let stage =
@@ -305,6 +313,31 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         Some(_) => ExitCode::from(1),
         None => ExitCode::SUCCESS,
     })
+}
+
+/// `--serve ADDR`: the definition's `[server]` (or the defaults) at ADDR,
+/// with the token from SONOFLOW_SERVER_TOKEN when the environment sets one.
+fn serve_options(
+    address: Option<&str>,
+    configured: Option<&sonoflow_runtime::ServerOptions>,
+) -> Result<Option<sonoflow_runtime::ServerOptions>> {
+    let Some(address) = address else {
+        return Ok(None);
+    };
+    let mut options = configured.cloned().unwrap_or_default();
+    options.address = address.parse().with_context(|| {
+        format!("--serve {address:?}: write an IP address and port, e.g. 127.0.0.1:8700")
+    })?;
+    if let Some(token) = std::env::var("SONOFLOW_SERVER_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        options.token = Some(sonoflow_runtime::ServerToken::new(token));
+    }
+    options
+        .check_token("server.token (or SONOFLOW_SERVER_TOKEN with --serve)")
+        .with_context(|| format!("--serve {address}"))?;
+    Ok(Some(options))
 }
 
 fn export_command(args: ExportArgs) -> Result<ExitCode> {

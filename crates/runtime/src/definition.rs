@@ -17,6 +17,7 @@ use sonoflow_overlay::{OverlayConfig, OverlayOptions};
 use sonoflow_perception::{PerceptionConfig, PerceptionOptions};
 use sonoflow_pipeline::{DropPolicy, LadderOptions, LoadConfig};
 use sonoflow_reasoning::{HeadSpec, ReasoningConfig};
+use sonoflow_server::{ServerConfig, ServerOptions};
 
 use crate::device;
 use crate::error::DefinitionError;
@@ -59,6 +60,8 @@ pub struct DefinitionFile {
     /// The degradation ladder: what is shed when the frame path falls behind.
     #[serde(default)]
     pub load: LoadConfig,
+    /// The results server (off unless the section is present).
+    pub server: Option<ServerConfig>,
 }
 
 /// `[process]`.
@@ -134,6 +137,8 @@ pub struct PipelineDefinition {
     pub reasoning: Option<HeadSpec>,
     /// The degradation ladder, when it is on.
     pub load: Option<LadderOptions>,
+    /// The results server, when it is on.
+    pub server: Option<ServerOptions>,
 }
 
 impl PipelineDefinition {
@@ -311,6 +316,10 @@ impl DefinitionFile {
             reasoning: self.reasoning.or(reasoning).validate(findings)?,
             load,
             model,
+            server: match &self.server {
+                Some(s) => s.validate("server")?,
+                None => None,
+            },
         })
     }
 }

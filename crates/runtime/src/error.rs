@@ -42,6 +42,8 @@ pub enum RunError {
     Overlay(#[from] sonoflow_overlay::FontError),
     #[error(transparent)]
     Reasoning(#[from] sonoflow_reasoning::ReasoningError),
+    #[error("the results server could not start: {0}")]
+    Server(#[from] sonoflow_server::ServerError),
     #[error("cannot create the findings log {path}: {cause}. Fix: give --findings-jsonl a path in a writable directory")]
     FindingsLog { path: String, cause: String },
 }

@@ -18,7 +18,9 @@
 //!   what it records ([`InferenceStats`]);
 //! - `ai_lane`: [`ModelProcessor`], the model's thread beside the frame path;
 //! - `load_governor`: the output's sink, feeding the degradation ladder;
-//! - `findings_log`: `--findings-jsonl`, one line per frame, written off the frame path;
+//! - `frame_tap`: what results consumers need of each frame, copied off the frame path;
+//! - `findings_log`: `--findings-jsonl`, one `FrameResult` JSON line per frame, written off the frame path;
+//! - `result_stream`: the results server (`[server]`, `--serve`) and its publisher thread;
 //! - `process_stage`: [`ProcessStage`], the process stage a definition asks for;
 //! - `report`: [`RunReport`], the `--stats-json` document;
 //! - `run`: [`run`], the composition root that wires the stages.
@@ -29,10 +31,12 @@ pub mod device;
 mod error;
 mod findings_log;
 mod frame_analysis;
+mod frame_tap;
 mod load_governor;
 mod model_config;
 mod process_stage;
 mod report;
+mod result_stream;
 mod run;
 mod usage;
 
@@ -50,7 +54,9 @@ pub use report::{
     CpuReport, InferenceReport, LatencyMs, LoadReport, OverlayReport, Percentiles, RunReport,
     StageMs,
 };
+pub use result_stream::ServerRunReport;
 pub use run::{run, LiveStatus, RunOptions};
 pub use sonoflow_output::config::OutputConfig;
 pub use sonoflow_perception::PerceptionConfig;
 pub use sonoflow_pipeline::{LoadLevel, LoadStep, PassThrough, Processor, StageError, StopFlag};
+pub use sonoflow_server::{ServerConfig, ServerOptions, Token as ServerToken};

@@ -85,6 +85,9 @@ pub struct RunReport {
     /// `--findings-jsonl`: lines written and dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings_log: Option<FindingsLogReport>,
+    /// The results server: clients, their sent and dropped messages, bytes per frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<crate::result_stream::ServerRunReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -248,6 +251,7 @@ pub(crate) struct ReportExtras {
     pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
     pub load: Option<LoadReport>,
     pub findings_log: Option<FindingsLogReport>,
+    pub server: Option<crate::result_stream::ServerRunReport>,
     pub error: Option<String>,
 }
 
@@ -298,6 +302,7 @@ impl RunReport {
             reasoning: extras.reasoning,
             load: extras.load,
             findings_log: extras.findings_log,
+            server: extras.server,
             error: extras.error,
         }
     }

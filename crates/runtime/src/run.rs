@@ -16,18 +16,22 @@ use sonoflow_pipeline::{
     handoff, run_output_stage, run_process_stage, DropPolicy, FrameSink, Ladder, LoadLevel,
     MetricsSnapshot, PipelineMetrics, StopFlag,
 };
+use sonoflow_protocol::v1;
 use sonoflow_reasoning::ReasoningStats;
+use sonoflow_server::ServerOptions;
 use tracing::{error, info, info_span};
 
 use crate::definition::PipelineDefinition;
 use crate::error::RunError;
 use crate::findings_log::FindingsLog;
 use crate::frame_analysis::InferenceStats;
+use crate::frame_tap::TappedSink;
 use crate::load_governor::GovernedSink;
 use crate::process_stage::ProcessStage;
 use crate::report::{
     CpuReport, InferenceReport, LoadReport, OverlayReport, ReportExtras, RunReport,
 };
+use crate::result_stream::{model_words, ResultStream, StreamInputs};
 use crate::usage;
 
 /// Frames out before allocations per frame are counted (pools fill, caps settle).
@@ -44,6 +48,9 @@ pub struct RunOptions {
     pub status_every: Duration,
     /// Write one JSON line per frame that leaves (`--findings-jsonl`).
     pub findings_jsonl: Option<PathBuf>,
+    /// Serve the results stream with these options, whatever the
+    /// definition's `[server]` says (`--serve ADDR`).
+    pub serve: Option<ServerOptions>,
 }
 
 impl Default for RunOptions {
@@ -53,6 +60,7 @@ impl Default for RunOptions {
             stop: StopFlag::new(),
             status_every: Duration::from_millis(500),
             findings_jsonl: None,
+            serve: None,
         }
     }
 }
@@ -130,16 +138,26 @@ pub fn run(
     metrics.attach_inbound(Stage::Process, process_stats);
     metrics.attach_inbound(Stage::Output, output_stats);
 
-    let (findings_log, output): (Option<FindingsLog>, Box<dyn FrameSink>) =
-        match &options.findings_jsonl {
-            Some(path) => {
-                let block = def.output_queue.policy == DropPolicy::Block;
-                let (log, sink) =
-                    FindingsLog::wrap(path, &stage.finding_name, block, Box::new(output))?;
-                (Some(log), sink)
-            }
-            None => (None, Box::new(output)),
-        };
+    let mut taps = Vec::new();
+    let findings_log = match &options.findings_jsonl {
+        Some(path) => {
+            let block = def.output_queue.policy == DropPolicy::Block;
+            let (log, tap) = FindingsLog::start(path, &stage.finding_name, block)?;
+            taps.push(tap);
+            Some(log)
+        }
+        None => None,
+    };
+    let results = match options.serve.as_ref().or(def.server.as_ref()) {
+        Some(server) => {
+            let (stream, tap) =
+                ResultStream::start(server.clone(), stream_inputs(def, &stage, server, &metrics))?;
+            taps.push(tap);
+            Some(stream)
+        }
+        None => None,
+    };
+    let output = TappedSink::wrap(Box::new(output), taps);
     let output_thread = spawn("output", {
         let (metrics, clock, stop) = (
             Arc::clone(&metrics),
@@ -238,6 +256,7 @@ pub fn run(
     }
     // The output's sink is gone: the log's queue is closed, its writer ends.
     let findings_log = findings_log.map(FindingsLog::finish);
+    let server = results.map(ResultStream::finish);
     for err in &errors {
         error!("{err}");
     }
@@ -292,9 +311,70 @@ pub fn run(
                 .as_ref()
                 .map(|(options, level)| LoadReport::new(options, level)),
             findings_log,
+            server,
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         },
     ))
+}
+
+/// What the results stream needs: the session clients are told first, the
+/// board reports come from, and the head requests go to.
+fn stream_inputs(
+    def: &PipelineDefinition,
+    stage: &ProcessStage,
+    server: &ServerOptions,
+    metrics: &Arc<PipelineMetrics>,
+) -> StreamInputs {
+    let head = stage.reasoning.as_ref().map(|h| h.handle());
+    let model_dir = def.model.as_ref().map(|m| {
+        def.reasoning
+            .as_ref()
+            .and_then(|r| r.model.clone())
+            .filter(|_| head.is_some())
+            .unwrap_or_else(|| m.dir.clone())
+    });
+    let (prompts, codec) = match (&model_dir, &head) {
+        (Some(dir), Some(_)) => model_words(dir),
+        (Some(dir), None) => (model_words(dir).0, Err("no reasoning head runs".into())),
+        _ => (Vec::new(), Err("no model".into())),
+    };
+    let model = def.model.as_ref().map(|m| v1::ModelInfo {
+        dir: m.dir.display().to_string(),
+        finding_label: stage.finding_name.clone(),
+        providers: stage
+            .inference
+            .as_deref()
+            .map(|s| {
+                s.providers
+                    .iter()
+                    .map(|(graph, p)| format!("{graph}: {p}"))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        prompts,
+        reasoning: head.is_some(),
+    });
+    let (codec, why_no_codec) = match codec {
+        Ok(c) => (Some(c), None),
+        Err(e) => (None, Some(e)),
+    };
+    StreamInputs {
+        session: v1::SessionInfo {
+            protocol: sonoflow_protocol::PROTOCOL.into(),
+            sonoflow_version: env!("CARGO_PKG_VERSION").into(),
+            pipeline: def.name.clone(),
+            device: def.device.clone().unwrap_or_default(),
+            model,
+            masks: server.masks,
+            client_id: 0,
+        },
+        label: stage.finding_name.clone(),
+        board: Arc::clone(&stage.interpretations),
+        head,
+        codec,
+        why_no_codec,
+        metrics: Arc::clone(metrics),
+    }
 }
 
 fn spawn<T: Send + 'static>(

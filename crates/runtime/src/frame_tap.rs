@@ -1,0 +1,156 @@
+//! Taps on the output's sink: for each frame it takes, what a results
+//! consumer needs (ids, stamps, calibration, findings) is copied into a
+//! recycled [`Entry`] (no allocation once warm) and handed over a bounded
+//! channel to that consumer's own thread (the findings log's writer, the
+//! results stream's publisher). The frame path never serialises anything and
+//! never waits for a consumer unless told to (`block`, for file runs); a
+//! full channel drops the entry and counts it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
+use sonoflow_core::{
+    Calibration, Frame, FrameFindings, FrameId, Recycled, Recycler, Reusable, StageStamps,
+};
+use sonoflow_pipeline::{Delivery, FrameSink, StageError};
+use sonoflow_protocol::convert::FrameParts;
+
+/// What a consumer needs of one frame, copied off it.
+#[derive(Default)]
+pub(crate) struct Entry {
+    pub frame: FrameId,
+    pub stamps: StageStamps,
+    pub pts: Option<Duration>,
+    pub width: u32,
+    pub height: u32,
+    pub kernel_version: Option<u64>,
+    pub calibration: Option<Arc<Calibration>>,
+    /// Whether the frame carried findings (its own or late ones).
+    pub has_findings: bool,
+    pub findings: FrameFindings,
+}
+
+impl Reusable for Entry {
+    fn reset(&mut self) {
+        self.calibration = None;
+        self.kernel_version = None;
+        self.has_findings = false;
+        self.findings.reset();
+    }
+}
+
+impl Entry {
+    /// The entry as the protocol's conversion reads it.
+    pub fn parts(&self) -> FrameParts<'_> {
+        FrameParts {
+            frame: self.frame,
+            stamps: &self.stamps,
+            pts: self.pts,
+            width: self.width,
+            height: self.height,
+            calibration: self.calibration.as_deref(),
+            kernel_version: self.kernel_version,
+            findings: self.has_findings.then_some(&self.findings),
+        }
+    }
+}
+
+/// The frame path's end of one consumer.
+pub(crate) struct FrameTap {
+    /// None once the consumer stopped.
+    entries_out: Option<Sender<Recycled<Entry>>>,
+    entries: Recycler<Entry>,
+    block: bool,
+    dropped: Arc<AtomicU64>,
+}
+
+impl FrameTap {
+    /// A tap and its consumer's end; `depth` entries wait at most.
+    /// `dropped` counts entries a full channel refused.
+    pub fn new(
+        depth: usize,
+        block: bool,
+        dropped: Arc<AtomicU64>,
+    ) -> (Self, Receiver<Recycled<Entry>>) {
+        let (tx, rx) = bounded(depth);
+        let entries = Recycler::new(depth + 2);
+        entries.prefill(|| Entry {
+            findings: FrameFindings::preallocated(),
+            ..Entry::default()
+        });
+        let tap = Self {
+            entries_out: Some(tx),
+            entries,
+            block,
+            dropped,
+        };
+        (tap, rx)
+    }
+
+    fn offer(&mut self, frame: &Frame) {
+        let Some(out) = &self.entries_out else {
+            return;
+        };
+        let mut entry = self.entries.acquire();
+        entry.frame = frame.id;
+        entry.stamps = frame.stamps;
+        entry.pts = frame.source_pts;
+        entry.width = frame.format.width;
+        entry.height = frame.format.height;
+        entry.kernel_version = frame.outputs.as_ref().map(|o| o.kernel_version);
+        entry.calibration = frame.calibration.clone();
+        entry.has_findings = frame.findings.is_some();
+        if let Some(found) = frame.findings.as_deref() {
+            entry.findings.copy_from(found);
+        }
+        let sent = if self.block {
+            out.send(entry).is_ok()
+        } else {
+            match out.try_send(entry) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            }
+        };
+        if !sent {
+            // The consumer stopped (its error is in the report): stop copying.
+            self.entries_out = None;
+        }
+    }
+}
+
+/// The output's sink with its taps.
+pub(crate) struct TappedSink {
+    inner: Box<dyn FrameSink>,
+    taps: Vec<FrameTap>,
+}
+
+impl TappedSink {
+    pub fn wrap(inner: Box<dyn FrameSink>, taps: Vec<FrameTap>) -> Box<dyn FrameSink> {
+        if taps.is_empty() {
+            return inner;
+        }
+        Box::new(Self { inner, taps })
+    }
+}
+
+impl FrameSink for TappedSink {
+    fn push(&mut self, frame: &Frame) -> Result<Delivery, StageError> {
+        let delivery = self.inner.push(frame)?;
+        for tap in &mut self.taps {
+            tap.offer(frame);
+        }
+        Ok(delivery)
+    }
+
+    fn finish(&mut self) -> Result<(), StageError> {
+        // Closing the channels ends the consumers.
+        self.taps.clear();
+        self.inner.finish()
+    }
+}

@@ -23,6 +23,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   python3 python3-venv python3-pip
   protobuf-compiler
+  chromium chromium-driver  # tests/viewer.rs drives headless Chromium against the viewer
 )
 
 missing=()

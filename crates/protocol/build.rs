@@ -5,12 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-const FILES: [&str; 6] = [
+const FILES: [&str; 7] = [
     "geometry.proto",
     "frame.proto",
     "report.proto",
     "session.proto",
     "requests.proto",
+    "video.proto",
     "stream.proto",
 ];
 

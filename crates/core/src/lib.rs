@@ -28,6 +28,7 @@ mod frame;
 mod frame_id;
 mod interpretation;
 mod pool;
+pub mod priority;
 
 pub use annotations::FrameFindings;
 pub use calibration::{CalibratedRegion, Calibration, CalibrationSource};

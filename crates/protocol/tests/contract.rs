@@ -193,6 +193,20 @@ fn messages() -> Vec<v1::ServerMessage> {
         .collect()
 }
 
+/// Messages added to v1 after the frozen fixture (never in it: it holds
+/// what the first v1 wrote).
+fn added_since() -> Vec<v1::ServerMessage> {
+    vec![v1::ServerMessage {
+        kind: Some(Kind::Video(v1::VideoFrame {
+            frame_id: 42,
+            captured_ns: 1_400_000_123,
+            width: 640,
+            height: 480,
+            jpeg: vec![0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0xff, 0xd9],
+        })),
+    }]
+}
+
 fn requests() -> Vec<v1::Request> {
     use v1::request::Kind as R;
     vec![
@@ -215,7 +229,7 @@ fn requests() -> Vec<v1::Request> {
 
 #[test]
 fn every_message_round_trips_through_binary_and_json() {
-    for m in messages() {
+    for m in messages().into_iter().chain(added_since()) {
         let bytes = m.encode_to_vec();
         assert_eq!(
             v1::ServerMessage::decode(bytes.as_slice()).expect("binary"),
@@ -251,6 +265,10 @@ fn json_is_the_canonical_mapping() {
         "lowerCamelCase: {f}"
     );
     assert!(f.get("frame_id").is_none());
+    // Bytes as base64 (what a browser puts in a data: URL).
+    let video = serde_json::to_value(&added_since()[0]).expect("json");
+    assert_eq!(video["video"]["jpeg"], "/9j/4AAQ/9k=", "{video}");
+    assert_eq!(video["video"]["frameId"], "42");
     // Defaults are left out.
     let empty = serde_json::to_value(v1::FrameResult::default()).expect("json");
     assert_eq!(empty, serde_json::json!({}));
@@ -342,6 +360,10 @@ fn an_old_client_skips_the_fields_and_kinds_it_does_not_know() {
     // A kind it has never heard of: no error, just nothing it knows.
     let report_bytes = current[2].encode_to_vec();
     let old = old::ServerMessage::decode(report_bytes.as_slice()).expect("still decodes");
+    assert_eq!(old.kind, None);
+    // Nor one added to v1 after it was built (the video).
+    let video_bytes = added_since()[0].encode_to_vec();
+    let old = old::ServerMessage::decode(video_bytes.as_slice()).expect("still decodes");
     assert_eq!(old.kind, None);
     // And the current code reads what an old client would write.
     let written = old::FrameResult {

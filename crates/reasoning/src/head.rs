@@ -91,12 +91,16 @@ impl Mailbox {
         }
     }
 
-    /// Puts `keyframe` in the slot; returns the one it replaced (back to its pool on drop).
+    /// Puts `keyframe` in the slot; returns the one it replaced (back to its
+    /// pool on drop). A routine keyframe never displaces a waiting urgent one
+    /// (a client's request would be lost): it is the one returned instead.
+    /// The frame path is the only producer, so the check cannot race
+    /// another put.
     fn put(&self, keyframe: Recycled<Keyframe>) -> Option<Recycled<Keyframe>> {
-        let urgent = matches!(
-            keyframe.reason,
-            KeyframeReason::Request | KeyframeReason::SceneChange
-        );
+        let urgent = is_urgent(keyframe.reason);
+        if !urgent && self.waiting() == Some(true) {
+            return Some(keyframe);
+        }
         self.urgent.store(urgent, Ordering::Release);
         self.slot.force_push(keyframe)
     }
@@ -109,6 +113,14 @@ impl Mailbox {
     fn waiting(&self) -> Option<bool> {
         (!self.slot.is_empty()).then(|| self.urgent.load(Ordering::Acquire))
     }
+}
+
+/// Keyframes the head turns to at once: a client's request, a new scene.
+fn is_urgent(reason: KeyframeReason) -> bool {
+    matches!(
+        reason,
+        KeyframeReason::Request | KeyframeReason::SceneChange
+    )
 }
 
 /// What the head thread and its handles share.
@@ -157,12 +169,16 @@ impl Shared {
 
     /// Whether a newer keyframe waits that makes `running` stale (lock-free:
     /// the head asks after every token). `stale_after` None: only a new
-    /// scene or a request does, not age.
+    /// scene or a request does, not age. A report a client asked for is
+    /// never cancelled for its age either, only for another request or a
+    /// new scene.
     fn supersedes(&self, running: &Keyframe, stale_after: Option<Duration>) -> bool {
+        let ages = running.reason != KeyframeReason::Request;
         self.mailbox.waiting().is_some_and(|urgent| {
             urgent
-                || stale_after
-                    .is_some_and(|limit| running.queued.is_some_and(|q| q.elapsed() > limit))
+                || (ages
+                    && stale_after
+                        .is_some_and(|limit| running.queued.is_some_and(|q| q.elapsed() > limit)))
         })
     }
 
@@ -211,7 +227,8 @@ impl HeadHandle {
 
     /// Pauses or resumes generation (the run's degradation ladder): while
     /// paused, a running report is cancelled at its next token and waiting
-    /// keyframes are dropped; the decoder keeps its kernels.
+    /// keyframes are dropped, but for one a client requested; the decoder
+    /// keeps its kernels.
     pub fn set_paused(&self, paused: bool) {
         self.shared.paused.store(paused, Ordering::Release);
     }
@@ -364,21 +381,8 @@ fn unavailable(shared: &Shared, board: &InterpretationBoard, cause: &str) {
 /// Lowers this thread's scheduling priority (Linux: per-thread nice; ONNX
 /// Runtime threads the head creates inherit it).
 fn lower_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: setpriority on this thread's own id; no memory is touched.
-        let done = unsafe {
-            libc::setpriority(libc::PRIO_PROCESS as _, libc::gettid() as libc::id_t, nice)
-        };
-        if done != 0 {
-            warn!(
-                "could not lower the reasoning head's priority to nice {nice}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
+    if let Err(e) = sonoflow_core::priority::lower_this_thread(nice) {
+        warn!("could not lower the reasoning head's priority to nice {nice}: {e}");
     }
 }
 
@@ -557,7 +561,11 @@ impl Head {
                 return self.fail(kf, e.to_string(), |h| &mut h.warned_prompt);
             }
         };
-        if self.shared.paused.load(Ordering::Acquire) {
+        // Under load the ladder pauses routine reports; one a client asked
+        // for is still written (at the head's low priority, yielding to
+        // frames between tokens): "analyse now" must not vanish.
+        let pausable = kf.reason != KeyframeReason::Request;
+        if pausable && self.shared.paused.load(Ordering::Acquire) {
             stats.cancelled_under_load.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -598,7 +606,7 @@ impl Head {
                 yielded += yield_to_frames(shared.frame_activity.get(), &shared.closed);
                 ending = if shared.closed.load(Ordering::Acquire) {
                     Ending::Closed
-                } else if shared.paused.load(Ordering::Acquire) {
+                } else if pausable && shared.paused.load(Ordering::Acquire) {
                     Ending::Paused
                 } else if started.elapsed().saturating_sub(yielded) > timeout {
                     Ending::TimedOut
@@ -826,6 +834,27 @@ mod tests {
         // The replaced keyframe went back to the pool: three still to hand out.
         let held: Vec<_> = (0..3).map(|_| h.blank_keyframe()).collect();
         assert!(held.iter().all(|k| k.image_tokens.capacity() == 8));
+    }
+
+    #[test]
+    fn a_routine_keyframe_never_displaces_a_waiting_request() {
+        let h = handle();
+        h.submit(keyframe(&h, KeyframeReason::Request));
+        h.submit(keyframe(&h, KeyframeReason::Still));
+        h.submit(keyframe(&h, KeyframeReason::MaxInterval));
+        assert_eq!(
+            h.shared.next().map(|k| k.reason),
+            Some(KeyframeReason::Request),
+            "the client's request is still the one the head takes"
+        );
+        // With the slot empty again, routine keyframes go in as before, and a
+        // new scene replaces a waiting routine one.
+        h.submit(keyframe(&h, KeyframeReason::Still));
+        h.submit(keyframe(&h, KeyframeReason::SceneChange));
+        assert_eq!(
+            h.shared.next().map(|k| k.reason),
+            Some(KeyframeReason::SceneChange)
+        );
     }
 
     #[test]

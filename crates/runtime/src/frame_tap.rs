@@ -5,6 +5,12 @@
 //! results stream's publisher). The frame path never serialises anything and
 //! never waits for a consumer unless told to (`block`, for file runs); a
 //! full channel drops the entry and counts it.
+//!
+//! A tap may also carry a [`VideoTap`]: at most one frame per interval
+//! (told the time by the frames' capture stamps), its pixels are copied
+//! into a recycled [`Picture`] (a memcpy into a buffer that keeps its
+//! capacity: no allocation once warm) and offered to the video thread the
+//! same way, never waited for.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +18,8 @@ use std::time::Duration;
 
 use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
 use sonoflow_core::{
-    Calibration, Frame, FrameFindings, FrameId, Recycled, Recycler, Reusable, StageStamps,
+    Calibration, Frame, FrameFindings, FrameFormat, FrameId, PixelFormat, Recycled, Recycler,
+    Reusable, StageStamps, Timestamp,
 };
 use sonoflow_pipeline::{Delivery, FrameSink, StageError};
 use sonoflow_protocol::convert::FrameParts;
@@ -57,6 +64,90 @@ impl Entry {
     }
 }
 
+/// One frame's pixels, copied off it for the video thread.
+pub(crate) struct Picture {
+    pub frame: FrameId,
+    pub captured: Timestamp,
+    pub format: FrameFormat,
+    /// Tightly packed rows (`format.stride()` bytes each).
+    pub pixels: Vec<u8>,
+}
+
+impl Default for Picture {
+    fn default() -> Self {
+        Self {
+            frame: FrameId::default(),
+            captured: Timestamp::default(),
+            format: FrameFormat {
+                pixel: PixelFormat::Gray8,
+                width: 0,
+                height: 0,
+            },
+            pixels: Vec::new(),
+        }
+    }
+}
+
+impl Reusable for Picture {
+    fn reset(&mut self) {
+        // Keeps its capacity: the next copy of a same-sized frame allocates nothing.
+        self.pixels.clear();
+    }
+}
+
+/// The frame path's end of the video thread: a frame every `every` at most.
+pub(crate) struct VideoTap {
+    out: Option<Sender<Recycled<Picture>>>,
+    pictures: Recycler<Picture>,
+    every: Duration,
+    last: Option<Timestamp>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl VideoTap {
+    /// A tap and the video thread's end; `dropped` counts pictures a busy
+    /// video thread could not take (it is never waited for).
+    pub fn new(every: Duration, dropped: Arc<AtomicU64>) -> (Self, Receiver<Recycled<Picture>>) {
+        const DEPTH: usize = 2;
+        let (tx, rx) = bounded(DEPTH);
+        let tap = Self {
+            out: Some(tx),
+            pictures: Recycler::new(DEPTH + 2),
+            every,
+            last: None,
+            dropped,
+        };
+        (tap, rx)
+    }
+
+    fn offer(&mut self, frame: &Frame) {
+        let Some(out) = &self.out else {
+            return;
+        };
+        let at = frame.stamps.captured;
+        if self
+            .last
+            .is_some_and(|last| at.saturating_since(last) < self.every)
+        {
+            return;
+        }
+        self.last = Some(at);
+        let bytes = frame.format.len().min(frame.data.len());
+        let mut picture = self.pictures.acquire();
+        picture.frame = frame.id;
+        picture.captured = at;
+        picture.format = frame.format;
+        picture.pixels.extend_from_slice(&frame.data[..bytes]);
+        match out.try_send(picture) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => self.out = None,
+        }
+    }
+}
+
 /// The frame path's end of one consumer.
 pub(crate) struct FrameTap {
     /// None once the consumer stopped.
@@ -64,6 +155,7 @@ pub(crate) struct FrameTap {
     entries: Recycler<Entry>,
     block: bool,
     dropped: Arc<AtomicU64>,
+    video: Option<VideoTap>,
 }
 
 impl FrameTap {
@@ -85,11 +177,21 @@ impl FrameTap {
             entries,
             block,
             dropped,
+            video: None,
         };
         (tap, rx)
     }
 
+    /// The tap that also copies frames for the video thread.
+    pub fn with_video(mut self, video: VideoTap) -> Self {
+        self.video = Some(video);
+        self
+    }
+
     fn offer(&mut self, frame: &Frame) {
+        if let Some(video) = &mut self.video {
+            video.offer(frame);
+        }
         let Some(out) = &self.entries_out else {
             return;
         };

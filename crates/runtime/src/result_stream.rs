@@ -4,8 +4,11 @@
 //! blocks (a full channel drops the entry and counts it in
 //! `results_dropped`); the publisher thread turns entries into
 //! `FrameResult`s, watches the interpretation board for reports, and sends
-//! a `Stats` message twice a second. Requests from clients go to the
-//! reasoning head through [`HeadRequests`].
+//! a `Stats` message twice a second. With `[server] video` (the default) a
+//! [`VideoTap`] on the same tap copies a frame's pixels every
+//! `1 / video_fps` to a video thread that encodes them as JPEG
+//! (`VideoFrame`) for the viewer: JPEG never delays a frame or its results.
+//! Requests from clients go to the reasoning head through [`HeadRequests`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,12 +27,12 @@ use sonoflow_protocol::v1::{self, server_message::Kind, ErrorCode};
 use sonoflow_reasoning::prompt::PromptCodec;
 use sonoflow_reasoning::{HeadHandle, ReasoningStats};
 use sonoflow_server::{
-    NoHead, Publisher, Refusal, RequestHandler, Server, ServerOptions, ServerReport,
+    NoHead, Publisher, Refusal, RequestHandler, Server, ServerOptions, ServerReport, VideoEncoder,
 };
 use tracing::{info, warn};
 
 use crate::error::RunError;
-use crate::frame_tap::{Entry, FrameTap};
+use crate::frame_tap::{Entry, FrameTap, Picture, VideoTap};
 
 /// Frame entries waiting for the publisher before they are dropped.
 const QUEUED_RESULTS: usize = 8;
@@ -47,6 +50,8 @@ pub struct ServerRunReport {
     pub server: ServerReport,
     /// Frame results the pipeline could not hand to the server (it was behind).
     pub results_dropped: u64,
+    /// Video frames not copied because the video thread was still encoding.
+    pub video_dropped: u64,
 }
 
 /// What the stream needs from the run.
@@ -66,7 +71,9 @@ pub(crate) struct StreamInputs {
 pub(crate) struct ResultStream {
     server: Server,
     dropped: Arc<AtomicU64>,
+    video_dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
+    video: Option<JoinHandle<()>>,
 }
 
 impl ResultStream {
@@ -84,14 +91,32 @@ impl ResultStream {
         };
         let server = Server::start(options, inputs.session, handler)?;
         let dropped = Arc::new(AtomicU64::new(0));
-        let (tap, entries) = FrameTap::new(QUEUED_RESULTS, false, Arc::clone(&dropped));
+        let (mut tap, entries) = FrameTap::new(QUEUED_RESULTS, false, Arc::clone(&dropped));
         let publisher = server.publisher();
+        let video_dropped = Arc::new(AtomicU64::new(0));
+        let video = match publisher.video() {
+            Some(v) => {
+                let (video_tap, pictures) = VideoTap::new(v.interval(), Arc::clone(&video_dropped));
+                tap = tap.with_video(video_tap);
+                let (publisher, encoder) = (publisher.clone(), VideoEncoder::new(v.quality));
+                let thread = std::thread::Builder::new()
+                    .name("sonoflow-video".into())
+                    .spawn(move || {
+                        sonoflow_server::lower_priority();
+                        send_video(&pictures, &publisher, &encoder)
+                    })
+                    .map_err(|e| RunError::Thread("video", e.to_string()))?;
+                Some(thread)
+            }
+            None => None,
+        };
         let stats = inputs.head.as_ref().map(HeadHandle::stats);
         let thread = std::thread::Builder::new()
             .name("sonoflow-results".into())
             .spawn({
                 let dropped = Arc::clone(&dropped);
                 move || {
+                    sonoflow_server::lower_priority();
                     publish(
                         &entries,
                         &publisher,
@@ -109,7 +134,9 @@ impl ResultStream {
             Self {
                 server,
                 dropped,
+                video_dropped,
                 thread: Some(thread),
+                video,
             },
             tap,
         ))
@@ -123,9 +150,46 @@ impl ResultStream {
                 warn!("the results publisher panicked");
             }
         }
+        if let Some(thread) = self.video.take() {
+            if thread.join().is_err() {
+                warn!("the video thread panicked");
+            }
+        }
         ServerRunReport {
             server: self.server.finish("the run ended"),
             results_dropped: self.dropped.load(Ordering::Relaxed),
+            video_dropped: self.video_dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The video thread: each picture as JPEG to every client; ends when the
+/// tap closes. A frame that cannot be encoded is skipped (said once).
+fn send_video(
+    pictures: &Receiver<Recycled<Picture>>,
+    publisher: &Publisher,
+    encoder: &VideoEncoder,
+) {
+    let mut said = false;
+    for picture in pictures {
+        if publisher.clients() == 0 {
+            continue;
+        }
+        match encoder.encode(
+            picture.frame.0,
+            picture.captured.nanos(),
+            picture.format,
+            &picture.pixels,
+        ) {
+            Ok(frame) => {
+                drop(picture);
+                publisher.publish(&envelope(Kind::Video(frame)));
+            }
+            Err(e) if !said => {
+                said = true;
+                warn!("frames are not sent as video: {e}");
+            }
+            Err(_) => {}
         }
     }
 }

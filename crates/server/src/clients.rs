@@ -26,7 +26,10 @@ pub struct Encoded {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
+    /// `GET /ws`: binary protobuf messages.
     Websocket,
+    /// `GET /ws?format=json`: canonical JSON text messages (the viewer).
+    WebsocketJson,
     Ndjson,
 }
 
@@ -34,8 +37,14 @@ impl Transport {
     pub fn name(self) -> &'static str {
         match self {
             Transport::Websocket => "websocket",
+            Transport::WebsocketJson => "websocket_json",
             Transport::Ndjson => "ndjson",
         }
+    }
+
+    /// Whether it reads canonical JSON rather than protobuf binary.
+    pub fn json(self) -> bool {
+        matches!(self, Transport::WebsocketJson | Transport::Ndjson)
     }
 }
 

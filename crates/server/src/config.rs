@@ -8,7 +8,10 @@
 //! token = "a-long-random-string"
 //! queue = 64
 //! masks = true
-//! static_dir = "viewer"
+//! static_dir = "viewer"         # default: the viewer built into the binary
+//! video = true                  # JPEG frames for the viewer
+//! video_fps = 10.0
+//! video_quality = 70
 //! ```
 
 use std::fmt;
@@ -29,6 +32,10 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4096;
 /// Requests per second a client may send on average, and in a burst.
 pub const DEFAULT_REQUESTS_PER_S: f64 = 2.0;
 pub const DEFAULT_REQUEST_BURST: u32 = 5;
+/// Video frames per second at most (JPEG, for the viewer).
+pub const DEFAULT_VIDEO_FPS: f64 = 10.0;
+/// JPEG quality, 1 to 100.
+pub const DEFAULT_VIDEO_QUALITY: u8 = 70;
 
 /// `[server]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -51,13 +58,24 @@ pub struct ServerConfig {
     /// Send each finding's mask (RLE) with its contour (default false:
     /// smaller messages; the contour already outlines it).
     pub masks: Option<bool>,
-    /// A folder served as static files at `/` (the browser viewer).
+    /// A folder served as static files at `/` in place of the browser
+    /// viewer built into the binary (default: the built-in viewer).
     pub static_dir: Option<PathBuf>,
     /// The largest request accepted, bytes (default 4096).
     pub max_request_bytes: Option<usize>,
     /// Requests per second per client (default 2), and the burst (default 5).
     pub requests_per_s: Option<f64>,
     pub request_burst: Option<u32>,
+    /// Send the frames themselves as JPEG (`VideoFrame`) for the viewer
+    /// (default true). Encoding runs on its own thread, never on the frame
+    /// path; false saves that CPU and the bandwidth (results only).
+    pub video: Option<bool>,
+    /// Video frames per second at most (default 10): frames in between are
+    /// not copied. Higher is smoother and costs CPU and bandwidth per client.
+    pub video_fps: Option<f64>,
+    /// JPEG quality, 1 to 100 (default 70): higher is sharper speckle and
+    /// larger frames (about 48 kB at 70 for a 640x480 phantom frame).
+    pub video_quality: Option<u8>,
 }
 
 /// A secret whose value is never printed (Debug shows its length only).
@@ -98,6 +116,33 @@ pub struct ServerOptions {
     pub max_request_bytes: usize,
     pub requests_per_s: f64,
     pub request_burst: u32,
+    /// JPEG frames, or None (`video = false`).
+    pub video: Option<VideoOptions>,
+}
+
+/// How the frames are sent as video.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VideoOptions {
+    /// Frames per second at most.
+    pub fps: f64,
+    /// JPEG quality, 1 to 100.
+    pub quality: u8,
+}
+
+impl Default for VideoOptions {
+    fn default() -> Self {
+        Self {
+            fps: DEFAULT_VIDEO_FPS,
+            quality: DEFAULT_VIDEO_QUALITY,
+        }
+    }
+}
+
+impl VideoOptions {
+    /// The shortest time between two video frames.
+    pub fn interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(1.0 / self.fps)
+    }
 }
 
 impl Default for ServerOptions {
@@ -112,6 +157,7 @@ impl Default for ServerOptions {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             requests_per_s: DEFAULT_REQUESTS_PER_S,
             request_burst: DEFAULT_REQUEST_BURST,
+            video: Some(VideoOptions::default()),
         }
     }
 }
@@ -205,6 +251,27 @@ impl ServerConfig {
                 ));
             }
         }
+        let video = if self.video == Some(false) {
+            None
+        } else {
+            let fps = self.video_fps.unwrap_or(DEFAULT_VIDEO_FPS);
+            if !(fps.is_finite() && (0.1..=120.0).contains(&fps)) {
+                return Err(ConfigIssue::new(
+                    format!("{prefix}.video_fps"),
+                    format!("is {fps}"),
+                    format!("use 0.1 to 120 frames per second ({DEFAULT_VIDEO_FPS} by default), or video = false"),
+                ));
+            }
+            let quality = self.video_quality.unwrap_or(DEFAULT_VIDEO_QUALITY);
+            if !(1..=100).contains(&quality) {
+                return Err(ConfigIssue::new(
+                    format!("{prefix}.video_quality"),
+                    format!("is {quality}"),
+                    format!("use 1 to 100 ({DEFAULT_VIDEO_QUALITY} by default)"),
+                ));
+            }
+            Some(VideoOptions { fps, quality })
+        };
         let options = ServerOptions {
             address,
             token,
@@ -215,6 +282,7 @@ impl ServerConfig {
             max_request_bytes,
             requests_per_s,
             request_burst,
+            video,
         };
         options.check_token(&format!("{prefix}.token"))?;
         Ok(Some(options))
@@ -267,6 +335,30 @@ mod tests {
             }),
             "server.queue"
         );
+        assert_eq!(
+            key(ServerConfig {
+                video_fps: Some(0.0),
+                ..ServerConfig::default()
+            }),
+            "server.video_fps"
+        );
+        assert_eq!(
+            key(ServerConfig {
+                video_quality: Some(0),
+                ..ServerConfig::default()
+            }),
+            "server.video_quality"
+        );
+        let on = ServerConfig::default().validate("server").expect("valid");
+        assert_eq!(on.and_then(|o| o.video), Some(VideoOptions::default()));
+        let no_video = ServerConfig {
+            video: Some(false),
+            ..ServerConfig::default()
+        };
+        assert!(no_video
+            .validate("server")
+            .expect("valid")
+            .is_some_and(|o| o.video.is_none()));
         let off = ServerConfig {
             enabled: Some(false),
             ..ServerConfig::default()

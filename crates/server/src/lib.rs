@@ -2,8 +2,11 @@
 //! [`ServerMessage`](sonoflow_protocol::v1::ServerMessage)s (frame results,
 //! reports, stats) to WebSocket clients as binary protobuf (`GET /ws`) and to
 //! HTTP clients as newline-delimited canonical JSON (`GET /stream.ndjson`,
-//! for `curl`); answers `GET /session`; serves a static folder at `/` (the
-//! browser viewer); and takes [`requests`] back over the socket.
+//! for `curl`) or as canonical JSON text messages (`GET /ws?format=json`,
+//! what the viewer reads); answers `GET /session`; serves the browser viewer
+//! built into the binary at `/` (crates/server/viewer/, or a folder of your
+//! own: `static_dir`); encodes frames as JPEG for it ([`video`]); and takes
+//! [`requests`] back over the socket.
 //!
 //! Start at [`Server::start`]; the pipeline side holds a [`Publisher`].
 //! The server runs its own small tokio runtime on its own thread; the
@@ -17,6 +20,8 @@ pub mod clients;
 pub mod config;
 pub mod requests;
 mod routes;
+pub mod video;
+mod viewer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,8 +35,9 @@ use sonoflow_protocol::v1::{self, server_message::Kind};
 use tracing::{info, warn};
 
 pub use clients::{Client, ClientReport, Encoded, Offer, Transport};
-pub use config::{ServerConfig, ServerOptions, Token};
+pub use config::{ServerConfig, ServerOptions, Token, VideoOptions};
 pub use requests::{NoHead, Refusal, RequestHandler};
+pub use video::{VideoEncoder, VideoError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -58,6 +64,8 @@ struct Counters {
     frame_bytes: AtomicU64,
     frame_bytes_max: AtomicU64,
     disconnected_behind: AtomicU64,
+    video_frames: AtomicU64,
+    video_bytes: AtomicU64,
 }
 
 /// What the server and its connections share.
@@ -142,17 +150,25 @@ impl Publisher {
         let shared = &self.shared;
         let c = &shared.counters;
         c.messages.fetch_add(1, Ordering::Relaxed);
-        if let Some(Kind::Frame(_)) = &message.kind {
-            let len = message.encoded_len() as u64;
-            c.frames.fetch_add(1, Ordering::Relaxed);
-            c.frame_bytes.fetch_add(len, Ordering::Relaxed);
-            c.frame_bytes_max.fetch_max(len, Ordering::Relaxed);
+        match &message.kind {
+            Some(Kind::Frame(_)) => {
+                let len = message.encoded_len() as u64;
+                c.frames.fetch_add(1, Ordering::Relaxed);
+                c.frame_bytes.fetch_add(len, Ordering::Relaxed);
+                c.frame_bytes_max.fetch_max(len, Ordering::Relaxed);
+            }
+            Some(Kind::Video(_)) => {
+                c.video_frames.fetch_add(1, Ordering::Relaxed);
+                c.video_bytes
+                    .fetch_add(message.encoded_len() as u64, Ordering::Relaxed);
+            }
+            _ => {}
         }
         let clients = shared.snapshot();
         if clients.is_empty() {
             return;
         }
-        let json = clients.iter().any(|c| c.transport == Transport::Ndjson);
+        let json = clients.iter().any(|c| c.transport.json());
         let encoded = Arc::new(Shared::encode(message, json));
         for client in &clients {
             if client.offer(Arc::clone(&encoded)) == Offer::Disconnect {
@@ -186,6 +202,11 @@ impl Publisher {
         self.shared.options.masks
     }
 
+    /// Whether, and how, frames go out as JPEG video (`[server] video`).
+    pub fn video(&self) -> Option<VideoOptions> {
+        self.shared.options.video
+    }
+
     /// Clients connected now.
     pub fn clients(&self) -> usize {
         self.shared.clients.lock().map_or(0, |c| c.len())
@@ -208,6 +229,9 @@ pub struct ServerReport {
     pub frame_bytes_max: u64,
     /// Clients disconnected for staying behind.
     pub disconnected_behind: u64,
+    /// Video frames sent (JPEG) and their mean encoded size.
+    pub video_frames: u64,
+    pub video_bytes_mean: f64,
     /// Every client of the run, with its sent and dropped messages.
     pub per_client: Vec<ClientReport>,
 }
@@ -232,6 +256,7 @@ impl Server {
         options.check_token("server.token")?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .on_thread_start(lower_priority)
             .thread_name("sonoflow-server")
             .enable_all()
             .build()
@@ -331,6 +356,15 @@ impl Server {
             },
             frame_bytes_max: c.frame_bytes_max.load(Ordering::Relaxed),
             disconnected_behind: c.disconnected_behind.load(Ordering::Relaxed),
+            video_frames: c.video_frames.load(Ordering::Relaxed),
+            video_bytes_mean: {
+                let n = c.video_frames.load(Ordering::Relaxed);
+                if n > 0 {
+                    c.video_bytes.load(Ordering::Relaxed) as f64 / n as f64
+                } else {
+                    0.0
+                }
+            },
             per_client,
         }
     }
@@ -342,5 +376,17 @@ impl Drop for Server {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// Scheduling niceness of the server's threads and the results stream's
+/// publisher and video encoder: on a small machine the frame path wins the
+/// CPU when clients and the pipeline both want it.
+pub const SERVER_NICE: i32 = 5;
+
+/// Lowers the calling thread to [`SERVER_NICE`] (logged when it cannot).
+pub fn lower_priority() {
+    if let Err(e) = sonoflow_core::priority::lower_this_thread(SERVER_NICE) {
+        warn!("could not lower a results-server thread to nice {SERVER_NICE}: {e}");
     }
 }

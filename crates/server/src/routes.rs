@@ -1,6 +1,7 @@
 //! The HTTP side: routes, the token check in front of all of them, the
 //! WebSocket connection (a writer draining the client's queue, a reader
-//! answering requests) and the newline-delimited JSON stream.
+//! answering requests; protobuf binary, or canonical JSON text with
+//! `?format=json`) and the newline-delimited JSON stream.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -40,9 +41,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/ws", get(websocket))
         .route("/stream.ndjson", get(ndjson))
         .route("/session", get(session));
-    if let Some(dir) = &shared.options.static_dir {
-        app = app.fallback_service(tower_http::services::ServeDir::new(dir));
-    }
+    app = match &shared.options.static_dir {
+        Some(dir) => app.fallback_service(tower_http::services::ServeDir::new(dir)),
+        None => crate::viewer::routes(app),
+    };
     app.layer(middleware::from_fn_with_state(
         Arc::clone(&shared),
         authorise,
@@ -112,13 +114,25 @@ impl Drop for Registered {
 async fn websocket(
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let transport = match query.get("format").map(String::as_str) {
+        None | Some("protobuf" | "binary") => Transport::Websocket,
+        Some("json") => Transport::WebsocketJson,
+        Some(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("format={other} is not a stream format: use format=json, or leave it out for protobuf binary\n"),
+            )
+                .into_response()
+        }
+    };
     upgrade
         .max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| async move {
-            let client = shared.register(Transport::Websocket, peer);
+            let client = shared.register(transport, peer);
             let span = info_span!("client", id = client.id, %peer);
             let guard = Registered {
                 shared: Arc::clone(&shared),
@@ -132,8 +146,9 @@ async fn websocket(
 /// The session first, then the client's queue; requests answered as they come.
 async fn serve_socket(socket: WebSocket, shared: Arc<Shared>, client: Arc<Client>) {
     let (mut tx, mut rx) = socket.split();
+    let json = client.transport.json();
     let hello = envelope(Kind::Session(shared.session_for(client.id)));
-    client.answer(Arc::new(Shared::encode(&hello, false)));
+    client.answer(Arc::new(Shared::encode(&hello, json)));
 
     let reader = {
         let (shared, client) = (Arc::clone(&shared), Arc::clone(&client));
@@ -163,7 +178,7 @@ async fn serve_socket(socket: WebSocket, shared: Arc<Shared>, client: Arc<Client
                         "request refused: {}", e.message
                     );
                 }
-                client.answer(Arc::new(Shared::encode(&envelope(answer), false)));
+                client.answer(Arc::new(Shared::encode(&envelope(answer), json)));
             }
         }
     };
@@ -173,7 +188,19 @@ async fn serve_socket(socket: WebSocket, shared: Arc<Shared>, client: Arc<Client
                 if client.is_closing() {
                     break;
                 }
-                if tx.send(Message::Binary(m.binary.clone())).await.is_err() {
+                let message = if json {
+                    // Messages queued before the first JSON client came have no JSON.
+                    let Some(text) = m.json.as_ref().and_then(|line| {
+                        let line = line.slice(..line.len().saturating_sub(1));
+                        Utf8Bytes::try_from(line).ok()
+                    }) else {
+                        continue;
+                    };
+                    Message::Text(text)
+                } else {
+                    Message::Binary(m.binary.clone())
+                };
+                if tx.send(message).await.is_err() {
                     return;
                 }
                 client.sent_one();

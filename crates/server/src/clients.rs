@@ -110,7 +110,9 @@ impl Client {
             Some(_oldest) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 let behind = self.behind.fetch_add(1, Ordering::Relaxed) + 1;
-                if behind > self.disconnect_after {
+                // Told once: until the server drops it, a closing client's
+                // further drops are not new disconnections.
+                if behind > self.disconnect_after && !self.is_closing() {
                     self.close(format!(
                         "behind: {behind} messages dropped in a row (more than {}); reconnect when ready",
                         self.disconnect_after
@@ -264,6 +266,9 @@ mod tests {
         assert!(!c.is_closing());
         assert_eq!(c.offer(message(4)), Offer::Disconnect);
         assert!(c.is_closing());
+        // Told once: the offers that follow before it is gone are drops.
+        assert_eq!(c.offer(message(5)), Offer::DroppedOldest);
+        assert_eq!(c.offer(message(6)), Offer::DroppedOldest);
         assert!(
             c.reason().is_some_and(|r| r.contains("behind: 3")),
             "{:?}",

@@ -7,24 +7,18 @@
 //! phantom in screen mode). The binary runs them end to end in the
 //! workspace's tests/images.rs and tests/phantom.rs.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sonoflow_core::findings::GroundTruth;
-use sonoflow_core::{Calibration, FramePool, MonotonicClock};
-use sonoflow_ingest::{
-    CalibrationMode, Flow, Ingest, IngestEnd, IngestError, SourceConfig, SourceReport,
-};
+use sonoflow_core::Calibration;
+use sonoflow_ingest::{CalibrationMode, IngestEnd, SourceReport};
 
 /// A hang guard, not a speed limit: a test that reaches it has failed.
 const GUARD: Duration = Duration::from_secs(60);
-
-fn ingest(definition: &str) -> Result<Ingest, IngestError> {
-    let config: SourceConfig = toml::from_str(definition).expect("test TOML parses");
-    let spec = config.validate("source").expect("valid source");
-    Ingest::new(spec, Arc::new(MonotonicClock::new()), FramePool::new(8))
-}
 
 /// One frame as ingest delivered it.
 struct Got {
@@ -37,28 +31,13 @@ struct Got {
 
 /// Runs `definition` until it ends or `limit` frames came.
 fn play(definition: &str, limit: usize) -> (Vec<Got>, IngestEnd, SourceReport) {
-    let mut ingest = ingest(definition).expect("source builds");
-    let status = ingest.status();
-    let started = Instant::now();
-    let mut got = Vec::new();
-    let end = ingest
-        .run(&|| started.elapsed() > GUARD, &mut |frame| {
-            got.push(Got {
-                size: (frame.format.width, frame.format.height),
-                first_pixel: frame.row(0)[0],
-                pts: frame.source_pts,
-                calibration: frame.calibration.clone(),
-                truth: frame.truth.clone(),
-            });
-            if got.len() >= limit {
-                Flow::Stop
-            } else {
-                Flow::Continue
-            }
-        })
-        .expect("plays");
-    assert!(started.elapsed() < GUARD, "the source never ended");
-    (got, end, status.report())
+    common::play(definition, limit, GUARD, |frame| Got {
+        size: (frame.format.width, frame.format.height),
+        first_pixel: frame.row(0)[0],
+        pts: frame.source_pts,
+        calibration: frame.calibration.clone(),
+        truth: frame.truth.clone(),
+    })
 }
 
 fn spacing(got: &Got) -> Option<f64> {

@@ -7,6 +7,8 @@
 //! real-scanner files of pydicom-data are run through the binary in the
 //! workspace's tests/dicom.rs.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +18,8 @@ use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTableBuilder, InMemDicomObject, Tag};
 use sonoflow_core::findings::PixelSpacing;
-use sonoflow_core::{Calibration, FramePool, MonotonicClock};
-use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SourceConfig, SourceReport};
+use sonoflow_core::Calibration;
+use sonoflow_ingest::{IngestEnd, SourceReport};
 
 /// A hang guard, not a speed limit: a test that reaches it has failed.
 const GUARD: Duration = Duration::from_secs(30);
@@ -162,40 +164,19 @@ struct Got {
     calibration: Option<Arc<Calibration>>,
 }
 
-fn ingest(definition: &str) -> Result<Ingest, IngestError> {
-    let config: SourceConfig = toml::from_str(definition).expect("test TOML parses");
-    let spec = config.validate("source").expect("valid source");
-    Ingest::new(spec, Arc::new(MonotonicClock::new()), FramePool::new(8))
-}
-
 /// Plays `path` to its end (or `limit` frames), with `extra` source keys.
 fn play(path: &Path, extra: &str, limit: usize) -> (Vec<Got>, IngestEnd, SourceReport) {
-    let mut ingest = ingest(&format!(
+    let definition = format!(
         "kind = \"dicom\"\npath = {:?}\n{extra}",
         path.to_string_lossy()
-    ))
-    .expect("source builds");
-    let status = ingest.status();
-    let started = Instant::now();
-    let mut got = Vec::new();
-    let end = ingest
-        .run(&|| started.elapsed() > GUARD, &mut |frame| {
-            got.push(Got {
-                rows: (0..frame.format.height)
-                    .map(|y| frame.row(y).to_vec())
-                    .collect(),
-                pts: frame.source_pts,
-                calibration: frame.calibration.clone(),
-            });
-            if got.len() >= limit {
-                Flow::Stop
-            } else {
-                Flow::Continue
-            }
-        })
-        .expect("plays");
-    assert!(started.elapsed() < GUARD, "the source never ended");
-    (got, end, status.report())
+    );
+    common::play(&definition, limit, GUARD, |frame| Got {
+        rows: (0..frame.format.height)
+            .map(|y| frame.row(y).to_vec())
+            .collect(),
+        pts: frame.source_pts,
+        calibration: frame.calibration.clone(),
+    })
 }
 
 const NOT_LIVE: &str = "live = false";
@@ -415,7 +396,7 @@ fn a_source_with_nothing_playable_fails_at_start_naming_each_file() {
     let bytes = std::fs::read(&path).expect("read");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("truncate");
     std::fs::write(dir.path().join("b.dcm"), "not DICOM").expect("write");
-    let err = ingest(&format!(
+    let err = common::ingest(&format!(
         "kind = \"dicom\"\npath = {:?}",
         dir.path().to_string_lossy()
     ))
@@ -427,14 +408,14 @@ fn a_source_with_nothing_playable_fails_at_start_naming_each_file() {
         assert!(text.contains(needle), "{needle:?} in {text}");
     }
     let empty = tempfile::tempdir().expect("tempdir");
-    let err = ingest(&format!(
+    let err = common::ingest(&format!(
         "kind = \"dicom\"\npath = {:?}",
         empty.path().to_string_lossy()
     ))
     .err()
     .expect("an empty folder");
     assert!(err.to_string().contains("holds no files"), "{err}");
-    let err = ingest("kind = \"dicom\"\npath = \"/nonexistent/scan.dcm\"")
+    let err = common::ingest("kind = \"dicom\"\npath = \"/nonexistent/scan.dcm\"")
         .err()
         .expect("a missing path");
     assert!(err.to_string().contains("cannot be read"), "{err}");
@@ -478,7 +459,7 @@ fn a_transfer_syntax_this_build_cannot_decode_is_refused_by_name() {
     .expect("meta")
     .write_to_file(&path)
     .expect("write");
-    let err = ingest(&format!(
+    let err = common::ingest(&format!(
         "kind = \"dicom\"\npath = {:?}",
         path.to_string_lossy()
     ))

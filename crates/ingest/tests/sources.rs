@@ -1,21 +1,18 @@
 //! [`Ingest`] over real GStreamer pipelines: how a source that delivers
 //! nothing usable, or fails, ends; and phantom frames of any width.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sonoflow_core::{FramePool, MonotonicClock};
-use sonoflow_ingest::{
-    Flow, Ingest, IngestEnd, IngestError, SampleError, SourceConfig, SourceState,
-};
+use sonoflow_ingest::{Flow, Ingest, IngestEnd, IngestError, SampleError, SourceState};
 
 /// A hang guard, not a speed limit: a test that reaches it has failed.
 const GUARD: Duration = Duration::from_secs(30);
 
 fn ingest(definition: &str) -> Ingest {
-    let config: SourceConfig = toml::from_str(definition).expect("test TOML parses");
-    let spec = config.validate("source").expect("valid source");
-    Ingest::new(spec, Arc::new(MonotonicClock::new()), FramePool::new(8)).expect("source builds")
+    common::ingest(definition).expect("source builds")
 }
 
 /// Runs until `frames` frames came, `done` says so, the source ends, or the guard.

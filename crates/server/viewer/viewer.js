@@ -370,7 +370,7 @@
     list.replaceChildren();
     if (f.ai === "AI_VERDICT_INVALID_OUTPUT") {
       const li = document.createElement("li");
-      li.textContent = "the model's output is invalid: nothing can be said";
+      li.textContent = "AI output invalid: nothing can be said on this frame";
       li.className = "dim";
       list.append(li);
       return;

@@ -17,43 +17,73 @@
 #     (empty cache) and cached (the session load times), and the raw and
 #     whole pipelines on it (pipelines/bench-umind-raw.toml, bench-umind.toml).
 # Reports land in out/gpu/. Usage: scripts/check-gpu.sh [--cuda-libs] [--frames N]
+#
+# --prebuilt DIR: on a GPU machine that can fetch nothing (no apt, no PyPI, no
+# cargo), use what scripts/gpu-bundle.sh packed here instead of steps 1's
+# install and the builds: DIR/bin/{sonoflow,floor}, DIR/lib (their libraries
+# and GStreamer plugins), DIR/ort (ONNX Runtime's GPU build). The CUDA and
+# cuDNN libraries are taken from that machine's Python packages (nvidia-*).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/bootstrap.sh"
-source "$ROOT/scripts/env.sh"
-cd "$ROOT"
-frames=600; cuda_libs=0
+frames=600; cuda_libs=0; prebuilt=""
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --cuda-libs) cuda_libs=1; shift ;;
     --frames) frames="$2"; shift 2 ;;
-    *) echo "unknown argument $1 (use --cuda-libs, --frames N)" >&2; exit 2 ;;
+    --prebuilt) prebuilt="$(cd "$2" && pwd)"; shift 2 ;;
+    *) echo "unknown argument $1 (use --cuda-libs, --frames N, --prebuilt DIR)" >&2; exit 2 ;;
   esac
 done
 say() { printf '\033[1;34m[gpu]\033[0m %s\n' "$*" >&2; }
+cd "$ROOT"
 
 # --- 1. ONNX Runtime's GPU build ---------------------------------------------
-GPU_VENV="$ROOT/.venv-gpu"
-[ -x "$GPU_VENV/bin/python" ] || python3 -m venv "$GPU_VENV"
-wheel="onnxruntime-gpu==$ORT_VERSION"
-if [ "$cuda_libs" -eq 1 ]; then
-  wheel="onnxruntime-gpu[cuda,cudnn]==$ORT_VERSION"
-  "$GPU_VENV/bin/python" -m pip install -q --disable-pip-version-check "$wheel"
+if [ -n "$prebuilt" ]; then
+  [ -x "$prebuilt/bin/sonoflow" ] || { echo "--prebuilt $prebuilt has no bin/sonoflow: make it with scripts/gpu-bundle.sh" >&2; exit 1; }
+  say "prebuilt bundle: $(tr '\n' ' ' < "$prebuilt/BUNDLE")"
+  ORT_VERSION="$(sed -n 's/^ort //p' "$prebuilt/BUNDLE")"
+  export ORT_DYLIB_PATH="$prebuilt/ort/libonnxruntime.so.$ORT_VERSION"
+  # CUDA, cuBLAS, cuDNN...: the nvidia-* wheels beside the machine's PyTorch.
+  nvidia_libs="$(python3 - <<'PY'
+import pathlib, site
+dirs = set()
+for sp in site.getsitepackages():
+    for so in pathlib.Path(sp, "nvidia").glob("**/lib*.so*"):
+        dirs.add(str(so.parent))
+print(":".join(sorted(dirs)))
+PY
+)"
+  export LD_LIBRARY_PATH="$prebuilt/ort:$prebuilt/lib${nvidia_libs:+:$nvidia_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export GST_PLUGIN_SYSTEM_PATH="$prebuilt/lib/gstreamer-1.0" GST_PLUGIN_PATH="" GST_REGISTRY="/tmp/sonoflow-gst-registry.bin" GST_REGISTRY_FORK=no
+  sonoflow="$prebuilt/bin/sonoflow"
+  floor() { "$prebuilt/bin/floor" "$ROOT/onnx/umind-nano" "$frames" "$1" "$2" "$3"; }
 else
-  # The library alone: the Python side's dependencies are not needed.
-  "$GPU_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$wheel"
-fi
-capi="$(ls -d "$GPU_VENV"/lib/python3*/site-packages/onnxruntime/capi | head -n1)"
-export ORT_DYLIB_PATH="$capi/libonnxruntime.so.$ORT_VERSION"
-[ -f "$ORT_DYLIB_PATH" ] || { echo "the $wheel wheel has no libonnxruntime.so.$ORT_VERSION in $capi" >&2; exit 1; }
-if [ "$cuda_libs" -eq 1 ]; then
-  for lib in "$GPU_VENV"/lib/python3*/site-packages/nvidia/*/lib; do
-    LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  done
-  export LD_LIBRARY_PATH
+  bash "$ROOT/scripts/bootstrap.sh"
+  source "$ROOT/scripts/env.sh"
+  GPU_VENV="$ROOT/.venv-gpu"
+  [ -x "$GPU_VENV/bin/python" ] || python3 -m venv "$GPU_VENV"
+  wheel="onnxruntime-gpu==$ORT_VERSION"
+  if [ "$cuda_libs" -eq 1 ]; then
+    wheel="onnxruntime-gpu[cuda,cudnn]==$ORT_VERSION"
+    "$GPU_VENV/bin/python" -m pip install -q --disable-pip-version-check "$wheel"
+  else
+    # The library alone: the Python side's dependencies are not needed.
+    "$GPU_VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$wheel"
+  fi
+  capi="$(ls -d "$GPU_VENV"/lib/python3*/site-packages/onnxruntime/capi | head -n1)"
+  export ORT_DYLIB_PATH="$capi/libonnxruntime.so.$ORT_VERSION"
+  [ -f "$ORT_DYLIB_PATH" ] || { echo "the $wheel wheel has no libonnxruntime.so.$ORT_VERSION in $capi" >&2; exit 1; }
+  if [ "$cuda_libs" -eq 1 ]; then
+    for lib in "$GPU_VENV"/lib/python3*/site-packages/nvidia/*/lib; do
+      LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    done
+    export LD_LIBRARY_PATH
+  fi
+  sonoflow=./target/release/sonoflow
+  floor() { cargo bench --locked -q -p sonoflow-benches --bench floor -- onnx/umind-nano "$frames" "$@"; }
 fi
 say "ONNX Runtime GPU build: $ORT_DYLIB_PATH"
-say "its provider libraries: $(cd "$capi" && ls libonnxruntime_providers_*.so | tr '\n' ' ')"
+say "its provider libraries: $(cd "$(dirname "$ORT_DYLIB_PATH")" && ls libonnxruntime_providers_*.so | tr '\n' ' ')"
 if command -v nvidia-smi >/dev/null; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/[gpu] GPU: /' >&2
 else
@@ -61,7 +91,6 @@ else
 fi
 
 mkdir -p out/gpu
-sonoflow=./target/release/sonoflow
 
 # --- 2. Where each graph lands -----------------------------------------------
 say "model check, providers tensorrt,cuda,cpu"
@@ -85,7 +114,6 @@ if [ "${#working[@]}" -eq 0 ]; then
   say "no GPU provider runs here: nothing to time (CPU figures: scripts/bench.sh)"
   exit 0
 fi
-floor() { cargo bench --locked -q -p sonoflow-benches --bench floor -- onnx/umind-nano "$frames" "$@"; }
 pipeline() { # NAME PROVIDER FP16 DEFINITION
   local def="out/gpu/$1.toml" t0 t1
   sed -e "s|^providers = .*|providers = [\"$2\", \"cpu\"]\nrequire_provider = \"$2\"\ntensorrt_fp16 = $3\ncache_dir = \"$ROOT/out/gpu/cache\"|" "$4" > "$def"

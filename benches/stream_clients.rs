@@ -211,6 +211,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{clients:>7}  {r:.3}");
         ratios.insert(clients.to_string(), r.into());
     }
+    println!("clients  capture to socket p50 / p99, ms (median of {rounds} rounds; server.capture_to_socket_ms)");
+    for (i, clients) in CLIENTS.iter().enumerate().skip(1) {
+        let at = |key: &str| {
+            median(
+                runs.iter()
+                    .map(|round| {
+                        round[i].server["capture_to_socket_ms"][key]
+                            .as_f64()
+                            .unwrap_or(f64::NAN)
+                    })
+                    .collect(),
+            )
+        };
+        println!("{clients:>7}  {:.2} / {:.2}", at("p50"), at("p99"));
+    }
     if let Some(path) = json {
         let per_run: Vec<serde_json::Value> = runs
             .iter()

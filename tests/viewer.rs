@@ -4,8 +4,9 @@
 //! viewer at `/`, sees frames and video, and draws the very caliper text the
 //! stream carries for the same frame (checked against a second, binary
 //! protobuf client); a real mouse click on "analyse now" brings a report
-//! whose keyframe reason is `request`; "freeze" is answered UNSUPPORTED; a
-//! prompt from the model's own vocabulary is acknowledged. The screenshot
+//! whose keyframe reason is `request`; "freeze" stops the page's frames
+//! until "unfreeze"; a prompt from the model's own vocabulary is
+//! acknowledged. The screenshot
 //! is kept as target/test-artefacts/viewer.png (SONOFLOW_UPDATE_GOLDEN=1
 //! also copies it to docs/img/viewer.png, the README's picture).
 //!
@@ -485,21 +486,36 @@ fn the_viewer_draws_the_streams_calipers_and_asks_for_a_report() {
             .await;
         assert!(meta.as_str().is_some_and(|m| m.contains("keyframe")), "{meta}");
 
-        // Freeze is not supported yet: the page shows the server's answer.
+        // Freeze: this page's frames stop (the pipeline goes on), then come
+        // back on unfreeze.
         cdp.eval("document.getElementById('freeze').click(); true")
             .await;
-        let code = cdp
-            .until(
-                "the answer to freeze",
-                "window.sonoflowViewer.lastError && window.sonoflowViewer.lastError.code",
-            )
+        cdp.until("the page frozen (acknowledged)", "window.sonoflowViewer.frozen === true")
             .await;
-        assert_eq!(code, json!("ERROR_CODE_UNSUPPORTED"));
         let shown = cdp.eval("document.getElementById('answer').innerText").await;
         assert!(
-            shown.as_str().is_some_and(|s| s.starts_with("unsupported")),
+            shown.as_str().is_some_and(|s| s.starts_with("freeze: frozen")),
             "{shown}"
         );
+        // Frames already queued for the page may still land: let them, then
+        // a second at 30 fps brings none.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let held = cdp.eval("window.sonoflowViewer.framesSeen").await;
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(
+            cdp.eval("window.sonoflowViewer.framesSeen").await,
+            held,
+            "no frame results reach a frozen page"
+        );
+        cdp.eval("document.getElementById('freeze').click(); true")
+            .await;
+        cdp.until(
+            "frames again after unfreeze",
+            &format!(
+                "window.sonoflowViewer.frozen === false && window.sonoflowViewer.framesSeen > {held} + 3"
+            ),
+        )
+        .await;
 
         // A prompt chosen from the model's own vocabulary.
         // "[SEG] lesion" where the model has it: the phantom's lesion is
@@ -607,6 +623,19 @@ fn the_viewer_draws_the_streams_calipers_and_asks_for_a_report() {
     assert!(
         transports.contains(&"websocket_json") && transports.contains(&"websocket"),
         "{transports:?}"
+    );
+    let held = server["per_client"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .filter(|c| c["transport"] == "websocket_json")
+        .filter_map(|c| c["held"].as_u64())
+        .sum::<u64>();
+    assert!(held > 0, "the page's frames held while frozen: {server}");
+    let to_socket = &server["capture_to_socket_ms"];
+    assert!(
+        to_socket["count"].as_u64() > Some(0) && to_socket["p50"].as_f64() > Some(0.0),
+        "capture to socket latency measured: {to_socket}"
     );
     eprintln!(
         "screenshot: {}; video: {} frames, {:.0} bytes each on average",

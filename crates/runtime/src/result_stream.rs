@@ -9,6 +9,8 @@
 //! `1 / video_fps` to a video thread that encodes them as JPEG
 //! (`VideoFrame`) for the viewer: JPEG never delays a frame or its results.
 //! Requests from clients go to the reasoning head through [`HeadRequests`].
+//! Each frame result written to a client's socket is timed from its frame's
+//! capture ([`SocketLatency`]: `capture_to_socket_ms` in the run report).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
-use sonoflow_core::{Interpretation, InterpretationBoard, InterpretationState, Recycled};
+use sonoflow_core::{
+    Clock, Interpretation, InterpretationBoard, InterpretationState, Recycled, Timestamp,
+};
 use sonoflow_model::ModelDir;
-use sonoflow_pipeline::PipelineMetrics;
+use sonoflow_pipeline::{LatencyRecorder, LatencySummary, PipelineMetrics};
 use sonoflow_protocol::convert::{
     envelope, frame_result, report, FrameStyle, ReportParts, Scratch,
 };
@@ -27,7 +31,8 @@ use sonoflow_protocol::v1::{self, server_message::Kind, ErrorCode};
 use sonoflow_reasoning::prompt::PromptCodec;
 use sonoflow_reasoning::{HeadHandle, ReasoningStats};
 use sonoflow_server::{
-    NoHead, Publisher, Refusal, RequestHandler, Server, ServerOptions, ServerReport, VideoEncoder,
+    FrameSent, NoHead, Publisher, Refusal, RequestHandler, Server, ServerOptions, ServerReport,
+    VideoEncoder,
 };
 use tracing::{info, warn};
 
@@ -52,6 +57,23 @@ pub struct ServerRunReport {
     pub results_dropped: u64,
     /// Video frames not copied because the video thread was still encoding.
     pub video_dropped: u64,
+    /// From a frame's capture to its result written to a client's socket
+    /// (WebSocket) or handed to the HTTP stream (ndjson): one sample per
+    /// frame and client.
+    pub capture_to_socket_ms: LatencySummary,
+}
+
+/// Times frame results as they are written to clients, on the pipeline's clock.
+struct SocketLatency {
+    clock: Arc<dyn Clock>,
+    latency: LatencyRecorder,
+}
+
+impl FrameSent for SocketLatency {
+    fn frame_sent(&self, captured: Timestamp) {
+        self.latency
+            .record(self.clock.now().saturating_since(captured));
+    }
 }
 
 /// What the stream needs from the run.
@@ -65,11 +87,14 @@ pub(crate) struct StreamInputs {
     pub codec: Option<PromptCodec>,
     pub why_no_codec: Option<String>,
     pub metrics: Arc<PipelineMetrics>,
+    /// The pipeline's clock (frames' capture times are on it).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The server and its publisher thread.
 pub(crate) struct ResultStream {
     server: Server,
+    socket_latency: Arc<SocketLatency>,
     dropped: Arc<AtomicU64>,
     video_dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
@@ -90,6 +115,11 @@ impl ResultStream {
             None => Arc::new(NoHead),
         };
         let server = Server::start(options, inputs.session, handler)?;
+        let socket_latency = Arc::new(SocketLatency {
+            clock: inputs.clock,
+            latency: LatencyRecorder::new(),
+        });
+        server.observe_frames_sent(Arc::clone(&socket_latency) as Arc<dyn FrameSent>);
         let dropped = Arc::new(AtomicU64::new(0));
         let (mut tap, entries) = FrameTap::new(QUEUED_RESULTS, false, Arc::clone(&dropped));
         let publisher = server.publisher();
@@ -133,6 +163,7 @@ impl ResultStream {
         Ok((
             Self {
                 server,
+                socket_latency,
                 dropped,
                 video_dropped,
                 thread: Some(thread),
@@ -159,6 +190,7 @@ impl ResultStream {
             server: self.server.finish("the run ended"),
             results_dropped: self.dropped.load(Ordering::Relaxed),
             video_dropped: self.video_dropped.load(Ordering::Relaxed),
+            capture_to_socket_ms: self.socket_latency.latency.summary(),
         }
     }
 }
@@ -217,8 +249,9 @@ fn publish(
         match entries.recv_timeout(POLL) {
             Ok(entry) => {
                 let result = frame_result(&entry.parts(), &style, &mut scratch);
+                let captured = entry.stamps.captured;
                 drop(entry);
-                publisher.publish(&envelope(Kind::Frame(result)));
+                publisher.publish_frame(&envelope(Kind::Frame(result)), captured);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -362,10 +395,6 @@ impl RequestHandler for HeadRequests {
         Ok(format!(
             "the task is now \"{prompt}\"; a report on the next frame is requested"
         ))
-    }
-
-    fn freeze(&self, frozen: bool) -> Result<String, Refusal> {
-        NoHead.freeze(frozen)
     }
 }
 

@@ -150,8 +150,10 @@ pub fn run(
     };
     let results = match options.serve.as_ref().or(def.server.as_ref()) {
         Some(server) => {
-            let (stream, tap) =
-                ResultStream::start(server.clone(), stream_inputs(def, &stage, server, &metrics))?;
+            let (stream, tap) = ResultStream::start(
+                server.clone(),
+                stream_inputs(def, &stage, server, &metrics, &clock),
+            )?;
             taps.push(tap);
             Some(stream)
         }
@@ -324,6 +326,7 @@ fn stream_inputs(
     stage: &ProcessStage,
     server: &ServerOptions,
     metrics: &Arc<PipelineMetrics>,
+    clock: &Arc<dyn Clock>,
 ) -> StreamInputs {
     let head = stage.reasoning.as_ref().map(|h| h.handle());
     let model_dir = def.model.as_ref().map(|m| {
@@ -374,6 +377,7 @@ fn stream_inputs(
         codec,
         why_no_codec,
         metrics: Arc::clone(metrics),
+        clock: Arc::clone(clock),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Per-client state: a bounded queue that drops its oldest message when a
 //! new one comes to a full queue (the publisher never waits for a client),
-//! the client's counters, and its request rate limit. Lock-free on the
-//! publishing side: one `force_push` per client and message.
+//! the client's counters, its freeze, and its request rate limit. Lock-free
+//! on the publishing side: one `force_push` per client and message.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use crossbeam::queue::ArrayQueue;
 use serde::Serialize;
+use sonoflow_core::Timestamp;
 use tokio::sync::Notify;
 
 /// One message, encoded once for every client.
@@ -20,6 +21,11 @@ pub struct Encoded {
     pub binary: Bytes,
     /// Canonical JSON and a newline (HTTP stream clients), when one listens.
     pub json: Option<Bytes>,
+    /// A frame result or video frame: held from a frozen client.
+    pub frame: bool,
+    /// When its frame was captured (the pipeline's clock), for the capture
+    /// to socket latency; frame results only.
+    pub captured: Option<Timestamp>,
 }
 
 /// How a client reads the stream.
@@ -56,6 +62,8 @@ pub enum Offer {
     DroppedOldest,
     /// The client missed too many in a row: it is being disconnected.
     Disconnect,
+    /// Not queued: the client froze its frames (counted as held, not dropped).
+    Held,
 }
 
 /// One connected client.
@@ -76,6 +84,10 @@ pub struct Client {
     disconnect_after: u64,
     closing: AtomicBool,
     reason: Mutex<Option<String>>,
+    /// It asked for no frames for now (a Freeze request).
+    frozen: AtomicBool,
+    /// Frame messages not sent to it while frozen.
+    held: AtomicU64,
 }
 
 impl Client {
@@ -99,12 +111,28 @@ impl Client {
             disconnect_after,
             closing: AtomicBool::new(false),
             reason: Mutex::new(None),
+            frozen: AtomicBool::new(false),
+            held: AtomicU64::new(0),
         }
+    }
+
+    /// Freezes (true) or resumes (false) its frame results and video;
+    /// whether that changed anything.
+    pub fn freeze(&self, frozen: bool) -> bool {
+        self.frozen.swap(frozen, Ordering::AcqRel) != frozen
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.load(Ordering::Acquire)
     }
 
     /// Offers a stream message: queued, dropping the oldest when full; a
     /// client behind by more than its limit is told to go.
     pub fn offer(&self, message: std::sync::Arc<Encoded>) -> Offer {
+        if message.frame && self.is_frozen() {
+            self.held.fetch_add(1, Ordering::Relaxed);
+            return Offer::Held;
+        }
         let offer = match self.queue.force_push(message) {
             None => Offer::Queued,
             Some(_oldest) => {
@@ -171,6 +199,7 @@ impl Client {
             transport: self.transport,
             sent: self.sent.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            held: self.held.load(Ordering::Relaxed),
             closed_by_server: self.reason(),
         }
     }
@@ -184,6 +213,8 @@ pub struct ClientReport {
     pub sent: u64,
     /// Messages dropped because it was behind.
     pub dropped: u64,
+    /// Frame results and video frames not sent while it was frozen.
+    pub held: u64,
     /// Why the server disconnected it (None: it left, or is still there).
     pub closed_by_server: Option<String>,
 }
@@ -234,6 +265,8 @@ mod tests {
         Arc::new(Encoded {
             binary: Bytes::from(vec![n]),
             json: None,
+            frame: true,
+            captured: None,
         })
     }
 
@@ -281,6 +314,30 @@ mod tests {
             assert!(c.next().is_some());
         }
         assert!(!c.is_closing());
+    }
+
+    #[test]
+    fn a_frozen_client_is_sent_no_frames_and_nothing_counts_as_dropped() {
+        let c = client(1, 2);
+        assert!(c.freeze(true), "frozen now");
+        assert!(!c.freeze(true), "already frozen");
+        for n in 0..5 {
+            assert_eq!(c.offer(message(n)), Offer::Held);
+        }
+        let report = Arc::new(Encoded {
+            binary: Bytes::from(vec![42]),
+            json: None,
+            frame: false,
+            captured: None,
+        });
+        assert_eq!(c.offer(report), Offer::Queued, "reports still come");
+        assert_eq!(c.next().map(|m| m.binary[0]), Some(42));
+        assert!(c.next().is_none());
+        assert!(!c.is_closing(), "holding frames is not falling behind");
+        assert!(c.freeze(false));
+        assert_eq!(c.offer(message(7)), Offer::Queued);
+        let r = c.report();
+        assert_eq!((r.held, r.dropped), (5, 0));
     }
 
     #[test]

@@ -25,12 +25,13 @@ mod viewer;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message;
 use serde::Serialize;
+use sonoflow_core::Timestamp;
 use sonoflow_protocol::v1::{self, server_message::Kind};
 use tracing::{info, warn};
 
@@ -68,6 +69,13 @@ struct Counters {
     video_bytes: AtomicU64,
 }
 
+/// Told each time a frame result has been written to a client's socket,
+/// with the frame's capture time on the pipeline's clock: the run measures
+/// capture to socket latency with it (one sample per frame and client).
+pub trait FrameSent: Send + Sync + 'static {
+    fn frame_sent(&self, captured: Timestamp);
+}
+
 /// What the server and its connections share.
 struct Shared {
     options: ServerOptions,
@@ -77,6 +85,7 @@ struct Shared {
     gone: Mutex<Vec<ClientReport>>,
     next_id: AtomicU64,
     counters: Counters,
+    frame_sent: OnceLock<Arc<dyn FrameSent>>,
 }
 
 impl Shared {
@@ -121,7 +130,9 @@ impl Shared {
         }
     }
 
-    fn encode(message: &v1::ServerMessage, json: bool) -> Encoded {
+    /// Encodes `message` (and its JSON when `json`); `captured`: its
+    /// frame's capture time, for a frame result.
+    fn encode(message: &v1::ServerMessage, json: bool, captured: Option<Timestamp>) -> Encoded {
         Encoded {
             binary: Bytes::from(message.encode_to_vec()),
             json: json.then(|| {
@@ -129,6 +140,17 @@ impl Shared {
                 line.push(b'\n');
                 Bytes::from(line)
             }),
+            frame: matches!(message.kind, Some(Kind::Frame(_) | Kind::Video(_))),
+            captured,
+        }
+    }
+
+    /// A message has been written to a client: a frame result's capture to
+    /// socket latency is recorded.
+    fn sent(&self, client: &Client, message: &Encoded) {
+        client.sent_one();
+        if let (Some(captured), Some(observer)) = (message.captured, self.frame_sent.get()) {
+            observer.frame_sent(captured);
         }
     }
 
@@ -147,6 +169,16 @@ pub struct Publisher {
 impl Publisher {
     /// Encodes `message` once and offers it to every client.
     pub fn publish(&self, message: &v1::ServerMessage) {
+        self.offer(message, None);
+    }
+
+    /// Publishes a frame result whose frame was captured at `captured`
+    /// (the pipeline's clock): its capture to socket latency is measured.
+    pub fn publish_frame(&self, message: &v1::ServerMessage, captured: Timestamp) {
+        self.offer(message, Some(captured));
+    }
+
+    fn offer(&self, message: &v1::ServerMessage, captured: Option<Timestamp>) {
         let shared = &self.shared;
         let c = &shared.counters;
         c.messages.fetch_add(1, Ordering::Relaxed);
@@ -169,7 +201,7 @@ impl Publisher {
             return;
         }
         let json = clients.iter().any(|c| c.transport.json());
-        let encoded = Arc::new(Shared::encode(message, json));
+        let encoded = Arc::new(Shared::encode(message, json, captured));
         for client in &clients {
             if client.offer(Arc::clone(&encoded)) == Offer::Disconnect {
                 c.disconnected_behind.fetch_add(1, Ordering::Relaxed);
@@ -279,6 +311,7 @@ impl Server {
             gone: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
             counters: Counters::default(),
+            frame_sent: OnceLock::new(),
         });
         let stop = Arc::new(tokio::sync::Notify::new());
         let app = routes::router(Arc::clone(&shared));
@@ -305,6 +338,13 @@ impl Server {
     /// The address it listens on (the port chosen, with port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Tells `observer` of every frame result written to a client (set once).
+    pub fn observe_frames_sent(&self, observer: Arc<dyn FrameSent>) {
+        if self.shared.frame_sent.set(observer).is_err() {
+            warn!("frames sent are already observed: the second observer is ignored");
+        }
     }
 
     pub fn publisher(&self) -> Publisher {

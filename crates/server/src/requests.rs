@@ -1,16 +1,18 @@
 //! Requests from clients: read (protobuf binary, or its JSON in a text
 //! message), checked (size, rate, a kind, a prompt's length), and handed to
 //! the [`RequestHandler`] the run gives the server (the reasoning head's
-//! side: the vocabulary check and the actions live there). Every request is
-//! answered: an ack, or an error naming what was wrong. A bad request never
-//! ends the stream.
+//! side: the vocabulary check and the actions live there). A freeze is the
+//! asking client's own: its frame results and video are held until it
+//! unfreezes ([`Client::freeze`]); the pipeline and other clients go on.
+//! Every request is answered: an ack, or an error naming what was wrong. A
+//! bad request never ends the stream.
 
 use std::time::Instant;
 
 use sonoflow_protocol::v1::{self, request::Kind, ErrorCode};
 use sonoflow_protocol::{decode_request, request_from_json};
 
-use crate::clients::RateLimit;
+use crate::clients::{Client, RateLimit};
 
 /// The longest prompt accepted, in characters.
 pub const MAX_PROMPT_CHARS: usize = 256;
@@ -39,8 +41,6 @@ pub trait RequestHandler: Send + Sync + 'static {
     /// Checks `prompt` against the model's vocabulary; makes it the task
     /// and analyses now.
     fn prompt(&self, prompt: &str) -> Result<String, Refusal>;
-    /// Freezes or resumes the frame output.
-    fn freeze(&self, frozen: bool) -> Result<String, Refusal>;
 }
 
 /// The handler of a run without a reasoning head: everything unavailable.
@@ -62,12 +62,6 @@ impl RequestHandler for NoHead {
     }
     fn prompt(&self, _: &str) -> Result<String, Refusal> {
         Err(Self::refuse())
-    }
-    fn freeze(&self, _: bool) -> Result<String, Refusal> {
-        Err(Refusal::new(
-            ErrorCode::Unsupported,
-            "freeze is not supported yet: the runtime cannot hold its frame output",
-        ))
     }
 }
 
@@ -102,15 +96,17 @@ impl RequestGate {
         }
     }
 
-    /// Reads, checks and carries out one request at `now`; the answer to send.
+    /// Reads, checks and carries out one request of `client` at `now`; the
+    /// answer to send.
     pub fn answer(
         &mut self,
         incoming: Incoming<'_>,
         now: Instant,
         handler: &dyn RequestHandler,
+        client: &Client,
     ) -> v1::server_message::Kind {
         use v1::server_message::Kind as Out;
-        match self.check(incoming, now, handler) {
+        match self.check(incoming, now, handler, client) {
             Ok((id, kind, detail)) => Out::Ack(v1::RequestAck {
                 id,
                 kind: kind.into(),
@@ -129,6 +125,7 @@ impl RequestGate {
         incoming: Incoming<'_>,
         now: Instant,
         handler: &dyn RequestHandler,
+        client: &Client,
     ) -> Result<(u64, &'static str, String), (u64, Refusal)> {
         if incoming.len() > self.max_bytes {
             return Err((
@@ -181,12 +178,21 @@ impl RequestGate {
                     .map(|d| (id, "prompt", d))
                     .map_err(refused)
             }
-            Some(Kind::Freeze(f)) => handler
-                .freeze(f.frozen)
-                .map(|d| (id, "freeze", d))
-                .map_err(refused),
+            Some(Kind::Freeze(f)) => Ok((id, "freeze", freeze(client, f.frozen))),
         }
     }
+}
+
+/// Freezes or resumes `client`'s frames; the ack's detail.
+fn freeze(client: &Client, frozen: bool) -> String {
+    let changed = client.freeze(frozen);
+    match (frozen, changed) {
+        (true, true) => "frozen: frame results and video to this client are held until it unfreezes; reports and stats go on, and the pipeline and other clients are not affected",
+        (true, false) => "already frozen",
+        (false, true) => "unfrozen: frame results and video come again from the next frame",
+        (false, false) => "not frozen",
+    }
+    .to_owned()
 }
 
 #[cfg(test)]
@@ -216,9 +222,11 @@ mod tests {
                 ))
             }
         }
-        fn freeze(&self, frozen: bool) -> Result<String, Refusal> {
-            NoHead.freeze(frozen)
-        }
+    }
+
+    fn client() -> Client {
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        Client::new(1, crate::Transport::Websocket, peer, 4, 100)
     }
 
     fn request(id: u64, kind: Kind) -> Vec<u8> {
@@ -239,9 +247,9 @@ mod tests {
     #[test]
     fn each_request_is_acked_or_refused_naming_why() {
         let mut gate = RequestGate::new(4096, 100.0, 100);
-        let now = Instant::now();
+        let (now, c) = (Instant::now(), client());
         let analyse = request(1, Kind::AnalyseNow(v1::AnalyseNow {}));
-        match gate.answer(Incoming::Binary(&analyse), now, &Words) {
+        match gate.answer(Incoming::Binary(&analyse), now, &Words, &c) {
             Out::Ack(a) => assert_eq!((a.id, a.kind.as_str()), (1, "analyse_now")),
             other => panic!("{other:?}"),
         }
@@ -255,21 +263,31 @@ mod tests {
         };
         let good = prompt("[SEG] cyst");
         assert!(matches!(
-            gate.answer(Incoming::Binary(&good), now, &Words),
+            gate.answer(Incoming::Binary(&good), now, &Words, &c),
             Out::Ack(_)
         ));
         let bad = prompt("[SEG] banana");
-        let (id, code, message) = error(gate.answer(Incoming::Binary(&bad), now, &Words));
+        let (id, code, message) = error(gate.answer(Incoming::Binary(&bad), now, &Words, &c));
         assert_eq!((id, code), (2, ErrorCode::Invalid));
         assert!(message.contains("banana"), "{message}");
-        let (_, code, _) = error(gate.answer(Incoming::Binary(&prompt("  ")), now, &Words));
+        let (_, code, _) = error(gate.answer(Incoming::Binary(&prompt("  ")), now, &Words, &c));
         assert_eq!(code, ErrorCode::Invalid);
-        let freeze = request(3, Kind::Freeze(v1::Freeze { frozen: true }));
-        let (_, code, message) = error(gate.answer(Incoming::Binary(&freeze), now, &Words));
-        assert_eq!(code, ErrorCode::Unsupported);
-        assert!(message.contains("not supported yet"), "{message}");
+        let freeze = |frozen| request(3, Kind::Freeze(v1::Freeze { frozen }));
+        match gate.answer(Incoming::Binary(&freeze(true)), now, &Words, &c) {
+            Out::Ack(a) => {
+                assert_eq!((a.id, a.kind.as_str()), (3, "freeze"));
+                assert!(a.detail.starts_with("frozen"), "{}", a.detail);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.is_frozen(), "the asking client is frozen");
+        match gate.answer(Incoming::Binary(&freeze(false)), now, &Words, &c) {
+            Out::Ack(a) => assert!(a.detail.starts_with("unfrozen"), "{}", a.detail),
+            other => panic!("{other:?}"),
+        }
+        assert!(!c.is_frozen());
         let json = r#"{"id": "4", "analyseNow": {}}"#;
-        match gate.answer(Incoming::Text(json), now, &Words) {
+        match gate.answer(Incoming::Text(json), now, &Words, &c) {
             Out::Ack(a) => assert_eq!(a.id, 4),
             other => panic!("{other:?}"),
         }
@@ -278,26 +296,27 @@ mod tests {
     #[test]
     fn garbage_huge_and_empty_requests_get_errors() {
         let mut gate = RequestGate::new(64, 100.0, 100);
-        let now = Instant::now();
-        let (_, code, _) = error(gate.answer(Incoming::Binary(&[0xff, 0x13, 0x37]), now, &Words));
+        let (now, c) = (Instant::now(), client());
+        let (_, code, _) =
+            error(gate.answer(Incoming::Binary(&[0xff, 0x13, 0x37]), now, &Words, &c));
         assert_eq!(code, ErrorCode::Malformed);
-        let (_, code, _) = error(gate.answer(Incoming::Text("{not json"), now, &Words));
+        let (_, code, _) = error(gate.answer(Incoming::Text("{not json"), now, &Words, &c));
         assert_eq!(code, ErrorCode::Malformed);
-        let (_, code, message) = error(gate.answer(Incoming::Binary(&[0u8; 65]), now, &Words));
+        let (_, code, message) = error(gate.answer(Incoming::Binary(&[0u8; 65]), now, &Words, &c));
         assert_eq!(code, ErrorCode::TooLarge);
         assert!(message.contains("65 bytes"), "{message}");
         let none = v1::Request { id: 5, kind: None }.encode_to_vec();
-        let (id, code, _) = error(gate.answer(Incoming::Binary(&none), now, &Words));
+        let (id, code, _) = error(gate.answer(Incoming::Binary(&none), now, &Words, &c));
         assert_eq!((id, code), (5, ErrorCode::Malformed));
     }
 
     #[test]
     fn requests_over_the_rate_are_refused() {
         let mut gate = RequestGate::new(4096, 1.0, 2);
-        let now = Instant::now();
+        let (now, c) = (Instant::now(), client());
         let analyse = request(1, Kind::AnalyseNow(v1::AnalyseNow {}));
         let answers: Vec<Out> = (0..3)
-            .map(|_| gate.answer(Incoming::Binary(&analyse), now, &Words))
+            .map(|_| gate.answer(Incoming::Binary(&analyse), now, &Words, &c))
             .collect();
         assert!(matches!(answers[0], Out::Ack(_)) && matches!(answers[1], Out::Ack(_)));
         assert_eq!(error(answers[2].clone()).1, ErrorCode::RateLimited);
@@ -305,7 +324,8 @@ mod tests {
             gate.answer(
                 Incoming::Binary(&analyse),
                 now + std::time::Duration::from_secs(1),
-                &Words
+                &Words,
+                &c
             ),
             Out::Ack(_)
         ));

@@ -148,7 +148,7 @@ async fn serve_socket(socket: WebSocket, shared: Arc<Shared>, client: Arc<Client
     let (mut tx, mut rx) = socket.split();
     let json = client.transport.json();
     let hello = envelope(Kind::Session(shared.session_for(client.id)));
-    client.answer(Arc::new(Shared::encode(&hello, json)));
+    client.answer(Arc::new(Shared::encode(&hello, json, None)));
 
     let reader = {
         let (shared, client) = (Arc::clone(&shared), Arc::clone(&client));
@@ -167,7 +167,8 @@ async fn serve_socket(socket: WebSocket, shared: Arc<Shared>, client: Arc<Client
                     }
                 };
                 shared.counters.requests.fetch_add(1, Ordering::Relaxed);
-                let answer = gate.answer(incoming, Instant::now(), shared.handler.as_ref());
+                let answer =
+                    gate.answer(incoming, Instant::now(), shared.handler.as_ref(), &client);
                 if let Kind::Error(e) = &answer {
                     shared
                         .counters
@@ -178,7 +179,7 @@ async fn serve_socket(socket: WebSocket, shared: Arc<Shared>, client: Arc<Client
                         "request refused: {}", e.message
                     );
                 }
-                client.answer(Arc::new(Shared::encode(&envelope(answer), json)));
+                client.answer(Arc::new(Shared::encode(&envelope(answer), json, None)));
             }
         }
     };
@@ -203,7 +204,7 @@ async fn serve_socket(socket: WebSocket, shared: Arc<Shared>, client: Arc<Client
                 if tx.send(message).await.is_err() {
                     return;
                 }
-                client.sent_one();
+                shared.sent(&client, &m);
             }
             if client.is_closing() {
                 let reason = client.reason().unwrap_or_default();
@@ -245,7 +246,7 @@ async fn ndjson(
 ) -> Response {
     let client = shared.register(Transport::Ndjson, peer);
     let hello = envelope(Kind::Session(shared.session_for(client.id)));
-    client.answer(Arc::new(Shared::encode(&hello, true)));
+    client.answer(Arc::new(Shared::encode(&hello, true, None)));
     let guard = Registered {
         shared: Arc::clone(&shared),
         client,
@@ -259,7 +260,7 @@ async fn ndjson(
             if let Some(m) = client.next() {
                 // Messages queued before the first JSON client came have no JSON.
                 if let Some(line) = m.json.clone() {
-                    client.sent_one();
+                    guard.shared.sent(client, &m);
                     return Some((Ok::<_, std::io::Error>(line), guard));
                 }
                 continue;

@@ -24,6 +24,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-pip
   protobuf-compiler
   chromium chromium-driver  # tests/viewer.rs drives headless Chromium against the viewer
+  dcmtk  # crates/dicom-export's tests parse the SR with dsrdump
 )
 
 missing=()

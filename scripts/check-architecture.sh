@@ -21,6 +21,7 @@ rules=(
   "sonoflow-reasoning gstreamer gstreamer-app"
   "sonoflow-protocol gstreamer ort tokio"
   "sonoflow-server gstreamer ort sonoflow-inference sonoflow-reasoning sonoflow-pipeline"
+  "sonoflow-dicom-export gstreamer ort tokio sonoflow-inference sonoflow-reasoning sonoflow-pipeline"
 )
 status=0
 for rule in "${rules[@]}"; do

@@ -8,7 +8,9 @@ use std::str::FromStr;
 /// left out), with paths taken from the workspace root: cargo runs benches
 /// in benches/.
 pub struct BenchArgs {
-    /// The workspace root.
+    /// The workspace root: `SONOFLOW_ROOT` when set (a bench binary run
+    /// outside the tree it was built in, as scripts/check-gpu.sh --prebuilt
+    /// does), else the tree it was built in.
     pub root: PathBuf,
     args: Vec<String>,
 }
@@ -16,7 +18,9 @@ pub struct BenchArgs {
 impl BenchArgs {
     pub fn from_env() -> Self {
         Self {
-            root: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+            root: std::env::var_os("SONOFLOW_ROOT")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")),
             args: std::env::args()
                 .skip(1)
                 .filter(|a| !a.starts_with("--"))

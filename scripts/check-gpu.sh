@@ -16,7 +16,11 @@
 #     TensorRT FP32, CUDA; CPU beside them), the TensorRT engine build cold
 #     (empty cache) and cached (the session load times), and the raw and
 #     whole pipelines on it (pipelines/bench-umind-raw.toml, bench-umind.toml).
-# Reports land in out/gpu/. Usage: scripts/check-gpu.sh [--cuda-libs] [--frames N]
+#  5. With --stream-clients, where CUDA works: the results stream's load
+#     bench (benches/stream_clients.rs: 0, 1, 8, 32 WebSocket clients, 3
+#     rounds) on the default pipeline with the model on CUDA and a fake sink
+#     instead of the MP4 (out/gpu/stream-default.toml).
+# Reports land in out/gpu/. Usage: scripts/check-gpu.sh [--cuda-libs] [--frames N] [--stream-clients]
 #
 # --prebuilt DIR: on a GPU machine that can fetch nothing (no apt, no PyPI, no
 # cargo), use what scripts/gpu-bundle.sh packed here instead of steps 1's
@@ -25,13 +29,14 @@
 # cuDNN libraries are taken from that machine's Python packages (nvidia-*).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-frames=600; cuda_libs=0; prebuilt=""
+frames=600; cuda_libs=0; prebuilt=""; stream_clients=0
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --cuda-libs) cuda_libs=1; shift ;;
     --frames) frames="$2"; shift 2 ;;
     --prebuilt) prebuilt="$(cd "$2" && pwd)"; shift 2 ;;
-    *) echo "unknown argument $1 (use --cuda-libs, --frames N, --prebuilt DIR)" >&2; exit 2 ;;
+    --stream-clients) stream_clients=1; shift ;;
+    *) echo "unknown argument $1 (use --cuda-libs, --frames N, --prebuilt DIR, --stream-clients)" >&2; exit 2 ;;
   esac
 done
 say() { printf '\033[1;34m[gpu]\033[0m %s\n' "$*" >&2; }
@@ -57,6 +62,9 @@ PY
   export GST_PLUGIN_SYSTEM_PATH="$prebuilt/lib/gstreamer-1.0" GST_PLUGIN_PATH="" GST_REGISTRY="/tmp/sonoflow-gst-registry.bin" GST_REGISTRY_FORK=no
   sonoflow="$prebuilt/bin/sonoflow"
   floor() { "$prebuilt/bin/floor" "$ROOT/onnx/umind-nano" "$frames" "$1" "$2" "$3"; }
+  # The bench runs $ROOT/target/release/sonoflow.
+  mkdir -p target/release && cp "$prebuilt/bin/sonoflow" target/release/sonoflow
+  clients_bench() { SONOFLOW_ROOT="$ROOT" "$prebuilt/bin/stream_clients" "$@"; }
 else
   bash "$ROOT/scripts/bootstrap.sh"
   source "$ROOT/scripts/env.sh"
@@ -81,6 +89,7 @@ else
   fi
   sonoflow=./target/release/sonoflow
   floor() { cargo bench --locked -q -p sonoflow-benches --bench floor -- onnx/umind-nano "$frames" "$@"; }
+  clients_bench() { cargo build --release --locked -q -p sonoflow && cargo bench --locked -q -p sonoflow-benches --bench stream_clients -- "$@"; }
 fi
 say "ONNX Runtime GPU build: $ORT_DYLIB_PATH"
 say "its provider libraries: $(cd "$(dirname "$ORT_DYLIB_PATH")" && ls libonnxruntime_providers_*.so | tr '\n' ' ')"
@@ -141,6 +150,13 @@ for p in "${working[@]}"; do
   fi
   floor "$p" 30 "$ROOT/out/gpu/floor-$p.json"
 done
+if [ "$stream_clients" -eq 1 ] && [[ " ${working[*]} " == *" cuda "* ]]; then
+  say "results stream load: 0/1/8/32 clients, default pipeline on CUDA, fake sink"
+  sed -e 's|^providers = .*|providers = ["cuda", "cpu"]\nrequire_provider = "cuda"|' \
+      -e 's|^kind = "mp4"|kind = "fake"|' -e '/^path = "out\/default.mp4"/d' \
+      pipelines/default.toml > out/gpu/stream-default.toml
+  clients_bench out/gpu/stream-default.toml "$frames" 3 out/gpu/stream-clients.json
+fi
 python3 - out/gpu <<'PY'
 import json, sys
 from pathlib import Path
@@ -148,6 +164,8 @@ out = Path(sys.argv[1])
 print("| run | providers | start-up s (engine build or load) | warm-up ms | model_ms p50 / p99 | end to end p50 / p99 | dropped |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 for f in sorted(out.glob("*.json")):
+    if f.name == "stream-clients.json":
+        continue
     r = json.loads(f.read_text())
     if "inference" not in r:
         print(f"| {f.stem} (bare floor) | | | | {r['p50']:.2f} / {r['p99']:.2f} | | |")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what scripts/check-gpu.sh --prebuilt needs on a GPU machine that can
 # fetch nothing (the device machine this workplace lends): the release
-# `sonoflow` and bare-floor bench binaries, the shared libraries and the three
+# `sonoflow`, bare-floor and stream-clients bench binaries, the shared libraries and the three
 # GStreamer plugins they load (glibc excepted), and ONNX Runtime's GPU build
 # (onnxruntime-gpu==$ORT_VERSION from PyPI: the core library, the CUDA and
 # TensorRT providers) with its CUDA kernels pruned to one architecture
@@ -29,14 +29,21 @@ say() { printf '\033[1;34m[gpu-bundle]\033[0m %s\n' "$*" >&2; }
 
 say "release build: sonoflow and the floor bench"
 cargo build --release --locked -q -p sonoflow
-floor="$(cargo bench --no-run --locked -p sonoflow-benches --bench floor 2>&1 | sed -n 's/.*Executable.*(\(.*\)).*/\1/p' | tail -n1)"
-[ -x "$floor" ] || { echo "could not find the floor bench executable (cargo bench --no-run printed none)" >&2; exit 1; }
+bench_bin() { # NAME: the release executable of benches/NAME.rs
+  local exe
+  exe="$(cargo bench --no-run --locked -p sonoflow-benches --bench "$1" 2>&1 | sed -n 's/.*Executable.*(\(.*\)).*/\1/p' | tail -n1)"
+  [ -x "$exe" ] || { echo "could not find the $1 bench executable (cargo bench --no-run printed none)" >&2; exit 1; }
+  echo "$exe"
+}
+floor="$(bench_bin floor)"
+stream_clients="$(bench_bin stream_clients)"
 
 stage="$ROOT/out/gpu-bundle/stage"
 rm -rf "$stage"; mkdir -p "$stage/bin" "$stage/lib/gstreamer-1.0" "$stage/ort"
 cp target/release/sonoflow "$stage/bin/sonoflow"
 cp "$floor" "$stage/bin/floor"
-strip "$stage/bin/sonoflow" "$stage/bin/floor"
+cp "$stream_clients" "$stage/bin/stream_clients"
+strip "$stage/bin/sonoflow" "$stage/bin/floor" "$stage/bin/stream_clients"
 plugins=/usr/lib/x86_64-linux-gnu/gstreamer-1.0
 for p in app coreelements videoconvertscale; do cp "$plugins/libgst$p.so" "$stage/lib/gstreamer-1.0/"; done
 # Every library the binaries and plugins load, except glibc's own (the

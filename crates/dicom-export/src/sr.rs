@@ -7,10 +7,10 @@
 //!   HAS CONCEPT MOD  CODE Procedure reported = Ultrasonography
 //!   CONTAINS CONTAINER Image Library > Image Library Group > IMAGE (each image)
 //!   CONTAINS CONTAINER Imaging Measurements
-//!     CONTAINS CONTAINER Measurement Group (one per finding)
+//!     CONTAINS CONTAINER Measurement Group (one per segment)
 //!       HAS OBS CONTEXT TEXT Tracking Identifier; UIDREF Tracking Unique Identifier
 //!       CONTAINS CODE Finding = Lesion | Cyst | Mass
-//!       CONTAINS SCOORD Image Region (closed POLYLINE: the contour or the box) > SELECTED FROM IMAGE
+//!       CONTAINS SCOORD Image Region (closed POLYLINE: the contour) > SELECTED FROM IMAGE
 //!       CONTAINS NUM Long Axis, Short Axis (mm)            [calibrated frames only]
 //!         HAS PROPERTIES NUM Caliper uncertainty (plus or minus, mm)
 //!         INFERRED FROM SCOORD (POLYLINE: the caliper's ends) > SELECTED FROM IMAGE
@@ -149,7 +149,14 @@ pub(crate) fn measurement_report(p: &ReportParts<'_>) -> Result<DicomFile, Expor
     let calibrated = k.calibration.and_then(|c| c.spacing()).is_some();
     let valid = k.findings.verdict == AiVerdict::Valid;
     if valid {
-        for (i, f) in k.findings.findings.iter().enumerate() {
+        // Segments: a detection's box repeats a segment's lesion without
+        // its measurements (docs/dicom.md).
+        let segments = k
+            .findings
+            .findings
+            .iter()
+            .filter(|f| f.kind == FindingKind::Segment);
+        for (i, f) in segments.enumerate() {
             let uid = p.tracking_uids.get(i).cloned().unwrap_or_default();
             let (group, nums) = measurement_group(k, f, i, &uid, &image_uid, &mut labels);
             if i == 0 {
@@ -373,14 +380,7 @@ fn measurement_group(
             Value::Code(codes::finding(k.finding_label).into()),
         ),
     ];
-    let region = match f.kind {
-        FindingKind::Segment => closed(k.findings.contour(f)),
-        FindingKind::Detection => {
-            let b = f.bbox;
-            let (x0, y0, x1, y1) = (b.x0, b.y0, b.x1, b.y1);
-            vec![x0, y0, x1, y0, x1, y1, x0, y1, x0, y0]
-        }
-    };
+    let region = closed(k.findings.contour(f));
     if region.len() >= 8 {
         children.push(
             Item::new(

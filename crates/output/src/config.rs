@@ -22,6 +22,10 @@ pub enum SinkKind {
     Rtp,
     /// Discards frames; for benchmarks.
     Fake,
+    /// Stores keyframes with finished reports as DICOM files in a folder
+    /// (Ultrasound Image + TID 1500 SR; docs/dicom.md). Not a video branch:
+    /// the run feeds it.
+    Dicom,
 }
 
 impl SinkKind {
@@ -32,7 +36,13 @@ impl SinkKind {
             SinkKind::Display => "display",
             SinkKind::Rtp => "rtp",
             SinkKind::Fake => "fake",
+            SinkKind::Dicom => "dicom",
         }
+    }
+
+    /// Whether frames go to it as video (a GStreamer branch of the output).
+    pub fn is_video(self) -> bool {
+        self != SinkKind::Dicom
     }
 
     /// Whether the sink writes a file at `path`.
@@ -52,7 +62,8 @@ pub const DEFAULT_FRAGMENT_MS: u32 = 1000;
 pub struct SinkConfig {
     /// mp4, mkv, display, rtp or fake.
     pub kind: Option<SinkKind>,
-    /// mp4/mkv: the file to write (parent directories are created).
+    /// mp4/mkv: the file to write (parent directories are created);
+    /// dicom: the folder the DICOM files go to.
     pub path: Option<PathBuf>,
     /// rtp: destination host (default 127.0.0.1).
     pub host: Option<String>,
@@ -65,6 +76,24 @@ pub struct SinkConfig {
     /// up to its last complete fragment; 0 writes a classic MP4 whose index
     /// comes at the end, which is unplayable unless the run finishes.
     pub fragment_ms: Option<u32>,
+    /// dicom: the root of the UIDs it makes (your organisation's registered
+    /// root); default 2.25 (UUID-derived).
+    pub uid_root: Option<String>,
+    /// dicom: the patient, when the definition knows it (never invented).
+    pub patient_name: Option<String>,
+    pub patient_id: Option<String>,
+    /// dicom: the patient attributes are real and the objects are for
+    /// clinical use (default false: anonymous, not for clinical use).
+    pub clinical: Option<bool>,
+}
+
+/// A `dicom` sink's own settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DicomSinkSpec {
+    pub uid_root: Option<String>,
+    pub patient_name: String,
+    pub patient_id: String,
+    pub clinical: bool,
 }
 
 /// A validated sink.
@@ -82,9 +111,25 @@ pub struct SinkSpec {
     pub bitrate_kbps: u32,
     /// mp4: fragment length in milliseconds; 0 is a classic (moov at the end) file.
     pub fragment_ms: u32,
+    /// dicom: its settings.
+    pub dicom: Option<DicomSinkSpec>,
 }
 
 impl SinkSpec {
+    /// A fakesink, named `key`.
+    pub fn fake(key: &str) -> Self {
+        Self {
+            kind: SinkKind::Fake,
+            key: key.to_owned(),
+            path: None,
+            host: None,
+            port: None,
+            bitrate_kbps: DEFAULT_BITRATE_KBPS,
+            fragment_ms: 0,
+            dicom: None,
+        }
+    }
+
     /// How errors name the sink: `sinks[0] (mp4 "out/run.mp4")`.
     pub fn describe(&self) -> String {
         match (&self.path, &self.host, self.port) {
@@ -108,11 +153,15 @@ impl SinkConfig {
             ConfigIssue::new(
                 key("kind"),
                 "is missing",
-                "set kind = \"mp4\", \"mkv\", \"display\", \"rtp\" or \"fake\"",
+                "set kind = \"mp4\", \"mkv\", \"display\", \"rtp\", \"fake\" or \"dicom\"",
             )
         })?;
-        let applies: [(&str, bool, &[SinkKind]); 5] = [
-            ("path", self.path.is_some(), &[SinkKind::Mp4, SinkKind::Mkv]),
+        let applies: [(&str, bool, &[SinkKind]); 9] = [
+            (
+                "path",
+                self.path.is_some(),
+                &[SinkKind::Mp4, SinkKind::Mkv, SinkKind::Dicom],
+            ),
             ("host", self.host.is_some(), &[SinkKind::Rtp]),
             ("port", self.port.is_some(), &[SinkKind::Rtp]),
             (
@@ -121,6 +170,14 @@ impl SinkConfig {
                 &[SinkKind::Mp4, SinkKind::Mkv, SinkKind::Rtp],
             ),
             ("fragment_ms", self.fragment_ms.is_some(), &[SinkKind::Mp4]),
+            ("uid_root", self.uid_root.is_some(), &[SinkKind::Dicom]),
+            (
+                "patient_name",
+                self.patient_name.is_some(),
+                &[SinkKind::Dicom],
+            ),
+            ("patient_id", self.patient_id.is_some(), &[SinkKind::Dicom]),
+            ("clinical", self.clinical.is_some(), &[SinkKind::Dicom]),
         ];
         reject_foreign_keys(prefix, kind, SinkKind::name, &applies)?;
         let bitrate_kbps = self.bitrate_kbps.unwrap_or(DEFAULT_BITRATE_KBPS);
@@ -131,20 +188,25 @@ impl SinkConfig {
                 "use a positive bit rate such as 4000",
             ));
         }
-        if kind.is_file() {
+        if kind.is_file() || kind == SinkKind::Dicom {
+            let example = if kind == SinkKind::Dicom {
+                "out/dicom".to_owned()
+            } else {
+                format!("out/scan.{}", kind.name())
+            };
             match &self.path {
                 None => {
                     return Err(ConfigIssue::new(
                         key("path"),
                         format!("is required for kind \"{}\"", kind.name()),
-                        format!("add path = \"out/scan.{}\"", kind.name()),
+                        format!("add path = \"{example}\""),
                     ))
                 }
                 Some(path) if path.as_os_str().is_empty() => {
                     return Err(ConfigIssue::new(
                         key("path"),
                         "is empty",
-                        format!("give a file such as \"out/scan.{}\"", kind.name()),
+                        format!("give a path such as \"{example}\""),
                     ))
                 }
                 Some(_) => {}
@@ -186,6 +248,12 @@ impl SinkConfig {
             } else {
                 0
             },
+            dicom: (kind == SinkKind::Dicom).then(|| DicomSinkSpec {
+                uid_root: self.uid_root.clone(),
+                patient_name: self.patient_name.clone().unwrap_or_default(),
+                patient_id: self.patient_id.clone().unwrap_or_default(),
+                clinical: self.clinical.unwrap_or(false),
+            }),
         })
     }
 }
@@ -242,6 +310,29 @@ mod tests {
             .validate("sinks[0]")
             .expect("valid");
         assert_eq!(classic.fragment_ms, 0);
+    }
+
+    #[test]
+    fn a_dicom_sink_needs_a_folder_and_its_keys_are_its_own() {
+        let err = sink("kind = \"dicom\"")
+            .validate("sinks[1]")
+            .expect_err("no folder");
+        assert_eq!(err.key, "sinks[1].path");
+        let ok = sink(
+            "kind = \"dicom\"\npath = \"out/dicom\"\nuid_root = \"1.2.3\"\npatient_id = \"P1\"",
+        )
+        .validate("sinks[1]")
+        .expect("valid");
+        let d = ok.dicom.expect("dicom settings");
+        assert_eq!(
+            (d.uid_root.as_deref(), d.patient_id.as_str(), d.clinical),
+            (Some("1.2.3"), "P1", false)
+        );
+        assert!(!ok.kind.is_video());
+        let err = sink("kind = \"mp4\"\npath = \"a.mp4\"\nuid_root = \"1.2.3\"")
+            .validate("sinks[0]")
+            .expect_err("uid_root is the dicom sink's");
+        assert_eq!(err.key, "sinks[0].uid_root");
     }
 
     #[test]

@@ -34,7 +34,7 @@ use sonoflow_core::{Frame, FrameFormat, Stage};
 use sonoflow_pipeline::{Delivery, FrameSink, Painter, StageError};
 use tracing::{debug, info, warn};
 
-pub use config::{SinkConfig, SinkKind, SinkSpec};
+pub use config::{DicomSinkSpec, SinkConfig, SinkKind, SinkSpec};
 
 const APPSRC_NAME: &str = "sonoflow_appsrc";
 const SIZE_FILTER_NAME: &str = "sonoflow_size";
@@ -258,6 +258,17 @@ impl GstOutput {
         painter: Option<Box<dyn Painter>>,
     ) -> Result<Self, OutputError> {
         gst::init().map_err(OutputError::Init)?;
+        // The DICOM store is fed by the run, not by this pipeline; with no
+        // video sink left, frames go to a fakesink.
+        let mut video: Vec<SinkSpec> = sinks
+            .iter()
+            .filter(|s| s.kind.is_video())
+            .cloned()
+            .collect();
+        if video.is_empty() {
+            video.push(SinkSpec::fake("sinks (no video sink)"));
+        }
+        let sinks = &video[..];
         for sink in sinks {
             if let Some(dir) = sink
                 .path
@@ -815,7 +826,8 @@ impl<'a> Branch<'a> {
                 )?;
                 self.set_value("host", &host)?;
             }
-            SinkKind::Fake => {
+            // A DICOM store is not a video branch: GstOutput::new leaves it out.
+            SinkKind::Fake | SinkKind::Dicom => {
                 self.push("queue", leaky, BASE)?;
                 self.push("fakesink", &[("sync", "false"), ("async", "false")], BASE)?;
             }

@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -132,6 +132,8 @@ struct Shared {
     closed: AtomicBool,
     /// A freeze or a question wants a keyframe now.
     requested: AtomicBool,
+    /// The frame id + 1 of the last keyframe submitted (0: none yet).
+    last_keyframe: AtomicU64,
     /// The task prompt keyframes are answered with.
     task: Mutex<String>,
     stats: Arc<ReasoningStats>,
@@ -149,6 +151,7 @@ impl Shared {
             thread: OnceLock::new(),
             closed: AtomicBool::new(false),
             requested: AtomicBool::new(false),
+            last_keyframe: AtomicU64::new(0),
             task: Mutex::new(task),
             stats: Arc::new(ReasoningStats::default()),
             paused: AtomicBool::new(false),
@@ -246,6 +249,15 @@ impl HeadHandle {
         self.shared.requested.store(true, Ordering::Release);
     }
 
+    /// The frame last submitted as a keyframe, if any: the output's taps
+    /// know a keyframe when it passes (it is chosen before it gets there).
+    pub fn latest_keyframe(&self) -> Option<FrameId> {
+        match self.shared.last_keyframe.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(FrameId(n - 1)),
+        }
+    }
+
     /// Takes the pending request, if any (the keyframe selector's input).
     pub fn take_request(&self) -> bool {
         self.shared.requested.swap(false, Ordering::AcqRel)
@@ -267,6 +279,9 @@ impl HeadHandle {
         stats.keyframes.fetch_add(1, Ordering::Relaxed);
         stats.by_reason[keyframe.reason.index()].fetch_add(1, Ordering::Relaxed);
         keyframe.queued = Some(Instant::now());
+        self.shared
+            .last_keyframe
+            .store(keyframe.frame.0.saturating_add(1), Ordering::Release);
         if let Some(replaced) = self.shared.mailbox.put(keyframe) {
             stats.superseded.fetch_add(1, Ordering::Relaxed);
             drop(replaced);

@@ -46,4 +46,6 @@ pub enum RunError {
     Server(#[from] sonoflow_server::ServerError),
     #[error("cannot create the findings log {path}: {cause}. Fix: give --findings-jsonl a path in a writable directory")]
     FindingsLog { path: String, cause: String },
+    #[error("{sink}: {why}")]
+    Dicom { sink: String, why: String },
 }

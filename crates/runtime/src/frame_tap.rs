@@ -11,6 +11,10 @@
 //! into a recycled [`Picture`] (a memcpy into a buffer that keeps its
 //! capacity: no allocation once warm) and offered to the video thread the
 //! same way, never waited for.
+//!
+//! A tap may take only some frames ([`FrameTap::only`]: the DICOM store's
+//! keyframes) and copy their pixels into the entry too
+//! ([`FrameTap::with_pixels`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -37,6 +41,10 @@ pub(crate) struct Entry {
     /// Whether the frame carried findings (its own or late ones).
     pub has_findings: bool,
     pub findings: FrameFindings,
+    /// The frame's pixels (tightly packed rows) and their format, for a
+    /// tap that copies them; empty otherwise.
+    pub pixels: Vec<u8>,
+    pub pixel_format: Option<PixelFormat>,
 }
 
 impl Reusable for Entry {
@@ -45,6 +53,9 @@ impl Reusable for Entry {
         self.kernel_version = None;
         self.has_findings = false;
         self.findings.reset();
+        // Keeps its capacity: the next copy of a same-sized frame allocates nothing.
+        self.pixels.clear();
+        self.pixel_format = None;
     }
 }
 
@@ -156,6 +167,10 @@ pub(crate) struct FrameTap {
     block: bool,
     dropped: Arc<AtomicU64>,
     video: Option<VideoTap>,
+    /// Takes only the frames this says yes to (None: every frame).
+    only: Option<Box<dyn Fn(FrameId) -> bool + Send>>,
+    /// Copies the frame's pixels into the entry.
+    pixels: bool,
 }
 
 impl FrameTap {
@@ -178,6 +193,8 @@ impl FrameTap {
             block,
             dropped,
             video: None,
+            only: None,
+            pixels: false,
         };
         (tap, rx)
     }
@@ -188,6 +205,18 @@ impl FrameTap {
         self
     }
 
+    /// The tap that takes only the frames `keep` says yes to.
+    pub fn only(mut self, keep: impl Fn(FrameId) -> bool + Send + 'static) -> Self {
+        self.only = Some(Box::new(keep));
+        self
+    }
+
+    /// The tap that copies each frame's pixels into its entry.
+    pub fn with_pixels(mut self) -> Self {
+        self.pixels = true;
+        self
+    }
+
     fn offer(&mut self, frame: &Frame) {
         if let Some(video) = &mut self.video {
             video.offer(frame);
@@ -195,6 +224,9 @@ impl FrameTap {
         let Some(out) = &self.entries_out else {
             return;
         };
+        if self.only.as_ref().is_some_and(|keep| !keep(frame.id)) {
+            return;
+        }
         let mut entry = self.entries.acquire();
         entry.frame = frame.id;
         entry.stamps = frame.stamps;
@@ -206,6 +238,11 @@ impl FrameTap {
         entry.has_findings = frame.findings.is_some();
         if let Some(found) = frame.findings.as_deref() {
             entry.findings.copy_from(found);
+        }
+        if self.pixels {
+            let bytes = frame.format.len().min(frame.data.len());
+            entry.pixels.extend_from_slice(&frame.data[..bytes]);
+            entry.pixel_format = Some(frame.format.pixel);
         }
         let sent = if self.block {
             out.send(entry).is_ok()

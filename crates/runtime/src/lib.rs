@@ -28,6 +28,7 @@
 mod ai_lane;
 mod definition;
 pub mod device;
+mod dicom_store;
 mod error;
 mod findings_log;
 mod frame_analysis;
@@ -45,6 +46,7 @@ pub use definition::{
     DefinitionFile, PipelineDefinition, ProcessConfig, ProcessKind, QueueConfig, QueueSpec,
     QueuesConfig, DEFAULT_QUEUE_DEPTH,
 };
+pub use dicom_store::DicomReport;
 pub use error::{DefinitionError, RunError};
 pub use findings_log::FindingsLogReport;
 pub use frame_analysis::{AnalysisError, FrameAnalysis, InferenceStats};

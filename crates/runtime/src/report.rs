@@ -88,6 +88,9 @@ pub struct RunReport {
     /// The results server: clients, their sent and dropped messages, bytes per frame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<crate::result_stream::ServerRunReport>,
+    /// Each `dicom` sink: keyframes taken and stored, files and bytes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dicom: Vec<crate::dicom_store::DicomReport>,
     /// Why the run ended early, if it did.
     pub error: Option<String>,
 }
@@ -252,6 +255,7 @@ pub(crate) struct ReportExtras {
     pub load: Option<LoadReport>,
     pub findings_log: Option<FindingsLogReport>,
     pub server: Option<crate::result_stream::ServerRunReport>,
+    pub dicom: Vec<crate::dicom_store::DicomReport>,
     pub error: Option<String>,
 }
 
@@ -303,6 +307,7 @@ impl RunReport {
             load: extras.load,
             findings_log: extras.findings_log,
             server: extras.server,
+            dicom: extras.dicom,
             error: extras.error,
         }
     }

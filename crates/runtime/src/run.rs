@@ -22,6 +22,7 @@ use sonoflow_server::ServerOptions;
 use tracing::{error, info, info_span};
 
 use crate::definition::PipelineDefinition;
+use crate::dicom_store::{DicomInputs, DicomStore};
 use crate::error::RunError;
 use crate::findings_log::FindingsLog;
 use crate::frame_analysis::InferenceStats;
@@ -159,6 +160,34 @@ pub fn run(
         }
         None => None,
     };
+    let mut dicom = Vec::new();
+    for spec in def
+        .sinks
+        .iter()
+        .filter(|s| s.kind == sonoflow_output::SinkKind::Dicom)
+    {
+        let head = stage.reasoning.as_ref().map(|h| h.handle()).ok_or_else(|| RunError::Dicom {
+            sink: spec.describe(),
+            why: "stores keyframes with finished reports, and no reasoning head runs here. Fix: a [model] whose directory has the reasoning graphs, with [reasoning] enabled".into(),
+        })?;
+        let (store, tap) = DicomStore::start(
+            spec,
+            DicomInputs {
+                head,
+                board: Arc::clone(&stage.interpretations),
+                finding_name: stage.finding_name.clone(),
+                model: stage
+                    .inference
+                    .as_deref()
+                    .map(|i| i.model.clone())
+                    .unwrap_or_default(),
+                device: def.device.clone().unwrap_or_else(|| "sonoflow".into()),
+                clock: Arc::clone(&clock),
+            },
+        )?;
+        taps.push(tap);
+        dicom.push(store);
+    }
     let output = TappedSink::wrap(Box::new(output), taps);
     let output_thread = spawn("output", {
         let (metrics, clock, stop) = (
@@ -259,6 +288,7 @@ pub fn run(
     // The output's sink is gone: the log's queue is closed, its writer ends.
     let findings_log = findings_log.map(FindingsLog::finish);
     let server = results.map(ResultStream::finish);
+    let dicom: Vec<_> = dicom.into_iter().map(DicomStore::finish).collect();
     for err in &errors {
         error!("{err}");
     }
@@ -314,6 +344,7 @@ pub fn run(
                 .map(|(options, level)| LoadReport::new(options, level)),
             findings_log,
             server,
+            dicom,
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         },
     ))

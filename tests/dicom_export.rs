@@ -1,6 +1,7 @@
 //! `[[sinks]] kind = "dicom"` on the real binary: the phantom through
 //! umind-nano with its reasoning head; each keyframe whose report finished
-//! is stored as an Ultrasound Image and a TID 1500 SR. dcmtk's `dsrdump`
+//! is stored as Ultrasound Images (as shown with the overlay, RGB, and
+//! clean) and a TID 1500 SR. dcmtk's `dsrdump`
 //! parses every SR without a warning (scripts/bootstrap.sh installs `dcmtk`;
 //! without it this test fails saying so), and the SR's long axis equals the
 //! caliper the findings log wrote for that keyframe's frame. A dicom sink
@@ -78,8 +79,8 @@ fn keyframes_with_finished_reports_are_stored_as_dicom_that_dcmtk_reads() {
     assert!(stored >= 1, "a keyframe stored: {d}");
     assert_eq!(
         d["objects"].as_u64(),
-        Some(2 * stored),
-        "an image and an SR each: {d}"
+        Some(3 * stored),
+        "the image as shown, the clean image and an SR each: {d}"
     );
     assert_eq!(d["failed"].as_u64(), Some(0), "{d}");
 
@@ -105,12 +106,20 @@ fn keyframes_with_finished_reports_are_stored_as_dicom_that_dcmtk_reads() {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
         .collect();
-    assert_eq!(files.len() as u64, 2 * stored, "{files:?}");
+    assert_eq!(files.len() as u64, 3 * stored, "{files:?}");
     let mut checked = 0;
+    let mut burned_in = 0;
     for file in &files {
         let class = bracketed(&dcmdump(file, "0008,0016"));
         if class != "1.2.840.10008.5.1.4.1.1.88.33" {
             assert_eq!(class, "1.2.840.10008.5.1.4.1.1.6.1", "US Image or SR only");
+            let photometric = bracketed(&dcmdump(file, "0028,0004"));
+            if bracketed(&dcmdump(file, "0028,0301")) == "YES" {
+                assert_eq!(photometric, "RGB", "the frame as shown, overlay drawn in");
+                burned_in += 1;
+            } else {
+                assert_eq!(photometric, "MONOCHROME2", "the clean phantom frame");
+            }
             continue;
         }
         let out = Command::new("dsrdump").arg(file).output().expect("dsrdump");
@@ -163,6 +172,7 @@ fn keyframes_with_finished_reports_are_stored_as_dicom_that_dcmtk_reads() {
         checked >= 1,
         "at least one stored long axis compared with the findings log"
     );
+    assert_eq!(burned_in, stored, "one image as shown per keyframe");
 }
 
 #[test]

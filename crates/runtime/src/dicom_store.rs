@@ -2,6 +2,11 @@
 //! finishes is stored as DICOM files in a folder (sonoflow-dicom-export: the
 //! Ultrasound Image and the TID 1500 SR; docs/dicom.md).
 //!
+//! With the overlay on (`[overlay]`), the image stored first is the frame as
+//! shown: the store draws it with its own [`Overlay`] (the same options and
+//! interpretation board, so the report panel shows the keyframe's finished
+//! report) into RGB, Burned In Annotation YES; the clean frame follows it.
+//!
 //! A [`FrameTap`] on the output takes only the frames the head was handed as
 //! keyframes ([`HeadHandle::latest_keyframe`]: chosen in the process stage,
 //! before the frame reaches the output) and copies their pixels, findings and
@@ -20,11 +25,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
-use sonoflow_core::{Clock, InterpretationBoard, InterpretationState, PixelFormat, Recycled};
+use sonoflow_core::{
+    Clock, Frame, FrameFindings, FrameFormat, FramePool, InterpretationBoard, InterpretationState,
+    PixelFormat, Recycled, Recycler,
+};
 use sonoflow_dicom_export::{
     write_part10, Exporter, Keyframe, Picture, ReportText, SessionInfo, SessionUids, Subject,
 };
 use sonoflow_output::SinkSpec;
+use sonoflow_overlay::{Overlay, OverlayOptions};
 use sonoflow_reasoning::{HeadHandle, ReasoningStats};
 use tracing::{info, warn};
 
@@ -69,6 +78,8 @@ pub(crate) struct DicomInputs {
     pub model: String,
     pub device: String,
     pub clock: Arc<dyn Clock>,
+    /// The run's overlay, when it draws one: the image as shown is drawn with it.
+    pub overlay: Option<OverlayOptions>,
 }
 
 /// The store's thread.
@@ -108,6 +119,26 @@ impl DicomStore {
             started,
         };
         let exporter = Exporter::new(session, uids).map_err(|e| refuse(e.to_string()))?;
+        let painter = match &inputs.overlay {
+            Some(options) => Some(Painter {
+                // A stored picture has no live frame rate or latency to show;
+                // NOT FOR DIAGNOSIS stays.
+                overlay: Overlay::new(
+                    OverlayOptions {
+                        hud: false,
+                        ..options.clone()
+                    },
+                    Arc::clone(&inputs.clock),
+                    Arc::clone(&inputs.board),
+                )
+                .map_err(|e| refuse(format!("its overlay could not be built: {e}")))?
+                .naming_findings(&inputs.finding_name),
+                pool: FramePool::new(1),
+                findings: Recycler::new(1),
+                rgba: Vec::new(),
+            }),
+            None => None,
+        };
         let dropped = Arc::new(AtomicU64::new(0));
         let (tap, entries) = FrameTap::new(2, false, Arc::clone(&dropped));
         let head = inputs.head.clone();
@@ -126,6 +157,7 @@ impl DicomStore {
             inputs,
             stats,
             wall: (started, Instant::now()),
+            painter,
         };
         let thread = std::thread::Builder::new()
             .name("sonoflow-dicom".into())
@@ -154,6 +186,45 @@ impl DicomStore {
     }
 }
 
+/// Draws a stored keyframe as the overlay shows it.
+struct Painter {
+    overlay: Overlay,
+    pool: FramePool,
+    findings: Recycler<FrameFindings>,
+    /// The drawn picture (RGBA), reused.
+    rgba: Vec<u8>,
+}
+
+impl Painter {
+    /// Draws `entry` with the overlay into `self.rgba`; false if its
+    /// pixels do not make a frame.
+    fn draw(&mut self, entry: &Entry) -> bool {
+        let Some(pixel) = entry.pixel_format else {
+            return false;
+        };
+        let Ok(format) = FrameFormat::new(pixel, entry.width, entry.height) else {
+            return false;
+        };
+        if entry.pixels.len() < format.len() {
+            return false;
+        }
+        let mut data = self.pool.acquire(format.len());
+        data.copy_from_slice(&entry.pixels[..format.len()]);
+        let mut frame = Frame::new(entry.frame, format, data, entry.stamps);
+        frame.calibration = entry.calibration.clone();
+        if entry.has_findings {
+            let mut found = self.findings.acquire();
+            found.copy_from(&entry.findings);
+            frame.findings = Some(found);
+        }
+        self.rgba.clear();
+        self.rgba
+            .resize(entry.width as usize * entry.height as usize * 4, 0);
+        self.overlay.draw(&frame, &mut self.rgba);
+        true
+    }
+}
+
 /// A keyframe waiting for its report.
 struct Pending {
     entry: Recycled<Entry>,
@@ -171,6 +242,7 @@ struct Store {
     stats: Arc<ReasoningStats>,
     /// The wall clock and the monotonic clock at the same moment.
     wall: (SystemTime, Instant),
+    painter: Option<Painter>,
 }
 
 impl Store {
@@ -259,17 +331,31 @@ impl Store {
             .and_then(|d| d.fields.class.clone())
             .unwrap_or_else(|| self.inputs.finding_name.clone());
         let captured = self.wall_time(entry);
+        let clean = Picture {
+            width: entry.width,
+            height: entry.height,
+            format: entry.pixel_format.unwrap_or(PixelFormat::Gray8),
+            data: &entry.pixels,
+            burned_in: false,
+        };
+        let drawn = self.painter.as_mut().is_some_and(|p| p.draw(entry));
+        let (shown, clean) = match &self.painter {
+            Some(p) if drawn => (
+                Picture {
+                    format: PixelFormat::Rgba,
+                    data: &p.rgba,
+                    burned_in: true,
+                    ..clean
+                },
+                Some(clean),
+            ),
+            _ => (clean, None),
+        };
         let keyframe = Keyframe {
             frame: entry.frame,
             captured,
-            shown: Picture {
-                width: entry.width,
-                height: entry.height,
-                format: entry.pixel_format.unwrap_or(PixelFormat::Gray8),
-                data: &entry.pixels,
-                burned_in: false,
-            },
-            clean: None,
+            shown,
+            clean,
             calibration: entry.calibration.as_deref(),
             findings: &entry.findings,
             finding_label: &label,

@@ -183,6 +183,7 @@ pub fn run(
                     .unwrap_or_default(),
                 device: def.device.clone().unwrap_or_else(|| "sonoflow".into()),
                 clock: Arc::clone(&clock),
+                overlay: def.overlay.clone(),
             },
         )?;
         taps.push(tap);

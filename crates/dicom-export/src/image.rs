@@ -9,7 +9,7 @@ use sonoflow_core::findings::ImageRegion;
 use sonoflow_core::{Calibration, PixelFormat};
 
 use crate::elements::{self, common, fd, sequence, text, ul, us, with_meta, NOT_FOR_DIAGNOSIS};
-use crate::{DicomFile, ExportError, Keyframe, Picture, SessionInfo, SessionUids};
+use crate::{DicomFile, ExportError, Instance, Picture};
 
 /// US Image Storage.
 pub const US_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.6.1";
@@ -20,17 +20,7 @@ const DATA_TISSUE: u16 = 1;
 /// Physical Units 3: cm.
 const UNITS_CM: u16 = 3;
 
-pub(crate) struct ImageParts<'a> {
-    pub session: &'a SessionInfo,
-    pub uids: &'a SessionUids,
-    pub instance_uid: &'a str,
-    pub instance_number: u32,
-    pub keyframe: &'a Keyframe<'a>,
-    pub picture: Picture<'a>,
-}
-
-pub(crate) fn us_image(p: &ImageParts<'_>) -> Result<DicomFile, ExportError> {
-    let picture = p.picture;
+pub(crate) fn us_image(p: &Instance<'_>, picture: Picture<'_>) -> Result<DicomFile, ExportError> {
     let (samples, photometric, pixels) = pixel_data(&picture)?;
     let mut e = common(
         p.session,
@@ -197,41 +187,19 @@ fn regions(calibration: &Calibration, picture: &Picture<'_>) -> Vec<InMemDicomOb
         .collect()
 }
 
-/// Inclusive pixel bounds of `region`, clipped to the picture.
+/// Inclusive pixel bounds of `region` (its bounding box, exclusive ends),
+/// clipped to the picture.
 fn bounds(region: &ImageRegion, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
     let (w, h) = (width.checked_sub(1)?, height.checked_sub(1)?);
-    let (x0, y0, x1, y1) = match *region {
-        ImageRegion::Rect { x0, y0, x1, y1 } => (
-            x0 as f32,
-            y0 as f32,
-            x1.saturating_sub(1) as f32,
-            y1.saturating_sub(1) as f32,
-        ),
-        ImageRegion::Fan {
-            apex,
-            r0,
-            r1,
-            half_angle,
-        } => {
-            let (s, c) = half_angle.sin_cos();
-            let xs = [
-                apex.x - r1 * s,
-                apex.x + r1 * s,
-                apex.x - r0 * s,
-                apex.x + r0 * s,
-            ];
-            let ys = [apex.y + r0 * c, apex.y + r1 * c, apex.y + r1];
-            (
-                xs.iter().copied().fold(f32::MAX, f32::min),
-                ys.iter().copied().fold(f32::MAX, f32::min),
-                xs.iter().copied().fold(f32::MIN, f32::max),
-                ys.iter().copied().fold(f32::MIN, f32::max),
-            )
-        }
-    };
+    let b = region.bounds();
     let clip = |v: f32, max: u32| v.round().clamp(0.0, max as f32) as u32;
-    let b = (clip(x0, w), clip(y0, h), clip(x1, w), clip(y1, h));
-    (b.0 < b.2 && b.1 < b.3).then_some(b)
+    let inclusive = (
+        clip(b.x0, w),
+        clip(b.y0, h),
+        clip(b.x1 - 1.0, w),
+        clip(b.y1 - 1.0, h),
+    );
+    (inclusive.0 < inclusive.2 && inclusive.1 < inclusive.3).then_some(inclusive)
 }
 
 #[cfg(test)]
@@ -302,6 +270,6 @@ mod tests {
             half_angle: 0.6,
         };
         let (x0, y0, x1, y1) = bounds(&fan, 640, 480).expect("bounds");
-        assert_eq!((x0, y0, x1, y1), (38, 10, 602, 460), "the fan's box");
+        assert_eq!((x0, y0, x1, y1), (38, 10, 601, 459), "the fan's box");
     }
 }

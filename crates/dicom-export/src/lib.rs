@@ -178,6 +178,16 @@ impl KeyframeObjects {
     }
 }
 
+/// What every object of a keyframe is made with: the session, its UIDs,
+/// the object's own UID and number, the keyframe.
+pub(crate) struct Instance<'a> {
+    pub session: &'a SessionInfo,
+    pub uids: &'a SessionUids,
+    pub instance_uid: &'a str,
+    pub instance_number: u32,
+    pub keyframe: &'a Keyframe<'a>,
+}
+
 /// Makes the objects of a session's keyframes.
 #[derive(Debug)]
 pub struct Exporter {
@@ -217,14 +227,14 @@ impl Exporter {
         for picture in std::iter::once(keyframe.shown).chain(keyframe.clean) {
             self.images += 1;
             let uid = self.uids.next_uid()?;
-            let object = image::us_image(&image::ImageParts {
+            let instance = Instance {
                 session: &self.session,
                 uids: &self.uids,
                 instance_uid: &uid,
                 instance_number: self.images,
                 keyframe,
-                picture,
-            })?;
+            };
+            let object = image::us_image(&instance, picture)?;
             refs.push(sr::ImageRef {
                 sop_instance_uid: uid,
                 burned_in: picture.burned_in,
@@ -236,15 +246,14 @@ impl Exporter {
         let tracking = (0..keyframe.findings.findings.len())
             .map(|_| self.uids.next_uid())
             .collect::<Result<Vec<_>, _>>()?;
-        let sr = sr::measurement_report(&sr::ReportParts {
+        let instance = Instance {
             session: &self.session,
             uids: &self.uids,
             instance_uid: &uid,
             instance_number: self.reports,
             keyframe,
-            images: &refs,
-            tracking_uids: &tracking,
-        })?;
+        };
+        let sr = sr::measurement_report(&instance, &refs, &tracking)?;
         Ok(KeyframeObjects { images, sr })
     }
 }

@@ -34,7 +34,7 @@ use crate::elements::{
     code_item, common, ds, owned_code_item, sequence, text, with_meta, NOT_FOR_DIAGNOSIS,
 };
 use crate::image::US_IMAGE_STORAGE;
-use crate::{DicomFile, ExportError, Keyframe, SessionInfo, SessionUids};
+use crate::{DicomFile, ExportError, Instance, Keyframe, SessionUids};
 
 /// Comprehensive SR Storage.
 pub const COMPREHENSIVE_SR_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.88.33";
@@ -51,17 +51,6 @@ const COMMENT: Code = Code {
 pub(crate) struct ImageRef {
     pub sop_instance_uid: String,
     pub burned_in: bool,
-}
-
-pub(crate) struct ReportParts<'a> {
-    pub session: &'a SessionInfo,
-    pub uids: &'a SessionUids,
-    pub instance_uid: &'a str,
-    pub instance_number: u32,
-    pub keyframe: &'a Keyframe<'a>,
-    pub images: &'a [ImageRef],
-    /// One per finding.
-    pub tracking_uids: &'a [String],
 }
 
 /// A concept name, standard or ours.
@@ -132,15 +121,19 @@ impl Item {
     }
 }
 
-pub(crate) fn measurement_report(p: &ReportParts<'_>) -> Result<DicomFile, ExportError> {
+/// The SR of `p`'s keyframe; `images` its images, `tracking_uids` one per segment.
+pub(crate) fn measurement_report(
+    p: &Instance<'_>,
+    images: &[ImageRef],
+    tracking_uids: &[String],
+) -> Result<DicomFile, ExportError> {
     let k = p.keyframe;
     // The shown image (overlay burned in) is what coordinates refer to;
     // the clean one has the same geometry.
-    let image_uid = p
-        .images
+    let image_uid = images
         .iter()
         .find(|i| i.burned_in)
-        .or(p.images.first())
+        .or(images.first())
         .map(|i| i.sop_instance_uid.clone())
         .unwrap_or_default();
     let mut labels = Labels::default();
@@ -157,7 +150,7 @@ pub(crate) fn measurement_report(p: &ReportParts<'_>) -> Result<DicomFile, Expor
             .iter()
             .filter(|f| f.kind == FindingKind::Segment);
         for (i, f) in segments.enumerate() {
-            let uid = p.tracking_uids.get(i).cloned().unwrap_or_default();
+            let uid = tracking_uids.get(i).cloned().unwrap_or_default();
             let (group, nums) = measurement_group(k, f, i, &uid, &image_uid, &mut labels);
             if i == 0 {
                 quoted = nums;
@@ -218,7 +211,7 @@ pub(crate) fn measurement_report(p: &ReportParts<'_>) -> Result<DicomFile, Expor
             vec![Item::container(
                 "CONTAINS",
                 codes::IMAGE_LIBRARY_GROUP,
-                p.images
+                images
                     .iter()
                     .map(|i| {
                         Item::new(
@@ -326,7 +319,7 @@ pub(crate) fn measurement_report(p: &ReportParts<'_>) -> Result<DicomFile, Expor
         sequence(tags::PERFORMED_PROCEDURE_CODE_SEQUENCE, Vec::new()),
         sequence(
             tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
-            vec![evidence(p.uids, p.images)],
+            vec![evidence(p.uids, images)],
         ),
         text(tags::VALUE_TYPE, VR::CS, "CONTAINER"),
         sequence(

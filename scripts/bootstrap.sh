@@ -25,6 +25,7 @@ APT_PACKAGES=(
   protobuf-compiler
   chromium chromium-driver  # tests/viewer.rs drives headless Chromium against the viewer
   dcmtk  # crates/dicom-export's tests parse the SR with dsrdump
+  orthanc  # the PACS the DICOM tests C-STORE to (started by the tests themselves)
 )
 
 missing=()

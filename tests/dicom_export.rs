@@ -4,11 +4,16 @@
 //! clean) and a TID 1500 SR. dcmtk's `dsrdump`
 //! parses every SR without a warning (scripts/bootstrap.sh installs `dcmtk`;
 //! without it this test fails saying so), and the SR's long axis equals the
-//! caliper the findings log wrote for that keyframe's frame. A dicom sink
+//! caliper the findings log wrote for that keyframe's frame. `kind = "pacs"`
+//! sends the same objects to a real Orthanc (Debian's `orthanc`, started by
+//! the test) that is down when the run starts and comes up during it: every
+//! object reaches it, once, from the spool. A dicom sink
 //! without a reasoning head, or with a bad UID root, refuses to start,
 //! naming the key. Deadlines are hang guards, never speed limits.
 
 mod common;
+#[path = "../crates/dicom-export/tests/common/orthanc.rs"]
+mod orthanc;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -204,4 +209,64 @@ fn a_dicom_sink_refuses_to_start_without_a_head_or_with_a_bad_uid_root() {
         stderr.contains("uid_root") && stderr.contains("leading zero"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_pacs_sink_spools_through_an_outage_and_delivers_every_object_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spool = dir.path().join("spool");
+    let (http, dicom) = (orthanc::free_port(), orthanc::free_port());
+    let pacs = format!(
+        "[[sinks]]\nkind = \"pacs\"\npath = \"{}\"\nport = {dicom}\ncalled_ae = \"ORTHANC\"\n",
+        spool.display()
+    );
+    let definition = definition(&dir.path().join("folder"), &pacs, true);
+    // The PACS is down when the run starts and comes up 4 s into it.
+    let starter = {
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(4));
+            orthanc::Orthanc::start(&dir, http, dicom)
+        })
+    };
+    let run = run_pipeline(dir.path(), &definition, &["--frames", "300"], LIMIT);
+    let _orthanc = starter.join().expect("Orthanc started");
+    let report = run.assert_success();
+    let folder = &report["dicom"][0];
+    let sent = &report["dicom"][1];
+    let objects = sent["objects"].as_u64().unwrap_or(0);
+    assert!(objects >= 3, "a keyframe stored: {sent}");
+    let p = &sent["pacs"];
+    assert_eq!(
+        p["sent"].as_u64(),
+        Some(objects),
+        "every object acknowledged: {p}"
+    );
+    assert_eq!(p["pending_at_end"].as_u64(), Some(0), "{p}");
+    assert_eq!(p["refused"].as_u64(), Some(0), "{p}");
+    assert!(
+        p["failed_tries"].as_u64() > Some(0),
+        "the outage was met: {p}"
+    );
+    assert_eq!(
+        folder["objects"].as_u64(),
+        Some(objects),
+        "the folder sink stored the same keyframes: {folder}"
+    );
+    // Orthanc holds each object once: one study, an image and an SR series.
+    let instances = orthanc::get(http, "/instances").expect("instances");
+    assert_eq!(
+        instances.as_array().map(|a| a.len() as u64),
+        Some(objects),
+        "{instances}"
+    );
+    let studies = orthanc::get(http, "/studies").expect("studies");
+    assert_eq!(studies.as_array().map(Vec::len), Some(1), "{studies}");
+    let left = std::fs::read_dir(&spool)
+        .expect("spool")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "dcm"))
+        .count();
+    assert_eq!(left, 0, "the spool is empty");
+    eprintln!("PACS: {p}");
 }

@@ -22,6 +22,7 @@
 pub mod codes;
 mod elements;
 mod image;
+pub mod pacs;
 mod sr;
 pub mod uids;
 

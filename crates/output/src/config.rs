@@ -26,6 +26,9 @@ pub enum SinkKind {
     /// (Ultrasound Image + TID 1500 SR; docs/dicom.md). Not a video branch:
     /// the run feeds it.
     Dicom,
+    /// The same objects sent to a PACS by C-STORE, through a spool folder
+    /// that keeps them until the PACS has them.
+    Pacs,
 }
 
 impl SinkKind {
@@ -37,12 +40,18 @@ impl SinkKind {
             SinkKind::Rtp => "rtp",
             SinkKind::Fake => "fake",
             SinkKind::Dicom => "dicom",
+            SinkKind::Pacs => "pacs",
         }
     }
 
     /// Whether frames go to it as video (a GStreamer branch of the output).
     pub fn is_video(self) -> bool {
-        self != SinkKind::Dicom
+        !self.is_dicom()
+    }
+
+    /// Whether it stores DICOM objects (a folder, or a PACS through a spool).
+    pub fn is_dicom(self) -> bool {
+        matches!(self, SinkKind::Dicom | SinkKind::Pacs)
     }
 
     /// Whether the sink writes a file at `path`.
@@ -63,12 +72,15 @@ pub struct SinkConfig {
     /// mp4, mkv, display, rtp or fake.
     pub kind: Option<SinkKind>,
     /// mp4/mkv: the file to write (parent directories are created);
-    /// dicom: the folder the DICOM files go to.
+    /// dicom: the folder the DICOM files go to; pacs: the spool folder.
     pub path: Option<PathBuf>,
-    /// rtp: destination host (default 127.0.0.1).
+    /// rtp, pacs: destination host (default 127.0.0.1).
     pub host: Option<String>,
-    /// rtp: destination port.
+    /// rtp, pacs: destination port (pacs: the PACS's DICOM port).
     pub port: Option<u16>,
+    /// pacs: the PACS's AE title (default ANY-SCP) and ours (default SONOFLOW).
+    pub called_ae: Option<String>,
+    pub calling_ae: Option<String>,
     /// mp4/mkv/rtp: H.264 bit rate in kbit/s (default 4000). Higher is sharper and bigger.
     pub bitrate_kbps: Option<u32>,
     /// mp4: length of each fragment in milliseconds (default 1000). A
@@ -87,14 +99,21 @@ pub struct SinkConfig {
     pub clinical: Option<bool>,
 }
 
-/// A `dicom` sink's own settings.
+/// A `dicom` or `pacs` sink's own settings.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DicomSinkSpec {
     pub uid_root: Option<String>,
     pub patient_name: String,
     pub patient_id: String,
     pub clinical: bool,
+    /// pacs: its AE title and ours.
+    pub called_ae: String,
+    pub calling_ae: String,
 }
+
+/// Default AE titles of a `pacs` sink.
+pub const DEFAULT_CALLED_AE: &str = "ANY-SCP";
+pub const DEFAULT_CALLING_AE: &str = "SONOFLOW";
 
 /// A validated sink.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,31 +172,43 @@ impl SinkConfig {
             ConfigIssue::new(
                 key("kind"),
                 "is missing",
-                "set kind = \"mp4\", \"mkv\", \"display\", \"rtp\", \"fake\" or \"dicom\"",
+                "set kind = \"mp4\", \"mkv\", \"display\", \"rtp\", \"fake\", \"dicom\" or \"pacs\"",
             )
         })?;
-        let applies: [(&str, bool, &[SinkKind]); 9] = [
+        const DICOM: &[SinkKind] = &[SinkKind::Dicom, SinkKind::Pacs];
+        let applies: [(&str, bool, &[SinkKind]); 11] = [
             (
                 "path",
                 self.path.is_some(),
-                &[SinkKind::Mp4, SinkKind::Mkv, SinkKind::Dicom],
+                &[
+                    SinkKind::Mp4,
+                    SinkKind::Mkv,
+                    SinkKind::Dicom,
+                    SinkKind::Pacs,
+                ],
             ),
-            ("host", self.host.is_some(), &[SinkKind::Rtp]),
-            ("port", self.port.is_some(), &[SinkKind::Rtp]),
+            (
+                "host",
+                self.host.is_some(),
+                &[SinkKind::Rtp, SinkKind::Pacs],
+            ),
+            (
+                "port",
+                self.port.is_some(),
+                &[SinkKind::Rtp, SinkKind::Pacs],
+            ),
+            ("called_ae", self.called_ae.is_some(), &[SinkKind::Pacs]),
+            ("calling_ae", self.calling_ae.is_some(), &[SinkKind::Pacs]),
             (
                 "bitrate_kbps",
                 self.bitrate_kbps.is_some(),
                 &[SinkKind::Mp4, SinkKind::Mkv, SinkKind::Rtp],
             ),
             ("fragment_ms", self.fragment_ms.is_some(), &[SinkKind::Mp4]),
-            ("uid_root", self.uid_root.is_some(), &[SinkKind::Dicom]),
-            (
-                "patient_name",
-                self.patient_name.is_some(),
-                &[SinkKind::Dicom],
-            ),
-            ("patient_id", self.patient_id.is_some(), &[SinkKind::Dicom]),
-            ("clinical", self.clinical.is_some(), &[SinkKind::Dicom]),
+            ("uid_root", self.uid_root.is_some(), DICOM),
+            ("patient_name", self.patient_name.is_some(), DICOM),
+            ("patient_id", self.patient_id.is_some(), DICOM),
+            ("clinical", self.clinical.is_some(), DICOM),
         ];
         reject_foreign_keys(prefix, kind, SinkKind::name, &applies)?;
         let bitrate_kbps = self.bitrate_kbps.unwrap_or(DEFAULT_BITRATE_KBPS);
@@ -188,9 +219,11 @@ impl SinkConfig {
                 "use a positive bit rate such as 4000",
             ));
         }
-        if kind.is_file() || kind == SinkKind::Dicom {
+        if kind.is_file() || kind.is_dicom() {
             let example = if kind == SinkKind::Dicom {
                 "out/dicom".to_owned()
+            } else if kind == SinkKind::Pacs {
+                "out/pacs-spool".to_owned()
             } else {
                 format!("out/scan.{}", kind.name())
             };
@@ -212,12 +245,16 @@ impl SinkConfig {
                 Some(_) => {}
             }
         }
-        if kind == SinkKind::Rtp {
+        if matches!(kind, SinkKind::Rtp | SinkKind::Pacs) {
             if self.port.is_none() {
                 return Err(ConfigIssue::new(
                     key("port"),
-                    "is required for kind \"rtp\"",
-                    "add port = 5004",
+                    format!("is required for kind \"{}\"", kind.name()),
+                    if kind == SinkKind::Rtp {
+                        "add port = 5004"
+                    } else {
+                        "add the PACS's DICOM port, e.g. port = 4242"
+                    },
                 ));
             }
             if self.host.as_deref().is_some_and(|h| h.trim().is_empty()) {
@@ -248,11 +285,19 @@ impl SinkConfig {
             } else {
                 0
             },
-            dicom: (kind == SinkKind::Dicom).then(|| DicomSinkSpec {
+            dicom: kind.is_dicom().then(|| DicomSinkSpec {
                 uid_root: self.uid_root.clone(),
                 patient_name: self.patient_name.clone().unwrap_or_default(),
                 patient_id: self.patient_id.clone().unwrap_or_default(),
                 clinical: self.clinical.unwrap_or(false),
+                called_ae: self
+                    .called_ae
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CALLED_AE.into()),
+                calling_ae: self
+                    .calling_ae
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CALLING_AE.into()),
             }),
         })
     }
@@ -333,6 +378,28 @@ mod tests {
             .validate("sinks[0]")
             .expect_err("uid_root is the dicom sink's");
         assert_eq!(err.key, "sinks[0].uid_root");
+    }
+
+    #[test]
+    fn a_pacs_sink_needs_a_spool_and_a_port_and_names_its_ae_titles() {
+        let err = sink("kind = \"pacs\"\npath = \"out/spool\"")
+            .validate("sinks[2]")
+            .expect_err("no port");
+        assert_eq!(err.key, "sinks[2].port");
+        let ok =
+            sink("kind = \"pacs\"\npath = \"out/spool\"\nport = 4242\ncalled_ae = \"ORTHANC\"")
+                .validate("sinks[2]")
+                .expect("valid");
+        let d = ok.dicom.expect("dicom settings");
+        assert_eq!(
+            (d.called_ae.as_str(), d.calling_ae.as_str()),
+            ("ORTHANC", DEFAULT_CALLING_AE)
+        );
+        assert!(ok.kind.is_dicom() && !ok.kind.is_video());
+        let err = sink("kind = \"dicom\"\npath = \"out/d\"\ncalled_ae = \"X\"")
+            .validate("sinks[1]")
+            .expect_err("AE titles are the pacs sink's");
+        assert_eq!(err.key, "sinks[1].called_ae");
     }
 
     #[test]

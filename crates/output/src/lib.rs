@@ -827,7 +827,7 @@ impl<'a> Branch<'a> {
                 self.set_value("host", &host)?;
             }
             // A DICOM store is not a video branch: GstOutput::new leaves it out.
-            SinkKind::Fake | SinkKind::Dicom => {
+            SinkKind::Fake | SinkKind::Dicom | SinkKind::Pacs => {
                 self.push("queue", leaky, BASE)?;
                 self.push("fakesink", &[("sync", "false"), ("async", "false")], BASE)?;
             }

@@ -1,6 +1,11 @@
 //! `[[sinks]] kind = "dicom"`: each keyframe whose report the reasoning head
 //! finishes is stored as DICOM files in a folder (sonoflow-dicom-export: the
-//! Ultrasound Image and the TID 1500 SR; docs/dicom.md).
+//! Ultrasound Image and the TID 1500 SR; docs/dicom.md). `kind = "pacs"`:
+//! the same objects go into a spool folder, and a sender thread C-STOREs
+//! them to the PACS in order, removing each only once the PACS has it; while
+//! the PACS cannot be reached it retries with a growing pause (0.5 s to 8 s),
+//! and at the end of the run it keeps trying for up to 20 s; what is still
+//! spooled then is sent first by the next run.
 //!
 //! With the overlay on (`[overlay]`), the image stored first is the frame as
 //! shown: the store draws it with its own [`Overlay`] (the same options and
@@ -23,17 +28,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam::channel::{Receiver, RecvTimeoutError};
+use crossbeam::channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 use sonoflow_core::{
     Clock, Frame, FrameFindings, FrameFormat, FramePool, InterpretationBoard, InterpretationState,
     PixelFormat, Recycled, Recycler,
 };
+use sonoflow_dicom_export::pacs::{pending, store_pending, PacsTarget, Spool};
 use sonoflow_dicom_export::{
-    write_part10, Exporter, Keyframe, Picture, ReportText, SessionInfo, SessionUids, Subject,
+    write_part10, DicomFile, ExportError, Exporter, Keyframe, Picture, ReportText, SessionInfo,
+    SessionUids, Subject,
 };
-use sonoflow_output::SinkSpec;
+use sonoflow_output::{SinkKind, SinkSpec};
 use sonoflow_overlay::{Overlay, OverlayOptions};
+use sonoflow_pipeline::{LatencyRecorder, LatencySummary};
 use sonoflow_reasoning::{HeadHandle, ReasoningStats};
 use tracing::{info, warn};
 
@@ -48,6 +56,28 @@ const POLL: Duration = Duration::from_millis(50);
 const REPORT_WAIT: Duration = Duration::from_secs(30);
 /// How long a finished report waits for the head's details.
 const DETAIL_WAIT: Duration = Duration::from_secs(1);
+/// The sender's pauses between tries while the PACS cannot be reached.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(8);
+/// How long the sender keeps trying after the run ends.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// The `pacs` part of a store's report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PacsReport {
+    /// called_ae@host:port.
+    pub pacs: String,
+    /// Objects the PACS acknowledged, and refused (moved to refused/).
+    pub sent: u64,
+    pub refused: u64,
+    /// Objects still in the spool when the run ended (sent by the next run).
+    pub pending_at_end: u64,
+    /// Tries that could not reach the PACS or broke off, and the last error.
+    pub failed_tries: u64,
+    pub last_error: Option<String>,
+    /// From an object's spooling to the PACS's acknowledgement.
+    pub spool_to_ack_ms: LatencySummary,
+}
 
 /// The `dicom` section of the run report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -68,6 +98,36 @@ pub struct DicomReport {
     /// Keyframes not stored because writing failed; the last error.
     pub failed: u64,
     pub error: Option<String>,
+    /// A `pacs` sink: what reached the PACS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacs: Option<PacsReport>,
+}
+
+/// Where a store's objects go.
+enum Destination {
+    Folder(PathBuf),
+    /// The spool, and the sender told of each object put there.
+    Pacs(Spool, Sender<(String, Instant)>),
+}
+
+impl Destination {
+    /// Writes `object`; its size in bytes.
+    fn put(&mut self, object: &DicomFile) -> Result<u64, ExportError> {
+        let path = match self {
+            Destination::Folder(dir) => write_part10(object, dir)?,
+            Destination::Pacs(spool, sender) => {
+                let path = spool.put(object)?;
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = sender.send((name, Instant::now()));
+                path
+            }
+        };
+        Ok(std::fs::metadata(&path).map_or(0, |m| m.len()))
+    }
 }
 
 /// What the store needs from the run.
@@ -85,6 +145,7 @@ pub(crate) struct DicomInputs {
 /// The store's thread.
 pub(crate) struct DicomStore {
     thread: Option<JoinHandle<DicomReport>>,
+    sender: Option<JoinHandle<PacsReport>>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -101,6 +162,28 @@ impl DicomStore {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| refuse(format!("cannot create the folder: {e}")))?;
+        let (destination, sender) = if spec.kind == SinkKind::Pacs {
+            let spool = Spool::open(&dir).map_err(|e| refuse(e.to_string()))?;
+            let target = PacsTarget {
+                address: format!(
+                    "{}:{}",
+                    spec.host.as_deref().unwrap_or("127.0.0.1"),
+                    spec.port.unwrap_or(104)
+                ),
+                called_ae: settings.called_ae.clone(),
+                calling_ae: settings.calling_ae.clone(),
+                timeout: Duration::from_secs(10),
+            };
+            let (tx, rx) = unbounded();
+            let spool_dir = dir.clone();
+            let thread = std::thread::Builder::new()
+                .name("sonoflow-pacs".into())
+                .spawn(move || send_spool(&spool_dir, &target, &rx))
+                .map_err(|e| RunError::Thread("pacs", e.to_string()))?;
+            (Destination::Pacs(spool, tx), Some(thread))
+        } else {
+            (Destination::Folder(dir.clone()), None)
+        };
         let started = SystemTime::now();
         let salt = format!("{started:?} {} {}", std::process::id(), dir.display());
         let uids = SessionUids::new(settings.uid_root.as_deref(), salt.as_bytes())
@@ -148,7 +231,7 @@ impl DicomStore {
         let stats = inputs.head.stats();
         let store = Store {
             exporter,
-            dir: dir.clone(),
+            destination,
             report: DicomReport {
                 path: dir,
                 ..DicomReport::default()
@@ -166,6 +249,7 @@ impl DicomStore {
         Ok((
             Self {
                 thread: Some(thread),
+                sender,
                 dropped,
             },
             tap,
@@ -182,8 +266,80 @@ impl DicomStore {
             },
         };
         report.dropped = self.dropped.load(Ordering::Relaxed);
+        // The store is done: its end of the sender's channel is gone, and
+        // the sender drains the spool.
+        if let Some(sender) = self.sender.take() {
+            report.pacs = Some(sender.join().unwrap_or_else(|_| PacsReport {
+                last_error: Some("the PACS sender's thread panicked".into()),
+                ..PacsReport::default()
+            }));
+        }
         report
     }
+}
+
+/// The sender: C-STOREs the spool whenever objects wait, retrying with a
+/// growing pause while the PACS cannot be reached; when the store ends,
+/// keeps trying for up to [`DRAIN`].
+fn send_spool(
+    spool: &std::path::Path,
+    target: &PacsTarget,
+    objects: &Receiver<(String, Instant)>,
+) -> PacsReport {
+    let mut report = PacsReport {
+        pacs: format!("{}@{}", target.called_ae, target.address),
+        ..PacsReport::default()
+    };
+    let latency = LatencyRecorder::new();
+    let mut spooled_at = std::collections::HashMap::new();
+    let mut pause = RETRY_FIRST;
+    let mut draining: Option<Instant> = None;
+    loop {
+        match objects.recv_timeout(pause) {
+            Ok((name, at)) => {
+                spooled_at.insert(name, at);
+                // Let the rest of a keyframe's objects arrive first.
+                while let Ok((name, at)) = objects.try_recv() {
+                    spooled_at.insert(name, at);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                draining.get_or_insert_with(Instant::now);
+            }
+        }
+        match store_pending(spool, target) {
+            Ok(pass) => {
+                pause = RETRY_FIRST;
+                for name in &pass.stored {
+                    if let Some(at) = spooled_at.remove(name) {
+                        latency.record(at.elapsed());
+                    }
+                }
+                report.sent += pass.stored.len() as u64;
+                report.refused += pass.refused.len() as u64;
+            }
+            Err(e) => {
+                report.failed_tries += 1;
+                if report.last_error.as_deref() != Some(&e.to_string()) {
+                    warn!("{e}; the objects stay in the spool and are sent when it answers");
+                }
+                report.last_error = Some(e.to_string());
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+        }
+        let left = pending(spool).map_or(0, |p| p.len());
+        if let Some(since) = draining {
+            if left == 0 || since.elapsed() > DRAIN {
+                report.pending_at_end = left as u64;
+                break;
+            }
+            pause = pause.min(Duration::from_millis(500));
+        }
+    }
+    report.spool_to_ack_ms = latency.summary();
+    info!(sent = report.sent, pending = report.pending_at_end, pacs = %report.pacs, "PACS sender done");
+    report
 }
 
 /// Draws a stored keyframe as the overlay shows it.
@@ -235,7 +391,7 @@ struct Pending {
 
 struct Store {
     exporter: Exporter,
-    dir: PathBuf,
+    destination: Destination,
     report: DicomReport,
     pending: VecDeque<Pending>,
     inputs: DicomInputs,
@@ -248,7 +404,7 @@ struct Store {
 impl Store {
     fn run(mut self, entries: &Receiver<Recycled<Entry>>) -> DicomReport {
         self.report.study_instance_uid = self.exporter.uids().study.clone();
-        info!(dir = %self.dir.display(), study = %self.report.study_instance_uid, "DICOM store on");
+        info!(dir = %self.report.path.display(), study = %self.report.study_instance_uid, "DICOM store on");
         loop {
             match entries.recv_timeout(POLL) {
                 Ok(entry) => {
@@ -366,21 +522,18 @@ impl Store {
                 short_axis_mm: details.and_then(|d| d.short_axis_mm),
             }),
         };
+        let destination = &mut self.destination;
         let written = self.exporter.keyframe(&keyframe).and_then(|objects| {
             objects
                 .all()
-                .map(|o| write_part10(o, &self.dir))
+                .map(|o| destination.put(o))
                 .collect::<Result<Vec<_>, _>>()
         });
         match written {
-            Ok(paths) => {
+            Ok(sizes) => {
                 self.report.stored += 1;
-                self.report.objects += paths.len() as u64;
-                self.report.bytes += paths
-                    .iter()
-                    .filter_map(|p| std::fs::metadata(p).ok())
-                    .map(|m| m.len())
-                    .sum::<u64>();
+                self.report.objects += sizes.len() as u64;
+                self.report.bytes += sizes.iter().sum::<u64>();
             }
             Err(e) => {
                 warn!(frame = entry.frame.0, "keyframe not stored as DICOM: {e}");

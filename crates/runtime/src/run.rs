@@ -161,11 +161,7 @@ pub fn run(
         None => None,
     };
     let mut dicom = Vec::new();
-    for spec in def
-        .sinks
-        .iter()
-        .filter(|s| s.kind == sonoflow_output::SinkKind::Dicom)
-    {
+    for spec in def.sinks.iter().filter(|s| s.kind.is_dicom()) {
         let head = stage.reasoning.as_ref().map(|h| h.handle()).ok_or_else(|| RunError::Dicom {
             sink: spec.describe(),
             why: "stores keyframes with finished reports, and no reasoning head runs here. Fix: a [model] whose directory has the reasoning graphs, with [reasoning] enabled".into(),

@@ -77,6 +77,9 @@ pub struct PacsReport {
     pub last_error: Option<String>,
     /// From an object's spooling to the PACS's acknowledgement.
     pub spool_to_ack_ms: LatencySummary,
+    /// From the capture of the keyframe an object shows to the PACS's
+    /// acknowledgement (the report's writing, the store, the spool, the send).
+    pub keyframe_to_ack_ms: LatencySummary,
 }
 
 /// The `dicom` section of the run report.
@@ -106,13 +109,21 @@ pub struct DicomReport {
 /// Where a store's objects go.
 enum Destination {
     Folder(PathBuf),
-    /// The spool, and the sender told of each object put there.
-    Pacs(Spool, Sender<(String, Instant)>),
+    /// The spool, and the sender told of each object put there (with when
+    /// it was spooled and when its keyframe was captured).
+    Pacs(Spool, Sender<Spooled>),
+}
+
+/// An object put into the spool.
+struct Spooled {
+    name: String,
+    at: Instant,
+    keyframe: Instant,
 }
 
 impl Destination {
-    /// Writes `object`; its size in bytes.
-    fn put(&mut self, object: &DicomFile) -> Result<u64, ExportError> {
+    /// Writes `object` (of a keyframe captured at `keyframe`); its size in bytes.
+    fn put(&mut self, object: &DicomFile, keyframe: Instant) -> Result<u64, ExportError> {
         let path = match self {
             Destination::Folder(dir) => write_part10(object, dir)?,
             Destination::Pacs(spool, sender) => {
@@ -122,7 +133,11 @@ impl Destination {
                     .and_then(|n| n.to_str())
                     .unwrap_or_default()
                     .to_owned();
-                let _ = sender.send((name, Instant::now()));
+                let _ = sender.send(Spooled {
+                    name,
+                    at: Instant::now(),
+                    keyframe,
+                });
                 path
             }
         };
@@ -284,23 +299,23 @@ impl DicomStore {
 fn send_spool(
     spool: &std::path::Path,
     target: &PacsTarget,
-    objects: &Receiver<(String, Instant)>,
+    objects: &Receiver<Spooled>,
 ) -> PacsReport {
     let mut report = PacsReport {
         pacs: format!("{}@{}", target.called_ae, target.address),
         ..PacsReport::default()
     };
-    let latency = LatencyRecorder::new();
+    let (spool_to_ack, keyframe_to_ack) = (LatencyRecorder::new(), LatencyRecorder::new());
     let mut spooled_at = std::collections::HashMap::new();
     let mut pause = RETRY_FIRST;
     let mut draining: Option<Instant> = None;
     loop {
         match objects.recv_timeout(pause) {
-            Ok((name, at)) => {
-                spooled_at.insert(name, at);
+            Ok(object) => {
+                spooled_at.insert(object.name.clone(), object);
                 // Let the rest of a keyframe's objects arrive first.
-                while let Ok((name, at)) = objects.try_recv() {
-                    spooled_at.insert(name, at);
+                while let Ok(object) = objects.try_recv() {
+                    spooled_at.insert(object.name.clone(), object);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -312,8 +327,9 @@ fn send_spool(
             Ok(pass) => {
                 pause = RETRY_FIRST;
                 for name in &pass.stored {
-                    if let Some(at) = spooled_at.remove(name) {
-                        latency.record(at.elapsed());
+                    if let Some(object) = spooled_at.remove(name) {
+                        spool_to_ack.record(object.at.elapsed());
+                        keyframe_to_ack.record(object.keyframe.elapsed());
                     }
                 }
                 report.sent += pass.stored.len() as u64;
@@ -337,7 +353,8 @@ fn send_spool(
             pause = pause.min(Duration::from_millis(500));
         }
     }
-    report.spool_to_ack_ms = latency.summary();
+    report.spool_to_ack_ms = spool_to_ack.summary();
+    report.keyframe_to_ack_ms = keyframe_to_ack.summary();
     info!(sent = report.sent, pending = report.pending_at_end, pacs = %report.pacs, "PACS sender done");
     report
 }
@@ -523,10 +540,16 @@ impl Store {
             }),
         };
         let destination = &mut self.destination;
+        let age = self
+            .inputs
+            .clock
+            .now()
+            .saturating_since(entry.stamps.captured);
+        let captured_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         let written = self.exporter.keyframe(&keyframe).and_then(|objects| {
             objects
                 .all()
-                .map(|o| destination.put(o))
+                .map(|o| destination.put(o, captured_at))
                 .collect::<Result<Vec<_>, _>>()
         });
         match written {

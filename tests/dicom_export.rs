@@ -270,3 +270,21 @@ fn a_pacs_sink_spools_through_an_outage_and_delivers_every_object_once() {
     assert_eq!(left, 0, "the spool is empty");
     eprintln!("PACS: {p}");
 }
+
+#[test]
+fn with_store_requests_only_no_keyframe_is_stored_unasked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("dicom");
+    let run = run_pipeline(
+        dir.path(),
+        &definition(&store, "store = \"requests\"\n", true),
+        &["--frames", "240"],
+        LIMIT,
+    );
+    let d = &run.assert_success()["dicom"][0];
+    assert_eq!(d["stored"].as_u64(), Some(0), "{d}");
+    assert!(
+        d["not_requested"].as_u64() > Some(0),
+        "keyframes were made and not stored: {d}"
+    );
+}

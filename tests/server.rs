@@ -219,6 +219,23 @@ fn the_stream_carries_frames_with_calipers_answers_requests_and_reports_on_reque
             assert!(ack.detail.starts_with(said), "{ack:?}");
         }
 
+        // Store: nothing stores DICOM in this pipeline, and the answer says what would.
+        send(
+            &mut socket,
+            v1::Request {
+                id: 62,
+                kind: Some(v1::request::Kind::Store(v1::Store {})),
+            },
+        )
+        .await;
+        let error = until(&mut socket, &mut frames, |k| match k {
+            Kind::Error(e) => Some(e.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!((error.id, error.code()), (62, v1::ErrorCode::Unavailable));
+        assert!(error.message.contains("kind = \"dicom\""), "{error:?}");
+
         // Analyse now: an ack, then a finished report whose reason is request.
         send(
             &mut socket,
@@ -262,8 +279,8 @@ fn the_stream_carries_frames_with_calipers_answers_requests_and_reports_on_reque
     let server = &r["server"];
     assert!(u64_at(server, "/frames") > 0, "{server:#}");
     assert!(u64_at(server, "/clients") >= 1, "{server:#}");
-    // The garbage and the unknown prompt word.
-    assert!(u64_at(server, "/request_errors") >= 2, "{server:#}");
+    // The garbage, the unknown prompt word and the store nothing serves.
+    assert!(u64_at(server, "/request_errors") >= 3, "{server:#}");
     // The stream's tap copies into pooled entries: the frame path still allocates nothing.
     assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
     eprintln!(

@@ -81,6 +81,10 @@ pub struct SinkConfig {
     /// pacs: the PACS's AE title (default ANY-SCP) and ours (default SONOFLOW).
     pub called_ae: Option<String>,
     pub calling_ae: Option<String>,
+    /// dicom, pacs: which keyframes are stored: "keyframes" (each whose
+    /// report is done, the default) or "requests" (only those someone asked
+    /// for: a store or analyse-now request, a prompt).
+    pub store: Option<String>,
     /// mp4/mkv/rtp: H.264 bit rate in kbit/s (default 4000). Higher is sharper and bigger.
     pub bitrate_kbps: Option<u32>,
     /// mp4: length of each fragment in milliseconds (default 1000). A
@@ -109,6 +113,8 @@ pub struct DicomSinkSpec {
     /// pacs: its AE title and ours.
     pub called_ae: String,
     pub calling_ae: String,
+    /// Store only the keyframes someone asked for (`store = "requests"`).
+    pub requests_only: bool,
 }
 
 /// Default AE titles of a `pacs` sink.
@@ -176,7 +182,7 @@ impl SinkConfig {
             )
         })?;
         const DICOM: &[SinkKind] = &[SinkKind::Dicom, SinkKind::Pacs];
-        let applies: [(&str, bool, &[SinkKind]); 11] = [
+        let applies: [(&str, bool, &[SinkKind]); 12] = [
             (
                 "path",
                 self.path.is_some(),
@@ -198,6 +204,7 @@ impl SinkConfig {
                 &[SinkKind::Rtp, SinkKind::Pacs],
             ),
             ("called_ae", self.called_ae.is_some(), &[SinkKind::Pacs]),
+            ("store", self.store.is_some(), DICOM),
             ("calling_ae", self.calling_ae.is_some(), &[SinkKind::Pacs]),
             (
                 "bitrate_kbps",
@@ -265,6 +272,17 @@ impl SinkConfig {
                 ));
             }
         }
+        let requests_only = match self.store.as_deref() {
+            None | Some("keyframes") => false,
+            Some("requests") => true,
+            Some(other) => {
+                return Err(ConfigIssue::new(
+                    key("store"),
+                    format!("is \"{other}\""),
+                    "use \"keyframes\" (each keyframe whose report is done) or \"requests\" (only those asked for)",
+                ))
+            }
+        };
         let fragment_ms = self.fragment_ms.unwrap_or(DEFAULT_FRAGMENT_MS);
         if fragment_ms > 60_000 {
             return Err(ConfigIssue::new(
@@ -298,6 +316,7 @@ impl SinkConfig {
                     .calling_ae
                     .clone()
                     .unwrap_or_else(|| DEFAULT_CALLING_AE.into()),
+                requests_only,
             }),
         })
     }
@@ -400,6 +419,14 @@ mod tests {
             .validate("sinks[1]")
             .expect_err("AE titles are the pacs sink's");
         assert_eq!(err.key, "sinks[1].called_ae");
+        let err = sink("kind = \"dicom\"\npath = \"out/d\"\nstore = \"all\"")
+            .validate("sinks[1]")
+            .expect_err("an unknown policy");
+        assert_eq!(err.key, "sinks[1].store");
+        let ok = sink("kind = \"dicom\"\npath = \"out/d\"\nstore = \"requests\"")
+            .validate("sinks[1]")
+            .expect("valid");
+        assert!(ok.dicom.is_some_and(|d| d.requests_only));
     }
 
     #[test]

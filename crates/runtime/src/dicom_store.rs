@@ -42,7 +42,7 @@ use sonoflow_dicom_export::{
 use sonoflow_output::{SinkKind, SinkSpec};
 use sonoflow_overlay::{Overlay, OverlayOptions};
 use sonoflow_pipeline::{LatencyRecorder, LatencySummary};
-use sonoflow_reasoning::{HeadHandle, ReasoningStats};
+use sonoflow_reasoning::{HeadHandle, KeyframeReason, ReasoningStats};
 use tracing::{info, warn};
 
 use crate::error::RunError;
@@ -96,6 +96,8 @@ pub struct DicomReport {
     pub bytes: u64,
     /// Keyframes not stored: no finished report came for them.
     pub without_report: u64,
+    /// Keyframes not stored because nobody asked for them (`store = "requests"`).
+    pub not_requested: u64,
     /// Keyframes the tap could not hand over (the store was behind).
     pub dropped: u64,
     /// Keyframes not stored because writing failed; the last error.
@@ -256,6 +258,7 @@ impl DicomStore {
             stats,
             wall: (started, Instant::now()),
             painter,
+            requests_only: settings.requests_only,
         };
         let thread = std::thread::Builder::new()
             .name("sonoflow-dicom".into())
@@ -416,6 +419,8 @@ struct Store {
     /// The wall clock and the monotonic clock at the same moment.
     wall: (SystemTime, Instant),
     painter: Option<Painter>,
+    /// `store = "requests"`: only keyframes someone asked for.
+    requests_only: bool,
 }
 
 impl Store {
@@ -478,7 +483,15 @@ impl Store {
                     i += 1;
                     continue;
                 }
-                if let Some(p) = self.pending.remove(i) {
+                let Some(p) = self.pending.remove(i) else {
+                    continue;
+                };
+                let asked = details
+                    .as_ref()
+                    .is_some_and(|d| d.reason == KeyframeReason::Request);
+                if self.requests_only && !asked {
+                    self.report.not_requested += 1;
+                } else {
                     self.store(&p.entry, &current.text, details.as_ref());
                 }
             } else if superseded || expired {

@@ -89,6 +89,8 @@ pub(crate) struct StreamInputs {
     pub metrics: Arc<PipelineMetrics>,
     /// The pipeline's clock (frames' capture times are on it).
     pub clock: Arc<dyn Clock>,
+    /// Whether a `dicom` or `pacs` sink stores keyframes (store requests).
+    pub stores: bool,
 }
 
 /// The server and its publisher thread.
@@ -111,6 +113,7 @@ impl ResultStream {
                 head: head.clone(),
                 codec: inputs.codec,
                 why_no_codec: inputs.why_no_codec.unwrap_or_default(),
+                stores: inputs.stores,
             }),
             None => Arc::new(NoHead),
         };
@@ -347,6 +350,8 @@ struct HeadRequests {
     head: HeadHandle,
     codec: Option<PromptCodec>,
     why_no_codec: String,
+    /// A `dicom` or `pacs` sink stores keyframes.
+    stores: bool,
 }
 
 impl HeadRequests {
@@ -395,6 +400,18 @@ impl RequestHandler for HeadRequests {
         Ok(format!(
             "the task is now \"{prompt}\"; a report on the next frame is requested"
         ))
+    }
+
+    fn store(&self) -> Result<String, Refusal> {
+        self.open()?;
+        if !self.stores {
+            return Err(Refusal::new(
+                ErrorCode::Unavailable,
+                "nothing stores DICOM in this pipeline: add [[sinks]] kind = \"dicom\" (a folder) or \"pacs\"",
+            ));
+        }
+        self.head.request();
+        Ok("a report on the next frame is requested; its images and report are stored as DICOM when it is done".into())
     }
 }
 

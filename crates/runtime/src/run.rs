@@ -406,6 +406,7 @@ fn stream_inputs(
         why_no_codec,
         metrics: Arc::clone(metrics),
         clock: Arc::clone(clock),
+        stores: def.sinks.iter().any(|s| s.kind.is_dicom()),
     }
 }
 

@@ -41,6 +41,8 @@ pub trait RequestHandler: Send + Sync + 'static {
     /// Checks `prompt` against the model's vocabulary; makes it the task
     /// and analyses now.
     fn prompt(&self, prompt: &str) -> Result<String, Refusal>;
+    /// A keyframe now, stored as DICOM once its report is done.
+    fn store(&self) -> Result<String, Refusal>;
 }
 
 /// The handler of a run without a reasoning head: everything unavailable.
@@ -61,6 +63,9 @@ impl RequestHandler for NoHead {
         Err(Self::refuse())
     }
     fn prompt(&self, _: &str) -> Result<String, Refusal> {
+        Err(Self::refuse())
+    }
+    fn store(&self) -> Result<String, Refusal> {
         Err(Self::refuse())
     }
 }
@@ -159,7 +164,7 @@ impl RequestGate {
         match request.kind {
             None => Err(refused(Refusal::new(
                 ErrorCode::Malformed,
-                "the request names no kind: set one of analyseNow, prompt, freeze",
+                "the request names no kind: set one of analyseNow, prompt, freeze, store",
             ))),
             Some(Kind::AnalyseNow(_)) => handler
                 .analyse_now()
@@ -179,6 +184,7 @@ impl RequestGate {
                     .map_err(refused)
             }
             Some(Kind::Freeze(f)) => Ok((id, "freeze", freeze(client, f.frozen))),
+            Some(Kind::Store(_)) => handler.store().map(|d| (id, "store", d)).map_err(refused),
         }
     }
 }
@@ -207,6 +213,9 @@ mod tests {
     impl RequestHandler for Words {
         fn analyse_now(&self) -> Result<String, Refusal> {
             Ok("a keyframe is requested".into())
+        }
+        fn store(&self) -> Result<String, Refusal> {
+            Err(Refusal::new(ErrorCode::Unavailable, "no dicom sink"))
         }
         fn prompt(&self, prompt: &str) -> Result<String, Refusal> {
             let unknown: Vec<&str> = prompt
@@ -286,6 +295,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!c.is_frozen());
+        let store = request(5, Kind::Store(v1::Store {}));
+        let (id, code, _) = error(gate.answer(Incoming::Binary(&store), now, &Words, &c));
+        assert_eq!(
+            (id, code),
+            (5, ErrorCode::Unavailable),
+            "the handler's answer"
+        );
         let json = r#"{"id": "4", "analyseNow": {}}"#;
         match gate.answer(Incoming::Text(json), now, &Words, &c) {
             Out::Ack(a) => assert_eq!(a.id, 4),

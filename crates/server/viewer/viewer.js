@@ -512,6 +512,9 @@
   $("analyse-now").addEventListener("click", () => {
     if (send("analyseNow", {}) !== null) showAnswer("asked for a report on the next frame…", false);
   });
+  $("store").addEventListener("click", () => {
+    if (send("store", {}) !== null) showAnswer("asked to store the next frame as DICOM…", false);
+  });
   $("send-prompt").addEventListener("click", () => {
     const text = $("prompt").value;
     if (text) send("prompt", { text });

@@ -142,3 +142,85 @@ fn spooled_objects_reach_orthanc_once_it_is_up_in_order_and_never_twice() {
         "kept for later"
     );
 }
+
+/// dcmtk's `storescp` accepting Ultrasound Image Storage only (an
+/// association profile), as a PACS that refuses a SOP class.
+struct UsOnlyScp(std::process::Child);
+
+impl Drop for UsOnlyScp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_sop_class_the_pacs_refuses_goes_to_refused_with_its_reason_and_the_rest_is_sent() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let profile = dir.path().join("us-only.cfg");
+    std::fs::write(
+        &profile,
+        "[[TransferSyntaxes]]\n[Uncompressed]\nTransferSyntax1 = LittleEndianExplicit\n\
+         TransferSyntax2 = LittleEndianImplicit\n\n[[PresentationContexts]]\n[USOnly]\n\
+         PresentationContext1 = UltrasoundImageStorage\\Uncompressed\n\n[[Profiles]]\n[Default]\n\
+         PresentationContexts = USOnly\n",
+    )
+    .expect("profile");
+    let received = dir.path().join("received");
+    std::fs::create_dir_all(&received).expect("folder");
+    let port = free_port();
+    let _scp = UsOnlyScp(
+        std::process::Command::new("storescp")
+            .arg("-xf")
+            .arg(&profile)
+            .arg("Default")
+            .arg("-od")
+            .arg(&received)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("storescp (Debian package dcmtk, installed by scripts/bootstrap.sh) could not start: {e}")
+            }),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "storescp did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let spool_dir = dir.path().join("spool");
+    let mut spool = Spool::open(&spool_dir).expect("spool");
+    let mut exporter = Exporter::new(
+        session(Subject::default()),
+        SessionUids::new(None, b"refusing pacs").expect("uids"),
+    )
+    .expect("exporter");
+    assert_eq!(spool_keyframe(&mut exporter, &mut spool, 1), 3);
+    let target = PacsTarget {
+        address: format!("127.0.0.1:{port}"),
+        called_ae: "ANY-SCP".into(),
+        calling_ae: "SONOFLOW".into(),
+        timeout: Duration::from_secs(10),
+    };
+    let pass = store_pending(&spool_dir, &target).expect("a pass");
+    assert_eq!(pass.stored.len(), 2, "both images: {pass:?}");
+    assert_eq!(pass.refused.len(), 1, "the SR: {pass:?}");
+    assert!(
+        pass.refused[0].1.contains("1.2.840.10008.5.1.4.1.1.88.33"),
+        "{pass:?}"
+    );
+    assert!(
+        pending(&spool_dir).expect("listing").is_empty(),
+        "nothing blocks the queue"
+    );
+    let refused = spool_dir.join("refused").join(&pass.refused[0].0);
+    assert!(refused.exists(), "kept in refused/");
+    let why = std::fs::read_to_string(refused.with_extension("why.txt")).expect("its reason");
+    assert!(why.contains("no presentation context"), "{why}");
+    let got = std::fs::read_dir(&received).expect("received").count();
+    assert_eq!(got, 2, "the PACS has the two images");
+}

@@ -272,6 +272,42 @@ fn a_pacs_sink_spools_through_an_outage_and_delivers_every_object_once() {
 }
 
 #[test]
+fn with_store_requests_only_a_sigusr1_store_request_is_stored() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("dicom");
+    let pipeline = common::write_definition(
+        dir.path(),
+        &definition(&store, "store = \"requests\"\n", true),
+    );
+    let child = common::run_command(dir.path(), &pipeline, &["--frames", "300"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sonoflow");
+    // A few seconds in (the head has started), ask to store.
+    std::thread::sleep(Duration::from_secs(4));
+    let sent = Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .expect("kill -USR1");
+    assert!(sent.success());
+    let output = common::wait_with_limit(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report = common::read_report(dir.path()).expect("report");
+    let d = &report["dicom"][0];
+    assert!(
+        d["stored"].as_u64() >= Some(1),
+        "the requested keyframe stored: {d}\n{stderr}"
+    );
+    assert_eq!(
+        d["objects"].as_u64(),
+        d["stored"].as_u64().map(|n| 3 * n),
+        "{d}"
+    );
+}
+
+#[test]
 fn with_store_requests_only_no_keyframe_is_stored_unasked() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = dir.path().join("dicom");

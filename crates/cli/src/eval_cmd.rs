@@ -118,6 +118,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
         status_every: Duration::from_millis(250),
         findings_jsonl: args.findings_jsonl.clone(),
         serve: None,
+        store: None,
     };
     let report = run(&def, stage, &options, &mut |status| {
         bar.set_position(status.metrics.frames_out);

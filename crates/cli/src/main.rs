@@ -10,7 +10,8 @@ mod status_line;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -235,6 +236,15 @@ fn load_definition(path: Option<&Path>) -> Result<PipelineDefinition> {
     }
 }
 
+/// SIGUSR1 asks for a keyframe now that a `dicom` or `pacs` sink stores (the
+/// keystroke-free way to store, e.g. from a foot switch's script).
+fn store_signal() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&flag))
+        .context("installing the SIGUSR1 (store) handler")?;
+    Ok(flag)
+}
+
 /// Stops the run on SIGINT, SIGTERM or SIGHUP (drain, finalise, report);
 /// a second signal exits at once, for a drain that is stuck.
 fn install_stop_handler(stop: StopFlag) -> Result<()> {
@@ -298,6 +308,7 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         },
         findings_jsonl: args.findings_jsonl.clone(),
         serve: serve_options(args.serve.as_deref(), def.server.as_ref())?,
+        store: Some(store_signal()?),
     };
     let mut line = status_line::StatusLine::new(interactive, args.quiet);
     let stage =

@@ -3,6 +3,7 @@
 //! the caller, and returns the report when the run drains.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use sonoflow_pipeline::{
 use sonoflow_protocol::v1;
 use sonoflow_reasoning::ReasoningStats;
 use sonoflow_server::ServerOptions;
-use tracing::{error, info, info_span};
+use tracing::{error, info, info_span, warn};
 
 use crate::definition::PipelineDefinition;
 use crate::dicom_store::{DicomInputs, DicomStore};
@@ -52,6 +53,9 @@ pub struct RunOptions {
     /// Serve the results stream with these options, whatever the
     /// definition's `[server]` says (`--serve ADDR`).
     pub serve: Option<ServerOptions>,
+    /// Set (by SIGUSR1) to ask for a keyframe now, which a `dicom` or
+    /// `pacs` sink stores once its report is done; the run clears it.
+    pub store: Option<Arc<AtomicBool>>,
 }
 
 impl Default for RunOptions {
@@ -62,6 +66,7 @@ impl Default for RunOptions {
             status_every: Duration::from_millis(500),
             findings_jsonl: None,
             serve: None,
+            store: None,
         }
     }
 }
@@ -185,6 +190,12 @@ pub fn run(
         taps.push(tap);
         dicom.push(store);
     }
+    // SIGUSR1's store requests go to the head when something stores DICOM.
+    let store_head = if dicom.is_empty() {
+        None
+    } else {
+        stage.reasoning.as_ref().map(|h| h.handle())
+    };
     let output = TappedSink::wrap(Box::new(output), taps);
     let output_thread = spawn("output", {
         let (metrics, clock, stop) = (
@@ -248,11 +259,28 @@ pub fn run(
     };
     let mut baseline: Option<(u64, u64)> = None;
     let mut next_status = Instant::now() + options.status_every;
+    let store_request = || {
+        if !options
+            .store
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::AcqRel))
+        {
+            return;
+        }
+        match &store_head {
+            Some(head) => {
+                head.request();
+                info!("store requested (SIGUSR1): the next frame's report and images are stored as DICOM when done");
+            }
+            None => warn!("store requested (SIGUSR1), but nothing stores DICOM here: add [[sinks]] kind = \"dicom\" or \"pacs\""),
+        }
+    };
     while !(ingest_thread.is_finished()
         && process_thread.is_finished()
         && output_thread.is_finished())
     {
         std::thread::sleep(Duration::from_millis(20));
+        store_request();
         // Polling reads one counter; the histograms are read only when a
         // status line is due.
         if baseline.is_none() {

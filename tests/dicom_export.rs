@@ -324,3 +324,83 @@ fn with_store_requests_only_no_keyframe_is_stored_unasked() {
         "keyframes were made and not stored: {d}"
     );
 }
+
+/// Mounts a `size` tmpfs at `at` (needs root), or says why not.
+fn tiny_disk(at: &Path, size: &str) -> Result<(), String> {
+    std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(at)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_full_spool_disk_is_reported_the_video_goes_on_and_what_was_spooled_stays() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spool = dir.path().join("spool");
+    // Room for the first object of a keyframe (the 923 kB image as shown), not the next.
+    if let Err(why) = tiny_disk(&spool, "1100k") {
+        eprintln!("SKIPPED: a small disk for the spool could not be mounted (needs root): {why}");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&spool);
+    let pacs = format!(
+        "[[sinks]]\nkind = \"pacs\"\npath = \"{}\"\nport = {}\n",
+        spool.display(),
+        orthanc::free_port()
+    );
+    let run = run_pipeline(
+        dir.path(),
+        &definition(&dir.path().join("folder"), &pacs, true),
+        &["--frames", "240"],
+        LIMIT,
+    );
+    let report = run.assert_success();
+    assert_eq!(
+        report["frames_out"].as_u64(),
+        Some(240),
+        "the video went on"
+    );
+    let d = &report["dicom"][1];
+    assert!(d["failed"].as_u64() >= Some(1), "{d}");
+    let error = d["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("No space left"),
+        "the disk is named full: {d}"
+    );
+    // What reached the spool before it filled is whole, and waits for the PACS.
+    let spooled: Vec<PathBuf> = std::fs::read_dir(&spool)
+        .expect("spool")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+        .collect();
+    assert!(!spooled.is_empty(), "the first object was spooled");
+    for file in &spooled {
+        let class = bracketed(&dcmdump(file, "0008,0016"));
+        assert_eq!(
+            class, "1.2.840.10008.5.1.4.1.1.6.1",
+            "a whole, readable object"
+        );
+    }
+    assert_eq!(
+        d["pacs"]["pending_at_end"].as_u64(),
+        Some(spooled.len() as u64),
+        "kept for the PACS: {d}"
+    );
+    let partial = std::fs::read_dir(spool.join(".incoming"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(partial, 0, "nothing half-written left behind");
+}

@@ -267,7 +267,20 @@ pub fn write_part10(object: &DicomFile, dir: &Path) -> Result<PathBuf, ExportErr
         .write_to_file(&path)
         .map_err(|e| ExportError::Write {
             path: path.clone(),
-            cause: e.to_string(),
+            cause: causes(&e),
         })?;
     Ok(path)
+}
+
+/// An error with its causes ("Could not print data set: ...: No space
+/// left on device"): the innermost one is what a user can act on.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

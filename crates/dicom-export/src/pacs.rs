@@ -116,7 +116,18 @@ impl Spool {
             path: tmp.clone(),
             cause: e.to_string(),
         })?;
-        let written = write_part10(object, &tmp)?;
+        let written = match write_part10(object, &tmp) {
+            Ok(path) => path,
+            Err(e) => {
+                // A full disk: nothing half-written stays behind.
+                let name = object
+                    .meta()
+                    .media_storage_sop_instance_uid()
+                    .trim_end_matches('\0');
+                let _ = std::fs::remove_file(tmp.join(format!("{name}.dcm")));
+                return Err(e);
+            }
+        };
         let name = format!(
             "{:08}-{}",
             self.next,

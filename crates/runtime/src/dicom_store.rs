@@ -313,17 +313,22 @@ fn send_spool(
     let mut pause = RETRY_FIRST;
     let mut draining: Option<Instant> = None;
     loop {
-        match objects.recv_timeout(pause) {
-            Ok(object) => {
-                spooled_at.insert(object.name.clone(), object);
-                // Let the rest of a keyframe's objects arrive first.
-                while let Ok(object) = objects.try_recv() {
+        // Once the store has ended, the channel answers at once: wait here.
+        if draining.is_some() {
+            std::thread::sleep(pause);
+        } else {
+            match objects.recv_timeout(pause) {
+                Ok(object) => {
                     spooled_at.insert(object.name.clone(), object);
+                    // Let the rest of a keyframe's objects arrive first.
+                    while let Ok(object) = objects.try_recv() {
+                        spooled_at.insert(object.name.clone(), object);
+                    }
                 }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                draining.get_or_insert_with(Instant::now);
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    draining.get_or_insert_with(Instant::now);
+                }
             }
         }
         match store_pending(spool, target) {

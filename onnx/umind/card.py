@@ -237,6 +237,17 @@ def notes_on_provenance(f):
 
 # ---- sections ----
 
+def frame_size(split):
+    """The split's frame sizes: each size its sequences drew when the record
+    has them; a randomised export's base size said to be one; else the size."""
+    base = f"{split.get('width', MISSING)}x{split.get('height', MISSING)}"
+    if split.get("frame_sizes"):
+        return ", ".join(split["frame_sizes"])
+    if "--randomise" in (split.get("export") or {}).get("command", []):
+        return f"{base} base, drawn per sequence"
+    return base
+
+
 def data_section(f):
     train = next((s for s in f.stages("train") if s.get("data")), None)
     rows = []
@@ -247,7 +258,7 @@ def data_section(f):
             split.get("seed", MISSING), split.get("frames", MISSING),
             f"{split.get('sequences', MISSING)} of {' or '.join(str(n) for n in split.get('sequence_frames', [])) or MISSING}",
             " or ".join(str(n) for n in split.get("lesions_per_scene", [])) or MISSING,
-            f"{split.get('width', MISSING)}x{split.get('height', MISSING)}",
+            frame_size(split),
             depths or MISSING,
             "train" if role == "train" and split["split"] != "val" else ("validation" if split["split"] == "val" else "held-out evaluation"),
         ])

@@ -78,6 +78,8 @@ def split(export_dir, name=None):
         "frames": manifest.get("frames"),
         "width": manifest.get("width"),
         "height": manifest.get("height"),
+        # A randomised export draws each sequence's frame size.
+        "frame_sizes": sorted({f"{c['width']}x{c['height']}" for c in configs if "width" in c and "height" in c}),
         "sequences": len(sequences),
         "sequence_frames": sorted({s.get("frames") for s in sequences if s.get("frames") is not None}),
         "lesions_per_scene": sorted({c["lesions"] for c in configs if "lesions" in c}),

@@ -14,6 +14,8 @@ use crate::{DicomFile, ExportError, SessionInfo, SessionUids};
 
 /// Explicit VR Little Endian: what the files are written in.
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+/// Implicit VR Little Endian: DIMSE command sets, and the fallback offered to a PACS.
+pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 /// Written in every object.
 pub const NOT_FOR_DIAGNOSIS: &str =
     "NOT FOR DIAGNOSIS: sonoflow demonstration output (phantom-trained model), not verified by a person";

@@ -23,10 +23,9 @@ use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
 use dicom_ul::ClientAssociationOptions;
 
+use crate::elements::{EXPLICIT_VR_LE, IMPLICIT_VR_LE};
 use crate::{write_part10, DicomFile, ExportError, COMPREHENSIVE_SR_STORAGE, US_IMAGE_STORAGE};
 
-const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
-const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 /// C-STORE-RQ.
 const C_STORE_RQ: u16 = 0x0001;
 /// Command Data Set Type: a data set follows.

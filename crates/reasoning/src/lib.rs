@@ -23,7 +23,7 @@ pub use head::{HeadHandle, Keyframe, ReasoningHead};
 pub use keyframes::{FrameSignals, KeyframeOptions, KeyframeReason, KeyframeSelector};
 pub use report::Report;
 pub use sampling::{Sampler, Sampling};
-pub use stats::{ReasoningReport, ReasoningStats};
+pub use stats::{ReasoningReport, ReasoningStats, DETAILS_WAIT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReasoningError {

@@ -121,7 +121,20 @@ pub struct ReasoningReport {
     pub error: Option<String>,
 }
 
+/// How long after a finished report's text its details (`latest`) may
+/// still come: the head publishes the text on the board first.
+pub const DETAILS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl ReasoningStats {
+    /// The latest report's details, if they are keyframe `keyframe`'s.
+    pub fn latest_for(&self, keyframe: u64) -> Option<Report> {
+        self.latest
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .filter(|r| r.keyframe == keyframe)
+    }
+
     pub fn report(&self, duration_s: f64) -> ReasoningReport {
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let (idle, busy) = (

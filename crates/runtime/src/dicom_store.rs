@@ -42,7 +42,7 @@ use sonoflow_dicom_export::{
 use sonoflow_output::{SinkKind, SinkSpec};
 use sonoflow_overlay::{Overlay, OverlayOptions};
 use sonoflow_pipeline::{LatencyRecorder, LatencySummary};
-use sonoflow_reasoning::{HeadHandle, KeyframeReason, ReasoningStats};
+use sonoflow_reasoning::{HeadHandle, KeyframeReason, ReasoningStats, DETAILS_WAIT};
 use tracing::{info, warn};
 
 use crate::error::RunError;
@@ -54,8 +54,6 @@ const PENDING: usize = 4;
 const POLL: Duration = Duration::from_millis(50);
 /// How long a keyframe waits for its report before it is given up.
 const REPORT_WAIT: Duration = Duration::from_secs(30);
-/// How long a finished report waits for the head's details.
-const DETAIL_WAIT: Duration = Duration::from_secs(1);
 /// The sender's pauses between tries while the PACS cannot be reached.
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(8);
@@ -452,7 +450,7 @@ impl Store {
             self.poll(Instant::now());
         }
         // The run ended: what has no finished report now never will.
-        self.poll(Instant::now() + DETAIL_WAIT);
+        self.poll(Instant::now() + DETAILS_WAIT);
         self.report.without_report += self.pending.len() as u64;
         info!(
             stored = self.report.stored,
@@ -476,15 +474,9 @@ impl Store {
             let superseded = current.frame.0 > frame.0;
             let expired = now.duration_since(self.pending[i].since) > REPORT_WAIT;
             if done {
-                let details = self
-                    .stats
-                    .latest
-                    .lock()
-                    .ok()
-                    .and_then(|l| l.clone())
-                    .filter(|r| r.keyframe == frame.0);
+                let details = self.stats.latest_for(frame.0);
                 let since = *self.pending[i].done_without_details.get_or_insert(now);
-                if details.is_none() && now.duration_since(since) < DETAIL_WAIT {
+                if details.is_none() && now.duration_since(since) < DETAILS_WAIT {
                     i += 1;
                     continue;
                 }
@@ -521,7 +513,14 @@ impl Store {
         let label = details
             .and_then(|d| d.fields.class.clone())
             .unwrap_or_else(|| self.inputs.finding_name.clone());
-        let captured = self.wall_time(entry);
+        // How long ago the keyframe was captured: its wall-clock time for
+        // the objects, its instant for the acknowledgement latency.
+        let age = self
+            .inputs
+            .clock
+            .now()
+            .saturating_since(entry.stamps.captured);
+        let captured = self.wall_time(age);
         let clean = Picture {
             width: entry.width,
             height: entry.height,
@@ -558,11 +557,6 @@ impl Store {
             }),
         };
         let destination = &mut self.destination;
-        let age = self
-            .inputs
-            .clock
-            .now()
-            .saturating_since(entry.stamps.captured);
         let captured_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         let written = self.exporter.keyframe(&keyframe).and_then(|objects| {
             objects
@@ -584,13 +578,8 @@ impl Store {
         }
     }
 
-    /// The wall-clock time of the keyframe's capture.
-    fn wall_time(&self, entry: &Entry) -> SystemTime {
-        let age = self
-            .inputs
-            .clock
-            .now()
-            .saturating_since(entry.stamps.captured);
+    /// The wall-clock time of a capture `age` ago.
+    fn wall_time(&self, age: Duration) -> SystemTime {
         let (wall, at) = self.wall;
         (wall + at.elapsed()).checked_sub(age).unwrap_or(wall)
     }

@@ -106,6 +106,13 @@ impl Reusable for Picture {
     }
 }
 
+/// Appends `frame`'s pixels (its format's bytes, no more than it holds) to
+/// `into`, a recycled buffer: no allocation once it has grown to the size.
+fn copy_pixels(frame: &Frame, into: &mut Vec<u8>) {
+    let bytes = frame.format.len().min(frame.data.len());
+    into.extend_from_slice(&frame.data[..bytes]);
+}
+
 /// The frame path's end of the video thread: a frame every `every` at most.
 pub(crate) struct VideoTap {
     out: Option<Sender<Recycled<Picture>>>,
@@ -143,12 +150,11 @@ impl VideoTap {
             return;
         }
         self.last = Some(at);
-        let bytes = frame.format.len().min(frame.data.len());
         let mut picture = self.pictures.acquire();
         picture.frame = frame.id;
         picture.captured = at;
         picture.format = frame.format;
-        picture.pixels.extend_from_slice(&frame.data[..bytes]);
+        copy_pixels(frame, &mut picture.pixels);
         match out.try_send(picture) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -240,8 +246,7 @@ impl FrameTap {
             entry.findings.copy_from(found);
         }
         if self.pixels {
-            let bytes = frame.format.len().min(frame.data.len());
-            entry.pixels.extend_from_slice(&frame.data[..bytes]);
+            copy_pixels(frame, &mut entry.pixels);
             entry.pixel_format = Some(frame.format.pixel);
         }
         let sent = if self.block {

@@ -29,7 +29,7 @@ use sonoflow_protocol::convert::{
 };
 use sonoflow_protocol::v1::{self, server_message::Kind, ErrorCode};
 use sonoflow_reasoning::prompt::PromptCodec;
-use sonoflow_reasoning::{HeadHandle, ReasoningStats};
+use sonoflow_reasoning::{HeadHandle, ReasoningStats, DETAILS_WAIT};
 use sonoflow_server::{
     FrameSent, NoHead, Publisher, Refusal, RequestHandler, Server, ServerOptions, ServerReport,
     VideoEncoder,
@@ -45,8 +45,6 @@ const QUEUED_RESULTS: usize = 8;
 const POLL: Duration = Duration::from_millis(50);
 /// How often a `Stats` message goes out.
 const STATS_EVERY: Duration = Duration::from_millis(500);
-/// How long a finished interpretation waits for its report's details.
-const DETAIL_WAIT: Duration = Duration::from_secs(1);
 
 /// The `server` section of the run report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -302,13 +300,11 @@ impl ReportWatch {
         if self.last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &current)) {
             return None;
         }
-        let latest = stats
-            .and_then(|s| s.latest.lock().ok().and_then(|l| l.clone()))
-            .filter(|r| r.keyframe == current.frame.0);
+        let latest = stats.and_then(|s| s.latest_for(current.frame.0));
         // The head publishes the text before its details: wait a little for them.
         if current.state == InterpretationState::Done && latest.is_none() {
             let since = *self.waiting_since.get_or_insert(now);
-            if now.duration_since(since) < DETAIL_WAIT {
+            if now.duration_since(since) < DETAILS_WAIT {
                 return None;
             }
         }

@@ -13,6 +13,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh" --no-build
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
+# A clean clone builds once: incremental caches would only add gigabytes of
+# disk (CI once ran out of it). Export CARGO_INCREMENTAL=1 to keep them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 bash scripts/check-architecture.sh
 echo "[test] docs/model-card.md against onnx/umind-nano/metrics.json and train-log.json (onnx/umind/card.py)" >&2
 (cd onnx && python3 -m umind.card --check)

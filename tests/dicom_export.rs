@@ -9,7 +9,10 @@
 //! the test) that is down when the run starts and comes up during it: every
 //! object reaches it, once, from the spool. A dicom sink
 //! without a reasoning head, or with a bad UID root, refuses to start,
-//! naming the key. Deadlines are hang guards, never speed limits.
+//! naming the key. A real scanner cine as the source gives the stored
+//! objects its own patient and study; a source file whose patient name is
+//! not DICOM PN, or a folder of two patients' files, stores nothing and
+//! says why, while the video runs on. Deadlines are hang guards, never speed limits.
 
 mod common;
 #[path = "../crates/dicom-export/tests/common/orthanc.rs"]
@@ -40,6 +43,48 @@ fn definition(store: &Path, extra_sink: &str, reasoning: bool) -> String {
         model_dir().display(),
         store.display()
     )
+}
+
+/// A pydicom-data file the bootstrap installed (fails, never skips, without it).
+fn sample(name: &str) -> PathBuf {
+    let venv = std::env::var_os("SONOFLOW_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let path = venv.join("dicom-samples/pydicom-data").join(name);
+    assert!(
+        path.is_file(),
+        "{} is not installed: run scripts/bootstrap.sh",
+        path.display()
+    );
+    path
+}
+
+/// `definition` with a DICOM source (played live, looping) instead of the
+/// phantom, and a dicom sink whose attributes are clinical (the source's
+/// patient is carried over).
+fn dicom_source_definition(source: &Path, store: &Path) -> String {
+    let phantom = "kind = \"phantom\"\nprobe = \"linear\"\ndepth_cm = 4\nseed = 424242\nlesions = 1\nfps = 30\n";
+    let text = definition(store, "clinical = true\n", true);
+    assert!(text.contains(phantom));
+    text.replace(
+        phantom,
+        &format!(
+            "kind = \"dicom\"\npath = '{}'\nlive = true\nloop = true\n",
+            source.display()
+        ),
+    )
+}
+
+/// The .dcm files in `dir`.
+fn dcm_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "dcm"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `dcmdump`'s value of `tag` ("(0008,0016)") in `file`.
@@ -403,4 +448,102 @@ fn a_full_spool_disk_is_reported_the_video_goes_on_and_what_was_spooled_stays() 
         .map(|r| r.count())
         .unwrap_or(0);
     assert_eq!(partial, 0, "nothing half-written left behind");
+}
+
+#[test]
+fn a_dicom_source_gives_the_stored_objects_its_own_patient_and_study() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("dicom");
+    let cine = sample("color3d_jpeg_baseline.dcm");
+    let study = bracketed(&dcmdump(&cine, "0020,000D"));
+    assert!(!study.is_empty(), "the cine has a study UID");
+    let run = run_pipeline(
+        dir.path(),
+        &dicom_source_definition(&cine, &store),
+        &["--frames", "240"],
+        LIMIT,
+    );
+    let d = &run.assert_success()["dicom"][0];
+    assert!(d["stored"].as_u64() >= Some(1), "a keyframe stored: {d}");
+    assert_eq!(d["subject_from"], "source color3d_jpeg_baseline.dcm", "{d}");
+    assert_eq!(
+        d["study_instance_uid"].as_str(),
+        Some(study.as_str()),
+        "{d}"
+    );
+    let files = dcm_files(&store);
+    assert!(!files.is_empty());
+    for file in &files {
+        assert_eq!(
+            bracketed(&dcmdump(file, "0010,0010")),
+            "PLA",
+            "{}",
+            file.display()
+        );
+        assert_eq!(bracketed(&dcmdump(file, "0010,0020")), "204");
+        assert_eq!(bracketed(&dcmdump(file, "0020,000D")), study);
+        assert_eq!(
+            bracketed(&dcmdump(file, "0012,0062")),
+            "",
+            "not de-identified"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_source_patient_name_or_two_patients_store_nothing_and_the_video_runs_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // A copy of the cine whose patient name is no DICOM PN (a 70-character group).
+    let bad = dir.path().join("bad-name");
+    std::fs::create_dir_all(&bad).expect("folder");
+    let copy = bad.join("cine.dcm");
+    std::fs::copy(sample("color3d_jpeg_baseline.dcm"), &copy).expect("copy");
+    let status = Command::new("dcmodify")
+        .args(["-nb", "-m"])
+        .arg(format!("(0010,0010)={}", "A".repeat(70)))
+        .arg(&copy)
+        .status()
+        .expect("dcmodify (Debian package dcmtk, installed by scripts/bootstrap.sh)");
+    assert!(status.success());
+    // Two patients' files in one folder.
+    let mixed = dir.path().join("mixed");
+    std::fs::create_dir_all(&mixed).expect("folder");
+    for name in ["color3d_jpeg_baseline.dcm", "US1_UNCR.dcm"] {
+        std::fs::copy(sample(name), mixed.join(name)).expect("copy");
+    }
+    for (source, expect) in [
+        (
+            &bad,
+            vec!["cine.dcm", "patient name", "64 characters", "Fix:"],
+        ),
+        (
+            &mixed,
+            vec!["more than one patient", "US1_UNCR.dcm", "PLA", "Fix:"],
+        ),
+    ] {
+        let store = dir
+            .path()
+            .join(format!("store-{}", source.display().to_string().len()));
+        let run = run_pipeline(
+            dir.path(),
+            &dicom_source_definition(source, &store),
+            &["--frames", "150"],
+            LIMIT,
+        );
+        let report = run.assert_success();
+        let d = &report["dicom"][0];
+        let error = d["error"].as_str().unwrap_or_default();
+        for part in expect {
+            assert!(error.contains(part), "{part} missing from the error: {d}");
+        }
+        assert_eq!(d["stored"].as_u64(), Some(0), "{d}");
+        assert!(dcm_files(&store).is_empty(), "nothing stored");
+        // Live: a busy machine drops frames, as a scanner feed would.
+        assert!(
+            report["frames_in"].as_u64() >= Some(150)
+                && report["frames_out"].as_u64() > Some(0)
+                && report["error"].is_null(),
+            "the video ran on: {report}"
+        );
+    }
 }

@@ -51,6 +51,8 @@ pub enum ExportError {
         got: usize,
         want: usize,
     },
+    #[error("the source's Study Instance UID \"{uid}\" is not a valid UID: {why}. Fix: correct the source files' Study Instance UID (0020,000D), or play files without one (the session then makes its own study)")]
+    StudyUid { uid: String, why: String },
     #[error("patient name \"{name}\" cannot be written: {why}. Fix: the source's or the definition's patient name must be DICOM PN (family^given^middle^prefix^suffix, at most 64 characters a group, no control characters)")]
     PatientName { name: String, why: String },
     #[error("could not build the DICOM file meta: {0}")]

@@ -56,6 +56,19 @@ impl SessionUids {
         Ok(uids)
     }
 
+    /// Files this session's series into an existing study (the DICOM
+    /// source's own Study Instance UID), so the PACS shows them beside the
+    /// images they were made from.
+    pub fn join_study(&mut self, study: &str) -> Result<(), ExportError> {
+        let study = study.trim_end_matches(['\0', ' ']);
+        check_instance_uid(study).map_err(|why| ExportError::StudyUid {
+            uid: study.to_owned(),
+            why,
+        })?;
+        self.study = study.to_owned();
+        Ok(())
+    }
+
     /// A new UID for an object of this session.
     pub fn next_uid(&mut self) -> Result<String, ExportError> {
         self.next += 1;
@@ -87,21 +100,31 @@ impl SessionUids {
     }
 }
 
-/// Why `uid` is not a valid DICOM UID, if it is not.
-pub fn check_uid(uid: &str) -> Result<(), String> {
+/// Why `uid` is not a valid DICOM UID (of an existing object), if it is
+/// not: digits and dots, at most 64 characters. Leading zeros, which some
+/// scanners write, are let through.
+fn check_instance_uid(uid: &str) -> Result<(), String> {
     if uid.is_empty() || uid.len() > MAX_UID {
         return Err(format!(
             "{} characters (a UID has 1 to {MAX_UID})",
             uid.len()
         ));
     }
-    for part in uid.split('.') {
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("component \"{part}\" is not a number"));
-        }
-        if part.len() > 1 && part.starts_with('0') {
-            return Err(format!("component \"{part}\" has a leading zero"));
-        }
+    match uid
+        .split('.')
+        .find(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        Some(part) => Err(format!("component \"{part}\" is not a number")),
+        None => Ok(()),
+    }
+}
+
+/// Why `uid` is not a valid DICOM UID root, if it is not: a valid UID
+/// with no leading zeros and room below it for a session's UIDs.
+pub fn check_uid(uid: &str) -> Result<(), String> {
+    check_instance_uid(uid)?;
+    if let Some(part) = uid.split('.').find(|p| p.len() > 1 && p.starts_with('0')) {
+        return Err(format!("component \"{part}\" has a leading zero"));
     }
     // Room for at least a session's worth of instance numbers below it.
     if uid.len() > MAX_UID - 8 && uid.split('.').count() < 3 {
@@ -145,5 +168,21 @@ mod tests {
         assert!(err.to_string().contains("leading zero"), "{err}");
         let err = SessionUids::new(Some("1.2.abc"), b"s").expect_err("letters");
         assert!(err.to_string().contains("uid_root"), "{err}");
+    }
+
+    #[test]
+    fn a_source_study_is_joined_and_a_broken_one_refused() {
+        let mut uids = SessionUids::new(None, b"s").expect("uids");
+        let own = uids.image_series.clone();
+        uids.join_study("1.2.840.113619.2.0123.4\0")
+            .expect("a scanner's UID");
+        assert_eq!(uids.study, "1.2.840.113619.2.0123.4");
+        assert_eq!(uids.image_series, own, "the series stay the session's own");
+        let err = uids.join_study("1.2.x").expect_err("not a UID");
+        assert!(err.to_string().contains("Study Instance UID"), "{err}");
+        assert_eq!(
+            uids.study, "1.2.840.113619.2.0123.4",
+            "unchanged by a refusal"
+        );
     }
 }

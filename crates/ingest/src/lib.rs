@@ -48,7 +48,7 @@ use tracing::{info, info_span, warn};
 
 pub use backoff::Backoff;
 pub use config::{RestartConfig, SourceConfig, SourceKind, SourceSpec};
-pub use dicom::DicomSettings;
+pub use dicom::{source_subject, DicomSettings, SourceSubject, SubjectError};
 pub use error::{
     BuildError, BusError, DicomError, IngestError, PropertyProblem, Rejections, SampleError,
 };

@@ -39,11 +39,13 @@ use sonoflow_dicom_export::{
     write_part10, DicomFile, ExportError, Exporter, Keyframe, Picture, ReportText, SessionInfo,
     SessionUids, Subject,
 };
+use sonoflow_ingest::SourceSubject;
+use sonoflow_output::DicomSinkSpec;
 use sonoflow_output::{SinkKind, SinkSpec};
 use sonoflow_overlay::{Overlay, OverlayOptions};
 use sonoflow_pipeline::{LatencyRecorder, LatencySummary};
 use sonoflow_reasoning::{HeadHandle, KeyframeReason, ReasoningStats, DETAILS_WAIT};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::error::RunError;
 use crate::frame_tap::{Entry, FrameTap};
@@ -85,6 +87,9 @@ pub struct PacsReport {
 pub struct DicomReport {
     pub path: PathBuf,
     pub study_instance_uid: String,
+    /// Where the patient and study attributes came from: "source <file>",
+    /// "definition", or "none (anonymous, not for clinical use)".
+    pub subject_from: String,
     /// Keyframes the tap took.
     pub keyframes: u64,
     /// Keyframes stored (their images and SR written).
@@ -155,6 +160,8 @@ pub(crate) struct DicomInputs {
     pub clock: Arc<dyn Clock>,
     /// The run's overlay, when it draws one: the image as shown is drawn with it.
     pub overlay: Option<OverlayOptions>,
+    /// A DICOM source's own patient and study, or why it cannot be used.
+    pub source_subject: Result<Option<SourceSubject>, String>,
 }
 
 /// The store's thread.
@@ -201,22 +208,42 @@ impl DicomStore {
         };
         let started = SystemTime::now();
         let salt = format!("{started:?} {} {}", std::process::id(), dir.display());
-        let uids = SessionUids::new(settings.uid_root.as_deref(), salt.as_bytes())
+        let mut uids = SessionUids::new(settings.uid_root.as_deref(), salt.as_bytes())
             .map_err(|e| refuse(e.to_string()))?;
-        let session = SessionInfo {
-            subject: Subject {
-                patient_name: settings.patient_name,
-                patient_id: settings.patient_id,
-                clinical: settings.clinical,
-                ..Subject::default()
-            },
-            device_name: inputs.device.clone(),
-            software_version: env!("CARGO_PKG_VERSION").into(),
-            station: String::new(),
-            model: inputs.model.clone(),
-            started,
+        // The definition's own mistakes stop the run before a frame flows;
+        // the source's (its files' attributes) stop only the store, as a
+        // scanner's odd file must not stop the video.
+        let (exporter, subject_from) = match session_subject(&settings, &inputs.source_subject) {
+            Ok(found) => {
+                let session = SessionInfo {
+                    subject: found.subject,
+                    device_name: inputs.device.clone(),
+                    software_version: env!("CARGO_PKG_VERSION").into(),
+                    station: String::new(),
+                    model: inputs.model.clone(),
+                    started,
+                };
+                let joined = match &found.study {
+                    Some(study) => uids.join_study(study),
+                    None => Ok(()),
+                };
+                let exporter = joined.and_then(|()| Exporter::new(session, uids));
+                match (exporter, &found.file) {
+                    (Ok(exporter), _) => (Ok(exporter), found.from),
+                    (Err(e), Some(file)) => (
+                        Err(format!(
+                            "the source file {file}: {e}; nothing is stored as DICOM"
+                        )),
+                        found.from,
+                    ),
+                    (Err(e), None) => return Err(refuse(e.to_string())),
+                }
+            }
+            Err(why) => (
+                Err(format!("{why}; nothing is stored as DICOM")),
+                String::new(),
+            ),
         };
-        let exporter = Exporter::new(session, uids).map_err(|e| refuse(e.to_string()))?;
         let painter = match &inputs.overlay {
             Some(options) => Some(Painter {
                 // A stored picture has no live frame rate or latency to show;
@@ -249,6 +276,7 @@ impl DicomStore {
             destination,
             report: DicomReport {
                 path: dir,
+                subject_from,
                 ..DicomReport::default()
             },
             pending: VecDeque::with_capacity(PENDING + 1),
@@ -292,6 +320,86 @@ impl DicomStore {
         }
         report
     }
+}
+
+/// Who a session's objects are of, and where that came from.
+#[derive(Debug)]
+struct FoundSubject {
+    subject: Subject,
+    /// The source's Study Instance UID, to file the objects under.
+    study: Option<String>,
+    /// The source file the attributes came from (None: the definition).
+    file: Option<String>,
+    from: String,
+}
+
+/// The subject of a store's objects. With `clinical = true`: a DICOM
+/// source's own patient and study when its files name one (the objects
+/// join that study), else the definition's (`patient_name`, `patient_id`).
+/// Without it the objects are anonymous (a source's patient is not carried
+/// into objects that are not for clinical use). Err: why the store must
+/// not store: the source's files cannot be read for it or are of several
+/// patients, or the definition names another patient than they do.
+fn session_subject(
+    settings: &DicomSinkSpec,
+    source: &Result<Option<SourceSubject>, String>,
+) -> Result<FoundSubject, String> {
+    let defined = Subject {
+        patient_name: settings.patient_name.clone(),
+        patient_id: settings.patient_id.clone(),
+        clinical: settings.clinical,
+        ..Subject::default()
+    };
+    let from_definition = |from: &str| FoundSubject {
+        from: if defined.for_clinical_use() {
+            "definition".into()
+        } else {
+            format!("none (anonymous, not for clinical use{from})")
+        },
+        subject: defined.clone(),
+        study: None,
+        file: None,
+    };
+    if !settings.clinical {
+        let withheld = match source {
+            Ok(Some(s)) => format!(
+                "; the source {}'s patient is withheld without clinical = true",
+                s.file
+            ),
+            _ => String::new(),
+        };
+        return Ok(from_definition(&withheld));
+    }
+    let Some(s) = source.as_ref().map_err(Clone::clone)? else {
+        return Ok(from_definition(""));
+    };
+    let differs = |defined: &str, source: &str| !defined.is_empty() && defined != source;
+    if differs(&settings.patient_name, &s.patient_name)
+        || differs(&settings.patient_id, &s.patient_id)
+    {
+        return Err(format!(
+            "the definition names patient \"{}\" (ID \"{}\") but the source file {} is of \
+             patient \"{}\" (ID \"{}\"). Fix: leave patient_name and patient_id out of the \
+             sink to take the source's, or play that patient's files",
+            settings.patient_name, settings.patient_id, s.file, s.patient_name, s.patient_id
+        ));
+    }
+    Ok(FoundSubject {
+        subject: Subject {
+            patient_name: s.patient_name.clone(),
+            patient_id: s.patient_id.clone(),
+            patient_birth_date: s.patient_birth_date.clone(),
+            patient_sex: s.patient_sex.clone(),
+            accession_number: s.accession_number.clone(),
+            referring_physician: s.referring_physician.clone(),
+            study_id: s.study_id.clone(),
+            study_description: s.study_description.clone(),
+            clinical: settings.clinical,
+        },
+        study: Some(s.study_instance_uid.clone()).filter(|u| !u.is_empty()),
+        file: Some(s.file.clone()),
+        from: format!("source {}", s.file),
+    })
 }
 
 /// The sender: C-STOREs the spool whenever objects wait, retrying with a
@@ -413,7 +521,9 @@ struct Pending {
 }
 
 struct Store {
-    exporter: Exporter,
+    /// Err: why this store stores nothing (the source's subject cannot be
+    /// used); keyframes are counted as failed with it.
+    exporter: Result<Exporter, String>,
     destination: Destination,
     report: DicomReport,
     pending: VecDeque<Pending>,
@@ -428,8 +538,16 @@ struct Store {
 
 impl Store {
     fn run(mut self, entries: &Receiver<Recycled<Entry>>) -> DicomReport {
-        self.report.study_instance_uid = self.exporter.uids().study.clone();
-        info!(dir = %self.report.path.display(), study = %self.report.study_instance_uid, "DICOM store on");
+        match &self.exporter {
+            Ok(exporter) => {
+                self.report.study_instance_uid = exporter.uids().study.clone();
+                info!(dir = %self.report.path.display(), study = %self.report.study_instance_uid, from = %self.report.subject_from, "DICOM store on");
+            }
+            Err(why) => {
+                error!(dir = %self.report.path.display(), "DICOM store refused: {why}");
+                self.report.error = Some(why.clone());
+            }
+        }
         loop {
             match entries.recv_timeout(POLL) {
                 Ok(entry) => {
@@ -501,6 +619,10 @@ impl Store {
     }
 
     fn store(&mut self, entry: &Entry, text: &str, details: Option<&sonoflow_reasoning::Report>) {
+        if self.exporter.is_err() {
+            self.report.failed += 1;
+            return;
+        }
         let attributes: Vec<(String, String)> = details
             .map(|d| {
                 d.fields
@@ -558,7 +680,10 @@ impl Store {
         };
         let destination = &mut self.destination;
         let captured_at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        let written = self.exporter.keyframe(&keyframe).and_then(|objects| {
+        let Ok(exporter) = &mut self.exporter else {
+            return;
+        };
+        let written = exporter.keyframe(&keyframe).and_then(|objects| {
             objects
                 .all()
                 .map(|o| destination.put(o, captured_at))

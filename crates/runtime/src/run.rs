@@ -166,6 +166,16 @@ pub fn run(
         None => None,
     };
     let mut dicom = Vec::new();
+    // A DICOM source's own patient and study, read once for every store.
+    let source_subject = match (
+        &def.source.dicom,
+        def.sinks.iter().any(|s| s.kind.is_dicom()),
+    ) {
+        (Some(settings), true) => {
+            sonoflow_ingest::source_subject(settings).map_err(|e| e.to_string())
+        }
+        _ => Ok(None),
+    };
     for spec in def.sinks.iter().filter(|s| s.kind.is_dicom()) {
         let head = stage.reasoning.as_ref().map(|h| h.handle()).ok_or_else(|| RunError::Dicom {
             sink: spec.describe(),
@@ -185,6 +195,7 @@ pub fn run(
                 device: def.device.clone().unwrap_or_else(|| "sonoflow".into()),
                 clock: Arc::clone(&clock),
                 overlay: def.overlay.clone(),
+                source_subject: source_subject.clone(),
             },
         )?;
         taps.push(tap);

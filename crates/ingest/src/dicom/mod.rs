@@ -21,6 +21,7 @@
 
 mod file;
 mod regions;
+mod subject;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ use tracing::{info, warn};
 use crate::feed::{self, BufferError, FeedThread, FrameSide, RawLayout, SideQueue};
 use crate::{DicomError, IngestError, RulerCheckReport, SourceStatus};
 use file::DicomFile;
+pub use subject::{source_subject, SourceSubject, SubjectError};
 
 /// Name of the appsrc the DICOM feed pushes into.
 pub const DICOM_APPSRC: &str = "sonoflow_dicom";

@@ -26,6 +26,7 @@ APT_PACKAGES=(
   chromium chromium-driver  # tests/viewer.rs drives headless Chromium against the viewer
   dcmtk  # crates/dicom-export's tests parse the SR with dsrdump
   orthanc  # the PACS the DICOM tests C-STORE to (started by the tests themselves)
+  python3-gi gir1.2-gstreamer-1.0  # benches/peer.py, the Python peer `sonoflow bench` runs
 )
 
 missing=()

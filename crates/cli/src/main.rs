@@ -2,10 +2,12 @@
 //! up logging and the counting allocator, prints the live status line and
 //! writes the report; everything else is in the library crates.
 
+mod bench_cmd;
 mod eval_cmd;
 mod install;
 mod model_cmd;
 mod status_line;
+mod trace;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,9 @@ use sonoflow_phantom::export::{export, ExportOptions};
 use sonoflow_phantom::ProbeKind;
 use sonoflow_phantom::{Look, Variation};
 use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, RunOptions, RunReport, StopFlag};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
@@ -58,6 +62,11 @@ enum Command {
     /// phantom export) as fast as the machine allows: Dice, IoU, detection
     /// precision and recall, caliper errors, false positives, per class.
     Eval(eval_cmd::EvalArgs),
+    /// The latency suite: every part of the product against the
+    /// bare-inference floor in alternating rounds, at each size, rate and
+    /// provider; writes bench.json and a self-contained report.html
+    /// (docs/performance.md). --compare A.json B.json sets two side by side.
+    Bench(bench_cmd::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -171,27 +180,52 @@ struct RunArgs {
     /// (tensorrt, cuda or cpu); overrides the definition's model.require_provider.
     #[arg(long)]
     require_provider: Option<String>,
+    /// Write a trace of the run here: Chrome trace JSON with one track per
+    /// thread, every frame's stage spans (ingest, process, ai, model,
+    /// postprocess, output, overlay) and flow arrows joining each frame's
+    /// spans. Open it in ui.perfetto.dev or chrome://tracing (docs/tracing.md).
+    /// Tracing costs time and allocations on every frame: don't benchmark with it.
+    #[arg(long, value_name = "PATH")]
+    trace: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // --quiet keeps warnings and errors only; RUST_LOG still wins when set.
-    let quiet = matches!(&cli.command, Command::Run(args) if args.quiet);
-    let default_level = if quiet { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    let cli = Cli::parse();
+    let (quiet, trace_path) = match &cli.command {
+        Command::Run(args) => (args.quiet, args.trace.clone()),
+        _ => (false, None),
+    };
+    // The trace file is opened before anything runs: a path that cannot be
+    // written fails now, not after the run.
+    let trace_file = match trace_path.as_deref().map(trace::create).transpose() {
+        Ok(file) => file,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let trace_guard = init_logging(quiet, trace_file);
     let outcome = match cli.command {
         Command::Run(args) => run_command(args),
         Command::Phantom(PhantomCommand::Export(args)) => export_command(args),
         Command::Model(ModelCommand::Check(args)) => model_cmd::check(args),
         Command::Model(ModelCommand::Info(args)) => model_cmd::info(args),
         Command::Eval(args) => eval_cmd::eval_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench_cmd::bench_command(args).map(|()| ExitCode::SUCCESS),
+    };
+    // Dropping the guard writes the rest of the trace and closes it; the
+    // run's threads have all been joined by now.
+    drop(trace_guard);
+    let outcome = match (outcome, trace_path) {
+        (Ok(code), Some(path)) => finish_trace(&path).map(|()| code),
+        (outcome, Some(path)) => {
+            // The run's error is the one to report; the trace is still worth having.
+            if let Err(err) = finish_trace(&path) {
+                tracing::warn!("{err:#}");
+            }
+            outcome
+        }
+        (outcome, None) => outcome,
     };
     match outcome {
         Ok(code) => code,
@@ -200,6 +234,45 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs to stderr (INFO, or WARN with --quiet; RUST_LOG wins when set) and,
+/// with `--trace`, records the trace into `trace_file` through its own
+/// filter. The guard, when there is one, must live until the run is over.
+fn init_logging(
+    quiet: bool,
+    trace_file: Option<std::fs::File>,
+) -> Option<tracing_chrome::FlushGuard> {
+    let default_level = if quiet { "warn" } else { "info" };
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(env);
+    let logging = tracing_subscriber::registry().with(stderr);
+    match trace_file {
+        None => {
+            logging.init();
+            None
+        }
+        Some(file) => {
+            let (chrome, guard) = trace::layer(file);
+            logging.with(chrome).init();
+            Some(guard)
+        }
+    }
+}
+
+/// Adds the flow events to a finished trace and says where it is.
+fn finish_trace(path: &Path) -> Result<()> {
+    let summary = trace::add_flows(path)
+        .with_context(|| format!("--trace {}: adding the frames' flow events", path.display()))?;
+    tracing::info!(
+        frames = summary.frames,
+        "trace written to {}: open it in ui.perfetto.dev or chrome://tracing",
+        path.display()
+    );
+    Ok(())
 }
 
 fn load_definition(path: Option<&Path>) -> Result<PipelineDefinition> {

@@ -462,6 +462,7 @@ impl FrameModel {
         frame: &Frame,
         clock: &dyn Clock,
     ) -> Result<(ModelOutputs, StepTimes), InferenceError> {
+        let _span = tracing::trace_span!("model", frame = frame.id.0).entered();
         let t0 = clock.now();
         let region = frame.image_region();
         let stale = !matches!(&self.plan, Some((f, r, _)) if *f == frame.format && *r == region);

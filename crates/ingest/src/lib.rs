@@ -289,7 +289,14 @@ impl Ingest {
             match source.next(POLL) {
                 Pulled::Sample(sample) => {
                     let captured = self.clock.now();
-                    match self.frame_from_sample(&sample, captured) {
+                    // The copy into a pooled frame, not the wait for the
+                    // sample nor the hand-off. A sample that is rejected
+                    // takes no id: its span names the id the next frame gets.
+                    let made = {
+                        let _span = tracing::trace_span!("ingest", frame = self.next_id).entered();
+                        self.frame_from_sample(&sample, captured)
+                    };
+                    match made {
                         Ok(frame) => {
                             last_frame_at = captured;
                             seen_frame = true;

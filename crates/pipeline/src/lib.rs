@@ -17,7 +17,7 @@ pub use activity::{ActivityGuard, FrameActivity};
 pub use handoff::{handoff, DropPolicy, HandoffStats, Receiver, RecvError, Sender, Sent};
 pub use ladder::{Ladder, LadderOptions, LoadConfig, LoadLevel, LoadStep, StepChange};
 pub use metrics::{
-    LatencyRecorder, LatencySplit, LatencySummary, MetricsSnapshot, PipelineMetrics,
+    LatencyRecorder, LatencySplit, LatencySummary, MetricsSnapshot, PipelineMetrics, CDF_QUANTILES,
 };
 pub use stage::{
     run_output_stage, run_process_stage, Delivery, FrameSink, Painter, PassThrough, Processor,

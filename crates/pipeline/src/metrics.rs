@@ -69,6 +69,28 @@ impl LatencyRecorder {
     }
 }
 
+/// The quantiles [`LatencyRecorder::cdf`] reads: enough points to draw a
+/// latency distribution, its tail included.
+pub const CDF_QUANTILES: [f64; 19] = [
+    0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995,
+    0.999, 1.0,
+];
+
+impl LatencyRecorder {
+    /// The distribution as `[quantile, ms]` points at [`CDF_QUANTILES`]
+    /// (empty when nothing was recorded): not for the frame path.
+    pub fn cdf(&self) -> Vec<[f64; 2]> {
+        let Some(r) = self.hist.read(CDF_QUANTILES) else {
+            return Vec::new();
+        };
+        CDF_QUANTILES
+            .iter()
+            .zip(r.quantiles)
+            .map(|(&q, ns)| [q, ns / 1e6])
+            .collect()
+    }
+}
+
 impl Default for LatencyRecorder {
     fn default() -> Self {
         Self::new()
@@ -258,6 +280,13 @@ impl PipelineMetrics {
             latency: self.end_to_end.summary(),
             stages: std::array::from_fn(|i| self.stage_time[i].summary()),
         }
+    }
+}
+
+impl PipelineMetrics {
+    /// The end-to-end latency's distribution ([`LatencyRecorder::cdf`]).
+    pub fn latency_cdf(&self) -> Vec<[f64; 2]> {
+        self.end_to_end.cdf()
     }
 }
 

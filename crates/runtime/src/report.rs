@@ -52,6 +52,9 @@ pub struct RunReport {
     pub fps_in: f64,
     pub fps_out: f64,
     pub latency_ms: LatencyMs,
+    /// The same latency's distribution: `[quantile, ms]` points from the
+    /// fastest frame (0) to the slowest (1), for plots (`sonoflow bench`).
+    pub latency_cdf_ms: Vec<[f64; 2]>,
     pub stages: BTreeMap<&'static str, StageMs>,
     /// Rust heap allocations per frame on the path from appsink to sink,
     /// after warm-up; null when the counting allocator is not installed.
@@ -239,6 +242,7 @@ impl LatencyMs {
 /// The parts of a report that are not pipeline counters.
 pub(crate) struct ReportExtras {
     pub pipeline: String,
+    pub latency_cdf_ms: Vec<[f64; 2]>,
     pub allocations_per_frame: Option<f64>,
     pub duration_s: f64,
     pub source: SourceReport,
@@ -290,6 +294,7 @@ impl RunReport {
             fps_in: snap.fps_in,
             fps_out: snap.fps_out,
             latency_ms: LatencyMs::from_summary(&snap.latency),
+            latency_cdf_ms: extras.latency_cdf_ms,
             stages,
             allocations_per_frame: extras.allocations_per_frame,
             duration_s: extras.duration_s,

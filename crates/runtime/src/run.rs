@@ -353,6 +353,7 @@ pub fn run(
         &snap,
         ReportExtras {
             pipeline: def.name.clone(),
+            latency_cdf_ms: metrics.latency_cdf(),
             allocations_per_frame,
             duration_s: duration,
             source: source.report(),

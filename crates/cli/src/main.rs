@@ -6,6 +6,7 @@ mod bench_cmd;
 mod eval_cmd;
 mod install;
 mod model_cmd;
+mod replay_cmd;
 mod status_line;
 mod trace;
 
@@ -67,6 +68,10 @@ enum Command {
     /// provider; writes bench.json and a self-contained report.html
     /// (docs/performance.md). --compare A.json B.json sets two side by side.
     Bench(bench_cmd::BenchArgs),
+    /// Run a recorded session (`run --record DIR`) again through the model:
+    /// the same frames, order and kernels; exit 0 when every frame's
+    /// findings are the same, 1 when some changed (--diff lists them).
+    Replay(replay_cmd::ReplayArgs),
 }
 
 #[derive(Subcommand)]
@@ -158,6 +163,12 @@ struct RunArgs {
     /// Stop after this many frames have been ingested.
     #[arg(long)]
     frames: Option<u64>,
+    /// Keep a session bundle in DIR (a new folder): every frame the model
+    /// analysed, losslessly, with its timestamps, calibration, truth,
+    /// findings and the kernels used, the definition and the model's hash,
+    /// for `sonoflow replay DIR`.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
     /// Write the run report (JSON) here at the end.
     #[arg(long, value_name = "PATH")]
     stats_json: Option<PathBuf>,
@@ -212,6 +223,7 @@ fn main() -> ExitCode {
         Command::Model(ModelCommand::Info(args)) => model_cmd::info(args),
         Command::Eval(args) => eval_cmd::eval_command(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench_cmd::bench_command(args).map(|()| ExitCode::SUCCESS),
+        Command::Replay(args) => replay_cmd::replay_command(args),
     };
     // Dropping the guard writes the rest of the trace and closes it; the
     // run's threads have all been joined by now.
@@ -384,11 +396,38 @@ fn run_command(args: RunArgs) -> Result<ExitCode> {
         store: Some(store_signal()?),
     };
     let mut line = status_line::StatusLine::new(interactive, args.quiet);
+    let recording = match &args.record {
+        Some(dir) => {
+            let text = match &def.path {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("--record: cannot read {}", path.display()))?,
+                None => DEFAULT_PIPELINE.to_owned(),
+            };
+            Some(replay_cmd::start_recording(dir, &def, &text)?)
+        }
+        None => None,
+    };
+    let (recorder, tap) = recording.unzip();
     let stage =
-        ProcessStage::for_definition(&def).with_context(|| format!("pipeline {}", def.name))?;
+        ProcessStage::recording(&def, tap).with_context(|| format!("pipeline {}", def.name))?;
     let report = run(&def, stage, &options, &mut |status| line.update(status))
         .with_context(|| format!("pipeline {}", def.name))?;
     line.finish();
+    if let Some(recorder) = recorder {
+        let info = recorder.finish()?;
+        eprintln!(
+            "recorded {} frames into {}{}",
+            info.frames,
+            args.record
+                .as_deref()
+                .map(Path::display)
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            info.error
+                .map(|e| format!(" ({} failed: {e})", info.failed))
+                .unwrap_or_default()
+        );
+    }
     print_summary(&report);
     if let Some(path) = &args.stats_json {
         write_report(path, &report)?;

@@ -9,12 +9,12 @@
 //! A calibration changes rarely (a depth knob), so frames share it through
 //! an `Arc`: carrying it costs one reference count per frame, no allocation.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::findings::{GroundTruth, ImageRegion, PixelSpacing, Point};
 
 /// Where a frame's calibration came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CalibrationSource {
     /// The phantom drew the frame and knows its geometry exactly.
@@ -39,7 +39,7 @@ impl CalibrationSource {
 }
 
 /// One image region of a frame and the size of its pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CalibratedRegion {
     pub region: ImageRegion,
     /// None: the region is known but not its scale (no millimetres in it).
@@ -48,7 +48,7 @@ pub struct CalibratedRegion {
 
 /// A frame's calibration: its image regions (the first is the primary one,
 /// the model's input) and how far to trust their spacing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     pub regions: Vec<CalibratedRegion>,
     pub source: CalibrationSource,

@@ -26,6 +26,7 @@ use tracing::{debug, warn};
 
 use crate::error::RunError;
 use crate::frame_analysis::{FrameAnalysis, InferenceStats};
+use crate::recording::RecordTap;
 
 /// The model process stage: frames in order on the frame path, the model on its lane.
 pub struct ModelProcessor {
@@ -51,16 +52,20 @@ impl ModelProcessor {
     /// Starts `analysis` (a loaded, warmed-up model) on its own thread. A
     /// frame waits for it at most `stall_after` (None: always). The model's
     /// work on each frame is marked in `activity`; `load` is the ladder's step.
+    /// With `record`, every frame the model ran on is also handed to a
+    /// session recorder ([`crate::recording`]), with the kernels it used.
     pub fn start(
         mut analysis: FrameAnalysis,
         stall_after: Option<Duration>,
         load: LoadLevel,
         activity: FrameActivity,
+        record: Option<RecordTap>,
     ) -> Result<Self, RunError> {
         analysis.follow_load(load.clone());
         let (stats, slot) = (analysis.stats(), analysis.kernel_slot());
         let (jobs, job_in) = bounded::<Frame>(1);
         let (done_out, done) = bounded::<Frame>(2);
+        let kernels = Arc::clone(&slot);
         let worker = std::thread::Builder::new()
             .name("sonoflow-ai".into())
             .spawn(move || {
@@ -68,7 +73,13 @@ impl ModelProcessor {
                     let _guard = FramePathGuard::enter();
                     let _working = activity.enter();
                     let _span = tracing::trace_span!("ai", frame = frame.id.0).entered();
+                    // The kernels the model is about to use (a newer version
+                    // published meanwhile shows in the outputs' version).
+                    let used = record.as_ref().map(|_| Arc::clone(&*kernels.load()));
                     analysis.analyse(&mut frame);
+                    if let (Some(tap), Some(used)) = (&record, used) {
+                        tap.record(&frame, used);
+                    }
                     if done_out.send(frame).is_err() {
                         break;
                     }

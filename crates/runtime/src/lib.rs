@@ -16,12 +16,14 @@
 //! - `definition`: the definition file, assembling every section's config;
 //! - `frame_analysis`: the AI's work on one frame ([`FrameAnalysis`]) and
 //!   what it records ([`InferenceStats`]);
+//! - [`recording`]: `--record`, the session bundle the AI lane hands analysed frames to;
 //! - `ai_lane`: [`ModelProcessor`], the model's thread beside the frame path;
 //! - `load_governor`: the output's sink, feeding the degradation ladder;
 //! - `frame_tap`: what results consumers need of each frame, copied off the frame path;
 //! - `findings_log`: `--findings-jsonl`, one `FrameResult` JSON line per frame, written off the frame path;
 //! - `result_stream`: the results server (`[server]`, `--serve`) and its publisher thread;
 //! - `process_stage`: [`ProcessStage`], the process stage a definition asks for;
+//! - [`replay`]: a recorded session through the model again, its findings compared;
 //! - `report`: [`RunReport`], the `--stats-json` document;
 //! - `run`: [`run`], the composition root that wires the stages.
 
@@ -36,6 +38,8 @@ mod frame_tap;
 mod load_governor;
 mod model_config;
 mod process_stage;
+pub mod recording;
+pub mod replay;
 mod report;
 mod result_stream;
 mod run;

@@ -14,6 +14,7 @@ use crate::ai_lane::ModelProcessor;
 use crate::definition::{PipelineDefinition, ProcessKind};
 use crate::error::RunError;
 use crate::frame_analysis::{FrameAnalysis, InferenceStats};
+use crate::recording::RecordTap;
 
 /// The process stage of a run, and its inference statistics if it runs a model.
 pub struct ProcessStage {
@@ -49,6 +50,15 @@ impl ProcessStage {
     /// The stage a definition asks for; a model is loaded, checked and
     /// warmed up here, before any frame flows.
     pub fn for_definition(def: &PipelineDefinition) -> Result<Self, RunError> {
+        Self::recording(def, None)
+    }
+
+    /// [`Self::for_definition`], handing every frame the model runs on to
+    /// `record` (`sonoflow run --record`).
+    pub fn recording(
+        def: &PipelineDefinition,
+        record: Option<RecordTap>,
+    ) -> Result<Self, RunError> {
         let (ProcessKind::Model, Some(spec)) = (def.process, &def.model) else {
             return Ok(Self::custom(Box::new(PassThrough)));
         };
@@ -79,8 +89,13 @@ impl ProcessStage {
         if let Some(head) = &reasoning {
             head.handle().yield_to(activity.clone());
         }
-        let processor =
-            ModelProcessor::start(analysis, spec.stall_after, load.clone(), activity.clone())?;
+        let processor = ModelProcessor::start(
+            analysis,
+            spec.stall_after,
+            load.clone(),
+            activity.clone(),
+            record,
+        )?;
         Ok(Self {
             processor: Box::new(processor),
             inference: Some(stats),

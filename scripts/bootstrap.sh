@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up for sonoflow on Debian/Ubuntu: system packages, the pinned
 # onnxruntime shared library (from its PyPI wheel, in a project-local venv), the
-# DICOM test files (pydicom-data, in the same venv), and the Rust build. Each
+# DICOM test files (pydicom-data, in the same venv), the KServe v2 server's venv
+# (.venv-serve: MLServer, scripts/serve-venv.sh), and the Rust build. Each
 # step checks first and does nothing when already done.
 #
 # Usage: scripts/bootstrap.sh [--no-build]
@@ -99,6 +100,9 @@ print(os.path.join(os.path.dirname(pydicom.__file__), "data", "test_files"))')" 
     || fail "pydicom-data $PYDICOM_DATA_VERSION has no color3d_jpeg_baseline.dcm under $SAMPLES/pydicom-data"
   say "DICOM test files: $SAMPLES"
 fi
+
+# --- 3b. The KServe v2 server's venv (MLServer; tests/remote.rs serves the head) --
+bash "$ROOT/scripts/serve-venv.sh" || fail "scripts/serve-venv.sh failed (see above)"
 
 # --- 4. Rust toolchain and build ---------------------------------------------
 command -v cargo >/dev/null || fail "cargo not found; install Rust 1.92 or newer with rustup (https://rustup.rs) and re-run"

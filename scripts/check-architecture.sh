@@ -22,6 +22,7 @@ rules=(
   "sonoflow-protocol gstreamer ort tokio"
   "sonoflow-server gstreamer ort sonoflow-inference sonoflow-reasoning sonoflow-pipeline"
   "sonoflow-dicom-export gstreamer ort tokio sonoflow-inference sonoflow-reasoning sonoflow-pipeline"
+  "sonoflow-remote gstreamer ort sonoflow-inference sonoflow-reasoning sonoflow-pipeline sonoflow-core"
 )
 status=0
 for rule in "${rules[@]}"; do

@@ -192,6 +192,11 @@ impl Generator {
         self.max_positions
     }
 
+    /// The width of an image token (and of the decoder's hidden state).
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
     /// Generation after `image_embeds` ([image_tokens x width], row-major)
     /// and `prompt`; `pick` chooses each token from the last position's
     /// logits. Stops at `eos`, after `max_new` tokens, when the decoder's

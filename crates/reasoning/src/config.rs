@@ -16,6 +16,10 @@ use crate::sampling::Sampling;
 pub struct ReasoningConfig {
     /// Run the head (default: when the model has reasoning graphs).
     pub enabled: Option<bool>,
+    /// "local" (default): the head's graphs run on this machine. "remote":
+    /// on a KServe v2 server (`[reasoning.remote]`; docs/scale-out.md).
+    pub backend: Option<String>,
+    pub remote: Option<RemoteConfig>,
     /// The model directory of the language model (default: model.dir).
     pub model: Option<PathBuf>,
     /// The task prompt (default: the model's own, `Manifest::default_prompt`,
@@ -72,6 +76,93 @@ pub struct HeadSpec {
     pub timeout: Duration,
     pub stale_after: Duration,
     pub keyframes: KeyframeOptions,
+    /// `backend = "remote"`: the server and how to use it.
+    pub remote: Option<RemoteSpec>,
+}
+
+/// `[reasoning.remote]` as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// `http://host:port` or `https://host:port` (the server's gRPC port).
+    pub url: Option<String>,
+    /// The served model (default "reasoning_head", as serve/ names it).
+    pub model: Option<String>,
+    /// A bearer token (default: $SONOFLOW_REMOTE_TOKEN when set).
+    pub token: Option<String>,
+    /// With https: a PEM CA file to trust instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// Each request's deadline (default 3000 ms).
+    pub deadline_ms: Option<u64>,
+    /// After the server failed, the first pause before trying it again
+    /// (default 1000 ms, doubling to 8 s).
+    pub retry_ms: Option<u64>,
+    /// Meanwhile, write the report with the local graphs (default true);
+    /// false: the overlay says "interpretation unavailable (server)".
+    pub fallback: Option<bool>,
+}
+
+/// A validated `[reasoning.remote]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSpec {
+    pub options: sonoflow_remote::RemoteOptions,
+    pub model: String,
+    pub retry: Duration,
+    pub fallback: bool,
+}
+
+impl RemoteConfig {
+    fn validate(&self, sampling: Sampling) -> Result<RemoteSpec, ConfigIssue> {
+        let url = self.url.clone().ok_or_else(|| {
+            ConfigIssue::new(
+                "reasoning.remote.url",
+                "is missing (backend = \"remote\")",
+                "give the server's gRPC address, e.g. url = \"http://gpu-server:8081\"",
+            )
+        })?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigIssue::new(
+                "reasoning.remote.url",
+                format!("is \"{url}\""),
+                "write http://HOST:PORT, or https://HOST:PORT for TLS",
+            ));
+        }
+        if sampling != Sampling::Greedy {
+            return Err(ConfigIssue::new(
+                "reasoning.temperature",
+                "is above 0 with backend = \"remote\"",
+                "the served head decodes greedily: drop temperature (or set it to 0)",
+            ));
+        }
+        for (key, v) in [
+            ("reasoning.remote.deadline_ms", self.deadline_ms),
+            ("reasoning.remote.retry_ms", self.retry_ms),
+        ] {
+            if v == Some(0) {
+                return Err(ConfigIssue::new(key, "is 0", "use at least 1 ms"));
+            }
+        }
+        let token = self.token.clone().or_else(|| {
+            std::env::var("SONOFLOW_REMOTE_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+        });
+        Ok(RemoteSpec {
+            options: sonoflow_remote::RemoteOptions {
+                url,
+                token,
+                ca: self.ca.clone(),
+                deadline: Duration::from_millis(self.deadline_ms.unwrap_or(3000)),
+                connect_timeout: Duration::from_secs(2),
+            },
+            model: self
+                .model
+                .clone()
+                .unwrap_or_else(|| "reasoning_head".into()),
+            retry: Duration::from_millis(self.retry_ms.unwrap_or(1000)),
+            fallback: self.fallback.unwrap_or(true),
+        })
+    }
 }
 
 impl ReasoningConfig {
@@ -82,6 +173,8 @@ impl ReasoningConfig {
         }
         pick!(
             enabled,
+            backend,
+            remote,
             model,
             prompt,
             max_new_tokens,
@@ -216,7 +309,19 @@ impl ReasoningConfig {
                 "set process.kind = \"model\" with a [model], or drop [reasoning]",
             ));
         }
+        let remote = match self.backend.as_deref() {
+            None | Some("local") => None,
+            Some("remote") => Some(self.remote.clone().unwrap_or_default().validate(sampling)?),
+            Some(other) => {
+                return Err(ConfigIssue::new(
+                    "reasoning.backend",
+                    format!("is \"{other}\""),
+                    "use \"local\" (the head's graphs here) or \"remote\" (a KServe v2 server, [reasoning.remote])",
+                ))
+            }
+        };
         let spec = HeadSpec {
+            remote,
             model: self.model.clone(),
             required: self.enabled == Some(true),
             prompt,

@@ -36,7 +36,9 @@ use sonoflow_core::{
     FrameId, Interpretation, InterpretationBoard, InterpretationState, Recycled, Recycler,
     Reusable, Timestamp,
 };
-use sonoflow_inference::{EngineOptions, Generator, InferenceError, KernelSlot, Runtime};
+use sonoflow_inference::{
+    EngineOptions, Generation, Generator, InferenceError, KernelSlot, Runtime,
+};
 use sonoflow_model::{ModelDir, ReportGrammar};
 use sonoflow_pipeline::FrameActivity;
 use tracing::{debug, info, info_span, warn};
@@ -45,6 +47,7 @@ use crate::config::HeadSpec;
 use crate::grounding::{fields, summary, Calipers};
 use crate::keyframes::KeyframeReason;
 use crate::prompt::PromptCodec;
+use crate::remote_head::{NotRemote, RemoteHead};
 use crate::report::Report;
 use crate::sampling::Sampler;
 use crate::stats::ReasoningStats;
@@ -325,6 +328,20 @@ impl ReasoningHead {
             keyframes,
         };
         let model_dir = spec.model.clone().unwrap_or_else(|| frame_model.to_owned());
+        // The server is checked now: a wrong model or contract stops the run here.
+        let remote = match spec.remote.clone() {
+            Some(remote) => {
+                let model = ModelDir::open(&model_dir)?;
+                let image_tokens = model.manifest.image_token_count().unwrap_or(0);
+                let width = image_token_values / image_tokens.max(1);
+                let kernel_size = model.manifest.default_kernels.size;
+                let head = RemoteHead::start(remote, image_tokens, width, kernel_size)
+                    .map_err(ReasoningError::Remote)?;
+                shared.stats.set_remote(head.url(), head.model());
+                Some(head)
+            }
+            None => None,
+        };
         let head_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("sonoflow-reason".into())
@@ -344,6 +361,7 @@ impl ReasoningHead {
                     slot,
                     Arc::clone(&board),
                     Arc::clone(&shared),
+                    remote,
                 );
                 let mut head = match loaded {
                     Ok(head) => head,
@@ -437,6 +455,8 @@ fn yield_to_frames(activity: Option<&FrameActivity>, closed: &AtomicBool) -> Dur
 /// The loaded head: sessions, tokenizer, and where it publishes.
 struct Head {
     generator: Generator,
+    /// `backend = "remote"`: the server that generates while it answers.
+    remote: Option<RemoteHead>,
     codec: PromptCodec,
     vocabulary: BTreeMap<String, Vec<String>>,
     /// How the model's reports read (its manifest's `[report]`).
@@ -459,6 +479,7 @@ struct Head {
 }
 
 impl Head {
+    #[allow(clippy::too_many_arguments)]
     fn load(
         dir: &std::path::Path,
         spec: &HeadSpec,
@@ -467,6 +488,7 @@ impl Head {
         slot: Arc<KernelSlot>,
         board: Arc<InterpretationBoard>,
         shared: Arc<Shared>,
+        remote: Option<RemoteHead>,
     ) -> Result<Self, ReasoningError> {
         let _span = info_span!("reasoning_load", model = %dir.display()).entered();
         let model = ModelDir::open(dir)?;
@@ -506,6 +528,7 @@ impl Head {
         }
         Ok(Self {
             generator,
+            remote,
             codec,
             vocabulary: model.manifest.attributes.clone(),
             grammar: model.manifest.report.clone(),
@@ -601,38 +624,98 @@ impl Head {
             &self.codec,
         );
         let mut stream = ReportStream::new(codec, &self.grammar, kf.calipers);
-        let result = self.generator.generate(
-            &kf.image_tokens,
-            &prompt_ids,
-            codec.eos,
-            &codec.task_ids,
-            self.spec.max_new_tokens,
-            &mut |logits| sampler.pick(logits),
-            &mut |token| {
-                // A new text for the board only when a clause ends (rate-bounded).
-                if let Some(text) = stream.push(token, Instant::now()) {
-                    board.store(Some(Arc::new(Interpretation {
-                        text: text.to_owned(),
-                        frame: kf.frame,
-                        captured: kf.captured,
-                        state: InterpretationState::Writing,
-                    })));
+        let mut on_token = |token: i64| {
+            // A new text for the board only when a clause ends (rate-bounded).
+            if let Some(text) = stream.push(token, Instant::now()) {
+                board.store(Some(Arc::new(Interpretation {
+                    text: text.to_owned(),
+                    frame: kf.frame,
+                    captured: kf.captured,
+                    state: InterpretationState::Writing,
+                })));
+            }
+            yielded += yield_to_frames(shared.frame_activity.get(), &shared.closed);
+            ending = if shared.closed.load(Ordering::Acquire) {
+                Ending::Closed
+            } else if pausable && shared.paused.load(Ordering::Acquire) {
+                Ending::Paused
+            } else if started.elapsed().saturating_sub(yielded) > timeout {
+                Ending::TimedOut
+            } else if shared.supersedes(kf, stale_after) {
+                Ending::Stale
+            } else {
+                return ControlFlow::Continue(());
+            };
+            ControlFlow::Break(())
+        };
+        // On the server when it is configured and answers; else here.
+        let max_new = self.spec.max_new_tokens;
+        let remote = self.remote.as_mut().map(|r| {
+            (
+                r.generate(&kf.image_tokens, &prompt_ids, max_new),
+                r.fallback(),
+            )
+        });
+        let mut remote_kernels = None;
+        let from_server = matches!(remote, Some((Ok(_), _)));
+        let result = match remote {
+            Some((Ok(g), _)) => {
+                stats.remote_reports.fetch_add(1, Ordering::Relaxed);
+                let mut stopped = false;
+                for &token in &g.tokens {
+                    if on_token(token).is_break() {
+                        stopped = true;
+                        break;
+                    }
                 }
-                yielded += yield_to_frames(shared.frame_activity.get(), &shared.closed);
-                ending = if shared.closed.load(Ordering::Acquire) {
-                    Ending::Closed
-                } else if pausable && shared.paused.load(Ordering::Acquire) {
-                    Ending::Paused
-                } else if started.elapsed().saturating_sub(yielded) > timeout {
-                    Ending::TimedOut
-                } else if shared.supersedes(kf, stale_after) {
-                    Ending::Stale
-                } else {
-                    return ControlFlow::Continue(());
-                };
-                ControlFlow::Break(())
-            },
-        );
+                let image = kf.image_tokens.len() / self.generator.width().max(1);
+                let truncated = g.tokens.len() >= max_new
+                    || image + prompt_ids.len() + g.tokens.len() >= self.generator.max_positions();
+                remote_kernels = g.kernels;
+                Ok(Generation {
+                    tokens: g.tokens,
+                    task_hidden: Vec::new(),
+                    time_to_first_token: g.total,
+                    total: g.total,
+                    stopped,
+                    truncated,
+                })
+            }
+            Some((Err(why), fallback)) => {
+                if let NotRemote::Failed(e) = &why {
+                    stats.note_remote_error(e.to_string());
+                }
+                if !fallback {
+                    stats.busy.store(false, Ordering::Relaxed);
+                    stats.remote_unavailable.fetch_add(1, Ordering::Relaxed);
+                    self.publish(
+                        "interpretation unavailable (server)".into(),
+                        kf,
+                        InterpretationState::Unavailable,
+                    );
+                    return;
+                }
+                stats.remote_fallbacks.fetch_add(1, Ordering::Relaxed);
+                self.generator.generate(
+                    &kf.image_tokens,
+                    &prompt_ids,
+                    codec.eos,
+                    &codec.task_ids,
+                    max_new,
+                    &mut |logits| sampler.pick(logits),
+                    &mut on_token,
+                )
+            }
+            None => self.generator.generate(
+                &kf.image_tokens,
+                &prompt_ids,
+                codec.eos,
+                &codec.task_ids,
+                max_new,
+                &mut |logits| sampler.pick(logits),
+                &mut on_token,
+            ),
+        };
         stats.busy.store(false, Ordering::Relaxed);
         let (generated, grounded) = stream.finish();
         stats
@@ -678,23 +761,29 @@ impl Head {
             }
         }
 
-        // Kernels from the task tokens, when the model wrote all of them.
+        // Kernels from the task tokens, when the model wrote all of them
+        // (the server sends them made; here they are projected).
         let mut kernel_version = None;
-        if let Some(hidden) = generation
-            .task_hidden
-            .iter()
-            .cloned()
-            .collect::<Option<Vec<_>>>()
-        {
-            match self
-                .generator
-                .kernels(&hidden)
-                .map_err(ReasoningError::from)
-                .and_then(|data| {
-                    self.slot
-                        .publish(self.codec.task_tokens.clone(), data)
+        let kernels = if from_server {
+            remote_kernels.map(Ok)
+        } else {
+            generation
+                .task_hidden
+                .iter()
+                .cloned()
+                .collect::<Option<Vec<_>>>()
+                .map(|hidden| {
+                    self.generator
+                        .kernels(&hidden)
                         .map_err(ReasoningError::from)
-                }) {
+                })
+        };
+        if let Some(kernels) = kernels {
+            match kernels.and_then(|data| {
+                self.slot
+                    .publish(self.codec.task_tokens.clone(), data)
+                    .map_err(ReasoningError::from)
+            }) {
                 Ok(version) => {
                     stats.kernel_swaps.fetch_add(1, Ordering::Relaxed);
                     kernel_version = Some(version);

@@ -12,12 +12,13 @@ pub mod grounding;
 pub mod head;
 pub mod keyframes;
 pub mod prompt;
+mod remote_head;
 pub mod report;
 pub mod sampling;
 pub mod stats;
 pub mod stream;
 
-pub use config::{HeadSpec, ReasoningConfig};
+pub use config::{HeadSpec, ReasoningConfig, RemoteConfig, RemoteSpec};
 pub use grounding::Calipers;
 pub use head::{HeadHandle, Keyframe, ReasoningHead};
 pub use keyframes::{FrameSignals, KeyframeOptions, KeyframeReason, KeyframeSelector};
@@ -46,6 +47,8 @@ pub enum ReasoningError {
     Kernels(#[from] sonoflow_inference::KernelError),
     #[error("could not start the reasoning thread: {0}")]
     Thread(String),
+    #[error("[reasoning] backend = \"remote\": {0}")]
+    Remote(sonoflow_remote::RemoteError),
 }
 
 impl ReasoningError {

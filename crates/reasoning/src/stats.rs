@@ -1,7 +1,7 @@
 //! What the head did over a run, shared with the report and the live status.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 use sonoflow_pipeline::{LatencyRecorder, LatencySplit};
@@ -45,6 +45,54 @@ pub struct ReasoningStats {
     pub latest: Mutex<Option<Report>>,
     /// Why the head is not running (its model could not be loaded, ...).
     pub error: Mutex<Option<String>>,
+    /// `backend = "remote"`: the server (url, model), once set.
+    pub remote: OnceLock<(String, String)>,
+    /// Reports the server generated.
+    pub remote_reports: AtomicU64,
+    /// Reports written with the local graphs because the server failed
+    /// (or was being left alone after failing).
+    pub remote_fallbacks: AtomicU64,
+    /// Keyframes shown "interpretation unavailable (server)" (no fallback).
+    pub remote_unavailable: AtomicU64,
+    pub remote_last_error: Mutex<Option<String>>,
+}
+
+impl ReasoningStats {
+    pub(crate) fn set_remote(&self, url: &str, model: &str) {
+        let _ = self.remote.set((url.to_owned(), model.to_owned()));
+    }
+
+    pub(crate) fn note_remote_error(&self, error: String) {
+        if let Ok(mut last) = self.remote_last_error.lock() {
+            *last = Some(error);
+        }
+    }
+
+    fn remote_report(&self) -> Option<RemoteReport> {
+        let (url, model) = self.remote.get()?.clone();
+        Some(RemoteReport {
+            url,
+            model,
+            reports: self.remote_reports.load(Ordering::Relaxed),
+            fallbacks: self.remote_fallbacks.load(Ordering::Relaxed),
+            unavailable: self.remote_unavailable.load(Ordering::Relaxed),
+            last_error: self.remote_last_error.lock().ok().and_then(|e| e.clone()),
+        })
+    }
+}
+
+/// `reasoning.remote` in the run report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemoteReport {
+    pub url: String,
+    pub model: String,
+    /// Reports the server generated.
+    pub reports: u64,
+    /// Reports written locally while the server failed.
+    pub fallbacks: u64,
+    /// Keyframes without a report because the server failed and there is no fallback.
+    pub unavailable: u64,
+    pub last_error: Option<String>,
 }
 
 impl Default for ReasoningStats {
@@ -72,6 +120,11 @@ impl Default for ReasoningStats {
             busy,
             latest: Mutex::new(None),
             error: Mutex::new(None),
+            remote: OnceLock::new(),
+            remote_reports: AtomicU64::new(0),
+            remote_fallbacks: AtomicU64::new(0),
+            remote_unavailable: AtomicU64::new(0),
+            remote_last_error: Mutex::new(None),
         }
     }
 }
@@ -119,6 +172,9 @@ pub struct ReasoningReport {
     pub replaced_numbers: u64,
     pub latest: Option<Report>,
     pub error: Option<String>,
+    /// `backend = "remote"`: what the server did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteReport>,
 }
 
 /// How long after a finished report's text its details (`latest`) may
@@ -188,6 +244,7 @@ impl ReasoningStats {
             replaced_numbers: n(&self.replaced_numbers),
             latest: self.latest.lock().ok().and_then(|l| l.clone()),
             error: self.error.lock().ok().and_then(|e| e.clone()),
+            remote: self.remote_report(),
         }
     }
 }

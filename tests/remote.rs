@@ -1,0 +1,316 @@
+//! The reasoning head served over the KServe v2 protocol by a real server:
+//! MLServer 1.7 from PyPI (scripts/serve-venv.sh, run by the bootstrap) with
+//! sonoflow's runtime (serve/), started by the test on free loopback ports.
+//!
+//! - The served generation equals the local head's, token for token and
+//!   kernel for kernel (greedy), through sonoflow's own gRPC client.
+//! - The default phantom pipeline with `[reasoning] backend = "remote"`
+//!   gets its reports and kernels from the server.
+//! - The server killed mid-run: the video never stalls, the head falls
+//!   back to the local graphs and says so, and returns to the server when
+//!   it is back.
+//! - A wrong model name and a contract mismatch fail at start-up, naming
+//!   what to fix. (MLServer has no authentication, so a wrong token cannot
+//!   be refused by it; the client's bearer token is covered by its unit
+//!   tests and docs/scale-out.md.)
+//!
+//! Deadlines are hang guards, never speed limits.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{run_pipeline, wait_with_limit, write_definition, BIN};
+use sonoflow_inference::{default_dylib, EngineOptions, Generator, Provider, Runtime};
+use sonoflow_model::ModelDir;
+use sonoflow_remote::{Client, RemoteOptions, Tensor};
+
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// MLServer serving onnx/umind-nano; stopped on drop.
+struct Server {
+    state: PathBuf,
+    grpc: u16,
+    http: u16,
+    metrics: u16,
+}
+
+impl Server {
+    fn start(state: &Path) -> Self {
+        let server = Self {
+            state: state.to_path_buf(),
+            grpc: free_port(),
+            http: free_port(),
+            metrics: free_port(),
+        };
+        server.up();
+        server
+    }
+
+    fn up(&self) {
+        let venv = root().join(".venv-serve/bin/mlserver");
+        assert!(
+            venv.is_file(),
+            "{} is missing: run scripts/serve-venv.sh (scripts/bootstrap.sh does)",
+            venv.display()
+        );
+        let status = Command::new(root().join("serve/run.sh"))
+            .arg("start")
+            .args(["--http-port", &self.http.to_string()])
+            .args(["--grpc-port", &self.grpc.to_string()])
+            .args(["--metrics-port", &self.metrics.to_string()])
+            .arg("--state")
+            .arg(&self.state)
+            .status()
+            .expect("serve/run.sh");
+        assert!(
+            status.success(),
+            "MLServer did not start (log in {})",
+            self.state.display()
+        );
+    }
+
+    fn down(&self) {
+        let _ = Command::new(root().join("serve/run.sh"))
+            .arg("stop")
+            .arg("--state")
+            .arg(&self.state)
+            .status();
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn definition(url: &str, model: &str, extra: &str) -> String {
+    format!(
+        "name = \"remote-head\"\n\
+         [source]\nkind = \"phantom\"\nprobe = \"linear\"\ndepth_cm = 4\nseed = 31\nlesions = 1\nfps = 30\n\
+         [process]\nkind = \"model\"\n\
+         [model]\ndir = '{}'\nproviders = [\"cpu\"]\nintra_threads = 1\n\
+         [reasoning]\nbackend = \"remote\"\nmin_interval_ms = 500\nmax_interval_ms = 1500\n\
+         [reasoning.remote]\nurl = \"{url}\"\nmodel = \"{model}\"\nretry_ms = 500\n{extra}\
+         [load]\nenabled = false\n\
+         [[sinks]]\nkind = \"fake\"\n",
+        root().join("onnx/umind-nano").display()
+    )
+}
+
+/// Image tokens of a realistic scale, the same every run.
+fn image_embeds(count: usize) -> Vec<f32> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..count)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
+        })
+        .collect()
+}
+
+#[test]
+fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start(&dir.path().join("serve"));
+
+    // 1. Served generation == local generation (greedy), tokens and kernels.
+    let model = ModelDir::open(&root().join("onnx/umind-nano")).expect("umind-nano");
+    let runtime = Runtime::load(&default_dylib(&root())).expect("onnxruntime");
+    let engine = EngineOptions {
+        providers: vec![Provider::Cpu],
+        intra_threads: 1,
+        ..EngineOptions::default()
+    };
+    let mut generator = Generator::load(runtime, &model, &engine).expect("the head's graphs");
+    let tokens = model.manifest.image_token_count().expect("image tokens");
+    let embeds = image_embeds(tokens * generator.width());
+    let (diag, eos, task_ids) = (3i64, 2i64, [4i64, 5]);
+    let local = generator
+        .generate(
+            &embeds,
+            &[diag],
+            eos,
+            &task_ids,
+            96,
+            &mut |logits| sonoflow_inference::argmax(logits),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect("local generation");
+    let mut client = Client::connect(RemoteOptions {
+        url: server.url(),
+        ..RemoteOptions::default()
+    })
+    .expect("the server answers");
+    let served = client
+        .infer(
+            "reasoning_head",
+            vec![
+                Tensor::fp32(
+                    "image_embeds",
+                    &[1, tokens as i64, generator.width() as i64],
+                    embeds.clone(),
+                ),
+                Tensor::int64("prompt_ids", &[1, 1], vec![diag]),
+                Tensor::int64("max_new_tokens", &[1], vec![96]),
+            ],
+            &["tokens", "kernels"],
+        )
+        .expect("served generation");
+    assert!(!local.tokens.is_empty());
+    assert_eq!(
+        served[0].as_i64(),
+        Some(local.tokens.as_slice()),
+        "the same tokens"
+    );
+    if let Some(hidden) = local
+        .task_hidden
+        .iter()
+        .cloned()
+        .collect::<Option<Vec<_>>>()
+    {
+        let kernels = generator.kernels(&hidden).expect("local kernels");
+        assert_eq!(
+            served[1].as_f32(),
+            Some(kernels.as_slice()),
+            "the same kernels"
+        );
+    }
+
+    // 2. A pipeline with the remote head: reports and kernels from the server.
+    let run = run_pipeline(
+        dir.path(),
+        &definition(&server.url(), "reasoning_head", ""),
+        &["--frames", "240"],
+        LIMIT,
+    );
+    let report = run.assert_success();
+    let r = &report["reasoning"];
+    assert!(r["remote"]["reports"].as_u64() >= Some(1), "{r}");
+    assert_eq!(r["remote"]["fallbacks"].as_u64(), Some(0), "{r}");
+    assert!(
+        r["kernel_swaps"].as_u64() >= Some(1),
+        "kernels from the server: {r}"
+    );
+    assert!(
+        r["latest"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("mm")),
+        "a grounded report: {r}"
+    );
+
+    // 3. The server killed mid-run and started again.
+    let pipeline = write_definition(dir.path(), &definition(&server.url(), "reasoning_head", ""));
+    let child = common::run_command(dir.path(), &pipeline, &["--frames", "750"])
+        .env("RUST_LOG", "warn,sonoflow_reasoning=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sonoflow");
+    std::thread::sleep(Duration::from_secs(5));
+    server.down();
+    std::thread::sleep(Duration::from_secs(4));
+    server.up();
+    let output = wait_with_limit(child, LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report = common::read_report(dir.path()).expect("report");
+    let r = &report["reasoning"]["remote"];
+    assert!(
+        r["fallbacks"].as_u64() >= Some(1),
+        "the fallback engaged: {r}\n{stderr}"
+    );
+    assert!(r["last_error"].is_string(), "and is reported: {r}");
+    assert!(
+        stderr.contains("the server answers again"),
+        "the head returned to the server: {r}\n{stderr}"
+    );
+    let (frames_in, frames_out) = (
+        report["frames_in"].as_u64().unwrap_or(0),
+        report["frames_out"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        frames_in >= 750 && frames_out * 10 >= frames_in * 9,
+        "the video never stalled: {frames_out} of {frames_in} frames out"
+    );
+
+    // 4. Start-up errors name what to fix.
+    for (model, expect) in [
+        ("no_such_model", "no ready model \"no_such_model\""),
+        ("vision_encoder", "does not match"),
+    ] {
+        let run = run_pipeline(
+            dir.path(),
+            &definition(&server.url(), model, ""),
+            &["--frames", "30"],
+            LIMIT,
+        );
+        assert!(!run.output.status.success(), "{model}");
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains(expect) && stderr.contains("Fix:"),
+            "{model}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn without_a_fallback_an_unreachable_server_shows_interpretation_unavailable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let pipeline = write_definition(
+        dir.path(),
+        &definition(&url, "reasoning_head", "fallback = false\n"),
+    );
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(&pipeline)
+        .args(["--frames", "150", "--quiet", "--stats-json"])
+        .arg(dir.path().join("report.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sonoflow");
+    let output = wait_with_limit(child, LIMIT);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = common::read_report(dir.path()).expect("report");
+    let r = &report["reasoning"];
+    assert!(r["remote"]["unavailable"].as_u64() >= Some(1), "{r}");
+    assert_eq!(
+        r["reports"].as_u64(),
+        Some(0),
+        "no report without the server: {r}"
+    );
+    let frames_out = report["frames_out"].as_u64().unwrap_or(0);
+    // Live: a busy machine drops some frames; the video still runs.
+    assert!(
+        frames_out >= 100,
+        "the video ran: {frames_out} of 150 frames out"
+    );
+}

@@ -656,11 +656,39 @@ impl Head {
                 r.fallback(),
             )
         });
+        let served = match remote {
+            Some((Ok(g), _)) => Some(g),
+            Some((Err(why), fallback)) => {
+                if let NotRemote::Failed(e) = &why {
+                    stats.note_remote_error(e.to_string());
+                }
+                if !fallback {
+                    stats.busy.store(false, Ordering::Relaxed);
+                    stats.remote_unavailable.fetch_add(1, Ordering::Relaxed);
+                    self.publish(
+                        "interpretation unavailable (server)".into(),
+                        kf,
+                        InterpretationState::Unavailable,
+                    );
+                    return;
+                }
+                stats.remote_fallbacks.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            None => None,
+        };
         let mut remote_kernels = None;
-        let from_server = matches!(remote, Some((Ok(_), _)));
-        let result = match remote {
-            Some((Ok(g), _)) => {
+        let from_server = served.is_some();
+        let result = match served {
+            Some(g) => {
                 stats.remote_reports.fetch_add(1, Ordering::Relaxed);
+                stats.remote_latency.record(g.total);
+                stats
+                    .remote_bytes_sent
+                    .fetch_add(g.bytes.0 as u64, Ordering::Relaxed);
+                stats
+                    .remote_bytes_received
+                    .fetch_add(g.bytes.1 as u64, Ordering::Relaxed);
                 let mut stopped = false;
                 for &token in &g.tokens {
                     if on_token(token).is_break() {
@@ -680,31 +708,6 @@ impl Head {
                     stopped,
                     truncated,
                 })
-            }
-            Some((Err(why), fallback)) => {
-                if let NotRemote::Failed(e) = &why {
-                    stats.note_remote_error(e.to_string());
-                }
-                if !fallback {
-                    stats.busy.store(false, Ordering::Relaxed);
-                    stats.remote_unavailable.fetch_add(1, Ordering::Relaxed);
-                    self.publish(
-                        "interpretation unavailable (server)".into(),
-                        kf,
-                        InterpretationState::Unavailable,
-                    );
-                    return;
-                }
-                stats.remote_fallbacks.fetch_add(1, Ordering::Relaxed);
-                self.generator.generate(
-                    &kf.image_tokens,
-                    &prompt_ids,
-                    codec.eos,
-                    &codec.task_ids,
-                    max_new,
-                    &mut |logits| sampler.pick(logits),
-                    &mut on_token,
-                )
             }
             None => self.generator.generate(
                 &kf.image_tokens,

@@ -24,6 +24,8 @@ const RETRY_CAP: Duration = Duration::from_secs(8);
 /// What the server generated for one keyframe.
 pub(crate) struct RemoteGeneration {
     pub tokens: Vec<i64>,
+    /// Protobuf bytes sent and received for it.
+    pub bytes: (usize, usize),
     /// `tasks x size` values, when the report wrote every task token.
     pub kernels: Option<Vec<f32>>,
     pub total: Duration,
@@ -197,6 +199,7 @@ impl RemoteHead {
             .as_f32()
             .ok_or_else(|| bad("kernels", "not FP32"))?;
         Ok(RemoteGeneration {
+            bytes: client.last_bytes(),
             tokens,
             kernels: (!kernels.is_empty()).then(|| kernels.to_vec()),
             total: Duration::ZERO,

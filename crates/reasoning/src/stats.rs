@@ -55,6 +55,11 @@ pub struct ReasoningStats {
     /// Keyframes shown "interpretation unavailable (server)" (no fallback).
     pub remote_unavailable: AtomicU64,
     pub remote_last_error: Mutex<Option<String>>,
+    /// Keyframe to report from the server (the round trip and the generation).
+    pub remote_latency: LatencyRecorder,
+    /// Protobuf bytes sent and received for the server's reports.
+    pub remote_bytes_sent: AtomicU64,
+    pub remote_bytes_received: AtomicU64,
 }
 
 impl ReasoningStats {
@@ -70,10 +75,24 @@ impl ReasoningStats {
 
     fn remote_report(&self) -> Option<RemoteReport> {
         let (url, model) = self.remote.get()?.clone();
+        let reports = self.remote_reports.load(Ordering::Relaxed);
+        let per = |total: &AtomicU64| {
+            total
+                .load(Ordering::Relaxed)
+                .checked_div(reports)
+                .unwrap_or(0)
+        };
+        let latency = self.remote_latency.summary();
         Some(RemoteReport {
             url,
             model,
-            reports: self.remote_reports.load(Ordering::Relaxed),
+            latency_ms: Percentiles {
+                p50: latency.p50,
+                p99: latency.p99,
+            },
+            bytes_sent_per_report: per(&self.remote_bytes_sent),
+            bytes_received_per_report: per(&self.remote_bytes_received),
+            reports,
             fallbacks: self.remote_fallbacks.load(Ordering::Relaxed),
             unavailable: self.remote_unavailable.load(Ordering::Relaxed),
             last_error: self.remote_last_error.lock().ok().and_then(|e| e.clone()),
@@ -88,6 +107,12 @@ pub struct RemoteReport {
     pub model: String,
     /// Reports the server generated.
     pub reports: u64,
+    /// Request to response of the server's reports.
+    pub latency_ms: Percentiles,
+    /// Protobuf payload per report: the image tokens and prompt out, the
+    /// tokens and kernels back.
+    pub bytes_sent_per_report: u64,
+    pub bytes_received_per_report: u64,
     /// Reports written locally while the server failed.
     pub fallbacks: u64,
     /// Keyframes without a report because the server failed and there is no fallback.
@@ -125,6 +150,9 @@ impl Default for ReasoningStats {
             remote_fallbacks: AtomicU64::new(0),
             remote_unavailable: AtomicU64::new(0),
             remote_last_error: Mutex::new(None),
+            remote_latency: LatencyRecorder::new(),
+            remote_bytes_sent: AtomicU64::new(0),
+            remote_bytes_received: AtomicU64::new(0),
         }
     }
 }

@@ -167,6 +167,8 @@ pub struct Client {
     runtime: tokio::runtime::Runtime,
     inner: GrpcInferenceServiceClient<Channel>,
     options: RemoteOptions,
+    /// The protobuf bytes of the last inference request and response.
+    last_bytes: (usize, usize),
 }
 
 impl Client {
@@ -208,6 +210,7 @@ impl Client {
                 .max_decoding_message_size(256 << 20)
                 .max_encoding_message_size(256 << 20),
             options,
+            last_bytes: (0, 0),
         };
         let live = client.call(
             "",
@@ -225,6 +228,12 @@ impl Client {
 
     pub fn url(&self) -> &str {
         &self.options.url
+    }
+
+    /// The protobuf bytes of the last inference request and its response
+    /// (the payload on the wire, before HTTP/2 framing).
+    pub fn last_bytes(&self) -> (usize, usize) {
+        self.last_bytes
     }
 
     /// Checks that `contract.model` is ready and that its metadata names the
@@ -300,11 +309,13 @@ impl Client {
                 .collect(),
             ..Default::default()
         };
+        let sent = prost::Message::encoded_len(&request);
         let response = self.call(
             model,
             |mut c, req| async move { c.model_infer(req).await.map(|r| r.into_inner()) },
             request,
         )?;
+        self.last_bytes = (sent, prost::Message::encoded_len(&response));
         outputs
             .iter()
             .map(|name| {

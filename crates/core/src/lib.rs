@@ -16,6 +16,10 @@
 //! assessment are strings in the model's vocabulary (the phantom's typed
 //! lexicon lives in `sonoflow_phantom::lexicon`).
 //!
+//! [`stamp`] writes a frame counter and its capture time into a corner of
+//! the pixels, and reads them back from decoded video: glass-to-glass
+//! latency across processes, on [`stamp::MachineClock`].
+//!
 //! This crate must not depend on GStreamer, ONNX Runtime or tokio.
 
 pub mod alloc_count;
@@ -29,6 +33,7 @@ mod frame_id;
 mod interpretation;
 mod pool;
 pub mod priority;
+pub mod stamp;
 
 pub use annotations::FrameFindings;
 pub use calibration::{CalibratedRegion, Calibration, CalibrationSource};

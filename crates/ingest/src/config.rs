@@ -141,12 +141,21 @@ pub struct SourceConfig {
     /// fixed region and spacing, or a ruler), or `"auto"`: found in the
     /// frames themselves. Unset: the source's own, if any (docs/sources.md).
     pub calibration: Option<CalibrationConfig>,
+    /// phantom, test: write each frame's number and capture time (on
+    /// `CLOCK_MONOTONIC`) as a block code into its bottom-right corner at
+    /// ingest, for glass-to-glass latency (`sonoflow bench glass`; layout in
+    /// `sonoflow_core::stamp`). It draws over the picture the model sees:
+    /// for measurement runs only. Default false.
+    pub stamp: Option<bool>,
     /// Restart behaviour for live sources.
     #[serde(default)]
     pub restart: RestartConfig,
 }
 
 pub use crate::{MAX_HEIGHT, MAX_WIDTH};
+/// rtsp/udp: the jitter buffer's latency when `latency_ms` is unset. Lower
+/// shows frames sooner; packets that come later than it are lost.
+pub const DEFAULT_LATENCY_MS: u32 = 100;
 /// The highest frame rate a source may ask for.
 pub const MAX_FPS: f64 = 1000.0;
 
@@ -405,6 +414,9 @@ pub struct SourceSpec {
     pub images: Option<ImageSettings>,
     /// `[source] calibration`, validated: None means the source's own only.
     pub calibration: Option<CalibrationSetting>,
+    /// `[source] stamp`: each frame's number and capture time written into
+    /// its pixels at ingest (`sonoflow_core::stamp`).
+    pub stamp: bool,
 }
 
 impl SourceSpec {
@@ -563,7 +575,7 @@ impl SourceConfig {
                 )
             })
         };
-        let latency = self.latency_ms.unwrap_or(100);
+        let latency = self.latency_ms.unwrap_or(DEFAULT_LATENCY_MS);
         let mut phantom = None;
         let mut dicom = None;
         let mut images = None;
@@ -799,12 +811,13 @@ impl SourceConfig {
             dicom,
             images,
             calibration,
+            stamp: self.stamp.unwrap_or(false),
         })
     }
 
     fn reject_foreign_keys(&self, kind: SourceKind, prefix: &str) -> Result<(), ConfigIssue> {
         use SourceKind::*;
-        let keys: [(&str, bool, &[SourceKind]); 23] = [
+        let keys: [(&str, bool, &[SourceKind]); 24] = [
             ("probe", self.probe.is_some(), &[Phantom]),
             ("scene", self.scene.is_some(), &[Phantom]),
             ("depth_cm", self.depth_cm.is_some(), &[Phantom]),
@@ -832,6 +845,8 @@ impl SourceConfig {
             ("launch", self.launch.is_some(), &[Launch]),
             ("live", self.live.is_some(), &[Test, Launch, Dicom, Images]),
             ("loop", self.looping.is_some(), &[Dicom, Images]),
+            // Synthetic pictures only: it draws over the image.
+            ("stamp", self.stamp.is_some(), &[Phantom, Test]),
         ];
         reject_foreign_keys(prefix, kind, SourceKind::name, &keys)
     }
@@ -1050,6 +1065,26 @@ mod tests {
             .validate("source")
             .expect("valid");
         assert_eq!(ok.head, "videotestsrc");
+    }
+
+    #[test]
+    fn stamping_is_off_by_default_and_only_for_synthetic_pictures() {
+        for kind in ["phantom", "test"] {
+            let plain = parse(&format!("kind = \"{kind}\""))
+                .validate("source")
+                .expect("valid");
+            assert!(!plain.stamp, "{kind}: the model sees the picture as it is");
+            let stamped = parse(&format!("kind = \"{kind}\"\nstamp = true"))
+                .validate("source")
+                .expect("valid");
+            assert!(stamped.stamp, "{kind}");
+        }
+        for other in ["kind = \"v4l2\"", "kind = \"udp\"\nport = 5004"] {
+            let err = parse(&format!("{other}\nstamp = true"))
+                .validate("source")
+                .expect_err("a stamp would draw over a real picture");
+            assert_eq!(err.key, "source.stamp", "{other}");
+        }
     }
 
     #[test]

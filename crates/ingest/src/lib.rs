@@ -15,7 +15,9 @@
 //! (the phantom, DICOM regions, a sidecar); else the definition's fixed one,
 //! made for the frame size (the phantom's own is replaced by it); or, with
 //! `"auto"`, what an [`AutoCalibrator`] run on every frame finds, none while
-//! it searches. Try the tail by hand:
+//! it searches. With `[source] stamp` (phantom, test) each frame's number
+//! and capture time are written into its corner right after the copy
+//! (`sonoflow_core::stamp`), for glass-to-glass latency. Try the tail by hand:
 //!
 //! ```text
 //! gst-launch-1.0 videotestsrc is-live=true ! videoconvert ! videoscale ! \
@@ -40,6 +42,7 @@ use gstreamer as gst;
 use gstreamer_video as gst_video;
 use sonoflow_calibrate::{AutoCalibrator, CalibrationSetting, FixedCalibration};
 use sonoflow_core::alloc_count::FramePathGuard;
+use sonoflow_core::stamp::{self, MachineClock, Stamp, StampImage};
 use sonoflow_core::{
     Calibration, Clock, Frame, FrameFormat, FrameId, FramePool, PixelFormat, Stage, StageStamps,
     Timestamp,
@@ -115,6 +118,8 @@ pub struct Ingest {
     calibration: Option<Arc<Calibration>>,
     /// Where it comes from.
     rule: CalibrationRule,
+    /// A frame too small for `[source] stamp` was warned about.
+    stamp_warned: bool,
 }
 
 /// How a frame's calibration is chosen (`[source] calibration`).
@@ -195,6 +200,7 @@ impl Ingest {
             images,
             calibration: None,
             rule,
+            stamp_warned: false,
         })
     }
 
@@ -444,6 +450,9 @@ impl Ingest {
                 self.change_calibration(id, calibration);
             }
         }
+        if self.spec.stamp {
+            self.stamp(&mut data[..], format, id, captured);
+        }
         let mut stamps = StageStamps::new(captured);
         stamps.enter(Stage::Ingest, captured);
         stamps.leave(Stage::Ingest, self.clock.now());
@@ -456,6 +465,24 @@ impl Ingest {
         }
         frame.truth = side.and_then(|s| s.truth.clone());
         Ok(frame)
+    }
+
+    /// Writes frame `id`'s number and capture time into its pixels
+    /// (`[source] stamp`): the time on [`MachineClock`], read now and set
+    /// back by what the run's clock says has passed since `captured` (the
+    /// copy), so that glass-to-glass latency and the run's own latency start
+    /// at the same instant. After the calibration has seen the frame, so the
+    /// stamp is not taken for a moving image.
+    fn stamp(&mut self, data: &mut [u8], format: FrameFormat, id: FrameId, captured: Timestamp) {
+        let since = self.clock.now().saturating_since(captured);
+        let since_us = u64::try_from(since.as_micros()).unwrap_or(u64::MAX);
+        let at = MachineClock::micros().saturating_sub(since_us);
+        if let Err(err) = stamp::write(data, StampImage::packed(format), Stamp::new(id.0, at)) {
+            if !self.stamp_warned {
+                warn!("frames go unstamped: {err}");
+                self.stamp_warned = true;
+            }
+        }
     }
 
     /// Uses `calibration` from frame `from` on (a new depth, a new file);

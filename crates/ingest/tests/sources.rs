@@ -163,3 +163,57 @@ fn live_source_error_names_the_error_rather_than_an_end() {
     let cause = status.report().last_error.expect("cause");
     assert!(cause.contains("Failed after iterations"), "{cause}");
 }
+
+#[test]
+fn a_stamped_phantom_frame_reads_back_and_is_otherwise_the_same_picture() {
+    use sonoflow_core::stamp::{self, MachineClock, StampImage};
+
+    let keep = |frame: &sonoflow_core::Frame| {
+        let image = StampImage::packed(frame.format);
+        let read = stamp::read(&frame.data, image);
+        (
+            frame.id.0,
+            frame.source_pts,
+            frame.data.to_vec(),
+            image,
+            read,
+            MachineClock::micros(),
+        )
+    };
+    let phantom = "kind = \"phantom\"\nwidth = 320\nheight = 240\nfps = 30";
+    let (plain, _, _) = common::play(phantom, 5, GUARD, keep);
+    let (stamped, _, _) = common::play(&format!("{phantom}\nstamp = true"), 5, GUARD, keep);
+    for (id, _, _, _, read, now) in &stamped {
+        let s = read.as_ref().expect("a stamp ingest wrote reads back");
+        assert_eq!(s.counter, *id as u16, "the frame's number");
+        // Captured before it was handed over: a past time, and a recent one
+        // (a hang guard, not a speed limit).
+        assert!(s.age(*now) < GUARD, "{:?}", s.age(*now));
+    }
+    for (_, _, _, _, read, _) in &plain {
+        assert!(read.is_err(), "off by default: the picture as rendered");
+    }
+    // The same rendered frame with and without: only the corner differs.
+    let mut compared = 0;
+    for (_, pts, with, image, _, _) in &stamped {
+        let Some((_, _, without, _, _, _)) = plain.iter().find(|p| p.1 == *pts) else {
+            continue;
+        };
+        let (x0, y0, w, h) = image.region().expect("320x240 holds a stamp");
+        for (i, (a, b)) in with.iter().zip(without).enumerate() {
+            let (x, y) = ((i % image.stride) as u32, (i / image.stride) as u32);
+            let inside = (x0..x0 + w).contains(&x) && (y0..y0 + h).contains(&y);
+            assert!(inside || a == b, "({x}, {y}) changed outside the stamp");
+        }
+        assert_ne!(with, without);
+        compared += 1;
+    }
+    assert!(compared > 0, "the first frame at least comes in both runs");
+
+    // The test source takes a stamp the same way, in RGBA too.
+    let test = "kind = \"test\"\nwidth = 320\nheight = 240\nformat = \"RGBA\"\nstamp = true";
+    let (frames, _, _) = common::play(test, 3, GUARD, keep);
+    for (id, _, _, _, read, _) in &frames {
+        assert_eq!(read.as_ref().map(|s| s.counter), Ok(*id as u16));
+    }
+}

@@ -52,11 +52,14 @@ pub fn page(report: &BenchReport) -> String {
         "<h2>Latency distribution (capture to hand-off to the sink)</h2>{}\
          <h2>Where a frame's time goes (median per stage)</h2>{}\
          <h2>One second of frames</h2>{}\
-         <h2>Ratio to the bare-inference floor</h2>{}</body></html>",
+         <h2>Ratio to the bare-inference floor</h2>{}{}</body></html>",
         cdf(report),
         waterfall(report),
         timeline(report.trace.as_deref()),
-        ratios(report)
+        ratios(report),
+        super::scaling::charts(&report.scenarios)
+            .map(|svg| format!("<h2>How cost grows with the work</h2>{svg}"))
+            .unwrap_or_default()
     );
     html
 }
@@ -88,8 +91,9 @@ fn table(report: &BenchReport) -> String {
         html.push_str("</tr>");
     }
     html.push_str("</table>");
-    if !after.trim().is_empty() {
-        let _ = write!(html, "<p>{}</p>", escape(after.trim()));
+    // The sentences after the table (the peer, glass to glass): a paragraph each.
+    for line in after.split("\n\n").map(str::trim).filter(|l| !l.is_empty()) {
+        let _ = write!(html, "<p>{}</p>", escape(line));
     }
     html
 }

@@ -112,12 +112,37 @@ pub fn run_scenario(
     if scenario.kind == Kind::Peer {
         return run_peer(scenario, model, frames, dir, peer_frames);
     }
-    let definition = dir.join(format!("{}.toml", scenario.slug()));
-    std::fs::write(&definition, scenario.definition(model, peer_frames))
-        .with_context(|| format!("cannot write {}", definition.display()))?;
+    let definition = scenario.definition(model, peer_frames);
+    run_definition(
+        exe,
+        scenario,
+        &scenario.slug(),
+        &definition,
+        frames,
+        dir,
+        trace,
+    )
+}
+
+/// Runs `definition` (written to `dir/NAME.toml`) as `scenario`'s streams
+/// with the binary at `exe` for `frames` frames, each stream's report and
+/// log beside it; `trace`: also write a Chrome trace there (one stream).
+pub fn run_definition(
+    exe: &Path,
+    scenario: &Scenario,
+    name: &str,
+    definition: &str,
+    frames: u64,
+    dir: &Path,
+    trace: Option<&Path>,
+) -> anyhow::Result<RunFigures> {
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, definition)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    let definition = file;
     let mut children: Vec<(Child, PathBuf, PathBuf)> = Vec::new();
     for stream in 0..scenario.streams.max(1) {
-        let stem = format!("{}-s{stream}", scenario.slug());
+        let stem = format!("{name}-s{stream}");
         let report = dir.join(format!("{stem}.json"));
         let log = dir.join(format!("{stem}.log"));
         let mut command = Command::new(exe);

@@ -12,11 +12,15 @@
 //! plots: latency CDF per scenario, per-stage waterfall, one second of
 //! frames on a timeline from a trace, ratio to the floor with its spread)
 //! into `--out`. `--compare A.json B.json` sets two such files side by side.
+//! `glass` (alone, and after `standard`) measures glass-to-glass latency
+//! through the rtp and mp4 sinks beside the run's own ([`glass`]).
 
 mod compare;
+mod glass;
 mod html;
 mod machine;
 mod measure;
+mod scaling;
 mod scenario;
 
 use std::collections::BTreeMap;
@@ -36,8 +40,10 @@ use scenario::{Kind, Scenario};
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// standard (every part of the product at 640x480 and 1920x1080, 30 and
-    /// 60 fps, and the head busy), quick (three scenarios at 640x480@30),
-    /// or scaling (resolution, frame rate, lesions, concurrent streams).
+    /// 60 fps, and the head busy, then glass), quick (three scenarios at
+    /// 640x480@30), scaling (resolution, frame rate, lesions, concurrent
+    /// streams), or glass (capture to decoded pixels through the rtp and
+    /// mp4 sinks, beside the run's own latency).
     #[arg(default_value = "standard")]
     suite: String,
     /// Frames per scenario run (and inferences per floor).
@@ -121,6 +127,10 @@ pub struct BenchReport {
     pub scenarios: Vec<ScenarioResult>,
     /// The Chrome trace the timeline is drawn from.
     pub trace: Option<PathBuf>,
+    /// Capture to decoded pixels through the real sinks (suites glass and
+    /// standard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glass_to_glass: Option<glass::GlassToGlass>,
 }
 
 pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
@@ -166,7 +176,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
             .push(i);
     }
     let mut floors: BTreeMap<String, Floor> = BTreeMap::new();
-    for p in &providers {
+    for p in providers.iter().filter(|_| !scenarios.is_empty()) {
         floors.insert(p.name().to_owned(), Floor::load(runtime, &model, *p)?);
     }
     let floor_frames = args.frames.min(300);
@@ -178,8 +188,11 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         eprintln!("exporting the phantom frames the peer and sonoflow-png play");
         measure::peer_frames(&exe, &peer_frames, scenario::VGA)?;
     }
-    let steps =
-        u64::from(args.rounds) * (groups.len() + scenarios.len()) as u64 + groups.len() as u64 + 1;
+    let with_glass = scenario::has_glass(&args.suite);
+    let steps = u64::from(args.rounds) * (groups.len() + scenarios.len()) as u64
+        + groups.len() as u64
+        + 1
+        + u64::from(with_glass);
     let bar = ProgressBar::new(steps).with_style(
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -189,14 +202,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     for round in 1..=args.rounds {
         for ((provider, fps), members) in &groups {
             bar.set_message(format!("round {round}: floor {provider} @{fps}"));
-            let floor = floors
-                .get_mut(provider)
-                .context("a provider without its floor")?;
-            let q = floor.measure(floor_frames, *fps)?;
-            floor_rounds
-                .entry((provider.clone(), *fps))
-                .or_default()
-                .push(q);
+            measure_floor(&mut floors, &mut floor_rounds, provider, *fps, floor_frames)?;
             bar.inc(1);
             for &i in members {
                 let s = &scenarios[i];
@@ -222,14 +228,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     // The closing floors, so that every round has one after it.
     for (provider, fps) in groups.keys() {
         bar.set_message(format!("closing floor {provider} @{fps}"));
-        let floor = floors
-            .get_mut(provider)
-            .context("a provider without its floor")?;
-        let q = floor.measure(floor_frames, *fps)?;
-        floor_rounds
-            .entry((provider.clone(), *fps))
-            .or_default()
-            .push(q);
+        measure_floor(&mut floors, &mut floor_rounds, provider, *fps, floor_frames)?;
         bar.inc(1);
     }
     // One traced run of the first model scenario, for the timeline.
@@ -261,6 +260,25 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         None => None,
     };
     bar.inc(1);
+    // Glass to glass: the product at 640x480@30 through the real sinks, on
+    // the CPU where it is asked for (the sink path does not use the model's
+    // provider).
+    let glass = with_glass.then(|| {
+        let provider = providers
+            .iter()
+            .copied()
+            .find(|p| *p == Provider::Cpu)
+            .or(providers.first().copied())
+            .unwrap_or(Provider::Cpu);
+        let s = Scenario::new(Kind::Product, scenario::VGA, 30, provider);
+        bar.set_message(format!("glass to glass: {}", s.label()));
+        let glass = glass::measure(&exe, &s, &model_dir, args.frames, &args.out);
+        for e in &glass.errors {
+            bar.println(format!("warning: glass to glass, {e}"));
+        }
+        bar.inc(1);
+        glass
+    });
     bar.finish_and_clear();
     if let (Some(from), Some(to)) = (&trace, &args.trace) {
         std::fs::copy(from, to).with_context(|| format!("cannot write {}", to.display()))?;
@@ -289,6 +307,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
             .map(|(s, runs)| summarise(s, runs, &floor_rounds))
             .collect(),
         trace,
+        glass_to_glass: glass,
     };
     let json = args.out.join("bench.json");
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)
@@ -298,9 +317,37 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", page.display()))?;
     println!("{}", summary_table(&report));
     println!("wrote {} and {}", json.display(), page.display());
-    if report.scenarios.iter().all(|s| s.rounds.is_empty()) {
+    if !report.scenarios.is_empty() && report.scenarios.iter().all(|s| s.rounds.is_empty()) {
         bail!("no scenario ran; see the warnings above");
     }
+    if let Some(g) = report
+        .glass_to_glass
+        .as_ref()
+        .filter(|_| scenarios.is_empty())
+    {
+        if g.rtp.is_none() && g.mp4.is_none() {
+            bail!("glass to glass measured nothing; see the warnings above");
+        }
+    }
+    Ok(())
+}
+
+/// One floor of `provider` at `fps`, added to its rounds.
+fn measure_floor(
+    floors: &mut BTreeMap<String, Floor>,
+    rounds: &mut BTreeMap<(String, u32), Vec<Quantiles>>,
+    provider: &str,
+    fps: u32,
+    frames: u64,
+) -> anyhow::Result<()> {
+    let floor = floors
+        .get_mut(provider)
+        .context("a provider without its floor")?;
+    let q = floor.measure(frames, fps)?;
+    rounds
+        .entry((provider.to_owned(), fps))
+        .or_default()
+        .push(q);
     Ok(())
 }
 
@@ -464,6 +511,16 @@ pub fn summary_table(report: &BenchReport) -> String {
         t.push_str(&line);
         t.push('\n');
     }
+    for line in report
+        .glass_to_glass
+        .as_ref()
+        .map(glass::sentences)
+        .unwrap_or_default()
+    {
+        t.push('\n');
+        t.push_str(&line);
+        t.push('\n');
+    }
     t
 }
 
@@ -508,4 +565,35 @@ pub fn read_report(path: &Path) -> anyhow::Result<BenchReport> {
             path.display()
         )
     })
+}
+
+#[cfg(test)]
+impl ScenarioResult {
+    /// A scenario that ran one round at `ms` (p50; p99 twice that).
+    pub(crate) fn for_test(scenario: Scenario, ms: f64) -> Self {
+        let latency = Quantiles {
+            p50: ms,
+            p99: 2.0 * ms,
+            max: 3.0 * ms,
+        };
+        Self {
+            label: scenario.label(),
+            rounds: vec![Round {
+                figures: RunFigures {
+                    latency_ms: latency,
+                    ..RunFigures::default()
+                },
+                floor_ms: None,
+            }],
+            scenario,
+            latency_ms: latency,
+            ratio: None,
+            cdf_ms: Vec::new(),
+            stages_ms: Vec::new(),
+            fps_out: 0.0,
+            dropped: 0,
+            cpu_ms_per_frame: 0.0,
+            errors: Vec::new(),
+        }
+    }
 }

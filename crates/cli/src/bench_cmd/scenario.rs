@@ -111,6 +111,18 @@ impl Scenario {
     /// The pipeline definition that runs the scenario with `model`
     /// (`frames`: the phantom export the peer plays).
     pub fn definition(&self, model: &Path, frames: &Path) -> String {
+        self.compose(model, frames, "", "[[sinks]]\nkind = \"fake\"\n")
+    }
+
+    /// The definition with each frame's number and capture time stamped
+    /// into its pixels at ingest and `sinks` (`[[sinks]]` tables) instead of
+    /// the fake sink: what glass-to-glass latency runs. Phantom and test
+    /// sources only (the others take no stamp).
+    pub fn stamped_definition(&self, model: &Path, sinks: &str) -> String {
+        self.compose(model, Path::new(""), "stamp = true\n", sinks)
+    }
+
+    fn compose(&self, model: &Path, frames: &Path, source_extra: &str, sinks: &str) -> String {
         let (w, h, fps) = (self.width, self.height, self.fps);
         let name = self.slug();
         let source = match self.kind {
@@ -145,7 +157,7 @@ impl Scenario {
             ),
             Kind::SameFrames | Kind::Peer => format!("{model}[reasoning]\nenabled = false\n"),
         };
-        format!("name = \"{name}\"\n{source}{queues}{body}[[sinks]]\nkind = \"fake\"\n")
+        format!("name = \"{name}\"\n{source}{source_extra}{queues}{body}{sinks}")
     }
 }
 
@@ -204,6 +216,9 @@ pub fn suite(name: &str, providers: &[Provider]) -> Option<Vec<Scenario>> {
                 }
             }
         }
+        // No latency scenarios: glass-to-glass alone (the standard suite
+        // ends with it too).
+        "glass" => {}
         _ => return None,
     }
     Some(all)
@@ -215,7 +230,12 @@ fn peer() -> [Scenario; 2] {
 }
 
 /// The suites [`suite`] knows, for messages.
-pub const SUITES: &str = "standard, quick, scaling";
+pub const SUITES: &str = "standard, quick, scaling, glass";
+
+/// Whether `suite` measures glass-to-glass latency (`glass`).
+pub fn has_glass(suite: &str) -> bool {
+    matches!(suite, "standard" | "glass")
+}
 
 #[cfg(test)]
 mod tests {
@@ -243,7 +263,17 @@ mod tests {
         assert!(busy.contains("max_interval_ms = 1"), "{busy}");
         let png = Scenario::new(Kind::SameFrames, VGA, 30, Provider::Cpu).definition(model, frames);
         assert!(png.contains("kind = \"images\"\npath = '/frames'"), "{png}");
-        for text in [raw, pass, busy, png] {
+        let stamped = Scenario::new(Kind::Product, VGA, 30, Provider::Cpu)
+            .stamped_definition(model, "[[sinks]]\nkind = \"rtp\"\nport = 5004\n");
+        assert!(
+            stamped.contains("fps = 30\nstamp = true\n[queues.process]"),
+            "{stamped}"
+        );
+        assert!(
+            stamped.ends_with("kind = \"rtp\"\nport = 5004\n") && !stamped.contains("\"fake\""),
+            "{stamped}"
+        );
+        for text in [raw, pass, busy, png, stamped] {
             text.parse::<toml::Table>().expect("valid TOML");
         }
     }
@@ -258,5 +288,7 @@ mod tests {
         labels.dedup();
         assert_eq!(labels.len(), scaling.len(), "{labels:?}");
         assert!(suite("fastest", &[Provider::Cpu]).is_none());
+        assert_eq!(suite("glass", &[Provider::Cpu]), Some(Vec::new()));
+        assert!(has_glass("glass") && has_glass("standard") && !has_glass("quick"));
     }
 }

@@ -29,6 +29,7 @@ while [ "$#" -gt 0 ]; do
   esac
 done
 mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GRPC=$(port) HTTP=$(port) METRICS=$(port)
 serve/run.sh start --grpc-port "$GRPC" --http-port "$HTTP" --metrics-port "$METRICS" --workers "$workers" --state "$OUT/serve"

@@ -237,6 +237,8 @@ fn cdf(report: &BenchReport) -> String {
     );
     for (i, (label, points)) in lines.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
+        // Past the palette's ten colours, lines are dashed so none look alike.
+        let dash = if i < PALETTE.len() { "none" } else { "6 3" };
         let path: Vec<String> = points
             .iter()
             .map(|[q, ms]| format!("{:.1},{:.1}", axis.x(*ms), bottom - q * plot_h))
@@ -244,8 +246,8 @@ fn cdf(report: &BenchReport) -> String {
         let y = bottom + 48.0 + 16.0 * i as f64;
         let _ = write!(
             svg,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\
-             <line x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-width=\"3\"/>\
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-dasharray=\"{dash}\" stroke-width=\"2\" points=\"{}\"/>\
+             <line x1=\"{LEFT}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-dasharray=\"{dash}\" stroke-width=\"3\"/>\
              <text x=\"{:.1}\" y=\"{y:.1}\" font-size=\"12\">{}</text>",
             path.join(" "),
             y - 4.0,
@@ -349,7 +351,7 @@ fn waterfall(report: &BenchReport) -> String {
 }
 
 fn legend<'a>(svg: &mut String, stages: impl Iterator<Item = &'a String>, y: f64) {
-    let mut x = LEFT;
+    let mut x = 20.0;
     for stage in stages {
         let _ = write!(
             svg,

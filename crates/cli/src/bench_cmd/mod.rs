@@ -69,6 +69,9 @@ pub struct BenchArgs {
     /// Set two bench.json files side by side instead of running.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     compare: Option<Vec<PathBuf>>,
+    /// Write report.html again from a bench.json (into --out) instead of running.
+    #[arg(long, value_name = "BENCH_JSON")]
+    render: Option<PathBuf>,
 }
 
 /// One scenario's rounds and medians.
@@ -137,6 +140,16 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(files) = &args.compare {
         return compare::compare(&files[0], &files[1], &args.out);
     }
+    if let Some(json) = &args.render {
+        let report = read_report(json)?;
+        std::fs::create_dir_all(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        let page = args.out.join("report.html");
+        std::fs::write(&page, html::page(&report))
+            .with_context(|| format!("cannot write {}", page.display()))?;
+        println!("wrote {}", page.display());
+        return Ok(());
+    }
     let root = std::env::current_dir()?;
     let model_dir = args
         .model
@@ -193,20 +206,17 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         + groups.len() as u64
         + 1
         + u64::from(with_glass);
-    let bar = ProgressBar::new(steps).with_style(
-        ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = Progress::new(steps);
     let mut floor_rounds: BTreeMap<(String, u32), Vec<Quantiles>> = BTreeMap::new();
     let mut runs: Vec<Vec<Result<RunFigures, String>>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=args.rounds {
         for ((provider, fps), members) in &groups {
-            bar.set_message(format!("round {round}: floor {provider} @{fps}"));
+            bar.step(format!("round {round}: floor {provider} @{fps}"));
             measure_floor(&mut floors, &mut floor_rounds, provider, *fps, floor_frames)?;
             bar.inc(1);
             for &i in members {
                 let s = &scenarios[i];
-                bar.set_message(format!("round {round}: {}", s.label()));
+                bar.step(format!("round {round}: {}", s.label()));
                 let figures = measure::run_scenario(
                     &exe,
                     s,
@@ -218,7 +228,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
                 )
                 .map_err(|e| format!("round {round}: {e:#}"));
                 if let Err(e) = &figures {
-                    bar.println(format!("warning: {e}"));
+                    bar.warn(format!("warning: {e}"));
                 }
                 runs[i].push(figures);
                 bar.inc(1);
@@ -227,7 +237,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     }
     // The closing floors, so that every round has one after it.
     for (provider, fps) in groups.keys() {
-        bar.set_message(format!("closing floor {provider} @{fps}"));
+        bar.step(format!("closing floor {provider} @{fps}"));
         measure_floor(&mut floors, &mut floor_rounds, provider, *fps, floor_frames)?;
         bar.inc(1);
     }
@@ -239,7 +249,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
     let trace_path = args.out.join("trace.json");
     let trace = match traced {
         Some(s) => {
-            bar.set_message(format!("traced run: {}", s.label()));
+            bar.step(format!("traced run: {}", s.label()));
             let frames = args.frames.min(u64::from(s.fps) * 4).max(60);
             match measure::run_scenario(
                 &exe,
@@ -252,7 +262,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
             ) {
                 Ok(_) => Some(trace_path.clone()),
                 Err(e) => {
-                    bar.println(format!("warning: the traced run failed: {e:#}"));
+                    bar.warn(format!("warning: the traced run failed: {e:#}"));
                     None
                 }
             }
@@ -271,10 +281,10 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
             .or(providers.first().copied())
             .unwrap_or(Provider::Cpu);
         let s = Scenario::new(Kind::Product, scenario::VGA, 30, provider);
-        bar.set_message(format!("glass to glass: {}", s.label()));
+        bar.step(format!("glass to glass: {}", s.label()));
         let glass = glass::measure(&exe, &s, &model_dir, args.frames, &args.out);
         for e in &glass.errors {
-            bar.println(format!("warning: glass to glass, {e}"));
+            bar.warn(format!("warning: glass to glass, {e}"));
         }
         bar.inc(1);
         glass
@@ -330,6 +340,53 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The suite's progress: a bar on a terminal; otherwise (a log, CI) one
+/// line a step, so that a long run shows where it is. Warnings are printed
+/// either way.
+struct Progress {
+    bar: ProgressBar,
+    plain: bool,
+}
+
+impl Progress {
+    fn new(steps: u64) -> Self {
+        let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let bar = ProgressBar::new(steps).with_style(
+            ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self { bar, plain }
+    }
+
+    /// The step now under way.
+    fn step(&self, message: String) {
+        if self.plain {
+            eprintln!(
+                "[bench {}/{}] {message}",
+                self.bar.position() + 1,
+                self.bar.length().unwrap_or(0)
+            );
+        }
+        self.bar.set_message(message);
+    }
+
+    fn warn(&self, message: String) {
+        if self.plain {
+            eprintln!("{message}");
+        } else {
+            self.bar.println(message);
+        }
+    }
+
+    fn inc(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// One floor of `provider` at `fps`, added to its rounds.

@@ -98,30 +98,26 @@ pub struct RunFigures {
 }
 
 /// Runs `scenario` with the binary at `exe` for `frames` frames, its files
-/// under `dir` (`peer_frames`: the phantom export the peer scenarios play);
-/// `trace`: also write a Chrome trace there (one stream).
+/// under `dir` named for the scenario and `tag` (the round: "r2"), so that
+/// every round keeps its own report (`peer_frames`: the phantom export the
+/// peer scenarios play); `trace`: also write a Chrome trace there (one stream).
+#[allow(clippy::too_many_arguments)]
 pub fn run_scenario(
     exe: &Path,
     scenario: &Scenario,
     model: &Path,
     frames: u64,
     dir: &Path,
+    tag: &str,
     peer_frames: &Path,
     trace: Option<&Path>,
 ) -> anyhow::Result<RunFigures> {
+    let name = format!("{}-{tag}", scenario.slug());
     if scenario.kind == Kind::Peer {
-        return run_peer(scenario, model, frames, dir, peer_frames);
+        return run_peer(scenario, &name, model, frames, dir, peer_frames);
     }
     let definition = scenario.definition(model, peer_frames);
-    run_definition(
-        exe,
-        scenario,
-        &scenario.slug(),
-        &definition,
-        frames,
-        dir,
-        trace,
-    )
+    run_definition(exe, scenario, &name, &definition, frames, dir, trace)
 }
 
 /// Runs `definition` (written to `dir/NAME.toml`) as `scenario`'s streams
@@ -235,6 +231,7 @@ pub fn peer_frames(exe: &Path, dir: &Path, (width, height): (u32, u32)) -> anyho
 /// phantom export, read into the same figures as a sonoflow run.
 fn run_peer(
     scenario: &Scenario,
+    name: &str,
     model: &Path,
     frames: u64,
     dir: &Path,
@@ -252,8 +249,8 @@ fn run_peer(
             script.display()
         );
     }
-    let report = dir.join(format!("{}.json", scenario.slug()));
-    let log = dir.join(format!("{}.log", scenario.slug()));
+    let report = dir.join(format!("{name}.json"));
+    let log = dir.join(format!("{name}.log"));
     let output = Command::new(&python)
         .arg(&script)
         .arg("--model")

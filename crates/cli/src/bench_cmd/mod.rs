@@ -223,6 +223,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
                     &model_dir,
                     args.frames,
                     &args.out,
+                    &format!("r{round}"),
                     &peer_frames,
                     None,
                 )
@@ -257,6 +258,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
                 &model_dir,
                 frames,
                 &args.out,
+                "trace",
                 &peer_frames,
                 Some(&trace_path),
             ) {

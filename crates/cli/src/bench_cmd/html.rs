@@ -4,7 +4,7 @@
 //! timeline (from the traced run's Chrome trace), and each scenario's ratio
 //! to the floor with its spread over rounds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -188,6 +188,54 @@ fn svg_open(height: f64) -> String {
     )
 }
 
+/// A chart of one row per item under an x axis (the waterfall, the
+/// timeline, the ratios): its SVG begun with the axis and its grid, room
+/// below for a legend, and where each row goes.
+struct RowChart {
+    svg: String,
+    top: f64,
+    row_h: f64,
+    bottom: f64,
+}
+
+impl RowChart {
+    fn open(axis: &Axis, rows: usize, row_h: f64, title: &str) -> Self {
+        let top = 10.0;
+        let bottom = top + row_h * rows as f64;
+        let mut svg = svg_open(bottom + 70.0);
+        axis.draw(&mut svg, top, bottom, title);
+        Self {
+            svg,
+            top,
+            row_h,
+            bottom,
+        }
+    }
+
+    /// The top of row `i`.
+    fn row(&self, i: usize) -> f64 {
+        self.top + self.row_h * i as f64
+    }
+
+    /// Row `i`'s name, left of the axis, centred on the row.
+    fn label(&mut self, i: usize, text: &str) {
+        let _ = write!(
+            self.svg,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
+            LEFT - 6.0,
+            self.row(i) + self.row_h / 2.0 + 4.0,
+            escape(text)
+        );
+    }
+
+    /// The stage legend under the rows, and the SVG closed.
+    fn finish_with_legend(mut self, stages: &BTreeSet<String>) -> String {
+        legend(&mut self.svg, stages.iter(), self.bottom + 50.0);
+        self.svg.push_str("</svg>");
+        self.svg
+    }
+}
+
 fn empty(why: &str) -> String {
     format!("<p class=\"note\">{}</p>", escape(why))
 }
@@ -304,31 +352,22 @@ fn waterfall(report: &BenchReport) -> String {
         log: false,
     };
     let row_h = 22.0;
-    let top = 10.0;
-    let bottom = top + row_h * rows.len() as f64;
-    let mut svg = svg_open(bottom + 70.0);
-    axis.draw(
-        &mut svg,
-        top,
-        bottom,
+    let mut chart = RowChart::open(
+        &axis,
+        rows.len(),
+        row_h,
         "ms (median of each stage, laid end to end; black mark: end-to-end median)",
     );
-    let mut seen = BTreeMap::new();
+    let mut seen = BTreeSet::new();
     for (i, s) in rows.iter().enumerate() {
-        let y = top + row_h * i as f64 + 3.0;
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
-            LEFT - 6.0,
-            y + 12.0,
-            escape(&s.label)
-        );
+        chart.label(i, &s.label);
+        let y = chart.row(i) + 3.0;
         let mut at = 0.0;
         for (stage, ms) in &s.stages_ms {
             let (x0, x1) = (axis.x(at), axis.x(at + ms));
-            seen.insert(stage.clone(), ());
+            seen.insert(stage.clone());
             let _ = write!(
-                svg,
+                chart.svg,
                 "<rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\">\
                  <title>{stage}: {ms:.2} ms</title></rect>",
                 (x1 - x0).max(0.5),
@@ -339,15 +378,13 @@ fn waterfall(report: &BenchReport) -> String {
         }
         let x = axis.x(s.latency_ms.p50);
         let _ = write!(
-            svg,
+            chart.svg,
             "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#000\" stroke-width=\"2\"/>",
             y - 2.0,
             y + row_h - 4.0
         );
     }
-    legend(&mut svg, seen.keys(), bottom + 50.0);
-    svg.push_str("</svg>");
-    svg
+    chart.finish_with_legend(&seen)
 }
 
 fn legend<'a>(svg: &mut String, stages: impl Iterator<Item = &'a String>, y: f64) {
@@ -456,38 +493,29 @@ fn timeline(trace: Option<&Path>) -> String {
         log: false,
     };
     let lane_h = 26.0;
-    let top = 10.0;
-    let bottom = top + lane_h * lanes.len() as f64;
-    let mut svg = svg_open(bottom + 70.0);
-    axis.draw(
-        &mut svg,
-        top,
-        bottom,
+    let mut chart = RowChart::open(
+        &axis,
+        lanes.len(),
+        lane_h,
         "ms into the second shown (hover a box for its frame)",
     );
-    let mut seen = BTreeMap::new();
+    let mut seen = BTreeSet::new();
     for (i, tid) in lanes.iter().enumerate() {
-        let y = top + lane_h * i as f64 + 3.0;
         let name = names
             .get(tid)
             .cloned()
             .unwrap_or_else(|| format!("thread {tid}"));
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
-            LEFT - 6.0,
-            y + 14.0,
-            escape(&name)
-        );
+        chart.label(i, &name);
+        let y = chart.row(i) + 3.0;
         // Outer spans first, so that nested ones are drawn over them.
         let mut lane: Vec<&&&Span> = window.iter().filter(|s| s.tid == *tid).collect();
         lane.sort_by(|a, b| b.dur.total_cmp(&a.dur));
         for s in lane {
             let x0 = axis.x(((s.ts - start) / 1e3).max(0.0));
             let x1 = axis.x(((s.ts + s.dur - start) / 1e3).min(1000.0));
-            seen.insert(s.name.clone(), ());
+            seen.insert(s.name.clone());
             let _ = write!(
-                svg,
+                chart.svg,
                 "<rect x=\"{x0:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\" \
                  fill-opacity=\"0.85\"><title>{} frame {}: {:.2} ms</title></rect>",
                 (x1 - x0).max(0.5),
@@ -499,9 +527,7 @@ fn timeline(trace: Option<&Path>) -> String {
             );
         }
     }
-    legend(&mut svg, seen.keys(), bottom + 50.0);
-    svg.push_str("</svg>");
-    svg
+    chart.finish_with_legend(&seen)
 }
 
 /// Each model scenario's ratio to the floor: the median over rounds (dot)
@@ -524,36 +550,27 @@ fn ratios(report: &BenchReport) -> String {
         hi: hi * 1.1,
         log: false,
     };
-    let row_h = 30.0;
-    let top = 10.0;
-    let bottom = top + row_h * rows.len() as f64;
-    let mut svg = svg_open(bottom + 70.0);
-    axis.draw(
-        &mut svg,
-        top,
-        bottom,
+    let mut chart = RowChart::open(
+        &axis,
+        rows.len(),
+        30.0,
         "scenario latency / floor latency (1 = the floor; dot: median over rounds, bar: range)",
     );
+    let (top, bottom) = (chart.top, chart.bottom);
     let one = axis.x(1.0);
     let _ = write!(
-        svg,
+        chart.svg,
         "<line x1=\"{one:.1}\" y1=\"{top}\" x2=\"{one:.1}\" y2=\"{bottom}\" stroke=\"#000\" stroke-dasharray=\"4 3\"/>"
     );
     for (i, (s, r)) in rows.iter().enumerate() {
-        let y = top + row_h * i as f64;
-        let _ = write!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{}</text>",
-            LEFT - 6.0,
-            y + 18.0,
-            escape(&s.label)
-        );
+        chart.label(i, &s.label);
+        let y = chart.row(i);
         for (dy, median, range, colour, what) in [
             (10.0, r.p50, r.p50_range, PALETTE[0], "p50"),
             (21.0, r.p99, r.p99_range, PALETTE[1], "p99"),
         ] {
             let _ = write!(
-                svg,
+                chart.svg,
                 "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{colour}\" stroke-width=\"2\"/>\
                  <circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{colour}\"><title>{what} {median:.2} ({:.2}-{:.2})</title></circle>",
                 axis.x(range[0]),
@@ -568,7 +585,7 @@ fn ratios(report: &BenchReport) -> String {
         }
     }
     let _ = write!(
-        svg,
+        chart.svg,
         "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\">p50</text>\
          <circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\">p99</text>",
         LEFT,
@@ -582,8 +599,8 @@ fn ratios(report: &BenchReport) -> String {
         LEFT + 68.0,
         bottom + 55.0
     );
-    svg.push_str("</svg>");
-    svg
+    chart.svg.push_str("</svg>");
+    chart.svg
 }
 
 #[cfg(test)]

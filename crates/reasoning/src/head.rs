@@ -328,8 +328,9 @@ impl ReasoningHead {
             keyframes,
         };
         let model_dir = spec.model.clone().unwrap_or_else(|| frame_model.to_owned());
-        // The server is checked now: a wrong model or contract stops the run here.
-        let remote = match spec.remote.clone() {
+        // The server is checked now: a wrong model or contract stops the
+        // run here. The model opened for its contract is the head's too.
+        let (remote, opened) = match spec.remote.clone() {
             Some(remote) => {
                 let model = ModelDir::open(&model_dir)?;
                 let image_tokens = model.manifest.image_token_count().unwrap_or(0);
@@ -338,9 +339,9 @@ impl ReasoningHead {
                 let head = RemoteHead::start(remote, image_tokens, width, kernel_size)
                     .map_err(ReasoningError::Remote)?;
                 shared.stats.set_remote(head.url(), head.model());
-                Some(head)
+                (Some(head), Some(model))
             }
-            None => None,
+            None => (None, None),
         };
         let head_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -355,6 +356,7 @@ impl ReasoningHead {
                 };
                 let loaded = Head::load(
                     &model_dir,
+                    opened,
                     &spec,
                     &engine,
                     runtime,
@@ -480,8 +482,10 @@ struct Head {
 
 impl Head {
     #[allow(clippy::too_many_arguments)]
+    /// Loads the head of the model in `dir` (`opened`: already opened there).
     fn load(
         dir: &std::path::Path,
+        opened: Option<ModelDir>,
         spec: &HeadSpec,
         engine: &EngineOptions,
         runtime: &Runtime,
@@ -491,7 +495,10 @@ impl Head {
         remote: Option<RemoteHead>,
     ) -> Result<Self, ReasoningError> {
         let _span = info_span!("reasoning_load", model = %dir.display()).entered();
-        let model = ModelDir::open(dir)?;
+        let model = match opened {
+            Some(model) => model,
+            None => ModelDir::open(dir)?,
+        };
         let generator = Generator::load(runtime, &model, engine)?;
         let codec = PromptCodec::load(&model)?;
         let default_prompt = spec

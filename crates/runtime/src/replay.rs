@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 use sonoflow_core::{Frame, FrameFormat, FrameId, FramePool, StageStamps, Timestamp};
+use sonoflow_inference::Kernels;
 
 use crate::definition::PipelineDefinition;
 use crate::error::DefinitionError;
@@ -123,11 +124,8 @@ pub fn replay(dir: &Path, options: &ReplayOptions) -> Result<ReplayReport, Repla
         )
     })?;
     let (mut analysis, stats) = FrameAnalysis::load(&spec, def.perception, 2, None)?;
-    let model_dir = sonoflow_model::ModelDir::open(&spec.dir).map_err(AnalysisError::from)?;
-    let defaults = (
-        model_dir.manifest.default_kernels.tokens.clone(),
-        model_dir.default_kernels.clone(),
-    );
+    // Before anything is published the slot holds the model's own defaults.
+    let defaults = Arc::clone(&*analysis.kernel_slot().load());
     let lines_path = dir.join(FRAMES_FILE);
     let lines =
         std::fs::read_to_string(&lines_path).map_err(|e| bad(lines_path.clone(), e.to_string()))?;
@@ -185,12 +183,12 @@ fn publish_kernels(
     dir: &Path,
     version: u64,
     analysis: &FrameAnalysis,
-    defaults: &(Vec<String>, Vec<f32>),
+    defaults: &Kernels,
 ) -> Result<(), ReplayError> {
     let path = dir.join(format!("kernels/{version}.json"));
     let slot = analysis.kernel_slot();
     let (tokens, data) = if version == 0 {
-        defaults.clone()
+        (defaults.tokens.clone(), defaults.data.clone())
     } else {
         let file: KernelFile = read_json(&path).map_err(|why| ReplayError::Kernel {
             version,

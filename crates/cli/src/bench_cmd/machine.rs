@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde::{Deserialize, Serialize};
+use sonoflow_model::ModelDir;
 
 const UNKNOWN: &str = "unknown";
 
@@ -32,12 +33,10 @@ pub struct Machine {
 
 impl Machine {
     /// Reads the machine; `root` is the sonoflow tree, `model` the model
-    /// directory, `dylib` the ONNX Runtime library.
-    pub fn read(root: &Path, model: &Path, dylib: &Path, providers: &[String]) -> Self {
-        let manifest = sonoflow_model::ModelDir::manifest_path(model);
-        let model_name = sonoflow_model::ModelDir::open(model)
-            .map(|m| format!("{} {}", m.manifest.name, m.manifest.version))
-            .unwrap_or_else(|e| format!("{} ({e})", model.display()));
+    /// benched, `dylib` the ONNX Runtime library.
+    pub fn read(root: &Path, model: &ModelDir, dylib: &Path, providers: &[String]) -> Self {
+        let manifest = ModelDir::manifest_path(&model.root);
+        let model_name = format!("{} {}", model.manifest.name, model.manifest.version);
         Self {
             cpu_model: cpu_model(),
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -167,9 +166,10 @@ mod tests {
     #[test]
     fn this_machine_is_read_without_guessing() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let model = ModelDir::open(&root.join("onnx/umind-nano")).expect("umind-nano");
         let m = Machine::read(
             &root,
-            &root.join("onnx/umind-nano"),
+            &model,
             Path::new("/nonexistent/libonnxruntime.so"),
             &["cpu".to_owned()],
         );

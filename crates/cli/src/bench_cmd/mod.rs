@@ -177,7 +177,7 @@ pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let exe = std::env::current_exe().context("cannot find the sonoflow binary")?;
     let names: Vec<String> = providers.iter().map(|p| p.name().to_owned()).collect();
-    let machine = Machine::read(&root, &model_dir, &dylib, &names);
+    let machine = Machine::read(&root, &model, &dylib, &names);
     eprintln!("bench {}: {}", args.suite, machine.summary());
 
     // The floor of each provider at each rate the suite runs.

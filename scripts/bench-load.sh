@@ -55,6 +55,19 @@ load = lambda n: json.load(open(f"{out}/{n}.json"))
 def ladder(r):
     l = r.get("load")
     return "off" if not l else f"{l['highest']} ({l['climbs']} up, {l['descents']} down)"
+summary = {"same_run": {}, "across_runs": {}}
+for n in ["shipped", "no-ladder", "shipped-hog", "no-ladder-hog"]:
+    r = load(n); s = r["reasoning"]
+    summary["same_run"][n] = {"report": f"{n}.json", "frame_p99_ms_head_idle": s["frame_p99_ms_head_idle"],
+                              "frame_p99_ms_head_busy": s["frame_p99_ms_head_busy"], "frames_head_busy": s["frames_head_busy"],
+                              "reports": s["reports"], "ladder": ladder(r), "frames_out": r["frames_out"],
+                              "dropped": sum(r["dropped"].values())}
+for suffix, label in [("", "no_hog"), ("-hog", "hog")]:
+    p99 = lambda n: load(n)["latency_ms"]["p99"]
+    off, busy, raw = p99(f"head-off{suffix}"), p99(f"head-busy{suffix}"), p99(f"head-busy-no-ladder{suffix}")
+    summary["across_runs"][label] = {"head_off_p99_ms": off, "head_busy_p99_ms": busy, "busy_over_off": busy / off,
+                                     "head_busy_no_ladder_p99_ms": raw, "busy_no_ladder_over_off": raw / off}
+json.dump(summary, open(f"{out}/summary.json", "w"), indent=1)
 print("\nsame run, frames split by whether the head was generating (p99 ms):")
 print(f"{'run':<24}{'idle p99':>10}{'busy p99':>10}{'ratio':>8}{'busy frames':>13}{'reports':>9}  ladder")
 for n in ["shipped", "no-ladder", "shipped-hog", "no-ladder-hog"]:

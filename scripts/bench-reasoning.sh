@@ -93,6 +93,16 @@ import json, sys
 out = sys.argv[1]
 load = lambda n: json.load(open(f"{out}/{n}.json"))
 floor = lambda *ns: sum(load(n)["floor_tokens_per_s"] for n in ns) / len(ns)
+summary = {}
+for name, around in (("default", ("floor-a", "floor-b")), ("pipeline-busy", ("floor-b", "floor-c"))):
+    r = load(name); s = r["reasoning"]; f = floor(*around)
+    summary[name] = {"report": f"{name}.json", "frames_out": r["frames_out"], "latency_ms": r["latency_ms"],
+                     "dropped": sum(r["dropped"].values()), "reports": s["reports"],
+                     "tokens_per_s": s["tokens_per_s"], "floor_tokens_per_s": f, "ratio": s["tokens_per_s"] / f,
+                     "ttft_ms_p50": s["ttft_ms"]["p50"], "report_ms_p50": s["total_ms"]["p50"],
+                     "keyframes_per_min": s["keyframes_per_min"], "keyframes_by_reason": s["keyframes_by_reason"],
+                     "frame_p99_ms_head_idle": s["frame_p99_ms_head_idle"], "frame_p99_ms_head_busy": s["frame_p99_ms_head_busy"]}
+json.dump(summary, open(f"{out}/pipeline-summary.json", "w"), indent=1)
 for name, around in (("default", ("floor-a", "floor-b")), ("pipeline-busy", ("floor-b", "floor-c"))):
     r = load(name); s = r["reasoning"]; f = floor(*around)
     print(f"{name} ({r['frames_out']} frames): {s['reports']} reports, {s['tokens_per_s']:.0f} tokens/s against a floor of {f:.0f} "
@@ -124,6 +134,17 @@ import json, sys
 out, splits = sys.argv[1], sys.argv[2:]
 load = lambda n: json.load(open(f"{out}/{n}.json"))
 print(f"{'split':<16}{'idle p50/p99 ms':>18}{'busy p50/p99 ms':>18}{'p99 ratio':>11}{'reports':>9}{'dropped':>9}")
+summary = {}
+for s in splits:
+    name, ft, ht, nice = s.split(":")
+    idle, busy = load(f"idle-f{ft}"), load(f"busy-{name}")
+    i, b, r = idle["latency_ms"], busy["latency_ms"], busy["reasoning"]
+    summary[name] = {"frame_threads": int(ft), "head_threads": int(ht), "nice": int(nice),
+                     "idle_report": f"idle-f{ft}.json", "busy_report": f"busy-{name}.json",
+                     "idle_p50_ms": i["p50"], "idle_p99_ms": i["p99"], "busy_p50_ms": b["p50"], "busy_p99_ms": b["p99"],
+                     "busy_over_idle_p99": b["p99"] / i["p99"], "reports": r["reports"],
+                     "dropped": sum(busy["dropped"].values())}
+json.dump(summary, open(f"{out}/isolation-summary.json", "w"), indent=1)
 for s in splits:
     name, ft, ht, nice = s.split(":")
     idle, busy = load(f"idle-f{ft}"), load(f"busy-{name}")

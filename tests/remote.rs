@@ -10,9 +10,11 @@
 //!   back to the local graphs and says so, and returns to the server when
 //!   it is back.
 //! - A wrong model name and a contract mismatch fail at start-up, naming
-//!   what to fix. (MLServer has no authentication, so a wrong token cannot
-//!   be refused by it; the client's bearer token is covered by its unit
-//!   tests and docs/scale-out.md.)
+//!   what to fix.
+//! - Behind nginx as a TLS ingress that checks a bearer token
+//!   (serve/ingress.sh; MLServer has neither of its own): the right token
+//!   and the ingress's certificate as CA serve reports; a wrong or missing
+//!   token and an untrusted certificate fail at start-up, naming the fix.
 //!
 //! Deadlines are hang guards, never speed limits.
 
@@ -100,6 +102,59 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.down();
+    }
+}
+
+/// nginx as a TLS + bearer-token ingress in front of `upstream`
+/// (serve/ingress.sh, its own self-signed certificate); stopped on drop.
+struct Ingress {
+    state: PathBuf,
+    port: u16,
+}
+
+impl Ingress {
+    fn start(state: &Path, upstream: u16, token: &str) -> Self {
+        std::fs::create_dir_all(state).expect("ingress state dir");
+        let token_file = state.join("token");
+        std::fs::write(&token_file, token).expect("token file");
+        let ingress = Self {
+            state: state.to_path_buf(),
+            port: free_port(),
+        };
+        let status = Command::new(root().join("serve/ingress.sh"))
+            .arg("start")
+            .args(["--listen", &format!("127.0.0.1:{}", ingress.port)])
+            .args(["--upstream", &format!("127.0.0.1:{upstream}")])
+            .arg("--token-file")
+            .arg(&token_file)
+            .arg("--state")
+            .arg(state)
+            .status()
+            .expect("serve/ingress.sh");
+        assert!(
+            status.success(),
+            "nginx did not start (scripts/bootstrap.sh installs nginx-light; log in {})",
+            state.display()
+        );
+        ingress
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    fn certificate(&self) -> PathBuf {
+        self.state.join("server.crt")
+    }
+}
+
+impl Drop for Ingress {
+    fn drop(&mut self) {
+        let _ = Command::new(root().join("serve/ingress.sh"))
+            .arg("stop")
+            .arg("--state")
+            .arg(&self.state)
+            .status();
     }
 }
 
@@ -273,6 +328,53 @@ fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage
             "{model}: {stderr}"
         );
     }
+
+    // 5. Behind a TLS ingress that checks a bearer token.
+    let ingress = Ingress::start(&dir.path().join("ingress"), server.grpc, "s3cret-token.42");
+    let ca = ingress.certificate();
+    let through = |extra: &str, frames: &str| {
+        run_pipeline(
+            dir.path(),
+            &definition(&ingress.url(), "reasoning_head", extra),
+            &["--frames", frames],
+            LIMIT,
+        )
+    };
+    let run = through(
+        &format!("token = \"s3cret-token.42\"\nca = '{}'\n", ca.display()),
+        "150",
+    );
+    let report = run.assert_success();
+    let r = &report["reasoning"]["remote"];
+    assert!(r["reports"].as_u64() >= Some(1), "served through TLS: {r}");
+    assert_eq!(r["fallbacks"].as_u64(), Some(0), "{r}");
+    for (case, extra) in [
+        (
+            "a wrong token",
+            format!("token = \"wrong\"\nca = '{}'\n", ca.display()),
+        ),
+        ("no token", format!("ca = '{}'\n", ca.display())),
+    ] {
+        let run = through(&extra, "30");
+        assert!(!run.output.status.success(), "{case}");
+        let stderr = run.stderr();
+        assert!(
+            stderr.contains("refused sonoflow's credentials") && stderr.contains("Fix:"),
+            "{case}: {stderr}"
+        );
+    }
+    let run = through("token = \"s3cret-token.42\"\n", "30");
+    assert!(
+        !run.output.status.success(),
+        "a certificate the cart does not trust"
+    );
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(&ingress.url())
+            && stderr.contains("does not trust")
+            && stderr.contains("Fix:"),
+        "an untrusted certificate: {stderr}"
+    );
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub enum RemoteError {
     Address { url: String, why: String },
     #[error("the inference server at {url} cannot be reached: {cause}")]
     Unreachable { url: String, cause: String },
+    #[error("the inference server at {url} showed a certificate sonoflow does not trust ({message}). Fix: give the CA that signed it as [reasoning.remote] ca (a PEM file), or give the server a certificate for the URL's host name")]
+    Certificate { url: String, message: String },
     #[error("the inference server at {url} refused sonoflow's credentials ({message}). Fix: set the bearer token the server expects ([reasoning.remote] token, or SONOFLOW_REMOTE_TOKEN)")]
     Unauthenticated { url: String, message: String },
     #[error("the inference server at {url} has no ready model \"{model}\" ({message}). Fix: load it there (serve/ in the sonoflow tree has the repository), or correct the model name")]
@@ -53,13 +55,13 @@ pub enum RemoteError {
         model: String,
         what: String,
     },
-    #[error("model \"{model}\" on {url} did not answer within {ms} ms (the request's deadline)")]
+    #[error("{} on {url} did not answer within {ms} ms (the request's deadline)", subject(.model))]
     Deadline {
         url: String,
         model: String,
         ms: u128,
     },
-    #[error("model \"{model}\" on {url} failed: {code:?}: {message}")]
+    #[error("{} on {url} failed: {code:?}: {message}", subject(.model))]
     Server {
         url: String,
         model: String,
@@ -364,10 +366,33 @@ impl Client {
     }
 }
 
+/// What a call was for, in an error: a model, or the server itself (its
+/// liveness call names no model).
+fn subject(model: &str) -> String {
+    if model.is_empty() {
+        "the server".to_owned()
+    } else {
+        format!("model \"{model}\"")
+    }
+}
+
+/// Whether a status carries an HTTP refusal of credentials from something
+/// between the cart and the server that does not speak gRPC errors (a proxy
+/// answering 401 or 403 with a page: tonic then fails to read the body and
+/// names the HTTP status in its message).
+fn http_refusal(message: &str) -> bool {
+    ["status: 401", "status: 403"]
+        .iter()
+        .any(|s| message.contains(s))
+}
+
 /// A failed call's status as what it means for sonoflow.
 fn classify(url: String, model: &str, status: tonic::Status, deadline: Duration) -> RemoteError {
     let message = status.message().to_owned();
     match status.code() {
+        // rustls: "invalid peer certificate: UnknownIssuer" (or NotValidForName, Expired...):
+        // a setting to fix, not an outage to wait out.
+        _ if message.contains("peer certificate") => RemoteError::Certificate { url, message },
         Code::Unavailable => RemoteError::Unreachable {
             url,
             cause: message,
@@ -381,6 +406,7 @@ fn classify(url: String, model: &str, status: tonic::Status, deadline: Duration)
         Code::Unauthenticated | Code::PermissionDenied => {
             RemoteError::Unauthenticated { url, message }
         }
+        _ if http_refusal(&message) => RemoteError::Unauthenticated { url, message },
         Code::NotFound => RemoteError::NoModel {
             url,
             model: model.to_owned(),
@@ -433,6 +459,37 @@ mod tests {
         assert!(shapes_agree(&[1, -1, 128], &[-1, 64, 128]));
         assert!(!shapes_agree(&[1, 64, 128], &[1, 64, 256]));
         assert!(!shapes_agree(&[1, 64], &[1, 64, 1]));
+    }
+
+    #[test]
+    fn a_proxy_refusing_credentials_over_plain_http_reads_as_a_refused_token() {
+        let status = tonic::Status::internal(
+            "protocol error: received message with invalid compression flag: 60 (valid flags are 0 and 1) \
+             while receiving response with status: 401 Unauthorized",
+        );
+        let err = classify("https://x:1".into(), "", status, Duration::from_secs(1));
+        assert!(matches!(err, RemoteError::Unauthenticated { .. }), "{err}");
+        assert!(err.to_string().contains("Fix:"), "{err}");
+        let untrusted = classify(
+            "https://x:1".into(),
+            "",
+            tonic::Status::unavailable("invalid peer certificate: UnknownIssuer"),
+            Duration::from_secs(1),
+        );
+        assert!(
+            matches!(untrusted, RemoteError::Certificate { .. }) && !untrusted.is_transient(),
+            "{untrusted}"
+        );
+        let other = classify(
+            "https://x:1".into(),
+            "",
+            tonic::Status::internal("out of memory"),
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            other.to_string(),
+            "the server on https://x:1 failed: Internal: out of memory"
+        );
     }
 
     #[test]

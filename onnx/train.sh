@@ -21,13 +21,13 @@
 # tokenizers: a ~5.5 GB venv in onnx/.venv, pinned in
 # onnx/requirements-train.txt). The README's two commands never run it.
 # Idempotent: the venv and the phantom exports are made once (delete
-# out/umind-data to redo them); training always runs. About 75 minutes on a 2-core machine (8 min of
-# phantom export, 44 min of training, 15 min of task fine-tuning, 7 min of evaluation).
+# out/umind-data to redo them); training always runs. About 75 minutes on a 2-core machine (7 min of
+# phantom export, 57 min of training, 8 min of task fine-tuning, 2 min of evaluation).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/env.sh
 
-STEPS=1800
+STEPS=4000
 SEED=7
 while [[ $# -gt 0 ]]; do
   case "$1" in

@@ -53,7 +53,7 @@ TOML
 # shipped NAME EXTRA_MODEL_TOML: pipelines/default.toml with the model's table extended.
 shipped() {
   sed -e "s#out/default.mp4#$OUT/$1.mp4#" -e "s#^dir = \"onnx/umind-nano\"#dir = \"$model\"#" pipelines/default.toml \
-    | sed "/^intra_threads = 1$/a $2" > "$OUT/$1.toml"
+    | awk -v extra="$2" '{ print } /^intra_threads = / && extra != "" { print extra }' > "$OUT/$1.toml"
 }
 run() { echo "[bench-accuracy] $1 ($frames frames)" >&2; ./target/release/sonoflow run "$OUT/$1.toml" --frames "$frames" --quiet --stats-json "$OUT/$1.json"; }
 

@@ -12,27 +12,36 @@
 #    from the kill to the first report the fallback wrote (from the logs).
 # The reasoning head is never batched on the server (a batch would change the
 # arithmetic and so the tokens): its batch size is 1 by design.
-# Usage: scripts/bench-remote.sh [--frames N (300)] [--fps F (10)] [--workers W (2)] [--out DIR]
+# --pin CART_CPUS:SERVER_CPUS (e.g. 0:1) pins the carts and the server to
+# separate CPUs (taskset), a stand-in for a server on its own machine: without
+# it they share every core, and the server's work shows up in the carts' p99.
+# Usage: scripts/bench-remote.sh [--frames N (300)] [--fps F (10)] [--workers W (2)] [--pin C:S] [--out DIR]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
-frames=300 fps=10 workers=2 OUT=out/bench/remote
+frames=300 fps=10 workers=2 OUT=out/bench/remote pin=""
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --frames) frames="$2"; shift 2 ;;
     --fps) fps="$2"; shift 2 ;;
     --workers) workers="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    *) echo "unknown argument $1 (use --frames N, --fps F, --workers W, --out DIR)" >&2; exit 2 ;;
+    --pin) pin="$2"; shift 2 ;;
+    *) echo "unknown argument $1 (use --frames N, --fps F, --workers W, --pin C:S, --out DIR)" >&2; exit 2 ;;
   esac
 done
+cart_cpus=() server_cpus=()
+if [ -n "$pin" ]; then
+  [[ "$pin" =~ ^[0-9,-]+:[0-9,-]+$ ]] || { echo "--pin wants CART_CPUS:SERVER_CPUS, e.g. 0:1 (got $pin)" >&2; exit 2; }
+  cart_cpus=(taskset -c "${pin%%:*}") server_cpus=(taskset -c "${pin##*:}")
+fi
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GRPC=$(port) HTTP=$(port) METRICS=$(port)
-serve/run.sh start --grpc-port "$GRPC" --http-port "$HTTP" --metrics-port "$METRICS" --workers "$workers" --state "$OUT/serve"
+"${server_cpus[@]}" serve/run.sh start --grpc-port "$GRPC" --http-port "$HTTP" --metrics-port "$METRICS" --workers "$workers" --state "$OUT/serve"
 trap 'serve/run.sh stop --state "$OUT/serve" >/dev/null 2>&1 || true' EXIT
 
 # definition NAME SEED REASONING_TOML
@@ -71,7 +80,7 @@ carts() {
   local pids=()
   for i in $(seq 1 "$2"); do
     definition "$1-$2-$i" "$i" "$3"
-    RUST_LOG=warn,sonoflow_reasoning=info ./target/release/sonoflow run "$OUT/$1-$2-$i.toml" --frames "$frames" --quiet \
+    RUST_LOG=warn,sonoflow_reasoning=info "${cart_cpus[@]}" ./target/release/sonoflow run "$OUT/$1-$2-$i.toml" --frames "$frames" --quiet \
       --stats-json "$OUT/$1-$2-$i.json" 2>"$OUT/$1-$2-$i.log" &
     pids+=($!)
   done
@@ -87,20 +96,21 @@ carts local 1 "min_interval_ms = 500
 max_interval_ms = 2000"
 echo "== fallback: 1 remote cart, the server killed mid-run"
 definition fallback-1-1 1 "$remote"
-RUST_LOG=warn,sonoflow_reasoning=info ./target/release/sonoflow run "$OUT/fallback-1-1.toml" --frames "$frames" --quiet \
+RUST_LOG=warn,sonoflow_reasoning=info "${cart_cpus[@]}" ./target/release/sonoflow run "$OUT/fallback-1-1.toml" --frames "$frames" --quiet \
   --stats-json "$OUT/fallback-1-1.json" 2>"$OUT/fallback-1-1.log" &
 cart=$!
 sleep $(( frames / fps / 3 ))
 date -u +%Y-%m-%dT%H:%M:%S.%NZ > "$OUT/killed-at"
 serve/run.sh stop --state "$OUT/serve"
 wait "$cart"
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$pin" "$fps" "$frames" "$workers" <<'PY'
 import json, statistics, sys
 from datetime import datetime
-out = sys.argv[1]
+out, pin = sys.argv[1], sys.argv[2]
 load = lambda name: json.load(open(f"{out}/{name}.json"))
 med = statistics.median
-summary = {"carts": {}}
+summary = {"fps": float(sys.argv[3]), "frames": int(sys.argv[4]), "server_workers": int(sys.argv[5]),
+           "pinned": dict(zip(("carts", "server"), pin.split(":"))) if pin else None, "carts": {}}
 print("| carts | frame p99 idle (ms) | frame p99 remote (ms) | remote/idle | report latency p50 / p99 (ms) | reports | bytes out / back per report |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
 for n in (1, 4, 8):

@@ -388,6 +388,15 @@ def finetune_paragraph(f):
     return wrap(text)
 
 
+def augmented(args):
+    """The training's augmentation beyond flips, as train.py draws it (absent
+    from logs of runs before it existed, which trained without it)."""
+    if not args.get("augment"):
+        return ""
+    return (" and, per frame, a grey-level gamma and gain (80 %), a Gaussian blur of 0.6-1.6 px (40 %) and a "
+            "zoom of 0.8-1.25 with a shift of up to 6 % of the input (50 %), masks following")
+
+
 def training_section(f):
     train = (f.stages("train") or [None])[0]
     a = (train or {}).get("args", {})
@@ -433,7 +442,7 @@ def training_section(f):
         "to the input size) with the reasoned kernels, plus half of the same with the batch's mean kernel (so "
         "that the averaged default kernels work too), plus half a BCE of the saliency map against the reported "
         f"lesion's mask. Dropout in the language model. AdamW, lr {a.get('lr', MISSING):g} with warm-up and cosine "
-        f"decay, batch {batch or MISSING}, random horizontal flips, {steps or MISSING} steps{epochs}, seed "
+        f"decay, batch {batch or MISSING}, random horizontal flips{augmented(a)}, {steps or MISSING} steps{epochs}, seed "
         f"{a.get('seed', MISSING)}; validation Dice at the last step {num(val)}.")
     return f"""## Training
 

@@ -50,6 +50,43 @@ def batch_tensors(images, masks, index, flip, primary=None):
     return (x, m) if p is None else (x, m, p)
 
 
+def augment(rng, x, masks):
+    """Imaging and framing the phantom does not draw, so that the model leans
+    on what a lesion looks like rather than on the phantom's look or where it
+    puts things: per frame a grey-level gamma and gain, a Gaussian blur (a
+    wider point-spread function) and a zoom with a shift (masks follow the
+    image). Draws come from `rng` (seeded). `x` is the normalised input;
+    padding stays black."""
+    n = x.shape[0]
+    raw = (x * data.STD + data.MEAN).clamp(0, 1)
+    photometric = torch.from_numpy(rng.random(n) < 0.8)
+    gamma = torch.from_numpy(np.exp(rng.uniform(-0.45, 0.45, n))).float().view(n, 1, 1, 1)
+    gain = torch.from_numpy(rng.uniform(0.75, 1.3, n)).float().view(n, 1, 1, 1)
+    shaded = (raw.clamp(min=1e-6) ** gamma * gain).clamp(0, 1)
+    raw = torch.where(photometric.view(n, 1, 1, 1), shaded, raw)
+    for i in np.flatnonzero(rng.random(n) < 0.4):
+        sigma = rng.uniform(0.6, 1.6)
+        radius = int(np.ceil(2.5 * sigma))
+        t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        k = torch.exp(-0.5 * (t / sigma) ** 2)
+        k = k / k.sum()
+        img = F.pad(raw[i : i + 1], (radius, radius, radius, radius), mode="replicate")
+        img = F.conv2d(img, k.view(1, 1, 1, -1))
+        raw[i : i + 1] = F.conv2d(img, k.view(1, 1, -1, 1))
+    zoom = rng.random(n) < 0.5
+    if zoom.any():
+        scale = np.where(zoom, rng.uniform(0.8, 1.25, n), 1.0)
+        shift = np.where(zoom[:, None], rng.uniform(-0.12, 0.12, (n, 2)), 0.0)
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = torch.from_numpy(1 / scale).float()
+        theta[:, 1, 1] = torch.from_numpy(1 / scale).float()
+        theta[:, :, 2] = torch.from_numpy(shift).float()
+        grid = F.affine_grid(theta, list(raw.shape), align_corners=False)
+        raw = F.grid_sample(raw, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        masks = [F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False) for m in masks]
+    return (raw - data.MEAN) / data.STD, masks
+
+
 def mask_loss(mask_logits, target):
     """BCE + soft Dice of every task's mask (upsampled to the input size) against the lesion mask."""
     up = F.interpolate(mask_logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
@@ -81,6 +118,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-augment", dest="augment", action="store_false", help="train on the phantom's frames as exported")
     args = ap.parse_args(argv)
     stage_started = time.time()
     torch.manual_seed(args.seed)
@@ -111,6 +149,8 @@ def main(argv=None):
         index = rng.choice(len(images), args.batch, replace=False)
         flip = torch.from_numpy(rng.random(args.batch) < 0.5)
         x, m, p = batch_tensors(images, masks, index, flip, primary)
+        if args.augment:
+            x, (m, p) = augment(rng, x, [m, p])
         input_ids = torch.from_numpy(ids[index])
         lm_logits, mask_logits, _, kernels, features, saliency = model(x, input_ids, torch.from_numpy(positions[index]))
         targets = input_ids[:, 1:]

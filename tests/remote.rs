@@ -275,20 +275,36 @@ fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage
         "a grounded report: {r}"
     );
 
-    // 3. The server killed mid-run and started again.
+    // 3. The server killed mid-run and started again. The run goes on until
+    // the head says it is back with the server (however long the server
+    // takes to start again on a loaded machine), then is stopped as a user
+    // stops it (SIGINT: drain, finalise, report).
     let pipeline = write_definition(dir.path(), &definition(&server.url(), "reasoning_head", ""));
-    let child = common::run_command(dir.path(), &pipeline, &["--frames", "750"])
+    let log_path = dir.path().join("outage.log");
+    let log = std::fs::File::create(&log_path).expect("outage log");
+    let child = common::run_command(dir.path(), &pipeline, &["--frames", "9000"])
         .env("RUST_LOG", "warn,sonoflow_reasoning=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start sonoflow");
     std::thread::sleep(Duration::from_secs(5));
     server.down();
     std::thread::sleep(Duration::from_secs(4));
     server.up();
+    let back = "the server answers again";
+    let waited = std::time::Instant::now();
+    while waited.elapsed() < Duration::from_secs(90)
+        && !std::fs::read_to_string(&log_path).is_ok_and(|l| l.contains(back))
+    {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status();
     let output = wait_with_limit(child, LIMIT);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(output.status.success(), "{stderr}");
     let report = common::read_report(dir.path()).expect("report");
     let r = &report["reasoning"]["remote"];
@@ -298,15 +314,15 @@ fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage
     );
     assert!(r["last_error"].is_string(), "and is reported: {r}");
     assert!(
-        stderr.contains("the server answers again"),
-        "the head returned to the server: {r}\n{stderr}"
+        stderr.contains(back),
+        "the head returned to the server within 90 s of its restart: {r}\n{stderr}"
     );
     let (frames_in, frames_out) = (
         report["frames_in"].as_u64().unwrap_or(0),
         report["frames_out"].as_u64().unwrap_or(0),
     );
     assert!(
-        frames_in >= 750 && frames_out * 10 >= frames_in * 9,
+        frames_in >= 270 && frames_out * 10 >= frames_in * 9,
         "the video never stalled: {frames_out} of {frames_in} frames out"
     );
 

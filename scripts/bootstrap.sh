@@ -28,7 +28,7 @@ APT_PACKAGES=(
   dcmtk  # crates/dicom-export's tests parse the SR with dsrdump
   orthanc  # the PACS the DICOM tests C-STORE to (started by the tests themselves)
   python3-gi gir1.2-gstreamer-1.0  # benches/peer.py, the Python peer `sonoflow bench` runs
-  nginx-light openssl  # serve/ingress.sh: the TLS + bearer-token ingress tests/remote.rs puts before MLServer
+  nginx openssl  # serve/ingress.sh: the TLS + bearer-token ingress tests/remote.rs puts before MLServer
 )
 
 missing=()

@@ -9,7 +9,7 @@
 #       localhost in the state dir (STATE/server.crt: give it to the carts as ca)
 #   serve/ingress.sh stop [--state DIR]
 #
-# Needs nginx (Debian: nginx-light, installed by scripts/bootstrap.sh) and,
+# Needs nginx (Debian and Ubuntu package nginx, installed by scripts/bootstrap.sh) and,
 # for the self-signed certificate, openssl. State defaults to out/ingress/.
 set -euo pipefail
 
@@ -48,7 +48,7 @@ case "$cmd" in
   *) fail "unknown command $cmd (start or stop)" ;;
 esac
 
-[ -x "$NGINX" ] || fail "nginx is not installed. Fix: run scripts/bootstrap.sh (it installs nginx-light), or apt-get install nginx-light"
+[ -x "$NGINX" ] || fail "nginx is not installed. Fix: run scripts/bootstrap.sh (it installs nginx), or apt-get install nginx"
 [ -n "$LISTEN" ] || fail "--listen ADDR:PORT is missing (where the carts connect)"
 [ -n "$UPSTREAM" ] || fail "--upstream ADDR:PORT is missing (the inference server's gRPC port)"
 [ -n "$TOKEN_FILE" ] && [ -r "$TOKEN_FILE" ] || fail "--token-file is missing or unreadable: ${TOKEN_FILE:-(none)}. Fix: write the carts' bearer token into a file only root can read"

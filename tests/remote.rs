@@ -133,7 +133,7 @@ impl Ingress {
             .expect("serve/ingress.sh");
         assert!(
             status.success(),
-            "nginx did not start (scripts/bootstrap.sh installs nginx-light; log in {})",
+            "nginx did not start (scripts/bootstrap.sh installs nginx; log in {})",
             state.display()
         );
         ingress

@@ -70,16 +70,14 @@ for suffix, label in [("", "no_hog"), ("-hog", "hog")]:
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=1)
 print("\nsame run, frames split by whether the head was generating (p99 ms):")
 print(f"{'run':<24}{'idle p99':>10}{'busy p99':>10}{'ratio':>8}{'busy frames':>13}{'reports':>9}  ladder")
-for n in ["shipped", "no-ladder", "shipped-hog", "no-ladder-hog"]:
-    r = load(n); s = r["reasoning"]
+for n, s in summary["same_run"].items():
     i, b = s["frame_p99_ms_head_idle"], s["frame_p99_ms_head_busy"]
     ratio = b / i if i and b else float("nan")
-    print(f"{n:<24}{i:>10.1f}{b:>10.1f}{ratio:>8.2f}{s['frames_head_busy']:>13}{s['reports']:>9}  {ladder(r)}")
+    print(f"{n:<24}{i:>10.1f}{b:>10.1f}{ratio:>8.2f}{s['frames_head_busy']:>13}{s['reports']:>9}  {s['ladder']}")
 print("\nacross runs: head generating back to back vs head off (p99 ms):")
 print(f"{'hog':<6}{'head off':>10}{'busy':>8}{'ratio':>8}{'busy, no ladder':>17}{'ratio':>8}")
-for suffix, label in [("", "no"), ("-hog", "yes")]:
-    off = load(f"head-off{suffix}")["latency_ms"]["p99"]
-    busy = load(f"head-busy{suffix}")["latency_ms"]["p99"]
-    raw = load(f"head-busy-no-ladder{suffix}")["latency_ms"]["p99"]
-    print(f"{label:<6}{off:>10.1f}{busy:>8.1f}{busy / off:>8.2f}{raw:>17.1f}{raw / off:>8.2f}")
+for key, label in [("no_hog", "no"), ("hog", "yes")]:
+    a = summary["across_runs"][key]
+    print(f"{label:<6}{a['head_off_p99_ms']:>10.1f}{a['head_busy_p99_ms']:>8.1f}{a['busy_over_off']:>8.2f}"
+          f"{a['head_busy_no_ladder_p99_ms']:>17.1f}{a['busy_no_ladder_over_off']:>8.2f}")
 PY

@@ -102,14 +102,12 @@ for name, around in (("default", ("floor-a", "floor-b")), ("pipeline-busy", ("fl
                      "ttft_ms_p50": s["ttft_ms"]["p50"], "report_ms_p50": s["total_ms"]["p50"],
                      "keyframes_per_min": s["keyframes_per_min"], "keyframes_by_reason": s["keyframes_by_reason"],
                      "frame_p99_ms_head_idle": s["frame_p99_ms_head_idle"], "frame_p99_ms_head_busy": s["frame_p99_ms_head_busy"]}
-json.dump(summary, open(f"{out}/pipeline-summary.json", "w"), indent=1)
-for name, around in (("default", ("floor-a", "floor-b")), ("pipeline-busy", ("floor-b", "floor-c"))):
-    r = load(name); s = r["reasoning"]; f = floor(*around)
     print(f"{name} ({r['frames_out']} frames): {s['reports']} reports, {s['tokens_per_s']:.0f} tokens/s against a floor of {f:.0f} "
           f"(x{s['tokens_per_s'] / f:.2f}); ttft p50 {s['ttft_ms']['p50']:.1f} ms, report p50 {s['total_ms']['p50']:.1f} ms; "
           f"yielded {s['yielded_ms']:.0f} ms; {s['keyframes_per_min']:.1f} keyframes/min {s['keyframes_by_reason']}, "
           f"cancelled stale {s['cancelled_stale']}, under load {s['cancelled_under_load']}, superseded {s['superseded']}; "
           f"frame p99 head idle {s['frame_p99_ms_head_idle']:.1f} ms, busy {s['frame_p99_ms_head_busy']:.1f} ms")
+json.dump(summary, open(f"{out}/pipeline-summary.json", "w"), indent=1)
 PY
 
 [ "$isolation" -eq 1 ] || exit 0
@@ -144,11 +142,7 @@ for s in splits:
                      "idle_p50_ms": i["p50"], "idle_p99_ms": i["p99"], "busy_p50_ms": b["p50"], "busy_p99_ms": b["p99"],
                      "busy_over_idle_p99": b["p99"] / i["p99"], "reports": r["reports"],
                      "dropped": sum(busy["dropped"].values())}
-json.dump(summary, open(f"{out}/isolation-summary.json", "w"), indent=1)
-for s in splits:
-    name, ft, ht, nice = s.split(":")
-    idle, busy = load(f"idle-f{ft}"), load(f"busy-{name}")
-    i, b, r = idle["latency_ms"], busy["latency_ms"], busy["reasoning"]
     print(f"{name:<16}{i['p50']:>8.1f} / {i['p99']:<7.1f}{b['p50']:>8.1f} / {b['p99']:<7.1f}{b['p99'] / i['p99']:>10.2f}"
           f"{r['reports']:>9}{sum(busy['dropped'].values()):>9}")
+json.dump(summary, open(f"{out}/isolation-summary.json", "w"), indent=1)
 PY

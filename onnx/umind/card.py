@@ -154,6 +154,16 @@ def wrap(text, indent=""):
                          break_long_words=False, break_on_hyphens=False)
 
 
+def mask_resolution(f):
+    """The mask's resolution against the model input ("1/2", "1/4"), from the graphs."""
+    features = f.shape("vision_encoder", "image_features")
+    pixels = f.shape("vision_encoder", "pixel_values", outputs=False)
+    try:
+        return f"1/{int(pixels[2]) // int(features[2])}"
+    except (TypeError, ValueError, ZeroDivisionError, IndexError):
+        return MISSING
+
+
 def shape_text(shape):
     return "[" + ", ".join(str(d) for d in shape) + "]"
 
@@ -315,7 +325,7 @@ def architecture_section(f):
     width = tokens[-1]
     what = {
         "vision_encoder": f"CNN (stride-2 stages to 1/32, residual blocks) with an FPN: {pixels[1]}x{pixels[2]}x{pixels[3]} → dense "
-                          f"features {features[1]}x{features[2]}x{features[3]} (1/4 resolution) and {tokens[1]} image tokens of "
+                          f"features {features[1]}x{features[2]}x{features[3]} ({mask_resolution(f)} resolution) and {tokens[1]} image tokens of "
                           f"width {width}: patches of the 1/16 map, and region tokens pooled (1/16, 1/8 and 1/4 features) "
                           "under a saliency map trained on the reported lesion's mask",
         "embed_tokens": "token ids → embeddings",
@@ -619,8 +629,10 @@ def findings_bullets(f):
         text = f"**The long-axis error ({long:.2f} mm) {verdict} the {AIMS['long_axis_mae_mm']} mm aim.**"
         if verdict == "misses":
             text += (" The mean is carried by spiculated and angular malignant lesions, whose long axis on the "
-                     "ground truth runs from spike tip to spike tip and which the 1/4-resolution mask rounds off, "
-                     "and by deep convex frames where a mask cell approaches a millimetre.")
+                     "ground truth runs from spike tip to spike tip and which the "
+                     f"{mask_resolution(f)}-resolution mask rounds off, by deep convex frames where a mask cell "
+                     "approaches a millimetre, and by the lesions the model segments poorly (the echo patterns "
+                     "with the lowest Dice above).")
         bullets.append(text)
     attrs = m.get("attribute_accuracy", {})
     low = [ATTRIBUTE_NAMES.get(k, k) for k in ATTRIBUTE_ORDER if k in attrs and attrs[k] < AIMS["attribute"]]
@@ -705,7 +717,7 @@ phantom export or labelled image folder the same way (README).
   are unseen.
 - The report describes only the largest lesion in view.
 - Calcifications outside a mass are in the vocabulary but never in the phantom.
-- Measurements come from the 1/4-resolution mask (one mask cell is a fraction of a millimetre to
+- Measurements come from the {mask_resolution(f)}-resolution mask (one mask cell is a fraction of a millimetre to
   about a millimetre at the depth presets), upsampled bilinearly: thin spicules and
   microlobulations are smoothed, which shortens long axes of spiculated lesions.
 - No uncertainty estimate beyond the mask probabilities.

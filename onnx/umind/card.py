@@ -652,7 +652,9 @@ def findings_bullets(f):
     if fp is not None:
         bullets.append(f"**False positives: {fp:.1f} findings per 100 lesion-free frames** "
                        f"({'within' if fp <= AIMS['fp_per_100_empty_frames'] else 'over'} the "
-                       f"{AIMS['fp_per_100_empty_frames']:g} of issue 18).")
+                       f"{AIMS['fp_per_100_empty_frames']:g} of issue 18). Findings under 3 mm² on a calibrated frame "
+                       "(smaller than a 2 mm circle) are not shown (`[perception] min_finding_area_mm2`, chosen on "
+                       "the validation split, not on these frames).")
     if not bullets:
         return ""
     return "What these say, honestly:\n\n" + "\n".join(wrap(f"- {b}") for b in bullets)

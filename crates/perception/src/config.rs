@@ -27,6 +27,9 @@ pub struct PerceptionConfig {
     /// Probabilities the mask is re-cut at for a measurement's uncertainty
     /// (default [`ThresholdBand::default`]): a wider band gives larger "±".
     pub uncertainty_thresholds: Option<[f32; 2]>,
+    /// Findings under this area in mm² are not shown on a calibrated frame
+    /// (default [`crate::MIN_FINDING_AREA_MM2`]; 0 shows them all).
+    pub min_finding_area_mm2: Option<f32>,
 }
 
 impl PerceptionConfig {
@@ -59,6 +62,19 @@ impl PerceptionConfig {
             }
             None => defaults.band,
         };
+        let min_finding_area_mm2 = self
+            .min_finding_area_mm2
+            .unwrap_or(defaults.min_finding_area_mm2);
+        if !(min_finding_area_mm2.is_finite() && min_finding_area_mm2 >= 0.0) {
+            return Err(ConfigIssue::new(
+                "perception.min_finding_area_mm2",
+                format!("is {min_finding_area_mm2}"),
+                format!(
+                    "use an area in mm² of 0 or more (0 shows every finding; default {})",
+                    crate::MIN_FINDING_AREA_MM2
+                ),
+            ));
+        }
         let smoothing = self
             .smoothing
             .unwrap_or(defaults.smoothing.is_some())
@@ -70,6 +86,7 @@ impl PerceptionConfig {
             ellipse: self.ellipse.unwrap_or(defaults.ellipse),
             smoothing,
             band,
+            min_finding_area_mm2,
             ..defaults
         };
         Ok(self.enabled.unwrap_or(true).then_some(options))
@@ -128,6 +145,14 @@ mod tests {
         assert_eq!(
             bad.validate().expect_err("invalid").key,
             "perception.uncertainty_thresholds"
+        );
+        let bad = PerceptionConfig {
+            min_finding_area_mm2: Some(-1.0),
+            ..PerceptionConfig::default()
+        };
+        assert_eq!(
+            bad.validate().expect_err("invalid").key,
+            "perception.min_finding_area_mm2"
         );
         let bad = PerceptionConfig {
             smoothing_alpha: Some(0.0),

@@ -51,6 +51,12 @@ pub use uncertainty::ThresholdBand;
 /// Components smaller than this (frame pixels) are noise, not findings.
 pub const MIN_COMPONENT_PX: u32 = 30;
 
+/// Findings smaller than this (mm²) on a calibrated frame are not shown:
+/// under the area of a 2 mm circle, smaller than any lesion the product
+/// describes (3 mm long and up), and on held-out phantom frames most such
+/// findings are false (docs/configuration.md, `[perception]`).
+pub const MIN_FINDING_AREA_MM2: f32 = 3.0;
+
 /// Which rows of the decoder's outputs drive what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskRows {
@@ -69,6 +75,10 @@ pub struct PerceptionOptions {
     pub band: ThresholdBand,
     /// Contour simplification tolerance in pixels.
     pub contour_tolerance_px: f32,
+    /// Components under this area (mm²) are dropped where the frame is
+    /// calibrated (0: keep them); without a calibration only
+    /// [`MIN_COMPONENT_PX`] applies.
+    pub min_finding_area_mm2: f32,
 }
 
 impl Default for PerceptionOptions {
@@ -78,6 +88,7 @@ impl Default for PerceptionOptions {
             smoothing: Some(Smoothing::default()),
             band: ThresholdBand::default(),
             contour_tolerance_px: contour::SIMPLIFY_PX,
+            min_finding_area_mm2: MIN_FINDING_AREA_MM2,
         }
     }
 }
@@ -146,7 +157,11 @@ impl Perception {
             .sample_above(outputs, rows.detection, width, height, floor);
         self.seg_parts.label(&self.seg, MIN_COMPONENT_PX);
         self.det_parts.label(&self.det, MIN_COMPONENT_PX);
+        let min_mm2 = self.options.min_finding_area_mm2;
         for c in self.seg_parts.iter() {
+            if too_small(&c, calibration, min_mm2) {
+                continue;
+            }
             let start = out.points.len() as u32;
             let len = self.tracer.trace(
                 &self.seg,
@@ -187,6 +202,9 @@ impl Perception {
             out.findings.push(f);
         }
         for c in self.det_parts.iter() {
+            if too_small(&c, calibration, min_mm2) {
+                continue;
+            }
             out.findings
                 .push(finding(FindingKind::Detection, &c, (0, 0)));
         }
@@ -216,6 +234,17 @@ fn spacing_at(calibration: Option<&Calibration>, f: &FrameFinding) -> Option<(Pi
     };
     let spacing = calibration.region_at(centre)?.spacing?;
     Some((spacing, calibration.uncertainty))
+}
+
+/// A component under `min_mm2` where the calibration says how large its
+/// pixels are; never on an uncalibrated frame or with `min_mm2` 0.
+fn too_small(c: &Component, calibration: Option<&Calibration>, min_mm2: f32) -> bool {
+    if min_mm2 <= 0.0 {
+        return false;
+    }
+    let probe = finding(FindingKind::Detection, c, (0, 0));
+    spacing_at(calibration, &probe)
+        .is_some_and(|(s, _)| f64::from(c.area) * s.x_mm * s.y_mm < f64::from(min_mm2))
 }
 
 fn finding(kind: FindingKind, c: &Component, contour: (u32, u32)) -> FrameFinding {
@@ -289,6 +318,7 @@ mod tests {
     fn perceive_with(o: &ModelOutputs, calibration: Option<&Calibration>) -> FrameFindings {
         let mut p = Perception::new(PerceptionOptions {
             ellipse: true,
+            min_finding_area_mm2: 0.0,
             ..PerceptionOptions::default()
         });
         let mut out = FrameFindings::default();
@@ -304,6 +334,37 @@ mod tests {
             &mut out,
         );
         out
+    }
+
+    #[test]
+    fn findings_under_the_minimum_area_are_dropped_only_where_calibrated() {
+        // A 12 x 12 px square at 0.1 mm a pixel: 1.44 mm², under the default 3.
+        let small = outputs(64, |x, y| if x < 12 && y < 12 { 3.0 } else { -3.0 });
+        let perceive_default = |calibration: Option<&Calibration>| {
+            let mut p = Perception::new(PerceptionOptions::default());
+            let mut out = FrameFindings::default();
+            let rows = TaskRows {
+                segmentation: 0,
+                detection: 1,
+            };
+            p.perceive(&small, rows, 64, 64, calibration, &mut out);
+            out
+        };
+        assert!(perceive_default(Some(&calibrated(0.0))).findings.is_empty());
+        // Without a calibration nobody knows its size: it is shown (in pixels).
+        assert_eq!(perceive_default(None).findings.len(), 2);
+        // The minimum off: shown with its calipers.
+        assert_eq!(perceive(&small).segments().count(), 1);
+        // A 20 x 20 px square (4 mm²) stays.
+        let kept = outputs(64, |x, y| if x < 20 && y < 20 { 3.0 } else { -3.0 });
+        let mut p = Perception::new(PerceptionOptions::default());
+        let mut out = FrameFindings::default();
+        let rows = TaskRows {
+            segmentation: 0,
+            detection: 1,
+        };
+        p.perceive(&kept, rows, 64, 64, Some(&calibrated(0.0)), &mut out);
+        assert_eq!(out.findings.len(), 2);
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub struct EvalArgs {
     /// Execution providers to try, in order (default: the model's defaults).
     #[arg(long, value_delimiter = ',')]
     providers: Vec<String>,
+    /// Findings under this area (mm², calibrated frames) are not shown, as
+    /// `[perception] min_finding_area_mm2` (default 3; 0 keeps all).
+    #[arg(long, value_name = "MM2")]
+    min_finding_area_mm2: Option<f32>,
 }
 
 /// What `--json` holds.
@@ -91,9 +95,14 @@ fn definition(args: &EvalArgs) -> String {
          [reasoning]\nenabled = false\n\
          [overlay]\nenabled = false\n\
          [load]\nenabled = false\n\
+         {perception}\
          [[sinks]]\nkind = \"fake\"\n",
         dataset = toml_string(&args.dataset.display().to_string()),
         model = toml_string(&args.model.display().to_string()),
+        perception = args
+            .min_finding_area_mm2
+            .map(|a| format!("[perception]\nmin_finding_area_mm2 = {a:?}\n"))
+            .unwrap_or_default(),
     )
 }
 
@@ -244,6 +253,32 @@ mod tests {
         let parsed: toml_probe::Probe =
             toml_probe::parse(&format!("v = {}", toml_string("dir\\with \"quotes\"\n")));
         assert_eq!(parsed.v, "dir\\with \"quotes\"\n");
+    }
+
+    fn args(min_area: Option<f32>) -> EvalArgs {
+        EvalArgs {
+            dataset: PathBuf::from("data"),
+            model: PathBuf::from("onnx/umind-nano"),
+            json: None,
+            findings_jsonl: None,
+            frames: None,
+            providers: Vec::new(),
+            min_finding_area_mm2: min_area,
+        }
+    }
+
+    #[test]
+    fn the_minimum_finding_area_reaches_the_pipeline_and_is_checked() {
+        assert!(!definition(&args(None)).contains("[perception]"));
+        let text = definition(&args(Some(0.0)));
+        assert!(text.contains("min_finding_area_mm2 = 0.0"), "{text}");
+        PipelineDefinition::parse(&text, "sonoflow eval", "eval").expect("0 is valid");
+        let bad = definition(&args(Some(-1.0)));
+        let err = PipelineDefinition::parse(&bad, "sonoflow eval", "eval").expect_err("negative");
+        assert!(
+            format!("{err:#}").contains("min_finding_area_mm2"),
+            "{err:#}"
+        );
     }
 
     mod toml_probe {

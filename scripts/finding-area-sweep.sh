@@ -30,7 +30,13 @@ mkdir -p "$OUT"
 for area in ${AREAS//,/ }; do
   for set in val val-empty; do
     echo "== min_finding_area_mm2 = $area: $set"
-    "$BIN" eval "$OUT/$set" --model "$MODEL" --min-finding-area-mm2 "$area" --json "$OUT/$set-$area.json" 2>/dev/null | grep '^all'
+    log="$OUT/$set-$area.log"
+    if ! "$BIN" eval "$OUT/$set" --model "$MODEL" --min-finding-area-mm2 "$area" --json "$OUT/$set-$area.json" >"$log" 2>&1; then
+      echo "finding-area-sweep: sonoflow eval failed on $OUT/$set at $area mm² (its output, $log):" >&2
+      tail -n 20 "$log" >&2
+      exit 1
+    fi
+    grep '^all' "$log"
   done
 done
 python3 - "$OUT" "$AREAS" "$MODEL" <<'PY'

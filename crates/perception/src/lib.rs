@@ -35,7 +35,7 @@ pub mod tracking;
 pub mod uncertainty;
 
 use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measurement};
-use sonoflow_core::findings::{Caliper, PixelSpacing, Point};
+use sonoflow_core::findings::{BoundingBox, Caliper, PixelSpacing, Point};
 use sonoflow_core::{Calibration, ModelOutputs};
 
 pub use accuracy::{
@@ -159,7 +159,8 @@ impl Perception {
         self.det_parts.label(&self.det, MIN_COMPONENT_PX);
         let min_mm2 = self.options.min_finding_area_mm2;
         for c in self.seg_parts.iter() {
-            if too_small(&c, calibration, min_mm2) {
+            let spacing = spacing_at(calibration, &c.bbox());
+            if too_small(&c, spacing.as_ref(), min_mm2) {
                 continue;
             }
             let start = out.points.len() as u32;
@@ -171,7 +172,7 @@ impl Perception {
                 &mut out.points,
             ) as u32;
             let mut f = finding(FindingKind::Segment, &c, (start, len));
-            if let Some((s, relative)) = spacing_at(calibration, &f) {
+            if let Some((s, relative)) = spacing {
                 let (long, short) = self.measure.measure(&self.seg_parts, c, &s);
                 let (ul, us) = self.recut.uncertainty(
                     &self.seg,
@@ -202,7 +203,7 @@ impl Perception {
             out.findings.push(f);
         }
         for c in self.det_parts.iter() {
-            if too_small(&c, calibration, min_mm2) {
+            if too_small(&c, spacing_at(calibration, &c.bbox()).as_ref(), min_mm2) {
                 continue;
             }
             out.findings
@@ -226,25 +227,24 @@ impl Perception {
 
 /// The spacing (and its relative uncertainty) of the calibrated region
 /// holding `f`'s centre; None: no millimetres for it.
-fn spacing_at(calibration: Option<&Calibration>, f: &FrameFinding) -> Option<(PixelSpacing, f64)> {
+fn spacing_at(
+    calibration: Option<&Calibration>,
+    bbox: &BoundingBox,
+) -> Option<(PixelSpacing, f64)> {
     let calibration = calibration?;
     let centre = Point {
-        x: (f.bbox.x0 + f.bbox.x1) / 2.0,
-        y: (f.bbox.y0 + f.bbox.y1) / 2.0,
+        x: (bbox.x0 + bbox.x1) / 2.0,
+        y: (bbox.y0 + bbox.y1) / 2.0,
     };
     let spacing = calibration.region_at(centre)?.spacing?;
     Some((spacing, calibration.uncertainty))
 }
 
-/// A component under `min_mm2` where the calibration says how large its
-/// pixels are; never on an uncalibrated frame or with `min_mm2` 0.
-fn too_small(c: &Component, calibration: Option<&Calibration>, min_mm2: f32) -> bool {
-    if min_mm2 <= 0.0 {
-        return false;
-    }
-    let probe = finding(FindingKind::Detection, c, (0, 0));
-    spacing_at(calibration, &probe)
-        .is_some_and(|(s, _)| f64::from(c.area) * s.x_mm * s.y_mm < f64::from(min_mm2))
+/// A component under `min_mm2`, given the spacing of the calibrated region
+/// it sits in ([`spacing_at`]); never without a spacing or with `min_mm2` 0.
+fn too_small(c: &Component, spacing: Option<&(PixelSpacing, f64)>, min_mm2: f32) -> bool {
+    min_mm2 > 0.0
+        && spacing.is_some_and(|(s, _)| f64::from(c.area) * s.x_mm * s.y_mm < f64::from(min_mm2))
 }
 
 fn finding(kind: FindingKind, c: &Component, contour: (u32, u32)) -> FrameFinding {
@@ -316,11 +316,20 @@ mod tests {
     }
 
     fn perceive_with(o: &ModelOutputs, calibration: Option<&Calibration>) -> FrameFindings {
-        let mut p = Perception::new(PerceptionOptions {
+        let options = PerceptionOptions {
             ellipse: true,
             min_finding_area_mm2: 0.0,
             ..PerceptionOptions::default()
-        });
+        };
+        perceive_using(options, o, calibration)
+    }
+
+    fn perceive_using(
+        options: PerceptionOptions,
+        o: &ModelOutputs,
+        calibration: Option<&Calibration>,
+    ) -> FrameFindings {
+        let mut p = Perception::new(options);
         let mut out = FrameFindings::default();
         p.perceive(
             o,
@@ -340,31 +349,23 @@ mod tests {
     fn findings_under_the_minimum_area_are_dropped_only_where_calibrated() {
         // A 12 x 12 px square at 0.1 mm a pixel: 1.44 mm², under the default 3.
         let small = outputs(64, |x, y| if x < 12 && y < 12 { 3.0 } else { -3.0 });
-        let perceive_default = |calibration: Option<&Calibration>| {
-            let mut p = Perception::new(PerceptionOptions::default());
-            let mut out = FrameFindings::default();
-            let rows = TaskRows {
-                segmentation: 0,
-                detection: 1,
-            };
-            p.perceive(&small, rows, 64, 64, calibration, &mut out);
-            out
-        };
-        assert!(perceive_default(Some(&calibrated(0.0))).findings.is_empty());
+        let defaults = PerceptionOptions::default;
+        let calibration = calibrated(0.0);
+        assert!(perceive_using(defaults(), &small, Some(&calibration))
+            .findings
+            .is_empty());
         // Without a calibration nobody knows its size: it is shown (in pixels).
-        assert_eq!(perceive_default(None).findings.len(), 2);
+        assert_eq!(perceive_using(defaults(), &small, None).findings.len(), 2);
         // The minimum off: shown with its calipers.
         assert_eq!(perceive(&small).segments().count(), 1);
         // A 20 x 20 px square (4 mm²) stays.
         let kept = outputs(64, |x, y| if x < 20 && y < 20 { 3.0 } else { -3.0 });
-        let mut p = Perception::new(PerceptionOptions::default());
-        let mut out = FrameFindings::default();
-        let rows = TaskRows {
-            segmentation: 0,
-            detection: 1,
-        };
-        p.perceive(&kept, rows, 64, 64, Some(&calibrated(0.0)), &mut out);
-        assert_eq!(out.findings.len(), 2);
+        assert_eq!(
+            perceive_using(defaults(), &kept, Some(&calibration))
+                .findings
+                .len(),
+            2
+        );
     }
 
     #[test]

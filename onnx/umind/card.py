@@ -723,7 +723,20 @@ phantom export or labelled image folder the same way (README).
   about a millimetre at the depth presets), upsampled bilinearly: thin spicules and
   microlobulations are smoothed, which shortens long axes of spiculated lesions.
 - No uncertainty estimate beyond the mask probabilities.
-"""
+
+{experiments_section(ROOT / "docs" / "experiments")}"""
+
+
+def experiments_section(folder):
+    """The experiments tried on this model and not adopted: one line each
+    from the title of docs/experiments/*/README.md, linked."""
+    lines = []
+    for readme in sorted(pathlib.Path(folder).glob("*/README.md")):
+        title = readme.read_text().splitlines()[0].lstrip("# ").strip()
+        lines.append(f"- [{title}](experiments/{readme.parent.name}/README.md)")
+    if not lines:
+        return ""
+    return "## Experiments not adopted\n\nEach with its code (a patch), its metrics.json and what it says:\n\n" + "\n".join(lines) + "\n"
 
 
 def main(argv=None):

@@ -21,8 +21,8 @@
 # tokenizers: a ~5.5 GB venv in onnx/.venv, pinned in
 # onnx/requirements-train.txt). The README's two commands never run it.
 # Idempotent: the venv and the phantom exports are made once (delete
-# out/umind-data to redo them); training always runs. About 75 minutes on a 2-core machine (7 min of
-# phantom export, 57 min of training, 8 min of task fine-tuning, 2 min of evaluation).
+# out/umind-data to redo them); training always runs. About 70 minutes on a 2-core machine (3.5 min of
+# phantom export on both cores, 57 min of training, 8 min of task fine-tuning, 2 min of evaluation).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/env.sh

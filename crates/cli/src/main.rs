@@ -131,6 +131,10 @@ struct ExportArgs {
     /// (default -40:12).
     #[arg(long, value_delimiter = ',', value_parser = parse_band, allow_hyphen_values = true)]
     contrast_bands: Vec<[f32; 2]>,
+    /// Sequences rendered at once (0: one per core); the files are the same
+    /// whatever the count.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 fn parse_look(s: &str) -> Result<Look, String> {
@@ -491,6 +495,7 @@ fn export_command(args: ExportArgs) -> Result<ExitCode> {
             }
         }),
         fixed_size: args.width.is_some() || args.height.is_some(),
+        threads: args.threads,
         ..ExportOptions::default()
     };
     if !args.randomise && (!args.looks.is_empty() || !args.contrast_bands.is_empty()) {

@@ -5,9 +5,12 @@
 //! lesions, all derived from the export's seed, so a seed reproduces the
 //! dataset exactly and different seeds never share a scene.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 
 use serde::Serialize;
 use sonoflow_core::findings::{label, ImageRegion, LesionTruth, PixelSpacing};
@@ -44,6 +47,9 @@ pub struct ExportOptions {
     pub variation: Option<Variation>,
     /// Keep `width` x `height` for every sequence even with a variation.
     pub fixed_size: bool,
+    /// Sequences rendered at once (0: one per core). The files are the same
+    /// whatever the count: each sequence draws only from its own seed.
+    pub threads: usize,
 }
 
 impl Default for ExportOptions {
@@ -62,6 +68,7 @@ impl Default for ExportOptions {
             fps: 30,
             variation: None,
             fixed_size: false,
+            threads: 0,
         }
     }
 }
@@ -174,7 +181,23 @@ pub struct ExportSummary {
     pub manifest: PathBuf,
 }
 
+/// A rendered sequence: its record and its frames' lines of `truth.jsonl`
+/// (its PNGs are written).
+struct SequenceOutput {
+    record: SequenceRecord,
+    lines: Vec<String>,
+}
+
+/// What a worker tells the writer.
+enum Done {
+    Frame,
+    Sequence(u64, Box<Result<SequenceOutput, ExportError>>),
+}
+
 /// Writes the dataset; `progress(done, total)` is called after each frame.
+/// Sequences are rendered on `options.threads` threads at once; the files
+/// are the same as one thread writes (truth.jsonl and the manifest list them
+/// in order).
 pub fn export(
     options: &ExportOptions,
     progress: &mut dyn FnMut(u64, u64),
@@ -189,48 +212,71 @@ pub fn export(
     }
     let truth_path = options.out.join("truth.jsonl");
     let mut truth = BufWriter::new(File::create(&truth_path).map_err(io_error(&truth_path))?);
-    let mut sequences = Vec::new();
-    let mut pixels = Vec::new();
-    let mut index = 0;
-    while index < options.frames {
-        let seq = index / options.sequence_length;
-        let config = sequence_config(options, seq);
-        let frames = options.sequence_length.min(options.frames - index);
-        let mut phantom = Phantom::new(config.clone())?;
-        sequences.push(SequenceRecord {
-            index: seq,
-            first_frame: index,
-            frames,
-            config: config.clone(),
-            lesions: phantom.scene().lesions.iter().map(|l| l.spec()).collect(),
-        });
-        let (width, height) = (config.width, config.height);
-        pixels.resize((width * height) as usize, 0);
-        for k in 0..frames {
-            let gt = phantom.render(k, &mut pixels);
-            let name = format!("{index:06}.png");
-            write_png(&images.join(&name), width, height, &pixels)?;
-            write_png(&labels.join(&name), width, height, &gt.labels.data)?;
-            let record = FrameRecord {
-                index,
-                image: format!("images/{name}"),
-                labels: format!("labels/{name}"),
-                sequence: seq,
-                frame_in_sequence: k,
-                probe: config.probe,
-                depth_cm: config.depth_cm,
-                pixel_spacing: gt.pixel_spacing,
-                region: gt.region,
-                lesions: &gt.lesions,
-            };
-            let line = serde_json::to_string(&record).map_err(|e| ExportError::Io {
-                path: truth_path.display().to_string(),
-                cause: e.to_string(),
-            })?;
-            writeln!(truth, "{line}").map_err(io_error(&truth_path))?;
-            index += 1;
-            progress(index, options.frames);
+    let count = options.frames.div_ceil(options.sequence_length);
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(usize::try_from(count).unwrap_or(usize::MAX));
+    let next = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel();
+    let mut sequences = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut failure = None;
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, images, labels) = (&next, &stop, &images, &labels);
+            scope.spawn(move || {
+                let mut pixels = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= count {
+                        break;
+                    }
+                    let tick = || {
+                        let _ = tx.send(Done::Frame);
+                    };
+                    let out = render_sequence(options, seq, images, labels, &mut pixels, tick);
+                    if tx.send(Done::Sequence(seq, Box::new(out))).is_err() {
+                        break;
+                    }
+                }
+            });
         }
+        drop(tx);
+        // Lines go out in sequence order, whichever thread finishes first.
+        let mut waiting = BTreeMap::new();
+        let mut done = 0;
+        for message in rx {
+            match message {
+                Done::Frame => {
+                    done += 1;
+                    progress(done, options.frames);
+                }
+                Done::Sequence(seq, out) => match *out {
+                    Ok(out) => {
+                        waiting.insert(seq, out);
+                    }
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(e);
+                    }
+                },
+            }
+            while let Some(out) = waiting.remove(&(sequences.len() as u64)) {
+                if failure.is_none() {
+                    if let Err(e) = write_lines(&mut truth, &out.lines, &truth_path) {
+                        stop.store(true, Ordering::Relaxed);
+                        failure = Some(e);
+                    }
+                }
+                sequences.push(out.record);
+            }
+        }
+    });
+    if let Some(e) = failure {
+        return Err(e);
     }
     truth.flush().map_err(io_error(&truth_path))?;
 
@@ -266,6 +312,64 @@ pub fn export(
         sequences,
         manifest: manifest_path,
     })
+}
+
+/// Renders sequence `seq` of the export: writes its frames' PNGs and
+/// returns its record and lines, calling `tick` after each frame.
+fn render_sequence(
+    options: &ExportOptions,
+    seq: u64,
+    images: &Path,
+    labels: &Path,
+    pixels: &mut Vec<u8>,
+    tick: impl Fn(),
+) -> Result<SequenceOutput, ExportError> {
+    let first = seq * options.sequence_length;
+    let config = sequence_config(options, seq);
+    let frames = options.sequence_length.min(options.frames - first);
+    let mut phantom = Phantom::new(config.clone())?;
+    let record = SequenceRecord {
+        index: seq,
+        first_frame: first,
+        frames,
+        config: config.clone(),
+        lesions: phantom.scene().lesions.iter().map(|l| l.spec()).collect(),
+    };
+    let (width, height) = (config.width, config.height);
+    pixels.resize((width * height) as usize, 0);
+    let mut lines = Vec::with_capacity(usize::try_from(frames).unwrap_or(0));
+    for k in 0..frames {
+        let index = first + k;
+        let gt = phantom.render(k, pixels);
+        let name = format!("{index:06}.png");
+        write_png(&images.join(&name), width, height, pixels)?;
+        write_png(&labels.join(&name), width, height, &gt.labels.data)?;
+        let line = FrameRecord {
+            index,
+            image: format!("images/{name}"),
+            labels: format!("labels/{name}"),
+            sequence: seq,
+            frame_in_sequence: k,
+            probe: config.probe,
+            depth_cm: config.depth_cm,
+            pixel_spacing: gt.pixel_spacing,
+            region: gt.region,
+            lesions: &gt.lesions,
+        };
+        lines.push(serde_json::to_string(&line).map_err(|e| ExportError::Io {
+            path: options.out.join("truth.jsonl").display().to_string(),
+            cause: format!("frame {index}: {e}"),
+        })?);
+        tick();
+    }
+    Ok(SequenceOutput { record, lines })
+}
+
+fn write_lines(truth: &mut impl Write, lines: &[String], path: &Path) -> Result<(), ExportError> {
+    for line in lines {
+        writeln!(truth, "{line}").map_err(io_error(path))?;
+    }
+    Ok(())
 }
 
 /// Writes a GRAY8 image as PNG.

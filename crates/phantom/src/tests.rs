@@ -305,6 +305,96 @@ fn speckle_decorrelates_partially_from_frame_to_frame() {
     );
 }
 
+/// Every file of an export folder, by name, with its bytes.
+fn folder_files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    for sub in ["", "images", "labels"] {
+        for entry in std::fs::read_dir(dir.join(sub)).expect("export folder") {
+            let path = entry.expect("entry").path();
+            if path.is_file() {
+                let name = path
+                    .strip_prefix(dir)
+                    .expect("inside")
+                    .display()
+                    .to_string();
+                files.insert(name, std::fs::read(&path).expect("file"));
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn an_export_on_several_threads_writes_the_same_files_as_on_one() {
+    let one = tempfile::tempdir().expect("tempdir");
+    let many = tempfile::tempdir().expect("tempdir");
+    let options = |out: &std::path::Path, threads| ExportOptions {
+        frames: 7,
+        seed: 31,
+        out: out.to_owned(),
+        sequence_length: 2,
+        width: 320,
+        height: 240,
+        fixed_size: true,
+        variation: Some(Variation::default()),
+        threads,
+        ..ExportOptions::default()
+    };
+    let mut seen = Vec::new();
+    export(&options(one.path(), 1), &mut |_, _| {}).expect("one thread");
+    let summary = export(&options(many.path(), 3), &mut |done, total| {
+        seen.push((done, total));
+    })
+    .expect("three threads");
+    assert_eq!(summary.sequences.len(), 4, "7 frames in sequences of 2");
+    assert_eq!(
+        seen,
+        (1..=7).map(|d| (d, 7)).collect::<Vec<_>>(),
+        "progress once per frame, in order"
+    );
+    let (a, b) = (folder_files(one.path()), folder_files(many.path()));
+    assert_eq!(
+        a.len(),
+        2 + 2 * 7,
+        "truth, manifest, 7 images and 7 label maps"
+    );
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "the same files"
+    );
+    for (name, bytes) in &a {
+        assert!(
+            bytes == &b[name],
+            "{name} differs between one thread and three"
+        );
+    }
+}
+
+#[test]
+fn a_frame_that_cannot_be_written_stops_a_threaded_export_naming_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Frame 3's image path is taken by a folder: its PNG cannot be created.
+    let blocked = dir.path().join("images/000003.png");
+    std::fs::create_dir_all(&blocked).expect("folder");
+    let options = ExportOptions {
+        frames: 8,
+        seed: 5,
+        out: dir.path().to_owned(),
+        sequence_length: 1,
+        width: 320,
+        height: 240,
+        fixed_size: true,
+        threads: 3,
+        ..ExportOptions::default()
+    };
+    let err = export(&options, &mut |_, _| {}).expect_err("frame 3 cannot be written");
+    assert!(
+        err.to_string().contains("images/000003.png"),
+        "names the file: {err}"
+    );
+}
+
 #[test]
 fn export_writes_files_that_parse_and_match_the_frames() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -2,7 +2,8 @@
 //! (onnx/umind-nano): over a phantom export its figures are exactly those
 //! of `sonoflow run` over the same frames from an images source (one
 //! pipeline, one self-check), its counts agree with the export's truth and
-//! its frames are grouped by the echo pattern the truth records; over a
+//! its frames are grouped by the echo pattern the truth records and its
+//! lesions counted per long-axis band for recall by size; over a
 //! lesion-free export it counts false-positive findings per 100 frames;
 //! over a folder of images with masks (phantom frames, and lesion-free ones
 //! with empty masks) it prints a row per class with the false-positive
@@ -223,6 +224,61 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
         u64_at(overall, "/detection_counts/tp")
     );
     assert_eq!(sum("/dice_gt_0_5"), u64_at(overall, "/dice_gt_0_5"));
+
+    // Recall by lesion size: every lesion in its long-axis band, the found
+    // ones the matched boxes, and a row per band after the tables.
+    let bands = figures["overall"]["recall_by_size"]
+        .as_array()
+        .expect("recall_by_size");
+    let per_band: Vec<(u64, u64)> = bands
+        .iter()
+        .map(|b| (u64_at(b, "/lesions"), u64_at(b, "/found")))
+        .collect();
+    assert_eq!(
+        per_band.iter().map(|b| b.0).collect::<Vec<_>>(),
+        truth_size_bands(&data),
+        "{bands:#?}"
+    );
+    assert_eq!(
+        per_band.iter().map(|b| b.1).sum::<u64>(),
+        u64_at(overall, "/detection_counts/tp")
+    );
+    let size_header = stdout
+        .lines()
+        .position(|l| l.starts_with("lesion long axis "))
+        .unwrap_or_else(|| panic!("no lesion size table:\n{stdout}"));
+    for band in bands {
+        let name = str_at(band, "/long_axis");
+        let row = stdout
+            .lines()
+            .skip(size_header)
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{stdout}"));
+        let counts: Vec<&str> = row[name.len()..].split_whitespace().take(2).collect();
+        assert_eq!(
+            counts,
+            [
+                u64_at(band, "/lesions").to_string(),
+                u64_at(band, "/found").to_string()
+            ],
+            "{row}"
+        );
+    }
+}
+
+/// Lesions of an export's truth per long-axis band: under 5 mm, 5-10,
+/// 10-20, 20 and over.
+fn truth_size_bands(export: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(export.join("truth.jsonl")).expect("truth.jsonl");
+    let mut bands = vec![0; 4];
+    for line in text.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("truth line");
+        for lesion in record["lesions"].as_array().expect("lesions") {
+            let mm = f64_at(lesion, "/long_axis/length_mm");
+            bands[[5.0, 10.0, 20.0].iter().filter(|&&edge| mm >= edge).count()] += 1;
+        }
+    }
+    bands
 }
 
 #[test]
@@ -364,6 +420,15 @@ fn eval_of_an_image_folder_with_masks_prints_a_row_per_class_with_false_positive
         figures["overall"]["long_axis_mae_mm"].is_null(),
         "{figures:#}"
     );
+    // ... nor recall by lesion size.
+    let bands = figures["overall"]["recall_by_size"]
+        .as_array()
+        .expect("recall_by_size");
+    assert!(
+        bands.iter().all(|b| u64_at(b, "/lesions") == 0),
+        "{bands:#?}"
+    );
+    assert!(!stdout.contains("lesion long axis"), "{stdout}");
     // Masks carry no lesion attributes: no echo-pattern rows.
     assert_eq!(figures["by_echo_pattern"], serde_json::json!({}));
     assert!(figures["run"].get("accuracy_by_echo_pattern").is_none());

@@ -4,7 +4,9 @@
 //! unpaced, blocking hand-offs, the model with its perception and
 //! self-check, no overlay, a fake sink). The figures are the run's own
 //! self-check, overall, per class and, when the truth records lesion
-//! attributes (a phantom export), per echo pattern; nothing is scored twice.
+//! attributes (a phantom export), per echo pattern, then detection recall
+//! per lesion size when the truth has lengths in mm; nothing is scored
+//! twice.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -240,7 +242,33 @@ fn table(o: &EvalOutput<'_>) -> String {
             row(&mut s, pattern, a);
         }
     }
+    if let Some(a) = o.overall {
+        size_table(&mut s, a);
+    }
     s
+}
+
+/// Detection recall per lesion long-axis band, when any lesion had a length
+/// in mm (a calibrated truth).
+fn size_table(s: &mut String, a: &AccuracySummary) {
+    if a.recall_by_size.iter().all(|b| b.lesions == 0) {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "{:<20} {:>7} {:>6} {:>6}",
+        "lesion long axis", "lesions", "found", "det R"
+    );
+    for band in &a.recall_by_size {
+        let recall = band
+            .recall
+            .map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
+        let _ = writeln!(
+            s,
+            "{:<20} {:>7} {:>6} {:>6}",
+            band.long_axis, band.lesions, band.found, recall
+        );
+    }
 }
 
 #[cfg(test)]

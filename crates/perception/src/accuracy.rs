@@ -13,7 +13,10 @@
 //!   highest IoU, a hit at IoU >= 0.5; precision and recall over the run;
 //! - calipers: the largest segmented finding against the largest lesion,
 //!   when their boxes overlap at IoU >= 0.5: absolute error of the long and
-//!   short axis in mm.
+//!   short axis in mm;
+//! - recall by lesion size: the lesions of each long-axis band
+//!   ([`SIZE_BANDS`]) and how many a detection box matched, so that a miss
+//!   of small lesions shows apart from a miss of faint ones.
 //!
 //! A frame is grouped under its largest lesion's class ([`frame_class`])
 //! and under the echo pattern of its lesions ([`frame_echo_pattern`]).
@@ -115,6 +118,34 @@ pub fn lesion_free_findings(findings: &FrameFindings) -> u32 {
     (boxes + lone_segments) as u32
 }
 
+/// The long-axis bands lesions are counted in for recall by size (truth
+/// lengths in mm; a lesion without one, from an uncalibrated dataset, is
+/// in none): each band's name and upper bound, the last unbounded.
+pub const SIZE_BANDS: [(&str, f64); 4] = [
+    ("under 5 mm", 5.0),
+    ("5-10 mm", 10.0),
+    ("10-20 mm", 20.0),
+    ("20 mm and over", f64::INFINITY),
+];
+
+/// The band of [`SIZE_BANDS`] a lesion of this long axis falls in (None
+/// without a length).
+pub fn size_band(long_axis_mm: f64) -> Option<usize> {
+    if !long_axis_mm.is_finite() || long_axis_mm < 0.0 {
+        return None;
+    }
+    SIZE_BANDS
+        .iter()
+        .position(|&(_, below)| long_axis_mm < below)
+}
+
+/// Lesions of one size band and how many of them a detection box matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LesionsFound {
+    pub lesions: u32,
+    pub found: u32,
+}
+
 /// How one frame scored.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FrameScore {
@@ -132,6 +163,8 @@ pub struct FrameScore {
     pub false_negatives: u32,
     /// Absolute long- and short-axis errors in mm, when the largest finding matched.
     pub caliper_errors: Option<(f64, f64)>,
+    /// The frame's lesions per [`SIZE_BANDS`] band, and those matched.
+    pub by_size: [LesionsFound; SIZE_BANDS.len()],
 }
 
 impl FrameScore {
@@ -170,6 +203,12 @@ impl FrameScore {
         }
         score.false_negatives =
             truth.lesions.len() as u32 - score.true_positives.min(truth.lesions.len() as u32);
+        for (i, lesion) in truth.lesions.iter().enumerate() {
+            if let Some(band) = size_band(lesion.long_axis.length_mm) {
+                score.by_size[band].lesions += 1;
+                score.by_size[band].found += u32::from(matched.get(i).copied().unwrap_or(false));
+            }
+        }
         let largest = truth.lesions.iter().max_by_key(|l| l.area_px);
         if let (Some(lesion), Some(found)) = (largest, findings.segments().next()) {
             // Truth without a scale (an uncalibrated dataset image) has no
@@ -260,6 +299,7 @@ pub struct Accuracy {
     measured: u64,
     long_errors: ErrorHistogram,
     short_errors: ErrorHistogram,
+    by_size: [(u64, u64); SIZE_BANDS.len()],
 }
 
 /// Detection boxes matched (IoU >= 0.5) and not, over the frames scored.
@@ -306,6 +346,22 @@ pub struct AccuracySummary {
     /// the same per 100 lesion-free frames (None without one).
     pub false_positive_findings: u64,
     pub fp_per_100_empty_frames: Option<f64>,
+    /// Detection recall per lesion long-axis band ([`SIZE_BANDS`]), every
+    /// band listed; lesions without a length in mm are in none.
+    pub recall_by_size: [SizeRecall; SIZE_BANDS.len()],
+}
+
+/// One band of [`AccuracySummary::recall_by_size`].
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct SizeRecall {
+    /// The band, by the lesion's true long axis ("under 5 mm", "5-10 mm",
+    /// "10-20 mm", "20 mm and over").
+    pub long_axis: &'static str,
+    pub lesions: u64,
+    /// Of those, lesions a detection box matched (IoU >= 0.5).
+    pub found: u64,
+    /// found / lesions (None without a lesion in the band).
+    pub recall: Option<f64>,
 }
 
 impl Accuracy {
@@ -339,6 +395,10 @@ impl Accuracy {
             self.measured += 1;
             self.long_errors.add(l);
             self.short_errors.add(w);
+        }
+        for (sum, band) in self.by_size.iter_mut().zip(&s.by_size) {
+            sum.0 += u64::from(band.lesions);
+            sum.1 += u64::from(band.found);
         }
     }
 
@@ -375,6 +435,15 @@ impl Accuracy {
             false_positive_frames: self.false_alarms,
             false_positive_findings: self.false_findings,
             fp_per_100_empty_frames: ratio(100 * self.false_findings, self.lesion_free),
+            recall_by_size: std::array::from_fn(|band| {
+                let (lesions, found) = self.by_size[band];
+                SizeRecall {
+                    long_axis: SIZE_BANDS[band].0,
+                    lesions,
+                    found,
+                    recall: ratio(found, lesions),
+                }
+            }),
         }
     }
 }
@@ -635,6 +704,60 @@ mod tests {
         let score = FrameScore::of(&mask, &findings, &truth(vec![lesion(None)]));
         assert_eq!(score.false_positive_findings, 0);
         assert_eq!((score.true_positives, score.false_positives), (1, 1));
+    }
+
+    /// A lesion of `long_mm` (NaN: no length) with its box at `x0`.
+    fn sized_lesion(long_mm: f64, x0: f32) -> LesionTruth {
+        let mut l = lesion(None);
+        l.long_axis.length_mm = long_mm;
+        l.bbox = bbox(x0, 0.0, x0 + 4.0, 4.0);
+        l
+    }
+
+    #[test]
+    fn recall_is_counted_per_lesion_size_band() {
+        assert_eq!(size_band(0.0), Some(0));
+        assert_eq!(size_band(4.99), Some(0));
+        assert_eq!(size_band(5.0), Some(1));
+        assert_eq!(size_band(19.9), Some(2));
+        assert_eq!(size_band(30.0), Some(3));
+        assert_eq!(size_band(f64::NAN), None);
+        // Two 3 mm lesions (one found), a 12 mm one (found), one without a
+        // length (in no band), and a box on nothing.
+        let t = truth(vec![
+            sized_lesion(3.0, 0.0),
+            sized_lesion(3.0, 10.0),
+            sized_lesion(12.0, 20.0),
+            sized_lesion(f64::NAN, 30.0),
+        ]);
+        let mut findings = FrameFindings::with_capacity(4, 0);
+        findings.findings.extend([
+            found(FindingKind::Detection, bbox(0.0, 0.0, 4.0, 4.0)),
+            found(FindingKind::Detection, bbox(20.0, 0.0, 24.0, 4.0)),
+            found(FindingKind::Detection, bbox(50.0, 0.0, 54.0, 4.0)),
+        ]);
+        let score = FrameScore::of(&FrameMask::default(), &findings, &t);
+        assert_eq!((score.true_positives, score.false_negatives), (2, 2));
+        let counts = |lesions, found| LesionsFound { lesions, found };
+        assert_eq!(
+            score.by_size,
+            [counts(2, 1), counts(0, 0), counts(1, 1), counts(0, 0)]
+        );
+        let mut acc = Accuracy::default();
+        acc.add(&score);
+        acc.add(&score);
+        let bands = acc.summary().recall_by_size;
+        assert_eq!(
+            bands.map(|b| (b.long_axis, b.lesions, b.found)),
+            [
+                ("under 5 mm", 4, 2),
+                ("5-10 mm", 0, 0),
+                ("10-20 mm", 2, 2),
+                ("20 mm and over", 0, 0)
+            ]
+        );
+        assert_eq!(bands[0].recall, Some(0.5));
+        assert_eq!(bands[1].recall, None);
     }
 
     #[test]

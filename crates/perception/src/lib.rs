@@ -40,7 +40,7 @@ use sonoflow_core::{Calibration, ModelOutputs};
 
 pub use accuracy::{
     frame_class, frame_echo_pattern, Accuracy, AccuracySummary, DetectionCounts, FrameScore,
-    GroupedAccuracy, ECHO_PATTERN, MIXED_ECHO, NO_LESION,
+    GroupedAccuracy, SizeRecall, ECHO_PATTERN, MIXED_ECHO, NO_LESION, SIZE_BANDS,
 };
 pub use components::{Component, Components};
 pub use config::PerceptionConfig;

@@ -538,6 +538,8 @@ def accuracy_section(f):
 
 {echo_section(f)}
 
+{size_section(f)}
+
 {stress_section(f)}
 
 Attribute accuracy of the generated report, parsed back ({m.get('frames', MISSING)} frames; `lesion` is "a lesion /
@@ -575,6 +577,27 @@ def echo_section(f):
                  f"{MISSING} where a figure does not apply (no lesion, or no lesion-free frame):") + "\n\n"
             + table(["lesions", "frames", "Dice", "Dice > 0.5", "long-axis MAE", "short-axis MAE", "det P", "det R",
                      "false positives per 100 lesion-free frames", "reasoned Dice", "echo pattern in the report"], rows))
+
+
+def size_section(f):
+    """Detection recall per lesion long-axis band, held-out and each stress set."""
+    m = f.metrics
+    sets = [("held-out", m)] + list((m.get("stress_sets") or {}).items())
+    bands = [b["long_axis"] for b in m.get("recall_by_size") or []]
+    if not bands:
+        return wrap("Detection recall by lesion size: not in this metrics.json (`sonoflow eval` reports "
+                    "`recall_by_size` since it counted lesions per long-axis band).")
+
+    def cell(summary, band):
+        for b in summary.get("recall_by_size") or []:
+            if b["long_axis"] == band:
+                return f"{num(b.get('recall'))} ({b['found']}/{b['lesions']})" if b["lesions"] else MISSING
+        return MISSING
+
+    rows = [[band] + [cell(s, band) for _, s in sets] for band in bands]
+    return (wrap("Detection recall by the lesion's true long axis (a box matched at IoU 0.5), from `sonoflow eval`, "
+                 "found/lesions in brackets:") + "\n\n"
+            + table(["lesion long axis"] + [name for name, _ in sets], rows))
 
 
 def selection_text(sel):

@@ -57,17 +57,17 @@ def augment(rng, x, masks):
     wider point-spread function) and a zoom with a shift (masks follow the
     image). Draws come from `rng` (seeded). `x` is the normalised input;
     padding stays black."""
-    n = x.shape[0]
+    n, device = x.shape[0], x.device
     raw = (x * data.STD + data.MEAN).clamp(0, 1)
-    photometric = torch.from_numpy(rng.random(n) < 0.8)
-    gamma = torch.from_numpy(np.exp(rng.uniform(-0.45, 0.45, n))).float().view(n, 1, 1, 1)
-    gain = torch.from_numpy(rng.uniform(0.75, 1.3, n)).float().view(n, 1, 1, 1)
+    photometric = torch.from_numpy(rng.random(n) < 0.8).to(device)
+    gamma = torch.from_numpy(np.exp(rng.uniform(-0.45, 0.45, n))).float().view(n, 1, 1, 1).to(device)
+    gain = torch.from_numpy(rng.uniform(0.75, 1.3, n)).float().view(n, 1, 1, 1).to(device)
     shaded = (raw.clamp(min=1e-6) ** gamma * gain).clamp(0, 1)
     raw = torch.where(photometric.view(n, 1, 1, 1), shaded, raw)
     for i in np.flatnonzero(rng.random(n) < 0.4):
         sigma = rng.uniform(0.6, 1.6)
         radius = int(np.ceil(2.5 * sigma))
-        t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        t = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
         k = torch.exp(-0.5 * (t / sigma) ** 2)
         k = k / k.sum()
         img = F.pad(raw[i : i + 1], (radius, radius, radius, radius), mode="replicate")
@@ -81,7 +81,7 @@ def augment(rng, x, masks):
         theta[:, 0, 0] = torch.from_numpy(1 / scale).float()
         theta[:, 1, 1] = torch.from_numpy(1 / scale).float()
         theta[:, :, 2] = torch.from_numpy(shift).float()
-        grid = F.affine_grid(theta, list(raw.shape), align_corners=False)
+        grid = F.affine_grid(theta.to(device), list(raw.shape), align_corners=False)
         raw = F.grid_sample(raw, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         masks = [F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False) for m in masks]
     return (raw - data.MEAN) / data.STD, masks
@@ -118,6 +118,7 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda); the shipped weights are trained on cpu")
     ap.add_argument("--no-augment", dest="augment", action="store_false", help="train on the phantom's frames as exported")
     args = ap.parse_args(argv)
     stage_started = time.time()
@@ -136,7 +137,8 @@ def main(argv=None):
     pad = tokenizer.token_to_id("[PAD]")
     print(f"train {len(images)} frames, val {len(val_images)}, vocab {tokenizer.get_vocab_size()}, report tokens {ids.shape[1]}", flush=True)
 
-    model = UMindNano(tokenizer.get_vocab_size())
+    device = torch.device(args.device)
+    model = UMindNano(tokenizer.get_vocab_size()).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warmup = max(1, args.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -148,11 +150,11 @@ def main(argv=None):
         model.train()
         index = rng.choice(len(images), args.batch, replace=False)
         flip = torch.from_numpy(rng.random(args.batch) < 0.5)
-        x, m, p = batch_tensors(images, masks, index, flip, primary)
+        x, m, p = (t.to(device) for t in batch_tensors(images, masks, index, flip, primary))
         if args.augment:
             x, (m, p) = augment(rng, x, [m, p])
-        input_ids = torch.from_numpy(ids[index])
-        lm_logits, mask_logits, _, kernels, features, saliency = model(x, input_ids, torch.from_numpy(positions[index]))
+        input_ids = torch.from_numpy(ids[index]).to(device)
+        lm_logits, mask_logits, _, kernels, features, saliency = model(x, input_ids, torch.from_numpy(positions[index]).to(device))
         targets = input_ids[:, 1:]
         lm = F.cross_entropy(lm_logits[:, :-1].reshape(-1, lm_logits.shape[-1]), targets.reshape(-1), ignore_index=pad)
         seg = mask_loss(mask_logits, m)
@@ -174,7 +176,7 @@ def main(argv=None):
                 entry["val_dice"] = validate(model, val_images, val_masks, val_ids, val_positions)
             log.append(entry)
             print(json.dumps(entry), flush=True)
-            torch.save({"model": model.state_dict(), "vocab": tokenizer.get_vocab_size(), "step": step, "args": vars(args)}, out / "checkpoint.pt")
+            torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "vocab": tokenizer.get_vocab_size(), "step": step, "args": vars(args)}, out / "checkpoint.pt")
     record = provenance.stage("train", "train", argv, args, stage_started, out=args.out, data=splits,
                               training_seconds=round(time.time() - started, 1), log=log)
     provenance.write_log(out / "train-log.json", {"format": provenance.FORMAT, "stages": [record]})
@@ -183,11 +185,12 @@ def main(argv=None):
 @torch.no_grad()
 def validate(model, images, masks, ids, positions, n=96):
     model.eval()
+    device = next(model.parameters()).device
     dices = []
     for start in range(0, min(n, len(images)), 32):
         index = np.arange(start, min(start + 32, n, len(images)))
-        x, m = batch_tensors(images, masks, index, None)
-        _, mask_logits, _, _, _, _ = model(x, torch.from_numpy(ids[index]), torch.from_numpy(positions[index]))
+        x, m = (t.to(device) for t in batch_tensors(images, masks, index, None))
+        _, mask_logits, _, _, _, _ = model(x, torch.from_numpy(ids[index]).to(device), torch.from_numpy(positions[index]).to(device))
         dices.append(dice_at_half(mask_logits, m))
     return float(np.nanmean(dices))
 

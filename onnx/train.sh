@@ -49,7 +49,7 @@ scripts/bootstrap.sh >/dev/null
 BIN=target/release/sonoflow
 cargo build --release --locked -p sonoflow --quiet
 
-DATA=out/umind-data-v2
+DATA=out/umind-data-v4  # v4: the phantom with visible isoechoic rims (v3 was an experiment's)
 export_split() { # name seed frames sequence-length [extra args]
   local name=$1 seed=$2 frames=$3 length=$4; shift 4
   if [[ ! -f $DATA/$name/manifest.json ]]; then

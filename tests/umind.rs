@@ -104,7 +104,7 @@ fn check(r: &serde_json::Value, what: &str, l: Limits) {
 
 #[test]
 fn held_out_linear_scene_segments_and_measures_within_thresholds() {
-    // Measured: Dice 0.992, recall 1.0, long-axis error 0.04 mm, short 0.05 mm.
+    // Measured: Dice 0.992, recall 1.0, long-axis error 0.04 mm, short 0.07 mm.
     let limits = Limits {
         min_dice: 0.97,
         min_recall: 0.95,
@@ -116,14 +116,14 @@ fn held_out_linear_scene_segments_and_measures_within_thresholds() {
 
 #[test]
 fn held_out_convex_scene_segments_and_measures_within_thresholds() {
-    // Measured: Dice 0.938, recall 1.0, long-axis error 0.43 mm, short 0.49 mm
-    // (the model before, trained without augmentation: 0.945, 0.25 and
-    // 0.27 mm on this scene, and worse on the randomised held-out set).
+    // Measured: Dice 0.943, recall 1.0, long-axis error 0.33 mm, short 0.36 mm
+    // (the model before, trained on invisible isoechoic rims: 0.938, 0.43
+    // and 0.49 mm).
     let limits = Limits {
         min_dice: 0.92,
         min_recall: 0.95,
-        max_long_mm: 0.55,
-        max_short_mm: 0.6,
+        max_long_mm: 0.45,
+        max_short_mm: 0.5,
     };
     check(&self_check("convex", 6, 515_151), "convex 6 cm", limits);
 }

@@ -34,13 +34,14 @@ from . import provenance
 ROOT = provenance.ROOT
 MISSING = "n/a"
 
-# The aims the card holds the model to: its own (Dice, long axis, report
-# attributes, untraceable numbers) and issue 18's (detection, false positives).
+# The aims the card holds the model to: issue 18's "done when" on the
+# phantom's held-out set (Dice, long axis, detection, each report attribute,
+# false positives; untraceable numbers are the product's own rule: none).
 AIMS = {
-    "dice": 0.90,
+    "dice": 0.92,
     "long_axis_mae_mm": 0.5,
     "detection": 0.95,
-    "attribute": 0.90,
+    "attribute": 0.85,
     "fp_per_100_empty_frames": 2.0,
 }
 ATTRIBUTE_ORDER = ["lesion", "class", "shape", "orientation", "margin", "echo_pattern", "posterior", "calcifications", "assessment"]

@@ -786,18 +786,23 @@ fn build_lesion(
     }
 }
 
-/// A rim 0.3 to 0.8 mm wide, as a fraction of the lesion's radius.
+/// A rim about 1.1 mm wide (at most a third of the lesion's radius), as a
+/// fraction of that radius. Narrower than the point-spread function (about
+/// a millimetre laterally), a rim drowns in the speckle and the lesion it
+/// marks cannot be seen at all.
 fn a_rim(long_mm: f64) -> f64 {
-    (0.55 / (long_mm / 2.0)).min(0.3)
+    (1.1 / (long_mm / 2.0)).min(0.35)
 }
 
+/// An echogenic capsule (+11 to +16 dB) or a dark halo (-20 to -12 dB):
+/// strong enough to show through fully developed speckle.
 fn rim_for(width: f64, rng: &mut Rng) -> (f64, f32) {
     let factor = if rng.chance(0.6) {
-        rng.range(2.2, 3.5)
+        rng.range(3.5, 6.0)
     } else {
-        rng.range(0.2, 0.4)
+        rng.range(0.1, 0.25)
     };
-    (width * rng.range(0.6, 1.4), factor as f32)
+    (width * rng.range(0.75, 1.25), factor as f32)
 }
 
 /// Places lesions in the gland (or, with `anatomy.anywhere`, anywhere in

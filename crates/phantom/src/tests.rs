@@ -141,6 +141,41 @@ fn lesion_and_ring(pixels: &[u8], truth: &GroundTruth, value: u8) -> (f64, f64) 
     (mean_std(inside.into_iter()).0, mean_std(ring.into_iter()).0)
 }
 
+/// Mean grey level of a lesion's core (pixels farther than `margin_mm` from
+/// its boundary) and of its margin band (pixels within `margin_mm` of it).
+fn lesion_core_and_margin(
+    pixels: &[u8],
+    truth: &GroundTruth,
+    value: u8,
+    margin_mm: f64,
+) -> (f64, f64) {
+    let (w, h) = (truth.labels.width as i64, truth.labels.height as i64);
+    let reach = (margin_mm / truth.pixel_spacing.x_mm).round().max(1.0) as i64;
+    let at = |x: i64, y: i64| truth.labels.data[(y * w + x) as usize];
+    let (mut core, mut margin) = (Vec::new(), Vec::new());
+    for y in 0..h {
+        for x in 0..w {
+            if at(x, y) != value {
+                continue;
+            }
+            let near_edge = (-reach..=reach).any(|dy| {
+                (-reach..=reach).any(|dx| {
+                    let (nx, ny) = (x + dx, y + dy);
+                    dx * dx + dy * dy <= reach * reach
+                        && (nx < 0 || ny < 0 || nx >= w || ny >= h || at(nx, ny) != value)
+                })
+            });
+            let grey = f64::from(pixels[(y * w + x) as usize]);
+            if near_edge {
+                margin.push(grey);
+            } else {
+                core.push(grey);
+            }
+        }
+    }
+    (mean_std(core.into_iter()).0, mean_std(margin.into_iter()).0)
+}
+
 #[test]
 fn ground_truth_mask_matches_the_echo_level_its_attributes_name() {
     let mut seen = std::collections::HashSet::new();
@@ -483,15 +518,21 @@ fn drawn_contrast_sets_the_echo_pattern_and_the_echo_level_follows_it() {
             );
             let lesion = &truth.lesions[0];
             assert_eq!(attributes_of(lesion).echo_pattern, pattern, "{band:?}");
-            let (inside, ring) = lesion_and_ring(&pixels, &truth, lesion.label);
-            let d = inside - ring;
+            // The echo level is the core's: a rim (capsule or halo) is not.
+            let (_, ring) = lesion_and_ring(&pixels, &truth, lesion.label);
+            let (core, margin) = lesion_core_and_margin(&pixels, &truth, lesion.label, 1.6);
+            let d = core - ring;
             assert!(
                 (lo..=hi).contains(&d),
-                "{pattern:?} seed {seed}: inside {inside:.0} ring {ring:.0}"
+                "{pattern:?} seed {seed}: core {core:.0} ring {ring:.0}"
             );
-            // An isoechoic lesion shows only by its rim.
+            // An isoechoic lesion shows only by its rim, so the rim must show.
             if pattern == EchoPattern::Isoechoic {
                 assert!(spec.rim, "isoechoic lesions always have a rim");
+                assert!(
+                    (margin - ring).abs() >= 12.0,
+                    "seed {seed}: an isoechoic lesion's margin ({margin:.0}) must stand out from the tissue around it ({ring:.0})"
+                );
             }
         }
     }

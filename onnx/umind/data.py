@@ -91,33 +91,40 @@ def read_records(export_dir):
         return [json.loads(line) for line in f]
 
 
-def load_split(export_dirs, cache):
+def sample_record(job):
+    """One exported frame (`job` = (export folder, its truth record)) as the
+    model sees it: the resampled image, the lesion mask and the mask of the
+    largest lesion (uint8, 0..255 soft), the report, the record with its export."""
+    export_dir, rec = job
+    export_dir = pathlib.Path(export_dir)
+    frame = np.asarray(Image.open(export_dir / rec["image"]), dtype=np.float32)
+    labels = np.asarray(Image.open(export_dir / rec["labels"]))
+    plan = ResizePlan(frame.shape[1], frame.shape[0], rec["region"])
+    image = np.nan_to_num(plan.sample(frame), nan=PAD_VALUE).round().clip(0, 255).astype(np.uint8)
+    lesion = (labels >= 10).astype(np.float32)
+    mask = (np.nan_to_num(plan.sample(lesion), nan=0.0) * 255).round().astype(np.uint8)
+    largest = max(rec["lesions"], key=lambda l: l["area_px"])["label"] if rec["lesions"] else -1
+    first = (labels == largest).astype(np.float32)
+    primary = (np.nan_to_num(plan.sample(first), nan=0.0) * 255).round().astype(np.uint8)
+    return image, mask, primary, report.for_lesions(rec["lesions"]), dict(rec, export=str(export_dir))
+
+
+def load_split(export_dirs, cache, map=map):
     """Images (N,256,256 uint8, resampled), lesion masks and masks of the
     largest lesion (the one the report describes) (N,256,256 uint8, 0..255
-    soft), reports (list of str) and records, cached in `cache` (.npz + .json)."""
+    soft), reports (list of str) and records, cached in `cache` (.npz + .json).
+    `map` runs sample_record over the frames (a process pool's map may)."""
     cache = pathlib.Path(cache)
     if cache.with_suffix(".npz").exists():
         arrays = np.load(cache.with_suffix(".npz"))
         meta = json.loads(cache.with_suffix(".json").read_text())
         return arrays["images"], arrays["masks"], arrays["primary"], meta["reports"], meta["records"]
-    images, masks, primary, reports, records = [], [], [], [], []
-    for export_dir in export_dirs:
-        export_dir = pathlib.Path(export_dir)
-        for rec in read_records(export_dir):
-            frame = np.asarray(Image.open(export_dir / rec["image"]), dtype=np.float32)
-            labels = np.asarray(Image.open(export_dir / rec["labels"]))
-            plan = ResizePlan(frame.shape[1], frame.shape[0], rec["region"])
-            img = plan.sample(frame)
-            images.append(np.nan_to_num(img, nan=PAD_VALUE).round().clip(0, 255).astype(np.uint8))
-            lesion = (labels >= 10).astype(np.float32)
-            masks.append((np.nan_to_num(plan.sample(lesion), nan=0.0) * 255).round().astype(np.uint8))
-            largest = max(rec["lesions"], key=lambda l: l["area_px"])["label"] if rec["lesions"] else -1
-            first = (labels == largest).astype(np.float32)
-            primary.append((np.nan_to_num(plan.sample(first), nan=0.0) * 255).round().astype(np.uint8))
-            reports.append(report.for_lesions(rec["lesions"]))
-            rec = dict(rec, export=str(export_dir))
-            records.append(rec)
+    jobs = [(str(d), rec) for d in export_dirs for rec in read_records(d)]
+    if not jobs:
+        raise SystemExit(f"data: no frames in {[str(d) for d in export_dirs]} (truth.jsonl empty): re-run the phantom export")
+    images, masks, primary, reports, records = zip(*map(sample_record, jobs))
     images, masks, primary = np.stack(images), np.stack(masks), np.stack(primary)
+    reports, records = list(reports), list(records)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache.with_suffix(".npz"), images=images, masks=masks, primary=primary)
     cache.with_suffix(".json").write_text(json.dumps({"reports": reports, "records": records}))

@@ -5,23 +5,17 @@ import json, pathlib, sys
 import numpy as np
 from PIL import Image, ImageDraw
 
+from misses import best_overlap
+
 truth_dir = pathlib.Path(sys.argv[1])
 recs = [json.loads(l) for l in open(truth_dir / 'truth.jsonl')]
 outs = [json.loads(l) for l in open(sys.argv[2])]
 
-
-def iou(a, b):
-    ix = max(0, min(a['x1'], b['x1']) - max(a['x0'], b['x0'])); iy = max(0, min(a['y1'], b['y1']) - max(a['y0'], b['y0']))
-    i = ix * iy; u = (a['x1'] - a['x0']) * (a['y1'] - a['y0']) + (b['x1'] - b['x0']) * (b['y1'] - b['y0']) - i
-    return i / u if u > 0 else 0
-
-
 tiles = []
 for r, o in zip(recs, outs):
-    boxes = [f['box'] for f in o.get('findings', [])]
     for l in r['lesions']:
         b = l['bbox']
-        if l['attributes']['echo_pattern'] != 'isoechoic' or r['frame_in_sequence'] != 0 or max([iou(b, x) for x in boxes], default=0) > 0:
+        if l['attributes']['echo_pattern'] != 'isoechoic' or r['frame_in_sequence'] != 0 or best_overlap(b, o) > 0:
             continue
         img = Image.open(truth_dir / r['image']).convert('L')
         pad = max(20, int(max(b['x1'] - b['x0'], b['y1'] - b['y0']) * 1.5))

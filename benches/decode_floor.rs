@@ -534,9 +534,7 @@ fn main() -> BenchResult<()> {
         ratios.push(ratio);
         cpu_ratios.push(h.cpu_ms() / f.cpu_ms());
     }
-    let head_tokens = (head.stats.latest.lock().ok())
-        .and_then(|l| l.as_ref().map(|r| r.tokens))
-        .unwrap_or(0);
+    let head_tokens = head.stats.latest().map_or(0, |r| r.tokens);
     let (lowest, highest) = (
         ratios.iter().copied().fold(f64::INFINITY, f64::min),
         ratios.iter().copied().fold(0.0, f64::max),

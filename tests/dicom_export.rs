@@ -20,7 +20,7 @@ mod orthanc;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{pipeline_dropped, run_pipeline, u64_at};
 
@@ -266,11 +266,24 @@ fn a_pacs_sink_spools_through_an_outage_and_delivers_every_object_once() {
         spool.display()
     );
     let definition = definition(&dir.path().join("folder"), &pacs, true);
-    // The PACS is down when the run starts and comes up 4 s into it.
+    // The PACS is down when the run starts and comes up once an object
+    // waits in the spool (and the sender, which tries at once, has failed),
+    // however slow this machine is to get there.
     let starter = {
-        let dir = dir.path().to_path_buf();
+        let (dir, spool) = (dir.path().to_path_buf(), spool.clone());
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(4));
+            let spooled = || {
+                std::fs::read_dir(&spool).is_ok_and(|entries| {
+                    entries
+                        .filter_map(|e| e.ok())
+                        .any(|e| e.path().extension().is_some_and(|x| x == "dcm"))
+                })
+            };
+            let waited = Instant::now();
+            while !spooled() && waited.elapsed() < LIMIT {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            std::thread::sleep(Duration::from_secs(1));
             orthanc::Orthanc::start(&dir, http, dicom)
         })
     };

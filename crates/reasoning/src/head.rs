@@ -145,10 +145,12 @@ struct Shared {
     /// The frame path's work in progress: between tokens the head waits
     /// while a frame is in the model or being drawn (set once by the run).
     frame_activity: OnceLock<FrameActivity>,
+    /// How long one report may take (`reasoning.timeout_ms`).
+    report_timeout: Duration,
 }
 
 impl Shared {
-    fn new(task: String) -> Self {
+    fn new(task: String, report_timeout: Duration) -> Self {
         Self {
             mailbox: Mailbox::new(),
             thread: OnceLock::new(),
@@ -159,6 +161,7 @@ impl Shared {
             stats: Arc::new(ReasoningStats::default()),
             paused: AtomicBool::new(false),
             frame_activity: OnceLock::new(),
+            report_timeout,
         }
     }
 
@@ -205,6 +208,16 @@ impl Shared {
     }
 }
 
+/// Keyframe `kf`'s interpretation, as the board shows it.
+fn interpretation(text: String, kf: &Keyframe, state: InterpretationState) -> Arc<Interpretation> {
+    Arc::new(Interpretation {
+        text,
+        frame: kf.frame,
+        captured: kf.captured,
+        state,
+    })
+}
+
 /// The frame path's and the run's side of the head (cheap to clone).
 #[derive(Clone)]
 pub struct HeadHandle {
@@ -215,6 +228,11 @@ pub struct HeadHandle {
 impl HeadHandle {
     pub fn stats(&self) -> Arc<ReasoningStats> {
         Arc::clone(&self.shared.stats)
+    }
+
+    /// How long one report may take before the head gives it up.
+    pub fn report_timeout(&self) -> Duration {
+        self.shared.report_timeout
     }
 
     /// Whether the head takes keyframes (false once it stopped or failed to start).
@@ -316,7 +334,10 @@ impl ReasoningHead {
     ) -> Result<Self, ReasoningError> {
         // Without a prompt in the definition, the head sets the model's own
         // when it has loaded the model.
-        let shared = Arc::new(Shared::new(spec.prompt.clone().unwrap_or_default()));
+        let shared = Arc::new(Shared::new(
+            spec.prompt.clone().unwrap_or_default(),
+            spec.timeout,
+        ));
         let keyframes = Recycler::new(3);
         // Sized up front: handing a keyframe over never allocates on the frame path.
         keyframes.prefill(|| Keyframe {
@@ -553,20 +574,8 @@ impl Head {
         })
     }
 
-    fn publish(
-        &self,
-        text: String,
-        kf: &Keyframe,
-        state: InterpretationState,
-    ) -> Arc<Interpretation> {
-        let i = Arc::new(Interpretation {
-            text,
-            frame: kf.frame,
-            captured: kf.captured,
-            state,
-        });
-        self.board.store(Some(Arc::clone(&i)));
-        i
+    fn publish(&self, text: String, kf: &Keyframe, state: InterpretationState) {
+        self.board.store(Some(interpretation(text, kf, state)));
     }
 
     fn fail(&mut self, kf: &Keyframe, cause: String, once: fn(&mut Self) -> &mut bool) {
@@ -853,7 +862,6 @@ impl Head {
         } else {
             grounded.text.clone()
         };
-        self.last_done = Some(self.publish(text, kf, InterpretationState::Done));
         let report = Report {
             keyframe: kf.frame.0,
             reason: kf.reason,
@@ -870,9 +878,11 @@ impl Head {
             total_ms: generation.total.as_secs_f64() * 1e3,
             kernel_version,
         };
-        if let Ok(mut latest) = stats.latest.lock() {
-            *latest = Some(report);
-        };
+        // Kept before it is shown: whoever sees it on the board finds its details.
+        let shown = interpretation(text, kf, InterpretationState::Done);
+        stats.record(Arc::clone(&shown), report);
+        self.board.store(Some(Arc::clone(&shown)));
+        self.last_done = Some(shown);
     }
 }
 
@@ -881,7 +891,7 @@ mod tests {
     use super::*;
 
     fn shared() -> Shared {
-        Shared::new("[DIAG]".into())
+        Shared::new("[DIAG]".into(), Duration::from_secs(5))
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use head::{HeadHandle, Keyframe, ReasoningHead};
 pub use keyframes::{FrameSignals, KeyframeOptions, KeyframeReason, KeyframeSelector};
 pub use report::Report;
 pub use sampling::{Sampler, Sampling};
-pub use stats::{ReasoningReport, ReasoningStats, DETAILS_WAIT};
+pub use stats::{Finished, ReasoningReport, ReasoningStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReasoningError {

@@ -1,9 +1,11 @@
 //! What the head did over a run, shared with the report and the live status.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
+use sonoflow_core::Interpretation;
 use sonoflow_pipeline::{LatencyRecorder, LatencySplit};
 
 use crate::keyframes::KeyframeReason;
@@ -42,7 +44,8 @@ pub struct ReasoningStats {
     /// Set while the head generates; frame latency is split by it.
     pub busy: Arc<AtomicBool>,
     pub frame_latency: Arc<LatencySplit>,
-    pub latest: Mutex<Option<Report>>,
+    /// The last [`RECENT_REPORTS`] finished reports, oldest first.
+    recent: Mutex<VecDeque<Finished>>,
     /// Why the head is not running (its model could not be loaded, ...).
     pub error: Mutex<Option<String>>,
     /// `backend = "remote"`: the server (url, model), once set.
@@ -143,7 +146,7 @@ impl Default for ReasoningStats {
             decode_ns: AtomicU64::new(0),
             frame_latency: Arc::new(LatencySplit::new(Arc::clone(&busy))),
             busy,
-            latest: Mutex::new(None),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_REPORTS + 1)),
             error: Mutex::new(None),
             remote: OnceLock::new(),
             remote_reports: AtomicU64::new(0),
@@ -205,18 +208,49 @@ pub struct ReasoningReport {
     pub remote: Option<RemoteReport>,
 }
 
-/// How long after a finished report's text its details (`latest`) may
-/// still come: the head publishes the text on the board first.
-pub const DETAILS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+/// How many finished reports the head keeps for those who look them up by
+/// keyframe (a DICOM store polls every 50 ms; a report takes far longer).
+pub const RECENT_REPORTS: usize = 16;
+
+/// A finished report: the interpretation the board showed for it, and the
+/// head's details.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub shown: Arc<Interpretation>,
+    pub report: Report,
+}
 
 impl ReasoningStats {
-    /// The latest report's details, if they are keyframe `keyframe`'s.
+    /// Keeps a finished report. The head calls this before it shows the
+    /// report on the board, so whoever sees it there finds it here.
+    pub(crate) fn record(&self, shown: Arc<Interpretation>, report: Report) {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() == RECENT_REPORTS {
+                recent.pop_front();
+            }
+            recent.push_back(Finished { shown, report });
+        }
+    }
+
+    /// Keyframe `keyframe`'s finished report, if it is one of the recent ones.
+    pub fn finished_for(&self, keyframe: u64) -> Option<Finished> {
+        let recent = self.recent.lock().ok()?;
+        recent
+            .iter()
+            .rev()
+            .find(|f| f.report.keyframe == keyframe)
+            .cloned()
+    }
+
+    /// Keyframe `keyframe`'s report details, if it is one of the recent ones.
     pub fn latest_for(&self, keyframe: u64) -> Option<Report> {
-        self.latest
-            .lock()
-            .ok()
-            .and_then(|l| l.clone())
-            .filter(|r| r.keyframe == keyframe)
+        self.finished_for(keyframe).map(|f| f.report)
+    }
+
+    /// The last finished report's details.
+    pub fn latest(&self) -> Option<Report> {
+        let recent = self.recent.lock().ok()?;
+        recent.back().map(|f| f.report.clone())
     }
 
     pub fn report(&self, duration_s: f64) -> ReasoningReport {
@@ -270,9 +304,71 @@ impl ReasoningStats {
             },
             unverified_numbers: n(&self.unverified_numbers),
             replaced_numbers: n(&self.replaced_numbers),
-            latest: self.latest.lock().ok().and_then(|l| l.clone()),
+            latest: self.latest(),
             error: self.error.lock().ok().and_then(|e| e.clone()),
             remote: self.remote_report(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sonoflow_core::{FrameId, Timestamp};
+
+    use super::*;
+
+    fn finished(keyframe: u64) -> (Arc<Interpretation>, Report) {
+        let text = format!("report of {keyframe}");
+        let shown = Arc::new(Interpretation::done(
+            text.clone(),
+            FrameId(keyframe),
+            Timestamp(keyframe),
+        ));
+        let report = Report {
+            keyframe,
+            reason: KeyframeReason::Still,
+            prompt: "[DIAG]".into(),
+            fields: Default::default(),
+            long_axis_mm: None,
+            short_axis_mm: None,
+            text: text.clone(),
+            generated: text,
+            grounding: Default::default(),
+            tokens: 3,
+            truncated: false,
+            ttft_ms: 1.0,
+            total_ms: 2.0,
+            kernel_version: None,
+        };
+        (shown, report)
+    }
+
+    #[test]
+    fn a_finished_report_is_found_by_its_keyframe_after_newer_ones() {
+        let stats = ReasoningStats::default();
+        assert!(stats.latest().is_none());
+        for keyframe in [10, 20, 30] {
+            let (shown, report) = finished(keyframe);
+            stats.record(shown, report);
+        }
+        // A store that looks late still finds keyframe 20's report and the
+        // text the board showed for it, though the board shows 30 now.
+        let found = stats.finished_for(20).expect("kept");
+        assert_eq!(found.shown.text, "report of 20");
+        assert_eq!(found.report.keyframe, 20);
+        assert_eq!(stats.latest().map(|r| r.keyframe), Some(30));
+        assert!(stats.finished_for(25).is_none());
+    }
+
+    #[test]
+    fn only_the_recent_reports_are_kept() {
+        let stats = ReasoningStats::default();
+        for keyframe in 0..(RECENT_REPORTS as u64 + 5) {
+            let (shown, report) = finished(keyframe);
+            stats.record(shown, report);
+        }
+        assert!(stats.finished_for(4).is_none());
+        assert!(stats.finished_for(5).is_some());
+        assert_eq!(stats.report(1.0).latest.map(|r| r.keyframe), Some(20));
     }
 }

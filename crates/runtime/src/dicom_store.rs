@@ -8,18 +8,21 @@
 //! spooled then is sent first by the next run.
 //!
 //! With the overlay on (`[overlay]`), the image stored first is the frame as
-//! shown: the store draws it with its own [`Overlay`] (the same options and
-//! interpretation board, so the report panel shows the keyframe's finished
-//! report) into RGB, Burned In Annotation YES; the clean frame follows it.
+//! shown: the store draws it with its own [`Overlay`] (the same options, and
+//! its own interpretation board holding the keyframe's finished report, so
+//! the panel shows that report whatever the live board shows by then) into RGB, Burned In Annotation YES; the clean frame follows it.
 //!
 //! A [`FrameTap`] on the output takes only the frames the head was handed as
 //! keyframes ([`HeadHandle::latest_keyframe`]: chosen in the process stage,
 //! before the frame reaches the output) and copies their pixels, findings and
 //! calibration. The store's own thread keeps a few such keyframes until the
-//! interpretation board shows that keyframe's report done, with its details
-//! (`ReasoningStats::latest`), then writes the objects. A keyframe whose report
-//! never comes (cancelled, replaced by a newer keyframe's, the run ending) is
-//! not stored, and counted. The frame path never waits for the store.
+//! head has finished that keyframe's report (`ReasoningStats::finished_for`:
+//! the head keeps its recent reports, each before it shows it, so a store
+//! that looks late still finds it), then writes the objects. When the video
+//! ends it waits for a report still being written (the head's timeout). A
+//! keyframe whose report never comes (cancelled, unavailable, replaced by a
+//! newer keyframe's) is not stored, and counted. The frame path never waits
+//! for the store.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -31,8 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam::channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 use sonoflow_core::{
-    Clock, Frame, FrameFindings, FrameFormat, FramePool, InterpretationBoard, InterpretationState,
-    PixelFormat, Recycled, Recycler,
+    Clock, Frame, FrameFindings, FrameFormat, FramePool, Interpretation, InterpretationBoard,
+    InterpretationState, PixelFormat, Recycled, Recycler,
 };
 use sonoflow_dicom_export::pacs::{pending, store_pending, PacsTarget, Spool};
 use sonoflow_dicom_export::{
@@ -44,7 +47,7 @@ use sonoflow_output::DicomSinkSpec;
 use sonoflow_output::{SinkKind, SinkSpec};
 use sonoflow_overlay::{Overlay, OverlayOptions};
 use sonoflow_pipeline::{LatencyRecorder, LatencySummary};
-use sonoflow_reasoning::{HeadHandle, KeyframeReason, ReasoningStats, DETAILS_WAIT};
+use sonoflow_reasoning::{Finished, HeadHandle, KeyframeReason, ReasoningStats};
 use tracing::{error, info, warn};
 
 use crate::error::RunError;
@@ -244,6 +247,9 @@ impl DicomStore {
                 String::new(),
             ),
         };
+        // The painter's own board: it shows the stored keyframe's report,
+        // whatever the live board has moved on to.
+        let board = Arc::new(InterpretationBoard::empty());
         let painter = match &inputs.overlay {
             Some(options) => Some(Painter {
                 // A stored picture has no live frame rate or latency to show;
@@ -254,10 +260,11 @@ impl DicomStore {
                         ..options.clone()
                     },
                     Arc::clone(&inputs.clock),
-                    Arc::clone(&inputs.board),
+                    Arc::clone(&board),
                 )
                 .map_err(|e| refuse(format!("its overlay could not be built: {e}")))?
                 .naming_findings(&inputs.finding_name),
+                board,
                 pool: FramePool::new(1),
                 findings: Recycler::new(1),
                 rgba: Vec::new(),
@@ -476,6 +483,8 @@ fn send_spool(
 /// Draws a stored keyframe as the overlay shows it.
 struct Painter {
     overlay: Overlay,
+    /// What the overlay's panel shows: the stored keyframe's report.
+    board: Arc<InterpretationBoard>,
     pool: FramePool,
     findings: Recycler<FrameFindings>,
     /// The drawn picture (RGBA), reused.
@@ -483,9 +492,10 @@ struct Painter {
 }
 
 impl Painter {
-    /// Draws `entry` with the overlay into `self.rgba`; false if its
-    /// pixels do not make a frame.
-    fn draw(&mut self, entry: &Entry) -> bool {
+    /// Draws `entry` with the overlay, its panel showing `report`, into
+    /// `self.rgba`; false if its pixels do not make a frame.
+    fn draw(&mut self, entry: &Entry, report: &Arc<Interpretation>) -> bool {
+        self.board.store(Some(Arc::clone(report)));
         let Some(pixel) = entry.pixel_format else {
             return false;
         };
@@ -516,8 +526,6 @@ impl Painter {
 struct Pending {
     entry: Recycled<Entry>,
     since: Instant,
-    /// When its report was first seen done without the head's details.
-    done_without_details: Option<Instant>,
 }
 
 struct Store {
@@ -559,7 +567,6 @@ impl Store {
                     self.pending.push_back(Pending {
                         entry,
                         since: Instant::now(),
-                        done_without_details: None,
                     });
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -567,8 +574,21 @@ impl Store {
             }
             self.poll(Instant::now());
         }
-        // The run ended: what has no finished report now never will.
-        self.poll(Instant::now() + DETAILS_WAIT);
+        // The video ended, the head has not: a report it is still writing
+        // is stored when done (every store waits alike, so a folder and a
+        // PACS hold the same keyframes).
+        let end = Instant::now();
+        let wait = (self.inputs.head.report_timeout() + Duration::from_secs(1)).min(REPORT_WAIT);
+        if !self.pending.is_empty() {
+            info!(
+                keyframes = self.pending.len(),
+                "the run ended: waiting for the reasoning head's last reports"
+            );
+        }
+        while !self.pending.is_empty() && end.elapsed() < wait {
+            std::thread::sleep(POLL);
+            self.poll(Instant::now());
+        }
         self.report.without_report += self.pending.len() as u64;
         info!(
             stored = self.report.stored,
@@ -580,36 +600,34 @@ impl Store {
     }
 
     /// Stores each pending keyframe whose report is done; gives up those
-    /// whose report will not come.
+    /// whose report will not come (the head moved on to a newer keyframe,
+    /// could not write it, or it waited too long).
     fn poll(&mut self, now: Instant) {
-        let Some(current) = self.inputs.board.load_full() else {
-            return;
-        };
+        // The board first: the head keeps a report before it shows it, so
+        // a board that has moved past a keyframe means its report, if any,
+        // is already kept.
+        let current = self.inputs.board.load_full();
         let mut i = 0;
         while i < self.pending.len() {
             let frame = self.pending[i].entry.frame;
-            let done = current.frame == frame && current.state == InterpretationState::Done;
-            let superseded = current.frame.0 > frame.0;
-            let expired = now.duration_since(self.pending[i].since) > REPORT_WAIT;
-            if done {
-                let details = self.stats.latest_for(frame.0);
-                let since = *self.pending[i].done_without_details.get_or_insert(now);
-                if details.is_none() && now.duration_since(since) < DETAILS_WAIT {
-                    i += 1;
-                    continue;
-                }
+            if let Some(finished) = self.stats.finished_for(frame.0) {
                 let Some(p) = self.pending.remove(i) else {
                     continue;
                 };
-                let asked = details
-                    .as_ref()
-                    .is_some_and(|d| d.reason == KeyframeReason::Request);
+                let asked = finished.report.reason == KeyframeReason::Request;
                 if self.requests_only && !asked {
                     self.report.not_requested += 1;
                 } else {
-                    self.store(&p.entry, &current.text, details.as_ref());
+                    self.store(&p.entry, &finished);
                 }
-            } else if superseded || expired {
+                continue;
+            }
+            let gone = current.as_ref().is_some_and(|c| {
+                c.frame.0 > frame.0
+                    || (c.frame == frame && c.state == InterpretationState::Unavailable)
+            });
+            let expired = now.duration_since(self.pending[i].since) > REPORT_WAIT;
+            if gone || expired {
                 self.pending.remove(i);
                 self.report.without_report += 1;
             } else {
@@ -618,22 +636,23 @@ impl Store {
         }
     }
 
-    fn store(&mut self, entry: &Entry, text: &str, details: Option<&sonoflow_reasoning::Report>) {
+    /// Stores `entry` with its finished report.
+    fn store(&mut self, entry: &Entry, finished: &Finished) {
+        let (text, details) = (finished.shown.text.as_str(), &finished.report);
         if self.exporter.is_err() {
             self.report.failed += 1;
             return;
         }
         let attributes: Vec<(String, String)> = details
-            .map(|d| {
-                d.fields
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| (k.replace('_', " "), v.replace('_', " ")))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .fields
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.replace('_', " "), v.replace('_', " ")))
+            .collect();
         let label = details
-            .and_then(|d| d.fields.class.clone())
+            .fields
+            .class
+            .clone()
             .unwrap_or_else(|| self.inputs.finding_name.clone());
         // How long ago the keyframe was captured: its wall-clock time for
         // the objects, its instant for the acknowledgement latency.
@@ -650,7 +669,10 @@ impl Store {
             data: &entry.pixels,
             burned_in: false,
         };
-        let drawn = self.painter.as_mut().is_some_and(|p| p.draw(entry));
+        let drawn = self
+            .painter
+            .as_mut()
+            .is_some_and(|p| p.draw(entry, &finished.shown));
         let (shown, clean) = match &self.painter {
             Some(p) if drawn => (
                 Picture {
@@ -674,8 +696,8 @@ impl Store {
             report: Some(ReportText {
                 text,
                 attributes: &attributes,
-                long_axis_mm: details.and_then(|d| d.long_axis_mm),
-                short_axis_mm: details.and_then(|d| d.short_axis_mm),
+                long_axis_mm: details.long_axis_mm,
+                short_axis_mm: details.short_axis_mm,
             }),
         };
         let destination = &mut self.destination;

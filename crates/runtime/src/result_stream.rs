@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{Receiver, RecvTimeoutError};
 use serde::Serialize;
-use sonoflow_core::{
-    Clock, Interpretation, InterpretationBoard, InterpretationState, Recycled, Timestamp,
-};
+use sonoflow_core::{Clock, Interpretation, InterpretationBoard, Recycled, Timestamp};
 use sonoflow_model::ModelDir;
 use sonoflow_pipeline::{LatencyRecorder, LatencySummary, PipelineMetrics};
 use sonoflow_protocol::convert::{
@@ -29,7 +27,7 @@ use sonoflow_protocol::convert::{
 };
 use sonoflow_protocol::v1::{self, server_message::Kind, ErrorCode};
 use sonoflow_reasoning::prompt::PromptCodec;
-use sonoflow_reasoning::{HeadHandle, ReasoningStats, DETAILS_WAIT};
+use sonoflow_reasoning::{HeadHandle, ReasoningStats};
 use sonoflow_server::{
     FrameSent, NoHead, Publisher, Refusal, RequestHandler, Server, ServerOptions, ServerReport,
     VideoEncoder,
@@ -257,7 +255,7 @@ fn publish(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if let Some(r) = reports.poll(board, stats, Instant::now()) {
+        if let Some(r) = reports.poll(board, stats) {
             publisher.publish(&envelope(Kind::Report(r)));
         }
         if Instant::now() >= next_stats {
@@ -285,8 +283,6 @@ fn publish(
 #[derive(Default)]
 struct ReportWatch {
     last: Option<Arc<Interpretation>>,
-    /// When a finished interpretation was first seen without its details.
-    waiting_since: Option<Instant>,
 }
 
 impl ReportWatch {
@@ -294,21 +290,13 @@ impl ReportWatch {
         &mut self,
         board: &InterpretationBoard,
         stats: Option<&ReasoningStats>,
-        now: Instant,
     ) -> Option<v1::Report> {
         let current = board.load_full()?;
         if self.last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &current)) {
             return None;
         }
+        // The head keeps a report's details before it shows its text.
         let latest = stats.and_then(|s| s.latest_for(current.frame.0));
-        // The head publishes the text before its details: wait a little for them.
-        if current.state == InterpretationState::Done && latest.is_none() {
-            let since = *self.waiting_since.get_or_insert(now);
-            if now.duration_since(since) < DETAILS_WAIT {
-                return None;
-            }
-        }
-        self.waiting_since = None;
         self.last = Some(Arc::clone(&current));
         let mut parts = ReportParts {
             keyframe: current.frame,

@@ -60,10 +60,11 @@ fn glass_to_glass_is_measured_through_rtp_and_mp4_beside_the_internal_latency() 
         assert!(sent > 0, "{path}: {p}");
         assert!(n("frames") * 2 > sent, "{path}: most frames read: {p}");
         // A stamp that does not survive H.264 would make nearly every frame
-        // unreadable; a busy machine loses a few packets at the receiver,
-        // whose frames decode with blocks of others and are refused.
+        // unreadable; a busy machine may still lose a packet at the
+        // receiver, and every frame up to the next key frame (2 s) then
+        // decodes with blocks of others and is refused.
         assert!(
-            n("unreadable") * 4 <= n("frames_decoded"),
+            n("unreadable") * 2 <= n("frames_decoded"),
             "{path}: few unreadable: {p}"
         );
         assert_eq!(n("rejected"), 0, "{path}: no stamp read wrong: {p}");

@@ -22,6 +22,9 @@ use crate::dicom::{DicomSettings, DICOM_APPSRC};
 use crate::images::{ImageSettings, IMAGES_APPSRC};
 use crate::phantom_feed::PHANTOM_APPSRC;
 
+/// The `udp` source's socket receive buffer (bytes).
+const UDP_BUFFER_BYTES: u32 = 2 * 1024 * 1024;
+
 /// The source kinds a definition may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -751,9 +754,13 @@ impl SourceConfig {
                 set("address", address.to_owned());
                 let caps =
                     "application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96";
+                // A socket buffer of about 4 s at 4 Mbit/s (the kernel caps it
+                // at net.core.rmem_max): a receiver starved of CPU for a moment
+                // loses no packet, where one lost packet spoils every frame
+                // up to the next key frame.
                 (
                     format!(
-                        "udpsrc name={SOURCE_ELEMENT} port={port} caps=\"{caps}\" ! rtpjitterbuffer latency={latency} ! rtph264depay ! h264parse ! decodebin"
+                        "udpsrc name={SOURCE_ELEMENT} port={port} buffer-size={UDP_BUFFER_BYTES} caps=\"{caps}\" ! rtpjitterbuffer latency={latency} ! rtph264depay ! h264parse ! decodebin"
                     ),
                     true,
                     false,

@@ -146,7 +146,7 @@ impl Default for ReasoningStats {
             decode_ns: AtomicU64::new(0),
             frame_latency: Arc::new(LatencySplit::new(Arc::clone(&busy))),
             busy,
-            recent: Mutex::new(VecDeque::with_capacity(RECENT_REPORTS + 1)),
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_REPORTS)),
             error: Mutex::new(None),
             remote: OnceLock::new(),
             remote_reports: AtomicU64::new(0),

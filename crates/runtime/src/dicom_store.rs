@@ -10,7 +10,8 @@
 //! With the overlay on (`[overlay]`), the image stored first is the frame as
 //! shown: the store draws it with its own [`Overlay`] (the same options, and
 //! its own interpretation board holding the keyframe's finished report, so
-//! the panel shows that report whatever the live board shows by then) into RGB, Burned In Annotation YES; the clean frame follows it.
+//! the panel shows that report whatever the live board shows by then) into
+//! RGB, Burned In Annotation YES; the clean frame follows it.
 //!
 //! A [`FrameTap`] on the output takes only the frames the head was handed as
 //! keyframes ([`HeadHandle::latest_keyframe`]: chosen in the process stage,

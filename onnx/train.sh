@@ -22,7 +22,8 @@
 # onnx/requirements-train.txt). The README's two commands never run it.
 # Idempotent: the venv and the phantom exports are made once (delete
 # out/umind-data to redo them); training always runs. About 70 minutes on a 2-core machine (3.5 min of
-# phantom export on both cores, 57 min of training, 8 min of task fine-tuning, 2 min of evaluation).
+# phantom export on both cores, 57 min of training, 8 min of task fine-tuning, 2 min of evaluation);
+# the same machine on a slower day took 115 (92.5 min of training, 16 of fine-tuning).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/env.sh

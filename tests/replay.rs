@@ -6,7 +6,9 @@
 //! changed model (the same graphs, another input normalisation), `--diff`
 //! lists the changed findings and the exit status says so. A folder that
 //! already holds a recording, and a folder that is none, are refused naming
-//! them. Deadlines are hang guards, never speed limits.
+//! them. Deadlines are hang guards, never speed limits: the head runs at the
+//! frame path's priority with no timeout and no cancellation, and the probe
+//! at 15 fps, so that a loaded machine still sees it publish kernels.
 
 mod common;
 
@@ -25,10 +27,10 @@ fn model_dir() -> PathBuf {
 fn definition() -> String {
     format!(
         "name = \"recorded\"\n\
-         [source]\nkind = \"phantom\"\nprobe = \"linear\"\ndepth_cm = 4\nseed = 77\nlesions = 1\nfps = 30\n\
+         [source]\nkind = \"phantom\"\nprobe = \"linear\"\ndepth_cm = 4\nseed = 77\nlesions = 1\nfps = 15\n\
          [process]\nkind = \"model\"\n\
          [model]\ndir = '{}'\nproviders = [\"cpu\"]\nintra_threads = 1\n\
-         [reasoning]\nmin_interval_ms = 500\n\
+         [reasoning]\nmin_interval_ms = 500\nnice = 0\ntimeout_ms = 60000\nstale_after_ms = 60000\n\
          [[sinks]]\nkind = \"fake\"\n",
         model_dir().display()
     )

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Experiment: descriptors from a crop of the lesion (issue 18). Needs the lesion-crop experiment's
+# trained folders (out/rt-tasks2, out/rt-base; ../2026-12-01-lesion-crop-tokens/run.sh) and the
+# visible-margins exports (out/umind-data-v5). Works on a scratch copy of onnx/, never on the
+# repository's own onnx/umind.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+HERE=$REPO/docs/experiments/2026-12-01-descriptors-from-crops
+DATA=$REPO/out/umind-data-v5
+PY=$REPO/onnx/.venv/bin/python
+BIN=$REPO/target/release/sonoflow
+source "$REPO/scripts/env.sh" >/dev/null 2>&1
+
+# 1. Can the descriptors be told apart on crops around the TRUE box? (13 min each)
+$PY "$HERE/crops.py" "$DATA" > "$HERE/crops-full-resolution.log"
+DOWN=3 $PY "$HERE/crops.py" "$DATA" > "$HERE/crops-third-resolution.log"
+BALANCED=0 $PY "$HERE/crops.py" "$DATA" > "$HERE/crops-plain-loss.log"
+
+# 2. A scratch copy of onnx/ with the lesion crop (crop) and, beside it, the mask window (maskwin).
+WORK=$(mktemp -d)
+for v in crop maskwin; do
+  mkdir -p "$WORK/$v" && cp -r "$REPO/onnx/umind" "$WORK/$v/umind" && ln -s "$REPO/onnx/.venv" "$WORK/$v/.venv"
+  (cd "$WORK/$v" && patch -p2 < "$REPO/docs/experiments/2026-12-01-lesion-crop-tokens/model.diff" \
+     && patch -p2 < "$HERE/finetune.diff")
+  cp "$HERE/pretrain_crop.py" "$HERE/window_eval.py" "$HERE/visibility.py" "$WORK/$v/"
+done
+(cd "$WORK/maskwin" && patch -p2 < "$HERE/window.diff")
+
+run() {  # variant, out-prefix, extra environment
+  local v=$1 o=$2
+  cd "$WORK/$v"
+  {
+  $PY -m umind.finetune --checkpoint "$REPO/out/rt-tasks2/checkpoint.pt" --data "$DATA" --out "$REPO/out/$o-tasks" \
+    --steps 800 --seed 13 --crop-cnn "$REPO/out/pt-cnn.pt"
+  $PY -m umind.export --checkpoint "$REPO/out/$o-tasks/checkpoint.pt" --data "$DATA" --out "$REPO/out/$o-nano" \
+    --default-kernels "$REPO/out/rt-base/default_kernels.f32"
+  "$BIN" model check "$REPO/out/$o-nano"
+  $PY -m umind.evaluate --model "$REPO/out/$o-nano" --bin "$BIN" --data "$DATA/test" "$DATA/test-empty" \
+    --stress "plain phantom (the original look)=$DATA/test-plain" --stress "plane-wave look=$DATA/stress-look" \
+    --stress "contrast +4 to +7 dB=$DATA/stress-contrast" --out "$REPO/out/$o-nano/metrics.json"
+  } > "$WORK/$o.log" 2>&1
+  $PY "$REPO/docs/experiments/2026-11-30-visible-margins/attrs.py" "$REPO/out/$o-nano" "$DATA/test" 480 "$WORK/$o-rows.json"
+}
+
+# 3. The crop CNN pretrained on the descriptors at true-mask windows (2000 steps, 6 min).
+(cd "$WORK/crop" && $PY pretrain_crop.py "$DATA" "$REPO/out/rt-tasks2/checkpoint.pt" "$REPO/out/pt-cnn.pt" 2000) > "$HERE/pretrain.log"
+# 4. Where each window falls, and the pretrained CNN read there.
+(cd "$WORK/maskwin" && WINDOW_KERNELS="$REPO/out/rt-base/default_kernels.f32" $PY window_eval.py "$DATA/test" \
+   "$REPO/out/rt-tasks2/checkpoint.pt" "$REPO/out/pt-cnn.pt" "$REPO/out/rt-base/default_kernels.f32") > "$HERE/windows.txt"
+# 4b. How visible each held-out lesion is, and the CNN's reading by visibility; a contact sheet per margin.
+(cd "$WORK/crop" && $PY visibility.py "$DATA/test" "$REPO/out/rt-tasks2/checkpoint.pt" "$REPO/out/pt-cnn.pt") > "$HERE/visibility.txt"
+$PY "$HERE/margins-sheet.py" "$DATA/train" "$HERE/margins-v5.jpg"
+# 5. The language model fine-tuned to read it: saliency window, then the mask window.
+(run crop pt) > "$HERE/confusions-pretrained-cnn.txt"
+(export WINDOW_KERNELS="$REPO/out/rt-base/default_kernels.f32"; run maskwin mw) > "$HERE/confusions-mask-window.txt"

@@ -53,3 +53,16 @@ $PY "$HERE/margins-sheet.py" "$DATA/train" "$HERE/margins-v5.jpg"
 # 5. The language model fine-tuned to read it: saliency window, then the mask window.
 (run crop pt) > "$HERE/confusions-pretrained-cnn.txt"
 (export WINDOW_KERNELS="$REPO/out/rt-base/default_kernels.f32"; run maskwin mw) > "$HERE/confusions-mask-window.txt"
+
+# 6. The phantom drawn as named: v5's code.diff and drawn-as-named.diff applied to the phantom only for the
+#    export (revert both and rebuild afterwards), the v5 export commands into out/umind-data-v6, crops.py on it.
+(cd "$REPO" && git apply --include='crates/*' docs/experiments/2026-11-30-visible-margins/code.diff \
+   && git apply "$HERE/drawn-as-named.diff" && cargo build --release --locked -p sonoflow --quiet)
+LOOKS=(--randomise --looks focused,harmonic --contrast-bands=-40:4,7:12)
+"$BIN" phantom export --frames 7200 --seed 201 --sequence-length 4 --out "$REPO/out/umind-data-v6/train" "${LOOKS[@]}"
+"$BIN" phantom export --frames 480 --seed 203 --sequence-length 4 --out "$REPO/out/umind-data-v6/test" "${LOOKS[@]}"
+(cd "$REPO" && git checkout crates/phantom/src/scene.rs && cargo build --release --locked -p sonoflow --quiet)
+$PY "$HERE/crops.py" "$REPO/out/umind-data-v6" > "$HERE/crops-drawn-as-named.log"
+$PY "$HERE/margins-sheet.py" "$REPO/out/umind-data-v6/train" "$HERE/margins-drawn-as-named.jpg"
+(cd "$WORK/crop" && $PY visibility.py "$REPO/out/umind-data-v6/test" "$REPO/out/rt-tasks2/checkpoint.pt" "$REPO/out/pt-cnn.pt") \
+  > "$HERE/visibility-drawn-as-named.txt"

@@ -9,7 +9,9 @@ Every lesion of the export's train split (a window twice its box, resampled to
 each epoch prints accuracy/balanced accuracy (mean recall over the classes) on
 every lesion of the test split. JITTER=0.15 moves and scales the windows
 (lognormal); SAVE=PATH keeps the network; BALANCED=0 trains with plain
-cross-entropy (crops-plain-loss.log), which serves plain accuracy. (The full-resolution log was made
+cross-entropy (crops-plain-loss.log), which serves plain accuracy. The last
+lines give the margin's accuracy by the lesion's long axis (the logs before
+crops-detail-floors.log end at the confusion matrix). (The full-resolution log was made
 with integer crop bounds; the script now cuts an exact extent.)"""
 import json, sys, os, time
 import numpy as np
@@ -26,7 +28,7 @@ rng = np.random.default_rng(0)
 KEYS = ["margin", "echo_pattern", "shape", "orientation", "posterior", "calcifications", "class", "assessment"]
 
 def load(split, scale=2.0):
-    xs, ys = [], []
+    xs, ys, sizes = [], [], []
     for line in open(os.path.join(ROOT, split, "truth.jsonl")):
         t = json.loads(line)
         if not t["lesions"]:
@@ -49,12 +51,13 @@ def load(split, scale=2.0):
             xs.append(np.asarray(crop, dtype=np.uint8))
             a = les["attributes"]
             ys.append([a.get(k) if k not in ("class", "assessment") else les[k] for k in KEYS])
-    return np.stack(xs), ys
+            sizes.append(les["long_axis"]["length_mm"])
+    return np.stack(xs), ys, np.array(sizes)
 
 t0 = time.time()
 scale = float(os.environ.get("SCALE", "2.0"))
-xtr, ytr = load("train", scale)
-xte, yte = load("test", scale)
+xtr, ytr, _ = load("train", scale)
+xte, yte, size_te = load("test", scale)
 print(f"crops train {len(xtr)} test {len(xte)} in {time.time()-t0:.0f}s", flush=True)
 vocab = [sorted({y[i] for y in ytr + yte}) for i in range(len(KEYS))]
 def enc(ys):
@@ -103,6 +106,7 @@ def evaluate():
             cm = np.zeros((len(vocab[k]),) * 2, int)
             for a, b in zip(y.tolist(), p.tolist()): cm[a, b] += 1
             res["margin_cm"] = cm
+            res["margin_right"] = (p == y).numpy()
     return res
 step = 0
 for ep in range(epochs):
@@ -118,5 +122,10 @@ for ep in range(epochs):
     r = evaluate()
     print(f"epoch {ep} {time.time()-t0:.0f}s loss {loss.item():.3f} " + " ".join(f"{k}={r[k][0]*100:.1f}/{r[k][1]*100:.1f}" for k in KEYS), flush=True)
 print("vocab margin", vocab[0]); print(r["margin_cm"])
+for lo, hi in [(0, 6), (6, 10), (10, 15), (15, 99)]:
+    band = (size_te >= lo) & (size_te < hi)
+    irregular = band & np.array([y[0] not in ("circumscribed", "microlobulated") for y in yte])
+    print(f"margin, long axis {lo}-{hi} mm: {r['margin_right'][band].mean()*100:.1f} % of {band.sum()}"
+          f" (angular, indistinct, spiculated: {r['margin_right'][irregular].mean()*100:.1f} % of {irregular.sum()})")
 if os.environ.get("SAVE"):
     torch.save({"state": net.state_dict(), "vocab": vocab, "keys": KEYS}, os.environ["SAVE"])

@@ -66,3 +66,23 @@ $PY "$HERE/crops.py" "$REPO/out/umind-data-v6" > "$HERE/crops-drawn-as-named.log
 $PY "$HERE/margins-sheet.py" "$REPO/out/umind-data-v6/train" "$HERE/margins-drawn-as-named.jpg"
 (cd "$WORK/crop" && $PY visibility.py "$REPO/out/umind-data-v6/test" "$REPO/out/rt-tasks2/checkpoint.pt" "$REPO/out/pt-cnn.pt") \
   > "$HERE/visibility-drawn-as-named.txt"
+
+# 7. The margins drawn apart (margins-apart.diff on top of both), then with a floor in millimetres on the
+#    margin's detail (detail-floors.diff on top of that): each exported as in 6 (out/umind-data-v7, -v8) and
+#    read by crops.py with both losses.
+draw_and_export() {  # data folder, diffs on top of drawn-as-named.diff
+  local out=$1; shift
+  (cd "$REPO" && git apply --include='crates/*' docs/experiments/2026-11-30-visible-margins/code.diff \
+     && git apply "$HERE/drawn-as-named.diff" && for d in "$@"; do git apply "$HERE/$d"; done \
+     && cargo build --release --locked -p sonoflow --quiet)
+  "$BIN" phantom export --frames 7200 --seed 201 --sequence-length 4 --out "$out/train" "${LOOKS[@]}"
+  "$BIN" phantom export --frames 480 --seed 203 --sequence-length 4 --out "$out/test" "${LOOKS[@]}"
+  (cd "$REPO" && git checkout crates/phantom/src/scene.rs && cargo build --release --locked -p sonoflow --quiet)
+}
+draw_and_export "$REPO/out/umind-data-v7" margins-apart.diff
+$PY "$HERE/crops.py" "$REPO/out/umind-data-v7" > "$HERE/crops-margins-apart.log"
+BALANCED=0 $PY "$HERE/crops.py" "$REPO/out/umind-data-v7" > "$HERE/crops-margins-apart-plain-loss.log"
+$PY "$HERE/margins-sheet.py" "$REPO/out/umind-data-v7/train" "$HERE/margins-apart.jpg"
+draw_and_export "$REPO/out/umind-data-v8" margins-apart.diff detail-floors.diff
+$PY "$HERE/crops.py" "$REPO/out/umind-data-v8" > "$HERE/crops-detail-floors.log"
+BALANCED=0 $PY "$HERE/crops.py" "$REPO/out/umind-data-v8" > "$HERE/crops-detail-floors-plain-loss.log"

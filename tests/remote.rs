@@ -172,6 +172,26 @@ fn definition(url: &str, model: &str, extra: &str) -> String {
     )
 }
 
+/// The longest stretch of capture time between two consecutive frames out
+/// of a `--findings-jsonl` log (one line per frame out, in order).
+fn longest_time_without_a_frame_out(path: &Path) -> Duration {
+    let text = std::fs::read_to_string(path).expect("the findings log");
+    let captured: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            common::pb_u64_at(&line, "/capturedNs")
+        })
+        .collect();
+    assert!(captured.len() >= 2, "frames in the findings log");
+    let longest = captured
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .max()
+        .unwrap_or(0);
+    Duration::from_nanos(longest)
+}
+
 /// Image tokens of a realistic scale, the same every run.
 fn image_embeds(count: usize) -> Vec<f32> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -282,7 +302,13 @@ fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage
     let pipeline = write_definition(dir.path(), &definition(&server.url(), "reasoning_head", ""));
     let log_path = dir.path().join("outage.log");
     let log = std::fs::File::create(&log_path).expect("outage log");
-    let child = common::run_command(dir.path(), &pipeline, &["--frames", "9000"])
+    let findings = dir.path().join("outage-findings.jsonl");
+    let findings_arg = findings.to_string_lossy().into_owned();
+    let child = common::run_command(
+        dir.path(),
+        &pipeline,
+        &["--frames", "9000", "--findings-jsonl", &findings_arg],
+    )
         .env("RUST_LOG", "warn,sonoflow_reasoning=info")
         .stdout(Stdio::null())
         .stderr(log)
@@ -317,13 +343,23 @@ fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage
         stderr.contains(back),
         "the head returned to the server within 90 s of its restart: {r}\n{stderr}"
     );
+    // The video never stalled: the source was never held back, and no
+    // stretch of the stream as long as the outage went without a frame out.
+    // (A loaded machine drops frames here and there, counted; a frame path
+    // that waited on the server would drop or hold seconds of them.)
     let (frames_in, frames_out) = (
         report["frames_in"].as_u64().unwrap_or(0),
         report["frames_out"].as_u64().unwrap_or(0),
     );
     assert!(
-        frames_in >= 270 && frames_out * 10 >= frames_in * 9,
-        "the video never stalled: {frames_out} of {frames_in} frames out"
+        frames_in >= 270 && frames_out * 2 >= frames_in,
+        "the video went on: {frames_out} of {frames_in} frames out: {report}"
+    );
+    let longest = longest_time_without_a_frame_out(&findings);
+    assert!(
+        longest < Duration::from_secs(2),
+        "the video never stalled: {longest:?} without a frame out (the server was down 4 s): {}",
+        report["findings_log"]
     );
 
     // 4. Start-up errors name what to fix.

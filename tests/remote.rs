@@ -309,11 +309,11 @@ fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage
         &pipeline,
         &["--frames", "9000", "--findings-jsonl", &findings_arg],
     )
-        .env("RUST_LOG", "warn,sonoflow_reasoning=info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start sonoflow");
+    .env("RUST_LOG", "warn,sonoflow_reasoning=info")
+    .stdout(Stdio::null())
+    .stderr(log)
+    .spawn()
+    .expect("start sonoflow");
     std::thread::sleep(Duration::from_secs(5));
     server.down();
     std::thread::sleep(Duration::from_secs(4));

@@ -86,3 +86,7 @@ $PY "$HERE/margins-sheet.py" "$REPO/out/umind-data-v7/train" "$HERE/margins-apar
 draw_and_export "$REPO/out/umind-data-v8" margins-apart.diff detail-floors.diff
 $PY "$HERE/crops.py" "$REPO/out/umind-data-v8" > "$HERE/crops-detail-floors.log"
 BALANCED=0 $PY "$HERE/crops.py" "$REPO/out/umind-data-v8" > "$HERE/crops-detail-floors-plain-loss.log"
+# 8. Coarser floors still (coarser-floors.diff on top: corners >= 1.5 mm, spicules >= 2.5 mm, lobes >= 0.8 mm
+#    deep and 2.5 mm apart) into out/umind-data-v9, the class-balanced loss only.
+draw_and_export "$REPO/out/umind-data-v9" margins-apart.diff detail-floors.diff coarser-floors.diff
+$PY "$HERE/crops.py" "$REPO/out/umind-data-v9" > "$HERE/crops-coarser-floors.log"

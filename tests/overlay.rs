@@ -66,11 +66,7 @@ fn count_near(rgb: &[u8], colour: [u8; 3], tolerance: u8) -> usize {
 /// and (the model waits up to 5 s, so never behind) the frame's own
 /// findings, the lesion measured in mm with its ±.
 fn assert_findings_log(path: &Path, r: &serde_json::Value) {
-    let text = std::fs::read_to_string(path).expect("findings log");
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines = read_findings_log(path);
     assert_eq!(lines.len() as u64, u64_at(r, "/frames_out"));
     assert_eq!(
         u64_at(r, "/findings_log/lines"),

@@ -197,12 +197,7 @@ fn run_phantom(
         std::time::Duration::from_secs(120),
     );
     let report = run.assert_success().clone();
-    let lines = std::fs::read_to_string(&log)
-        .expect("findings log")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    (report, lines)
+    (report, read_findings_log(&log))
 }
 
 #[test]

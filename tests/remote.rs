@@ -175,13 +175,9 @@ fn definition(url: &str, model: &str, extra: &str) -> String {
 /// The longest stretch of capture time between two consecutive frames out
 /// of a `--findings-jsonl` log (one line per frame out, in order).
 fn longest_time_without_a_frame_out(path: &Path) -> Duration {
-    let text = std::fs::read_to_string(path).expect("the findings log");
-    let captured: Vec<u64> = text
-        .lines()
-        .map(|l| {
-            let line: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
-            common::pb_u64_at(&line, "/capturedNs")
-        })
+    let captured: Vec<u64> = common::read_findings_log(path)
+        .iter()
+        .map(|line| common::pb_u64_at(line, "/capturedNs"))
         .collect();
     assert!(captured.len() >= 2, "frames in the findings log");
     let longest = captured

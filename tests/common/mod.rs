@@ -72,6 +72,16 @@ pub fn read_report(dir: &Path) -> Option<serde_json::Value> {
     Some(serde_json::from_str(&text).expect("report is JSON"))
 }
 
+/// The lines of a `--findings-jsonl` log, one JSON value per frame out, in
+/// order (a line that is not JSON fails the test).
+pub fn read_findings_log(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("findings log {}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
 /// Runs `sonoflow` on `definition` to completion (at most `limit`).
 pub fn run_pipeline(dir: &Path, definition: &str, args: &[&str], limit: Duration) -> Run {
     let pipeline = write_definition(dir, definition);

@@ -22,7 +22,7 @@ for v in crop maskwin; do
   mkdir -p "$WORK/$v" && cp -r "$REPO/onnx/umind" "$WORK/$v/umind" && ln -s "$REPO/onnx/.venv" "$WORK/$v/.venv"
   (cd "$WORK/$v" && patch -p2 < "$REPO/docs/experiments/2026-12-01-lesion-crop-tokens/model.diff" \
      && patch -p2 < "$HERE/finetune.diff")
-  cp "$HERE/pretrain_crop.py" "$HERE/window_eval.py" "$HERE/visibility.py" "$WORK/$v/"
+  cp "$HERE/pretrain_crop.py" "$HERE/window_eval.py" "$HERE/visibility.py" "$HERE/crop_reader.py" "$WORK/$v/"
 done
 (cd "$WORK/maskwin" && patch -p2 < "$HERE/window.diff")
 
@@ -56,20 +56,9 @@ $PY "$HERE/margins-sheet.py" "$DATA/train" "$HERE/margins-v5.jpg"
 
 # 6. The phantom drawn as named: v5's code.diff and drawn-as-named.diff applied to the phantom only for the
 #    export (revert both and rebuild afterwards), the v5 export commands into out/umind-data-v6, crops.py on it.
-(cd "$REPO" && git apply --include='crates/*' docs/experiments/2026-11-30-visible-margins/code.diff \
-   && git apply "$HERE/drawn-as-named.diff" && cargo build --release --locked -p sonoflow --quiet)
 LOOKS=(--randomise --looks focused,harmonic --contrast-bands=-40:4,7:12)
-"$BIN" phantom export --frames 7200 --seed 201 --sequence-length 4 --out "$REPO/out/umind-data-v6/train" "${LOOKS[@]}"
-"$BIN" phantom export --frames 480 --seed 203 --sequence-length 4 --out "$REPO/out/umind-data-v6/test" "${LOOKS[@]}"
-(cd "$REPO" && git checkout crates/phantom/src/scene.rs && cargo build --release --locked -p sonoflow --quiet)
-$PY "$HERE/crops.py" "$REPO/out/umind-data-v6" > "$HERE/crops-drawn-as-named.log"
-$PY "$HERE/margins-sheet.py" "$REPO/out/umind-data-v6/train" "$HERE/margins-drawn-as-named.jpg"
-(cd "$WORK/crop" && $PY visibility.py "$REPO/out/umind-data-v6/test" "$REPO/out/rt-tasks2/checkpoint.pt" "$REPO/out/pt-cnn.pt") \
-  > "$HERE/visibility-drawn-as-named.txt"
-
-# 7. The margins drawn apart (margins-apart.diff on top of both), then with a floor in millimetres on the
-#    margin's detail (detail-floors.diff on top of that): each exported as in 6 (out/umind-data-v7, -v8) and
-#    read by crops.py with both losses.
+# The phantom with code.diff, drawn-as-named.diff and then the named diffs applied, exported with the v5
+# commands into a data folder; then the phantom reverted and the binary rebuilt.
 draw_and_export() {  # data folder, diffs on top of drawn-as-named.diff
   local out=$1; shift
   (cd "$REPO" && git apply --include='crates/*' docs/experiments/2026-11-30-visible-margins/code.diff \
@@ -79,6 +68,15 @@ draw_and_export() {  # data folder, diffs on top of drawn-as-named.diff
   "$BIN" phantom export --frames 480 --seed 203 --sequence-length 4 --out "$out/test" "${LOOKS[@]}"
   (cd "$REPO" && git checkout crates/phantom/src/scene.rs && cargo build --release --locked -p sonoflow --quiet)
 }
+draw_and_export "$REPO/out/umind-data-v6"
+$PY "$HERE/crops.py" "$REPO/out/umind-data-v6" > "$HERE/crops-drawn-as-named.log"
+$PY "$HERE/margins-sheet.py" "$REPO/out/umind-data-v6/train" "$HERE/margins-drawn-as-named.jpg"
+(cd "$WORK/crop" && $PY visibility.py "$REPO/out/umind-data-v6/test" "$REPO/out/rt-tasks2/checkpoint.pt" "$REPO/out/pt-cnn.pt") \
+  > "$HERE/visibility-drawn-as-named.txt"
+
+# 7. The margins drawn apart (margins-apart.diff on top of both), then with a floor in millimetres on the
+#    margin's detail (detail-floors.diff on top of that): each exported as in 6 (out/umind-data-v7, -v8) and
+#    read by crops.py with both losses.
 draw_and_export "$REPO/out/umind-data-v7" margins-apart.diff
 $PY "$HERE/crops.py" "$REPO/out/umind-data-v7" > "$HERE/crops-margins-apart.log"
 BALANCED=0 $PY "$HERE/crops.py" "$REPO/out/umind-data-v7" > "$HERE/crops-margins-apart-plain-loss.log"

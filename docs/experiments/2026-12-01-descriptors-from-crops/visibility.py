@@ -6,14 +6,10 @@ visibility band.
 import sys, pathlib, collections
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from umind import data
-from umind.model import UMindNano
+from crop_reader import load_crop_reader
 torch.set_num_threads(2)
-split = pathlib.Path(sys.argv[1]); ck = torch.load(sys.argv[2], map_location="cpu"); pt = torch.load(sys.argv[3], map_location="cpu")
-model = UMindNano(ck["vocab"]); model.load_state_dict(ck["model"]); model.eval()
-crop = model.encoder.crop
-crop.cnn.load_state_dict(pt["cnn"])
-vocab, KEYS = pt["vocab"], pt["keys"]
-heads = nn.ModuleList(nn.Linear(96, len(v)) for v in vocab); heads.load_state_dict(pt["heads"])
+split = pathlib.Path(sys.argv[1])
+model, crop, heads, vocab, KEYS = load_crop_reader(sys.argv[2], sys.argv[3])
 images, primaries, masks, truth, cnr = [], [], [], [], []
 for job in [(str(split), r) for r in data.read_records(split) if r["lesions"]]:
     img, mask, primary, _, rec = data.sample_record(job)

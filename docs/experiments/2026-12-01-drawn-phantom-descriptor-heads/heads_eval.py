@@ -17,7 +17,8 @@ torch.set_num_threads(2)
 images, masks, primary, reports, records = data.load_split([pathlib.Path(sys.argv[2])], pathlib.Path(sys.argv[2]).parent / 'cache' / 'test-heads')
 fields = report.descriptor_fields()
 right = {f: 0 for f in fields}; n = 0
-conf = np.zeros((5, 5), int)
+margins = report.ATTRIBUTES['margin']
+conf = np.zeros((len(margins), len(margins)), int)
 with torch.no_grad():
     for s in range(0, len(images), 32):
         x = torch.from_numpy(data.normalise(images[s:s+32].astype(np.float32))).unsqueeze(1)
@@ -31,5 +32,5 @@ with torch.no_grad():
                 right[f] += int(out[f][i].argmax()) == lab[f]
             conf[lab['margin'], int(out['margin'][i].argmax())] += 1
 print(json.dumps({'frames': n, **{f: round(right[f] / n, 3) for f in fields}}))
-print('margin confusion (rows truth, cols heads):', report.ATTRIBUTES['margin'])
+print('margin confusion (rows truth, cols heads):', margins)
 print(conf)

@@ -291,7 +291,8 @@ def data_section(f):
 All of it comes from `sonoflow phantom export` (docs/phantom.md): B-mode frames with exact ground
 truth, in sequences of one scene under probe motion; linear and convex probes alternate, the depth
 preset, gain and dynamic range are drawn per sequence, and every lesion kind (simple cyst, complex
-cyst, benign solid, malignant solid) comes with its BI-RADS descriptors.
+cyst, benign solid, malignant solid) comes with its BI-RADS descriptors, each drawn big enough to be
+seen and echo levels clear of the thresholds that name them (docs/phantom.md, "Anatomy and lesions").
 
 {body}
 
@@ -452,7 +453,9 @@ def training_section(f):
         "next-token cross-entropy on the report, plus BCE + soft Dice of both task masks (bilinearly upsampled "
         "to the input size) with the reasoned kernels, plus half of the same with the batch's mean kernel (so "
         "that the averaged default kernels work too), plus half a BCE of the saliency map against the reported "
-        f"lesion's mask. Dropout in the language model. AdamW, lr {a.get('lr', MISSING):g} with warm-up and cosine "
+        "lesion's mask, plus half the mean cross-entropy of a linear classifier per report field (class, each "
+        "descriptor, assessment) over the region tokens, so that those tokens carry the reported lesion's "
+        f"descriptors (the classifiers are used in training only and not exported). Dropout in the language model. AdamW, lr {a.get('lr', MISSING):g} with warm-up and cosine "
         f"decay, batch {batch or MISSING}, random horizontal flips{augmented(a)}, {steps or MISSING} steps{epochs}, seed "
         f"{a.get('seed', MISSING)}; validation Dice at the last step {num(val)}.")
     return f"""## Training
@@ -679,6 +682,12 @@ def findings_bullets(f):
                        f"{AIMS['fp_per_100_empty_frames']:g} of issue 18). Findings under 3 mm² on a calibrated frame "
                        "(smaller than a 2 mm circle) are not shown (`[perception] min_finding_area_mm2`, chosen on "
                        "the validation split, not on these frames).")
+        for name, st in (m.get("stress_sets") or {}).items():
+            sfp = st.get("fp_per_100_empty_frames")
+            if sfp is not None and sfp > AIMS["fp_per_100_empty_frames"]:
+                bullets[-1] += (f" On the stress set \"{name}\" they are **{sfp:.1f} per 100** "
+                                f"({st.get('false_positive_findings', MISSING)} on {st.get('lesion_free_frames', MISSING)} "
+                                "lesion-free frames), over the aim on a look the training never used.")
     if not bullets:
         return ""
     return "What these say, honestly:\n\n" + "\n".join(wrap(f"- {b}") for b in bullets)

@@ -161,7 +161,7 @@ def main(argv=None):
     tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     model = UMindNano(ckpt["vocab"])
     model.load_state_dict(ckpt["model"])
-    for part in (model.encoder, model.mask_decoder):
+    for part in (model.encoder, model.mask_decoder, model.descriptors):
         part.requires_grad_(False)
 
     images, masks, _, reports, records = data.load_split([root / s for s in TRAIN_SPLITS], root / "cache" / f"train-{CACHE}")

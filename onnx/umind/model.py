@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import report
+
 FEATURES = 32  # dense feature channels
 COORDS = 2
 HEAD = 8  # dynamic head width
@@ -205,25 +207,43 @@ class MaskDecoder(nn.Module):
         return logits, scores
 
 
+class DescriptorHeads(nn.Module):
+    """Training only (never exported): one linear classifier per report field
+    over the region tokens, so that those tokens carry the described
+    lesion's descriptors for the language model to read."""
+
+    def __init__(self, fields):
+        super().__init__()
+        self.fields = list(fields)
+        self.heads = nn.ModuleList(nn.Linear(ROI_TOKENS * D_MODEL, n) for n in fields.values())
+
+    def forward(self, tokens):
+        roi = tokens[:, GRID_TOKENS:].flatten(1)
+        return {f: h(roi) for f, h in zip(self.fields, self.heads)}
+
+
 class UMindNano(nn.Module):
     """All graphs together, for training."""
 
-    def __init__(self, vocab):
+    def __init__(self, vocab, descriptor_fields=None):
         super().__init__()
         self.encoder = VisionEncoder()
         self.embed = TokenEmbedding(vocab)
         self.decoder = Decoder(vocab)
         self.projector = KernelProjector()
         self.mask_decoder = MaskDecoder()
+        self.descriptors = DescriptorHeads(descriptor_fields or report.descriptor_fields())
 
     def empty_past(self, batch, device=None):
         shape = (batch, HEADS, 0, D_MODEL // HEADS)
         return [torch.zeros(shape, device=device) for _ in range(2 * LAYERS)]
 
-    def forward(self, image, input_ids, task_positions):
+    def forward(self, image, input_ids, task_positions, with_descriptors=False):
         """image [b,1,256,256]; input_ids [b,s] (prompt + report, teacher
         forced); task_positions [b, tasks]: index in input_ids of each task
-        token. Returns LM logits over input_ids, mask logits, scores, kernels."""
+        token. Returns LM logits over input_ids, mask logits, scores, kernels,
+        features, saliency, and with `with_descriptors` the descriptor heads'
+        logits ({field: [b, classes]})."""
         features, tokens, saliency = self.encoder.forward_with_saliency(image)
         embeds = torch.cat([tokens, self.embed(input_ids)], 1)
         b, total = embeds.shape[0], embeds.shape[1]
@@ -234,4 +254,5 @@ class UMindNano(nn.Module):
         task_hidden = hidden.gather(1, idx)
         kernels = self.projector(task_hidden)
         mask_logits, scores = self.mask_decoder(features, kernels)
-        return logits[:, IMAGE_TOKENS:], mask_logits, scores, kernels, features, saliency
+        out = (logits[:, IMAGE_TOKENS:], mask_logits, scores, kernels, features, saliency)
+        return (*out, self.descriptors(tokens)) if with_descriptors else out

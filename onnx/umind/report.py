@@ -44,6 +44,29 @@ SPECIAL = ["[PAD]", "[UNK]", "[EOS]", "[DIAG]", "[SEG]", "[DET]", "[MEAS]", LONG
 NO_LESION = "no focal lesion ."
 
 
+def field_values():
+    """{field: its values in order} of every report field a lesion has."""
+    return dict(ATTRIBUTES, **{"class": CLASSES, "assessment": ASSESSMENTS})
+
+
+def descriptor_fields():
+    """{field: number of values} of every report field a lesion has, in KEYS order."""
+    values = field_values()
+    return {field: len(values[field]) for _, field in KEYS}
+
+
+def descriptor_labels(lesions):
+    """{field: index of its value} for the lesion the report describes (the
+    largest), or -1 for every field when there is none (ignored by the loss)."""
+    fields = descriptor_fields()
+    if not lesions:
+        return {f: -1 for f in fields}
+    lesion = max(lesions, key=lambda l: l["area_px"])
+    given = dict(lesion["attributes"], **{"class": lesion["class"], "assessment": lesion["assessment"]})
+    values = field_values()
+    return {f: values[f].index(given[f]) for f in fields}
+
+
 def words(value):
     return value.replace("_", " ")
 

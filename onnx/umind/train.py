@@ -34,6 +34,19 @@ def encode_reports(tokenizer, reports):
     return ids, positions
 
 
+def descriptor_label_table(records):
+    """{field: int64 [n]} the value index of each frame's described lesion (-1: none)."""
+    rows = [report.descriptor_labels(r["lesions"]) for r in records]
+    return {f: np.array([row[f] for row in rows], dtype=np.int64) for f in report.descriptor_fields()}
+
+
+def descriptor_loss(logits, targets):
+    """Mean over fields of the cross-entropy on frames with a lesion (0 when none has one)."""
+    losses = [F.cross_entropy(logits[f], targets[f], ignore_index=-1) for f in logits if (targets[f] >= 0).any()]
+    return torch.stack(losses).mean() if losses else torch.zeros(())
+
+
+DESCRIPTOR_WEIGHT = 0.5
 TRAIN_SPLITS = ["train", "train-empty", "train-plain"]
 CACHE = "v2"
 
@@ -130,11 +143,12 @@ def main(argv=None):
     splits = [provenance.split(root / s) for s in TRAIN_SPLITS + ["val"]]
 
     tokenizer = report.build_tokenizer(out / "tokenizer.json")
-    images, masks, primary, reports, _ = data.load_split([root / s for s in TRAIN_SPLITS], root / "cache" / f"train-{CACHE}")
+    images, masks, primary, reports, records = data.load_split([root / s for s in TRAIN_SPLITS], root / "cache" / f"train-{CACHE}")
     val_images, val_masks, _, val_reports, _ = data.load_split([root / "val"], root / "cache" / f"val-{CACHE}")
     ids, positions = encode_reports(tokenizer, reports)
     val_ids, val_positions = encode_reports(tokenizer, val_reports)
     pad = tokenizer.token_to_id("[PAD]")
+    descriptor_targets = descriptor_label_table(records)
     print(f"train {len(images)} frames, val {len(val_images)}, vocab {tokenizer.get_vocab_size()}, report tokens {ids.shape[1]}", flush=True)
 
     device = torch.device(args.device)
@@ -154,7 +168,9 @@ def main(argv=None):
         if args.augment:
             x, (m, p) = augment(rng, x, [m, p])
         input_ids = torch.from_numpy(ids[index]).to(device)
-        lm_logits, mask_logits, _, kernels, features, saliency = model(x, input_ids, torch.from_numpy(positions[index]).to(device))
+        lm_logits, mask_logits, _, kernels, features, saliency, described = model(
+            x, input_ids, torch.from_numpy(positions[index]).to(device), with_descriptors=True
+        )
         targets = input_ids[:, 1:]
         lm = F.cross_entropy(lm_logits[:, :-1].reshape(-1, lm_logits.shape[-1]), targets.reshape(-1), ignore_index=pad)
         seg = mask_loss(mask_logits, m)
@@ -164,14 +180,17 @@ def main(argv=None):
         seg_default = mask_loss(mean_logits, m)
         # The region tokens look where the reported (largest) lesion is.
         roi = F.binary_cross_entropy_with_logits(saliency, F.avg_pool2d(p, 4))
-        loss = lm + seg + 0.5 * seg_default + 0.5 * roi
+        # The region tokens carry the described lesion's descriptors (heads
+        # trained only here): the report's words read them from there.
+        descriptors = descriptor_loss(described, {f: torch.from_numpy(t[index]).to(device) for f, t in descriptor_targets.items()})
+        loss = lm + seg + 0.5 * seg_default + 0.5 * roi + DESCRIPTOR_WEIGHT * descriptors
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         if step % 50 == 0 or step == args.steps:
-            entry = {"step": step, "seconds": round(time.time() - started, 1), "loss": loss.item(), "lm": lm.item(), "seg": seg.item(), "seg_default": seg_default.item(), "roi": roi.item()}
+            entry = {"step": step, "seconds": round(time.time() - started, 1), "loss": loss.item(), "lm": lm.item(), "seg": seg.item(), "seg_default": seg_default.item(), "roi": roi.item(), "descriptors": descriptors.item()}
             if step % 400 == 0 or step == args.steps:
                 entry["val_dice"] = validate(model, val_images, val_masks, val_ids, val_positions)
             log.append(entry)

@@ -104,8 +104,10 @@ impl Lesion {
         }
         for &(at, len, half_width) in &self.spikes {
             let d = ((phi - at + PI).rem_euclid(TAU) - PI).abs();
+            // Straight flanks: a pointed corner or spicule (a squared
+            // falloff made needles thinner than the PSF, that did not show).
             if d < half_width {
-                r += len * (1.0 - d / half_width).powi(2);
+                r += len * (1.0 - d / half_width);
             }
         }
         r
@@ -615,6 +617,13 @@ fn attributes_for(kind: LesionKind, rng: &mut Rng) -> LesionAttributes {
     }
 }
 
+/// How far a drawn contrast stays from the thresholds that name its echo
+/// pattern (dB).
+const GUARD_DB: f32 = 2.0;
+/// The least contrast (dB, either way) at which a lesion's outline, and so a
+/// margin other than circumscribed, shows through speckle.
+const OUTLINE_DB: f32 = 6.0;
+
 /// A drawn contrast for a lesion of `kind` (dB against glandular tissue)
 /// and the echo pattern it gives, when the anatomy has contrast bands;
 /// the attributes' echo pattern is updated to match.
@@ -629,7 +638,10 @@ fn draw_contrast(
     }
     let (lo, hi) = match (kind, attributes.echo_pattern) {
         (LesionKind::SimpleCyst | LesionKind::ComplexCyst, _) => (-45.0, ANECHOIC_BELOW_DB - 1.0),
-        (_, EchoPattern::Heterogeneous) => (-20.0, HYPOECHOIC_BELOW_DB),
+        (_, EchoPattern::Heterogeneous) if attributes.margin == Margin::Circumscribed => {
+            (-20.0, HYPOECHOIC_BELOW_DB - GUARD_DB)
+        }
+        (_, EchoPattern::Heterogeneous) => (-20.0, -OUTLINE_DB),
         _ => (ANECHOIC_BELOW_DB + 1.0, 30.0),
     };
     let solid = !matches!(
@@ -639,15 +651,36 @@ fn draw_contrast(
     let contrast = if solid {
         // Each echo pattern the bands reach is as likely as any other, so
         // hyper- and isoechoic solids are not a rare slice of the range.
-        let patterns = [
-            (lo, HYPOECHOIC_BELOW_DB),
-            (HYPOECHOIC_BELOW_DB, ISOECHOIC_BELOW_DB),
-            (ISOECHOIC_BELOW_DB, hi),
+        // Each band stops GUARD_DB short of the thresholds that name the
+        // pattern, so that the image decides the name. A margin other than
+        // circumscribed is named only where its outline shows: OUTLINE_DB
+        // or more from the tissue either way, never isoechoic.
+        let circumscribed = attributes.margin == Margin::Circumscribed;
+        let quiet = if circumscribed {
+            GUARD_DB
+        } else {
+            OUTLINE_DB - ISOECHOIC_BELOW_DB
+        };
+        let mut patterns = vec![
+            (lo, HYPOECHOIC_BELOW_DB - quiet),
+            (ISOECHOIC_BELOW_DB + quiet, hi),
         ];
+        if circumscribed {
+            patterns.push((
+                HYPOECHOIC_BELOW_DB + GUARD_DB,
+                ISOECHOIC_BELOW_DB - GUARD_DB,
+            ));
+        }
         let reachable: Vec<(f32, f32)> = patterns
             .into_iter()
-            .filter(|&(a, b)| anatomy.reaches(a, b))
+            .filter(|&(a, b)| a < b && anatomy.reaches(a, b))
             .collect();
+        if reachable.is_empty() && !circumscribed {
+            // Only isoechoic contrasts are in reach: no outline would show
+            // an irregular margin, so the lesion is drawn circumscribed.
+            attributes.margin = Margin::Circumscribed;
+            return draw_contrast(kind, attributes, anatomy, rng);
+        }
         let (a, b) = *reachable.get(rng.below(reachable.len().max(1)))?;
         anatomy.draw_contrast(a, b, rng)?
     } else {
@@ -695,30 +728,44 @@ fn build_lesion(
     let mut edge_blur = 0.0;
     match attributes.margin {
         Margin::Circumscribed => {}
+        // Lobes at least 0.8 mm deep and 2.5 mm apart: shallower or finer
+        // ones drown in the point-spread function (up to 2.5 mm wide) and
+        // the speckle, and the margin would read circumscribed.
         Margin::Microlobulated => harmonics.push((
-            rng.range(9.0, 13.0).round(),
-            rng.range(0.04, 0.06),
+            rng.range(6.0, 9.0)
+                .round()
+                .min((TAU * a / 2.5).floor().max(4.0)),
+            rng.range(0.08, 0.12).max(0.8 / a).min(0.3),
             rng.range(0.0, TAU),
         )),
+        // Three or four broad corners, evenly spaced: a polygon with
+        // straight sides and sharp corners, not a ring of spicules.
         Margin::Angular => {
-            for i in 0..rng.range(4.0, 6.0) as usize {
+            let corners = if rng.chance(0.5) { 3 } else { 4 };
+            let turn = rng.range(0.0, TAU);
+            for i in 0..corners {
                 spikes.push((
-                    TAU * i as f64 / 5.0 + rng.range(-0.3, 0.3),
-                    rng.range(0.15, 0.25),
-                    rng.range(0.5, 0.7),
+                    turn + TAU * f64::from(i) / f64::from(corners) + rng.range(-0.15, 0.15),
+                    // At least 1.5 mm out, wider than the point-spread function.
+                    rng.range(0.4, 0.55).max(1.5 / b).min(1.2),
+                    rng.range(0.6, 0.8),
                 ));
             }
         }
+        // Spicules long and wide enough at their base to show through the
+        // speckle: thinner ones vanish and the margin reads circumscribed.
         Margin::Spiculated => {
             for _ in 0..rng.range(10.0, 16.0) as usize {
                 spikes.push((
                     rng.range(0.0, TAU),
-                    rng.range(0.25, 0.55),
-                    rng.range(0.06, 0.12),
+                    // At least 2.5 mm long, even on a small lesion.
+                    rng.range(0.6, 1.0).max(2.5 / b).min(2.5),
+                    rng.range(0.12, 0.2),
                 ));
             }
         }
-        Margin::Indistinct => edge_blur = rng.range(0.25, 0.4),
+        // A ramp at least 1.2 mm wide: a narrower one is only the PSF's own blur.
+        Margin::Indistinct => edge_blur = rng.range(0.45, 0.65).max(1.2 / a).min(0.8),
     }
     let (mut amplitude, attenuation) = match attributes.echo_pattern {
         EchoPattern::Anechoic | EchoPattern::ComplexCysticSolid => (0.02, 0.05),
@@ -732,13 +779,16 @@ fn build_lesion(
     }
     // An isoechoic lesion shows only by its margin: a thin capsule or halo.
     // With drawn contrasts, other solids get one at times too.
+    // A crisp rim would give an indistinct margin a clear edge: none there
+    // (and no such lesion is isoechoic, see `draw_contrast`).
     let rim = match (contrast_db, attributes.echo_pattern) {
         (Some(_), EchoPattern::Isoechoic) => Some(rim_for(a_rim(long_mm), rng)),
         (Some(_), EchoPattern::Hypoechoic | EchoPattern::Hyperechoic) if rng.chance(0.25) => {
             Some(rim_for(a_rim(long_mm), rng))
         }
         _ => None,
-    };
+    }
+    .filter(|_| attributes.margin != Margin::Indistinct);
     // Posterior features follow from attenuation, as in tissue.
     let attenuation = match attributes.posterior {
         PosteriorFeatures::Enhancement if attenuation > 0.1 => 0.25,
@@ -749,7 +799,9 @@ fn build_lesion(
     let nodule = (attributes.echo_pattern == EchoPattern::ComplexCysticSolid).then(|| {
         (
             (rng.range(-0.4, 0.4), rng.range(0.1, 0.4)),
-            rng.range(0.3, 0.45),
+            // A radius of at least 1 mm (its unit is the short semi-axis): a
+            // smaller nodule cannot be seen, and the cyst would look simple.
+            rng.range(0.3, 0.45).max(1.0 / b).min(0.55),
         )
     });
     let class = match kind {
@@ -864,4 +916,145 @@ fn place_lesions(config: &PhantomConfig, layers: &Layers, rng: &mut Rng) -> Vec<
         }
     }
     lesions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every lesion kind at sizes from 3 to 30 mm over many draws.
+    fn drawn_lesions() -> Vec<Lesion> {
+        let anatomy = Anatomy {
+            contrast_bands_db: vec![[-40.0, 12.0]],
+            ..Anatomy::default()
+        };
+        let mut rng = Rng::new(17);
+        let kinds = [
+            LesionKind::SimpleCyst,
+            LesionKind::ComplexCyst,
+            LesionKind::BenignSolid,
+            LesionKind::MalignantSolid,
+        ];
+        let mut lesions = Vec::new();
+        for i in 0..4000u32 {
+            let long_mm = 3.0 + f64::from(i % 28);
+            let kind = kinds[i as usize % kinds.len()];
+            lesions.push(build_lesion(
+                i,
+                kind,
+                (20.0, 15.0),
+                long_mm,
+                &anatomy,
+                &mut rng,
+            ));
+        }
+        lesions
+    }
+
+    #[test]
+    fn drawn_contrasts_keep_clear_of_the_echo_thresholds_and_irregular_margins_show() {
+        let mut solids = 0;
+        for lesion in drawn_lesions() {
+            let Some(db) = lesion.contrast_db else {
+                continue;
+            };
+            let pattern = lesion.attributes.echo_pattern;
+            if !matches!(
+                pattern,
+                EchoPattern::Hypoechoic | EchoPattern::Isoechoic | EchoPattern::Hyperechoic
+            ) {
+                continue;
+            }
+            solids += 1;
+            for threshold in [HYPOECHOIC_BELOW_DB, ISOECHOIC_BELOW_DB] {
+                assert!(
+                    (db - threshold).abs() >= GUARD_DB - 1e-4,
+                    "{db} dB is within {GUARD_DB} dB of {threshold} ({pattern:?})"
+                );
+            }
+            if lesion.attributes.margin != Margin::Circumscribed {
+                assert!(
+                    db.abs() >= OUTLINE_DB - 1e-4,
+                    "{:?} margin at {db} dB does not show",
+                    lesion.attributes.margin
+                );
+            }
+        }
+        assert!(solids > 1000, "{solids}");
+    }
+
+    #[test]
+    fn the_descriptors_the_truth_names_are_drawn_big_enough_to_be_seen() {
+        let (mut lobed, mut blurred, mut nodules, mut cornered) = (0, 0, 0, 0);
+        for lesion in drawn_lesions() {
+            let (a, b) = lesion.semi_axes;
+            match lesion.attributes.margin {
+                Margin::Microlobulated if a >= 0.8 / 0.3 => {
+                    lobed += 1;
+                    let lobes = lesion.harmonics.last().copied().unwrap_or_default();
+                    assert!(
+                        lobes.0 <= 9.0 && TAU * a / lobes.0 >= 2.5 - 1e-9,
+                        "lobes 2.5 mm apart: {lobes:?} a {a}"
+                    );
+                    assert!(
+                        lobes.1 * a >= 0.8 - 1e-9,
+                        "lobes 0.8 mm deep: {lobes:?} a {a}"
+                    );
+                }
+                Margin::Angular => {
+                    cornered += 1;
+                    assert!((3..=4).contains(&lesion.spikes.len()), "3 or 4 corners");
+                    if b >= 1.5 / 1.2 {
+                        assert!(
+                            lesion.spikes.iter().all(|s| s.1 * b >= 1.5 - 1e-9),
+                            "corners 1.5 mm out: {:?} b {b}",
+                            lesion.spikes
+                        );
+                    }
+                }
+                Margin::Indistinct => {
+                    // Nothing else would show it: never isoechoic, no crisp rim.
+                    assert_ne!(lesion.attributes.echo_pattern, EchoPattern::Isoechoic);
+                    assert!(lesion.rim.is_none());
+                    if a >= 1.5 {
+                        blurred += 1;
+                        assert!(
+                            lesion.edge_blur * a >= 1.2 - 1e-9,
+                            "a 1.2 mm ramp: {}",
+                            lesion.edge_blur
+                        );
+                    }
+                }
+                Margin::Spiculated => {
+                    assert!(lesion.spikes.len() >= 10);
+                    assert!(
+                        lesion.spikes.iter().all(|s| s.1 >= 0.6 && s.2 >= 0.12),
+                        "{:?}",
+                        lesion.spikes
+                    );
+                    if b >= 1.0 {
+                        assert!(
+                            lesion.spikes.iter().all(|s| s.1 * b >= 2.5 - 1e-9),
+                            "spicules 2.5 mm long: {:?} b {b}",
+                            lesion.spikes
+                        );
+                    }
+                }
+                _ => {}
+            }
+            if let Some((_, radius)) = lesion.nodule {
+                if b >= 1.0 / 0.55 {
+                    nodules += 1;
+                    assert!(
+                        radius * a.min(b) >= 1.0 - 1e-9,
+                        "a 1 mm nodule: {radius} of {b}"
+                    );
+                }
+            }
+        }
+        assert!(
+            lobed > 50 && blurred > 50 && nodules > 200 && cornered > 50,
+            "{lobed} {blurred} {nodules} {cornered}"
+        );
+    }
 }

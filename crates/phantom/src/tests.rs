@@ -4,7 +4,7 @@
 use sonoflow_core::findings::{label, GroundTruth, ImageRegion, LesionTruth};
 
 use crate::export::{export, read_png, sequence_config, ExportOptions};
-use crate::lexicon::{EchoPattern, LesionAttributes, PosteriorFeatures};
+use crate::lexicon::{EchoPattern, LesionAttributes, Margin, PosteriorFeatures};
 use crate::screen::INK;
 use crate::{
     speckle_ratio, Anatomy, Imaging, LesionKind, Look, Phantom, PhantomConfig, ProbeKind,
@@ -529,6 +529,8 @@ fn drawn_contrast_sets_the_echo_pattern_and_the_echo_level_follows_it() {
             // An isoechoic lesion shows only by its rim, so the rim must show.
             if pattern == EchoPattern::Isoechoic {
                 assert!(spec.rim, "isoechoic lesions always have a rim");
+                // No outline would show an irregular margin.
+                assert_eq!(attributes_of(lesion).margin, Margin::Circumscribed);
                 assert!(
                     (margin - ring).abs() >= 12.0,
                     "seed {seed}: an isoechoic lesion's margin ({margin:.0}) must stand out from the tissue around it ({ring:.0})"

@@ -84,10 +84,11 @@ export_split test-empty 213 240 4 "${TRAIN_LOOKS[@]}" --lesions 0
 # make it a measurement (docs/experiments/2026-12-01-stage-after-the-schedule).
 export_split test-empty-more 214 1200 4 "${TRAIN_LOOKS[@]}" --lesions 0
 export_split test-plain 103 480 12
-export_split stress-look 301 240 4 --randomise --looks plane_wave --contrast-bands=-40:12
+PLANE_WAVE=(--randomise --looks plane_wave --contrast-bands=-40:12)
+export_split stress-look 301 240 4 "${PLANE_WAVE[@]}"
 # The unseen look's false positives, counted on as many lesion-free frames
 # (scored with stress-look as one set).
-export_split stress-look-empty 314 1200 4 --randomise --looks plane_wave --contrast-bands=-40:12 --lesions 0
+export_split stress-look-empty 314 1200 4 "${PLANE_WAVE[@]}" --lesions 0
 export_split stress-contrast 302 240 4 --randomise --looks focused,harmonic --contrast-bands=4:7
 
 cd onnx

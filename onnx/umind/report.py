@@ -58,7 +58,7 @@ def descriptor_fields():
 def descriptor_labels(lesions):
     """{field: index of its value} for the lesion the report describes (the
     largest), or -1 for every field when there is none (ignored by the loss)."""
-    fields = descriptor_fields()
+    fields = [field for _, field in KEYS]
     if not lesions:
         return {f: -1 for f in fields}
     lesion = max(lesions, key=lambda l: l["area_px"])

@@ -23,6 +23,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::{run_pipeline, wait_with_limit, write_definition, BIN};
@@ -31,6 +32,19 @@ use sonoflow_model::ModelDir;
 use sonoflow_remote::{Client, RemoteOptions, Tensor};
 
 const LIMIT: Duration = Duration::from_secs(300);
+
+/// The tests here run one at a time: each plays live video at 30 fps, and
+/// one starting MLServer (a Python process that takes both cores for
+/// seconds) beside the other's video makes the video drop frames that no
+/// product change dropped.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    // A test that failed holding it poisons it; the next still runs.
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -203,6 +217,7 @@ fn image_embeds(count: usize) -> Vec<f32> {
 
 #[test]
 fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(&dir.path().join("serve"));
 
@@ -427,6 +442,7 @@ fn the_served_head_equals_the_local_head_and_serves_a_pipeline_through_an_outage
 
 #[test]
 fn without_a_fallback_an_unreachable_server_shows_interpretation_unavailable() {
+    let _serial = one_at_a_time();
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("http://127.0.0.1:{}", free_port());
     let pipeline = write_definition(

@@ -21,8 +21,8 @@
 # tokenizers: a ~5.5 GB venv in onnx/.venv, pinned in
 # onnx/requirements-train.txt). The README's two commands never run it.
 # Idempotent: the venv and the phantom exports are made once (delete
-# out/umind-data-vN to redo them); training always runs. About 2 h 15 min on a 2-core machine (the
-# shipped model's run: 108 min of training, 17 min of task fine-tuning, about 5 min of evaluation,
+# out/umind-data-vN to redo them); training always runs. About 2 h 20 min on a 2-core machine (the
+# shipped model's run: 108 min of training, 17 min of task fine-tuning, about 11 min of evaluation,
 # and the phantom exports, a few minutes on both cores, when they are made).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -83,6 +83,11 @@ export_split test-empty 213 240 4 "${TRAIN_LOOKS[@]}" --lesions 0
 # lesion-free frames decide their rate to within a few findings: 1200 more
 # make it a measurement (docs/experiments/2026-12-01-stage-after-the-schedule).
 export_split test-empty-more 214 1200 4 "${TRAIN_LOOKS[@]}" --lesions 0
+# One lesion a frame, 300 scenes: test's 120 scenes give an echo pattern as
+# few as 3 scenes (12 frames); with these each has 17 or more, and every
+# figure a 95 % interval a few hundredths wide (sonoflow eval resamples
+# scenes; docs/experiments/2026-12-01-intervals).
+export_split test-single 215 1200 4 "${TRAIN_LOOKS[@]}" --lesions 1
 export_split test-plain 103 480 12
 PLANE_WAVE=(--randomise --looks plane_wave --contrast-bands=-40:12)
 export_split stress-look 301 240 4 "${PLANE_WAVE[@]}"
@@ -105,7 +110,7 @@ $PY -m umind.export --checkpoint ../out/umind-tasks2/checkpoint.pt --data ../$DA
 cd ..
 "$BIN" model check onnx/umind-nano
 echo "== held-out evaluation"
-(cd onnx && $PY -m umind.evaluate --model umind-nano --bin ../$BIN --data ../$DATA/test ../$DATA/test-empty ../$DATA/test-empty-more \
+(cd onnx && $PY -m umind.evaluate --model umind-nano --bin ../$BIN --data ../$DATA/test ../$DATA/test-single ../$DATA/test-empty ../$DATA/test-empty-more \
   --stress "plain phantom (the original look)=../$DATA/test-plain" \
   --stress "plane-wave look=../$DATA/stress-look,../$DATA/stress-look-empty" \
   --stress "contrast +4 to +7 dB=../$DATA/stress-contrast" \

@@ -225,6 +225,36 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
     );
     assert_eq!(sum("/dice_gt_0_5"), u64_at(overall, "/dice_gt_0_5"));
 
+    // 95 % intervals resampling the export's sequences (its scenes), each
+    // holding the figure of all frames, and a line for them after the tables.
+    let scenes = truth_scenes(&data);
+    assert!(scenes >= 2, "40 frames of 30-frame sequences: {scenes}");
+    let intervals = &overall["intervals_95"];
+    assert_eq!(u64_at(intervals, "/scenes"), scenes, "{intervals:#}");
+    for figure in [
+        "dice_mean",
+        "detection_recall",
+        "detection_precision",
+        "long_axis_mae_mm",
+    ] {
+        let point = f64_at(overall, &format!("/{figure}"));
+        let ends = intervals[figure]
+            .as_array()
+            .unwrap_or_else(|| panic!("{figure}: {intervals:#}"));
+        let (lo, hi) = (
+            ends[0].as_f64().expect("low"),
+            ends[1].as_f64().expect("high"),
+        );
+        assert!(
+            lo <= point && point <= hi,
+            "{figure}: {lo} <= {point} <= {hi}"
+        );
+    }
+    assert!(
+        stdout.contains(&format!("95 % intervals, resampling the {scenes} scenes")),
+        "{stdout}"
+    );
+
     // Recall by lesion size: every lesion in its long-axis band, the found
     // ones the matched boxes, and a row per band after the tables.
     let bands = figures["overall"]["recall_by_size"]
@@ -264,6 +294,79 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
             "{row}"
         );
     }
+}
+
+/// `--baseline`: a second model on the same frames and the paired
+/// difference. The same model twice gives the same figures, so every
+/// difference and its interval are exactly 0, over every scene.
+#[test]
+fn eval_against_a_baseline_gives_the_paired_difference_over_the_scenes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("export");
+    export(&data, 24, 4, &["--sequence-length", "4"]);
+    let json = dir.path().join("eval.json");
+    let model = model_dir();
+    let (code, stdout, stderr) = eval(
+        &data,
+        &[
+            OsStr::new("--baseline"),
+            model.as_os_str(),
+            OsStr::new("--json"),
+            json.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    assert_eq!(
+        figures["baseline"]["overall"], figures["overall"],
+        "{figures:#}"
+    );
+    assert_eq!(
+        figures["baseline"]["by_echo_pattern"],
+        figures["by_echo_pattern"]
+    );
+    let difference = &figures["difference"];
+    assert_eq!(
+        u64_at(difference, "/scenes"),
+        truth_scenes(&data),
+        "{difference:#}"
+    );
+    assert_eq!(u64_at(difference, "/scenes"), 6);
+    for figure in ["dice_mean", "detection_recall", "detection_precision"] {
+        let change = &difference[figure];
+        assert_eq!(f64_at(change, "/difference"), 0.0, "{figure}: {change}");
+        assert_eq!(
+            change["interval"],
+            serde_json::json!([0.0, 0.0]),
+            "{figure}"
+        );
+    }
+    assert!(stdout.contains("baseline "), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("this minus baseline over 6 scenes"))
+        .unwrap_or_else(|| panic!("no difference line:\n{stdout}"));
+    assert!(line.contains("Dice +0.000 (+0.000 to +0.000)"), "{line}");
+
+    // A baseline that is not a model fails, naming it.
+    let missing = dir.path().join("no-model");
+    let (code, _, stderr) = eval(&data, &[OsStr::new("--baseline"), missing.as_os_str()]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("no-model"), "{stderr}");
+}
+
+/// Sequences (scenes) in an export's truth.
+fn truth_scenes(export: &Path) -> u64 {
+    let text = std::fs::read_to_string(export.join("truth.jsonl")).expect("truth.jsonl");
+    let scenes: std::collections::BTreeSet<u64> = text
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).expect("truth line");
+            record["sequence"].as_u64().expect("sequence")
+        })
+        .collect();
+    scenes.len() as u64
 }
 
 /// Lesions of an export's truth per long-axis band: under 5 mm, 5-10,
@@ -432,6 +535,12 @@ fn eval_of_an_image_folder_with_masks_prints_a_row_per_class_with_false_positive
     // Masks carry no lesion attributes: no echo-pattern rows.
     assert_eq!(figures["by_echo_pattern"], serde_json::json!({}));
     assert!(figures["run"].get("accuracy_by_echo_pattern").is_none());
+    // Image files name no scene: no interval, and no line for one.
+    assert!(
+        figures["overall"].get("intervals_95").is_none(),
+        "{figures:#}"
+    );
+    assert!(!stdout.contains("% intervals"), "{stdout}");
     assert_consistent(&figures["overall"]);
     assert_eq!(
         u64_at(&figures, "/run/source/calibration/uncalibrated_frames"),

@@ -127,6 +127,13 @@ def mm(v):
     return MISSING if v is None else f"{v:.2f} mm"
 
 
+def interval(summary, key, digits=3, unit=""):
+    """" (0.78–0.84)": the 95 % interval `sonoflow eval` gives a figure by
+    resampling scenes (`intervals_95`), or "" where it gave none."""
+    ends = ((summary or {}).get("intervals_95") or {}).get(key)
+    return "" if not ends else f" ({ends[0]:.{digits}f}–{ends[1]:.{digits}f}{unit})"
+
+
 def ms(v):
     return MISSING if v is None else (f"{v:.1f} ms" if v >= 10 else f"{v:.2f} ms")
 
@@ -480,7 +487,7 @@ def accuracy_section(f):
     counts = m.get("detection_counts") or {}
     measured_by = ("`sonoflow eval` (default kernels)" if from_rust else "evaluate.py in Python (reasoned kernels)")
     rows = [
-        ["lesion segmentation Dice, default kernels (the per-frame path)", f"**{num(m.get('dice_default'), 4)}**",
+        ["lesion segmentation Dice, default kernels (the per-frame path)", f"**{num(m.get('dice_default'), 4)}**{interval(m, 'dice_mean')}",
          "`sonoflow eval`" if from_rust else "evaluate.py in Python", f"≥ {AIMS['dice']:.2f}"],
         ["lesion segmentation Dice, reasoned kernels (the report's `[SEG]`)", num(m.get("dice_reasoned"), 4),
          "evaluate.py (the language model)", ""],
@@ -488,14 +495,15 @@ def accuracy_section(f):
          selection_text(m.get("selection")), "evaluate.py (the language model)", "a gain > 0"],
         ["frames with Dice > 0.5", out_of(m.get("dice_gt_0_5"), m.get("dice_frames")), measured_by if "dice_gt_0_5" in m else MISSING, ""],
         ["detection precision / recall at IoU 0.5 (`[DET]` components)",
-         f"**{num(m.get('detection_precision'))} / {num(m.get('detection_recall'))}** ({counts.get('tp', MISSING)} hits, "
+         f"**{num(m.get('detection_precision'))}{interval(m, 'detection_precision')} / {num(m.get('detection_recall'))}"
+         f"{interval(m, 'detection_recall')}** ({counts.get('tp', MISSING)} hits, "
          f"{counts.get('fp', MISSING)} false, {counts.get('fn', MISSING)} missed)", measured_by, f"≥ {AIMS['detection']:.2f} each"],
-        [f"long-axis error, mean absolute ({m.get('measured_lesions', MISSING)} measured lesions)", f"**{mm(m.get('long_axis_mae_mm'))}**",
+        [f"long-axis error, mean absolute ({m.get('measured_lesions', MISSING)} measured lesions)", f"**{mm(m.get('long_axis_mae_mm'))}**{interval(m, 'long_axis_mae_mm', 2, ' mm')}",
          measured_by, f"≤ {AIMS['long_axis_mae_mm']} mm"],
         ["short-axis error, mean absolute", f"**{mm(m.get('short_axis_mae_mm'))}**", measured_by, ""],
         ["long-axis error, 95th percentile", mm(m.get("long_axis_p95_mm")), measured_by if "long_axis_p95_mm" in m else MISSING, ""],
         ["false-positive findings per 100 lesion-free frames",
-         (f"**{num(m.get('fp_per_100_empty_frames'), 1)}** ({m.get('false_positive_findings')} on "
+         (f"**{num(m.get('fp_per_100_empty_frames'), 1)}**{interval(m, 'fp_per_100_empty_frames', 1)} ({m.get('false_positive_findings')} on "
           f"{m.get('lesion_free_frames')} frames; {m.get('false_positive_frames')} frames with any)"
           if "fp_per_100_empty_frames" in m else MISSING),
          measured_by if "fp_per_100_empty_frames" in m else MISSING, f"≤ {AIMS['fp_per_100_empty_frames']:g}"],
@@ -529,6 +537,13 @@ def accuracy_section(f):
     intro = (wrap(f"Every figure below is `onnx/umind-nano/metrics.json`, over {m.get('frames', MISSING)} held-out "
                   "frames. Reproduce, after `onnx/train.sh` made the data and `cargo build --release -p sonoflow` "
                   "the binary (and `source scripts/env.sh`), with") + "\n\n" + reproduce)
+    scenes = (m.get("intervals_95") or {}).get("scenes")
+    if scenes:
+        intro += "\n\n" + wrap(
+            f"In brackets after a figure: its 95 % interval, which `sonoflow eval` draws by resampling the {scenes} "
+            f"scenes of these frames ({m['intervals_95'].get('draws', MISSING)} draws; the frames of one probe sweep "
+            "are not independent, so the scene is the unit). Two models whose figures lie inside each other's "
+            "intervals are not told apart by this set.")
     attrs = m.get("attribute_accuracy", {})
     keys = [k for k in ATTRIBUTE_ORDER if k in attrs] + sorted(set(attrs) - set(ATTRIBUTE_ORDER))
     attr_table = table([ATTRIBUTE_NAMES.get(k, k) for k in keys], [[pct(attrs[k]) for k in keys]])
@@ -565,7 +580,7 @@ def echo_section(f):
                     "`sonoflow eval` since it took its figures from there).")
     order = [p for p in ECHO_ORDER if p in groups] + sorted(set(groups) - set(ECHO_ORDER))
     def row(name, g, dice, reasoned, attrs):
-        return [name, g.get("frames", MISSING), num(dice), out_of(g.get("dice_gt_0_5"), g.get("dice_frames")),
+        return [name, g.get("frames", MISSING), num(dice) + interval(g, "dice_mean"), out_of(g.get("dice_gt_0_5"), g.get("dice_frames")),
                 mm(g.get("long_axis_mae_mm")), mm(g.get("short_axis_mae_mm")), num(g.get("detection_precision")),
                 num(g.get("detection_recall")), num(g.get("fp_per_100_empty_frames"), 1), num(reasoned),
                 pct((attrs or {}).get("echo_pattern"))]
@@ -619,16 +634,17 @@ def stress_section(f):
     rows = []
     for name, s in sets.items():
         groups = s.get("by_echo_pattern") or {}
-        per_pattern = ", ".join(f"{p.replace('_', ' ')} {num(g.get('dice_mean'))} ({g.get('frames', MISSING)})"
-                                for p, g in sorted(groups.items()))
-        rows.append([name, s.get("frames", MISSING), f"**{num(s.get('dice_default'))}**",
+        per_pattern = ", ".join(f"{p.replace('_', ' ')} {num(g.get('dice_mean'))}{interval(g, 'dice_mean')} "
+                                f"[{g.get('frames', MISSING)}]" for p, g in sorted(groups.items()))
+        rows.append([name, s.get("frames", MISSING), f"**{num(s.get('dice_default'))}**{interval(s, 'dice_mean')}",
                      out_of(s.get("dice_gt_0_5"), s.get("dice_frames")), mm(s.get("long_axis_mae_mm")),
                      f"{num(s.get('detection_precision'))} / {num(s.get('detection_recall'))}",
                      num(s.get("fp_per_100_empty_frames"), 1), per_pattern or MISSING])
     return (wrap("Stress sets: randomised phantom exports with settings the training never used, scored by "
-                 "`sonoflow eval` alone (default kernels); Dice per echo pattern with its frame count:") + "\n\n"
+                 "`sonoflow eval` alone (default kernels); Dice per echo pattern with its 95 % interval in brackets "
+                 "where the pattern has two scenes or more, and its frame count in square brackets:") + "\n\n"
             + table(["set", "frames", "Dice", "Dice > 0.5", "long-axis MAE", "det P / R",
-                     "false positives per 100 lesion-free frames", "Dice per echo pattern (frames)"], rows))
+                     "false positives per 100 lesion-free frames", "Dice per echo pattern (95 % interval) [frames]"], rows))
 
 
 def findings_bullets(f):

@@ -150,10 +150,17 @@ def select(export_dirs, every=1, limit=None):
     return chosen
 
 
+# Scene numbers of the k-th export linked into one dataset start at k * SCENES_PER_EXPORT.
+SCENES_PER_EXPORT = 1_000_000
+
+
 def write_dataset(chosen, folder):
     """One phantom export in `folder` holding exactly the chosen frames: each
     export is linked in as e0, e1, ... and truth.jsonl lists the frames with
-    paths through those links (the format `sonoflow phantom export` writes)."""
+    paths through those links (the format `sonoflow phantom export` writes).
+    Each export's sequences stay scenes of their own (`sonoflow eval`'s
+    intervals resample scenes): the k-th export's are numbered from
+    k * SCENES_PER_EXPORT."""
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     links = {}
@@ -164,6 +171,10 @@ def write_dataset(chosen, folder):
                 links[key] = f"e{len(links)}"
                 (folder / links[key]).symlink_to(key, target_is_directory=True)
             line = dict(rec, image=f"{links[key]}/{rec['image']}", labels=f"{links[key]}/{rec['labels']}")
+            if "sequence" in rec:
+                if rec["sequence"] >= SCENES_PER_EXPORT:
+                    raise SystemExit(f"evaluate: {export_dir} has sequence {rec['sequence']}: more than {SCENES_PER_EXPORT} sequences")
+                line["sequence"] = int(links[key][1:]) * SCENES_PER_EXPORT + rec["sequence"]
             f.write(json.dumps(line) + "\n")
     return folder
 
@@ -317,6 +328,8 @@ def combine(rust, lm, binary, export_dirs, every, limit, command):
         "dice_default": overall["dice_mean"],
         "dice_reasoned": lm["dice_reasoned"],
         **{k: overall[k] for k in RUST_KEYS},
+        # 95 % intervals resampling scenes (absent when the frames name fewer than two).
+        "intervals_95": overall.get("intervals_95"),
         "measured_lesions": overall["measured"],
         "attribute_accuracy": lm["attribute_accuracy"],
         "untraceable_number_share": lm["untraceable_number_share"],
@@ -367,6 +380,8 @@ def stress_figures(binary, model_dir, name, export_dirs, tmp):
         "frames": overall["frames"],
         "dice_default": overall["dice_mean"],
         **{k: overall[k] for k in RUST_KEYS},
+        # 95 % intervals resampling scenes (absent when the frames name fewer than two).
+        "intervals_95": overall.get("intervals_95"),
         "by_echo_pattern": rust.get("by_echo_pattern", {}),
     }
 

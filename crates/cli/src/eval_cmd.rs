@@ -5,8 +5,9 @@
 //! self-check, no overlay, a fake sink). The figures are the run's own
 //! self-check, overall, per class and, when the truth records lesion
 //! attributes (a phantom export), per echo pattern, then detection recall
-//! per lesion size when the truth has lengths in mm; nothing is scored
-//! twice.
+//! per lesion size when the truth has lengths in mm, and, when the truth
+//! names scenes (a phantom export's sequences), 95 % intervals of the
+//! figures that resample scenes; nothing is scored twice.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use sonoflow_perception::AccuracySummary;
+use sonoflow_perception::{paired_difference, AccuracySummary, Change, Difference, Intervals};
 use sonoflow_runtime::{run, PipelineDefinition, ProcessStage, RunOptions, RunReport, StopFlag};
 
 #[derive(clap::Args)]
@@ -43,6 +44,11 @@ pub struct EvalArgs {
     /// `[perception] min_finding_area_mm2` (default 3; 0 keeps all).
     #[arg(long, value_name = "MM2")]
     min_finding_area_mm2: Option<f32>,
+    /// Also score this model directory on the same frames and give the
+    /// difference of the figures (`--model` minus this one) with 95 %
+    /// intervals that resample the scenes in pairs (phantom exports).
+    #[arg(long, value_name = "MODEL")]
+    baseline: Option<PathBuf>,
 }
 
 /// What `--json` holds.
@@ -62,6 +68,23 @@ struct EvalOutput<'a> {
     /// they differ); empty when the truth has no lesion attributes.
     by_echo_pattern: &'a BTreeMap<String, AccuracySummary>,
     run: &'a RunReport,
+    /// With `--baseline`: that model's figures on the same frames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<BaselineOutput<'a>>,
+    /// With `--baseline`: `--model`'s figures minus the baseline's, over the
+    /// scenes both scored, with 95 % intervals (None when the dataset names
+    /// fewer than two scenes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    difference: Option<Difference>,
+}
+
+/// The baseline model's figures in `--json`.
+#[derive(Serialize)]
+struct BaselineOutput<'a> {
+    model: &'a Path,
+    overall: Option<&'a AccuracySummary>,
+    by_class: &'a BTreeMap<String, AccuracySummary>,
+    by_echo_pattern: &'a BTreeMap<String, AccuracySummary>,
 }
 
 /// A TOML basic string holding `s` (quotes and backslashes escaped).
@@ -82,8 +105,8 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-/// The pipeline an evaluation runs: what `sonoflow run` would run for it.
-fn definition(args: &EvalArgs) -> String {
+/// The pipeline an evaluation of `model` runs: what `sonoflow run` would run for it.
+fn definition(args: &EvalArgs, model: &Path) -> String {
     let providers = if args.providers.is_empty() {
         String::new()
     } else {
@@ -100,7 +123,7 @@ fn definition(args: &EvalArgs) -> String {
          {perception}\
          [[sinks]]\nkind = \"fake\"\n",
         dataset = toml_string(&args.dataset.display().to_string()),
-        model = toml_string(&args.model.display().to_string()),
+        model = toml_string(&model.display().to_string()),
         perception = args
             .min_finding_area_mm2
             .map(|a| format!("[perception]\nmin_finding_area_mm2 = {a:?}\n"))
@@ -109,23 +132,70 @@ fn definition(args: &EvalArgs) -> String {
 }
 
 pub fn eval_command(args: EvalArgs) -> Result<()> {
-    let text = definition(&args);
-    let def = PipelineDefinition::parse(&text, "sonoflow eval", "eval")
-        .with_context(|| format!("evaluating {}", args.dataset.display()))?;
     if let Some(path) = &args.json {
         crate::check_report_path(path)?;
     }
     let stop = StopFlag::new();
     crate::install_stop_handler(stop.clone())?;
-    let stage = ProcessStage::for_definition(&def)
-        .with_context(|| format!("model {}", args.model.display()))?;
+    let report = score(&args, &args.model, &stop)?;
+    let baseline = match &args.baseline {
+        Some(model) => Some(
+            score(&args, model, &stop)
+                .with_context(|| format!("the baseline model {}", model.display()))?,
+        ),
+        None => None,
+    };
+    let difference = baseline.as_ref().and_then(|b| {
+        paired_difference(report.scene_totals.as_deref()?, b.scene_totals.as_deref()?)
+    });
+    let frames = report.frames_out;
+    let output = EvalOutput {
+        dataset: &args.dataset,
+        model: &args.model,
+        frames,
+        frames_per_s: if report.duration_s > 0.0 {
+            frames as f64 / report.duration_s
+        } else {
+            0.0
+        },
+        model_ms_p50: report.inference.as_ref().map(|i| i.model_ms.p50),
+        overall: report.accuracy.as_ref(),
+        by_class: &report.accuracy_by_class,
+        by_echo_pattern: &report.accuracy_by_echo_pattern,
+        run: &report,
+        baseline: baseline
+            .as_ref()
+            .zip(args.baseline.as_deref())
+            .map(|(b, model)| BaselineOutput {
+                model,
+                overall: b.accuracy.as_ref(),
+                by_class: &b.accuracy_by_class,
+                by_echo_pattern: &b.accuracy_by_echo_pattern,
+            }),
+        difference,
+    };
+    print!("{}", table(&output));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&output).context("serialising the figures")?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// One model over the dataset: the run's report.
+fn score(args: &EvalArgs, model: &Path, stop: &StopFlag) -> Result<RunReport> {
+    let text = definition(args, model);
+    let def = PipelineDefinition::parse(&text, "sonoflow eval", "eval")
+        .with_context(|| format!("evaluating {}", args.dataset.display()))?;
+    let stage =
+        ProcessStage::for_definition(&def).with_context(|| format!("model {}", model.display()))?;
     let bar = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} {pos} images  {per_sec}  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     let options = RunOptions {
         frames: args.frames,
-        stop,
+        stop: stop.clone(),
         status_every: Duration::from_millis(250),
         findings_jsonl: args.findings_jsonl.clone(),
         serve: None,
@@ -142,28 +212,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     if let Some(err) = &report.error {
         anyhow::bail!("the evaluation stopped: {err}");
     }
-    let frames = report.frames_out;
-    let output = EvalOutput {
-        dataset: &args.dataset,
-        model: &args.model,
-        frames,
-        frames_per_s: if report.duration_s > 0.0 {
-            frames as f64 / report.duration_s
-        } else {
-            0.0
-        },
-        model_ms_p50: report.inference.as_ref().map(|i| i.model_ms.p50),
-        overall: report.accuracy.as_ref(),
-        by_class: &report.accuracy_by_class,
-        by_echo_pattern: &report.accuracy_by_echo_pattern,
-        run: &report,
-    };
-    print!("{}", table(&output));
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&output).context("serialising the figures")?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// The figures as a text table: one row per class, then all, then one row
@@ -244,8 +293,85 @@ fn table(o: &EvalOutput<'_>) -> String {
     }
     if let Some(a) = o.overall {
         size_table(&mut s, a);
+        if let Some(i) = &a.intervals_95 {
+            intervals_line(&mut s, i);
+        }
+    }
+    if let Some(b) = &o.baseline {
+        let _ = writeln!(s, "baseline {}:", b.model.display());
+        header(&mut s, "model");
+        if let Some(a) = o.overall {
+            row(&mut s, "this", a);
+        }
+        if let Some(a) = b.overall {
+            row(&mut s, "baseline", a);
+        }
+        match &o.difference {
+            Some(d) => difference_line(&mut s, d),
+            None => {
+                let _ = writeln!(
+                    s,
+                    "no paired difference: the frames name fewer than two scenes both runs scored"
+                );
+            }
+        }
     }
     s
+}
+
+/// The headline figures as the lines below the tables name them: label,
+/// unit, decimals (in the order of `sonoflow_perception::Figures::to_array`).
+const FIGURES: [(&str, &str, usize); 5] = [
+    ("Dice", "", 3),
+    ("det P", "", 3),
+    ("det R", "", 3),
+    ("long MAE", " mm", 2),
+    ("FP/100", "", 1),
+];
+
+/// "Dice ..., det P ..., ...": each figure that has a value, shown by `show`
+/// (the value, its unit, its decimals).
+fn figures_text<T>(values: [Option<T>; 5], show: impl Fn(T, &str, usize) -> String) -> String {
+    FIGURES
+        .iter()
+        .zip(values)
+        .filter_map(|(&(name, unit, places), v)| {
+            v.map(|v| format!("{name} {}", show(v, unit, places)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// This model minus the baseline, each figure with its paired interval.
+fn difference_line(s: &mut String, d: &Difference) {
+    let text = figures_text(d.figures.to_array(), |c: Change, unit, places| {
+        let [lo, hi] = c.interval;
+        format!(
+            "{:+.places$}{unit} ({lo:+.places$} to {hi:+.places$})",
+            c.difference
+        )
+    });
+    let _ = writeln!(
+        s,
+        "this minus baseline over {} scenes, {:.0} % paired intervals ({} draws): {text}",
+        d.scenes,
+        d.level * 100.0,
+        d.draws,
+    );
+}
+
+/// The overall figures' intervals, when the dataset named scenes.
+fn intervals_line(s: &mut String, i: &Intervals) {
+    let text = figures_text(i.figures.to_array(), |[lo, hi]: [f64; 2], unit, places| {
+        format!("{lo:.places$}-{hi:.places$}{unit}")
+    });
+    let _ = writeln!(
+        s,
+        "{:.0} % intervals, resampling the {} scenes ({} draws): {text}",
+        i.level * 100.0,
+        i.scenes,
+        i.draws,
+    );
 }
 
 /// Detection recall per lesion long-axis band, when any lesion had a length
@@ -292,16 +418,17 @@ mod tests {
             frames: None,
             providers: Vec::new(),
             min_finding_area_mm2: min_area,
+            baseline: None,
         }
     }
 
     #[test]
     fn the_minimum_finding_area_reaches_the_pipeline_and_is_checked() {
-        assert!(!definition(&args(None)).contains("[perception]"));
-        let text = definition(&args(Some(0.0)));
+        assert!(!definition(&args(None), Path::new("onnx/umind-nano")).contains("[perception]"));
+        let text = definition(&args(Some(0.0)), Path::new("onnx/umind-nano"));
         assert!(text.contains("min_finding_area_mm2 = 0.0"), "{text}");
         PipelineDefinition::parse(&text, "sonoflow eval", "eval").expect("0 is valid");
-        let bad = definition(&args(Some(-1.0)));
+        let bad = definition(&args(Some(-1.0)), Path::new("onnx/umind-nano"));
         let err = PipelineDefinition::parse(&bad, "sonoflow eval", "eval").expect_err("negative");
         assert!(
             format!("{err:#}").contains("min_finding_area_mm2"),

@@ -182,6 +182,11 @@ pub struct LesionTruth {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroundTruth {
     pub frame_index: u64,
+    /// The scene the frame shows (a phantom export's `sequence`: frames of
+    /// one probe sweep over one scene), when the truth says. Frames of a
+    /// scene are not independent samples: confidence intervals resample
+    /// scenes, not frames. None: the frame belongs to no recorded scene.
+    pub scene: Option<u64>,
     pub pixel_spacing: PixelSpacing,
     pub region: ImageRegion,
     pub lesions: Vec<LesionTruth>,

@@ -30,6 +30,10 @@ pub struct Record {
     pixel_spacing: PixelSpacing,
     region: ImageRegion,
     lesions: Vec<LesionTruth>,
+    /// The probe sweep (scene) the frame belongs to; older exports and
+    /// hand-written lines may lack it.
+    #[serde(default)]
+    sequence: Option<u64>,
 }
 
 const LINE_FIX: &str =
@@ -92,6 +96,7 @@ pub(crate) fn truth(
     }
     Ok(GroundTruth {
         frame_index,
+        scene: record.sequence,
         pixel_spacing: record.pixel_spacing,
         region: record.region,
         lesions: record.lesions.clone(),

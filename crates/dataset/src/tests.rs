@@ -5,7 +5,7 @@ use std::path::Path;
 
 use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage, Rgba, RgbaImage};
 use sonoflow_core::annotations::{FindingKind, FrameFinding};
-use sonoflow_core::findings::{label, ImageRegion, PixelSpacing};
+use sonoflow_core::findings::{label, GroundTruth, ImageRegion, PixelSpacing};
 use sonoflow_core::{CalibrationSource, FrameFindings, PixelFormat};
 use sonoflow_perception::accuracy::{Accuracy, FrameScore};
 use sonoflow_perception::FrameMask;
@@ -517,7 +517,17 @@ fn a_phantom_export_loads_with_the_phantoms_own_truth() {
         assert_eq!(sample.format.pixel, PixelFormat::Gray8);
         assert_eq!(sample.pixels, pixels);
         let truth = sample.truth.expect("truth");
-        assert_eq!(truth, expected);
+        // The export's one sequence is the frames' scene; the live
+        // phantom's truth names none.
+        assert_eq!(truth.scene, Some(0));
+        assert_eq!(expected.scene, None);
+        assert_eq!(
+            GroundTruth {
+                scene: None,
+                ..truth.clone()
+            },
+            expected
+        );
         assert!(!truth.lesions.is_empty());
         assert_eq!(sample.calibration, Some(Calibration::of_truth(&expected)));
     }

@@ -126,6 +126,7 @@ pub(crate) fn from_masks(
     }
     Ok(GroundTruth {
         frame_index,
+        scene: None,
         pixel_spacing,
         region,
         lesions,

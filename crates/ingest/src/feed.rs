@@ -328,6 +328,7 @@ mod tests {
             frame_index,
             truth: Some(Arc::new(GroundTruth {
                 frame_index,
+                scene: None,
                 pixel_spacing: PixelSpacing::isotropic(0.1),
                 region: ImageRegion::Rect {
                     x0: 0,

@@ -21,6 +21,8 @@
 //! A frame is grouped under its largest lesion's class ([`frame_class`])
 //! and under the echo pattern of its lesions ([`frame_echo_pattern`]).
 
+pub mod intervals;
+
 use serde::Serialize;
 use sonoflow_core::findings::{label, BoundingBox, GroundTruth};
 
@@ -349,6 +351,11 @@ pub struct AccuracySummary {
     /// Detection recall per lesion long-axis band ([`SIZE_BANDS`]), every
     /// band listed; lesions without a length in mm are in none.
     pub recall_by_size: [SizeRecall; SIZE_BANDS.len()],
+    /// 95 % intervals of the headline figures, resampling scenes
+    /// ([`intervals`]); set once, at the end of a run, when the
+    /// frames named two scenes or more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intervals_95: Option<crate::Intervals>,
 }
 
 /// One band of [`AccuracySummary::recall_by_size`].
@@ -444,6 +451,7 @@ impl Accuracy {
                     recall: ratio(found, lesions),
                 }
             }),
+            intervals_95: None,
         }
     }
 }
@@ -630,6 +638,7 @@ mod tests {
     fn truth(lesions: Vec<LesionTruth>) -> GroundTruth {
         GroundTruth {
             frame_index: 0,
+            scene: None,
             pixel_spacing: PixelSpacing::isotropic(0.1),
             region: ImageRegion::Rect {
                 x0: 0,

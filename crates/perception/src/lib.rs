@@ -18,6 +18,8 @@
 //! - [`accuracy`]: the self-check of findings against phantom ground truth
 //!   (Dice, detection precision/recall at IoU 0.5, caliper errors, false
 //!   positives on lesion-free frames; per class and per echo pattern);
+//!   [`accuracy::intervals`] gives them 95 % confidence intervals by
+//!   resampling scenes (frames of one probe sweep move together);
 //! - [`config`]: `[perception]` of a pipeline definition, validated into
 //!   [`PerceptionOptions`].
 //!
@@ -38,6 +40,9 @@ use sonoflow_core::annotations::{FindingKind, FrameFinding, FrameFindings, Measu
 use sonoflow_core::findings::{BoundingBox, Caliper, PixelSpacing, Point};
 use sonoflow_core::{Calibration, ModelOutputs};
 
+pub use accuracy::intervals::{
+    paired_difference, Change, Difference, Figures, GroupedSceneTotals, Intervals, SceneTotals,
+};
 pub use accuracy::{
     frame_class, frame_echo_pattern, Accuracy, AccuracySummary, DetectionCounts, FrameScore,
     GroupedAccuracy, SizeRecall, ECHO_PATTERN, MIXED_ECHO, NO_LESION, SIZE_BANDS,

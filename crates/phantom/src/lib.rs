@@ -144,8 +144,11 @@ impl Phantom {
             self.renderer.region_pixels(),
         );
         let lesions = truth::lesions(&self.scene, &self.layout, pose, &labels);
+        // A live run is one scene seen frame after frame: no scene to
+        // resample (an export records its sequences in truth.jsonl).
         GroundTruth {
             frame_index: index,
+            scene: None,
             pixel_spacing: self.layout.pixel_spacing(),
             region: self.layout.region,
             lesions,

@@ -78,6 +78,11 @@ pub struct RunReport {
     /// phantom source); lesion-free frames are under `accuracy_by_class`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub accuracy_by_echo_pattern: BTreeMap<String, sonoflow_perception::AccuracySummary>,
+    /// The self-check's sums per scene, when frames named scenes (a phantom
+    /// export): what `sonoflow eval --baseline` compares two runs on. Not
+    /// in the JSON (the intervals in `accuracy` summarise them).
+    #[serde(skip)]
+    pub scene_totals: Option<std::sync::Arc<sonoflow_perception::SceneTotals>>,
     /// The overlay, when it is on.
     pub overlay: Option<OverlayReport>,
     /// The reasoning head, when it runs.
@@ -254,6 +259,7 @@ pub(crate) struct ReportExtras {
     pub accuracy: Option<sonoflow_perception::AccuracySummary>,
     pub accuracy_by_class: BTreeMap<String, sonoflow_perception::AccuracySummary>,
     pub accuracy_by_echo_pattern: BTreeMap<String, sonoflow_perception::AccuracySummary>,
+    pub scene_totals: Option<std::sync::Arc<sonoflow_perception::SceneTotals>>,
     pub overlay: Option<OverlayReport>,
     pub reasoning: Option<sonoflow_reasoning::ReasoningReport>,
     pub load: Option<LoadReport>,
@@ -307,6 +313,7 @@ impl RunReport {
             accuracy: extras.accuracy,
             accuracy_by_class: extras.accuracy_by_class,
             accuracy_by_echo_pattern: extras.accuracy_by_echo_pattern,
+            scene_totals: extras.scene_totals,
             overlay: extras.overlay,
             reasoning: extras.reasoning,
             load: extras.load,

@@ -374,6 +374,10 @@ pub fn run(
                 .as_deref()
                 .map(InferenceStats::accuracy_by_echo_pattern)
                 .unwrap_or_default(),
+            scene_totals: inference
+                .as_deref()
+                .map(InferenceStats::scene_totals)
+                .filter(|s| s.scenes() > 0),
             overlay: overlay_stats.as_deref().map(OverlayReport::from_stats),
             reasoning: reasoning.as_deref().map(|r| r.report(duration)),
             load: load

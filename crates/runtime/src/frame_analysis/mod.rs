@@ -295,6 +295,7 @@ impl FrameAnalysis {
                     &score,
                     frame_class(truth),
                     frame_echo_pattern(truth),
+                    truth.scene,
                     &self.stats.published_accuracy,
                 );
             }
@@ -324,6 +325,7 @@ impl Drop for FrameAnalysis {
             GroupBoards {
                 classes: &self.stats.published_classes,
                 echo_patterns: &self.stats.published_echo_patterns,
+                scenes: &self.stats.published_scenes,
             },
         );
     }

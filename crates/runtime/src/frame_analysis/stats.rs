@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use sonoflow_inference::Fallback;
-use sonoflow_perception::{Accuracy, AccuracySummary};
+use sonoflow_perception::{Accuracy, AccuracySummary, SceneTotals};
 use sonoflow_pipeline::LatencyRecorder;
 
 /// Inference timings and facts, shared between the AI lane, the status
@@ -46,6 +46,9 @@ pub struct InferenceStats {
     pub(super) published_classes: ArcSwap<BTreeMap<String, AccuracySummary>>,
     /// The self-check per echo pattern, published with the classes.
     pub(super) published_echo_patterns: ArcSwap<BTreeMap<String, AccuracySummary>>,
+    /// The self-check's sums per scene, published with the classes (empty
+    /// when no frame's truth named a scene).
+    pub(super) published_scenes: ArcSwap<SceneTotals>,
 }
 
 impl InferenceStats {
@@ -74,6 +77,7 @@ impl InferenceStats {
             published_accuracy: ArcSwap::from_pointee(Accuracy::default().summary()),
             published_classes: ArcSwap::from_pointee(BTreeMap::new()),
             published_echo_patterns: ArcSwap::from_pointee(BTreeMap::new()),
+            published_scenes: ArcSwap::from_pointee(SceneTotals::default()),
         }
     }
 
@@ -112,5 +116,11 @@ impl InferenceStats {
     /// truth has no lesion attributes.
     pub fn accuracy_by_echo_pattern(&self) -> BTreeMap<String, AccuracySummary> {
         BTreeMap::clone(&self.published_echo_patterns.load())
+    }
+
+    /// The self-check's sums per scene (for a paired comparison of two
+    /// runs over the same scenes), complete once the AI thread has ended.
+    pub fn scene_totals(&self) -> std::sync::Arc<SceneTotals> {
+        self.published_scenes.load_full()
     }
 }

@@ -84,9 +84,9 @@ export_split test-empty 213 240 4 "${TRAIN_LOOKS[@]}" --lesions 0
 # make it a measurement (docs/experiments/2026-12-01-stage-after-the-schedule).
 export_split test-empty-more 214 1200 4 "${TRAIN_LOOKS[@]}" --lesions 0
 # One lesion a frame, 300 scenes: test's 120 scenes give an echo pattern as
-# few as 3 scenes (12 frames); with these each has 17 or more, and every
-# figure a 95 % interval a few hundredths wide (sonoflow eval resamples
-# scenes; docs/experiments/2026-12-01-intervals).
+# few as 3 scenes (12 frames); with these each has 17 or more, and the
+# overall figures 95 % intervals a few hundredths wide (sonoflow eval
+# resamples scenes; docs/experiments/2026-12-01-intervals).
 export_split test-single 215 1200 4 "${TRAIN_LOOKS[@]}" --lesions 1
 export_split test-plain 103 480 12
 PLANE_WAVE=(--randomise --looks plane_wave --contrast-bands=-40:12)

@@ -225,35 +225,11 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
     );
     assert_eq!(sum("/dice_gt_0_5"), u64_at(overall, "/dice_gt_0_5"));
 
-    // 95 % intervals resampling the export's sequences (its scenes), each
-    // holding the figure of all frames, and a line for them after the tables.
-    let scenes = truth_scenes(&data);
-    assert!(scenes >= 2, "40 frames of 30-frame sequences: {scenes}");
-    let intervals = &overall["intervals_95"];
-    assert_eq!(u64_at(intervals, "/scenes"), scenes, "{intervals:#}");
-    for figure in [
-        "dice_mean",
-        "detection_recall",
-        "detection_precision",
-        "long_axis_mae_mm",
-    ] {
-        let point = f64_at(overall, &format!("/{figure}"));
-        let ends = intervals[figure]
-            .as_array()
-            .unwrap_or_else(|| panic!("{figure}: {intervals:#}"));
-        let (lo, hi) = (
-            ends[0].as_f64().expect("low"),
-            ends[1].as_f64().expect("high"),
-        );
-        assert!(
-            lo <= point && point <= hi,
-            "{figure}: {lo} <= {point} <= {hi}"
-        );
-    }
-    assert!(
-        stdout.contains(&format!("95 % intervals, resampling the {scenes} scenes")),
-        "{stdout}"
-    );
+    // 40 frames of 30-frame sequences are two scenes: too few for an
+    // interval (an export of twelve gets them, below).
+    assert_eq!(truth_scenes(&data), 2);
+    assert!(overall.get("intervals_95").is_none(), "{overall:#}");
+    assert!(!stdout.contains("% intervals"), "{stdout}");
 
     // Recall by lesion size: every lesion in its long-axis band, the found
     // ones the matched boxes, and a row per band after the tables.
@@ -296,6 +272,57 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
     }
 }
 
+/// 95 % intervals resampling an export's sequences (its scenes), each
+/// holding the figure of all frames, and a line for them after the tables.
+#[test]
+fn eval_of_an_export_of_twelve_scenes_gives_intervals_that_hold_the_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("export");
+    export(&data, 48, 5, &["--sequence-length", "4"]);
+    let json = dir.path().join("eval.json");
+    let (code, stdout, stderr) = eval(&data, &[OsStr::new("--json"), json.as_os_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    let overall = &figures["overall"];
+    let scenes = truth_scenes(&data);
+    assert_eq!(scenes, 12);
+    let intervals = &overall["intervals_95"];
+    assert_eq!(u64_at(intervals, "/scenes"), scenes, "{intervals:#}");
+    // Dice and recall rest on every scene (each holds a lesion); precision
+    // and the long axis on those where something was found and measured.
+    for figure in [
+        "dice_mean",
+        "detection_recall",
+        "detection_precision",
+        "long_axis_mae_mm",
+    ] {
+        let required = matches!(figure, "dice_mean" | "detection_recall");
+        let Some(ends) = intervals[figure].as_array() else {
+            assert!(!required, "{figure}: {intervals:#}");
+            continue;
+        };
+        let point = f64_at(overall, &format!("/{figure}"));
+        let (lo, hi) = (
+            ends[0].as_f64().expect("low"),
+            ends[1].as_f64().expect("high"),
+        );
+        assert!(
+            lo <= point && point <= hi,
+            "{figure}: {lo} <= {point} <= {hi}"
+        );
+    }
+    // No lesion-free frame: no false-positive interval.
+    assert!(
+        intervals["fp_per_100_empty_frames"].is_null(),
+        "{intervals:#}"
+    );
+    assert!(
+        stdout.contains(&format!("95 % intervals, resampling the {scenes} scenes")),
+        "{stdout}"
+    );
+}
+
 /// `--baseline`: a second model on the same frames and the paired
 /// difference. The same model twice gives the same figures, so every
 /// difference and its interval are exactly 0, over every scene.
@@ -303,7 +330,7 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
 fn eval_against_a_baseline_gives_the_paired_difference_over_the_scenes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("export");
-    export(&data, 24, 4, &["--sequence-length", "4"]);
+    export(&data, 48, 4, &["--sequence-length", "4"]);
     let json = dir.path().join("eval.json");
     let model = model_dir();
     let (code, stdout, stderr) = eval(
@@ -332,8 +359,8 @@ fn eval_against_a_baseline_gives_the_paired_difference_over_the_scenes() {
         truth_scenes(&data),
         "{difference:#}"
     );
-    assert_eq!(u64_at(difference, "/scenes"), 6);
-    for figure in ["dice_mean", "detection_recall", "detection_precision"] {
+    assert_eq!(u64_at(difference, "/scenes"), 12);
+    for figure in ["dice_mean", "detection_recall"] {
         let change = &difference[figure];
         assert_eq!(f64_at(change, "/difference"), 0.0, "{figure}: {change}");
         assert_eq!(
@@ -345,7 +372,7 @@ fn eval_against_a_baseline_gives_the_paired_difference_over_the_scenes() {
     assert!(stdout.contains("baseline "), "{stdout}");
     let line = stdout
         .lines()
-        .find(|l| l.starts_with("this minus baseline over 6 scenes"))
+        .find(|l| l.starts_with("this minus baseline over 12 scenes"))
         .unwrap_or_else(|| panic!("no difference line:\n{stdout}"));
     assert!(line.contains("Dice +0.000 (+0.000 to +0.000)"), "{line}");
 

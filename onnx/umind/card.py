@@ -542,8 +542,10 @@ def accuracy_section(f):
         intro += "\n\n" + wrap(
             f"In brackets after a figure: its 95 % interval, which `sonoflow eval` draws by resampling the {scenes} "
             f"scenes of these frames ({m['intervals_95'].get('draws', MISSING)} draws; the frames of one probe sweep "
-            "are not independent, so the scene is the unit). Two models whose figures lie inside each other's "
-            "intervals are not told apart by this set.")
+            "are not independent, so the scene is the unit); a figure resting on fewer than 10 scenes gets none. "
+            "These intervals say how far a figure moves from one set of scenes to another; whether a change of "
+            "model is real is a paired question, which `sonoflow eval --baseline` answers on the same scenes "
+            "(docs/experiments/2026-12-01-intervals).")
     attrs = m.get("attribute_accuracy", {})
     keys = [k for k in ATTRIBUTE_ORDER if k in attrs] + sorted(set(attrs) - set(ATTRIBUTE_ORDER))
     attr_table = table([ATTRIBUTE_NAMES.get(k, k) for k in keys], [[pct(attrs[k]) for k in keys]])
@@ -642,7 +644,7 @@ def stress_section(f):
                      num(s.get("fp_per_100_empty_frames"), 1), per_pattern or MISSING])
     return (wrap("Stress sets: randomised phantom exports with settings the training never used, scored by "
                  "`sonoflow eval` alone (default kernels); Dice per echo pattern with its 95 % interval in brackets "
-                 "where the pattern has two scenes or more, and its frame count in square brackets:") + "\n\n"
+                 "where the pattern has 10 scenes or more, and its frame count in square brackets:") + "\n\n"
             + table(["set", "frames", "Dice", "Dice > 0.5", "long-axis MAE", "det P / R",
                      "false positives per 100 lesion-free frames", "Dice per echo pattern (95 % interval) [frames]"], rows))
 

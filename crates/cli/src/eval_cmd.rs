@@ -137,12 +137,30 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     }
     let stop = StopFlag::new();
     crate::install_stop_handler(stop.clone())?;
-    let report = score(&args, &args.model, &stop)?;
+    let report = score(&args, &args.model, args.findings_jsonl.as_deref(), &stop)?;
     let baseline = match &args.baseline {
-        Some(model) => Some(
-            score(&args, model, &stop)
-                .with_context(|| format!("the baseline model {}", model.display()))?,
-        ),
+        Some(model) => {
+            if stop.is_stopped() {
+                anyhow::bail!(
+                    "stopped before the baseline model {} was scored",
+                    model.display()
+                );
+            }
+            // `--findings-jsonl` is `--model`'s: the baseline writes none.
+            let b = score(&args, model, None, &stop)
+                .with_context(|| format!("the baseline model {}", model.display()))?;
+            if b.frames_out != report.frames_out {
+                anyhow::bail!(
+                    "the baseline model {} scored {} frames and {} scored {}: no comparison \
+                     (was the run stopped, or did the dataset change?)",
+                    model.display(),
+                    b.frames_out,
+                    args.model.display(),
+                    report.frames_out
+                );
+            }
+            Some(b)
+        }
         None => None,
     };
     let difference = baseline.as_ref().and_then(|b| {
@@ -183,7 +201,12 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
 }
 
 /// One model over the dataset: the run's report.
-fn score(args: &EvalArgs, model: &Path, stop: &StopFlag) -> Result<RunReport> {
+fn score(
+    args: &EvalArgs,
+    model: &Path,
+    findings_jsonl: Option<&Path>,
+    stop: &StopFlag,
+) -> Result<RunReport> {
     let text = definition(args, model);
     let def = PipelineDefinition::parse(&text, "sonoflow eval", "eval")
         .with_context(|| format!("evaluating {}", args.dataset.display()))?;
@@ -197,7 +220,7 @@ fn score(args: &EvalArgs, model: &Path, stop: &StopFlag) -> Result<RunReport> {
         frames: args.frames,
         stop: stop.clone(),
         status_every: Duration::from_millis(250),
-        findings_jsonl: args.findings_jsonl.clone(),
+        findings_jsonl: findings_jsonl.map(Path::to_path_buf),
         serve: None,
         store: None,
     };
@@ -311,7 +334,8 @@ fn table(o: &EvalOutput<'_>) -> String {
             None => {
                 let _ = writeln!(
                     s,
-                    "no paired difference: the frames name fewer than two scenes both runs scored"
+                    "no paired difference: no figure rests on {} scenes both runs scored alike",
+                    sonoflow_perception::accuracy::intervals::MIN_SCENES
                 );
             }
         }

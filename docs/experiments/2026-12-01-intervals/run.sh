@@ -35,3 +35,19 @@ for base in "$WORK/old-model" out/umind-hn-base out/umind-hn3-base out/umind-hn4
       --json "$WORK/pair-$set-$name.json" | tail -4 | tee "$D/pair-$set-$name.txt"
   done
 done
+# pairs.json: each comparison's overall figures and difference, from the --json above.
+onnx/.venv/bin/python - "$WORK" "$D/pairs.json" <<'PY'
+import glob, json, os, sys
+work, out = sys.argv[1], sys.argv[2]
+pairs = {}
+for f in sorted(glob.glob(f"{work}/pair-*.json")):
+    m = json.load(open(f))
+    name = os.path.basename(f)[5:-5]
+    pairs[name] = {
+        "dataset": "held-out (test, test-single, test-empty, test-empty-more)" if name.startswith("heldout")
+        else "plane-wave look (stress-look, stress-look-empty)",
+        "model": m["model"], "baseline": m["baseline"]["model"],
+        "this": m["overall"], "baseline_figures": m["baseline"]["overall"], "difference": m["difference"],
+    }
+json.dump(pairs, open(out, "w"), indent=1)
+PY

@@ -235,31 +235,31 @@ mod tests {
             echo_patterns,
             scenes,
         } = &boards;
-        for k in 0..40u64 {
+        for k in 0..48u64 {
             let score = FrameScore {
                 dice: Some(0.2 + 0.02 * (k / 4) as f64),
                 true_positives: 1,
                 ..FrameScore::default()
             };
-            // Ten scenes of four frames; hyperechoic in one scene only.
+            // Twelve scenes of four frames; hyperechoic in one scene only.
             let pattern = if k < 4 { "hyperechoic" } else { "hypoechoic" };
             check.add(&score, "mass", Some(pattern), Some(k / 4), board);
             assert_eq!(board.load().intervals_95, None, "only at the end");
         }
         boards.finish(&mut check);
         let overall = board.load();
-        let intervals = overall.intervals_95.expect("ten scenes");
-        assert_eq!(intervals.scenes, 10);
+        let intervals = overall.intervals_95.expect("twelve scenes");
+        assert_eq!(intervals.scenes, 12);
         let [lo, hi] = intervals.figures.dice_mean.expect("Dice");
         let dice = overall.dice_mean.expect("Dice");
         assert!(lo < dice && dice < hi, "{lo} {dice} {hi}");
         assert_eq!(classes.load()["mass"].intervals_95, Some(intervals));
         let echo = echo_patterns.load();
-        assert_eq!(echo["hypoechoic"].intervals_95.map(|i| i.scenes), Some(9));
+        assert_eq!(echo["hypoechoic"].intervals_95.map(|i| i.scenes), Some(11));
         assert_eq!(echo["hyperechoic"].intervals_95, None, "one scene");
         assert_eq!(
             scenes.load().scenes(),
-            10,
+            12,
             "published for a paired comparison"
         );
     }

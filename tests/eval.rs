@@ -50,6 +50,24 @@ fn eval(dataset: &Path, args: &[&OsStr]) -> (Option<i32>, String, String) {
     sonoflow(&all)
 }
 
+/// Exports `frames` phantom frames of `seed` (with `extra` export arguments)
+/// into `dir`/export and evaluates them with `--json`: the export's folder,
+/// the figures and stdout.
+fn export_and_eval(
+    dir: &Path,
+    (frames, seed): (u32, u32),
+    extra: &[&str],
+) -> (PathBuf, serde_json::Value, String) {
+    let data = dir.join("export");
+    export(&data, frames, seed, extra);
+    let json = dir.join("eval.json");
+    let (code, stdout, stderr) = eval(&data, &[OsStr::new("--json"), json.as_os_str()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let figures =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    (data, figures, stdout)
+}
+
 /// The echo patterns of the phantom's lexicon, and the group of frames
 /// whose lesions differ.
 const ECHO_GROUPS: [&str; 7] = [
@@ -277,13 +295,7 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
 #[test]
 fn eval_of_an_export_of_twelve_scenes_gives_intervals_that_hold_the_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("export");
-    export(&data, 48, 5, &["--sequence-length", "4"]);
-    let json = dir.path().join("eval.json");
-    let (code, stdout, stderr) = eval(&data, &[OsStr::new("--json"), json.as_os_str()]);
-    assert_eq!(code, Some(0), "{stderr}");
-    let figures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    let (data, figures, stdout) = export_and_eval(dir.path(), (48, 5), &["--sequence-length", "4"]);
     let overall = &figures["overall"];
     let scenes = truth_scenes(&data);
     assert_eq!(scenes, 12);
@@ -414,13 +426,7 @@ fn truth_size_bands(export: &Path) -> Vec<u64> {
 #[test]
 fn eval_of_a_lesion_free_export_counts_false_positive_findings_per_100_frames() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("clear");
-    export(&data, 12, 9, &["--lesions", "0"]);
-    let json = dir.path().join("eval.json");
-    let (code, stdout, stderr) = eval(&data, &[OsStr::new("--json"), json.as_os_str()]);
-    assert_eq!(code, Some(0), "{stderr}");
-    let figures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    let (_, figures, stdout) = export_and_eval(dir.path(), (12, 9), &["--lesions", "0"]);
     let overall = &figures["overall"];
     assert_consistent(overall);
     assert_eq!(u64_at(overall, "/lesion_free_frames"), 12, "{overall:#}");

@@ -296,6 +296,12 @@ RUST_KEYS = [
 ]
 
 
+def rust_figures(overall):
+    """sonoflow eval's overall figures under RUST_KEYS, and its 95 % intervals
+    (None where no figure rests on enough scenes)."""
+    return {**{k: overall[k] for k in RUST_KEYS}, "intervals_95": overall.get("intervals_95")}
+
+
 def combine(rust, lm, binary, export_dirs, every, limit, command):
     """metrics.json: the Rust figures, the language model's, and where each comes from."""
     overall = rust["overall"]
@@ -327,9 +333,7 @@ def combine(rust, lm, binary, export_dirs, every, limit, command):
         "limit": limit,
         "dice_default": overall["dice_mean"],
         "dice_reasoned": lm["dice_reasoned"],
-        **{k: overall[k] for k in RUST_KEYS},
-        # 95 % intervals resampling scenes (absent when the frames name fewer than two).
-        "intervals_95": overall.get("intervals_95"),
+        **rust_figures(overall),
         "measured_lesions": overall["measured"],
         "attribute_accuracy": lm["attribute_accuracy"],
         "untraceable_number_share": lm["untraceable_number_share"],
@@ -379,9 +383,7 @@ def stress_figures(binary, model_dir, name, export_dirs, tmp):
         "data": [provenance.split(d) for d in export_dirs],
         "frames": overall["frames"],
         "dice_default": overall["dice_mean"],
-        **{k: overall[k] for k in RUST_KEYS},
-        # 95 % intervals resampling scenes (absent when the frames name fewer than two).
-        "intervals_95": overall.get("intervals_95"),
+        **rust_figures(overall),
         "by_echo_pattern": rust.get("by_echo_pattern", {}),
     }
 

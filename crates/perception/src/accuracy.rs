@@ -456,6 +456,18 @@ impl Accuracy {
     }
 }
 
+/// The sums of group `name`, made (with `T::default()`) the first time it is seen.
+fn group_slot<'a, T: Default>(groups: &'a mut Vec<(String, T)>, name: &str) -> &'a mut T {
+    let at = match groups.iter().position(|(g, _)| g == name) {
+        Some(at) => at,
+        None => {
+            groups.push((name.to_owned(), T::default()));
+            groups.len() - 1
+        }
+    };
+    &mut groups[at].1
+}
+
 /// Scores added up per group of frames: per class (the class each frame is
 /// scored under, see [`frame_class`]) or per echo pattern (see
 /// [`frame_echo_pattern`]). The groups named up front
@@ -482,14 +494,7 @@ impl GroupedAccuracy {
     }
 
     pub fn add(&mut self, class: &str, s: &FrameScore) {
-        let at = match self.classes.iter().position(|(c, _)| c == class) {
-            Some(at) => at,
-            None => {
-                self.classes.push((class.to_owned(), Accuracy::default()));
-                self.classes.len() - 1
-            }
-        };
-        self.classes[at].1.add(s);
+        group_slot(&mut self.classes, class).add(s);
     }
 
     /// Each group's summary, by name (groups that scored a frame).

@@ -137,15 +137,16 @@ impl Totals {
     }
 }
 
-/// How many of `scenes` each figure rests on (has a denominator in).
-fn contributing(scenes: &[Totals]) -> [usize; FIGURES] {
-    let mut counts = [0; FIGURES];
-    for s in scenes {
-        for (count, figure) in counts.iter_mut().zip(s.figures()) {
-            *count += usize::from(figure.is_some());
+/// Which figures rest on [`MIN_SCENES`] scenes or more, given for each
+/// scene which figures it holds frames for.
+fn rests_on(scenes: impl IntoIterator<Item = [bool; FIGURES]>) -> [bool; FIGURES] {
+    let mut counts = [0usize; FIGURES];
+    for has in scenes {
+        for (count, has) in counts.iter_mut().zip(has) {
+            *count += usize::from(has);
         }
     }
-    counts
+    counts.map(|c| c >= MIN_SCENES)
 }
 
 /// 95 % intervals [low, high] of the headline figures, each None where the
@@ -190,7 +191,7 @@ impl SceneTotals {
     /// [`MIN_SCENES`] scenes.
     pub fn intervals(&self) -> Option<Intervals> {
         let n = self.scenes.len();
-        let enough = contributing(&self.scenes).map(|c| c >= MIN_SCENES);
+        let enough = rests_on(self.scenes.iter().map(|s| s.figures().map(|f| f.is_some())));
         if !enough.contains(&true) {
             return None;
         }
@@ -258,38 +259,29 @@ pub fn paired_difference(a: &SceneTotals, b: &SceneTotals) -> Option<Difference>
         return None;
     }
     // A figure rests on the common scenes where both runs have it.
-    let rests_on = common
-        .iter()
-        .fold([0usize; FIGURES], |mut counts, &(_, i, j)| {
-            let (fa, fb) = (a.scenes[i].figures(), b.scenes[j].figures());
-            for k in 0..FIGURES {
-                counts[k] += usize::from(fa[k].is_some() && fb[k].is_some());
-            }
-            counts
-        });
-    let enough = rests_on.map(|c| c >= MIN_SCENES);
+    let enough = rests_on(common.iter().map(|&(_, i, j)| {
+        let (fa, fb) = (a.scenes[i].figures(), b.scenes[j].figures());
+        std::array::from_fn(|k| fa[k].is_some() && fb[k].is_some())
+    }));
     if !enough.contains(&true) {
         return None;
     }
-    let pair_sums = |pick: &mut dyn FnMut() -> usize| {
+    // Both runs' sums over the scenes `picked` (positions in `common`).
+    let pair_sums = |picked: &mut dyn Iterator<Item = usize>| {
         let (mut sa, mut sb) = (Totals::default(), Totals::default());
-        for _ in 0..n {
-            let (_, i, j) = common[pick()];
+        for k in picked {
+            let (_, i, j) = common[k];
             sa.merge(&a.scenes[i]);
             sb.merge(&b.scenes[j]);
         }
         (sa.figures(), sb.figures())
     };
-    let mut next = 0;
-    let (fa, fb) = pair_sums(&mut || {
-        next += 1;
-        next - 1
-    });
+    let (fa, fb) = pair_sums(&mut (0..n));
     let mut draws: [Vec<f64>; FIGURES] =
         std::array::from_fn(|_| Vec::with_capacity(DRAWS as usize));
     let mut rng = SplitMix(SEED);
     for _ in 0..DRAWS {
-        let (da, db) = pair_sums(&mut || rng.below(n));
+        let (da, db) = pair_sums(&mut (0..n).map(|_| rng.below(n)));
         for (k, values) in draws.iter_mut().enumerate() {
             if let (Some(x), Some(y)) = (da[k], db[k]) {
                 values.push(x - y);
@@ -321,14 +313,7 @@ pub struct GroupedSceneTotals {
 
 impl GroupedSceneTotals {
     pub fn add(&mut self, group: &str, scene: u64, s: &FrameScore) {
-        let at = match self.groups.iter().position(|(g, _)| g == group) {
-            Some(at) => at,
-            None => {
-                self.groups.push((group.to_owned(), SceneTotals::default()));
-                self.groups.len() - 1
-            }
-        };
-        self.groups[at].1.add(scene, s);
+        super::group_slot(&mut self.groups, group).add(scene, s);
     }
 
     /// Each group's intervals, by name (groups of two scenes or more).

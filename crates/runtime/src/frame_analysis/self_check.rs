@@ -136,7 +136,10 @@ impl SelfCheck {
             self.by_echo_pattern.summaries(),
             self.scenes_by_echo_pattern.intervals(),
         )));
-        groups.scenes.store(Arc::new(self.scenes.clone()));
+        // The end of the run: the sums move to the board.
+        groups
+            .scenes
+            .store(Arc::new(std::mem::take(&mut self.scenes)));
     }
 }
 

@@ -251,31 +251,60 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
 
     // Recall by lesion size: every lesion in its long-axis band, the found
     // ones the matched boxes, and a row per band after the tables.
-    let bands = figures["overall"]["recall_by_size"]
-        .as_array()
-        .expect("recall_by_size");
-    let per_band: Vec<(u64, u64)> = bands
-        .iter()
-        .map(|b| (u64_at(b, "/lesions"), u64_at(b, "/found")))
-        .collect();
+    let per_band = assert_band_table(
+        &figures,
+        &stdout,
+        "recall_by_size",
+        "long_axis",
+        "lesion long axis",
+    );
     assert_eq!(
         per_band.iter().map(|b| b.0).collect::<Vec<_>>(),
-        truth_size_bands(&data),
-        "{bands:#?}"
+        truth_size_bands(&data)
     );
     assert_eq!(
         per_band.iter().map(|b| b.1).sum::<u64>(),
         u64_at(overall, "/detection_counts/tp")
     );
-    let size_header = stdout
+    // Recall by conspicuity: the export measured every lesion (but where its
+    // frame had too little tissue to compare with), each in its band.
+    let per_band = assert_band_table(
+        &figures,
+        &stdout,
+        "recall_by_conspicuity",
+        "conspicuity",
+        "lesion conspicuity",
+    );
+    let (measured, unmeasured) = truth_conspicuity_bands(&data);
+    assert_eq!(per_band.iter().map(|b| b.0).collect::<Vec<_>>(), measured);
+    assert!(
+        unmeasured * 10 <= measured.iter().sum::<u64>(),
+        "{unmeasured} lesions without a conspicuity of {measured:?}"
+    );
+}
+
+/// The bands of `key` in `figures["overall"]` as (lesions, found), after
+/// checking that the eval's stdout has a table under `header` with a row
+/// per band (named by its `field`) showing the same counts.
+fn assert_band_table(
+    figures: &serde_json::Value,
+    stdout: &str,
+    key: &str,
+    field: &str,
+    header: &str,
+) -> Vec<(u64, u64)> {
+    let bands = figures["overall"][key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {figures:#}"));
+    let table = stdout
         .lines()
-        .position(|l| l.starts_with("lesion long axis "))
-        .unwrap_or_else(|| panic!("no lesion size table:\n{stdout}"));
+        .position(|l| l.starts_with(&format!("{header} ")))
+        .unwrap_or_else(|| panic!("no {header} table:\n{stdout}"));
     for band in bands {
-        let name = str_at(band, "/long_axis");
+        let name = str_at(band, &format!("/{field}"));
         let row = stdout
             .lines()
-            .skip(size_header)
+            .skip(table)
             .find(|l| l.starts_with(name))
             .unwrap_or_else(|| panic!("no {name} row:\n{stdout}"));
         let counts: Vec<&str> = row[name.len()..].split_whitespace().take(2).collect();
@@ -288,6 +317,10 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
             "{row}"
         );
     }
+    bands
+        .iter()
+        .map(|b| (u64_at(b, "/lesions"), u64_at(b, "/found")))
+        .collect()
 }
 
 /// 95 % intervals resampling an export's sequences (its scenes), each
@@ -406,6 +439,28 @@ fn truth_scenes(export: &Path) -> u64 {
         })
         .collect();
     scenes.len() as u64
+}
+
+/// Lesions of an export's truth per conspicuity band (under 2, 2-4, 4-6,
+/// 6-10, 10 and over), and the lesions without a conspicuity.
+fn truth_conspicuity_bands(export: &Path) -> (Vec<u64>, u64) {
+    let text = std::fs::read_to_string(export.join("truth.jsonl")).expect("truth.jsonl");
+    let (mut bands, mut unmeasured) = (vec![0; 5], 0);
+    for line in text.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).expect("truth line");
+        for lesion in record["lesions"].as_array().expect("lesions") {
+            match lesion["conspicuity"].as_f64() {
+                Some(z) => {
+                    bands[[2.0, 4.0, 6.0, 10.0]
+                        .iter()
+                        .filter(|&&edge| z >= edge)
+                        .count()] += 1
+                }
+                None => unmeasured += 1,
+            }
+        }
+    }
+    (bands, unmeasured)
 }
 
 /// Lesions of an export's truth per long-axis band: under 5 mm, 5-10,

@@ -561,6 +561,8 @@ def accuracy_section(f):
 
 {size_section(f)}
 
+{conspicuity_section(f)}
+
 {stress_section(f)}
 
 Attribute accuracy of the generated report, parsed back ({m.get('frames', MISSING)} frames; `lesion` is "a lesion /
@@ -600,25 +602,38 @@ def echo_section(f):
                      "false positives per 100 lesion-free frames", "reasoned Dice", "echo pattern in the report"], rows))
 
 
-def size_section(f):
-    """Detection recall per lesion long-axis band, held-out and each stress set."""
+def band_section(f, key, field, header, intro):
+    """Detection recall per band of `key` (`recall_by_size`, `recall_by_conspicuity`), held-out and each
+    stress set."""
     m = f.metrics
     sets = [("held-out", m)] + list((m.get("stress_sets") or {}).items())
-    bands = [b["long_axis"] for b in m.get("recall_by_size") or []]
+    bands = [b[field] for b in m.get(key) or []]
     if not bands:
-        return wrap("Detection recall by lesion size: not in this metrics.json (`sonoflow eval` reports "
-                    "`recall_by_size` since it counted lesions per long-axis band).")
+        return wrap(f"{intro}: not in this metrics.json (`sonoflow eval` reports `{key}` since it counted them).")
 
     def cell(summary, band):
-        for b in summary.get("recall_by_size") or []:
-            if b["long_axis"] == band:
+        for b in summary.get(key) or []:
+            if b[field] == band:
                 return f"{num(b.get('recall'))} ({b['found']}/{b['lesions']})" if b["lesions"] else MISSING
         return MISSING
 
     rows = [[band] + [cell(s, band) for _, s in sets] for band in bands]
-    return (wrap("Detection recall by the lesion's true long axis (a box matched at IoU 0.5), from `sonoflow eval`, "
-                 "found/lesions in brackets:") + "\n\n"
-            + table(["lesion long axis"] + [name for name, _ in sets], rows))
+    return (wrap(f"{intro}, from `sonoflow eval` (found when a box matches the lesion at IoU 0.5; found/lesions "
+                 "in brackets):") + "\n\n"
+            + table([header] + [name for name, _ in sets], rows))
+
+
+def size_section(f):
+    return band_section(f, "recall_by_size", "long_axis", "lesion long axis",
+                        "Detection recall by the lesion's true long axis")
+
+
+def conspicuity_section(f):
+    return band_section(f, "recall_by_conspicuity", "conspicuity", "lesion conspicuity",
+                        "Detection recall by the lesion's conspicuity, how far it stands out from the tissue around "
+                        "it in the frame's pixels (|z| of a test that knows its shape and place, "
+                        "`crates/phantom/src/conspicuity.rs`; under 2 it is not in the image, under about 4 a "
+                        "searching observer misses it at a few false findings per 100 frames)")
 
 
 def selection_text(sel):

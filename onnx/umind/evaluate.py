@@ -292,7 +292,7 @@ RUST_KEYS = [
     "dice_frames", "dice_gt_0_5", "iou_mean", "detection_precision", "detection_recall", "detection_counts",
     "long_axis_mae_mm", "short_axis_mae_mm", "long_axis_p95_mm", "short_axis_p95_mm",
     "lesion_free_frames", "false_positive_frames", "false_positive_findings", "fp_per_100_empty_frames",
-    "recall_by_size",
+    "recall_by_size", "recall_by_conspicuity",
 ]
 
 
@@ -358,7 +358,7 @@ def combine(rust, lm, binary, export_dirs, every, limit, command):
         "sources": {
             "sonoflow eval": f"{binary} eval (the Rust pipeline, default kernels, no reasoning head): "
             "dice_default, dice_frames, dice_gt_0_5, iou_mean, detection_*, *_axis_*, measured_lesions, "
-            "lesion_free_frames, false_positive_*, fp_per_100_empty_frames, recall_by_size, by_class, by_echo_pattern "
+            "lesion_free_frames, false_positive_*, fp_per_100_empty_frames, recall_by_size, recall_by_conspicuity, by_class, by_echo_pattern "
             "(but for dice_reasoned and attribute_accuracy), pipeline",
             "python": "umind.evaluate with ONNX Runtime (the report, greedy, with the KV cache; the reasoned "
             "kernels of its [SEG] [DET] hidden states): dice_reasoned, attribute_accuracy, "

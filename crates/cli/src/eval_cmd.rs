@@ -316,6 +316,7 @@ fn table(o: &EvalOutput<'_>) -> String {
     }
     if let Some(a) = o.overall {
         size_table(&mut s, a);
+        conspicuity_table(&mut s, a);
         if let Some(i) = &a.intervals_95 {
             intervals_line(&mut s, i);
         }
@@ -401,23 +402,41 @@ fn intervals_line(s: &mut String, i: &Intervals) {
 /// Detection recall per lesion long-axis band, when any lesion had a length
 /// in mm (a calibrated truth).
 fn size_table(s: &mut String, a: &AccuracySummary) {
-    if a.recall_by_size.iter().all(|b| b.lesions == 0) {
+    let rows = a
+        .recall_by_size
+        .iter()
+        .map(|b| (b.long_axis, b.lesions, b.found, b.recall));
+    band_table(s, "lesion long axis", rows);
+}
+
+/// Detection recall per conspicuity band, when any lesion's truth had one
+/// (a phantom export).
+fn conspicuity_table(s: &mut String, a: &AccuracySummary) {
+    let rows = a
+        .recall_by_conspicuity
+        .iter()
+        .map(|b| (b.conspicuity, b.lesions, b.found, b.recall));
+    band_table(s, "lesion conspicuity", rows);
+}
+
+/// A table of lesions, found and recall per band (nothing when no lesion
+/// fell in any band).
+fn band_table<'a>(
+    s: &mut String,
+    header: &str,
+    rows: impl Iterator<Item = (&'a str, u64, u64, Option<f64>)> + Clone,
+) {
+    if rows.clone().all(|(_, lesions, _, _)| lesions == 0) {
         return;
     }
     let _ = writeln!(
         s,
-        "{:<20} {:>7} {:>6} {:>6}",
-        "lesion long axis", "lesions", "found", "det R"
+        "{header:<20} {:>7} {:>6} {:>6}",
+        "lesions", "found", "det R"
     );
-    for band in &a.recall_by_size {
-        let recall = band
-            .recall
-            .map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
-        let _ = writeln!(
-            s,
-            "{:<20} {:>7} {:>6} {:>6}",
-            band.long_axis, band.lesions, band.found, recall
-        );
+    for (band, lesions, found, recall) in rows {
+        let recall = recall.map_or_else(|| "-".to_owned(), |r| format!("{r:.3}"));
+        let _ = writeln!(s, "{band:<20} {lesions:>7} {found:>6} {recall:>6}");
     }
 }
 

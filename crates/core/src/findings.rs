@@ -176,6 +176,13 @@ pub struct LesionTruth {
     pub long_axis: Caliper,
     /// The longest chord perpendicular to the long axis.
     pub short_axis: Caliper,
+    /// How far the lesion stands out from the tissue around it in this
+    /// frame's pixels: |z| of a test that knows its shape and place
+    /// (`sonoflow_phantom::conspicuity`; under about 4 a searching observer
+    /// can miss it, under 2 it is not in the image). A phantom export
+    /// measures it; None elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conspicuity: Option<f32>,
 }
 
 /// Everything known about one phantom frame.

@@ -122,6 +122,7 @@ pub(crate) fn from_masks(
             area_px: area,
             long_axis,
             short_axis,
+            conspicuity: None,
         });
     }
     Ok(GroundTruth {

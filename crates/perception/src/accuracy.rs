@@ -16,7 +16,11 @@
 //!   short axis in mm;
 //! - recall by lesion size: the lesions of each long-axis band
 //!   ([`SIZE_BANDS`]) and how many a detection box matched, so that a miss
-//!   of small lesions shows apart from a miss of faint ones.
+//!   of small lesions shows apart from a miss of faint ones;
+//! - recall by conspicuity: the same by how far each lesion stands out from
+//!   the tissue around it in the frame's pixels ([`CONSPICUITY_BANDS`], a
+//!   phantom export's truth), so that a miss of a lesion no observer could
+//!   see shows apart from a miss of a plain one.
 //!
 //! A frame is grouped under its largest lesion's class ([`frame_class`])
 //! and under the echo pattern of its lesions ([`frame_echo_pattern`]).
@@ -24,7 +28,7 @@
 pub mod intervals;
 
 use serde::Serialize;
-use sonoflow_core::findings::{label, BoundingBox, GroundTruth};
+use sonoflow_core::findings::{label, BoundingBox, GroundTruth, LesionTruth};
 
 use sonoflow_core::FrameFindings;
 
@@ -133,12 +137,46 @@ pub const SIZE_BANDS: [(&str, f64); 4] = [
 /// The band of [`SIZE_BANDS`] a lesion of this long axis falls in (None
 /// without a length).
 pub fn size_band(long_axis_mm: f64) -> Option<usize> {
-    if !long_axis_mm.is_finite() || long_axis_mm < 0.0 {
+    band_of(long_axis_mm, &SIZE_BANDS)
+}
+
+/// The conspicuity bands lesions are counted in for recall by conspicuity
+/// (the truth's |z|, see `sonoflow_phantom::conspicuity`): under 2 the
+/// lesion is not in the image, under about 4 a searching observer misses
+/// it at a few false findings per 100 frames, from about 6 it finds nearly
+/// every one.
+pub const CONSPICUITY_BANDS: [(&str, f64); 5] = [
+    ("under 2", 2.0),
+    ("2-4", 4.0),
+    ("4-6", 6.0),
+    ("6-10", 10.0),
+    ("10 and over", f64::INFINITY),
+];
+
+/// The band of `bands` (each a name and an exclusive upper bound, in
+/// rising order) that `value` falls in; None for a negative or non-finite one.
+fn band_of(value: f64, bands: &[(&str, f64)]) -> Option<usize> {
+    if !value.is_finite() || value < 0.0 {
         return None;
     }
-    SIZE_BANDS
-        .iter()
-        .position(|&(_, below)| long_axis_mm < below)
+    bands.iter().position(|&(_, below)| value < below)
+}
+
+/// Counts a frame's lesions into bands: `band` places a lesion (None: in
+/// none), `found` says whether a detection box matched it.
+fn count_bands<const N: usize>(
+    lesions: &[LesionTruth],
+    band: impl Fn(&LesionTruth) -> Option<usize>,
+    found: impl Fn(usize) -> bool,
+) -> [LesionsFound; N] {
+    let mut counts = [LesionsFound::default(); N];
+    for (i, lesion) in lesions.iter().enumerate() {
+        if let Some(slot) = band(lesion).and_then(|b| counts.get_mut(b)) {
+            slot.lesions += 1;
+            slot.found += u32::from(found(i));
+        }
+    }
+    counts
 }
 
 /// Lesions of one size band and how many of them a detection box matched.
@@ -167,6 +205,9 @@ pub struct FrameScore {
     pub caliper_errors: Option<(f64, f64)>,
     /// The frame's lesions per [`SIZE_BANDS`] band, and those matched.
     pub by_size: [LesionsFound; SIZE_BANDS.len()],
+    /// The same per [`CONSPICUITY_BANDS`] band (lesions whose truth has a
+    /// conspicuity).
+    pub by_conspicuity: [LesionsFound; CONSPICUITY_BANDS.len()],
 }
 
 impl FrameScore {
@@ -205,12 +246,13 @@ impl FrameScore {
         }
         score.false_negatives =
             truth.lesions.len() as u32 - score.true_positives.min(truth.lesions.len() as u32);
-        for (i, lesion) in truth.lesions.iter().enumerate() {
-            if let Some(band) = size_band(lesion.long_axis.length_mm) {
-                score.by_size[band].lesions += 1;
-                score.by_size[band].found += u32::from(matched.get(i).copied().unwrap_or(false));
-            }
-        }
+        let found = |i: usize| matched.get(i).copied().unwrap_or(false);
+        score.by_size = count_bands(&truth.lesions, |l| size_band(l.long_axis.length_mm), found);
+        score.by_conspicuity = count_bands(
+            &truth.lesions,
+            |l| band_of(f64::from(l.conspicuity?), &CONSPICUITY_BANDS),
+            found,
+        );
         let largest = truth.lesions.iter().max_by_key(|l| l.area_px);
         if let (Some(lesion), Some(found)) = (largest, findings.segments().next()) {
             // Truth without a scale (an uncalibrated dataset image) has no
@@ -302,6 +344,7 @@ pub struct Accuracy {
     long_errors: ErrorHistogram,
     short_errors: ErrorHistogram,
     by_size: [(u64, u64); SIZE_BANDS.len()],
+    by_conspicuity: [(u64, u64); CONSPICUITY_BANDS.len()],
 }
 
 /// Detection boxes matched (IoU >= 0.5) and not, over the frames scored.
@@ -351,11 +394,28 @@ pub struct AccuracySummary {
     /// Detection recall per lesion long-axis band ([`SIZE_BANDS`]), every
     /// band listed; lesions without a length in mm are in none.
     pub recall_by_size: [SizeRecall; SIZE_BANDS.len()],
+    /// Detection recall per conspicuity band ([`CONSPICUITY_BANDS`]), every
+    /// band listed; lesions whose truth has no conspicuity (anything but a
+    /// phantom export) are in none.
+    pub recall_by_conspicuity: [ConspicuityRecall; CONSPICUITY_BANDS.len()],
     /// 95 % intervals of the headline figures, resampling scenes
     /// ([`intervals`]); set once, at the end of a run, when the
     /// frames named two scenes or more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intervals_95: Option<crate::Intervals>,
+}
+
+/// One band of [`AccuracySummary::recall_by_conspicuity`].
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct ConspicuityRecall {
+    /// The band, by the lesion's conspicuity ("under 2", "2-4", "4-6",
+    /// "6-10", "10 and over").
+    pub conspicuity: &'static str,
+    pub lesions: u64,
+    /// Of those, lesions a detection box matched (IoU >= 0.5).
+    pub found: u64,
+    /// found / lesions (None without a lesion in the band).
+    pub recall: Option<f64>,
 }
 
 /// One band of [`AccuracySummary::recall_by_size`].
@@ -403,10 +463,8 @@ impl Accuracy {
             self.long_errors.add(l);
             self.short_errors.add(w);
         }
-        for (sum, band) in self.by_size.iter_mut().zip(&s.by_size) {
-            sum.0 += u64::from(band.lesions);
-            sum.1 += u64::from(band.found);
-        }
+        add_bands(&mut self.by_size, &s.by_size);
+        add_bands(&mut self.by_conspicuity, &s.by_conspicuity);
     }
 
     /// Mean Dice so far (None before a frame with a lesion).
@@ -451,8 +509,25 @@ impl Accuracy {
                     recall: ratio(found, lesions),
                 }
             }),
+            recall_by_conspicuity: std::array::from_fn(|band| {
+                let (lesions, found) = self.by_conspicuity[band];
+                ConspicuityRecall {
+                    conspicuity: CONSPICUITY_BANDS[band].0,
+                    lesions,
+                    found,
+                    recall: ratio(found, lesions),
+                }
+            }),
             intervals_95: None,
         }
+    }
+}
+
+/// Adds one frame's band counts to a run's.
+fn add_bands(sums: &mut [(u64, u64)], frame: &[LesionsFound]) {
+    for (sum, band) in sums.iter_mut().zip(frame) {
+        sum.0 += u64::from(band.lesions);
+        sum.1 += u64::from(band.found);
     }
 }
 
@@ -637,6 +712,7 @@ mod tests {
             area_px: 16,
             long_axis: caliper,
             short_axis: caliper,
+            conspicuity: None,
         }
     }
 
@@ -772,6 +848,41 @@ mod tests {
         );
         assert_eq!(bands[0].recall, Some(0.5));
         assert_eq!(bands[1].recall, None);
+    }
+
+    #[test]
+    fn recall_is_counted_per_conspicuity_band() {
+        // A faint lesion (missed), a plain one (found), and one without a
+        // conspicuity (a dataset's truth: in no band).
+        let with = |z: Option<f32>, x0: f32| LesionTruth {
+            conspicuity: z,
+            ..sized_lesion(8.0, x0)
+        };
+        let t = truth(vec![
+            with(Some(1.5), 0.0),
+            with(Some(12.0), 10.0),
+            with(None, 20.0),
+        ]);
+        let mut findings = FrameFindings::with_capacity(4, 0);
+        findings.findings.extend([
+            found(FindingKind::Detection, bbox(10.0, 0.0, 14.0, 4.0)),
+            found(FindingKind::Detection, bbox(20.0, 0.0, 24.0, 4.0)),
+        ]);
+        let score = FrameScore::of(&FrameMask::default(), &findings, &t);
+        let mut acc = Accuracy::default();
+        acc.add(&score);
+        let bands = acc.summary().recall_by_conspicuity;
+        assert_eq!(
+            bands.map(|b| (b.conspicuity, b.lesions, b.found)),
+            [
+                ("under 2", 1, 0),
+                ("2-4", 0, 0),
+                ("4-6", 0, 0),
+                ("6-10", 0, 0),
+                ("10 and over", 1, 1)
+            ]
+        );
+        assert_eq!(bands[4].recall, Some(1.0));
     }
 
     #[test]

@@ -44,8 +44,9 @@ pub use accuracy::intervals::{
     paired_difference, Change, Difference, Figures, GroupedSceneTotals, Intervals, SceneTotals,
 };
 pub use accuracy::{
-    frame_class, frame_echo_pattern, Accuracy, AccuracySummary, DetectionCounts, FrameScore,
-    GroupedAccuracy, SizeRecall, ECHO_PATTERN, MIXED_ECHO, NO_LESION, SIZE_BANDS,
+    frame_class, frame_echo_pattern, Accuracy, AccuracySummary, ConspicuityRecall, DetectionCounts,
+    FrameScore, GroupedAccuracy, SizeRecall, CONSPICUITY_BANDS, ECHO_PATTERN, MIXED_ECHO,
+    NO_LESION, SIZE_BANDS,
 };
 pub use components::{Component, Components};
 pub use config::PerceptionConfig;

@@ -17,6 +17,7 @@ use sonoflow_core::findings::{label, ImageRegion, LesionTruth, PixelSpacing};
 
 use crate::appearance::{Anatomy, Imaging, Variation};
 use crate::config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
+use crate::conspicuity::conspicuity;
 use crate::rng::Rng;
 use crate::scene::LesionSpec;
 use crate::{Phantom, PhantomError};
@@ -340,7 +341,16 @@ fn render_sequence(
     let mut lines = Vec::with_capacity(usize::try_from(frames).unwrap_or(0));
     for k in 0..frames {
         let index = first + k;
-        let gt = phantom.render(k, pixels);
+        let mut gt = phantom.render(k, pixels);
+        for lesion in &mut gt.lesions {
+            lesion.conspicuity = conspicuity(
+                pixels,
+                &gt.labels,
+                lesion.label,
+                &lesion.bbox,
+                gt.pixel_spacing.x_mm,
+            );
+        }
         let name = format!("{index:06}.png");
         write_png(&images.join(&name), width, height, pixels)?;
         write_png(&labels.join(&name), width, height, &gt.labels.data)?;

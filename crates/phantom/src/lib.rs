@@ -13,6 +13,7 @@
 
 pub mod appearance;
 pub mod config;
+pub mod conspicuity;
 pub mod export;
 pub mod ideal;
 pub mod lexicon;

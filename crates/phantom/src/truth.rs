@@ -78,6 +78,7 @@ pub fn lesions(scene: &Scene, layout: &Layout, pose: &Pose, labels: &LabelMap) -
                 area_px: area,
                 long_axis,
                 short_axis,
+                conspicuity: None,
             })
         })
         .collect()

@@ -513,7 +513,8 @@ fn a_phantom_export_loads_with_the_phantoms_own_truth() {
     for (k, item) in dataset.items().iter().enumerate() {
         assert_eq!(item.class, None);
         let sample = item.load(k as u64, None).expect("loads");
-        let expected = phantom.render(k as u64, &mut pixels);
+        let mut expected = phantom.render(k as u64, &mut pixels);
+        sonoflow_phantom::conspicuity::measure_lesions(&pixels, &mut expected);
         assert_eq!(sample.format.pixel, PixelFormat::Gray8);
         assert_eq!(sample.pixels, pixels);
         let truth = sample.truth.expect("truth");

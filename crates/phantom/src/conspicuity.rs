@@ -17,7 +17,7 @@
 //! (about z 4 to 6 at a few false findings per 100 frames), so a lesion under
 //! about 4 can be missed by any model, and one under 2 is not in the image.
 
-use sonoflow_core::findings::{label, BoundingBox, LabelMap};
+use sonoflow_core::findings::{label, BoundingBox, GroundTruth, LabelMap};
 
 /// Width of the band inside the boundary that the rim template covers (mm):
 /// the phantom's isoechoic rims are about this wide.
@@ -29,6 +29,16 @@ const MAX_PLACEMENTS: usize = 400;
 /// Most pixels of a template or ring that are summed (an even subsample of
 /// a larger one), so that a 30 mm lesion costs what a 5 mm one does.
 const MAX_TEMPLATE_PIXELS: usize = 2048;
+
+/// Sets the conspicuity of every lesion of `truth`, measured in `pixels`
+/// (GRAY8, the frame `truth` belongs to).
+pub fn measure_lesions(pixels: &[u8], truth: &mut GroundTruth) {
+    let spacing = truth.pixel_spacing.x_mm;
+    for lesion in &mut truth.lesions {
+        lesion.conspicuity =
+            conspicuity(pixels, &truth.labels, lesion.label, &lesion.bbox, spacing);
+    }
+}
 
 /// The conspicuity (|z|, see the module) of the lesion labelled `value`
 /// whose box is `bbox`, in `pixels` (GRAY8, the frame as rendered) with its

@@ -17,7 +17,7 @@ use sonoflow_core::findings::{label, ImageRegion, LesionTruth, PixelSpacing};
 
 use crate::appearance::{Anatomy, Imaging, Variation};
 use crate::config::{LesionKind, PhantomConfig, ProbeKind, SceneKind, DEPTH_PRESETS_CM};
-use crate::conspicuity::conspicuity;
+use crate::conspicuity::measure_lesions;
 use crate::rng::Rng;
 use crate::scene::LesionSpec;
 use crate::{Phantom, PhantomError};
@@ -342,15 +342,7 @@ fn render_sequence(
     for k in 0..frames {
         let index = first + k;
         let mut gt = phantom.render(k, pixels);
-        for lesion in &mut gt.lesions {
-            lesion.conspicuity = conspicuity(
-                pixels,
-                &gt.labels,
-                lesion.label,
-                &lesion.bbox,
-                gt.pixel_spacing.x_mm,
-            );
-        }
+        measure_lesions(pixels, &mut gt);
         let name = format!("{index:06}.png");
         write_png(&images.join(&name), width, height, pixels)?;
         write_png(&labels.join(&name), width, height, &gt.labels.data)?;

@@ -463,7 +463,10 @@ fn export_writes_files_that_parse_and_match_the_frames() {
     for record in &records {
         let seq = record["sequence"].as_u64().expect("sequence");
         let k = record["frame_in_sequence"].as_u64().expect("frame");
-        let (_, pixels, truth) = render(sequence_config(&options, seq), k);
+        let (_, pixels, mut truth) = render(sequence_config(&options, seq), k);
+        // The export measures each lesion's conspicuity in the frame it wrote.
+        crate::conspicuity::measure_lesions(&pixels, &mut truth);
+        assert!(truth.lesions.iter().all(|l| l.conspicuity.is_some()));
         let (w, h, image) =
             read_png(&dir.path().join(record["image"].as_str().expect("image"))).expect("png");
         assert_eq!((w, h), (640, 480));

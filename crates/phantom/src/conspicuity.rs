@@ -53,7 +53,8 @@ pub fn conspicuity(
     spacing_mm: f64,
 ) -> Option<f32> {
     let (width, height) = (labels.width as i64, labels.height as i64);
-    if pixels.len() != labels.data.len() || spacing_mm <= 0.0 {
+    let pixel_count = labels.width as usize * labels.height as usize;
+    if pixels.len() != pixel_count || labels.data.len() != pixel_count || spacing_mm <= 0.0 {
         return None;
     }
     let (bx0, by0) = (bbox.x0.max(0.0) as i64, bbox.y0.max(0.0) as i64);
@@ -102,9 +103,7 @@ pub fn conspicuity(
         .filter_map(|t| {
             let cells = t.cells();
             let own = frame.mean(&cells, ox, oy, |_| true)?
-                - frame.mean(&ring_cells, ox, oy, |v| {
-                    v != label::BACKGROUND && v < label::LESION_BASE
-                })?;
+                - frame.mean(&ring_cells, ox, oy, is_tissue)?;
             let null: Vec<f64> = places
                 .iter()
                 .filter_map(|&(x, y)| {
@@ -119,6 +118,13 @@ pub fn conspicuity(
         })
         .max_by(f64::total_cmp)
         .map(|z| z as f32)
+}
+
+/// Tissue the templates are compared on: fat, gland or muscle (not skin,
+/// not a lesion, not outside the image), for the lesion's ring and for the
+/// places alike.
+fn is_tissue(v: u8) -> bool {
+    (label::FAT..label::LESION_BASE).contains(&v)
 }
 
 fn mean_and_sd(values: &[f64]) -> Option<(f64, f64)> {
@@ -171,16 +177,16 @@ impl Frame<'_> {
         lesion_h: i64,
         spacing_mm: f64,
     ) -> Vec<(i64, i64)> {
-        let is_bad = |v: u8| !(label::FAT..label::LESION_BASE).contains(&v);
-        let bad = SummedArea::new(self.width, self.height, |i| is_bad(self.labels.data[i]));
+        let bad = SummedArea::new(self.width, self.height, |i| !is_tissue(self.labels.data[i]));
         let (w, h) = (footprint.width, footprint.height);
-        let cells = footprint.cells();
-        // Its box clear, or (a round lesion's corners over skin) its own pixels.
+        let runs = footprint.runs();
+        // Its box clear, or (a round lesion's corners over skin) every one
+        // of its own pixels, a row run at a time.
         let free = |x: i64, y: i64| {
             bad.sum(x, y, w, h) == 0
-                || cells.iter().all(|&(cx, cy)| {
-                    !is_bad(self.labels.data[((y + cy) * self.width + x + cx) as usize])
-                })
+                || runs
+                    .iter()
+                    .all(|&(dy, x0, x1)| bad.sum(x + x0, y + dy, x1 - x0, 1) == 0)
         };
         // Corners closer than a sixteenth of the lesion add nothing but time.
         let finest = (w.min(h) / 16).max(1) as usize;
@@ -309,6 +315,27 @@ impl Grid {
         grid
     }
 
+    /// Its pixels as row runs: (row, first column, column past the last).
+    fn runs(&self) -> Vec<(i64, i64, i64)> {
+        let mut runs = Vec::new();
+        for y in 0..self.height {
+            let row = &self.on[(y * self.width) as usize..((y + 1) * self.width) as usize];
+            let mut x = 0;
+            while x < self.width {
+                if row[x as usize] {
+                    let start = x;
+                    while x < self.width && row[x as usize] {
+                        x += 1;
+                    }
+                    runs.push((y, start, x));
+                } else {
+                    x += 1;
+                }
+            }
+        }
+        runs
+    }
+
     /// The coordinates of its pixels, at most [`MAX_TEMPLATE_PIXELS`] of
     /// them (every k-th, k the smallest that fits).
     fn cells(&self) -> Vec<(i64, i64)> {
@@ -391,6 +418,56 @@ mod tests {
     #[test]
     fn more_contrast_is_more_conspicuous() {
         assert!(z(-10.0, -10.0) < z(-25.0, -25.0));
+    }
+
+    #[test]
+    fn places_lie_wholly_on_tissue_even_where_their_box_does_not() {
+        // Skin every 7th column: a box is never clear, so every place
+        // must pass the footprint's own pixels, a row run at a time.
+        let (pixels, mut labels, _) = frame(0.0, 0.0);
+        let w = labels.width as usize;
+        for (i, v) in labels.data.iter_mut().enumerate() {
+            if i % w % 7 == 0 {
+                *v = label::SKIN;
+            }
+        }
+        let mut footprint = Grid::new(9, 9);
+        for (x, y) in [
+            (4, 0),
+            (3, 1),
+            (4, 1),
+            (5, 1),
+            (4, 2),
+            (1, 4),
+            (2, 4),
+            (3, 4),
+        ] {
+            footprint.set(x, y, true);
+        }
+        assert_eq!(
+            footprint.runs(),
+            [(0, 4, 5), (1, 3, 6), (2, 4, 5), (4, 1, 4)]
+        );
+        let frame = Frame {
+            pixels: &pixels,
+            labels: &labels,
+            width: i64::from(labels.width),
+            height: i64::from(labels.height),
+        };
+        let places = frame.tissue_places(&footprint, 60, 20, 0.5);
+        assert!(places.len() >= MIN_PLACEMENTS, "{}", places.len());
+        for (x, y) in places {
+            for (dy, x0, x1) in footprint.runs() {
+                for px in x + x0..x + x1 {
+                    let v = labels.get(px as u32, (y + dy) as u32);
+                    assert!(
+                        is_tissue(v),
+                        "place ({x}, {y}) covers label {v} at ({px}, {})",
+                        y + dy
+                    );
+                }
+            }
+        }
     }
 
     #[test]

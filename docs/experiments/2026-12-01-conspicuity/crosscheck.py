@@ -10,9 +10,9 @@ anatomy alone. z = (lesion - mean of placements) / their standard deviation; con
 larger |z| of the two templates. An observer who knows the lesion's exact shape and place cannot
 tell it from tissue better than that: a lesion under z of about 3 is a label without an image.
 
-It differs from the Rust in two ways: every pixel placement whose exact footprint lies on tissue
-counts (the Rust takes at most 400 on a grid, and tests a placement's box before its footprint), and
-the placements are found by FFT correlation. `agreement.py` compares the two.
+It differs from the Rust in three ways: every pixel placement whose exact footprint lies on tissue
+counts (the Rust takes at most 400 on a grid), the placements are found by FFT correlation, and the
+lesion's own ring counts skin (the Rust's does not, as no place has any). `agreement.py` compares the two.
 
     onnx/.venv/bin/python crosscheck.py EXPORT [FINDINGS.jsonl] > rows.jsonl
 """

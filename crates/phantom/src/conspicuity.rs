@@ -427,7 +427,7 @@ mod tests {
         let (pixels, mut labels, _) = frame(0.0, 0.0);
         let w = labels.width as usize;
         for (i, v) in labels.data.iter_mut().enumerate() {
-            if i % w % 7 == 0 {
+            if (i % w).is_multiple_of(7) {
                 *v = label::SKIN;
             }
         }

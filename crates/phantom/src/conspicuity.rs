@@ -34,9 +34,11 @@ const MAX_TEMPLATE_PIXELS: usize = 2048;
 /// (GRAY8, the frame `truth` belongs to).
 pub fn measure_lesions(pixels: &[u8], truth: &mut GroundTruth) {
     let spacing = truth.pixel_spacing.x_mm;
+    let frame = Frame::new(pixels, &truth.labels);
     for lesion in &mut truth.lesions {
-        lesion.conspicuity =
-            conspicuity(pixels, &truth.labels, lesion.label, &lesion.bbox, spacing);
+        lesion.conspicuity = frame
+            .as_ref()
+            .and_then(|f| f.conspicuity(lesion.label, &lesion.bbox, spacing));
     }
 }
 
@@ -52,72 +54,72 @@ pub fn conspicuity(
     bbox: &BoundingBox,
     spacing_mm: f64,
 ) -> Option<f32> {
-    let (width, height) = (labels.width as i64, labels.height as i64);
-    let pixel_count = labels.width as usize * labels.height as usize;
-    if pixels.len() != pixel_count || labels.data.len() != pixel_count || spacing_mm <= 0.0 {
-        return None;
-    }
-    let (bx0, by0) = (bbox.x0.max(0.0) as i64, bbox.y0.max(0.0) as i64);
-    let (bw, bh) = (
-        (bbox.x1 as i64).min(width) - bx0,
-        (bbox.y1 as i64).min(height) - by0,
-    );
-    if bw <= 0 || bh <= 0 {
-        return None;
-    }
-    let radius = 0.5 * bw.min(bh) as f64;
-    let ring_px = ((1.0 / spacing_mm).round().max((0.3 * radius).round()) as i64).max(2);
-    let rim_px = ((RIM_MM / spacing_mm).round() as i64).max(1);
-    let pad = ring_px + 1;
-    let mut shape = Grid::new(bw + 2 * pad, bh + 2 * pad);
-    for y in 0..bh {
-        for x in 0..bw {
-            let v = labels.data[((by0 + y) * width + bx0 + x) as usize];
-            shape.set(x + pad, y + pad, v == value);
+    Frame::new(pixels, labels)?.conspicuity(value, bbox, spacing_mm)
+}
+
+impl Frame<'_> {
+    /// [`conspicuity`] in this frame.
+    fn conspicuity(&self, value: u8, bbox: &BoundingBox, spacing_mm: f64) -> Option<f32> {
+        let (width, height) = (self.width, self.height);
+        if spacing_mm <= 0.0 {
+            return None;
         }
+        let (bx0, by0) = (bbox.x0.max(0.0) as i64, bbox.y0.max(0.0) as i64);
+        let (bw, bh) = (
+            (bbox.x1 as i64).min(width) - bx0,
+            (bbox.y1 as i64).min(height) - by0,
+        );
+        if bw <= 0 || bh <= 0 {
+            return None;
+        }
+        let radius = 0.5 * bw.min(bh) as f64;
+        let ring_px = ((1.0 / spacing_mm).round().max((0.3 * radius).round()) as i64).max(2);
+        let rim_px = ((RIM_MM / spacing_mm).round() as i64).max(1);
+        let pad = ring_px + 1;
+        let mut shape = Grid::new(bw + 2 * pad, bh + 2 * pad);
+        for y in 0..bh {
+            for x in 0..bw {
+                let v = self.labels.data[((by0 + y) * width + bx0 + x) as usize];
+                shape.set(x + pad, y + pad, v == value);
+            }
+        }
+        if shape.count() < 4 {
+            return None;
+        }
+        let outer = shape.dilated(ring_px);
+        let ring = outer.and_not(&shape);
+        let inner = shape.eroded(rim_px);
+        let rim = shape.and_not(&inner);
+        let interior = if inner.count() >= 4 { inner } else { shape };
+        // The crop's top-left corner in the frame.
+        let (ox, oy) = (bx0 - pad, by0 - pad);
+        let places = self.tissue_places(&outer, oy, bh, spacing_mm);
+        if places.len() < MIN_PLACEMENTS {
+            return None;
+        }
+        let ring_cells = ring.cells();
+        [interior, rim]
+            .iter()
+            .filter(|t| t.count() >= 4)
+            .filter_map(|t| {
+                let cells = t.cells();
+                let own = self.mean(&cells, ox, oy, |_| true)?
+                    - self.mean(&ring_cells, ox, oy, is_tissue)?;
+                let null: Vec<f64> = places
+                    .iter()
+                    .filter_map(|&(x, y)| {
+                        Some(
+                            self.mean(&cells, x, y, |_| true)?
+                                - self.mean(&ring_cells, x, y, |_| true)?,
+                        )
+                    })
+                    .collect();
+                let (mean, sd) = mean_and_sd(&null)?;
+                (sd > 0.0).then(|| ((own - mean) / sd).abs())
+            })
+            .max_by(f64::total_cmp)
+            .map(|z| z as f32)
     }
-    if shape.count() < 4 {
-        return None;
-    }
-    let outer = shape.dilated(ring_px);
-    let ring = outer.and_not(&shape);
-    let inner = shape.eroded(rim_px);
-    let rim = shape.and_not(&inner);
-    let interior = if inner.count() >= 4 { inner } else { shape };
-    // The crop's top-left corner in the frame.
-    let (ox, oy) = (bx0 - pad, by0 - pad);
-    let frame = Frame {
-        pixels,
-        labels,
-        width,
-        height,
-    };
-    let places = frame.tissue_places(&outer, oy, bh, spacing_mm);
-    if places.len() < MIN_PLACEMENTS {
-        return None;
-    }
-    let ring_cells = ring.cells();
-    [interior, rim]
-        .iter()
-        .filter(|t| t.count() >= 4)
-        .filter_map(|t| {
-            let cells = t.cells();
-            let own = frame.mean(&cells, ox, oy, |_| true)?
-                - frame.mean(&ring_cells, ox, oy, is_tissue)?;
-            let null: Vec<f64> = places
-                .iter()
-                .filter_map(|&(x, y)| {
-                    Some(
-                        frame.mean(&cells, x, y, |_| true)?
-                            - frame.mean(&ring_cells, x, y, |_| true)?,
-                    )
-                })
-                .collect();
-            let (mean, sd) = mean_and_sd(&null)?;
-            (sd > 0.0).then(|| ((own - mean) / sd).abs())
-        })
-        .max_by(f64::total_cmp)
-        .map(|z| z as f32)
 }
 
 /// Tissue the templates are compared on: fat, gland or muscle (not skin,
@@ -127,7 +129,8 @@ fn is_tissue(v: u8) -> bool {
     (label::FAT..label::LESION_BASE).contains(&v)
 }
 
-fn mean_and_sd(values: &[f64]) -> Option<(f64, f64)> {
+/// The mean and the (population) standard deviation; None when empty.
+pub(crate) fn mean_and_sd(values: &[f64]) -> Option<(f64, f64)> {
     if values.is_empty() {
         return None;
     }
@@ -137,15 +140,34 @@ fn mean_and_sd(values: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
-/// The frame's pixels and labels, read at signed coordinates.
+/// The frame's pixels and labels, read at signed coordinates, with the
+/// counts of what is not tissue ([`is_tissue`]) that every lesion's places
+/// are chosen by.
 struct Frame<'a> {
     pixels: &'a [u8],
     labels: &'a LabelMap,
     width: i64,
     height: i64,
+    not_tissue: SummedArea,
 }
 
-impl Frame<'_> {
+impl<'a> Frame<'a> {
+    /// None when the pixels and the label map are not of the map's size.
+    fn new(pixels: &'a [u8], labels: &'a LabelMap) -> Option<Self> {
+        let pixel_count = labels.width as usize * labels.height as usize;
+        if pixels.len() != pixel_count || labels.data.len() != pixel_count {
+            return None;
+        }
+        let (width, height) = (i64::from(labels.width), i64::from(labels.height));
+        Some(Self {
+            pixels,
+            labels,
+            width,
+            height,
+            not_tissue: SummedArea::new(width, height, |i| !is_tissue(labels.data[i])),
+        })
+    }
+
     /// Mean grey level of `cells` shifted by (x, y), over those inside the
     /// frame whose label `keep` accepts (None: none).
     fn mean(&self, cells: &[(i64, i64)], x: i64, y: i64, keep: impl Fn(u8) -> bool) -> Option<f64> {
@@ -177,7 +199,7 @@ impl Frame<'_> {
         lesion_h: i64,
         spacing_mm: f64,
     ) -> Vec<(i64, i64)> {
-        let bad = SummedArea::new(self.width, self.height, |i| !is_tissue(self.labels.data[i]));
+        let bad = &self.not_tissue;
         let (w, h) = (footprint.width, footprint.height);
         let runs = footprint.runs();
         // Its box clear, or (a round lesion's corners over skin) every one
@@ -448,12 +470,7 @@ mod tests {
             footprint.runs(),
             [(0, 4, 5), (1, 3, 6), (2, 4, 5), (4, 1, 4)]
         );
-        let frame = Frame {
-            pixels: &pixels,
-            labels: &labels,
-            width: i64::from(labels.width),
-            height: i64::from(labels.height),
-        };
+        let frame = Frame::new(&pixels, &labels).expect("sizes agree");
         let places = frame.tissue_places(&footprint, 60, 20, 0.5);
         assert!(places.len() >= MIN_PLACEMENTS, "{}", places.len());
         for (x, y) in places {

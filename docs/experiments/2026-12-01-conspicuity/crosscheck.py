@@ -14,7 +14,7 @@ It differs from the Rust in three ways: every pixel placement whose exact footpr
 counts (the Rust takes at most 400 on a grid), the placements are found by FFT correlation, and the
 lesion's own ring counts skin (the Rust's does not, as no place has any). `agreement.py` compares the two.
 
-    onnx/.venv/bin/python crosscheck.py EXPORT [FINDINGS.jsonl] > rows.jsonl
+    onnx/.venv/bin/python crosscheck.py EXPORT > rows.jsonl
 """
 import json
 import pathlib
@@ -48,7 +48,7 @@ def correlate(frame_f, kernel, shape):
     return np.real(np.fft.ifft2(frame_f * np.conj(np.fft.fft2(k))))
 
 
-def lesion_rows(export, findings):
+def lesion_rows(export):
     export = pathlib.Path(export)
     for line_no, line in enumerate(open(export / 'truth.jsonl')):
         rec = json.loads(line)
@@ -116,8 +116,6 @@ def lesion_rows(export, findings):
                        z_interior=stats.get('interior', {}).get('z'), z_rim=stats.get('rim', {}).get('z'),
                        delta_interior=stats.get('interior', {}).get('delta'), delta_rim=stats.get('rim', {}).get('delta'),
                        conspicuity=max(zs) if zs else None)
-            if findings is not None:
-                row['best_iou'] = best_overlap(les['bbox'], findings[line_no])
             yield row
 
 
@@ -136,21 +134,8 @@ def own_statistic(frame, labels, template, ring, y0, x0):
     return float(inside - frame[ry[tissue], rx[tissue]].mean())
 
 
-def iou(a, b):
-    ix = max(0, min(a['x1'], b['x1']) - max(a['x0'], b['x0'])); iy = max(0, min(a['y1'], b['y1']) - max(a['y0'], b['y0']))
-    i = ix * iy; u = (a['x1'] - a['x0']) * (a['y1'] - a['y0']) + (b['x1'] - b['x0']) * (b['y1'] - b['y0']) - i
-    return i / u if u > 0 else 0
-
-
-def best_overlap(box, frame):
-    return max([iou(box, f['box']) for f in frame.get('findings', []) if 'box' in f], default=0)
-
-
 def main():
-    findings = None
-    if len(sys.argv) > 2:
-        findings = [json.loads(l) for l in open(sys.argv[2])]
-    for row in lesion_rows(sys.argv[1], findings):
+    for row in lesion_rows(sys.argv[1]):
         print(json.dumps(row), flush=True)
 
 

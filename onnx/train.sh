@@ -15,7 +15,11 @@
 # figure of the model card from metrics.json and train-log.json
 # (scripts/test.sh fails if the card and those files disagree).
 #
-#   onnx/train.sh [--steps N] [--seed S]
+#   onnx/train.sh [--steps N] [--seed S] [--resume]
+#
+# --resume goes on with an interrupted training stage from the state it
+# saves every 50 steps (out/umind-train/state.pt; the weights come out bit
+# for bit as an unbroken run's); the stages after it run again.
 #
 # The only command that installs the training dependencies (PyTorch, onnx,
 # tokenizers: a ~5.5 GB venv in onnx/.venv, pinned in
@@ -30,11 +34,13 @@ source scripts/env.sh
 
 STEPS=4250  # 4000 x 9600/10500 lesion frames = 4250 x 9600/11100: the lesion frames seen stay those of 900 lesion-free frames at 4000 steps
 SEED=7
+RESUME=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --steps) STEPS="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
-    *) echo "train.sh: unknown argument $1 (use --steps N, --seed S)" >&2; exit 2 ;;
+    --resume) RESUME=(--resume); shift ;;
+    *) echo "train.sh: unknown argument $1 (use --steps N, --seed S, --resume)" >&2; exit 2 ;;
   esac
 done
 
@@ -99,7 +105,7 @@ export_split stress-contrast 302 240 4 --randomise --looks focused,harmonic --co
 cd onnx
 PY=.venv/bin/python
 echo "== training ($STEPS steps, seed $SEED)"
-$PY -m umind.train --data ../$DATA --out ../out/umind-train --steps "$STEPS" --seed "$SEED"
+$PY -m umind.train --data ../$DATA --out ../out/umind-train --steps "$STEPS" --seed "$SEED" "${RESUME[@]}"
 echo "== default kernels of the trained model (the fine-tune below keeps them)"
 $PY -m umind.export --checkpoint ../out/umind-train/checkpoint.pt --data ../$DATA --out ../out/umind-base
 echo "== teaching it to follow task prompts ([DIAG], [SEG] cyst/mass/lesion; encoder and mask decoder frozen)"

@@ -129,3 +129,36 @@ def load_split(export_dirs, cache, map=map):
     np.savez(cache.with_suffix(".npz"), images=images, masks=masks, primary=primary)
     cache.with_suffix(".json").write_text(json.dumps({"reports": reports, "records": records}))
     return images, masks, primary, reports, records
+
+
+def faint_masks(records, below, grow=2):
+    """{frame index: uint8 mask (SIZE x SIZE, 0/255)} of the lesions whose
+    conspicuity in their frame (truth.jsonl, `sonoflow phantom export`) is
+    under `below`: the pixels the model sees them on, grown by `grow` pixels.
+    Training leaves these pixels out of the mask losses (neither lesion nor
+    tissue): no searcher could find such a lesion, so a loss that asks for it
+    teaches the model to draw lesions where the image shows none
+    (docs/experiments/2026-12-01-conspicuity). A lesion too crowded to be
+    measured has no conspicuity and is kept. `records` carry their export
+    folder (load_split's records)."""
+    if not any("conspicuity" in l for rec in records for l in rec["lesions"]):
+        folders = sorted({rec["export"] for rec in records})
+        raise SystemExit(f"data: no lesion of {folders} has a conspicuity in truth.jsonl: "
+                         "the exports predate its measurement; delete them and re-run onnx/train.sh (or sonoflow phantom export)")
+    out = {}
+    for i, rec in enumerate(records):
+        values = [l["label"] for l in rec["lesions"] if l.get("conspicuity") is not None and l["conspicuity"] < below]
+        if not values:
+            continue
+        labels = np.asarray(Image.open(pathlib.Path(rec["export"]) / rec["labels"]))
+        plan = ResizePlan(labels.shape[1], labels.shape[0], rec["region"])
+        mask = np.nan_to_num(plan.sample(np.isin(labels, values).astype(np.float32)), nan=0.0) > 0.01
+        for _ in range(grow):
+            grown = mask.copy()
+            grown[1:] |= mask[:-1]
+            grown[:-1] |= mask[1:]
+            grown[:, 1:] |= mask[:, :-1]
+            grown[:, :-1] |= mask[:, 1:]
+            mask = grown
+        out[i] = mask.astype(np.uint8) * 255
+    return out

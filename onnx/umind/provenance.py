@@ -47,14 +47,20 @@ def working_folder():
         return str(cwd)
 
 
+def iso(seconds):
+    """A time.time() value as an ISO 8601 UTC time to the second."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def stage(name, module, argv, args, started, **extra):
-    """One stage's record; `started` is its time.time() at the start."""
+    """One stage's record; `started` is its time.time() at the start (`extra`
+    may give its own "seconds": a run that stopped and went on)."""
     return {
         "stage": name,
         "command": command(module, argv),
         "cwd": working_folder(),
         "args": dict(vars(args)),
-        "started": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "started": iso(started),
         "seconds": round(time.time() - started, 1),
         **extra,
     }

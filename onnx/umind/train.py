@@ -4,6 +4,11 @@ bits between machines). Writes OUT/checkpoint.pt, OUT/tokenizer.json and
 OUT/train-log.json, whose first stage records this run (command, folders, the
 data from the exports' manifests, seconds; see provenance.py).
 
+A run can stop and go on: every 50 steps it writes OUT/state.pt (weights,
+optimiser, schedule, both random generators, the log), `--until N` stops after
+step N, and `--resume` goes on from OUT/state.pt when it was written with the
+same arguments. The weights come out bit for bit as an unbroken run's.
+
     cd onnx && python -m umind.train --data ../out/umind-data --out ../out/umind-train --steps 1800 --seed 7
 """
 import argparse
@@ -100,15 +105,52 @@ def augment(rng, x, masks):
     return (raw - data.MEAN) / data.STD, masks
 
 
-def mask_loss(mask_logits, target):
-    """BCE + soft Dice of every task's mask (upsampled to the input size) against the lesion mask."""
+def mask_loss(mask_logits, target, weight=None):
+    """BCE + soft Dice of every task's mask (upsampled to the input size) against the lesion mask;
+    `weight` (0..1 per pixel) leaves pixels out of both (a faint lesion: neither lesion nor tissue)."""
     up = F.interpolate(mask_logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
     t = target.expand_as(up)
-    bce = F.binary_cross_entropy_with_logits(up, t)
     p = torch.sigmoid(up)
+    if weight is None:
+        bce = F.binary_cross_entropy_with_logits(up, t)
+    else:
+        w = weight.expand_as(up)
+        bce = (F.binary_cross_entropy_with_logits(up, t, reduction="none") * w).sum() / w.sum().clamp(min=1)
+        p, t = p * w, t * w
     inter = (p * t).sum((-1, -2))
     dice = 1 - (2 * inter + 1) / (p.sum((-1, -2)) + t.sum((-1, -2)) + 1)
     return bce + dice.mean()
+
+
+def ignore_batch(faint, index, flip):
+    """The faint-lesion masks (data.faint_masks) of the frames `index` (zeros elsewhere), flipped as the batch."""
+    out = torch.zeros(len(index), 1, data.SIZE, data.SIZE)
+    for k, i in enumerate(index):
+        row = faint.get(int(i))
+        if row is not None:
+            out[k, 0] = torch.from_numpy(row.astype(np.float32) / 255.0)
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+# Arguments that do not change what a run computes: a resumed run may differ in them.
+RESUME_FREE = ("resume", "until")
+
+
+def same_run(saved, args):
+    """The arguments where OUT/state.pt's run and this one differ (empty: it may go on)."""
+    now = {k: v for k, v in vars(args).items() if k not in RESUME_FREE}
+    before = {k: v for k, v in saved.items() if k not in RESUME_FREE}
+    return sorted(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
+
+
+def save_state(path, model, opt, sched, rng, step, log, seconds, segments, args):
+    """Everything an unbroken run would carry into the next step, written whole or not at all."""
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step, "log": log,
+                "seconds": seconds, "segments": segments, "args": vars(args)}, tmp)
+    tmp.replace(path)
 
 
 def dice_at_half(mask_logits, target):
@@ -133,6 +175,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda); the shipped weights are trained on cpu")
     ap.add_argument("--no-augment", dest="augment", action="store_false", help="train on the phantom's frames as exported")
+    ap.add_argument("--ignore-below", type=float, help="leave lesions whose conspicuity is under this out of the mask losses (needs exports that measure it)")
+    ap.add_argument("--resume", action="store_true", help="go on from OUT/state.pt (written by a run with the same arguments)")
+    ap.add_argument("--until", type=int, help="stop after this step (OUT/state.pt holds it; --resume goes on)")
     args = ap.parse_args(argv)
     stage_started = time.time()
     torch.manual_seed(args.seed)
@@ -150,6 +195,10 @@ def main(argv=None):
     pad = tokenizer.token_to_id("[PAD]")
     descriptor_targets = descriptor_label_table(records)
     print(f"train {len(images)} frames, val {len(val_images)}, vocab {tokenizer.get_vocab_size()}, report tokens {ids.shape[1]}", flush=True)
+    faint = data.faint_masks(records, args.ignore_below) if args.ignore_below is not None else {}
+    if args.ignore_below is not None:
+        count = sum(1 for r in records for l in r["lesions"] if l.get("conspicuity") is not None and l["conspicuity"] < args.ignore_below)
+        print(f"{count} of {sum(len(r['lesions']) for r in records)} lesions under conspicuity {args.ignore_below}, on {len(faint)} frames: left out of the mask losses", flush=True)
 
     device = torch.device(args.device)
     model = UMindNano(tokenizer.get_vocab_size()).to(device)
@@ -158,26 +207,49 @@ def main(argv=None):
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))
     )
-    log = []
+    log, done, seconds_before, segments = [], 0, 0.0, []
+    state_path = out / "state.pt"
+    if args.resume and state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        differ = same_run(state["args"], args)
+        if differ:
+            raise SystemExit(f"train: {state_path} was written by a run with other {', '.join(differ)}; "
+                             "run without --resume to start afresh (it is overwritten)")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        log, done, seconds_before, segments = state["log"], state["step"], state["seconds"], state["segments"]
+        print(f"resuming at step {done} of {args.steps} ({seconds_before:.0f} s of training so far)", flush=True)
+    elif args.resume:
+        print(f"no {state_path}: starting afresh", flush=True)
+    last = min(args.steps, args.until) if args.until is not None else args.steps
     started = time.time()
-    for step in range(1, args.steps + 1):
+    step = done
+    for step in range(done + 1, last + 1):
         model.train()
         index = rng.choice(len(images), args.batch, replace=False)
         flip = torch.from_numpy(rng.random(args.batch) < 0.5)
         x, m, p = (t.to(device) for t in batch_tensors(images, masks, index, flip, primary))
+        ig = ignore_batch(faint, index, flip).to(device) if faint else None
         if args.augment:
-            x, (m, p) = augment(rng, x, [m, p])
+            x, augmented = augment(rng, x, [m, p] if ig is None else [m, p, ig])
+            m, p = augmented[:2]
+            ig = augmented[2] if ig is not None else None
+        # Pixels of a faint lesion (and a rim around it) count neither way.
+        w = 1 - (ig > 0.01).float() if ig is not None else None
         input_ids = torch.from_numpy(ids[index]).to(device)
         lm_logits, mask_logits, _, kernels, features, saliency, described = model(
             x, input_ids, torch.from_numpy(positions[index]).to(device), with_descriptors=True
         )
         targets = input_ids[:, 1:]
         lm = F.cross_entropy(lm_logits[:, :-1].reshape(-1, lm_logits.shape[-1]), targets.reshape(-1), ignore_index=pad)
-        seg = mask_loss(mask_logits, m)
+        seg = mask_loss(mask_logits, m, w)
         # The shipped default kernels are the projector's mean: keep the
         # features usable by an averaged kernel too.
         mean_logits, _ = model.mask_decoder(features, kernels.mean(0, keepdim=True).expand_as(kernels))
-        seg_default = mask_loss(mean_logits, m)
+        seg_default = mask_loss(mean_logits, m, w)
         # The region tokens look where the reported (largest) lesion is.
         roi = F.binary_cross_entropy_with_logits(saliency, F.avg_pool2d(p, 4))
         # The region tokens carry the described lesion's descriptors (heads
@@ -189,15 +261,30 @@ def main(argv=None):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 50 == 0 or step == args.steps:
-            entry = {"step": step, "seconds": round(time.time() - started, 1), "loss": loss.item(), "lm": lm.item(), "seg": seg.item(), "seg_default": seg_default.item(), "roi": roi.item(), "descriptors": descriptors.item()}
+        if step % 50 == 0 or step == last:
+            seconds = seconds_before + time.time() - started
+            entry = {"step": step, "seconds": round(seconds, 1), "loss": loss.item(), "lm": lm.item(), "seg": seg.item(), "seg_default": seg_default.item(), "roi": roi.item(), "descriptors": descriptors.item()}
             if step % 400 == 0 or step == args.steps:
                 entry["val_dice"] = validate(model, val_images, val_masks, val_ids, val_positions)
-            log.append(entry)
+            if step % 50 == 0 or step == args.steps:
+                log.append(entry)
             print(json.dumps(entry), flush=True)
             torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "vocab": tokenizer.get_vocab_size(), "step": step, "args": vars(args)}, out / "checkpoint.pt")
-    record = provenance.stage("train", "train", argv, args, stage_started, out=args.out, data=splits,
-                              training_seconds=round(time.time() - started, 1), log=log)
+            here = segments + [{"from_step": done, "to_step": step, "started": stage_started, "seconds": round(time.time() - stage_started, 1)}]
+            save_state(state_path, model, opt, sched, rng, step, log, seconds, here, args)
+    if step < args.steps:
+        print(f"stopped after step {step} of {args.steps}: go on with --resume", flush=True)
+        return
+    if done == args.steps:
+        print(f"{state_path} holds the finished run ({args.steps} steps): nothing to train", flush=True)
+        return
+    segments = segments + [{"from_step": done, "to_step": step, "started": stage_started, "seconds": round(time.time() - stage_started, 1)}]
+    first_started = segments[0]["started"]
+    record = provenance.stage("train", "train", argv, args, first_started, out=args.out, data=splits,
+                              training_seconds=round(seconds_before + time.time() - started, 1), log=log,
+                              seconds=round(sum(s["seconds"] for s in segments), 1))
+    if len(segments) > 1:
+        record["segments"] = [dict(s, started=provenance.iso(s["started"])) for s in segments]
     provenance.write_log(out / "train-log.json", {"format": provenance.FORMAT, "stages": [record]})
 
 

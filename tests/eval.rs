@@ -281,6 +281,14 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
         unmeasured * 10 <= measured.iter().sum::<u64>(),
         "{unmeasured} lesions without a conspicuity of {measured:?}"
     );
+    // The lesions left out of the table are counted under it.
+    let total = measured.iter().sum::<u64>() + unmeasured;
+    let note = format!("{unmeasured} of {total} lesions have no conspicuity");
+    assert_eq!(
+        stdout.contains(&note),
+        unmeasured > 0,
+        "{note:?} in {stdout}"
+    );
 }
 
 /// The bands of `key` in `figures["overall"]` as (lesions, found), after

@@ -417,6 +417,15 @@ fn conspicuity_table(s: &mut String, a: &AccuracySummary) {
         .iter()
         .map(|b| (b.conspicuity, b.lesions, b.found, b.recall));
     band_table(s, "lesion conspicuity", rows);
+    let measured: u64 = a.recall_by_conspicuity.iter().map(|b| b.lesions).sum();
+    let lesions = a.detection_counts.tp + a.detection_counts.fn_;
+    if measured > 0 && lesions > measured {
+        let _ = writeln!(
+            s,
+            "{} of {lesions} lesions have no conspicuity (too little lesion-free tissue beside them to compare with)",
+            lesions - measured
+        );
+    }
 }
 
 /// A table of lesions, found and recall per band (nothing when no lesion

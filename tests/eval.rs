@@ -289,6 +289,48 @@ fn eval_of_a_phantom_export_gives_the_figures_of_a_run_over_the_same_frames() {
         unmeasured > 0,
         "{note:?} in {stdout}"
     );
+
+    // With a faint-lesion cut at a band's edge (10), the lesions under it
+    // count neither way: their hits leave the true positives, their misses
+    // the false negatives, and a box on one is no false positive either way.
+    let cut_json = dir.path().join("cut.json");
+    let (code, cut_stdout, stderr) = eval(
+        &data,
+        &[
+            OsStr::new("--json"),
+            cut_json.as_os_str(),
+            OsStr::new("--ignore-faint-below"),
+            OsStr::new("10"),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let cut: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cut_json).expect("cut.json")).expect("JSON");
+    assert_eq!(f64_at(&cut, "/ignore_faint_below"), 10.0);
+    let cut_overall = &cut["overall"];
+    assert_consistent(cut_overall);
+    let (faint, faint_found) = per_band[..4]
+        .iter()
+        .fold((0, 0), |(l, f), b| (l + b.0, f + b.1));
+    assert!(faint > 0, "the export has lesions under 10: {per_band:?}");
+    assert_eq!(u64_at(cut_overall, "/faint_lesions_ignored"), faint);
+    let count = |a: &serde_json::Value, k: &str| u64_at(a, &format!("/detection_counts/{k}"));
+    assert_eq!(count(cut_overall, "tp"), count(overall, "tp") - faint_found);
+    assert_eq!(
+        count(cut_overall, "fn"),
+        count(overall, "fn") - (faint - faint_found)
+    );
+    assert_eq!(count(cut_overall, "fp"), count(overall, "fp"));
+    assert_eq!(
+        cut_overall["recall_by_conspicuity"], overall["recall_by_conspicuity"],
+        "the table still counts every lesion"
+    );
+    assert!(
+        overall.get("faint_lesions_ignored").is_none(),
+        "{overall:#}"
+    );
+    let note = format!("{faint} of {total} lesions under the faint-lesion cut");
+    assert!(cut_stdout.contains(&note), "{note:?} in {cut_stdout}");
 }
 
 /// The bands of `key` in `figures["overall"]` as (lesions, found), after

@@ -44,6 +44,12 @@ pub struct EvalArgs {
     /// `[perception] min_finding_area_mm2` (default 3; 0 keeps all).
     #[arg(long, value_name = "MM2")]
     min_finding_area_mm2: Option<f32>,
+    /// Count lesions whose conspicuity (a phantom export's truth) is under
+    /// this neither as found nor as missed: a box on one is no false
+    /// positive, its pixels are out of Dice (as `[perception]
+    /// ignore_faint_below`). Under about 4 no searcher finds a lesion.
+    #[arg(long, value_name = "Z")]
+    ignore_faint_below: Option<f32>,
     /// Also score this model directory on the same frames and give the
     /// difference of the figures (`--model` minus this one) with 95 %
     /// intervals that resample the scenes in pairs (phantom exports).
@@ -62,6 +68,10 @@ struct EvalOutput<'a> {
     frames_per_s: f64,
     /// The model's own per-frame time (`inference.model_ms` of the run).
     model_ms_p50: Option<f64>,
+    /// `--ignore-faint-below`: lesions of conspicuity under it counted
+    /// neither way (each summary's `faint_lesions_ignored` says how many).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignore_faint_below: Option<f32>,
     overall: Option<&'a AccuracySummary>,
     by_class: &'a BTreeMap<String, AccuracySummary>,
     /// Frames grouped by the echo pattern their lesions share ("mixed" when
@@ -124,11 +134,24 @@ fn definition(args: &EvalArgs, model: &Path) -> String {
          [[sinks]]\nkind = \"fake\"\n",
         dataset = toml_string(&args.dataset.display().to_string()),
         model = toml_string(&model.display().to_string()),
-        perception = args
-            .min_finding_area_mm2
-            .map(|a| format!("[perception]\nmin_finding_area_mm2 = {a:?}\n"))
-            .unwrap_or_default(),
+        perception = perception_section(args),
     )
+}
+
+/// The `[perception]` keys the arguments set (nothing when none does).
+fn perception_section(args: &EvalArgs) -> String {
+    let mut keys = String::new();
+    if let Some(a) = args.min_finding_area_mm2 {
+        let _ = writeln!(keys, "min_finding_area_mm2 = {a:?}");
+    }
+    if let Some(z) = args.ignore_faint_below {
+        let _ = writeln!(keys, "ignore_faint_below = {z:?}");
+    }
+    if keys.is_empty() {
+        keys
+    } else {
+        format!("[perception]\n{keys}")
+    }
 }
 
 pub fn eval_command(args: EvalArgs) -> Result<()> {
@@ -177,6 +200,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
             0.0
         },
         model_ms_p50: report.inference.as_ref().map(|i| i.model_ms.p50),
+        ignore_faint_below: args.ignore_faint_below,
         overall: report.accuracy.as_ref(),
         by_class: &report.accuracy_by_class,
         by_echo_pattern: &report.accuracy_by_echo_pattern,
@@ -418,12 +442,19 @@ fn conspicuity_table(s: &mut String, a: &AccuracySummary) {
         .map(|b| (b.conspicuity, b.lesions, b.found, b.recall));
     band_table(s, "lesion conspicuity", rows);
     let measured: u64 = a.recall_by_conspicuity.iter().map(|b| b.lesions).sum();
-    let lesions = a.detection_counts.tp + a.detection_counts.fn_;
+    let lesions = a.detection_counts.tp + a.detection_counts.fn_ + a.faint_lesions_ignored;
     if measured > 0 && lesions > measured {
         let _ = writeln!(
             s,
             "{} of {lesions} lesions have no conspicuity (too little lesion-free tissue beside them to compare with)",
             lesions - measured
+        );
+    }
+    if a.faint_lesions_ignored > 0 {
+        let _ = writeln!(
+            s,
+            "{} of {lesions} lesions under the faint-lesion cut count neither as found nor as missed (the figures above leave them out; the table counts them)",
+            a.faint_lesions_ignored
         );
     }
 }
@@ -470,6 +501,7 @@ mod tests {
             frames: None,
             providers: Vec::new(),
             min_finding_area_mm2: min_area,
+            ignore_faint_below: None,
             baseline: None,
         }
     }

@@ -22,6 +22,12 @@
 //!   phantom export's truth), so that a miss of a lesion no observer could
 //!   see shows apart from a miss of a plain one.
 //!
+//! Scored with a faint-lesion cut ([`FrameScore::scored`], `[perception]
+//! ignore_faint_below`), a lesion whose conspicuity is under the cut counts
+//! neither way: not as missed, a box on it not as a false positive, its
+//! pixels neither in nor out of the mask's Dice, the way detection
+//! benchmarks treat "ignore" regions. The band tables still count it.
+//!
 //! A frame is grouped under its largest lesion's class ([`frame_class`])
 //! and under the echo pattern of its lesions ([`frame_echo_pattern`]).
 
@@ -51,11 +57,24 @@ pub fn iou(a: &BoundingBox, b: &BoundingBox) -> f32 {
 /// Dice and IoU of `mask` against the lesion pixels of `truth` (None: no
 /// lesion in view, or a label map of another size).
 pub fn lesion_overlap(mask: &FrameMask, truth: &GroundTruth) -> Option<(f64, f64)> {
+    lesion_overlap_ignoring(mask, truth, &[])
+}
+
+/// [`lesion_overlap`] leaving out the pixels labelled with any of `ignored`
+/// (lesions that count neither way).
+pub fn lesion_overlap_ignoring(
+    mask: &FrameMask,
+    truth: &GroundTruth,
+    ignored: &[u8],
+) -> Option<(f64, f64)> {
     if truth.labels.width != mask.width || truth.labels.height != mask.height {
         return None;
     }
     let (mut both, mut pred, mut real) = (0u64, 0u64, 0u64);
     for (&m, &t) in mask.inside.iter().zip(&truth.labels.data) {
+        if !ignored.is_empty() && ignored.contains(&t) {
+            continue;
+        }
         let (m, t) = (m != 0, t >= label::LESION_BASE);
         both += u64::from(m && t);
         pred += u64::from(m);
@@ -208,12 +227,47 @@ pub struct FrameScore {
     /// The same per [`CONSPICUITY_BANDS`] band (lesions whose truth has a
     /// conspicuity).
     pub by_conspicuity: [LesionsFound; CONSPICUITY_BANDS.len()],
+    /// Lesions under the faint-lesion cut, counted neither way.
+    pub faint_ignored: u32,
 }
+
+/// Whether a lesion falls under the faint-lesion cut `faint_below` (a lesion
+/// without a conspicuity never does).
+fn is_faint(lesion: &LesionTruth, faint_below: Option<f32>) -> bool {
+    matches!((lesion.conspicuity, faint_below), (Some(c), Some(z)) if c < z)
+}
+
+/// The most lesions a frame's truth can name (their labels are a byte from
+/// [`label::LESION_BASE`]).
+const MAX_LESIONS: usize = 64;
 
 impl FrameScore {
     /// Scores a frame's segmentation `mask` and `findings` against `truth`.
     pub fn of(mask: &FrameMask, findings: &FrameFindings, truth: &GroundTruth) -> Self {
-        let overlap = lesion_overlap(mask, truth);
+        Self::scored(mask, findings, truth, None)
+    }
+
+    /// [`FrameScore::of`] with lesions of conspicuity under `faint_below`
+    /// counted neither way (see the module's notes). A frame whose lesions
+    /// are all faint is neither lesion-free nor in the Dice mean.
+    pub fn scored(
+        mask: &FrameMask,
+        findings: &FrameFindings,
+        truth: &GroundTruth,
+        faint_below: Option<f32>,
+    ) -> Self {
+        let mut faint = [false; MAX_LESIONS];
+        let mut ignored_labels = [0u8; MAX_LESIONS];
+        let mut ignored = 0usize;
+        for (i, lesion) in truth.lesions.iter().enumerate().take(MAX_LESIONS) {
+            if is_faint(lesion, faint_below) {
+                faint[i] = true;
+                ignored_labels[ignored] = lesion.label;
+                ignored += 1;
+            }
+        }
+        let counted = truth.lesions.len() - ignored;
+        let overlap = lesion_overlap_ignoring(mask, truth, &ignored_labels[..ignored]);
         let lesion_free = truth.lesions.is_empty();
         let mut score = FrameScore {
             dice: overlap.map(|o| o.0),
@@ -227,7 +281,7 @@ impl FrameScore {
             },
             ..Self::default()
         };
-        let mut matched = [false; 64];
+        let mut matched = [false; MAX_LESIONS];
         for d in findings.detections() {
             let best = truth
                 .lesions
@@ -237,15 +291,16 @@ impl FrameScore {
                 .map(|(i, l)| (i, iou(&d.bbox, &l.bbox)))
                 .max_by(|a, b| a.1.total_cmp(&b.1));
             match best {
+                // A box on a faint lesion is neither a hit nor a false one.
                 Some((i, v)) if v >= MATCH_IOU => {
                     matched[i] = true;
-                    score.true_positives += 1;
+                    score.true_positives += u32::from(!faint[i]);
                 }
                 _ => score.false_positives += 1,
             }
         }
-        score.false_negatives =
-            truth.lesions.len() as u32 - score.true_positives.min(truth.lesions.len() as u32);
+        score.faint_ignored = ignored as u32;
+        score.false_negatives = counted as u32 - score.true_positives.min(counted as u32);
         let found = |i: usize| matched.get(i).copied().unwrap_or(false);
         score.by_size = count_bands(&truth.lesions, |l| size_band(l.long_axis.length_mm), found);
         score.by_conspicuity = count_bands(
@@ -253,7 +308,13 @@ impl FrameScore {
             |l| band_of(f64::from(l.conspicuity?), &CONSPICUITY_BANDS),
             found,
         );
-        let largest = truth.lesions.iter().max_by_key(|l| l.area_px);
+        let largest = truth
+            .lesions
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !faint.get(*i).copied().unwrap_or(false))
+            .map(|(_, l)| l)
+            .max_by_key(|l| l.area_px);
         if let (Some(lesion), Some(found)) = (largest, findings.segments().next()) {
             // Truth without a scale (an uncalibrated dataset image) has no
             // lengths in mm to compare with.
@@ -345,6 +406,7 @@ pub struct Accuracy {
     short_errors: ErrorHistogram,
     by_size: [(u64, u64); SIZE_BANDS.len()],
     by_conspicuity: [(u64, u64); CONSPICUITY_BANDS.len()],
+    faint_ignored: u64,
 }
 
 /// Detection boxes matched (IoU >= 0.5) and not, over the frames scored.
@@ -398,11 +460,20 @@ pub struct AccuracySummary {
     /// band listed; lesions whose truth has no conspicuity (anything but a
     /// phantom export) are in none.
     pub recall_by_conspicuity: [ConspicuityRecall; CONSPICUITY_BANDS.len()],
+    /// Lesions under the faint-lesion cut (`[perception]
+    /// ignore_faint_below`), counted neither as found nor as missed; absent
+    /// when none was (the figures then count every lesion).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub faint_lesions_ignored: u64,
     /// 95 % intervals of the headline figures, resampling scenes
     /// ([`intervals`]); set once, at the end of a run, when the
     /// frames named two scenes or more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub intervals_95: Option<crate::Intervals>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One band of [`AccuracySummary::recall_by_conspicuity`].
@@ -465,6 +536,7 @@ impl Accuracy {
         }
         add_bands(&mut self.by_size, &s.by_size);
         add_bands(&mut self.by_conspicuity, &s.by_conspicuity);
+        self.faint_ignored += u64::from(s.faint_ignored);
     }
 
     /// Mean Dice so far (None before a frame with a lesion).
@@ -518,6 +590,7 @@ impl Accuracy {
                     recall: ratio(found, lesions),
                 }
             }),
+            faint_lesions_ignored: self.faint_ignored,
             intervals_95: None,
         }
     }
@@ -883,6 +956,99 @@ mod tests {
             ]
         );
         assert_eq!(bands[4].recall, Some(1.0));
+    }
+
+    #[test]
+    fn a_faint_lesion_under_the_cut_counts_neither_way() {
+        // A faint lesion (label 10, top left quarter) under a box and the
+        // mask, and a plain one (label 11, bottom right) half covered by the
+        // mask and missed by the boxes.
+        let with = |z: Option<f32>, label_offset: u8, x0: f32| LesionTruth {
+            conspicuity: z,
+            label: label::LESION_BASE + label_offset,
+            bbox: bbox(x0, x0, x0 + 4.0, x0 + 4.0),
+            ..lesion(None)
+        };
+        let mut t = truth(vec![with(Some(2.0), 0, 0.0), with(Some(12.0), 1, 4.0)]);
+        let mut mask = FrameMask::default();
+        (mask.width, mask.height) = (8, 8);
+        mask.inside = vec![0; 64];
+        for y in 0..8 {
+            for x in 0..8 {
+                let at = y * 8 + x;
+                if x < 4 && y < 4 {
+                    t.labels.data[at] = label::LESION_BASE;
+                    mask.inside[at] = 1;
+                } else if x >= 4 && y >= 4 {
+                    t.labels.data[at] = label::LESION_BASE + 1;
+                    mask.inside[at] = u8::from(y < 6);
+                }
+            }
+        }
+        let mut findings = FrameFindings::with_capacity(4, 0);
+        findings
+            .findings
+            .push(found(FindingKind::Detection, bbox(0.0, 0.0, 4.0, 4.0)));
+
+        let all = FrameScore::scored(&mask, &findings, &t, None);
+        assert_eq!(all, FrameScore::of(&mask, &findings, &t));
+        assert_eq!(all.dice, Some(48.0 / 56.0));
+        assert_eq!(
+            (all.true_positives, all.false_positives, all.false_negatives),
+            (1, 0, 1)
+        );
+        assert_eq!(all.faint_ignored, 0);
+
+        let cut = FrameScore::scored(&mask, &findings, &t, Some(4.0));
+        assert_eq!(
+            cut.dice,
+            Some(16.0 / 24.0),
+            "the faint lesion's pixels are out"
+        );
+        assert_eq!(
+            (cut.true_positives, cut.false_positives, cut.false_negatives),
+            (0, 0, 1)
+        );
+        assert_eq!(cut.faint_ignored, 1);
+        assert_eq!(
+            cut.by_conspicuity, all.by_conspicuity,
+            "the bands count it still"
+        );
+        let mut acc = Accuracy::default();
+        acc.add(&cut);
+        let s = acc.summary();
+        assert_eq!(s.faint_lesions_ignored, 1);
+        assert_eq!(s.detection_precision, None);
+        assert_eq!(s.detection_recall, Some(0.0));
+
+        // A frame whose only lesion is faint: not lesion-free, no Dice, and
+        // its box is no false alarm.
+        let only = truth(vec![with(Some(2.0), 0, 0.0)]);
+        let mut only = GroundTruth {
+            labels: t.labels.clone(),
+            ..only
+        };
+        only.labels
+            .data
+            .iter_mut()
+            .filter(|l| **l == label::LESION_BASE + 1)
+            .for_each(|l| *l = label::BACKGROUND);
+        let score = FrameScore::scored(&mask, &findings, &only, Some(4.0));
+        assert_eq!(score.dice, None);
+        assert!(!score.lesion_free && !score.false_alarm);
+        assert_eq!(
+            (
+                score.true_positives,
+                score.false_positives,
+                score.false_negatives
+            ),
+            (0, 0, 0)
+        );
+
+        // A lesion without a conspicuity (a dataset's truth) always counts.
+        let unmeasured = truth(vec![with(None, 0, 0.0)]);
+        let score = FrameScore::scored(&mask, &findings, &unmeasured, Some(4.0));
+        assert_eq!((score.true_positives, score.faint_ignored), (1, 0));
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub struct PerceptionConfig {
     /// Findings under this area in mm² are not shown on a calibrated frame
     /// (default [`crate::MIN_FINDING_AREA_MM2`]; 0 shows them all).
     pub min_finding_area_mm2: Option<f32>,
+    /// The self-check counts lesions whose truth conspicuity is under this
+    /// neither as found nor as missed (default: none; every lesion counts).
+    /// A lesion under about 4 is one no searching observer could find in its
+    /// frame (docs/phantom.md); `sonoflow eval --ignore-faint-below`.
+    pub ignore_faint_below: Option<f32>,
 }
 
 impl PerceptionConfig {
@@ -75,6 +80,15 @@ impl PerceptionConfig {
                 ),
             ));
         }
+        if let Some(z) = self.ignore_faint_below {
+            if !(z.is_finite() && z > 0.0) {
+                return Err(ConfigIssue::new(
+                    "perception.ignore_faint_below",
+                    format!("is {z}"),
+                    "use a conspicuity above 0, e.g. 4 (lesions under it count neither as found nor as missed), or leave it out to count every lesion",
+                ));
+            }
+        }
         let smoothing = self
             .smoothing
             .unwrap_or(defaults.smoothing.is_some())
@@ -87,6 +101,7 @@ impl PerceptionConfig {
             smoothing,
             band,
             min_finding_area_mm2,
+            ignore_faint_below: self.ignore_faint_below,
             ..defaults
         };
         Ok(self.enabled.unwrap_or(true).then_some(options))
@@ -162,6 +177,22 @@ mod tests {
             bad.validate().expect_err("invalid").key,
             "perception.smoothing_alpha"
         );
+        for z in [0.0, -2.0, f32::NAN] {
+            let bad = PerceptionConfig {
+                ignore_faint_below: Some(z),
+                ..PerceptionConfig::default()
+            };
+            assert_eq!(
+                bad.validate().expect_err("invalid").key,
+                "perception.ignore_faint_below"
+            );
+        }
+        let cut = PerceptionConfig {
+            ignore_faint_below: Some(4.0),
+            ..PerceptionConfig::default()
+        };
+        let options = cut.validate().expect("valid").expect("on");
+        assert_eq!(options.ignore_faint_below, Some(4.0));
     }
 
     #[test]

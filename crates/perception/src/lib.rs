@@ -85,6 +85,9 @@ pub struct PerceptionOptions {
     /// calibrated (0: keep them); without a calibration only
     /// [`MIN_COMPONENT_PX`] applies.
     pub min_finding_area_mm2: f32,
+    /// The self-check's faint-lesion cut: lesions of conspicuity under it
+    /// count neither way ([`accuracy::FrameScore::scored`]); None counts all.
+    pub ignore_faint_below: Option<f32>,
 }
 
 impl Default for PerceptionOptions {
@@ -95,6 +98,7 @@ impl Default for PerceptionOptions {
             band: ThresholdBand::default(),
             contour_tolerance_px: contour::SIMPLIFY_PX,
             min_finding_area_mm2: MIN_FINDING_AREA_MM2,
+            ignore_faint_below: None,
         }
     }
 }

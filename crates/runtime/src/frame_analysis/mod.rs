@@ -290,7 +290,12 @@ impl FrameAnalysis {
                 &mut found,
             );
             if let Some(truth) = &frame.truth {
-                let score = FrameScore::of(perception.segmentation(), &found, truth);
+                let score = FrameScore::scored(
+                    perception.segmentation(),
+                    &found,
+                    truth,
+                    perception.options.ignore_faint_below,
+                );
                 self.self_check.add(
                     &score,
                     frame_class(truth),

@@ -565,6 +565,8 @@ def accuracy_section(f):
 
 {stress_section(f)}
 
+{visible_section(f)}
+
 Attribute accuracy of the generated report, parsed back ({m.get('frames', MISSING)} frames; `lesion` is "a lesion /
 no focal lesion" on every frame, the others on frames with a lesion):
 
@@ -662,6 +664,31 @@ def stress_section(f):
                  "where the pattern has 10 scenes or more, and its frame count in square brackets:") + "\n\n"
             + table(["set", "frames", "Dice", "Dice > 0.5", "long-axis MAE", "det P / R",
                      "false positives per 100 lesion-free frames", "Dice per echo pattern (95 % interval) [frames]"], rows))
+
+
+def visible_section(f):
+    """The held-out and stress figures with the lesions no searcher could find counted neither way."""
+    m = f.metrics
+    sets = [("held-out", m.get("visible"))] + [(name, s.get("visible")) for name, s in (m.get("stress_sets") or {}).items()]
+    sets = [(name, v) for name, v in sets if v]
+    if not sets:
+        return wrap("On the lesions a searcher could find (lesions under conspicuity 4 counted neither way): not in "
+                    "this metrics.json (evaluate.py writes `visible` since `sonoflow eval --ignore-faint-below` exists).")
+    rows = []
+    for name, v in sets:
+        groups = v.get("by_echo_pattern") or {}
+        per_pattern = ", ".join(f"{p.replace('_', ' ')} {num(g.get('dice_mean'))}" for p, g in sorted(groups.items()))
+        rows.append([name, v.get("faint_lesions_ignored", MISSING), f"**{num(v.get('dice_default'))}**{interval(v, 'dice_mean')}",
+                     f"{num(v.get('detection_precision'))} / {num(v.get('detection_recall'))}{interval(v, 'detection_recall')}",
+                     mm(v.get("long_axis_mae_mm")), num(v.get("fp_per_100_empty_frames"), 1), per_pattern or MISSING])
+    cut = sets[0][1].get("ignore_faint_below", MISSING)
+    return (wrap(f"The same frames with each lesion under conspicuity {cut} counted neither as found nor as missed "
+                 "(`sonoflow eval --ignore-faint-below`: a box on one is no false positive, its pixels are out of "
+                 "Dice; the band tables above still count them). No searching observer finds such a lesion in its "
+                 "frame (docs/experiments/2026-12-01-conspicuity), so these are the figures on the lesions the "
+                 "frames show; the figures above, on every lesion, stay the ones the aims are read against:") + "\n\n"
+            + table(["set", "lesions counted neither way", "Dice", "det P / R", "long-axis MAE",
+                     "false positives per 100 lesion-free frames", "Dice per echo pattern"], rows))
 
 
 def findings_bullets(f):

@@ -179,10 +179,10 @@ def write_dataset(chosen, folder):
     return folder
 
 
-def rust_eval(binary, model_dir, dataset, json_path):
-    """`sonoflow eval DATASET --model MODEL --json PATH`: its figures (the
-    table it prints goes to stderr)."""
-    command = [str(binary), "eval", str(dataset), "--model", str(model_dir), "--json", str(json_path)]
+def rust_eval(binary, model_dir, dataset, json_path, extra=()):
+    """`sonoflow eval DATASET --model MODEL --json PATH [EXTRA...]`: its
+    figures (the table it prints goes to stderr)."""
+    command = [str(binary), "eval", str(dataset), "--model", str(model_dir), "--json", str(json_path), *extra]
     print("== " + " ".join(command), file=sys.stderr, flush=True)
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     sys.stderr.write(done.stdout)
@@ -302,6 +302,28 @@ def rust_figures(overall):
     return {**{k: overall[k] for k in RUST_KEYS}, "intervals_95": overall.get("intervals_95")}
 
 
+# Lesions under this conspicuity no searching observer finds in their frame
+# (docs/experiments/2026-12-01-conspicuity): the figures are also given with
+# them counted neither way (sonoflow eval --ignore-faint-below).
+FAINT_BELOW = 4.0
+
+
+def visible_figures(binary, model_dir, dataset, json_path):
+    """`sonoflow eval --ignore-faint-below FAINT_BELOW`'s figures: the same
+    frames with lesions under the cut counted neither as found nor as missed."""
+    rust = rust_eval(binary, model_dir, dataset, json_path, ["--ignore-faint-below", str(FAINT_BELOW)])
+    overall = rust["overall"]
+    if overall is None:
+        raise SystemExit(f"evaluate: sonoflow eval --ignore-faint-below scored no frame of {dataset}")
+    return {
+        "ignore_faint_below": FAINT_BELOW,
+        "faint_lesions_ignored": overall.get("faint_lesions_ignored", 0),
+        "dice_default": overall["dice_mean"],
+        **rust_figures(overall),
+        "by_echo_pattern": rust.get("by_echo_pattern", {}),
+    }
+
+
 def combine(rust, lm, binary, export_dirs, every, limit, command):
     """metrics.json: the Rust figures, the language model's, and where each comes from."""
     overall = rust["overall"]
@@ -385,6 +407,7 @@ def stress_figures(binary, model_dir, name, export_dirs, tmp):
         "dice_default": overall["dice_mean"],
         **rust_figures(overall),
         "by_echo_pattern": rust.get("by_echo_pattern", {}),
+        "visible": visible_figures(binary, model_dir, dataset, pathlib.Path(tmp) / f"stress-{name}-visible.json"),
     }
 
 
@@ -394,9 +417,11 @@ def evaluate(model_dir, binary, export_dirs, limit=None, every=1, argv=None, str
     with tempfile.TemporaryDirectory(prefix="umind-eval-") as tmp:
         dataset = write_dataset(chosen, pathlib.Path(tmp) / "frames")
         rust = rust_eval(binary, model_dir, dataset, pathlib.Path(tmp) / "eval.json")
+        visible = visible_figures(binary, model_dir, dataset, pathlib.Path(tmp) / "eval-visible.json")
         stress_sets = {name: stress_figures(binary, model_dir, name, dirs, tmp) for name, dirs in stress}
     lm = language_model_figures(Model(model_dir), chosen)
     metrics = combine(rust, lm, binary, export_dirs, every, limit, provenance.command("evaluate", argv))
+    metrics["visible"] = visible
     metrics["stress_sets"] = stress_sets
     metrics["seconds"] = round(time.time() - started, 1)
     return metrics

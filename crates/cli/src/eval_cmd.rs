@@ -50,6 +50,10 @@ pub struct EvalArgs {
     /// ignore_faint_below`). Under about 4 no searcher finds a lesion.
     #[arg(long, value_name = "Z")]
     ignore_faint_below: Option<f32>,
+    /// Cut the masks at this probability, as `[perception] mask_threshold`
+    /// (default 0.5).
+    #[arg(long, value_name = "P")]
+    mask_threshold: Option<f32>,
     /// Also score this model directory on the same frames and give the
     /// difference of the figures (`--model` minus this one) with 95 %
     /// intervals that resample the scenes in pairs (phantom exports).
@@ -146,6 +150,9 @@ fn perception_section(args: &EvalArgs) -> String {
     }
     if let Some(z) = args.ignore_faint_below {
         let _ = writeln!(keys, "ignore_faint_below = {z:?}");
+    }
+    if let Some(p) = args.mask_threshold {
+        let _ = writeln!(keys, "mask_threshold = {p:?}");
     }
     if keys.is_empty() {
         keys
@@ -502,6 +509,7 @@ mod tests {
             providers: Vec::new(),
             min_finding_area_mm2: min_area,
             ignore_faint_below: None,
+            mask_threshold: None,
             baseline: None,
         }
     }

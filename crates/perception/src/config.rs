@@ -35,6 +35,10 @@ pub struct PerceptionConfig {
     /// A lesion under about 4 is one no searching observer could find in its
     /// frame (docs/phantom.md); `sonoflow eval --ignore-faint-below`.
     pub ignore_faint_below: Option<f32>,
+    /// The probability the segmentation and detection masks are cut at
+    /// (default [`crate::MASK_THRESHOLD`]), strictly inside
+    /// `uncertainty_thresholds`: lower grows findings, higher shrinks them.
+    pub mask_threshold: Option<f32>,
 }
 
 impl PerceptionConfig {
@@ -89,6 +93,19 @@ impl PerceptionConfig {
                 ));
             }
         }
+        let mask_threshold = self.mask_threshold.unwrap_or(defaults.mask_threshold);
+        if !(band.low < mask_threshold && mask_threshold < band.high) {
+            return Err(ConfigIssue::new(
+                "perception.mask_threshold",
+                format!("is {mask_threshold}"),
+                format!(
+                    "use a probability strictly between the uncertainty_thresholds [{}, {}] (default {})",
+                    band.low,
+                    band.high,
+                    crate::MASK_THRESHOLD
+                ),
+            ));
+        }
         let smoothing = self
             .smoothing
             .unwrap_or(defaults.smoothing.is_some())
@@ -102,6 +119,7 @@ impl PerceptionConfig {
             band,
             min_finding_area_mm2,
             ignore_faint_below: self.ignore_faint_below,
+            mask_threshold,
             ..defaults
         };
         Ok(self.enabled.unwrap_or(true).then_some(options))
@@ -193,6 +211,25 @@ mod tests {
         };
         let options = cut.validate().expect("valid").expect("on");
         assert_eq!(options.ignore_faint_below, Some(4.0));
+        for t in [0.3, 0.7, 0.9, f32::NAN] {
+            let bad = PerceptionConfig {
+                mask_threshold: Some(t),
+                ..PerceptionConfig::default()
+            };
+            assert_eq!(
+                bad.validate().expect_err("invalid").key,
+                "perception.mask_threshold",
+                "{t}"
+            );
+        }
+        let lower = PerceptionConfig {
+            mask_threshold: Some(0.4),
+            ..PerceptionConfig::default()
+        };
+        assert_eq!(
+            lower.validate().expect("valid").expect("on").mask_threshold,
+            0.4
+        );
     }
 
     #[test]

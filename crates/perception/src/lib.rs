@@ -63,6 +63,10 @@ pub const MIN_COMPONENT_PX: u32 = 30;
 /// findings are false (docs/configuration.md, `[perception]`).
 pub const MIN_FINDING_AREA_MM2: f32 = 3.0;
 
+/// The probability the masks are cut at by default (`[perception]
+/// mask_threshold`; docs/configuration.md).
+pub const MASK_THRESHOLD: f32 = 0.5;
+
 /// Which rows of the decoder's outputs drive what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskRows {
@@ -88,6 +92,9 @@ pub struct PerceptionOptions {
     /// The self-check's faint-lesion cut: lesions of conspicuity under it
     /// count neither way ([`accuracy::FrameScore::scored`]); None counts all.
     pub ignore_faint_below: Option<f32>,
+    /// The probability the segmentation and detection masks are cut at
+    /// (inside `band`).
+    pub mask_threshold: f32,
 }
 
 impl Default for PerceptionOptions {
@@ -99,6 +106,7 @@ impl Default for PerceptionOptions {
             contour_tolerance_px: contour::SIMPLIFY_PX,
             min_finding_area_mm2: MIN_FINDING_AREA_MM2,
             ignore_faint_below: None,
+            mask_threshold: MASK_THRESHOLD,
         }
     }
 }
@@ -160,7 +168,10 @@ impl Perception {
             self.reserved_for = pixels;
         }
         // Below the lowest threshold the uncertainty re-cuts at, nothing matters.
-        let floor = uncertainty::logit(self.options.band.low).min(0.0) - 1.0;
+        let cut = mask_cut(self.options.mask_threshold);
+        let floor = uncertainty::logit(self.options.band.low).min(cut) - 1.0;
+        self.seg.cut = cut;
+        self.det.cut = cut;
         self.seg
             .sample_above(outputs, rows.segmentation, width, height, floor);
         self.det
@@ -232,6 +243,15 @@ impl Perception {
     /// Forgets the tracks (a source restart: the next frame is a new scene).
     pub fn forget(&mut self) {
         self.tracker.clear();
+    }
+}
+
+/// The logit a mask is cut at for a probability threshold (exactly 0 at 0.5).
+fn mask_cut(threshold: f32) -> f32 {
+    if threshold == 0.5 {
+        0.0
+    } else {
+        uncertainty::logit(threshold)
     }
 }
 

@@ -15,8 +15,11 @@ pub struct FrameMask {
     pub height: u32,
     /// Logit per frame pixel (`f32::NEG_INFINITY` outside the crop).
     pub logits: Vec<f32>,
-    /// 1 where the logit is above 0.
+    /// 1 where the logit is above `cut`.
     pub inside: Vec<u8>,
+    /// The logit the mask is cut at (0: probability 0.5; `[perception]
+    /// mask_threshold`).
+    pub cut: f32,
     /// The crop in frame pixels (x, y, width, height): nothing lies outside it.
     pub crop: (u32, u32, u32, u32),
     /// Per-column and per-row sampling tables, rebuilt when the geometry changes.
@@ -31,8 +34,8 @@ impl FrameMask {
     /// Samples row `task` of `outputs` over a `width` x `height` frame.
     /// Frame rows whose grid rows (and their neighbours) hold no logit
     /// above `floor` are not interpolated: their logits are set to `floor`
-    /// (they are below every threshold anyone cuts at), which keeps mostly
-    /// empty masks cheap on large frames.
+    /// (they are below every threshold anyone cuts at, `cut` included),
+    /// which keeps mostly empty masks cheap on large frames.
     pub fn sample_above(
         &mut self,
         outputs: &ModelOutputs,
@@ -110,7 +113,7 @@ impl FrameMask {
                 let bottom = row1[c0 as usize] * (1.0 - wx) + row1[c1 as usize] * wx;
                 let l = top * (1.0 - wy) + bottom * wy;
                 self.logits[at + i] = l;
-                self.inside[at + i] = u8::from(l > 0.0);
+                self.inside[at + i] = u8::from(l > self.cut);
             }
         }
     }
@@ -211,6 +214,24 @@ mod tests {
         for (a, b) in full.logits.iter().zip(&fast.logits) {
             assert!(a == b || (*a <= -2.0 && *b == -2.0), "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn a_lower_cut_grows_the_mask_and_keeps_what_the_higher_one_had() {
+        // A logit falling from the centre outwards (4 at grid (1, 1), 1 next
+        // to it): cut at 0 and at -1 (probability 0.27).
+        let mut v = vec![-3.0; 16];
+        v[5] = 4.0;
+        for at in [1, 4, 6, 9] {
+            v[at] = 1.0;
+        }
+        let (mut half, mut lower) = (FrameMask::default(), FrameMask::default());
+        lower.cut = -1.0;
+        half.sample(&outputs(&v, 4), 0, 40, 40);
+        lower.sample(&outputs(&v, 4), 0, 40, 40);
+        assert_eq!(half.logits, lower.logits, "the cut moves no logit");
+        assert!(lower.count() > half.count(), "{} vs {}", lower.count(), half.count());
+        assert!(half.inside.iter().zip(&lower.inside).all(|(&h, &l)| h <= l));
     }
 
     #[test]

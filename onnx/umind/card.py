@@ -681,7 +681,8 @@ def visible_section(f):
         rows.append([name, v.get("faint_lesions_ignored", MISSING), f"**{num(v.get('dice_default'))}**{interval(v, 'dice_mean')}",
                      f"{num(v.get('detection_precision'))} / {num(v.get('detection_recall'))}{interval(v, 'detection_recall')}",
                      mm(v.get("long_axis_mae_mm")), num(v.get("fp_per_100_empty_frames"), 1), per_pattern or MISSING])
-    cut = sets[0][1].get("ignore_faint_below", MISSING)
+    cut = sets[0][1].get("ignore_faint_below")
+    cut = MISSING if cut is None else f"{cut:g}"
     return (wrap(f"The same frames with each lesion under conspicuity {cut} counted neither as found nor as missed "
                  "(`sonoflow eval --ignore-faint-below`: a box on one is no false positive, its pixels are out of "
                  "Dice; the band tables above still count them). No searching observer finds such a lesion in its "

@@ -26,12 +26,21 @@ train() { (cd onnx && .venv/bin/python -m umind.train --data "$WORK/data" --step
 train --out "$WORK/unbroken"
 train --out "$WORK/resumed" --until 3
 train --out "$WORK/resumed" --resume
+# A finished run whose train-log.json went missing writes it again on --resume.
+cp "$WORK/resumed/train-log.json" "$WORK/resumed-log.json"
+rm "$WORK/resumed/train-log.json"
+train --out "$WORK/resumed" --resume
 $PY - "$WORK" <<'PY'
-import sys, torch
+import json, sys, torch
 a = torch.load(f"{sys.argv[1]}/unbroken/checkpoint.pt")["model"]
 b = torch.load(f"{sys.argv[1]}/resumed/checkpoint.pt")["model"]
 differ = [k for k in a if not torch.equal(a[k], b[k])]
 if differ:
     sys.exit(f"check-train-resume: the resumed run's weights differ from the unbroken run's in {len(differ)} of {len(a)} tensors ({differ[:3]})")
-print(f"check-train-resume: {len(a)} tensors identical after 3 + 3 steps and 6 unbroken")
+first = json.load(open(f"{sys.argv[1]}/resumed-log.json"))["stages"][0]
+again = json.load(open(f"{sys.argv[1]}/resumed/train-log.json"))["stages"][0]
+for key in ("log", "segments", "training_seconds", "seconds", "started"):
+    if first.get(key) != again.get(key):
+        sys.exit(f"check-train-resume: the rewritten train-log.json differs in {key}: {first.get(key)} vs {again.get(key)}")
+print(f"check-train-resume: {len(a)} tensors identical after 3 + 3 steps and 6 unbroken; the log rewritten from the state")
 PY

@@ -684,7 +684,7 @@ def visible_section(f):
     cut = sets[0][1].get("ignore_faint_below")
     cut = MISSING if cut is None else f"{cut:g}"
     return (wrap(f"The same frames with each lesion under conspicuity {cut} counted neither as found nor as missed "
-                 "(`sonoflow eval --ignore-faint-below`: a box on one is no false positive, its pixels are out of "
+                 "(`sonoflow eval --ignore-faint-below`: a box matching one at IoU 0.5 is no false positive, its pixels are out of "
                  "Dice; the band tables above still count them). No searching observer finds such a lesion in its "
                  "frame (docs/experiments/2026-12-01-conspicuity), so these are the figures on the lesions the "
                  "frames show; the figures above, on every lesion, stay the ones the aims are read against:") + "\n\n"

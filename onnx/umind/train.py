@@ -7,7 +7,9 @@ data from the exports' manifests, seconds; see provenance.py).
 A run can stop and go on: every 50 steps it writes OUT/state.pt (weights,
 optimiser, schedule, both random generators, the log), `--until N` stops after
 step N, and `--resume` goes on from OUT/state.pt when it was written with the
-same arguments. The weights come out bit for bit as an unbroken run's.
+same arguments. The weights come out bit for bit as an unbroken run's (on
+the CPU; a CUDA run's generator is saved too, but GPU kernels need not be
+deterministic).
 
     cd onnx && python -m umind.train --data ../out/umind-data --out ../out/umind-train --steps 1800 --seed 7
 """
@@ -148,7 +150,8 @@ def save_state(path, model, opt, sched, rng, step, log, seconds, segments, args)
     """Everything an unbroken run would carry into the next step, written whole or not at all."""
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step, "log": log,
+                "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "torch_cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "step": step, "log": log,
                 "seconds": seconds, "segments": segments, "args": vars(args)}, tmp)
     tmp.replace(path)
 
@@ -220,11 +223,14 @@ def main(argv=None):
         sched.load_state_dict(state["sched"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
+        if state.get("torch_cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["torch_cuda_rng"])
         log, done, seconds_before, segments = state["log"], state["step"], state["seconds"], state["segments"]
         print(f"resuming at step {done} of {args.steps} ({seconds_before:.0f} s of training so far)", flush=True)
     elif args.resume:
         print(f"no {state_path}: starting afresh", flush=True)
     last = min(args.steps, args.until) if args.until is not None else args.steps
+    saved = (segments, seconds_before)
     started = time.time()
     step = done
     for step in range(done + 1, last + 1):
@@ -270,22 +276,28 @@ def main(argv=None):
                 log.append(entry)
             print(json.dumps(entry), flush=True)
             torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "vocab": tokenizer.get_vocab_size(), "step": step, "args": vars(args)}, out / "checkpoint.pt")
-            here = segments + [{"from_step": done, "to_step": step, "started": stage_started, "seconds": round(time.time() - stage_started, 1)}]
-            save_state(state_path, model, opt, sched, rng, step, log, seconds, here, args)
+            saved = (segments + [{"from_step": done, "to_step": step, "started": stage_started, "seconds": round(time.time() - stage_started, 1)}], seconds)
+            save_state(state_path, model, opt, sched, rng, step, log, saved[1], saved[0], args)
     if step < args.steps:
         print(f"stopped after step {step} of {args.steps}: go on with --resume", flush=True)
         return
+    log_path = out / "train-log.json"
     if done == args.steps:
-        print(f"{state_path} holds the finished run ({args.steps} steps): nothing to train", flush=True)
-        return
-    segments = segments + [{"from_step": done, "to_step": step, "started": stage_started, "seconds": round(time.time() - stage_started, 1)}]
-    first_started = segments[0]["started"]
-    record = provenance.stage("train", "train", argv, args, first_started, out=args.out, data=splits,
-                              training_seconds=round(seconds_before + time.time() - started, 1), log=log,
+        # The state's segments and seconds already hold the whole run.
+        if log_path.exists():
+            print(f"{state_path} holds the finished run ({args.steps} steps): nothing to train", flush=True)
+            return
+        print(f"{state_path} holds the finished run ({args.steps} steps) but {log_path} is missing: writing it", flush=True)
+        training_seconds = seconds_before
+    else:
+        # As the last state saved them, so that a log rewritten from it is this one.
+        segments, training_seconds = saved
+    record = provenance.stage("train", "train", argv, args, segments[0]["started"], out=args.out, data=splits,
+                              training_seconds=round(training_seconds, 1), log=log,
                               seconds=round(sum(s["seconds"] for s in segments), 1))
     if len(segments) > 1:
         record["segments"] = [dict(s, started=provenance.iso(s["started"])) for s in segments]
-    provenance.write_log(out / "train-log.json", {"format": provenance.FORMAT, "stages": [record]})
+    provenance.write_log(log_path, {"format": provenance.FORMAT, "stages": [record]})
 
 
 @torch.no_grad()

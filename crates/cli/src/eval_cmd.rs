@@ -42,23 +42,33 @@ pub struct EvalArgs {
     providers: Vec<String>,
     /// Findings under this area (mm², calibrated frames) are not shown, as
     /// `[perception] min_finding_area_mm2` (default 3; 0 keeps all).
-    #[arg(long, value_name = "MM2")]
+    #[arg(long, value_name = "MM2", value_parser = finite)]
     min_finding_area_mm2: Option<f32>,
     /// Count lesions whose conspicuity (a phantom export's truth) is under
-    /// this neither as found nor as missed: a box on one is no false
+    /// this neither as found nor as missed: a box matching one is no false
     /// positive, its pixels are out of Dice (as `[perception]
     /// ignore_faint_below`). Under about 4 no searcher finds a lesion.
-    #[arg(long, value_name = "Z")]
+    #[arg(long, value_name = "Z", value_parser = finite)]
     ignore_faint_below: Option<f32>,
     /// Cut the masks at this probability, as `[perception] mask_threshold`
     /// (default 0.5).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = finite)]
     mask_threshold: Option<f32>,
     /// Also score this model directory on the same frames and give the
     /// difference of the figures (`--model` minus this one) with 95 %
     /// intervals that resample the scenes in pairs (phantom exports).
     #[arg(long, value_name = "MODEL")]
     baseline: Option<PathBuf>,
+}
+
+/// A finite number from the command line (a NaN or infinity would reach
+/// the pipeline's TOML as a word it cannot read).
+fn finite(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number")),
+        Err(e) => Err(format!("{text:?} is not a number: {e}")),
+    }
 }
 
 /// What `--json` holds.
@@ -490,6 +500,15 @@ fn band_table<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_from_the_command_line_must_be_finite() {
+        assert_eq!(finite("4"), Ok(4.0));
+        assert_eq!(finite("0.45"), Ok(0.45));
+        for bad in ["NaN", "inf", "-inf", "four"] {
+            assert!(finite(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn paths_are_quoted_as_toml_strings() {

@@ -26,7 +26,9 @@
 //! ignore_faint_below`), a lesion whose conspicuity is under the cut counts
 //! neither way: not as missed, a box on it not as a false positive, its
 //! pixels neither in nor out of the mask's Dice, the way detection
-//! benchmarks treat "ignore" regions. The band tables still count it.
+//! benchmarks treat "ignore" regions (a box is matched to a counted lesion
+//! first, then to a faint one; one matching neither stays false). The band
+//! tables still count it.
 //!
 //! A frame is grouped under its largest lesion's class ([`frame_class`])
 //! and under the echo pattern of its lesions ([`frame_echo_pattern`]).
@@ -238,8 +240,8 @@ fn is_faint(lesion: &LesionTruth, faint_below: Option<f32>) -> bool {
 }
 
 /// The most lesions a frame's truth can name (their labels are a byte from
-/// [`label::LESION_BASE`]).
-const MAX_LESIONS: usize = 64;
+/// [`label::LESION_BASE`] up).
+const MAX_LESIONS: usize = 256 - label::LESION_BASE as usize;
 
 impl FrameScore {
     /// Scores a frame's segmentation `mask` and `findings` against `truth`.
@@ -283,20 +285,29 @@ impl FrameScore {
         };
         let mut matched = [false; MAX_LESIONS];
         for d in findings.detections() {
-            let best = truth
-                .lesions
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !matched.get(*i).copied().unwrap_or(true))
-                .map(|(i, l)| (i, iou(&d.bbox, &l.bbox)))
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            match best {
-                // A box on a faint lesion is neither a hit nor a false one.
-                Some((i, v)) if v >= MATCH_IOU => {
-                    matched[i] = true;
-                    score.true_positives += u32::from(!faint[i]);
-                }
-                _ => score.false_positives += 1,
+            // The unmatched lesion of highest IoU, among the counted lesions
+            // (`faint_ones` false) or the faint ones.
+            let best = |faint_ones: bool, matched: &[bool; MAX_LESIONS]| {
+                truth
+                    .lesions
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| !matched.get(*i).copied().unwrap_or(true))
+                    .filter(|(i, _)| faint.get(*i).copied().unwrap_or(false) == faint_ones)
+                    .map(|(i, l)| (i, iou(&d.bbox, &l.bbox)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                    .filter(|&(_, v)| v >= MATCH_IOU)
+            };
+            // A counted lesion first (as detection benchmarks match ignore
+            // regions last); a box matching only a faint lesion is neither a
+            // hit nor a false one.
+            if let Some((i, _)) = best(false, &matched) {
+                matched[i] = true;
+                score.true_positives += 1;
+            } else if let Some((i, _)) = best(true, &matched) {
+                matched[i] = true;
+            } else {
+                score.false_positives += 1;
             }
         }
         score.faint_ignored = ignored as u32;
@@ -1043,6 +1054,29 @@ mod tests {
                 score.false_negatives
             ),
             (0, 0, 0)
+        );
+
+        // A box matching a faint lesion best and a counted one too goes to
+        // the counted one.
+        let overlapping = truth(vec![with(Some(2.0), 0, 0.0), with(Some(12.0), 1, 0.5)]);
+        let mut near_both = FrameFindings::with_capacity(4, 0);
+        near_both
+            .findings
+            .push(found(FindingKind::Detection, bbox(0.1, 0.1, 4.1, 4.1)));
+        let score = FrameScore::scored(&mask, &near_both, &overlapping, Some(4.0));
+        assert_eq!(
+            (
+                score.true_positives,
+                score.false_positives,
+                score.false_negatives
+            ),
+            (1, 0, 0)
+        );
+        let score = FrameScore::scored(&mask, &near_both, &overlapping, None);
+        assert_eq!(
+            (score.true_positives, score.false_negatives),
+            (1, 1),
+            "uncut: the best IoU wins"
         );
 
         // A lesion without a conspicuity (a dataset's truth) always counts.

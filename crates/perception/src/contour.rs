@@ -90,10 +90,11 @@ impl Tracer {
         let member = |x: i64, y: i64| {
             x >= 0 && y >= 0 && x < w && y < h && parts.contains(c, x as u32, y as u32)
         };
-        // Logit at a pixel centre, signed by membership, never zero.
+        // Logit over the mask's cut at a pixel centre, signed by
+        // membership, never zero (the outline crosses where it is 0).
         let value = |x: i64, y: i64| -> f32 {
             let l = if x >= 0 && y >= 0 && x < w && y < h {
-                mask.logits[(y * w + x) as usize]
+                mask.logits[(y * w + x) as usize] - mask.cut
             } else {
                 -1.0
             };

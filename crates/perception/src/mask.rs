@@ -230,7 +230,12 @@ mod tests {
         half.sample(&outputs(&v, 4), 0, 40, 40);
         lower.sample(&outputs(&v, 4), 0, 40, 40);
         assert_eq!(half.logits, lower.logits, "the cut moves no logit");
-        assert!(lower.count() > half.count(), "{} vs {}", lower.count(), half.count());
+        assert!(
+            lower.count() > half.count(),
+            "{} vs {}",
+            lower.count(),
+            half.count()
+        );
         assert!(half.inside.iter().zip(&lower.inside).all(|(&h, &l)| h <= l));
     }
 

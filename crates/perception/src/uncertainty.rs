@@ -3,7 +3,8 @@
 //! - the pixel: each end is placed to within half a pixel, so a length is
 //!   good to about half a pixel along its direction (in mm, from the
 //!   frame's pixel spacing);
-//! - the threshold: the mask is cut at probability 0.5; the finding is
+//! - the threshold: the mask is cut at probability 0.5 (`[perception]
+//!   mask_threshold`); the finding is
 //!   re-cut at a lower and a higher probability (0.3 and 0.7 by default)
 //!   around its box and re-measured, and the larger change in length is
 //!   how much the model's own doubt about the edge moves the caliper.

@@ -416,6 +416,16 @@ def augmented(args):
             "zoom of 0.8-1.25 with a shift of up to 6 % of the input (50 %), masks following")
 
 
+def faint_text(args):
+    """The mask losses' faint-lesion cut, when the training stage had one (train.py --ignore-below)."""
+    z = args.get("ignore_below")
+    if z is None:
+        return ""
+    return (f". Lesions whose conspicuity in their frame is under {z:g} (no searching observer finds them, "
+            "docs/experiments/2026-12-01-conspicuity) are left out of both mask losses, grown by 2 pixels: "
+            "neither lesion nor tissue")
+
+
 def training_section(f):
     train = (f.stages("train") or [None])[0]
     a = (train or {}).get("args", {})
@@ -428,7 +438,8 @@ def training_section(f):
     ft = [s.get("seconds") for s in f.stages("finetune")]
     ex = [s.get("seconds") for s in f.stages("export")]
     made = [d["export"]["seconds"] for s in f.stages("train") for d in s.get("data", []) if "export" in d]
-    times = [f"Training time: **{minutes((train or {}).get('seconds'))}** on {threads(a.get('threads'))}"]
+    times = [f"Training time: **{minutes((train or {}).get('seconds'))}** on {threads(a.get('threads'))}"
+             + (f" in {len(train['segments'])} runs that stopped and went on (train.py --resume)" if (train or {}).get("segments") else "")]
     if ft:
         times.append(f"fine-tuning {minutes(sum(ft)) if None not in ft else MISSING}")
     if ex:
@@ -462,7 +473,7 @@ def training_section(f):
         "that the averaged default kernels work too), plus half a BCE of the saliency map against the reported "
         "lesion's mask, plus half the mean cross-entropy of a linear classifier per report field (class, each "
         "descriptor, assessment) over the region tokens, so that those tokens carry the reported lesion's "
-        f"descriptors (the classifiers are used in training only and not exported). Dropout in the language model. AdamW, lr {a.get('lr', MISSING):g} with warm-up and cosine "
+        f"descriptors (the classifiers are used in training only and not exported){faint_text(a)}. Dropout in the language model. AdamW, lr {a.get('lr', MISSING):g} with warm-up and cosine "
         f"decay, batch {batch or MISSING}, random horizontal flips{augmented(a)}, {steps or MISSING} steps{epochs}, seed "
         f"{a.get('seed', MISSING)}; validation Dice at the last step {num(val)}.")
     return f"""## Training

@@ -308,20 +308,21 @@ def rust_figures(overall):
 FAINT_BELOW = 4.0
 
 
+def set_figures(rust, what):
+    """A set's figures from `sonoflow eval` alone (`what` names it in the
+    error when no frame was scored): Dice, RUST_KEYS and per echo pattern."""
+    overall = rust["overall"]
+    if overall is None:
+        raise SystemExit(f"evaluate: sonoflow eval scored no frame of {what}")
+    return {"dice_default": overall["dice_mean"], **rust_figures(overall), "by_echo_pattern": rust.get("by_echo_pattern", {})}
+
+
 def visible_figures(binary, model_dir, dataset, json_path):
     """`sonoflow eval --ignore-faint-below FAINT_BELOW`'s figures: the same
     frames with lesions under the cut counted neither as found nor as missed."""
     rust = rust_eval(binary, model_dir, dataset, json_path, ["--ignore-faint-below", str(FAINT_BELOW)])
-    overall = rust["overall"]
-    if overall is None:
-        raise SystemExit(f"evaluate: sonoflow eval --ignore-faint-below scored no frame of {dataset}")
-    return {
-        "ignore_faint_below": FAINT_BELOW,
-        "faint_lesions_ignored": overall.get("faint_lesions_ignored", 0),
-        "dice_default": overall["dice_mean"],
-        **rust_figures(overall),
-        "by_echo_pattern": rust.get("by_echo_pattern", {}),
-    }
+    figures = set_figures(rust, f"{dataset} with --ignore-faint-below")
+    return {"ignore_faint_below": FAINT_BELOW, "faint_lesions_ignored": rust["overall"].get("faint_lesions_ignored", 0), **figures}
 
 
 def combine(rust, lm, binary, export_dirs, every, limit, command):
@@ -398,15 +399,11 @@ def stress_figures(binary, model_dir, name, export_dirs, tmp):
     chosen = select(export_dirs, 1, None)
     dataset = write_dataset(chosen, pathlib.Path(tmp) / f"stress-{name}")
     rust = rust_eval(binary, model_dir, dataset, pathlib.Path(tmp) / f"stress-{name}.json")
-    overall = rust["overall"]
-    if overall is None:
-        raise SystemExit(f"evaluate: sonoflow eval scored no frame of stress set {name}")
+    figures = set_figures(rust, f"stress set {name}")
     return {
         "data": [provenance.split(d) for d in export_dirs],
-        "frames": overall["frames"],
-        "dice_default": overall["dice_mean"],
-        **rust_figures(overall),
-        "by_echo_pattern": rust.get("by_echo_pattern", {}),
+        "frames": rust["overall"]["frames"],
+        **figures,
         "visible": visible_figures(binary, model_dir, dataset, pathlib.Path(tmp) / f"stress-{name}-visible.json"),
     }
 

@@ -168,7 +168,7 @@ impl Perception {
             self.reserved_for = pixels;
         }
         // Below the lowest threshold the uncertainty re-cuts at, nothing matters.
-        let cut = mask_cut(self.options.mask_threshold);
+        let cut = uncertainty::logit(self.options.mask_threshold);
         let floor = uncertainty::logit(self.options.band.low).min(cut) - 1.0;
         self.seg.cut = cut;
         self.det.cut = cut;
@@ -243,15 +243,6 @@ impl Perception {
     /// Forgets the tracks (a source restart: the next frame is a new scene).
     pub fn forget(&mut self) {
         self.tracker.clear();
-    }
-}
-
-/// The logit a mask is cut at for a probability threshold (exactly 0 at 0.5).
-fn mask_cut(threshold: f32) -> f32 {
-    if threshold == 0.5 {
-        0.0
-    } else {
-        uncertainty::logit(threshold)
     }
 }
 

@@ -186,6 +186,13 @@ impl Recut {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_default_mask_threshold_cuts_at_logit_zero_exactly() {
+        // The masks were cut at `logit > 0.0` before the cut became a
+        // setting; the default must give the same masks bit for bit.
+        assert_eq!(logit(crate::MASK_THRESHOLD), 0.0);
+    }
+
     /// A disc of radius `r` whose logit falls off over `soft` pixels at the edge.
     fn soft_disc(r: f32, soft: f32) -> FrameMask {
         FrameMask::from_logits(120, 100, |x, y| {

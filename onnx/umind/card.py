@@ -700,7 +700,23 @@ def visible_section(f):
                  "frame (docs/experiments/2026-12-01-conspicuity), so these are the figures on the lesions the "
                  "frames show; the figures above, on every lesion, stay the ones the aims are read against:") + "\n\n"
             + table(["set", "lesions counted neither way", "Dice", "det P / R", "long-axis MAE",
-                     "false positives per 100 lesion-free frames", "Dice per echo pattern"], rows))
+                     "false positives per 100 lesion-free frames", "Dice per echo pattern"], rows)
+            + visible_report(sets[0][1], cut))
+
+
+def visible_report(v, cut):
+    """The report's attribute accuracy on the held-out frames whose described
+    lesion a searcher could find (metrics.json visible.report), or nothing
+    where evaluate.py did not write it."""
+    report = v.get("report") or {}
+    attrs = report.get("attribute_accuracy") or {}
+    if not attrs:
+        return ""
+    keys = [k for k in ATTRIBUTE_ORDER if k in attrs] + sorted(set(attrs) - set(ATTRIBUTE_ORDER))
+    return ("\n\n" + wrap(f"The report's attributes on the {report.get('frames', MISSING)} held-out frames that are "
+                          f"lesion-free or whose largest lesion (the one the report describes) has a conspicuity of {cut} "
+                          "or more:") + "\n\n"
+            + table([ATTRIBUTE_NAMES.get(k, k) for k in keys], [[pct(attrs[k]) for k in keys]]))
 
 
 def findings_bullets(f):

@@ -191,6 +191,19 @@ def rust_eval(binary, model_dir, dataset, json_path, extra=()):
     return json.loads(pathlib.Path(json_path).read_text())
 
 
+def described_is_visible(lesions):
+    """Whether a frame's report describes what a searcher could see: a
+    lesion-free frame, or one whose largest lesion (the one the report
+    describes) has a conspicuity of FAINT_BELOW or more. A lesion without a
+    conspicuity counts as visible, as `sonoflow eval --ignore-faint-below`
+    counts it."""
+    if not lesions:
+        return True
+    described = max(lesions, key=lambda l: l["area_px"])
+    conspicuity = described.get("conspicuity")
+    return conspicuity is None or conspicuity >= FAINT_BELOW
+
+
 def language_model_figures(model, chosen):
     """What needs the language model, over the chosen frames: reasoned-kernel
     Dice, report attributes, untraceable numbers, timings; and the Python
@@ -198,6 +211,7 @@ def language_model_figures(model, chosen):
     stats = {k: [] for k in ("dice_default", "dice_reasoned", "encoder_ms", "decoder_ms", "report_ms")}
     groups, selection = {}, {}
     attr_hits, attr_total, untraceable, reports, malformed = {}, {}, 0, 0, 0
+    visible_hits, visible_total, visible_frames = {}, {}, 0
     for k, (export_dir, rec) in enumerate(chosen):
         if k % 50 == 0:
             print(f"language model: frame {k}/{len(chosen)}", file=sys.stderr, flush=True)
@@ -242,9 +256,13 @@ def language_model_figures(model, chosen):
         untraceable += bool(report.untraceable_numbers(text))
         parsed = report.parse(text)
         expected = report.parse(report.for_lesions(rec["lesions"]))
+        tallies = [(attr_hits, attr_total), (group["hits"], group["total"])]
+        if described_is_visible(rec["lesions"]):
+            visible_frames += 1
+            tallies.append((visible_hits, visible_total))
         for field, value in expected.items():
             hit = parsed.get(field) == value
-            for hits, total in ((attr_hits, attr_total), (group["hits"], group["total"])):
+            for hits, total in tallies:
                 total[field] = total.get(field, 0) + 1
                 hits[field] = hits.get(field, 0) + hit
     pct = lambda v, q: float(np.percentile(v, q)) if v else None
@@ -255,6 +273,7 @@ def language_model_figures(model, chosen):
         "dice_default_python": mean(stats["dice_default"]),
         "dice_reasoned": mean(stats["dice_reasoned"]),
         "attribute_accuracy": accuracy(attr_hits, attr_total),
+        "visible_attributes": {"frames": visible_frames, "attribute_accuracy": accuracy(visible_hits, visible_total)},
         "untraceable_number_share": untraceable / max(1, reports),
         "malformed_reports": malformed,
         "encoder_ms": {"p50": pct(stats["encoder_ms"], 50), "p99": pct(stats["encoder_ms"], 99)},
@@ -418,7 +437,7 @@ def evaluate(model_dir, binary, export_dirs, limit=None, every=1, argv=None, str
         stress_sets = {name: stress_figures(binary, model_dir, name, dirs, tmp) for name, dirs in stress}
     lm = language_model_figures(Model(model_dir), chosen)
     metrics = combine(rust, lm, binary, export_dirs, every, limit, provenance.command("evaluate", argv))
-    metrics["visible"] = visible
+    metrics["visible"] = dict(visible, report=lm["visible_attributes"])
     metrics["stress_sets"] = stress_sets
     metrics["seconds"] = round(time.time() - started, 1)
     return metrics

@@ -103,7 +103,8 @@ def sample_record(job):
     image = np.nan_to_num(plan.sample(frame), nan=PAD_VALUE).round().clip(0, 255).astype(np.uint8)
     lesion = (labels >= 10).astype(np.float32)
     mask = (np.nan_to_num(plan.sample(lesion), nan=0.0) * 255).round().astype(np.uint8)
-    largest = max(rec["lesions"], key=lambda l: l["area_px"])["label"] if rec["lesions"] else -1
+    lesion = report.described(rec["lesions"])
+    largest = -1 if lesion is None else lesion["label"]
     first = (labels == largest).astype(np.float32)
     primary = (np.nan_to_num(plan.sample(first), nan=0.0) * 255).round().astype(np.uint8)
     return image, mask, primary, report.for_lesions(rec["lesions"]), dict(rec, export=str(export_dir))

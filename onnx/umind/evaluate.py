@@ -197,10 +197,10 @@ def described_is_visible(lesions):
     describes) has a conspicuity of FAINT_BELOW or more. A lesion without a
     conspicuity counts as visible, as `sonoflow eval --ignore-faint-below`
     counts it."""
-    if not lesions:
+    lesion = report.described(lesions)
+    if lesion is None:
         return True
-    described = max(lesions, key=lambda l: l["area_px"])
-    conspicuity = described.get("conspicuity")
+    conspicuity = lesion.get("conspicuity")
     return conspicuity is None or conspicuity >= FAINT_BELOW
 
 

@@ -55,13 +55,18 @@ def descriptor_fields():
     return {field: len(values[field]) for _, field in KEYS}
 
 
+def described(lesions):
+    """The lesion a frame's report describes: the largest in view, or None."""
+    return max(lesions, key=lambda l: l["area_px"]) if lesions else None
+
+
 def descriptor_labels(lesions):
     """{field: index of its value} for the lesion the report describes (the
     largest), or -1 for every field when there is none (ignored by the loss)."""
     fields = [field for _, field in KEYS]
-    if not lesions:
+    lesion = described(lesions)
+    if lesion is None:
         return {f: -1 for f in fields}
-    lesion = max(lesions, key=lambda l: l["area_px"])
     given = dict(lesion["attributes"], **{"class": lesion["class"], "assessment": lesion["assessment"]})
     values = field_values()
     return {f: values[f].index(given[f]) for f in fields}
@@ -73,10 +78,10 @@ def words(value):
 
 def for_lesions(lesions):
     """The report for the largest lesion in view, or the no-lesion report."""
-    if not lesions:
+    lesion = described(lesions)
+    if lesion is None:
         body = NO_LESION
     else:
-        lesion = max(lesions, key=lambda l: l["area_px"])
         fields = dict(lesion["attributes"], **{"class": lesion["class"], "assessment": lesion["assessment"]})
         parts = [f"{key} : {words(fields[field])} ." for key, field in KEYS]
         parts.append(f"long axis : {LONG} mm . short axis : {SHORT} mm .")

@@ -557,9 +557,7 @@ def accuracy_section(f):
             "These intervals say how far a figure moves from one set of scenes to another; whether a change of "
             "model is real is a paired question, which `sonoflow eval --baseline` answers on the same scenes "
             "(docs/experiments/2026-12-01-intervals).")
-    attrs = m.get("attribute_accuracy", {})
-    keys = [k for k in ATTRIBUTE_ORDER if k in attrs] + sorted(set(attrs) - set(ATTRIBUTE_ORDER))
-    attr_table = table([ATTRIBUTE_NAMES.get(k, k) for k in keys], [[pct(attrs[k]) for k in keys]])
+    attr_table = attribute_table(m.get("attribute_accuracy", {}))
     return f"""## Accuracy on held-out phantom sequences
 
 {intro}
@@ -712,11 +710,16 @@ def visible_report(v, cut):
     attrs = report.get("attribute_accuracy") or {}
     if not attrs:
         return ""
-    keys = [k for k in ATTRIBUTE_ORDER if k in attrs] + sorted(set(attrs) - set(ATTRIBUTE_ORDER))
     return ("\n\n" + wrap(f"The report's attributes on the {report.get('frames', MISSING)} held-out frames that are "
                           f"lesion-free or whose largest lesion (the one the report describes) has a conspicuity of {cut} "
                           "or more:") + "\n\n"
-            + table([ATTRIBUTE_NAMES.get(k, k) for k in keys], [[pct(attrs[k]) for k in keys]]))
+            + attribute_table(attrs))
+
+
+def attribute_table(attrs):
+    """One row of attribute accuracies ({field: share}), in ATTRIBUTE_ORDER and then any others."""
+    keys = [k for k in ATTRIBUTE_ORDER if k in attrs] + sorted(set(attrs) - set(ATTRIBUTE_ORDER))
+    return table([ATTRIBUTE_NAMES.get(k, k) for k in keys], [[pct(attrs[k]) for k in keys]])
 
 
 def findings_bullets(f):

@@ -1,8 +1,10 @@
 //! The bare-inference floor: a model's vision encoder + mask decoder in a
 //! tight loop on a preloaded input, through ort, on one provider; prints
 //! per-frame latency p50/p99/max. The pipeline cannot beat it.
-//! Run: `cargo bench -p sonoflow-benches --bench floor -- [MODEL_DIR] [ITERATIONS] [PROVIDER] [FPS] [JSON]`
-//! (defaults: tests/fixtures/tiny-model, 2000, cpu, unpaced, none). With FPS
+//! Run: `cargo bench -p sonoflow-benches --bench floor -- [MODEL_DIR] [ITERATIONS] [PROVIDER] [FPS] [JSON] [mirror]`
+//! (defaults: tests/fixtures/tiny-model, 2000, cpu, unpaced, none, off;
+//! `mirror`: each run also goes through the graphs mirrored, as `[model]
+//! mirror_average`; a JSON of `-` writes none). With FPS
 //! (0: unpaced) the loop sleeps between inferences like a live source does,
 //! so caches are as cold as in a live pipeline: the floor a live pipeline is
 //! measured against. With JSON (a path from the workspace root) the figures are also written there as
@@ -35,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..EngineOptions::default()
     };
     let mut fm = FrameModel::load(runtime, &model, &options, None)?;
+    fm.set_mirror_average(args.get(5) == Some("mirror"));
     let clock = MonotonicClock::new();
     fm.warm_up(20, &clock)?;
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -48,11 +51,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
-    if let Some(path) = args.get(4).map(|p| root.join(p)) {
+    if let Some(path) = args.get(4).filter(|p| *p != "-").map(|p| root.join(p)) {
         let figures = serde_json::json!({
             "provider": provider.to_string(),
             "intra_threads": options.intra_threads,
             "paced_fps": period.map(|p| 1.0 / p.as_secs_f64()),
+            "mirror_average": fm.mirror_average(),
             "iterations": iterations,
             "p50": ms(0.5),
             "p90": ms(0.9),
@@ -67,9 +71,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
     }
     println!(
-        "bare floor (rust/ort, {provider}, intra_threads {}, {}): {} iterations, encoder+decoder p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
+        "bare floor (rust/ort, {provider}, intra_threads {}, {}{}): {} iterations, encoder+decoder p50 {:.3} ms p99 {:.3} ms max {:.3} ms",
         options.intra_threads,
         period.map_or_else(|| "tight loop".to_owned(), |p| format!("paced at {:.0} fps", 1.0 / p.as_secs_f64())),
+        if fm.mirror_average() { ", mirrored too" } else { "" },
         iterations,
         ms(0.5),
         ms(0.99),

@@ -6,12 +6,14 @@
 # default HEAD) and AFTER (the same folder in the working tree), in
 # alternating rounds. Writes --out/summary.json (default out/bench/model-cost)
 # with each round's figures, the medians over rounds and AFTER/BEFORE.
+# --mirror-after runs AFTER with test-time mirroring ([model]
+# mirror_average): with the model unchanged, what the mirroring costs.
 # Not part of the test suite.
 # Usage: scripts/bench-model-cost.sh [--before REV] [--model DIR] [--rounds N]
-#        [--iterations N] [--cpu K] [--out DIR]
+#        [--iterations N] [--cpu K] [--out DIR] [--mirror-after]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BEFORE=HEAD MODEL=onnx/umind-nano ROUNDS=5 ITERATIONS=400 CPU=1 OUT=out/bench/model-cost
+BEFORE=HEAD MODEL=onnx/umind-nano ROUNDS=5 ITERATIONS=400 CPU=1 OUT=out/bench/model-cost MIRROR_AFTER=off
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --before) BEFORE="$2"; shift 2 ;;
@@ -20,7 +22,8 @@ while [ "$#" -gt 0 ]; do
     --iterations) ITERATIONS="$2"; shift 2 ;;
     --cpu) CPU="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    *) echo "unknown argument $1 (use --before REV, --model DIR, --rounds N, --iterations N, --cpu K, --out DIR)" >&2; exit 2 ;;
+    --mirror-after) MIRROR_AFTER=mirror; shift ;;
+    *) echo "unknown argument $1 (use --before REV, --model DIR, --rounds N, --iterations N, --cpu K, --out DIR, --mirror-after)" >&2; exit 2 ;;
   esac
 done
 cd "$ROOT"
@@ -37,22 +40,23 @@ git archive "$BEFORE" "$MODEL" | tar -x -C "$before_dir"
 cargo bench --locked -p sonoflow-benches --bench floor --no-run --quiet
 for round in $(seq 1 "$ROUNDS"); do
   for side in before after; do
-    dir=$MODEL
-    [ "$side" = before ] && dir="$before_dir/$MODEL"
-    echo "== round $round/$ROUNDS: $side ($dir)"
+    dir=$MODEL mirror=$MIRROR_AFTER
+    [ "$side" = before ] && dir="$before_dir/$MODEL" mirror=off
+    echo "== round $round/$ROUNDS: $side ($dir$([ "$mirror" = mirror ] && echo ', mirrored too'))"
     taskset -c "$CPU" cargo bench --locked --quiet -p sonoflow-benches --bench floor -- \
-      "$dir" "$ITERATIONS" cpu 0 "$OUT/$side-$round.json"
+      "$dir" "$ITERATIONS" cpu 0 "$OUT/$side-$round.json" "$mirror"
   done
 done
-python3 - "$OUT" "$ROUNDS" "$BEFORE" "$MODEL" "$CPU" <<'PY'
+python3 - "$OUT" "$ROUNDS" "$BEFORE" "$MODEL" "$CPU" "$MIRROR_AFTER" <<'PY'
 import json, pathlib, statistics, subprocess, sys
-out, rounds, before, model, cpu = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+out, rounds, before, model, cpu, mirror = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 runs = {side: [json.loads((out / f"{side}-{r}.json").read_text()) for r in range(1, rounds + 1)] for side in ("before", "after")}
 median = {side: {q: statistics.median(run[q] for run in runs[side]) for q in ("p50", "p99")} for side in runs}
 commit = subprocess.run(["git", "rev-parse", "--short", before], capture_output=True, text=True).stdout.strip()
 summary = {
     "bench": "cargo bench -p sonoflow-benches --bench floor (vision encoder + mask decoder, 1 intra-op thread), taskset -c " + cpu,
-    "model": model, "before_commit": commit, "after": "working tree",
+    "model": model, "before_commit": commit,
+    "after": "working tree" + (", mirrored too (mirror_average)" if mirror == "mirror" else ""),
     "rounds": runs, "median_ms": median,
     "after_over_before": {q: median["after"][q] / median["before"][q] for q in ("p50", "p99")},
 }

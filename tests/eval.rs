@@ -478,6 +478,46 @@ fn eval_against_a_baseline_gives_the_paired_difference_over_the_scenes() {
     assert!(stderr.contains("no-model"), "{stderr}");
 }
 
+/// `--mirror-average`: `--model` runs each frame mirrored too, the
+/// baseline (here the same model) without; the run report says so, and the
+/// masks, so the figures, are not the baseline's.
+#[test]
+fn eval_with_mirroring_against_the_same_model_without_it_reports_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("export");
+    export(&data, 16, 6, &["--sequence-length", "4"]);
+    let json = dir.path().join("eval.json");
+    let model = model_dir();
+    let (code, stdout, stderr) = eval(
+        &data,
+        &[
+            OsStr::new("--mirror-average"),
+            OsStr::new("--baseline"),
+            model.as_os_str(),
+            OsStr::new("--json"),
+            json.as_os_str(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let figures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
+    assert_eq!(
+        figures["run"]["inference"]["mirror_average"],
+        serde_json::json!(true),
+        "{figures:#}"
+    );
+    assert_eq!(u64_at(&figures, "/frames"), 16);
+    assert_ne!(
+        figures["overall"]["iou_mean"], figures["baseline"]["overall"]["iou_mean"],
+        "mirroring changes the masks"
+    );
+    // Side by side (four scenes are too few for the paired intervals).
+    assert!(
+        stdout.lines().any(|l| l.starts_with("this ")) && stdout.contains("baseline "),
+        "{stdout}"
+    );
+}
+
 /// Sequences (scenes) in an export's truth.
 fn truth_scenes(export: &Path) -> u64 {
     let text = std::fs::read_to_string(export.join("truth.jsonl")).expect("truth.jsonl");

@@ -263,6 +263,92 @@ fn a_model_section_with_a_bad_provider_names_the_key() {
     );
 }
 
+/// A 256x256 frame (umind-nano's input size, so preprocessing moves no
+/// pixel) with a dark oval left of centre in a textured field, and the same
+/// frame mirrored left to right.
+fn frame_and_mirror(pool: &FramePool) -> (Frame, Frame) {
+    let format = FrameFormat::new(PixelFormat::Gray8, 256, 256).expect("format");
+    let pixel = |x: usize, y: usize| {
+        let (dx, dy) = (x as f32 - 90.0, y as f32 - 120.0);
+        let inside = (dx / 30.0).powi(2) + (dy / 20.0).powi(2) < 1.0;
+        let texture = ((x * 37 + y * 91 + x * y) % 61) as u8;
+        if inside {
+            10 + texture / 4
+        } else {
+            90 + texture
+        }
+    };
+    let make = |mirrored: bool| {
+        let mut data = pool.acquire(format.len());
+        for (i, p) in data.iter_mut().enumerate() {
+            let (x, y) = (i % 256, i / 256);
+            *p = pixel(if mirrored { 255 - x } else { x }, y);
+        }
+        Frame::new(FrameId(0), format, data, StageStamps::default())
+    };
+    (make(false), make(true))
+}
+
+/// Test-time mirroring is what it says: the mean of the frame's logits and
+/// the mirrored frame's mirrored back, on the shipped umind-nano; the
+/// image tokens stay the unmirrored pass's.
+#[test]
+fn mirror_average_is_the_mean_of_the_frame_and_its_mirror_mirrored_back() {
+    let dir = ModelDir::open(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../onnx/umind-nano"),
+    )
+    .expect("umind-nano");
+    let runtime = Runtime::load(&ort_dylib()).expect("onnxruntime");
+    let mut fm = FrameModel::load(runtime, &dir, &cpu(), None).expect("loads");
+    let clock = MonotonicClock::new();
+    let pool = FramePool::new(4);
+    let (frame, mirror) = frame_and_mirror(&pool);
+    let (plain, _) = fm.infer(&frame, &clock).expect("plain");
+    let (of_mirror, _) = fm.infer(&mirror, &clock).expect("mirrored frame");
+    fm.set_mirror_average(true);
+    let (averaged, times) = fm.infer(&frame, &clock).expect("averaged");
+    assert!(times.encoder > Duration::ZERO);
+    let width = averaged.width;
+    assert_eq!(
+        (averaged.tasks, averaged.height, width),
+        (plain.tasks, plain.height, plain.width)
+    );
+    let mut worst = 0f32;
+    let mut asymmetry = 0f32;
+    for (i, value) in averaged.mask_logits.iter().enumerate() {
+        let mirrored = i - i % width + (width - 1 - i % width);
+        let mean = 0.5 * (plain.mask_logits[i] + of_mirror.mask_logits[mirrored]);
+        worst = worst.max((value - mean).abs());
+        asymmetry = asymmetry.max((plain.mask_logits[i] - of_mirror.mask_logits[mirrored]).abs());
+    }
+    assert!(worst < 1e-4, "averaged logits off the mean by {worst}");
+    // The two passes differ, so the mean is not the plain pass.
+    assert!(
+        asymmetry > 1e-3,
+        "the model alone is mirror-symmetric to {asymmetry}"
+    );
+    let plane = averaged.height * width;
+    for (task, score) in averaged.scores.iter().enumerate() {
+        let strongest = averaged.mask_logits[task * plane..(task + 1) * plane]
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        let expected = 1.0 / (1.0 + (-strongest).exp());
+        assert!(
+            (score - expected).abs() < 1e-6,
+            "task {task}: {score} vs {expected}"
+        );
+    }
+    assert_eq!(
+        averaged.image_tokens.as_deref(),
+        plain.image_tokens.as_deref(),
+        "the reasoning head reads the unmirrored frame's tokens"
+    );
+    // Off again: the plain pass, exactly.
+    fm.set_mirror_average(false);
+    let (again, _) = fm.infer(&frame, &clock).expect("plain again");
+    assert_eq!(&again.mask_logits[..], &plain.mask_logits[..]);
+}
+
 fn fp16_model() -> std::path::PathBuf {
     tiny_model().with_file_name("tiny-model-fp16")
 }
@@ -324,6 +410,30 @@ fn the_fp16_model_pipeline_also_allocates_nothing_per_frame() {
     );
     let r = read_report(dir.path()).expect("report");
     assert_eq!(str_at(&r, "/inference/model"), "tiny-test-model-fp16 0.1.0");
+    assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
+    assert_eq!(u64_at(&r, "/inference/failures"), 0);
+}
+
+#[test]
+fn the_mirrored_model_pipeline_also_allocates_nothing_per_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 15 fps: each frame runs the graphs twice.
+    let pipeline = model_pipeline_at(dir.path(), 15, "mirror_average = true");
+    let output = run_command(dir.path(), &pipeline, &["--frames", "90"])
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let r = read_report(dir.path()).expect("report");
+    assert_eq!(
+        r["inference"]["mirror_average"],
+        serde_json::json!(true),
+        "{r:#}"
+    );
     assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
     assert_eq!(u64_at(&r, "/inference/failures"), 0);
 }

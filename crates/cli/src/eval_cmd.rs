@@ -59,6 +59,12 @@ pub struct EvalArgs {
     /// intervals that resample the scenes in pairs (phantom exports).
     #[arg(long, value_name = "MODEL")]
     baseline: Option<PathBuf>,
+    /// Run `--model` with test-time mirroring, as `[model] mirror_average`
+    /// (each frame also mirrored left to right, the mask logits averaged).
+    /// `--baseline` runs without it, so `--baseline` naming the same model
+    /// directory measures what the mirroring changes.
+    #[arg(long)]
+    mirror_average: bool,
 }
 
 /// A finite number from the command line (a NaN or infinity would reach
@@ -129,8 +135,9 @@ fn toml_string(s: &str) -> String {
     out
 }
 
-/// The pipeline an evaluation of `model` runs: what `sonoflow run` would run for it.
-fn definition(args: &EvalArgs, model: &Path) -> String {
+/// The pipeline an evaluation of `model` runs: what `sonoflow run` would
+/// run for it (`mirror`: with `[model] mirror_average`).
+fn definition(args: &EvalArgs, model: &Path, mirror: bool) -> String {
     let providers = if args.providers.is_empty() {
         String::new()
     } else {
@@ -140,7 +147,7 @@ fn definition(args: &EvalArgs, model: &Path) -> String {
     format!(
         "[source]\nkind = \"images\"\npath = {dataset}\nlive = false\n\
          [queues.process]\npolicy = \"block\"\n[queues.output]\npolicy = \"block\"\n\
-         [model]\ndir = {model}\n{providers}\
+         [model]\ndir = {model}\n{providers}{mirror}\
          [reasoning]\nenabled = false\n\
          [overlay]\nenabled = false\n\
          [load]\nenabled = false\n\
@@ -148,6 +155,11 @@ fn definition(args: &EvalArgs, model: &Path) -> String {
          [[sinks]]\nkind = \"fake\"\n",
         dataset = toml_string(&args.dataset.display().to_string()),
         model = toml_string(&model.display().to_string()),
+        mirror = if mirror {
+            "mirror_average = true\n"
+        } else {
+            ""
+        },
         perception = perception_section(args),
     )
 }
@@ -177,7 +189,13 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
     }
     let stop = StopFlag::new();
     crate::install_stop_handler(stop.clone())?;
-    let report = score(&args, &args.model, args.findings_jsonl.as_deref(), &stop)?;
+    let report = score(
+        &args,
+        &args.model,
+        args.mirror_average,
+        args.findings_jsonl.as_deref(),
+        &stop,
+    )?;
     let baseline = match &args.baseline {
         Some(model) => {
             if stop.is_stopped() {
@@ -187,7 +205,7 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
                 );
             }
             // `--findings-jsonl` is `--model`'s: the baseline writes none.
-            let b = score(&args, model, None, &stop)
+            let b = score(&args, model, false, None, &stop)
                 .with_context(|| format!("the baseline model {}", model.display()))?;
             if b.frames_out != report.frames_out {
                 anyhow::bail!(
@@ -245,10 +263,11 @@ pub fn eval_command(args: EvalArgs) -> Result<()> {
 fn score(
     args: &EvalArgs,
     model: &Path,
+    mirror: bool,
     findings_jsonl: Option<&Path>,
     stop: &StopFlag,
 ) -> Result<RunReport> {
-    let text = definition(args, model);
+    let text = definition(args, model, mirror);
     let def = PipelineDefinition::parse(&text, "sonoflow eval", "eval")
         .with_context(|| format!("evaluating {}", args.dataset.display()))?;
     let stage =
@@ -530,16 +549,28 @@ mod tests {
             ignore_faint_below: None,
             mask_threshold: None,
             baseline: None,
+            mirror_average: false,
         }
     }
 
     #[test]
+    fn mirroring_reaches_the_model_section_only_when_asked() {
+        let model = Path::new("onnx/umind-nano");
+        assert!(!definition(&args(None), model, false).contains("mirror_average"));
+        let text = definition(&args(None), model, true);
+        let def = PipelineDefinition::parse(&text, "sonoflow eval", "eval").expect("valid");
+        assert!(def.model.is_some_and(|m| m.mirror_average), "{text}");
+    }
+
+    #[test]
     fn the_minimum_finding_area_reaches_the_pipeline_and_is_checked() {
-        assert!(!definition(&args(None), Path::new("onnx/umind-nano")).contains("[perception]"));
-        let text = definition(&args(Some(0.0)), Path::new("onnx/umind-nano"));
+        assert!(
+            !definition(&args(None), Path::new("onnx/umind-nano"), false).contains("[perception]")
+        );
+        let text = definition(&args(Some(0.0)), Path::new("onnx/umind-nano"), false);
         assert!(text.contains("min_finding_area_mm2 = 0.0"), "{text}");
         PipelineDefinition::parse(&text, "sonoflow eval", "eval").expect("0 is valid");
-        let bad = definition(&args(Some(-1.0)), Path::new("onnx/umind-nano"));
+        let bad = definition(&args(Some(-1.0)), Path::new("onnx/umind-nano"), false);
         let err = PipelineDefinition::parse(&bad, "sonoflow eval", "eval").expect_err("negative");
         assert!(
             format!("{err:#}").contains("min_finding_area_mm2"),

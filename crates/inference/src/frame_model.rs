@@ -151,6 +151,20 @@ pub struct FrameModel {
     /// with an output whose size is only known at run time).
     encoder_run: Option<RunOptions<HasSelectedOutputs>>,
     decoder_run: Option<(usize, RunOptions<HasSelectedOutputs>)>,
+    /// Also run the graphs on the left-right mirrored input and average the
+    /// mask logits ([`FrameModel::set_mirror_average`]).
+    mirror_average: bool,
+}
+
+/// What one encoder + decoder pass read from the graphs.
+struct Pass {
+    tasks: usize,
+    height: usize,
+    width: usize,
+    mask_logits: Pooled<f32>,
+    scores: Pooled<f32>,
+    image_tokens: Option<Pooled<f32>>,
+    times: StepTimes,
 }
 
 /// Run options whose outputs are preallocated: "batch" is 1, "tasks" is
@@ -270,7 +284,25 @@ impl FrameModel {
             token_pool: BufferPool::new(16),
             encoder_run,
             decoder_run: None,
+            mirror_average: false,
         })
+    }
+
+    /// Test-time mirroring: each frame also runs through the encoder and
+    /// decoder mirrored left to right, and the mask logits are the mean of
+    /// the two passes (the second one's mirrored back), the scores the
+    /// sigmoid of that mean's strongest logit. Ultrasound images have no
+    /// preferred lateral direction (the probe's beam runs down, shadows fall
+    /// down), and the model was trained on random left-right flips, so the
+    /// mirrored pass is a second, independent look. It doubles the graphs'
+    /// time per frame; the image tokens stay those of the unmirrored pass.
+    pub fn set_mirror_average(&mut self, on: bool) {
+        self.mirror_average = on;
+    }
+
+    /// Whether frames run twice, mirrored ([`FrameModel::set_mirror_average`]).
+    pub fn mirror_average(&self) -> bool {
+        self.mirror_average
     }
 
     /// The kernels this model reads each frame.
@@ -295,19 +327,57 @@ impl FrameModel {
     }
 
     /// Runs encoder and decoder on the current input tensor and reads
-    /// their outputs; the step times leave preprocessing at zero.
+    /// their outputs (mirrored a second time when
+    /// [`FrameModel::set_mirror_average`] is on); the step times leave
+    /// preprocessing at zero.
     fn run_graphs(
         &mut self,
         clock: &dyn Clock,
     ) -> Result<(ModelOutputs, StepTimes), InferenceError> {
         let kernel_version = self.refresh_kernels()?;
-        let io = &self.model.manifest.decoder_io;
         let tasks = self.kernels.rows().max(0) as usize;
         if self.decoder_run.as_ref().map(|(t, _)| *t) != Some(tasks) {
             self.decoder_run = preallocated(&self.decoder.spec, tasks)
                 .map_err(run_error(&self.decoder.file))?
                 .map(|options| (tasks, options));
         }
+        let mut pass = self.pass(clock, true)?;
+        if self.mirror_average {
+            let width = self.model.manifest.preprocess.width as usize;
+            self.input.fill(|data| mirror_rows(data, width));
+            let second = self.pass(clock, false);
+            // Back as it was, whatever the second pass did: the floor reruns it.
+            self.input.fill(|data| mirror_rows(data, width));
+            let second = second?;
+            let t0 = clock.now();
+            average_mirrored(&mut pass, &second);
+            pass.times = StepTimes {
+                preprocess: Duration::ZERO,
+                encoder: pass.times.encoder + second.times.encoder,
+                decoder: pass.times.decoder + second.times.decoder,
+                readout: pass.times.readout
+                    + second.times.readout
+                    + clock.now().saturating_since(t0),
+            };
+        }
+        let outputs = ModelOutputs {
+            geometry: ModelGeometry::default(),
+            kernel_version,
+            tasks: pass.tasks,
+            height: pass.height,
+            width: pass.width,
+            mask_logits: pass.mask_logits,
+            scores: pass.scores,
+            image_tokens: pass.image_tokens,
+        };
+        Ok((outputs, pass.times))
+    }
+
+    /// One encoder + decoder run on the current input tensor and kernels,
+    /// every output it reads checked finite; the image tokens are read only
+    /// when `tokens` is set.
+    fn pass(&mut self, clock: &dyn Clock, tokens: bool) -> Result<Pass, InferenceError> {
+        let io = &self.model.manifest.decoder_io;
         let t0 = clock.now();
         let encoded = match &self.encoder_run {
             Some(options) => self
@@ -340,6 +410,7 @@ impl FrameModel {
         let image_tokens = match self
             .image_tokens
             .as_deref()
+            .filter(|_| tokens)
             .and_then(|name| encoded.get(name).map(|v| (name, v)))
         {
             Some((name, value)) => {
@@ -420,23 +491,20 @@ impl FrameModel {
             None => self.score_pool.acquire(0),
         };
         let t4 = clock.now();
-        let outputs = ModelOutputs {
-            geometry: ModelGeometry::default(),
-            kernel_version,
+        Ok(Pass {
             tasks,
             height,
             width,
             mask_logits,
             scores,
             image_tokens,
-        };
-        let times = StepTimes {
-            preprocess: Duration::ZERO,
-            encoder: t1.saturating_since(t0),
-            decoder: t3.saturating_since(t2),
-            readout: t2.saturating_since(t1) + t4.saturating_since(t3),
-        };
-        Ok((outputs, times))
+            times: StepTimes {
+                preprocess: Duration::ZERO,
+                encoder: t1.saturating_since(t0),
+                decoder: t3.saturating_since(t2),
+                readout: t2.saturating_since(t1) + t4.saturating_since(t3),
+            },
+        })
     }
 
     /// Encoder + decoder on the input already in place, outputs read (the
@@ -496,5 +564,108 @@ impl FrameModel {
     /// How model coordinates map back to the last frame's pixels.
     pub fn plan(&self) -> Option<&ResizePlan> {
         self.plan.as_ref().map(|(_, _, p)| p)
+    }
+}
+
+/// Mirrors each row of `width` values left to right, in place (a [1, C, H,
+/// W] tensor's rows).
+fn mirror_rows(data: &mut [f32], width: usize) {
+    if width == 0 {
+        return;
+    }
+    for row in data.chunks_exact_mut(width) {
+        row.reverse();
+    }
+}
+
+/// `pass`'s mask logits become the mean of its own and `mirrored`'s
+/// mirrored back (both [1, tasks, height, width], `mirrored` from the
+/// mirrored input); its scores, where the decoder gives one per task, the
+/// sigmoid of each task's strongest mean logit.
+fn average_mirrored(pass: &mut Pass, mirrored: &Pass) {
+    let width = pass.width;
+    if width == 0 || pass.mask_logits.len() != mirrored.mask_logits.len() {
+        return;
+    }
+    for (row, other) in pass
+        .mask_logits
+        .chunks_exact_mut(width)
+        .zip(mirrored.mask_logits.chunks_exact(width))
+    {
+        for (a, b) in row.iter_mut().zip(other.iter().rev()) {
+            *a = 0.5 * (*a + *b);
+        }
+    }
+    let plane = pass.height * width;
+    if plane == 0 || pass.scores.len() != pass.tasks {
+        return;
+    }
+    for (score, logits) in pass
+        .scores
+        .iter_mut()
+        .zip(pass.mask_logits.chunks_exact(plane))
+    {
+        let strongest = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        *score = 1.0 / (1.0 + (-strongest).exp());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pass(tasks: usize, height: usize, width: usize, logits: &[f32]) -> Pass {
+        let pool = BufferPool::new(4);
+        let mut mask_logits = pool.acquire(logits.len());
+        mask_logits.copy_from_slice(logits);
+        let mut scores = pool.acquire(tasks);
+        scores.fill(0.0);
+        Pass {
+            tasks,
+            height,
+            width,
+            mask_logits,
+            scores,
+            image_tokens: None,
+            times: StepTimes::default(),
+        }
+    }
+
+    #[test]
+    fn rows_are_mirrored_in_place_and_back() {
+        let mut data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        mirror_rows(&mut data, 3);
+        assert_eq!(data, [3.0, 2.0, 1.0, 6.0, 5.0, 4.0]);
+        mirror_rows(&mut data, 3);
+        assert_eq!(data, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn the_mirrored_pass_is_mirrored_back_before_the_mean() {
+        // Two tasks of 2x2. The mirrored pass saw the lesion on the other
+        // side: mirrored back it lands on the first pass's cells.
+        let mut first = pass(
+            2,
+            2,
+            2,
+            &[
+                4.0, -4.0, 0.0, -2.0, /* task 2 */ -1.0, -1.0, -1.0, -3.0,
+            ],
+        );
+        let second = pass(
+            2,
+            2,
+            2,
+            &[
+                -4.0, 2.0, -2.0, 0.0, /* task 2 */ -1.0, -1.0, -5.0, -1.0,
+            ],
+        );
+        average_mirrored(&mut first, &second);
+        assert_eq!(
+            &first.mask_logits[..],
+            &[3.0, -4.0, 0.0, -2.0, -1.0, -1.0, -1.0, -4.0]
+        );
+        let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+        assert_eq!(&first.scores[..], &[sigmoid(3.0), sigmoid(-1.0)]);
     }
 }

@@ -53,6 +53,10 @@ pub struct ModelConfig {
     /// findings and the video keeps flowing while the model catches up.
     /// Frames from files wait for the model unless this is set.
     pub stall_after_ms: Option<u64>,
+    /// Each frame also runs mirrored left to right and the two passes' mask
+    /// logits are averaged (default off; doubles the model's time per frame;
+    /// [`sonoflow_inference::FrameModel::set_mirror_average`]).
+    pub mirror_average: Option<bool>,
 }
 
 /// A validated `[model]`.
@@ -63,6 +67,8 @@ pub struct ModelSpec {
     pub warmup_runs: usize,
     /// None: frames always wait for the model (files: nothing is lost).
     pub stall_after: Option<Duration>,
+    /// Test-time mirroring (`mirror_average`).
+    pub mirror_average: bool,
 }
 
 fn provider(key: &str, name: &str) -> Result<Provider, ConfigIssue> {
@@ -98,6 +104,7 @@ impl ModelConfig {
                 .clone()
                 .or_else(|| defaults.cache_dir.clone()),
             stall_after_ms: self.stall_after_ms.or(defaults.stall_after_ms),
+            mirror_average: self.mirror_average.or(defaults.mirror_average),
         }
     }
 
@@ -171,6 +178,7 @@ impl ModelConfig {
             engine,
             warmup_runs: self.warmup_runs.unwrap_or(DEFAULT_WARMUP_RUNS),
             stall_after: Some(stall_after),
+            mirror_average: self.mirror_average.unwrap_or(false),
         })
     }
 }
@@ -190,6 +198,10 @@ mod tests {
         assert_eq!(spec.engine, EngineOptions::default());
         assert_eq!(spec.warmup_runs, DEFAULT_WARMUP_RUNS);
         assert_eq!(spec.stall_after, Some(DEFAULT_STALL_AFTER));
+        assert!(
+            !spec.mirror_average,
+            "mirroring doubles the model's time: off unless asked"
+        );
     }
 
     #[test]

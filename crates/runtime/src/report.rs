@@ -128,6 +128,10 @@ pub struct InferenceReport {
     /// Providers tried and not used, per graph, with why.
     pub fallbacks: BTreeMap<String, Vec<sonoflow_inference::Fallback>>,
     pub warmup_ms: f64,
+    /// Each frame also ran mirrored left to right, the two passes' mask
+    /// logits averaged (`[model] mirror_average`; `encoder_ms` and
+    /// `decoder_ms` are both passes').
+    pub mirror_average: bool,
     pub preprocess_ms: Percentiles,
     pub encoder_ms: Percentiles,
     pub decoder_ms: Percentiles,
@@ -161,6 +165,7 @@ impl InferenceReport {
             providers: s.providers.clone(),
             fallbacks: s.fallbacks.clone(),
             warmup_ms: s.warmup.as_secs_f64() * 1e3,
+            mirror_average: s.mirror_average,
             preprocess_ms: s.preprocess.summary().into(),
             encoder_ms: s.encoder.summary().into(),
             decoder_ms: s.decoder.summary().into(),

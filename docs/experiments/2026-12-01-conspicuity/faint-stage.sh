@@ -21,9 +21,7 @@ onnx/.venv/bin/python $D/faint_masks.py --data out/umind-data-v12 --below 4 --ou
    --out ../out/umind-faint4-base)
 cp out/umind-faint4/train-log.json $D/faint-stage-train-log.json
 rm -rf $W/planewave
-(cd onnx && .venv/bin/python -c 'import sys, pathlib
-from umind.evaluate import select, write_dataset
-write_dataset(select(sys.argv[2:]), pathlib.Path(sys.argv[1]))' ../$W/planewave \
+(cd onnx && .venv/bin/python -m umind.link ../$W/planewave \
   ../out/umind-data-v12/stress-look ../out/umind-data-v12/stress-look-empty)
 target/release/sonoflow eval $W/heldout --model out/umind-faint4-base --baseline out/umind-hn3-base \
   --json $W/pair-heldout-control.json --findings-jsonl $W/faint4-heldout-findings.jsonl > $D/pair-heldout-control.txt

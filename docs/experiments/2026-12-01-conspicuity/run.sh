@@ -18,9 +18,7 @@ for s in "test test-single" test-plain stress-look stress-contrast; do
 done > $D/bound.txt
 # The held-out set linked as evaluate.py links it, and the shipped model's findings on it.
 rm -rf "$WORK/heldout"
-(cd onnx && .venv/bin/python -c 'import sys, pathlib
-from umind.evaluate import select, write_dataset
-write_dataset(select(sys.argv[2:]), pathlib.Path(sys.argv[1]))' "../$WORK/heldout" \
+(cd onnx && .venv/bin/python -m umind.link "../$WORK/heldout" \
   ../$DATA/test ../$DATA/test-single ../$DATA/test-empty ../$DATA/test-empty-more)
 target/release/sonoflow eval "$WORK/heldout" --findings-jsonl "$WORK/heldout-findings.jsonl" > /dev/null
 python3 $D/within.py "$WORK/heldout" "$WORK/heldout-findings.jsonl" > $D/within.txt

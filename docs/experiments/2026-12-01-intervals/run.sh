@@ -22,9 +22,7 @@ done
 combine() { # out export...
   local out=$1; shift
   rm -rf "$out"
-  (cd onnx && .venv/bin/python -c 'import sys, pathlib
-from umind.evaluate import select, write_dataset
-write_dataset(select(sys.argv[2:]), pathlib.Path(sys.argv[1]))' "../$out" "${@/#/../}")
+  (cd onnx && .venv/bin/python -m umind.link "../$out" "${@/#/../}")
 }
 combine "$WORK/heldout" $DATA/test $DATA/test-single $DATA/test-empty $DATA/test-empty-more
 combine "$WORK/planewave" $DATA/stress-look $DATA/stress-look-empty

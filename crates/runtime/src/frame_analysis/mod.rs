@@ -139,6 +139,7 @@ impl FrameAnalysis {
         let runtime = Runtime::load(&default_dylib(Path::new(".")))?;
         let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
         let mut model = FrameModel::load(runtime, &model_dir, &spec.engine, slot)?;
+        model.set_mirror_average(spec.mirror_average);
         let warmup = model.warm_up(spec.warmup_runs, clock.as_ref())?;
         let providers: BTreeMap<String, String> = [&model.encoder, &model.decoder]
             .iter()
@@ -154,6 +155,7 @@ impl FrameAnalysis {
             providers,
             fallbacks,
             warmup,
+            spec.mirror_average,
         ));
         let perception = perception
             .zip(task_rows(&model_dir))

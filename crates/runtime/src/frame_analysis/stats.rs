@@ -18,6 +18,9 @@ pub struct InferenceStats {
     pub providers: BTreeMap<String, String>,
     pub fallbacks: BTreeMap<String, Vec<Fallback>>,
     pub warmup: Duration,
+    /// Each frame also runs mirrored and the mask logits are averaged
+    /// (`[model] mirror_average`).
+    pub mirror_average: bool,
     pub preprocess: LatencyRecorder,
     pub encoder: LatencyRecorder,
     pub decoder: LatencyRecorder,
@@ -57,12 +60,14 @@ impl InferenceStats {
         providers: BTreeMap<String, String>,
         fallbacks: BTreeMap<String, Vec<Fallback>>,
         warmup: Duration,
+        mirror_average: bool,
     ) -> Self {
         Self {
             model,
             providers,
             fallbacks,
             warmup,
+            mirror_average,
             preprocess: LatencyRecorder::new(),
             encoder: LatencyRecorder::new(),
             decoder: LatencyRecorder::new(),

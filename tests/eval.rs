@@ -511,11 +511,14 @@ fn eval_with_mirroring_against_the_same_model_without_it_reports_both() {
         figures["overall"]["iou_mean"], figures["baseline"]["overall"]["iou_mean"],
         "mirroring changes the masks"
     );
-    // Side by side (four scenes are too few for the paired intervals).
+    // Side by side, the mirrored run named (four scenes are too few for
+    // the paired intervals).
     assert!(
-        stdout.lines().any(|l| l.starts_with("this ")) && stdout.contains("baseline "),
+        stdout.lines().any(|l| l.starts_with("this, mirrored "))
+            && stdout.lines().any(|l| l.starts_with("baseline ")),
         "{stdout}"
     );
+    assert!(stdout.contains("each frame also mirrored"), "{stdout}");
 }
 
 /// Sequences (scenes) in an export's truth.

@@ -302,14 +302,20 @@ fn score(
 /// per echo pattern when there are any.
 fn table(o: &EvalOutput<'_>) -> String {
     let mut s = String::new();
+    let mirrored = o.run.inference.as_ref().is_some_and(|i| i.mirror_average);
     let _ = writeln!(
         s,
-        "{} images in {:.1} s: {:.1} images/s (model p50 {})",
+        "{} images in {:.1} s: {:.1} images/s (model p50 {}{})",
         o.frames,
         o.run.duration_s,
         o.frames_per_s,
         o.model_ms_p50
-            .map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.2} ms"))
+            .map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.2} ms")),
+        if mirrored {
+            ", each frame also mirrored"
+        } else {
+            ""
+        }
     );
     let header = |s: &mut String, first: &str| {
         let _ = writeln!(
@@ -385,7 +391,7 @@ fn table(o: &EvalOutput<'_>) -> String {
         let _ = writeln!(s, "baseline {}:", b.model.display());
         header(&mut s, "model");
         if let Some(a) = o.overall {
-            row(&mut s, "this", a);
+            row(&mut s, if mirrored { "this, mirrored" } else { "this" }, a);
         }
         if let Some(a) = b.overall {
             row(&mut s, "baseline", a);

@@ -356,7 +356,8 @@ fn with_store_requests_only_a_sigusr1_store_request_is_stored() {
     let d = &report["dicom"][0];
     assert!(
         d["stored"].as_u64() >= Some(1),
-        "the requested keyframe stored: {d}\n{stderr}"
+        "the requested keyframe stored: {d}\nreasoning: {}\n{stderr}",
+        report["reasoning"]
     );
     assert_eq!(
         d["objects"].as_u64(),

@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -79,32 +79,32 @@ impl Reusable for Keyframe {
 /// The one-slot, latest-wins hand-off of keyframes to the head, lock-free
 /// on both sides: an `ArrayQueue` of one (as in sonoflow-pipeline's
 /// `handoff`, drop-oldest), whose `force_push` replaces a waiting keyframe
-/// in one atomic step; beside it, whether the waiting keyframe is urgent
-/// (a request or a new scene), so the head can look without taking it.
+/// in one atomic step; beside it, the waiting keyframe's [`rank`], so the
+/// head can look without taking it.
 struct Mailbox {
     slot: ArrayQueue<Recycled<Keyframe>>,
-    urgent: AtomicBool,
+    rank: AtomicU8,
 }
 
 impl Mailbox {
     fn new() -> Self {
         Self {
             slot: ArrayQueue::new(1),
-            urgent: AtomicBool::new(false),
+            rank: AtomicU8::new(ROUTINE),
         }
     }
 
     /// Puts `keyframe` in the slot; returns the one it replaced (back to its
-    /// pool on drop). A routine keyframe never displaces a waiting urgent one
-    /// (a client's request would be lost): it is the one returned instead.
-    /// The frame path is the only producer, so the check cannot race
-    /// another put.
+    /// pool on drop). A keyframe never displaces a waiting one of higher
+    /// [`rank`] (a client's request would be lost to a new scene or a
+    /// routine keyframe): it is the one returned instead. The frame path is
+    /// the only producer, so the check cannot race another put.
     fn put(&self, keyframe: Recycled<Keyframe>) -> Option<Recycled<Keyframe>> {
-        let urgent = is_urgent(keyframe.reason);
-        if !urgent && self.waiting() == Some(true) {
+        let rank = rank(keyframe.reason);
+        if self.waiting().is_some_and(|waiting| waiting > rank) {
             return Some(keyframe);
         }
-        self.urgent.store(urgent, Ordering::Release);
+        self.rank.store(rank, Ordering::Release);
         self.slot.force_push(keyframe)
     }
 
@@ -112,18 +112,25 @@ impl Mailbox {
         self.slot.pop()
     }
 
-    /// Whether a keyframe waits, and if so whether it is urgent.
-    fn waiting(&self) -> Option<bool> {
-        (!self.slot.is_empty()).then(|| self.urgent.load(Ordering::Acquire))
+    /// The waiting keyframe's [`rank`], if one waits.
+    fn waiting(&self) -> Option<u8> {
+        (!self.slot.is_empty()).then(|| self.rank.load(Ordering::Acquire))
     }
 }
 
-/// Keyframes the head turns to at once: a client's request, a new scene.
-fn is_urgent(reason: KeyframeReason) -> bool {
-    matches!(
-        reason,
-        KeyframeReason::Request | KeyframeReason::SceneChange
-    )
+/// Ranks of keyframes: a routine one (first, still, the longest interval)
+/// waits its turn; the head turns to a new scene at once, and to a client's
+/// request ("analyse now", "store this") at once and before anything else.
+const ROUTINE: u8 = 0;
+const SCENE: u8 = 1;
+const REQUEST: u8 = 2;
+
+fn rank(reason: KeyframeReason) -> u8 {
+    match reason {
+        KeyframeReason::Request => REQUEST,
+        KeyframeReason::SceneChange => SCENE,
+        _ => ROUTINE,
+    }
 }
 
 /// What the head thread and its handles share.
@@ -177,14 +184,17 @@ impl Shared {
     }
 
     /// Whether a newer keyframe waits that makes `running` stale (lock-free:
-    /// the head asks after every token). `stale_after` None: only a new
-    /// scene or a request does, not age. A report a client asked for is
-    /// never cancelled for its age either, only for another request or a
-    /// new scene.
+    /// the head asks after every token): a new scene or a request waiting
+    /// behind a keyframe of no higher [`rank`], or any keyframe behind a
+    /// routine one older than `stale_after` (None: not age). A report a
+    /// client asked for is cancelled only for another request: never for
+    /// its age, nor for a new scene (which waits its turn), so a store
+    /// request always gets its report.
     fn supersedes(&self, running: &Keyframe, stale_after: Option<Duration>) -> bool {
-        let ages = running.reason != KeyframeReason::Request;
-        self.mailbox.waiting().is_some_and(|urgent| {
-            urgent
+        let mine = rank(running.reason);
+        let ages = mine != REQUEST;
+        self.mailbox.waiting().is_some_and(|waiting| {
+            (waiting > ROUTINE && waiting >= mine)
                 || (ages
                     && stale_after
                         .is_some_and(|limit| running.queued.is_some_and(|q| q.elapsed() > limit)))
@@ -961,15 +971,16 @@ mod tests {
     }
 
     #[test]
-    fn a_routine_keyframe_never_displaces_a_waiting_request() {
+    fn neither_a_routine_keyframe_nor_a_new_scene_displaces_a_waiting_request() {
         let h = handle();
         h.submit(keyframe(&h, KeyframeReason::Request));
         h.submit(keyframe(&h, KeyframeReason::Still));
         h.submit(keyframe(&h, KeyframeReason::MaxInterval));
+        h.submit(keyframe(&h, KeyframeReason::SceneChange));
         assert_eq!(
             h.shared.next().map(|k| k.reason),
             Some(KeyframeReason::Request),
-            "the client's request is still the one the head takes"
+            "the client's request is still the one the head takes, even after a new scene"
         );
         // With the slot empty again, routine keyframes go in as before, and a
         // new scene replaces a waiting routine one.
@@ -1032,6 +1043,20 @@ mod tests {
         assert!(
             h.shared.supersedes(&running, Some(stale_after)),
             "a new scene wins at once"
+        );
+        let asked = Keyframe {
+            reason: KeyframeReason::Request,
+            queued: Instant::now().checked_sub(Duration::from_secs(1)),
+            ..Keyframe::default()
+        };
+        assert!(
+            !h.shared.supersedes(&asked, Some(stale_after)),
+            "a request is finished before the new scene, however old"
+        );
+        h.submit(keyframe(&h, KeyframeReason::Request));
+        assert!(
+            h.shared.supersedes(&asked, Some(stale_after)),
+            "only a newer request replaces one"
         );
     }
 

@@ -57,11 +57,14 @@ fn export_and_eval(
     dir: &Path,
     (frames, seed): (u32, u32),
     extra: &[&str],
+    eval_args: &[&OsStr],
 ) -> (PathBuf, serde_json::Value, String) {
     let data = dir.join("export");
     export(&data, frames, seed, extra);
     let json = dir.join("eval.json");
-    let (code, stdout, stderr) = eval(&data, &[OsStr::new("--json"), json.as_os_str()]);
+    let mut args = eval_args.to_vec();
+    args.extend([OsStr::new("--json"), json.as_os_str()]);
+    let (code, stdout, stderr) = eval(&data, &args);
     assert_eq!(code, Some(0), "{stderr}");
     let figures =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
@@ -378,7 +381,8 @@ fn assert_band_table(
 #[test]
 fn eval_of_an_export_of_twelve_scenes_gives_intervals_that_hold_the_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (data, figures, stdout) = export_and_eval(dir.path(), (48, 5), &["--sequence-length", "4"]);
+    let (data, figures, stdout) =
+        export_and_eval(dir.path(), (48, 5), &["--sequence-length", "4"], &[]);
     let overall = &figures["overall"];
     let scenes = truth_scenes(&data);
     assert_eq!(scenes, 12);
@@ -424,22 +428,13 @@ fn eval_of_an_export_of_twelve_scenes_gives_intervals_that_hold_the_figures() {
 #[test]
 fn eval_against_a_baseline_gives_the_paired_difference_over_the_scenes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("export");
-    export(&data, 48, 4, &["--sequence-length", "4"]);
-    let json = dir.path().join("eval.json");
     let model = model_dir();
-    let (code, stdout, stderr) = eval(
-        &data,
-        &[
-            OsStr::new("--baseline"),
-            model.as_os_str(),
-            OsStr::new("--json"),
-            json.as_os_str(),
-        ],
+    let (data, figures, stdout) = export_and_eval(
+        dir.path(),
+        (48, 4),
+        &["--sequence-length", "4"],
+        &[OsStr::new("--baseline"), model.as_os_str()],
     );
-    assert_eq!(code, Some(0), "{stderr}");
-    let figures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
     assert_eq!(
         figures["baseline"]["overall"], figures["overall"],
         "{figures:#}"
@@ -484,23 +479,17 @@ fn eval_against_a_baseline_gives_the_paired_difference_over_the_scenes() {
 #[test]
 fn eval_with_mirroring_against_the_same_model_without_it_reports_both() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("export");
-    export(&data, 16, 6, &["--sequence-length", "4"]);
-    let json = dir.path().join("eval.json");
     let model = model_dir();
-    let (code, stdout, stderr) = eval(
-        &data,
+    let (_, figures, stdout) = export_and_eval(
+        dir.path(),
+        (16, 6),
+        &["--sequence-length", "4"],
         &[
             OsStr::new("--mirror-average"),
             OsStr::new("--baseline"),
             model.as_os_str(),
-            OsStr::new("--json"),
-            json.as_os_str(),
         ],
     );
-    assert_eq!(code, Some(0), "{stderr}");
-    let figures: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("eval.json")).expect("JSON");
     assert_eq!(
         figures["run"]["inference"]["mirror_average"],
         serde_json::json!(true),
@@ -574,7 +563,7 @@ fn truth_size_bands(export: &Path) -> Vec<u64> {
 #[test]
 fn eval_of_a_lesion_free_export_counts_false_positive_findings_per_100_frames() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_, figures, stdout) = export_and_eval(dir.path(), (12, 9), &["--lesions", "0"]);
+    let (_, figures, stdout) = export_and_eval(dir.path(), (12, 9), &["--lesions", "0"], &[]);
     let overall = &figures["overall"];
     assert_consistent(overall);
     assert_eq!(u64_at(overall, "/lesion_free_frames"), 12, "{overall:#}");

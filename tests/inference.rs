@@ -139,13 +139,37 @@ fn model_pipeline(dir: &Path, extra: &str) -> std::path::PathBuf {
 
 /// The tiny model's pipeline on a phantom of `fps` frames a second.
 fn model_pipeline_at(dir: &Path, fps: u32, extra: &str) -> std::path::PathBuf {
+    pipeline_of(dir, &tiny_model(), fps, extra)
+}
+
+/// `model`'s pipeline on a phantom of `fps` frames a second, with `extra`
+/// keys under `[model]`.
+fn pipeline_of(dir: &Path, model: &Path, fps: u32, extra: &str) -> std::path::PathBuf {
     write_definition(
         dir,
         &format!(
             "[source]\nkind = \"phantom\"\nfps = {fps}\n[load]\nenabled = false\n[model]\ndir = \"{}\"\n{extra}\n[[sinks]]\nkind = \"fake\"\n",
-            tiny_model().display()
+            model.display()
         ),
     )
+}
+
+/// Runs `pipeline` for 90 frames; checks it succeeded, allocated nothing
+/// per frame and failed on no frame; returns its report.
+fn run_without_allocations(dir: &Path, pipeline: &Path) -> serde_json::Value {
+    let output = run_command(dir, pipeline, &["--frames", "90"])
+        .env("ORT_DYLIB_PATH", ort_dylib())
+        .output()
+        .expect("run");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let r = read_report(dir).expect("report");
+    assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
+    assert_eq!(u64_at(&r, "/inference/failures"), 0);
+    r
 }
 
 #[test]
@@ -392,26 +416,9 @@ fn the_fp16_model_pipeline_also_allocates_nothing_per_frame() {
     let dir = tempfile::tempdir().expect("tempdir");
     // 15 fps: half precision runs slowly on a CPU, and a busy machine that
     // drops most frames would leave too few after warm-up to count on.
-    let pipeline = write_definition(
-        dir.path(),
-        &format!(
-            "[source]\nkind = \"phantom\"\nfps = 15\n[load]\nenabled = false\n[model]\ndir = \"{}\"\n[[sinks]]\nkind = \"fake\"\n",
-            fp16_model().display()
-        ),
-    );
-    let output = run_command(dir.path(), &pipeline, &["--frames", "90"])
-        .env("ORT_DYLIB_PATH", ort_dylib())
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let r = read_report(dir.path()).expect("report");
+    let pipeline = pipeline_of(dir.path(), &fp16_model(), 15, "");
+    let r = run_without_allocations(dir.path(), &pipeline);
     assert_eq!(str_at(&r, "/inference/model"), "tiny-test-model-fp16 0.1.0");
-    assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
-    assert_eq!(u64_at(&r, "/inference/failures"), 0);
 }
 
 #[test]
@@ -419,23 +426,12 @@ fn the_mirrored_model_pipeline_also_allocates_nothing_per_frame() {
     let dir = tempfile::tempdir().expect("tempdir");
     // 15 fps: each frame runs the graphs twice.
     let pipeline = model_pipeline_at(dir.path(), 15, "mirror_average = true");
-    let output = run_command(dir.path(), &pipeline, &["--frames", "90"])
-        .env("ORT_DYLIB_PATH", ort_dylib())
-        .output()
-        .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let r = read_report(dir.path()).expect("report");
+    let r = run_without_allocations(dir.path(), &pipeline);
     assert_eq!(
         r["inference"]["mirror_average"],
         serde_json::json!(true),
         "{r:#}"
     );
-    assert_eq!(f64_at(&r, "/allocations_per_frame"), 0.0, "{r:#}");
-    assert_eq!(u64_at(&r, "/inference/failures"), 0);
 }
 
 fn cpu() -> EngineOptions {
